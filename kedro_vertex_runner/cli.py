@@ -1,0 +1,238 @@
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, list-pipelines, ui.
+
+Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
+so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import kedro.runner
+
+from .errors import PluginError
+from .runner import VertexRunner
+
+# `kedro run --runner=VertexRunner` resolves the bare name with load_obj(name, "kedro.runner")
+kedro.runner.VertexRunner = VertexRunner  # type: ignore[attr-defined]
+
+
+def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    from kedro.framework.cli.utils import _split_params as kedro_split_params
+
+    return kedro_split_params(ctx, param, value)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a ``PluginError`` as one line and exit non-zero instead of showing a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PluginError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+env_option = click.option("-e", "--env", default=None, help="Kedro configuration environment (default: local).")
+pipeline_option = click.option(
+    "-p", "--pipeline", "pipeline_name", default="__default__", show_default=True, help="Registered pipeline."
+)
+params_option = click.option(
+    "--params",
+    type=click.UNPROCESSED,
+    default="",
+    callback=_split_params,
+    help="Runtime parameters as with `kedro run`, e.g. `--params alpha=0.5,model.depth=3`.",
+)
+
+
+@click.group(name="kedro-vertex-runner")
+def commands() -> None:
+    """Entry point for Kedro's project commands."""
+
+
+@commands.group(name="vertexai")
+@env_option
+@click.pass_context
+def vertexai(ctx: click.Context, env: str | None) -> None:
+    """Compile, run and schedule Kedro pipelines on Google Cloud Vertex AI Pipelines."""
+    ctx.ensure_object(dict) if ctx.obj is None else None
+    ctx.meta["kedro_vertex_env"] = env
+
+
+def _env(ctx: click.Context, env: str | None) -> str | None:
+    return env or ctx.meta.get("kedro_vertex_env")
+
+
+class _Job:
+    """A Kedro session opened for one command, with the compiled spec on demand."""
+
+    def __init__(self, env: str | None, pipeline_name: str, params: dict[str, Any]):
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        from .config import load_config
+        from .project import get_pipeline
+
+        project_path = Path.cwd()
+        bootstrap_project(project_path)
+        self.session = KedroSession.create(project_path=project_path, env=env, runtime_params=params or None)
+        self.context = self.session.load_context()
+        self.config = load_config(self.context.config_loader)
+        self.pipeline_name = pipeline_name
+        self.pipeline = get_pipeline(pipeline_name)
+        self.params = params
+
+    def spec(self) -> dict[str, Any]:
+        from .compiler import compile_spec
+        from .project import build_request
+
+        request = build_request(
+            self.context,
+            self.pipeline,
+            pipeline_names=[self.pipeline_name],
+            runtime_params=self.params,
+            config=self.config,
+        )
+        return compile_spec(request)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _open_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
+    from kedro.framework.startup import ProjectMetadata  # noqa: F401 - fail early outside a project
+
+    return _Job(env, pipeline_name, params)
+
+
+@vertexai.command()
+@click.argument("project_id")
+@click.argument("region")
+@click.option("--force", is_flag=True, help="Overwrite an existing conf/base/vertexai.yml.")
+@click.option("--with-docker", is_flag=True, help="Also write a Dockerfile and .dockerignore for the task image.")
+@_user_errors
+def init(project_id: str, region: str, force: bool, with_docker: bool) -> None:
+    """Write conf/base/vertexai.yml for PROJECT_ID and REGION (every key commented)."""
+    from .scaffold import init_project
+
+    for path in init_project(Path.cwd(), project_id, region, force=force, with_docker=with_docker):
+        click.echo(f"Wrote {path}")
+
+
+@vertexai.command(name="compile")
+@env_option
+@pipeline_option
+@params_option
+@click.option(
+    "-o", "--output", default="pipeline.json", show_default=True, help="Output file (.json, .yaml or .yml)."
+)
+@click.pass_context
+@_user_errors
+def compile_(ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], output: str) -> None:
+    """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials."""
+    from .compiler.spec import write_spec
+
+    job = _open_job(_env(ctx, env), pipeline_name, params)
+    try:
+        path = write_spec(job.spec(), Path(output))
+    finally:
+        job.close()
+    click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
+
+
+@vertexai.command(name="run-once")
+@env_option
+@pipeline_option
+@params_option
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job until it ends.")
+@click.option("--cancel-on-interrupt", is_flag=True, help="Cancel the job on Ctrl-C without asking.")
+@click.pass_context
+@_user_errors
+def run_once(
+    ctx: click.Context,
+    env: str | None,
+    pipeline_name: str,
+    params: dict[str, Any],
+    wait: bool,
+    cancel_on_interrupt: bool,
+) -> None:
+    """Compile a pipeline and submit it to Vertex AI Pipelines as one run."""
+    from .backends.vertex import submit
+
+    job = _open_job(_env(ctx, env), pipeline_name, params)
+    try:
+        spec = job.spec()
+    finally:
+        job.close()
+    submit(spec, job.config, pipeline_name=pipeline_name, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
+
+
+@vertexai.command()
+@env_option
+@pipeline_option
+@params_option
+@click.option("--cron", default=None, help="Five-field cron expression, e.g. '0 6 * * *'.")
+@click.option("--timezone", default=None, help="IANA time zone of --cron, e.g. Europe/Warsaw.")
+@click.option("--schedule", "schedule_name", default=None, help="Use the named entry of run_config.schedules.")
+@click.pass_context
+@_user_errors
+def schedule(
+    ctx: click.Context,
+    env: str | None,
+    pipeline_name: str,
+    params: dict[str, Any],
+    cron: str | None,
+    timezone: str | None,
+    schedule_name: str | None,
+) -> None:
+    """Create a recurring schedule; replaces earlier schedules with the same display name."""
+    from .backends.vertex import schedule_from_cli
+
+    schedule_from_cli(
+        _env(ctx, env),
+        pipeline_name,
+        params,
+        cron=cron,
+        timezone=timezone,
+        schedule_name=schedule_name,
+        open_job=_open_job,
+    )
+
+
+@vertexai.command(name="list-pipelines")
+@env_option
+@click.option("--limit", default=20, show_default=True, help="How many recent jobs to show.")
+@click.pass_context
+@_user_errors
+def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
+    """List recent pipeline jobs (state and link) and schedules."""
+    from .backends.vertex import list_jobs_and_schedules
+
+    job = _open_job(_env(ctx, env), "__default__", {})
+    job.close()
+    list_jobs_and_schedules(job.config, limit=limit)
+
+
+@vertexai.command()
+@env_option
+@click.pass_context
+@_user_errors
+def ui(ctx: click.Context, env: str | None) -> None:
+    """Open the Vertex AI Pipelines page of the console (prints the URL without a browser)."""
+    from .backends.vertex import open_ui
+
+    job = _open_job(_env(ctx, env), "__default__", {})
+    job.close()
+    open_ui(job.config)

@@ -1,0 +1,23 @@
+"""The one exception type the plugin raises for user-facing problems.
+
+Every ``PluginError`` carries a single line that names the file, key or value at fault and says what to do.
+The CLI and ``VertexRunner`` print that line and exit non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PluginError(Exception):
+    """A problem the user can fix: bad config, bad input, missing credentials, a failed job."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        # keep the message on one line whatever the caller passed in
+        super().__init__(" ".join(str(message).split()))
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(PluginError):
+    """Invalid or missing ``vertexai.yml`` configuration."""

@@ -1,0 +1,113 @@
+"""Gather what a compile needs from a Kedro project: context, pipeline, config, git state, forwarded env.
+
+Used by both ``VertexRunner`` (inside ``kedro run``) and the ``kedro vertexai`` commands, so that a compiled spec
+is the same whichever way it was produced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .compiler import CompileRequest
+from .config import PluginConfig, load_config
+from .errors import PluginError
+
+if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
+    from kedro.pipeline import Pipeline
+
+FORWARDED_ENV_PREFIX = "KEDRO_CONFIG_"
+
+
+def git_info(project_path: Path) -> tuple[str | None, str | None]:
+    """``(commit id, branch name)`` of the checkout holding ``project_path``; None where git cannot tell.
+
+    ``KEDRO_CONFIG_COMMIT_ID`` / ``KEDRO_CONFIG_BRANCH_NAME`` in the environment win over git.
+    """
+    commit = os.environ.get("KEDRO_CONFIG_COMMIT_ID")
+    branch = os.environ.get("KEDRO_CONFIG_BRANCH_NAME")
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=project_path, capture_output=True, text=True, timeout=5, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None
+
+    if commit is None:
+        commit = git("rev-parse", "HEAD")
+    if branch is None:
+        branch = git("rev-parse", "--abbrev-ref", "HEAD")
+        if branch == "HEAD":  # detached
+            branch = None
+    return commit, branch
+
+
+def forwarded_env(config: PluginConfig) -> dict[str, str]:
+    """Variables every task gets: ``run_config.env`` plus the caller's ``KEDRO_CONFIG_*`` variables."""
+    env = {k: v for k, v in sorted(os.environ.items()) if k.startswith(FORWARDED_ENV_PREFIX)}
+    # commit id and branch travel separately (from git when not set), never twice
+    env.pop("KEDRO_CONFIG_COMMIT_ID", None)
+    env.pop("KEDRO_CONFIG_BRANCH_NAME", None)
+    env.update(config.run_config.env)
+    return env
+
+
+def get_pipeline(name: str) -> Pipeline:
+    from kedro.framework.project import pipelines
+
+    try:
+        return pipelines[name]
+    except KeyError:
+        known = ", ".join(sorted(pipelines.keys())) or "none"
+        raise PluginError(
+            f"unknown pipeline {name!r}: the project registers {known} (see pipeline_registry.py)"
+        ) from None
+
+
+def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
+    """MLflow tracking is on when configured so, or by default when kedro-mlflow is installed and configured."""
+    if config.run_config.mlflow.enabled is not None:
+        return config.run_config.mlflow.enabled
+    from importlib.util import find_spec
+
+    if find_spec("kedro_mlflow") is None:
+        return False
+    conf_path = Path(context.project_path) / "conf"
+    return any(conf_path.glob("*/mlflow.y*ml"))
+
+
+def build_request(
+    context: KedroContext,
+    pipeline: Pipeline,
+    *,
+    pipeline_names: list[str] | tuple[str, ...] | None,
+    runtime_params: dict[str, Any] | None,
+    config: PluginConfig | None = None,
+) -> CompileRequest:
+    """The compile request for ``pipeline`` (already filtered) in ``context``."""
+    from kedro.framework.project import PACKAGE_NAME
+
+    config = config or load_config(context.config_loader)
+    on_exit = None
+    if config.run_config.on_exit_pipeline:
+        on_exit = get_pipeline(config.run_config.on_exit_pipeline)
+    commit, branch = git_info(Path(context.project_path))
+    return CompileRequest(
+        pipeline=pipeline,
+        config=config,
+        pipeline_names=tuple(pipeline_names or ("__default__",)),
+        env=context.env,
+        runtime_params=dict(runtime_params or {}),
+        project_name=PACKAGE_NAME or Path(context.project_path).name,
+        on_exit=on_exit,
+        commit_id=commit,
+        branch_name=branch,
+        extra_env=forwarded_env(config),
+        mlflow=mlflow_enabled(context, config),
+    )

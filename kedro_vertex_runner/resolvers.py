@@ -1,0 +1,1 @@
+"""``${vertex:…}`` config resolvers (placeholder until implemented)."""

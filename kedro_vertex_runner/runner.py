@@ -1,0 +1,160 @@
+"""``VertexRunner``: compile the pipeline Kedro hands over and run it as a Vertex AI job.
+
+``kedro run --runner=VertexRunner`` builds the runner before the session exists, then calls :meth:`run` with the
+pipeline already filtered by ``--pipeline/--tags/--nodes/--from-nodes/--to-nodes``. The runner does not execute
+nodes itself: it compiles a PipelineSpec and hands it to a backend — ``local`` (every task in its own process on
+this machine) or ``vertex`` (Vertex AI Pipelines). Context and ``--params``/``--env`` reach it through the plugin's
+hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
+
+Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
+``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kedro.runner import AbstractRunner
+
+from .errors import PluginError
+
+if TYPE_CHECKING:
+    from kedro.io import CatalogProtocol
+    from kedro.pipeline import Pipeline
+    from pluggy import PluginManager
+
+_BACKENDS = ("local", "vertex")
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off"}:
+        return False
+    raise PluginError(f"--runner-params {name}={value!r}: expected true or false")
+
+
+class VertexRunner(AbstractRunner):
+    """Compile the filtered pipeline to a Vertex AI PipelineSpec and run it on the configured backend."""
+
+    def __init__(
+        self,
+        is_async: bool = False,
+        backend: str | None = None,
+        wait: Any = None,
+        max_workers: Any = None,
+        cancel_on_interrupt: Any = False,
+        **unknown: Any,
+    ):
+        """Args:
+        is_async: accepted for Kedro compatibility; tasks always run in their own processes.
+        backend: ``local`` or ``vertex``; overrides ``run_config.backend``.
+        wait: (vertex) follow the job until it ends; default: true.
+        max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
+        cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
+        """
+        super().__init__(is_async=is_async)
+        try:
+            if unknown:
+                known = "backend, wait, max_workers, cancel_on_interrupt"
+                raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!r}; VertexRunner takes {known}")
+            if backend is not None and backend not in _BACKENDS:
+                raise PluginError(f"--runner-params backend={backend!r}: expected 'local' or 'vertex'")
+            self.backend = backend
+            self.wait = None if wait is None else _as_bool("wait", wait)
+            self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
+            if max_workers is not None:
+                try:
+                    max_workers = int(max_workers)
+                    if max_workers < 1:
+                        raise ValueError
+                except (TypeError, ValueError):
+                    raise PluginError(
+                        f"--runner-params max_workers={max_workers!r}: expected a whole number ≥ 1"
+                    ) from None
+            self.max_workers = max_workers
+        except PluginError as exc:
+            _exit(exc)
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        catalog: CatalogProtocol,
+        hook_manager: PluginManager | None = None,
+        run_id: str | None = None,
+        only_missing_outputs: bool = False,
+    ) -> dict[str, Any]:
+        """Compile ``pipeline`` and run it on the backend. Returns ``{}``: outputs live in storage, not memory.
+
+        Unlike Kedro's runners this does not check that free inputs are in the catalog: a task reads an
+        undeclared free input from the job's storage root.
+        """
+        try:
+            self._run_job(pipeline)
+        except PluginError as exc:
+            _exit(exc)
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            raise SystemExit(130) from None
+        return {}
+
+    def _run(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - run() is overridden
+        raise NotImplementedError("VertexRunner runs whole jobs through run()")
+
+    def _get_executor(self, max_workers: int) -> None:  # pragma: no cover - required by AbstractRunner
+        return None
+
+    def _run_job(self, pipeline: Pipeline) -> None:
+        from .compiler import compile_spec
+        from .config import load_config
+        from .hooks import state
+        from .project import build_request
+
+        context = state.context
+        if context is None:
+            raise PluginError(
+                "VertexRunner found no Kedro context: run it through `kedro run --runner=VertexRunner` in a "
+                "project where kedro-vertex-runner is installed (or add VertexHooks() to HOOKS in settings.py)"
+            )
+        run_params = state.run_params or {}
+        config = load_config(context.config_loader)
+        backend = self.backend or config.run_config.backend
+        request = build_request(
+            context,
+            pipeline,
+            pipeline_names=run_params.get("pipeline_names"),
+            runtime_params=run_params.get("runtime_params"),
+            config=config,
+        )
+        spec = compile_spec(request)
+        if backend == "local":
+            from .backends.local import run_spec
+            from .resolvers import current_run_id
+
+            run_spec(
+                spec,
+                project_dir=Path(context.project_path),
+                root=config.run_config.root,
+                run_id=current_run_id(),
+                max_workers=self.max_workers or config.run_config.local.max_workers,
+            )
+        else:
+            from .backends.vertex import submit
+
+            submit(
+                spec,
+                config,
+                pipeline_name=request.pipeline_names[0],
+                wait=True if self.wait is None else self.wait,
+                cancel_on_interrupt=self.cancel_on_interrupt,
+            )
+
+
+def _exit(exc: PluginError) -> None:
+    print(f"Error: {exc}", file=sys.stderr)
+    raise SystemExit(exc.exit_code)
