@@ -1,0 +1,26 @@
+"""The README's two copy-paste commands are what CI and users actually run."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+
+def _top_commands() -> list[str]:
+    head = (REPO / "README.md").read_text().split("\n---\n", 1)[0]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", head, flags=re.S)]
+
+
+def test_readme_starts_with_exactly_two_commands():
+    commands = _top_commands()
+    assert len(commands) == 2, commands
+    main, tests = commands
+    assert "kedro run --runner=VertexRunner" in main
+    assert "examples/demo_project" in main
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert _top_commands()[1] in ci_lines
