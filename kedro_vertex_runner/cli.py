@@ -67,7 +67,6 @@ def commands() -> None:
 @click.pass_context
 def vertexai(ctx: click.Context, env: str | None) -> None:
     """Compile, run and schedule Kedro pipelines on Google Cloud Vertex AI Pipelines."""
-    ctx.ensure_object(dict) if ctx.obj is None else None
     ctx.meta["kedro_vertex_env"] = env
 
 
