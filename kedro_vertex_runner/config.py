@@ -9,16 +9,22 @@ line naming the file and the key path, e.g.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import logging
 import re
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +33,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
+    from kedro.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ DEFAULT_KEY = "__default__"
 IGNORED_RUN_CONFIG_KEYS = ("image_pull_policy", "ttl")
 
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+_VPC = re.compile(r"^projects/[^/\s]+/global/networks/[^/\s]+$")
+_EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i?|[kmgtpe])?$")
@@ -58,6 +68,27 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
     return seconds
+
+
+def _check_label_key(key: str) -> str:
+    if not _LABEL_KEY.match(key):
+        raise ValueError(
+            f"label key {key!r} must start with a lowercase letter and use only lowercase letters, digits, '_' or "
+            "'-' (at most 63 characters)"
+        )
+    return key
+
+
+def _check_label_value(value: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise ValueError(
+            f"label value {value!r} may use only lowercase letters, digits, '_' or '-' (at most 63 characters)"
+        )
+    return value
+
+
+_LabelKey = Annotated[str, AfterValidator(_check_label_key)]
+_LabelValue = Annotated[str, AfterValidator(_check_label_value)]
 
 
 class _Model(BaseModel):
@@ -95,7 +126,7 @@ class TaskSettings(_Model):
     memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'.")
     gpu: int | None = Field(None, ge=0, description="Number of accelerators (needs `accelerator`).")
     accelerator: str | None = Field(None, description="Accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4.")
-    retries: RetryPolicy | None = Field(None, description="Retry policy: a count, or a mapping (see `retries`).")
+    retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
     timeout: float | None = Field(None, description="Seconds (or '30m', '2h') before the task is killed.")
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
@@ -132,16 +163,20 @@ class TaskSettings(_Model):
             value.setdefault("gpu", value.pop("nvidia.com/gpu"))
         return value
 
-    @model_validator(mode="after")
-    def _gpu_needs_accelerator(self) -> TaskSettings:
-        if self.accelerator and not self.gpu:
-            self.gpu = 1
-        return self
 
 
 class HostAlias(_Model):
     ip: str = Field(description="IP address the hostnames resolve to inside the task.")
     hostnames: list[str] = Field(min_length=1, description="Hostnames that resolve to `ip`.")
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"expected an IP address such as '10.0.0.2', got {value!r}") from None
+        return value
 
 
 class NetworkConfig(_Model):
@@ -151,6 +186,13 @@ class NetworkConfig(_Model):
     host_aliases: list[HostAlias] = Field(
         default_factory=list, description="Extra name → IP mappings applied inside each task."
     )
+
+    @field_validator("vpc")
+    @classmethod
+    def _vpc(cls, value: str | None) -> str | None:
+        if value is not None and not _VPC.match(value):
+            raise ValueError(f"expected 'projects/<project number>/global/networks/<name>', got {value!r}")
+        return value
 
 
 class ScheduleConfig(_Model):
@@ -168,6 +210,37 @@ class ScheduleConfig(_Model):
     def _cron(cls, value: str) -> str:
         validate_cron(value)
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        import zoneinfo
+
+        if value is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            if zoneinfo.available_timezones():  # without a tz database, leave the check to Vertex AI
+                raise ValueError(f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!r}") from None
+        return value
+
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        import datetime
+
+        if value is None:
+            return None
+        if isinstance(value, datetime.datetime):  # YAML parses unquoted timestamps
+            return value.isoformat()
+        try:
+            parsed = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected an RFC 3339 time such as '2025-01-31T06:00:00Z', got {value!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"expected an RFC 3339 time with a zone, e.g. '2025-01-31T06:00:00Z', got {value!r}")
+        return str(value)
 
 
 class MlflowConfig(_Model):
@@ -198,7 +271,7 @@ class RunConfig(_Model):
     scheduled_run_name: str | None = Field(None, description="Display name of scheduled runs (default: pipeline).")
     description: str | None = Field(None, description="Description of the compiled pipeline.")
     service_account: str | None = Field(None, description="Service account email the tasks run as.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels attached to every job.")
+    labels: dict[_LabelKey, _LabelValue] = Field(default_factory=dict, description="Labels attached to every job.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC peering and host aliases.")
     resources: dict[str, TaskSettings] = Field(
         default_factory=dict,
@@ -220,14 +293,19 @@ class RunConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _compat(cls, value: Any) -> Any:
+    def _compat(cls, value: Any, info: ValidationInfo) -> Any:
+        # keys of the reference plugin: ignored ones warn (a config written for it keeps working), renamed ones move
         if not isinstance(value, dict):
             return value
         value = dict(value)
+        files = (info.context or {}).get("files") or []
         for key in IGNORED_RUN_CONFIG_KEYS:
             if key in value:
                 value.pop(key)
-                logger.warning("run_config.%s means nothing on Vertex AI and is ignored", key)
+                where = _file_defining(files, ("run_config", key))
+                logger.warning(
+                    "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it", where, key
+                )
         if "vertex_ai_networking" in value and "network" not in value:
             value["network"] = value.pop("vertex_ai_networking")
         return value
@@ -237,60 +315,90 @@ class RunConfig(_Model):
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
-    @field_validator("labels")
+    @field_validator("experiment_name")
     @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(
-                    f"label key {key!r} must start with a lowercase letter and use only lowercase letters, "
-                    "digits, '_' or '-' (at most 63)"
-                )
-            if not _LABEL_VALUE.match(str(value)):
-                raise ValueError(
-                    f"label value {value!r} of {key!r} may use only lowercase letters, digits, '_' or '-' "
-                    "(at most 63)"
-                )
-        return labels
+    def _experiment(cls, value: str | None) -> str | None:
+        if value is not None and not _EXPERIMENT.match(value):
+            raise ValueError(
+                f"experiment name {value!r} may use only lowercase letters, digits and '-' (at most 128 characters)"
+            )
+        return value
 
     @field_validator("labels", "env", mode="before")
     @classmethod
     def _stringify(cls, value: Any) -> Any:
+        # YAML reads `version: 2` or `debug: true` as numbers/booleans; labels and env values are strings
         if isinstance(value, dict):
-            return {k: v if isinstance(v, str) or isinstance(v, (dict, list)) else str(v) for k, v in value.items()}
+            return {k: _scalar_text(v) for k, v in value.items()}
         return value
 
     def settings_for(self, node_name: str, tags: Any = ()) -> TaskSettings:
-        """The effective settings of one node: node name beats tag (sorted) beats ``__default__`` beats job-wide."""
+        """The effective settings of one node, field by field.
+
+        Node name beats tag beats ``__default__`` beats the job-wide ``retries``/``timeout``/``caching``; when
+        several tags of a node have entries, the alphabetically first tag wins, so the result never depends on
+        the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU.
+        """
         merged: dict[str, Any] = {"retries": self.retries, "timeout": self.timeout, "caching": self.caching}
-        layers = [self.resources.get(DEFAULT_KEY)]
-        layers += [self.resources.get(tag) for tag in sorted(tags, reverse=True)]
-        layers.append(self.resources.get(node_name))
-        for layer in layers:
-            if layer is not None:
-                merged.update(layer.model_dump(exclude_unset=True, exclude_none=True))
-                if layer.retries is not None:
-                    merged["retries"] = layer.retries
+        for layer in self._layers(node_name, tags):
+            merged.update(layer.model_dump(exclude_unset=True, exclude_none=True))
+            if layer.retries is not None:
+                merged["retries"] = layer.retries
+        if merged.get("accelerator") and not merged.get("gpu"):
+            merged["gpu"] = 1
         return TaskSettings.model_construct(**merged)
+
+    def _layers(self, node_name: str, tags: Any) -> list[TaskSettings]:
+        """The ``resources`` entries that apply to a node, lowest precedence first."""
+        keys = [DEFAULT_KEY, *sorted(set(tags), reverse=True), node_name]
+        return [self.resources[key] for key in keys if key in self.resources]
+
+    def _layer_keys(self, node_name: str, tags: Any) -> list[str]:
+        keys = [DEFAULT_KEY, *sorted(set(tags), reverse=True), node_name]
+        return [key for key in keys if key in self.resources]
 
 
 class PluginConfig(_Model):
     """The whole ``vertexai.yml``."""
 
-    project_id: str = Field(description="Google Cloud project id.")
+    project_id: str = Field(min_length=1, description="Google Cloud project id.")
     region: str = Field(description="Vertex AI region, e.g. 'europe-west1'.")
     api_endpoint: str | None = Field(
         None, description="Override of the Vertex AI API endpoint (regional or Private Service Connect)."
     )
-    run_config: RunConfig
+    run_config: RunConfig = Field(description="How the pipeline is compiled and run.")
+
+    # the files the config was read from, lowest precedence first (names the file in later errors)
+    _files: list[Path] = PrivateAttr(default_factory=list)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"expected a Google Cloud region such as 'europe-west1' or 'us-central1', got {value!r}")
+        return value
 
     @property
     def gcs_root(self) -> str:
         """``run_config.root`` as a URL: ``bucket/path`` becomes ``gs://bucket/path``; local paths stay."""
         return normalise_root(self.run_config.root)
 
+    @property
+    def source_files(self) -> list[Path]:
+        """The ``vertexai.yml`` files this config was read from, lowest precedence first (may be empty)."""
+        return list(self._files)
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value  # strings stay; mappings and lists fail validation with a clear message
+
 
 def normalise_root(root: str) -> str:
+    """``bucket/path`` → ``gs://bucket/path``; URLs and local paths (absolute, ``./…``, ``~/…``) unchanged."""
     if "://" in root or root.startswith(("/", ".", "~")):
         return root
     return f"gs://{root}"
@@ -331,7 +439,10 @@ def register_config_pattern(config_loader: Any) -> None:
 
 
 def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | None = None) -> PluginConfig:
-    """Load and validate ``vertexai.yml`` from the project's config loader.
+    """Load and validate ``vertexai.yml`` (or ``vertexai.yaml``) from the project's config loader.
+
+    ``conf/<env>`` overrides ``conf/base`` key by key, as for any Kedro config; resolvers and ``conf_source`` work
+    because the project's own loader reads the files.
 
     Raises:
         ConfigError: one line naming the file and key path, or saying to run ``kedro vertexai init``.
@@ -339,44 +450,177 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     from kedro.config import MissingConfigException
 
     register_config_pattern(config_loader)
+    source = Path(conf_source or getattr(config_loader, "conf_source", None) or "conf")
+    files = _config_files(source, getattr(config_loader, "env", None), config_loader)
     try:
         raw = config_loader[CONFIG_KEY]
     except MissingConfigException:
         raw = None
-    except Exception as exc:  # YAML syntax errors, interpolation errors
-        raise ConfigError(f"vertexai.yml: {str(exc).splitlines()[0]}") from exc
-    source = Path(conf_source or getattr(config_loader, "conf_source", "conf"))
+    except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys
+        raise ConfigError(_loader_error(exc, files)) from None
     if not raw:
         raise ConfigError(
-            f"no vertexai.yml found under {_display(source)}: run `kedro vertexai init PROJECT_ID REGION` "
-            "to create conf/base/vertexai.yml"
+            f"no vertexai.yml found in {_display(source / 'base')} or the run env: run "
+            "`kedro vertexai init PROJECT_ID REGION` in the project to create conf/base/vertexai.yml"
         )
-    return validate_config(raw, _config_files(source, getattr(config_loader, "env", None), config_loader))
+    return validate_config(dict(raw), files)
 
 
 def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> PluginConfig:
-    """Validate an already loaded mapping; ``files`` (lowest precedence first) name the file in errors."""
+    """Validate an already loaded mapping; ``files`` (lowest precedence first) name the file in errors.
+
+    Raises:
+        ConfigError: one line: ``<file>: <key path>: <what is wrong and what to do>``.
+    """
+    files = list(files or [])
     try:
-        return PluginConfig.model_validate(raw)
+        config = PluginConfig.model_validate(raw, context={"files": files})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(str(part) for part in error["loc"])
-        where = _file_defining(files or [], loc)
-        raise ConfigError(f"{where}: {'.'.join(loc) or '(top level)'}: {_describe(error)}") from None
+        # a misspelt key also makes the real one "missing": the unknown key is the better clue
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        error = errors[0]
+        loc = tuple(str(part) for part in error["loc"] if part != "[key]")
+        where = _file_defining(files, loc)
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {'.'.join(loc) or '(top level)'}: {_describe(error, loc)}{more}") from None
+    config._files = files
+    return config
 
 
-def _describe(error: dict[str, Any]) -> str:
+def check_against_pipeline(
+    config: PluginConfig,
+    pipeline: Pipeline,
+    *,
+    pipeline_name: str = "__default__",
+    files: list[Path] | None = None,
+) -> None:
+    """Check the parts of the config that refer to nodes: every ``run_config.resources`` entry must name a node
+    or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type.
+
+    A misspelt entry would otherwise be ignored without a word and the node would run with the default machine.
+    Pass the unfiltered pipeline(s) the entries may refer to (plus the on-exit pipeline), not a pipeline narrowed
+    by ``--tags``/``--nodes``, or entries for the nodes left out would be reported.
+
+    Raises:
+        ConfigError: ``conf/base/vertexai.yml: run_config.resources.trian: names no node or tag of pipeline
+        '__default__' (did you mean 'train'?)``.
+    """
+    files = config.source_files if files is None else list(files)
+    run_config = config.run_config
+    node_names = {node.name for node in pipeline.nodes}
+    tags = {tag for node in pipeline.nodes for tag in node.tags}
+    for key in run_config.resources:
+        if key == DEFAULT_KEY or key in node_names or key in tags:
+            continue
+        where = _file_defining(files, ("run_config", "resources", key))
+        close = difflib.get_close_matches(key, sorted(node_names | tags), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ": use a node name, a tag or __default__"
+        raise ConfigError(
+            f"{where}: run_config.resources.{key}: names no node or tag of pipeline {pipeline_name!r}{hint}"
+        )
+    for node in sorted(pipeline.nodes, key=lambda n: n.name):
+        settings = run_config.settings_for(node.name, node.tags)
+        if settings.gpu and not settings.accelerator:
+            keys = [k for k in run_config._layer_keys(node.name, node.tags) if run_config.resources[k].gpu]
+            key = keys[-1]
+            where = _file_defining(files, ("run_config", "resources", key, "gpu"))
+            raise ConfigError(
+                f"{where}: run_config.resources.{key}.gpu: a GPU count needs an accelerator type: add e.g. "
+                f"`accelerator: NVIDIA_TESLA_T4` to this entry (node {node.name!r} has none)"
+            )
+
+
+def check_pipeline_names(config: PluginConfig, registered: Any, files: list[Path] | None = None) -> None:
+    """Check that ``run_config.on_exit_pipeline`` and every ``schedules.<name>.pipeline`` is a registered pipeline.
+
+    Raises:
+        ConfigError: one line naming the file, the key and the registered pipelines.
+    """
+    files = config.source_files if files is None else list(files)
+    registered = sorted(registered)
+    refs = [(("run_config", "on_exit_pipeline"), config.run_config.on_exit_pipeline)]
+    refs += [(("run_config", "schedules", n, "pipeline"), s.pipeline) for n, s in config.run_config.schedules.items()]
+    for loc, name in refs:
+        if name is not None and name not in registered:
+            close = difflib.get_close_matches(name, registered, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"registered: {', '.join(registered) or 'none'}"
+            raise ConfigError(
+                f"{_file_defining(files, loc)}: {'.'.join(loc)}: no pipeline {name!r} is registered ({hint})"
+            )
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _describe(error: dict[str, Any], loc: tuple[str, ...] = ()) -> str:
     kind = error["type"]
-    value = error.get("input")
+    got = _short_repr(error.get("input"))
     if kind == "missing":
-        return "required key is missing: add it"
+        return "required key is missing: add it (see `kedro vertexai init` or the README's configuration reference)"
     if kind == "extra_forbidden":
-        return "unknown key: remove it or check its spelling (see the README's configuration reference)"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
+        model = _model_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if model and loc else []
+        hint = f"did you mean {close[0]!r}?" if close else "see the README's configuration reference"
+        return f"unknown key: remove it or fix its spelling ({hint})"
+    if kind == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        expected = ", ".join(part.strip() for part in re.split(r",| or ", expected) if part.strip())
+        return f"expected one of {expected}, got {got}"
+    if kind in {"model_type", "model_attributes_type"} and loc and loc[-1] == "retries":
+        return f"expected a number of retries (e.g. 3) or a mapping with max_retries, backoff, …, got {got}"
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {got}"
+    message = str(error["msg"]).removeprefix("Value error, ")
     if kind in {"value_error", "assertion_error"}:
         return message
-    return f"expected {message[0].lower() + message[1:]}, got {value!r}"
+    message = message.replace("Input should be", "must be").replace("Input", "value")
+    return f"{message[0].lower() + message[1:]}, got {got}"
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc`` (to suggest the key a typo meant)."""
+    model: Any = PluginConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) else None
+        if field is None:
+            return None
+        inner = _strip_optional(field.annotation)
+        if typing.get_origin(inner) in (dict, list) and parts:
+            parts.pop(0)  # the entry's name or index
+        model = _nested_model(inner)
+    return model
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _loader_error(exc: Exception, files: list[Path]) -> str:
+    """One line for an error the config loader raised while reading the files (syntax, interpolation)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    full_key = getattr(exc, "full_key", None)
+    if full_key:
+        return f"{_file_defining(files, tuple(str(full_key).split('.')))}: {full_key}: {first}"
+    if any(str(path) in first for path in files):
+        for path in files:
+            first = first.replace(str(path), _display(path))
+        return first
+    return f"{_display(files[-1]) if files else 'vertexai.yml'}: {first}"
 
 
 def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Path]:
@@ -386,7 +630,11 @@ def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Pat
     for env_name in dict.fromkeys([base, env or default_run_env]):
         folder = source / env_name
         if folder.is_dir():
-            files += sorted(p for p in folder.rglob("vertexai*") if p.suffix in {".yml", ".yaml"})
+            files += sorted(
+                p
+                for p in folder.rglob("*")
+                if p.suffix in {".yml", ".yaml"} and any(part.startswith("vertexai") for part in p.relative_to(folder).parts)
+            )
     return files
 
 
@@ -414,51 +662,130 @@ def _file_defining(files: list[Path], loc: tuple[str, ...]) -> str:
 
 
 def _display(path: Path) -> str:
+    """``path`` relative to the working directory, else its last three parts (``conf/base/vertexai.yml``)."""
+    path = Path(path)
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(Path(*path.parts[-3:])) if len(path.parts) > 3 else str(path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reference table
+
+# fields whose accepted values are wider than their Python type
+_TYPE_OVERRIDES = {
+    "cpu": "number or string",
+    "memory": "string",
+    "timeout": "duration",
+    "backoff": "duration",
+    "max_backoff": "duration",
+}
 
 
 def config_reference() -> str:
-    """Markdown table of every key, generated from the models (used for the README)."""
+    """Markdown table of every key, generated from the models (pasted into the README).
+
+    Durations are seconds or strings like '30s', '15m', '2h'; a model met a second time (e.g. ``retries`` inside
+    a ``resources`` entry) points to its first description instead of being repeated.
+    """
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    seen: dict[type[BaseModel], str] = {RetryPolicy: "run_config.retries"}  # described once, at the job level
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             key = f"{prefix}{name}"
             annotation = field.annotation
-            nested = _nested_model(annotation)
-            default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-            if nested is not None and not _is_mapping(annotation):
-                rows.append(f"| `{key}` | mapping | | {field.description or ''} |")
-                walk(nested, key + ".")
-            elif nested is not None:
-                rows.append(f"| `{key}` | mapping of name → settings | `{{}}` | {field.description or ''} |")
-                walk(nested, key + ".<name>.")
+            optional = _is_optional(annotation)
+            inner = _strip_optional(annotation)
+            nested = _nested_model(inner)
+            description = (field.description or "").replace("|", "/")
+            default = _render_default(field)
+            if nested is not None and nested in seen and seen[nested] != key:
+                kind = "integer or mapping" if nested is RetryPolicy else "mapping"
+                kind += ", optional" if optional else ""
+                rows.append(f"| `{key}` | {kind} | {default} | {description} Keys as in `{seen[nested]}`. |")
+                continue
+            if nested is not None:
+                if _is_mapping(inner):
+                    kind, child = "mapping of name → mapping", key + ".<name>."
+                elif getattr(inner, "__origin__", None) is list:
+                    kind, child = "list of mappings", key + "[]."
+                else:
+                    kind = "integer or mapping" if nested is RetryPolicy else "mapping"
+                    child = key + "."
+                kind += ", optional" if optional else ""
+                rows.append(f"| `{key}` | {kind} | {default} | {description} |")
+                seen[nested] = key
+                walk(nested, child)
             else:
-                type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-                rows.append(f"| `{key}` | {type_name} | {default} | {field.description or ''} |")
+                kind = _TYPE_OVERRIDES.get(name) or _type_name(inner)
+                kind += ", optional" if optional else ""
+                rows.append(f"| `{key}` | {kind} | {default} | {description} |")
 
     walk(PluginConfig, "")
     return "\n".join(rows)
 
 
+def _render_default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return ""
+    if isinstance(value, BaseModel):
+        return ""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{value!r}`"
+
+
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation) and typing.get_origin(annotation) is not Literal
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if _is_optional(annotation):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return "one of " + ", ".join(f"`{arg}`" for arg in typing.get_args(annotation))
+    if origin is dict:
+        _, value = typing.get_args(annotation)
+        return "mapping" if value is Any else f"mapping of string → {_type_name(value)}"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(annotation)[0])}s"
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+    for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
-        for inner in getattr(candidate, "__args__", ()):
+        for inner in typing.get_args(candidate):
             if isinstance(inner, type) and issubclass(inner, BaseModel):
                 return inner
     return None
 
 
 def _is_mapping(annotation: Any) -> bool:
-    return getattr(annotation, "__origin__", None) is dict
+    return typing.get_origin(annotation) is dict
 
 
 __all__ = [
+    "DEFAULT_KEY",
     "ConfigError",
     "HostAlias",
     "LocalConfig",
@@ -469,6 +796,8 @@ __all__ = [
     "RunConfig",
     "ScheduleConfig",
     "TaskSettings",
+    "check_against_pipeline",
+    "check_pipeline_names",
     "config_reference",
     "load_config",
     "normalise_root",
