@@ -1,0 +1,512 @@
+"""What runs inside each task: ``python -m kedro_vertex_runner.entrypoint …`` (console script
+``kedro-vertex-entrypoint``) runs a few named nodes of a Kedro project in one ``KedroSession``.
+
+The compiled PipelineSpec starts it in every container on Vertex AI, and the local backend starts it as a
+subprocess with the project directory as working directory. Arguments::
+
+    --pipeline NAME            registered pipeline the nodes come from (repeatable; nodes are looked up in the union)
+    --node NODE                node to run (repeatable; run in topological order, as Kedro always does)
+    --env ENV                  Kedro config environment (default: the project's)
+    --run-id RUN_ID            the job's run id (default: KEDRO_VERTEX_RUN_ID, else a generated local id)
+    --job-name JOB_NAME        the job's name (exposed as ${vertex:job_name})
+    --root ROOT                where undeclared intermediates live: gs://bucket/path or a directory (relative to
+                               the project directory); see kedro_vertex_runner.persistence
+    --param KEY TYPE VALUE     a runtime parameter, typed: TYPE is STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN,
+                               LIST or STRUCT; VALUE is the text Vertex AI substitutes (raw string, JSON number,
+                               true/false, JSON list/object). A dotted KEY sets a nested parameter, as --params does.
+    --timeout SECONDS          fail the task with "node 'X' timed out after N s"
+    --host-alias IP H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
+    --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
+    --project-dir DIR          the Kedro project (default: the working directory)
+
+Exit status: 0 on success; 1 when a node fails, with ``Error: node '<name>' failed: <Type>: <message>`` as the last
+line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input.
+
+Why not ``kedro run --nodes …``: a task should start fast (Vertex AI already spends minutes starting a container),
+so this skips the Kedro CLI and its plugins, and never imports kfp, google-cloud-aiplatform or — unless the project
+tracks with MLflow — mlflow. Kedro imports every ``kedro.hooks`` entry point before it applies
+``DISABLE_HOOKS_FOR_PLUGINS``, so the entrypoint blocks the entry points of disabled plugins before they load:
+kedro-mlflow when the project has no ``conf/*/mlflow.y*ml`` (or ``KEDRO_VERTEX_MLFLOW=0``), kedro-telemetry when
+``DO_NOT_TRACK``/``KEDRO_DISABLE_TELEMETRY`` opt out anyway, this plugin's own hooks (they serve ``VertexRunner``
+only), and whatever the project itself disables.
+
+``--host-alias`` replaces ``/etc/hosts`` entries (containers may not write it): ``socket.getaddrinfo``,
+``gethostbyname`` and ``gethostbyname_ex`` are wrapped so the aliased names resolve to the IP for every library that
+resolves through Python's ``socket`` module (requests, urllib3, httpx, the MLflow client). Native resolvers such as
+gRPC's c-ares do not see it, and child processes do not inherit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import PluginError
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Pipeline
+
+PARAM_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "LIST", "STRUCT")
+TIMEOUT_EXIT_CODE = 124
+# a node stuck in C code that never returns to the interpreter cannot see the timeout exception: hard exit after this
+TIMEOUT_GRACE_SECONDS = 15.0
+
+
+# --------------------------------------------------------------------------------------------- arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kedro-vertex-entrypoint",
+        description="Run named nodes of a Kedro project as one task of a Vertex AI / local pipeline job.",
+    )
+    parser.add_argument("--pipeline", action="append", dest="pipelines", metavar="NAME", default=[])
+    parser.add_argument("--node", action="append", dest="nodes", metavar="NODE", default=[])
+    parser.add_argument("--env", default=None)
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--job-name", default=None)
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--param", action="append", nargs=3, metavar=("KEY", "TYPE", "VALUE"), default=[])
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--host-alias", action="append", nargs=2, metavar=("IP", "HOSTS"), default=[])
+    parser.add_argument("--exit-handler", action="store_true")
+    parser.add_argument("--project-dir", default=None)
+    return parser
+
+
+def parse_param(key: str, type_name: str, text: str) -> Any:
+    """The typed value of ``--param KEY TYPE VALUE``; raises PluginError naming the parameter."""
+    kind = type_name.upper()
+    if kind not in PARAM_TYPES:
+        raise PluginError(f"--param {key}: unknown type {type_name!r}; expected one of {', '.join(PARAM_TYPES)}")
+    if kind == "STRING":
+        return text
+    expected = {"NUMBER_INTEGER": "a whole number", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false",
+                "LIST": "a JSON list", "STRUCT": "a JSON object"}[kind]  # fmt: skip
+    bad = PluginError(f"--param {key} {kind}: expected {expected}, got {text!r}")
+    if kind == "BOOLEAN":
+        lowered = text.strip().lower()
+        if lowered in {"true", "1"}:
+            return True
+        if lowered in {"false", "0"}:
+            return False
+        raise bad
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise bad from None
+    if kind == "NUMBER_INTEGER":
+        if isinstance(value, float) and value.is_integer():  # Vertex may render 3 as 3.0
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif kind == "NUMBER_DOUBLE":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif kind == "LIST" and not isinstance(value, list):
+        raise bad
+    elif kind == "STRUCT" and not isinstance(value, dict):
+        raise bad
+    return value
+
+
+def runtime_params(params: list[list[str]]) -> dict[str, Any]:
+    """``--param`` triples → the nested dict Kedro takes as runtime params (dotted keys nest, like ``--params``)."""
+    result: dict[str, Any] = {}
+    for key, type_name, text in params:
+        if not key or any(not part for part in key.split(".")):
+            raise PluginError(f"--param {key!r}: a parameter name must not be empty")
+        value = parse_param(key, type_name, text)
+        *parents, leaf = key.split(".")
+        target = result
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target[leaf] = value
+    return result
+
+
+# --------------------------------------------------------------------------------------------- host aliases
+
+
+def install_host_aliases(aliases: list[list[str]]) -> dict[str, str]:
+    """Make each ``HOST`` of ``--host-alias IP HOST1,HOST2`` resolve to ``IP`` in this process; returns the map."""
+    import ipaddress
+    import socket
+
+    mapping: dict[str, str] = {}
+    for ip, hosts in aliases:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise PluginError(f"--host-alias {ip} {hosts}: {ip!r} is not an IP address") from None
+        names = [h.strip().lower().rstrip(".") for h in hosts.split(",") if h.strip()]
+        if not names:
+            raise PluginError(f"--host-alias {ip} {hosts!r}: give one or more comma-separated hostnames")
+        for name in names:
+            mapping[name] = ip
+    if not mapping:
+        return mapping
+
+    def target(host: Any) -> Any:
+        if isinstance(host, bytes):
+            aliased = mapping.get(host.decode("ascii", "replace").lower().rstrip("."))
+            return aliased.encode() if aliased else host
+        if isinstance(host, str):
+            return mapping.get(host.lower().rstrip("."), host)
+        return host
+
+    original_getaddrinfo = socket.getaddrinfo
+    original_gethostbyname = socket.gethostbyname
+    original_gethostbyname_ex = socket.gethostbyname_ex
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return original_getaddrinfo(target(host), *args, **kwargs)
+
+    def gethostbyname(host: str) -> str:
+        return original_gethostbyname(target(host))
+
+    def gethostbyname_ex(host: str) -> Any:
+        aliased = target(host)
+        if aliased is host:
+            return original_gethostbyname_ex(host)
+        return host, [], [aliased]
+
+    socket.getaddrinfo = getaddrinfo
+    socket.gethostbyname = gethostbyname
+    socket.gethostbyname_ex = gethostbyname_ex
+    return mapping
+
+
+# --------------------------------------------------------------------------------------------- timeout
+
+
+class TaskTimeout(BaseException):
+    """Raised in the main thread when ``--timeout`` expires.
+
+    A ``BaseException`` so that a node's own ``except Exception`` cannot swallow it.
+    """
+
+
+class _Watchdog:
+    """``--timeout``: SIGALRM interrupts the main thread; a daemon timer hard-exits if that does not end the task."""
+
+    def __init__(self, seconds: float, describe: Any):
+        self.seconds = seconds
+        self.describe = describe  # () -> node name, for the message
+        self._hard: threading.Timer | None = None
+
+    def message(self) -> str:
+        return f"node {self.describe()!r} timed out after {self.seconds:g} s"
+
+    def start(self) -> None:
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self._hard = threading.Timer(self.seconds + TIMEOUT_GRACE_SECONDS, self._hard_exit)
+        self._hard.daemon = True
+        self._hard.start()
+
+    def stop(self) -> None:
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if self._hard is not None:
+            self._hard.cancel()
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        raise TaskTimeout(self.message())
+
+    def _hard_exit(self) -> None:
+        sys.stderr.write(f"Error: {self.message()}\n")
+        sys.stderr.flush()
+        os._exit(TIMEOUT_EXIT_CODE)
+
+
+# --------------------------------------------------------------------------------------------- plugins and hooks
+
+
+def _normalise(dist_name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def mlflow_wanted(conf_dir: Path) -> bool:
+    """MLflow hooks load only when the project configures MLflow; ``KEDRO_VERTEX_MLFLOW=0/1`` overrides."""
+    switch = os.environ.get("KEDRO_VERTEX_MLFLOW", "").strip().lower()
+    if switch in {"0", "false", "no", "off"}:
+        return False
+    if switch in {"1", "true", "yes", "on"}:
+        return True
+    return any(conf_dir.glob("*/mlflow.y*ml"))
+
+
+def _disable_plugins(plugins: set[str]) -> None:
+    """Keep the ``kedro.hooks`` entry points of ``plugins`` (distribution names) from being imported at all.
+
+    ``settings.DISABLE_HOOKS_FOR_PLUGINS`` alone unregisters hooks only after importing them (kedro-mlflow imports
+    mlflow, ≈2.5 s). Pluggy skips blocked entry point names, so the session's hook manager is created with them
+    blocked; the settings value is extended too, for Kedro's own bookkeeping.
+    """
+    from importlib.metadata import entry_points
+
+    from kedro.framework import session as session_package
+    from kedro.framework.project import settings
+    from kedro.framework.session import session as session_module
+
+    wanted = {_normalise(name) for name in plugins}
+    blocked: set[str] = set()
+    for ep in entry_points(group="kedro.hooks"):
+        dist = getattr(ep, "dist", None)
+        if dist is not None and _normalise(dist.metadata["Name"] or "") in wanted:
+            blocked.add(ep.name)
+
+    current = tuple(settings.DISABLE_HOOKS_FOR_PLUGINS or ())
+    extra = tuple(sorted(name for name in plugins if name not in current))
+    if extra:
+        settings.set("DISABLE_HOOKS_FOR_PLUGINS", current + extra)
+
+    if not blocked:
+        return
+    original = session_module._create_hook_manager
+
+    def create_hook_manager() -> Any:
+        manager = original()
+        for name in blocked:
+            manager.set_blocked(name)
+        return manager
+
+    session_module._create_hook_manager = create_hook_manager
+    del session_package  # imported only to make sure the module is loaded
+
+
+class _TaskHooks:
+    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines)."""
+
+    def __init__(self, root: str | None, run_id: str):
+        self.full: Pipeline | None = None
+        self.root = root
+        self.run_id = run_id
+        self.current_node: str | None = None
+        self.failed_node: str | None = None
+        self.persisted: dict[str, str] = {}
+
+    def register(self, hook_manager: Any) -> None:
+        from kedro.framework.hooks import hook_impl
+
+        hooks = self
+
+        class _Impl:
+            @hook_impl
+            def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+                from .persistence import persist_undeclared
+
+                hooks.persisted = persist_undeclared(catalog, pipeline, hooks.full, hooks.root, hooks.run_id)
+
+            @hook_impl
+            def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
+                hooks.current_node = node.name
+
+            @hook_impl
+            def before_node_run(self, node: Any) -> None:
+                hooks.current_node = node.name
+
+            @hook_impl
+            def on_node_error(self, error: Exception, node: Any) -> None:
+                hooks.failed_node = node.name
+
+        hook_manager.register(_Impl(), name="kedro-vertex-runner-task")
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _plugin_cause(exc: BaseException) -> PluginError | None:
+    """A PluginError behind ``exc`` (OmegaConf wraps resolver errors in its own exception types)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, PluginError):
+            return exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return None
+
+
+def _load_pipelines(names: list[str]) -> Pipeline:
+    from kedro.framework.project import pipelines
+    from kedro.pipeline import Pipeline
+
+    pipelines.set_requested(list(names))
+    combined = Pipeline([])
+    for name in names:
+        try:
+            combined += pipelines[name]
+        except KeyError:
+            pipelines.set_requested(None)
+            known = ", ".join(sorted(pipelines.keys())) or "none"
+            raise PluginError(f"unknown pipeline {name!r}: the project registers {known}") from None
+    # session.run asks for the same set again, so the registry is not loaded twice
+    return combined
+
+
+def _resolve_root(root: str | None, project_dir: Path) -> str | None:
+    """A URL as given; a local directory made absolute against the project directory."""
+    if not root:
+        return None
+    if "://" in root:
+        return root.rstrip("/")
+    path = Path(root).expanduser()
+    return str(path if path.is_absolute() else project_dir / path)
+
+
+def run_task(args: argparse.Namespace) -> int:
+    """Run the task described by parsed ``args``; returns the exit status (node failures are printed here).
+
+    Raises:
+        PluginError: bad arguments, an unknown pipeline or node, a project that cannot be loaded.
+    """
+    from . import resolvers
+
+    if not args.nodes:
+        raise PluginError("no --node given: name at least one node to run")
+    if args.timeout is not None and args.timeout <= 0:
+        raise PluginError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
+    pipeline_names = args.pipelines or ["__default__"]
+    project_dir = Path(args.project_dir or os.getcwd()).expanduser().resolve()
+    if not (project_dir / "pyproject.toml").is_file():
+        raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
+    params = runtime_params(args.param)
+    install_host_aliases(args.host_alias)
+    run_id = args.run_id or resolvers.current_run_id()
+    root = _resolve_root(args.root, project_dir)
+    if root is not None:
+        from .persistence import run_dir
+
+        run_dir(root, run_id)  # validates the run id as a path segment before any node runs
+    resolvers.set_run_context(run_id, args.job_name)
+    resolvers.register_resolvers()
+    os.chdir(project_dir)  # catalog paths are relative to the project directory
+
+    hooks = _TaskHooks(root, run_id)
+    # the timeout covers the whole task, start-up included, as a Vertex AI task timeout would
+    watchdog = _Watchdog(args.timeout, lambda: hooks.current_node or args.nodes[0]) if args.timeout else None
+    try:
+        if watchdog:
+            watchdog.start()
+        hooks.full = _prepare_project(project_dir, pipeline_names, args.nodes)
+        if args.exit_handler:
+            import logging
+
+            logging.getLogger(__name__).info("Running as the job's exit handler")
+
+        from kedro.framework.session import KedroSession
+        from kedro.runner import SequentialRunner
+
+        with KedroSession.create(project_path=project_dir, env=args.env, runtime_params=params) as session:
+            hooks.register(session._hook_manager)
+            session.run(pipeline_names=pipeline_names, node_names=list(args.nodes), runner=SequentialRunner())
+    except TaskTimeout as exc:
+        _flush()
+        print(f"Error: {exc}", file=sys.stderr)
+        return TIMEOUT_EXIT_CODE
+    except PluginError:
+        raise
+    except Exception as exc:
+        cause = _plugin_cause(exc)
+        if cause is not None:
+            raise cause from None
+        _report_failure(exc, hooks.failed_node or hooks.current_node)
+        return 1
+    finally:
+        if watchdog:
+            watchdog.stop()
+    return 0
+
+
+def _prepare_project(project_dir: Path, pipeline_names: list[str], nodes: list[str]) -> Pipeline:
+    """Bootstrap the project, keep unwanted plugins from loading, and return the union of ``pipeline_names``."""
+    from kedro.framework.startup import bootstrap_project
+
+    from .resolvers import _truthy
+
+    try:
+        bootstrap_project(project_dir)
+    except Exception as exc:  # missing [tool.kedro], bad settings.py, …
+        raise PluginError(f"cannot load the Kedro project at {project_dir}: {_one_line(exc)}") from exc
+
+    from kedro.framework.project import settings
+
+    disabled = {"kedro-vertex-runner"}
+    if not mlflow_wanted(project_dir / str(settings.CONF_SOURCE)):
+        disabled.add("kedro-mlflow")
+    if _truthy(os.environ.get("DO_NOT_TRACK")) or _truthy(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
+        disabled.add("kedro-telemetry")
+    _disable_plugins(disabled)
+
+    full = _load_pipelines(pipeline_names)
+    known_nodes = {node.name for node in full.nodes}
+    for name in nodes:
+        if name not in known_nodes:
+            raise PluginError(f"unknown node {name!r}: not in pipeline(s) {', '.join(pipeline_names)}")
+    return full
+
+
+def _report_failure(exc: Exception, node: str | None) -> None:
+    """Traceback (for a node's own exception), then the one line a user reads first: the last line on stderr.
+
+    Errors outside any node (catalog, config) and dataset errors are user errors: one line, no traceback, unless
+    ``KEDRO_VERTEX_DEBUG`` is set.
+    """
+    import traceback
+
+    from kedro.io import DatasetError
+
+    _flush()
+    user_error = node is None or isinstance(exc, DatasetError)
+    if not user_error or os.environ.get("KEDRO_VERTEX_DEBUG"):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if node is None:
+        print(f"Error: {_one_line(exc)}", file=sys.stderr)
+    else:
+        print(f"Error: node {node!r} failed: {_one_line(exc)}", file=sys.stderr)
+
+
+def _flush() -> None:
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # pragma: no cover - a broken handler must not hide the error line
+            pass
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = run_task(args)
+    except PluginError as exc:
+        _flush()
+        print(f"Error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
