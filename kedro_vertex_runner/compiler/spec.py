@@ -95,7 +95,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
         task = _task(name, _display_name(group), group_settings, params)
-        task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
+        if group.dependencies:
+            task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
         tasks[name] = task
         components[f"comp-{name}"] = _component(name, params)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, run_config, exit_handler=False)
@@ -142,7 +143,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
 
 
 def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
-    """Write ``spec`` as JSON (sorted keys, trailing newline) or, for ``.yaml``/``.yml``, as YAML; atomically.
+    """Write ``spec`` as compact JSON (sorted keys, trailing newline) or, for ``.yaml``/``.yml``, as YAML; atomically.
 
     Raises:
         PluginError: an unknown suffix or a path that cannot be written, naming the path.
@@ -150,7 +151,8 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(spec, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        # compact: a thousand-task spec stays near 1 MB (indented it would be twice that); -o *.yaml is for reading
+        text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
     elif suffix in {".yaml", ".yml"}:
         text = _to_yaml(spec)
     else:
