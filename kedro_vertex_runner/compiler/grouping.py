@@ -203,7 +203,8 @@ def _find_cycle(stuck: list[str], deps: dict[str, set[str]]) -> list[str]:
         key = min(dep for dep in deps[key] if dep in stuck_set)
     cycle = path[seen[key] :]
     cycle.reverse()  # walked against the data flow; report it along the flow
-    return cycle
+    first = min(range(len(cycle)), key=lambda i: stuck.index(cycle[i]))  # start where the pipeline starts, for a stable message
+    return cycle[first:] + cycle[:first]
 
 
 def _cycle_message(cycle: list[str], members: dict[str, list[Node]]) -> str:
