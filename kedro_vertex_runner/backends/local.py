@@ -1,0 +1,926 @@
+"""Run a compiled PipelineSpec on this machine: one process per task, DAG-parallel, with live status.
+
+``kfp.local`` cannot run container components without Docker, so this backend walks the spec itself. It is meant
+to behave like Vertex AI Pipelines where that matters for debugging a job before paying for one:
+
+* every task runs its container's ``command + args`` as its own process, in the project directory, with the
+  container's ``env``; the image is ignored (the task uses this interpreter and its installed packages, so a
+  leading ``python`` in the command becomes :data:`sys.executable`);
+* ``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_job_name}}``, ``{{$.pipeline_task_name}}``, ``{{$.pipeline_root}}``
+  and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
+  JSON, lists and dicts as compact JSON);
+* independent tasks run in parallel (at most ``max_workers`` at once); a failed task's dependents are skipped
+  while tasks that do not depend on it carry on (Vertex AI's default "fail slow" policy); tasks with
+  ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
+* ``retryPolicy`` is honoured, but each wait is capped (:data:`MAX_LOCAL_BACKOFF`): locally a failure is almost
+  always a deterministic bug, and waiting the production backoff (30 s and more) to see the same traceback again
+  only slows the edit-run loop; ``--timeout N`` in a task's args kills the task after N seconds;
+* each task runs in its own process group, so a timeout or Ctrl-C also stops whatever the task started, and a
+  finished task leaves nothing behind — as when Vertex AI tears down a task's container.
+
+Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
+directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
+fsspec as each task ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import PluginError
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+RETRYING = "RETRYING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+SKIPPED = "SKIPPED"
+CANCELLED = "CANCELLED"
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED})
+
+#: Upper bound, in seconds, of one wait between attempts of a failing task (see the module docstring).
+MAX_LOCAL_BACKOFF = 5.0
+#: Lines of a failed task's log printed when the run ends.
+LOG_TAIL_LINES = 20
+#: Seconds a task's processes get to exit after SIGTERM (timeout, Ctrl-C) before they are killed.
+KILL_GRACE = 3.0
+_POLL_INTERVAL = 0.05
+# Live-table rows shown in full up to this many tasks; bigger jobs show only active rows plus counts
+_FULL_TABLE_ROWS = 25
+_POSIX = os.name == "posix"
+
+_PLACEHOLDER = re.compile(r"\{\{\$\.?([^{}]*)\}\}")
+_INPUT_PARAMETER = re.compile(r"""^inputs\.parameters\[\s*['"]([^'"]+)['"]\s*\]$""")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
+_RUN_ALWAYS = "ALL_UPSTREAM_TASKS_COMPLETED"
+_RUN_ON_SUCCESS = "ALL_UPSTREAM_TASKS_SUCCEEDED"
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task.
+
+    Attributes:
+        name: the task's name in the spec.
+        nodes: the Kedro nodes the task runs (from its ``--node`` args).
+        state: ``SUCCEEDED``, ``FAILED``, ``SKIPPED`` or ``CANCELLED`` once the run is over.
+        attempts: how many times its process was started.
+        exit_code: exit code of the last attempt (negative: killed by that signal); None if it never ran.
+        reason: why it failed, was skipped or cancelled, in words (e.g. ``exit 1``, ``timed out after 5 s``).
+        duration: seconds its last attempt ran.
+        log: where its log is (a path, or a URL for a remote root).
+    """
+
+    name: str
+    nodes: tuple[str, ...]
+    state: str = PENDING
+    attempts: int = 0
+    exit_code: int | None = None
+    reason: str | None = None
+    duration: float | None = None
+    log: str | None = None
+
+
+@dataclass
+class LocalRunResult:
+    """The outcome of :func:`run_spec`: the run id, where its data went, and every task's result."""
+
+    run_id: str
+    root: str
+    run_dir: str
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(task.state == SUCCEEDED for task in self.tasks.values())
+
+    def count(self, state: str) -> int:
+        return sum(task.state == state for task in self.tasks.values())
+
+
+class LocalRunFailed(PluginError):
+    """A local run ended with failed tasks; ``result`` holds every task's state."""
+
+    def __init__(self, message: str, result: LocalRunResult):
+        super().__init__(message)
+        self.result = result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public entry point
+
+
+def run_spec(
+    spec: Mapping[str, Any] | str | Path,
+    *,
+    project_dir: str | Path,
+    root: str,
+    run_id: str | None = None,
+    max_workers: int | None = None,
+    job_name: str | None = None,
+    parameter_values: Mapping[str, Any] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    console: Console | None = None,
+    max_backoff: float = MAX_LOCAL_BACKOFF,
+) -> LocalRunResult:
+    """Run every task of ``spec`` as a local process and wait for the run to end.
+
+    The container image is ignored: tasks run with this interpreter (``python`` at the start of a command becomes
+    :data:`sys.executable`) and the packages installed next to it, in ``project_dir``.
+
+    Args:
+        spec: a PipelineSpec dict, or the path of its JSON file.
+        project_dir: the Kedro project; every task starts there.
+        root: the job's storage root: a local folder (relative to ``project_dir``) or an fsspec URL such as
+            ``gs://bucket/runs``. The run's data and logs go to ``<root>/<run id>/``.
+        run_id: the job's id (``{{$.pipeline_job_uuid}}``); a new UUID when not given.
+        max_workers: tasks run at once; default: the number of CPUs available.
+        job_name: ``{{$.pipeline_job_name}}``; default: ``<pipeline name>-<run id>``.
+        parameter_values: pipeline parameters overriding the spec's defaults.
+        extra_env: variables added to every task's environment (after the spec's own).
+        console: where status goes; a rich live table on a terminal, one plain line per state change otherwise.
+        max_backoff: longest wait, in seconds, between attempts of a failing task.
+
+    Returns:
+        the run's :class:`LocalRunResult` when every task succeeded.
+
+    Raises:
+        PluginError: the spec or a parameter is invalid, or a folder cannot be written.
+        LocalRunFailed: some task failed (its log tail has been printed to ``console``).
+        KeyboardInterrupt: after Ctrl-C has stopped every running task; nothing more was started.
+    """
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    spec = _load_spec(spec)
+    project = Path(project_dir).resolve()
+    if max_workers is None:
+        max_workers = _cpu_count()
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise PluginError(f"max_workers={max_workers!r}: expected a whole number ≥ 1")
+    run_id = str(run_id) if run_id else str(uuid.uuid4())
+    if not run_id.strip() or "/" in run_id or "\\" in run_id or run_id in {".", ".."}:
+        raise PluginError(f"run id {run_id!r} cannot name a folder: use letters, digits, '-' or '_'")
+    if job_name is None:
+        pipeline_name = str(spec.get("pipelineInfo", {}).get("name") or "pipeline")
+        job_name = f"{pipeline_name}-{run_id}"[:128]
+
+    storage = _Storage(str(root), run_id, project)
+    tasks = _plan(
+        spec,
+        run_id=run_id,
+        job_name=job_name,
+        pipeline_root=storage.root,
+        parameter_values=dict(parameter_values or {}),
+        extra_env=dict(extra_env or {}),
+    )
+    result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
+    result.tasks = {name: task.result for name, task in tasks.items()}
+    display = _Display(console, tasks)
+    try:
+        storage.prepare()
+        _Scheduler(tasks, project, storage, display, max_workers, max_backoff).run()
+        return _report(result, storage, display)
+    finally:
+        storage.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# planning: spec -> flat list of runnable tasks
+
+
+@dataclass
+class _Task:
+    name: str
+    nodes: tuple[str, ...]
+    argv: list[str]
+    env: dict[str, str]
+    deps: tuple[str, ...]
+    run_always: bool
+    timeout: float | None
+    max_retries: int
+    backoff: float
+    backoff_factor: float
+    backoff_max: float
+    result: TaskResult
+    # runtime state of the current attempt
+    process: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+    started: float = 0.0
+    retry_at: float = 0.0
+    timed_out: bool = False
+    kill_at: float | None = None
+
+    @property
+    def label(self) -> str:
+        nodes = ", ".join(self.nodes)
+        return f"{self.name} ({nodes})" if nodes and self.nodes != (self.name,) else self.name
+
+
+def _load_spec(spec: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    if isinstance(spec, Mapping):
+        return spec
+    path = Path(spec)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PluginError(f"cannot read pipeline spec {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise PluginError(f"{path} is not a JSON pipeline spec: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise PluginError(f"{path} is not a JSON pipeline spec: expected an object at the top level")
+    # a PipelineJob JSON carries the spec under pipelineSpec
+    return loaded.get("pipelineSpec", loaded)
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _plan(
+    spec: Mapping[str, Any],
+    *,
+    run_id: str,
+    job_name: str,
+    pipeline_root: str,
+    parameter_values: dict[str, Any],
+    extra_env: dict[str, str],
+) -> dict[str, _Task]:
+    """Flatten the spec's DAG (sub-DAGs such as the exit handler inlined) into runnable tasks, in topological order.
+
+    A task inside a sub-DAG inherits the sub-DAG task's dependencies; a task depending on a sub-DAG task depends on
+    every task inside it, so an exit task waits until the whole guarded DAG has ended.
+    """
+    try:
+        root_dag = spec["root"]["dag"]
+        components = spec["components"]
+        executors = spec["deploymentSpec"]["executors"]
+    except (KeyError, TypeError) as exc:
+        raise PluginError(f"not a compiled pipeline spec: missing {exc} (expected root.dag, components, "
+                          "deploymentSpec.executors)") from None
+    values = _pipeline_values(spec["root"], parameter_values)
+    context = {"pipeline_job_uuid": run_id, "pipeline_job_name": job_name, "pipeline_root": pipeline_root}
+    tasks: dict[str, _Task] = {}
+
+    def expand(dag: Mapping[str, Any], scope: dict[str, Any], outer_deps: tuple[str, ...], where: str) -> list[str]:
+        """Add the tasks of ``dag``; return the names of all leaf tasks it holds."""
+        local = dag.get("tasks") or {}
+        members: dict[str, list[str]] = {}
+        for name in _topological(local, where):
+            task = local[name]
+            deps = list(outer_deps)
+            for dep in task.get("dependentTasks") or []:
+                deps += members[dep]
+            ref = (task.get("componentRef") or {}).get("name")
+            component = components.get(ref) if ref else None
+            if component is None:
+                raise PluginError(f"task {name!r}{where}: component {ref!r} is not in the spec's components")
+            inputs = _task_inputs(task, component, scope, name)
+            trigger = task.get("triggerPolicy") or {}
+            if trigger.get("condition"):
+                raise PluginError(f"task {name!r}: conditions (triggerPolicy.condition) are not supported locally")
+            run_always = trigger.get("strategy", _RUN_ON_SUCCESS) == _RUN_ALWAYS
+            if "dag" in component:
+                members[name] = expand(component["dag"], inputs, tuple(dict.fromkeys(deps)), f" (in {name!r})")
+                continue
+            if name in tasks:
+                raise PluginError(f"task name {name!r} appears twice in the spec: task names must be unique")
+            label = component.get("executorLabel")
+            container = (executors.get(label) or {}).get("container") if label else None
+            if not container:
+                raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
+            tasks[name] = _make_task(name, task, container, inputs, deps, run_always, context, extra_env)
+            members[name] = [name]
+        return [leaf for names in members.values() for leaf in names]
+
+    expand(root_dag, values, (), "")
+    return tasks
+
+
+def _topological(local: Mapping[str, Any], where: str) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise PluginError(f"tasks{where} depend on each other in a cycle: {' -> '.join((*chain, name))}")
+        state[name] = 1
+        for dep in local[name].get("dependentTasks") or []:
+            if dep not in local:
+                raise PluginError(f"task {name!r}{where} depends on {dep!r}, which is not a task of the same DAG")
+            visit(dep, (*chain, name))
+        state[name] = 2
+        order.append(name)
+
+    for name in local:
+        visit(name, ())
+    return order
+
+
+def _pipeline_values(root: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    definitions = (root.get("inputDefinitions") or {}).get("parameters") or {}
+    unknown = sorted(set(overrides) - set(definitions))
+    if unknown:
+        known = ", ".join(sorted(definitions)) or "none"
+        raise PluginError(f"unknown pipeline parameter {unknown[0]!r}: this pipeline takes {known}")
+    values: dict[str, Any] = {}
+    for name, definition in definitions.items():
+        if name in overrides:
+            value = overrides[name]
+        elif "defaultValue" in definition:
+            value = definition["defaultValue"]
+        elif definition.get("isOptional"):
+            continue
+        else:
+            raise PluginError(f"pipeline parameter {name!r} has no default value: pass a value for it")
+        values[name] = _typed(value, definition.get("parameterType"))
+    return values
+
+
+def _typed(value: Any, parameter_type: str | None) -> Any:
+    # protobuf Struct stores every number as a double: 3 comes back as 3.0
+    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str) -> dict:
+    values: dict[str, Any] = {}
+    for key, source in ((task.get("inputs") or {}).get("parameters") or {}).items():
+        if "componentInputParameter" in source:
+            parent_key = source["componentInputParameter"]
+            if parent_key not in scope:
+                raise PluginError(
+                    f"task {name!r}: input {key!r} reads parameter {parent_key!r}, which its parent DAG does not have"
+                )
+            values[key] = scope[parent_key]
+        elif "runtimeValue" in source:
+            values[key] = (source["runtimeValue"] or {}).get("constant")
+        else:
+            kinds = ", ".join(sorted(source)) or "nothing"
+            raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
+    for key, definition in ((component.get("inputDefinitions") or {}).get("parameters") or {}).items():
+        if key not in values and "defaultValue" in definition:
+            values[key] = definition["defaultValue"]
+        if key in values:
+            values[key] = _typed(values[key], definition.get("parameterType"))
+    return values
+
+
+def _make_task(
+    name: str,
+    task: Mapping[str, Any],
+    container: Mapping[str, Any],
+    inputs: dict[str, Any],
+    deps: list[str],
+    run_always: bool,
+    context: dict[str, str],
+    extra_env: dict[str, str],
+) -> _Task:
+    local_context = {**context, "pipeline_task_name": name}
+
+    def substitute(text: Any) -> str:
+        return _substitute(str(text), local_context, inputs, f"task {name!r}")
+
+    argv = [substitute(part) for part in [*(container.get("command") or []), *(container.get("args") or [])]]
+    if not argv:
+        raise PluginError(f"task {name!r}: its container has neither command nor args")
+    if argv[0] in {"python", "python3"}:
+        argv[0] = sys.executable
+    env = dict(os.environ)
+    env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"})
+    for item in container.get("env") or []:
+        env[str(item["name"])] = substitute(item.get("value", ""))
+    env.update({str(k): str(v) for k, v in extra_env.items()})
+
+    retry = task.get("retryPolicy") or {}
+    try:
+        max_retries = int(retry.get("maxRetryCount") or 0)
+        backoff = _seconds(retry.get("backoffDuration", "0s"))
+        factor = float(retry.get("backoffFactor") or 2.0)
+        backoff_max = _seconds(retry.get("backoffMaxDuration", "3600s"))
+    except (TypeError, ValueError):
+        raise PluginError(f"task {name!r}: invalid retryPolicy {dict(retry)!r}") from None
+    nodes = tuple(_option_values(argv, "--node")) or (str((task.get("taskInfo") or {}).get("name") or name),)
+    timeouts = _option_values(argv, "--timeout")
+    timeout = None
+    if timeouts:
+        try:
+            timeout = float(timeouts[-1])
+            if timeout <= 0:
+                raise ValueError
+        except ValueError:
+            raise PluginError(f"task {name!r}: --timeout {timeouts[-1]!r} is not a positive number of seconds") from None
+    return _Task(
+        name=name,
+        nodes=nodes,
+        argv=argv,
+        env=env,
+        deps=tuple(dict.fromkeys(deps)),
+        run_always=run_always,
+        timeout=timeout,
+        max_retries=max(0, max_retries),
+        backoff=backoff,
+        backoff_factor=max(1.0, factor),
+        backoff_max=backoff_max,
+        result=TaskResult(name=name, nodes=nodes),
+    )
+
+
+def _substitute(text: str, context: dict[str, str], inputs: dict[str, Any], where: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1).strip()
+        if key in context:
+            return context[key]
+        parameter = _INPUT_PARAMETER.match(key)
+        if parameter:
+            if parameter.group(1) not in inputs:
+                raise PluginError(f"{where}: {match.group(0)} names an input the task does not declare")
+            return format_value(inputs[parameter.group(1)])
+        raise PluginError(f"{where}: placeholder {match.group(0)} is not supported by the local backend")
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as Vertex AI puts it on a command line: strings raw, everything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _option_values(argv: list[str], option: str) -> list[str]:
+    values = []
+    for index, part in enumerate(argv):
+        if part == option and index + 1 < len(argv):
+            values.append(argv[index + 1])
+        elif part.startswith(option + "="):
+            values.append(part[len(option) + 1 :])
+    return values
+
+
+def _seconds(value: Any) -> float:
+    """Seconds from a protobuf Duration string (``"30s"``, ``"1.5s"``) or a number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return max(0.0, float(value))
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(value)
+    return float(match.group(1))
+
+
+def backoff_seconds(task_backoff: float, factor: float, backoff_max: float, attempt: int, cap: float) -> float:
+    """Wait before attempt ``attempt + 1``: ``backoff * factor**(attempt-1)``, at most ``backoff_max`` and ``cap``."""
+    wait = task_backoff * factor ** max(0, attempt - 1)
+    return max(0.0, min(wait, backoff_max, cap))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# where logs (and the run's data) live
+
+
+class _Storage:
+    """``<root>/<run id>/logs/``: written in place for a local root, staged and uploaded for a remote one."""
+
+    def __init__(self, root: str, run_id: str, project_dir: Path):
+        self.run_id = run_id
+        self.remote = "://" in root
+        if self.remote:
+            self.root = root.rstrip("/")
+            self._tmp: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="vertex-logs-")
+            self.logs_dir = Path(self._tmp.name)
+        else:
+            path = Path(root).expanduser()
+            self.root = str(path if path.is_absolute() else (project_dir / path).resolve())
+            self._tmp = None
+            self.logs_dir = Path(self.root) / run_id / "logs"
+        self.run_dir = f"{self.root}/{run_id}"
+        self.logs_location = f"{self.run_dir}/logs"
+
+    def prepare(self) -> None:
+        try:
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PluginError(f"cannot create the log folder {self.logs_dir}: {exc.strerror or exc}") from None
+
+    def local_log(self, task: str) -> Path:
+        return self.logs_dir / f"{task}.log"
+
+    def location(self, task: str) -> str:
+        return f"{self.logs_location}/{task}.log" if self.remote else str(self.local_log(task))
+
+    def publish(self, task: str) -> str | None:
+        """Upload a finished task's log to a remote root; return a warning on failure (the run goes on)."""
+        if not self.remote or not self.local_log(task).exists():
+            return None
+        try:
+            from fsspec.core import url_to_fs
+
+            fs, path = url_to_fs(self.location(task))
+            fs.put_file(str(self.local_log(task)), path)
+        except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
+            return f"could not upload the log of {task} to {self.location(task)}: {type(exc).__name__}: {exc}"
+        return None
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the scheduler: a single thread polling child processes
+
+
+class _Scheduler:
+    def __init__(
+        self,
+        tasks: dict[str, _Task],
+        project_dir: Path,
+        storage: _Storage,
+        display: _Display,
+        max_workers: int,
+        max_backoff: float,
+    ):
+        self.tasks = tasks
+        self.project_dir = project_dir
+        self.storage = storage
+        self.display = display
+        self.max_workers = max_workers
+        self.max_backoff = max_backoff
+        self.running: list[_Task] = []
+
+    def run(self) -> None:
+        try:
+            with self.display:
+                while True:
+                    now = time.monotonic()
+                    self._reap(now)
+                    self._start_ready(now)
+                    if not self.running and all(t.result.state in TERMINAL_STATES for t in self.tasks.values()):
+                        break
+                    self.display.refresh()
+                    time.sleep(_POLL_INTERVAL)
+                self.display.refresh(force=True)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+        finally:
+            for task in self.running:  # only left here after an unexpected error
+                _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+
+    # -- starting ---------------------------------------------------------------------------------------------
+
+    def _start_ready(self, now: float) -> None:
+        for task in self.tasks.values():
+            state = task.result.state
+            if state == RETRYING and now >= task.retry_at and len(self.running) < self.max_workers:
+                self._start(task)
+            elif state == PENDING:
+                deps = [self.tasks[name] for name in task.deps]
+                if any(dep.result.state not in TERMINAL_STATES for dep in deps):
+                    continue
+                blocked = [dep for dep in deps if dep.result.state != SUCCEEDED]
+                if blocked and not task.run_always:
+                    task.result.state = SKIPPED
+                    task.result.reason = f"{blocked[0].name} {blocked[0].result.state.lower()}"
+                    self.display.event(task, f"SKIPPED ({task.result.reason})")
+                elif len(self.running) < self.max_workers:
+                    self._start(task)
+
+    def _start(self, task: _Task) -> None:
+        result = task.result
+        result.attempts += 1
+        result.state = RUNNING
+        result.log = self.storage.location(task.name)
+        task.timed_out, task.kill_at = False, None
+        task.started = time.monotonic()
+        log = open(self.storage.local_log(task.name), "ab")  # noqa: SIM115 - closed when the attempt ends
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        header = f"==> {stamp} task {task.label}, attempt {result.attempts} of {task.max_retries + 1}\n"
+        log.write(header.encode())
+        log.flush()
+        task.log_file = log
+        attempt = f" (attempt {result.attempts} of {task.max_retries + 1})" if result.attempts > 1 else ""
+        try:
+            task.process = subprocess.Popen(
+                task.argv,
+                cwd=self.project_dir,
+                env=task.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=_POSIX,
+            )
+        except OSError as exc:
+            log.write(f"could not start {task.argv[0]}: {exc}\n".encode())
+            task.process = None
+            self.display.event(task, f"RUNNING{attempt}")
+            self._attempt_ended(task, None, f"could not start {task.argv[0]}: {exc.strerror or exc}")
+            return
+        self.running.append(task)
+        self.display.event(task, f"RUNNING{attempt}")
+
+    # -- watching ---------------------------------------------------------------------------------------------
+
+    def _reap(self, now: float) -> None:
+        for task in list(self.running):
+            assert task.process is not None
+            code = task.process.poll()
+            if code is None:
+                if task.timeout is not None and not task.timed_out and now - task.started >= task.timeout:
+                    task.timed_out = True
+                    task.kill_at = now + KILL_GRACE
+                    _signal_group(task.process, signal.SIGTERM)
+                elif task.kill_at is not None and now >= task.kill_at:
+                    _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+                    task.kill_at = None
+                continue
+            # whatever the task left running in its process group goes too, as with a container
+            _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            self.running.remove(task)
+            if task.timed_out:
+                reason = f"timed out after {_number(task.timeout)} s"
+            elif code == 0:
+                reason = None
+            elif code < 0:
+                reason = f"killed by {_signal_name(-code)}"
+            else:
+                reason = f"exit {code}"
+            self._attempt_ended(task, code, reason)
+
+    def _attempt_ended(self, task: _Task, code: int | None, reason: str | None) -> None:
+        result = task.result
+        now = time.monotonic()
+        result.exit_code = code
+        result.duration = now - task.started
+        if task.log_file is not None:
+            if reason is not None:
+                task.log_file.write(f"==> attempt {result.attempts} failed: {reason}\n".encode())
+            task.log_file.close()
+            task.log_file = None
+        if reason is None:
+            result.state, result.reason = SUCCEEDED, None
+            self._publish(task)
+            self.display.event(task, f"SUCCEEDED in {result.duration:.1f}s")
+            return
+        result.reason = reason
+        if result.attempts <= task.max_retries:
+            wait = backoff_seconds(task.backoff, task.backoff_factor, task.backoff_max, result.attempts, self.max_backoff)
+            result.state = RETRYING
+            task.retry_at = now + wait
+            self.display.event(
+                task, f"FAILED ({reason}), retrying in {wait:.1f}s (attempt {result.attempts + 1} of "
+                f"{task.max_retries + 1})"
+            )
+            return
+        result.state = FAILED
+        self._publish(task)
+        self.display.event(task, f"FAILED ({reason})")
+
+    def _publish(self, task: _Task) -> None:
+        warning = self.storage.publish(task.name)
+        if warning:
+            self.display.warn(warning)
+
+    # -- Ctrl-C -----------------------------------------------------------------------------------------------
+
+    def _interrupt(self) -> None:
+        """Stop every running task (SIGTERM, then SIGKILL after a grace period); start nothing more."""
+        running = list(self.running)
+        for task in running:
+            _signal_group(task.process, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE
+        try:
+            while time.monotonic() < deadline and any(t.process.poll() is None for t in running):  # type: ignore[union-attr]
+                time.sleep(_POLL_INTERVAL)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: kill at once
+        for task in running:
+            _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            try:
+                task.process.wait(timeout=5)  # type: ignore[union-attr]
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                pass
+            if task.log_file is not None:
+                task.log_file.write(b"==> interrupted (Ctrl-C)\n")
+                task.log_file.close()
+                task.log_file = None
+        self.running.clear()
+        for task in self.tasks.values():
+            if task.result.state not in TERMINAL_STATES:
+                was_running = task in running
+                task.result.state = CANCELLED
+                task.result.reason = "interrupted"
+                if was_running:
+                    self.display.event(task, "CANCELLED (interrupted)")
+        self.display.stop()
+        self.display.warn(
+            f"Interrupted: stopped {len(running)} running task(s); nothing else was started. "
+            f"Logs in {self.storage.logs_location}/"
+        )
+
+
+def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+    if process is None:
+        return
+    try:
+        if _POSIX:
+            os.killpg(process.pid, sig)
+        elif process.poll() is None:
+            process.send_signal(sig)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if value is not None else "?"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# status display and the final report
+
+
+class _Display:
+    """A rich live table on a terminal; otherwise one timestamped line per state change (CI logs, pipes)."""
+
+    def __init__(self, console: Console, tasks: dict[str, _Task]):
+        self.console = console
+        self.tasks = tasks
+        self.live_mode = console.is_terminal and not console.is_dumb_terminal
+        self._live: Any = None
+        self._dirty = True
+        self._last_refresh = 0.0
+
+    def __enter__(self) -> _Display:
+        if self.live_mode:
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.update(self._table(), refresh=True)
+            self._live.stop()
+            self._live = None
+
+    def event(self, task: _Task, text: str) -> None:
+        self._dirty = True
+        if not self.live_mode:
+            stamp = datetime.now().strftime("%H:%M:%S")
+            self.console.print(f"[{stamp}] {task.label}: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True, style="yellow")
+
+    def refresh(self, force: bool = False) -> None:
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if force or self._dirty or now - self._last_refresh > 0.5:
+            self._live.update(self._table())
+            self._dirty = False
+            self._last_refresh = now
+
+    def _table(self) -> RenderableType:
+        from rich.table import Table
+
+        states = [task.result.state for task in self.tasks.values()]
+        counts = {state: states.count(state) for state in dict.fromkeys(states)}
+        caption = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
+        table = Table(caption=caption, caption_justify="left")
+        for column in ("task", "nodes", "state", "time", "attempt"):
+            table.add_column(column, no_wrap=column != "nodes")
+        shown = list(self.tasks.values())
+        if len(shown) > _FULL_TABLE_ROWS:
+            shown = [t for t in shown if t.result.state in {RUNNING, RETRYING, FAILED}]
+        now = time.monotonic()
+        styles = {SUCCEEDED: "green", FAILED: "red", RUNNING: "cyan", RETRYING: "yellow", SKIPPED: "dim"}
+        for task in shown:
+            result = task.result
+            if result.state == RUNNING:
+                elapsed = f"{now - task.started:.0f}s"
+            elif result.duration is not None and result.state in TERMINAL_STATES:
+                elapsed = f"{result.duration:.1f}s"
+            else:
+                elapsed = ""
+            state = result.state if not result.reason else f"{result.state} ({result.reason})"
+            table.add_row(
+                task.name,
+                ", ".join(task.nodes),
+                f"[{styles.get(result.state, '')}]{_escape(state)}[/]" if styles.get(result.state) else _escape(state),
+                elapsed,
+                str(result.attempts or ""),
+            )
+        return table
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    found = text.splitlines()
+    while found and found[-1].startswith("==> attempt"):  # our own footer says nothing the summary does not
+        found.pop()
+    return found[-lines:]
+
+
+def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> LocalRunResult:
+    console = display.console
+    failed = [task for task in result.tasks.values() if task.state == FAILED]
+    succeeded = result.count(SUCCEEDED)
+    if not failed:
+        noun = "task" if succeeded == 1 else "tasks"
+        console.print(
+            f"Run {result.run_id} finished: {succeeded} {noun} succeeded; intermediate data in {result.run_dir}/",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return result
+    last_lines: dict[str, str] = {}
+    for task in failed:
+        tail = _tail(storage.local_log(task.name))
+        nodes = ", ".join(task.nodes)
+        console.print(
+            f"Task {task.name} (node {nodes}) failed ({task.reason}); last {len(tail)} lines of {task.log}:",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+            style="red",
+        )
+        for line in tail:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        # the last line the task itself wrote (not our "attempt failed" footer) usually holds the exception
+        own = [line for line in tail if line.strip() and not line.startswith("==> ")]
+        last_lines[task.name] = own[-1].strip() if own else ""
+    first = failed[0]
+    detail = f": {last_lines[first.name]}" if last_lines[first.name] else ""
+    more = f" (and {len(failed) - 1} more failed task(s))" if len(failed) > 1 else ""
+    counts = f"{succeeded} succeeded, {len(failed)} failed, {result.count(SKIPPED)} skipped"
+    message = (
+        f"run {result.run_id} failed: node {', '.join(first.nodes)} (task {first.name}) failed ({first.reason})"
+        f"{detail}{more}; {counts}; logs in {storage.logs_location}/"
+    )
+    raise LocalRunFailed(message, result)
+
+
+__all__ = [
+    "CANCELLED",
+    "FAILED",
+    "LocalRunFailed",
+    "LocalRunResult",
+    "MAX_LOCAL_BACKOFF",
+    "PENDING",
+    "RUNNING",
+    "SKIPPED",
+    "SUCCEEDED",
+    "TaskResult",
+    "backoff_seconds",
+    "format_value",
+    "run_spec",
+]
