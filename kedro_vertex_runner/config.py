@@ -432,10 +432,18 @@ def validate_cron(expression: str) -> None:
 
 
 def register_config_pattern(config_loader: Any) -> None:
-    """Make ``config_loader["vertexai"]`` work without a ``settings.py`` edit."""
+    """Make ``config_loader["vertexai"]`` work without a ``settings.py`` edit.
+
+    Also asks for a deep ("soft") merge of ``conf/<env>`` over ``conf/base``: with Kedro's default destructive
+    merge, a ``conf/prod/vertexai.yml`` that only changes ``run_config.image`` would drop every other
+    ``run_config`` key. A strategy the project chose in ``CONFIG_LOADER_ARGS`` is kept.
+    """
     patterns = getattr(config_loader, "config_patterns", None)
     if isinstance(patterns, dict):
         patterns.setdefault(CONFIG_KEY, list(CONFIG_PATTERNS))
+    strategies = getattr(config_loader, "merge_strategy", None)
+    if isinstance(strategies, dict):
+        strategies.setdefault(CONFIG_KEY, "soft")
 
 
 def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | None = None) -> PluginConfig:
