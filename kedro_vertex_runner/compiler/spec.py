@@ -505,7 +505,11 @@ def _executor(
 ) -> dict[str, Any]:
     args = list(common.exit_head if exit_handler else common.main_head)
     for node in group.nodes:
-        args += ("--node", node.name)
+        name = node.name
+        if name.startswith("-"):  # a node may be called "--help": keep it a value, not an option
+            args.append(f"--node={name}")
+        else:
+            args += ("--node", name)
     args += common.job
     if settings.timeout is not None:
         args += ("--timeout", _number(settings.timeout))

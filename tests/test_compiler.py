@@ -1,0 +1,532 @@
+"""The compiled PipelineSpec: tasks, dependencies, per-node settings, parameters, exit handler, names, safety."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from kedro.pipeline import Pipeline, node
+
+from kedro_vertex_runner.compiler import CompileRequest, compile_spec
+from kedro_vertex_runner.compiler.spec import write_spec
+from kedro_vertex_runner.config import validate_config
+from kedro_vertex_runner.errors import PluginError
+
+IMAGE = "europe-docker.pkg.dev/proj/repo/image:1"
+
+
+def step(*values):
+    return 1
+
+
+def two(*values):
+    return 1, 2
+
+
+def make_config(**run_config):
+    run_config = {"image": IMAGE, "root": "my-bucket/runs", **run_config}
+    return validate_config({"project_id": "proj", "region": "europe-west1", "run_config": run_config})
+
+
+def compile_(pipeline, grouping="none", request_args=None, **run_config):
+    config = make_config(grouping=grouping, **run_config)
+    return compile_spec(CompileRequest(pipeline=pipeline, config=config, **(request_args or {})))
+
+
+def dag_tasks(spec):
+    """The normal tasks, wherever they sit (root or the exit handler's sub-DAG)."""
+    root = spec["root"]["dag"]["tasks"]
+    if "exit-handler-1" in root:
+        return spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    return root
+
+
+def container(spec, task):
+    return spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+
+
+def task_by_node(spec, node_name):
+    """Task name of the task whose args run ``node_name``."""
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        args = executor["container"]["args"]
+        if any(a == "--node" and b == node_name for a, b in zip(args, args[1:])):
+            return name.removeprefix("exec-")
+    raise AssertionError(f"no task runs {node_name!r}")
+
+
+def nodes_of(spec, task):
+    args = container(spec, task)["args"]
+    return [b for a, b in zip(args, args[1:]) if a == "--node"]
+
+
+def option_values(args, option, count=1):
+    return [args[i + 1 : i + 1 + count] for i, arg in enumerate(args) if arg == option]
+
+
+DIAMOND = Pipeline(
+    [
+        node(two, "raw", ["l", "r"], name="split", tags=["prep"]),
+        node(step, "l", "l2", name="left", tags=["train"]),
+        node(step, "r", "r2", name="right", tags=["train", "gpu"]),
+        node(step, ["l2", "r2", "params:alpha"], "out", name="join"),
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# structure
+
+
+def test_one_task_per_node_with_dependencies_from_the_graph():
+    spec = compile_(DIAMOND)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"split", "left", "right", "join"}
+    assert "dependentTasks" not in tasks["split"]
+    assert tasks["left"]["dependentTasks"] == ["split"]
+    assert tasks["join"]["dependentTasks"] == ["left", "right"]
+    for name, task in tasks.items():
+        assert task["componentRef"] == {"name": f"comp-{name}"}
+        assert spec["components"][f"comp-{name}"]["executorLabel"] == f"exec-{name}"
+    assert spec["schemaVersion"] == "2.1.0"
+    assert spec["sdkVersion"].startswith("kedro-vertex-runner-")
+
+
+def test_container_runs_the_entrypoint_with_exec_form_arguments():
+    spec = compile_(
+        DIAMOND,
+        request_args={"env": "prod", "pipeline_names": ("data", "model")},
+        network={"host_aliases": [{"ip": "10.1.2.3", "hostnames": ["mlflow.internal", "db.internal"]}]},
+    )
+    c = container(spec, "join")
+    assert c["image"] == IMAGE
+    assert c["command"] == ["python", "-m", "kedro_vertex_runner.entrypoint"]
+    args = c["args"]
+    assert option_values(args, "--pipeline") == [["data"], ["model"]]
+    assert option_values(args, "--env") == [["prod"]]
+    assert option_values(args, "--node") == [["join"]]
+    assert option_values(args, "--run-id") == [["{{$.pipeline_job_uuid}}"]]
+    assert option_values(args, "--job-name") == [["{{$.pipeline_job_name}}"]]
+    assert option_values(args, "--root") == [["gs://my-bucket/runs"]]
+    assert option_values(args, "--host-alias", 2) == [["10.1.2.3", "mlflow.internal,db.internal"]]
+    assert "--exit-handler" not in args and "--timeout" not in args
+
+
+def test_env_option_is_omitted_without_an_env_and_local_roots_stay_local(tmp_path):
+    spec = compile_(DIAMOND, root=str(tmp_path))
+    args = container(spec, "split")["args"]
+    assert "--env" not in args
+    assert option_values(args, "--root") == [[str(tmp_path)]]
+
+
+def test_task_env_holds_telemetry_opt_out_git_info_and_extra_env():
+    spec = compile_(
+        DIAMOND,
+        request_args={"commit_id": "abc123", "branch_name": "main", "extra_env": {"KEDRO_CONFIG_X": "1", "A": "b"}},
+    )
+    env = {item["name"]: item["value"] for item in container(spec, "left")["env"]}
+    assert env == {
+        "DO_NOT_TRACK": "1",
+        "KEDRO_CONFIG_COMMIT_ID": "abc123",
+        "KEDRO_CONFIG_BRANCH_NAME": "main",
+        "KEDRO_CONFIG_X": "1",
+        "A": "b",
+    }
+
+
+def test_multiple_nodes_of_a_task_are_listed_in_run_order():
+    pipeline = Pipeline(
+        [node(step, "b", "c", name="second"), node(step, "a", "b", name="first"), node(step, "c", "d", name="third")]
+    )
+    spec = compile_(pipeline, grouping="chains")
+    (task,) = dag_tasks(spec)
+    assert nodes_of(spec, task) == ["first", "second", "third"]
+    assert dag_tasks(spec)[task]["taskInfo"]["name"] == "first + second + third"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# names
+
+
+def test_task_names_are_sanitised_unique_and_keep_node_names_for_display():
+    names = [
+        "prep_data",
+        "prep-data",
+        "Prep.Data",
+        "x" * 100,
+        "y" * 100 + "1",
+        "y" * 100 + "2",
+        "9lives",
+        "exit-handler-1",
+        "données_été",
+        "__",
+    ]
+    pipeline = Pipeline([node(step, f"in{i}", f"out{i}", name=name) for i, name in enumerate(names)])
+    spec = compile_(pipeline)
+    tasks = dag_tasks(spec)
+    assert len(tasks) == len(names)
+    for task_name in tasks:
+        assert len(task_name) <= 63
+        assert task_name[0].isalpha() and set(task_name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+        assert "--" not in task_name and not task_name.endswith("-")
+    assert "exit-handler-1" not in tasks
+    for name in names:
+        assert tasks[task_by_node(spec, name)]["taskInfo"]["name"] == name
+
+
+def test_task_names_do_not_depend_on_which_other_nodes_are_compiled():
+    alone = compile_(Pipeline([node(step, "a", "b", name="prep_data")]))
+    assert list(dag_tasks(alone)) == ["prep-data"]
+    together = compile_(Pipeline([node(step, "a", "b", name="prep_data"), node(step, "c", "d", name="prep-data")]))
+    clashing = task_by_node(together, "prep_data")
+    assert clashing.startswith("prep-data-") and clashing != task_by_node(together, "prep-data")
+    reordered = compile_(Pipeline([node(step, "c", "d", name="prep-data"), node(step, "a", "b", name="prep_data")]))
+    assert task_by_node(reordered, "prep_data") == clashing
+
+
+# Kedro 1.7 allows letters (any script), digits, '_', '.', '-' in node names: a name may look like an option
+@pytest.mark.parametrize("name", ["--help", "-rf", "model.v2-final", "données.été", "a" * 300])
+def test_awkward_node_names_arrive_intact_through_the_entrypoint_parser(name):
+    from kedro_vertex_runner.entrypoint import build_parser
+
+    spec = compile_(Pipeline([node(step, "a", "b", name=name), node(step, "b", "c", name="next")]), grouping="chains")
+    (task,) = dag_tasks(spec)
+    parsed = build_parser().parse_args(container(spec, task)["args"])
+    assert parsed.nodes == [name, "next"]
+    assert parsed.pipelines == ["__default__"]
+    assert dag_tasks(spec)[task]["taskInfo"]["name"] == f"{name} + next"
+
+
+def test_no_shell_anywhere():
+    spec = compile_(DIAMOND, request_args={"runtime_params": {"alpha": 1}})
+    for executor in spec["deploymentSpec"]["executors"].values():
+        c = executor["container"]
+        assert c["command"][0] == "python"
+        for word in c["command"] + c["args"]:
+            assert word not in {"sh", "bash", "/bin/sh", "/bin/bash", "-c"}
+
+
+def test_pipeline_name_comes_from_project_and_pipeline():
+    spec = compile_(DIAMOND, request_args={"project_name": "Demo_Project", "pipeline_names": ("data_processing",)})
+    assert spec["pipelineInfo"]["name"] == "demo-project-data-processing"
+    spec = compile_(DIAMOND, description="Nightly model", request_args={"project_name": "demo_project"})
+    assert spec["pipelineInfo"] == {"name": "demo-project", "description": "Nightly model"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# per-node settings
+
+
+RESOURCES = {
+    "__default__": {"cpu": "1", "memory": "2Gi", "retries": 1},
+    "train": {"cpu": "2", "memory": "8Gi", "timeout": "30m"},
+    "gpu": {"gpu": 2, "accelerator": "NVIDIA_L4"},
+    "right": {"cpu": "500m", "caching": True, "retries": {"max_retries": 4, "backoff": "1m", "backoff_factor": 3}},
+}
+
+
+def test_node_name_beats_tag_beats_default():
+    spec = compile_(DIAMOND, resources=RESOURCES)
+    split = container(spec, "split")["resources"]
+    assert split == {"cpuLimit": 1.0, "resourceCpuLimit": "1", "memoryLimit": 2**31 / 1e9, "resourceMemoryLimit": "2Gi"}
+    left = container(spec, "left")["resources"]
+    assert (left["cpuLimit"], left["resourceMemoryLimit"]) == (2.0, "8Gi")
+    right = container(spec, "right")["resources"]
+    assert (right["cpuLimit"], right["resourceCpuLimit"], right["resourceMemoryLimit"]) == (0.5, "500m", "8Gi")
+    assert right["accelerator"] == {
+        "count": "2",
+        "resourceCount": "2",
+        "resourceType": "NVIDIA_L4",
+        "type": "NVIDIA_L4",
+    }
+    assert "accelerator" not in left
+
+
+def test_retries_caching_and_timeout_per_node():
+    spec = compile_(DIAMOND, resources=RESOURCES, caching=False)
+    tasks = dag_tasks(spec)
+    assert tasks["split"]["retryPolicy"] == {
+        "backoffDuration": "30s",
+        "backoffFactor": 2.0,
+        "backoffMaxDuration": "3600s",
+        "maxRetryCount": 1,
+    }
+    assert tasks["right"]["retryPolicy"] == {
+        "backoffDuration": "60s",
+        "backoffFactor": 3.0,
+        "backoffMaxDuration": "3600s",
+        "maxRetryCount": 4,
+    }
+    assert tasks["right"]["cachingOptions"] == {"enableCache": True}
+    assert tasks["left"]["cachingOptions"] == {"enableCache": False}
+    assert option_values(container(spec, "left")["args"], "--timeout") == [["1800"]]
+    assert "--timeout" not in container(spec, "split")["args"]
+
+
+def test_no_retry_policy_without_retries_and_job_wide_defaults_apply():
+    spec = compile_(DIAMOND, caching=True, timeout=90)
+    task = dag_tasks(spec)["left"]
+    assert "retryPolicy" not in task and task["cachingOptions"] == {"enableCache": True}
+    assert option_values(container(spec, "left")["args"], "--timeout") == [["90"]]
+    assert "resources" not in container(spec, "left")
+
+
+def test_grouped_task_takes_the_most_of_every_setting():
+    pipeline = Pipeline(
+        [
+            node(step, "a", "b", name="load", tags=["group.all"]),
+            node(step, "b", "c", name="fit", tags=["group.all", "big"]),
+        ]
+    )
+    resources = {
+        "load": {"cpu": "3", "memory": "1Gi", "retries": 5, "timeout": 60, "caching": True},
+        "big": {"cpu": "2500m", "memory": "16G", "gpu": 1, "accelerator": "NVIDIA_TESLA_T4", "timeout": "2h"},
+    }
+    spec = compile_(pipeline, grouping="tags", resources=resources, caching=True)
+    (name,) = dag_tasks(spec)
+    task = dag_tasks(spec)[name]
+    res = container(spec, name)["resources"]
+    assert (res["cpuLimit"], res["resourceCpuLimit"]) == (3.0, "3")
+    assert (res["memoryLimit"], res["resourceMemoryLimit"]) == (16.0, "16G")
+    assert res["accelerator"]["type"] == "NVIDIA_TESLA_T4"
+    assert task["retryPolicy"]["maxRetryCount"] == 5
+    assert task["cachingOptions"] == {"enableCache": True}
+    assert option_values(container(spec, name)["args"], "--timeout") == [["7200"]]
+    assert task["taskInfo"]["name"] == "all: load + fit"
+
+
+def test_caching_in_a_group_only_if_every_node_allows_it():
+    pipeline = Pipeline(
+        [node(step, "a", "b", name="load", tags=["group.g"]), node(step, "b", "c", name="fit", tags=["group.g"])]
+    )
+    spec = compile_(pipeline, grouping="tags", caching=True, resources={"fit": {"caching": False}})
+    (task,) = dag_tasks(spec).values()
+    assert task["cachingOptions"] == {"enableCache": False}
+
+
+def test_a_group_whose_nodes_need_different_images_is_an_error():
+    pipeline = Pipeline(
+        [node(step, "a", "b", name="load", tags=["group.g"]), node(step, "b", "c", name="fit", tags=["group.g"])]
+    )
+    with pytest.raises(PluginError) as error:
+        compile_(pipeline, grouping="tags", resources={"fit": {"image": "other:1"}})
+    message = str(error.value)
+    assert "task group 'g'" in message and "other:1 for fit" in message and f"{IMAGE} for load" in message
+
+
+def test_chains_keeps_nodes_with_their_own_settings_in_their_own_task():
+    pipeline = Pipeline([node(step, "a", "b", name="load"), node(step, "b", "c", name="train")])
+    assert len(dag_tasks(compile_(pipeline, grouping="chains"))) == 1
+    spec = compile_(pipeline, grouping="chains", resources={"train": {"gpu": 1, "accelerator": "NVIDIA_L4"}})
+    assert set(dag_tasks(spec)) == {"load", "train"}
+    assert dag_tasks(spec)["train"]["dependentTasks"] == ["load"]
+
+
+def test_gpu_without_accelerator_type_is_an_error():
+    with pytest.raises(PluginError, match="node 'left' asks for gpu: 1 but no accelerator type"):
+        compile_(DIAMOND, resources={"left": {"gpu": 1}})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parameters
+
+
+RUNTIME = {
+    "alpha": 0.5,
+    "epochs": 3,
+    "debug": True,
+    "name": "run",
+    "features": ["a", "b"],
+    "model": {"depth": 4, "opts": {"x": None}},
+    "Learning-Rate": 1,
+}
+
+
+def test_runtime_params_become_typed_pipeline_parameters_with_defaults():
+    spec = compile_(DIAMOND, request_args={"runtime_params": RUNTIME})
+    definitions = spec["root"]["inputDefinitions"]["parameters"]
+    assert {name: (d["parameterType"], d["defaultValue"]) for name, d in definitions.items()} == {
+        "alpha": ("NUMBER_DOUBLE", 0.5),
+        "epochs": ("NUMBER_INTEGER", 3),
+        "debug": ("BOOLEAN", True),
+        "name": ("STRING", "run"),
+        "features": ("LIST", ["a", "b"]),
+        "model": ("STRUCT", {"depth": 4, "opts": {"x": None}}),
+        "learning_rate": ("NUMBER_INTEGER", 1),
+    }
+    for name, task in dag_tasks(spec).items():
+        assert task["inputs"]["parameters"] == {p: {"componentInputParameter": p} for p in definitions}
+        component_inputs = spec["components"][f"comp-{name}"]["inputDefinitions"]["parameters"]
+        assert component_inputs == {p: {"parameterType": d["parameterType"]} for p, d in definitions.items()}
+        params = option_values(container(spec, name)["args"], "--param", 3)
+        assert ["Learning-Rate", "NUMBER_INTEGER", "{{$.inputs.parameters['learning_rate']}}"] in params
+        assert ["model", "STRUCT", "{{$.inputs.parameters['model']}}"] in params
+        assert len(params) == len(RUNTIME)
+
+
+def test_project_parameters_are_not_copied_into_the_spec():
+    spec = compile_(DIAMOND)  # `join` reads params:alpha, but only --params become pipeline parameters
+    assert "inputDefinitions" not in spec["root"]
+    assert "--param" not in container(spec, "join")["args"]
+    assert "inputs" not in dag_tasks(spec)["join"]
+
+
+def test_parameter_names_that_sanitise_alike_get_distinct_names():
+    spec = compile_(DIAMOND, request_args={"runtime_params": {"a-b": 1, "a_b": 2, "A.B": 3, "1x": 4}})
+    names = spec["root"]["inputDefinitions"]["parameters"]
+    assert sorted(names) == ["a_b", "a_b_2", "a_b_3", "p_1x"]
+    keys = {tuple(v) for v in option_values(container(spec, "split")["args"], "--param", 3)}
+    assert ("A.B", "NUMBER_INTEGER", "{{$.inputs.parameters['a_b']}}") in keys
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [(None, "--params bad: value null"), (math.nan, "--params bad: nan is not a finite number"), ({1: 2}, "key 1")],
+)
+def test_unusable_runtime_params_are_one_line_errors(value, fragment):
+    with pytest.raises(PluginError) as error:
+        compile_(DIAMOND, request_args={"runtime_params": {"bad": value}})
+    assert fragment in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exit handler
+
+
+def test_on_exit_pipeline_runs_as_an_exit_handler():
+    on_exit = Pipeline([node(step, "params:title", None, name="notify"), node(step, "params:x", None, name="alert")])
+    spec = compile_(
+        DIAMOND,
+        on_exit_pipeline="notify_pipeline",
+        request_args={"on_exit": on_exit, "runtime_params": {"alpha": 1.0}, "env": "prod"},
+    )
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "on-exit-notify-pipeline"}
+    handler = root["exit-handler-1"]
+    assert handler["componentRef"] == {"name": "comp-exit-handler-1"}
+    assert handler["inputs"]["parameters"] == {"alpha": {"componentInputParameter": "alpha"}}
+    sub = spec["components"]["comp-exit-handler-1"]
+    assert set(sub["dag"]["tasks"]) == {"split", "left", "right", "join"}
+    assert sub["inputDefinitions"]["parameters"] == {"alpha": {"parameterType": "NUMBER_DOUBLE"}}
+    exit_task = root["on-exit-notify-pipeline"]
+    assert exit_task["dependentTasks"] == ["exit-handler-1"]
+    assert exit_task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert exit_task["taskInfo"]["name"] == "on exit: alert + notify"
+    args = container(spec, "on-exit-notify-pipeline")["args"]
+    assert option_values(args, "--pipeline") == [["notify_pipeline"]]
+    assert option_values(args, "--env") == [["prod"]]
+    assert option_values(args, "--node") == [["alert"], ["notify"]]
+    assert args[-1] == "--exit-handler"
+    for name in sub["dag"]["tasks"]:
+        assert "--exit-handler" not in container(spec, name)["args"]
+
+
+def test_without_on_exit_pipeline_tasks_sit_in_the_root_dag():
+    spec = compile_(DIAMOND)
+    assert "exit-handler-1" not in spec["root"]["dag"]["tasks"]
+    assert "comp-exit-handler-1" not in spec["components"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# validity, determinism, safety
+
+
+def _parse_with_kfp(spec):
+    from google.protobuf.json_format import ParseDict
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    return ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+
+
+def test_kfp_parses_the_spec():
+    on_exit = Pipeline([node(step, "params:title", None, name="notify")])
+    spec = compile_(
+        DIAMOND,
+        grouping="chains",
+        resources=RESOURCES,
+        on_exit_pipeline="notify",
+        network={"host_aliases": [{"ip": "10.0.0.1", "hostnames": ["h"]}]},
+        request_args={"on_exit": on_exit, "runtime_params": RUNTIME, "commit_id": "c0ffee"},
+    )
+    parsed = _parse_with_kfp(spec)
+    assert parsed.pipeline_info.name == "kedro-pipeline"
+    assert parsed.root.input_definitions.parameters["model"].default_value.struct_value["depth"] == 4
+    executor = parsed.deployment_spec.fields["executors"].struct_value["exec-right"]
+    assert executor["container"]["resources"]["accelerator"]["count"] == "2"
+
+
+def test_same_inputs_give_byte_identical_files(tmp_path):
+    def build():
+        pipeline = Pipeline(
+            [node(step, f"d{i}", f"d{i + 1}", name=f"n{i}", tags=[f"t{i % 3}"]) for i in range(30)]
+            + [node(step, "d3", "side", name="side")]
+        )
+        return compile_(pipeline, grouping="chains", resources=RESOURCES, request_args={"runtime_params": RUNTIME})
+
+    for suffix in (".json", ".yaml"):
+        first = write_spec(build(), tmp_path / f"a{suffix}").read_bytes()
+        second = write_spec(build(), tmp_path / f"b{suffix}").read_bytes()
+        assert first == second and first.endswith(b"\n")
+    text = (tmp_path / "a.json").read_text()
+    assert json.loads(text) == build()
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def test_yaml_output_loads_back_to_the_same_spec(tmp_path):
+    import yaml
+
+    spec = compile_(DIAMOND, request_args={"runtime_params": RUNTIME})
+    path = write_spec(spec, tmp_path / "pipeline.yml")
+    text = path.read_text()
+    assert "&id" not in text and yaml.safe_load(text) == spec
+
+
+def test_secrets_in_the_environment_never_reach_the_spec(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-SECRET-123")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa-key-SECRET.json"))
+    spec = compile_(DIAMOND, request_args={"runtime_params": {"alpha": 1}})
+    text = json.dumps(spec)
+    assert "SECRET" not in text and "MLFLOW_TRACKING_TOKEN" not in text and "GOOGLE_APPLICATION" not in text
+
+
+@pytest.mark.parametrize("name", ["MLFLOW_TRACKING_TOKEN", "DB_PASSWORD", "KEDRO_CONFIG_API_KEY", "AWS_SECRET"])
+def test_secret_looking_task_env_is_refused(name):
+    with pytest.raises(PluginError, match=f"environment variable {name} looks like a secret"):
+        compile_(DIAMOND, request_args={"extra_env": {name: "x"}})
+
+
+def test_empty_pipeline_is_an_error():
+    with pytest.raises(PluginError, match="has no nodes to compile"):
+        compile_(Pipeline([]))
+
+
+def test_unwritable_output_path_is_an_error_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "pipeline.json"
+    with pytest.raises(PluginError, match=f"cannot write the compiled pipeline to '{target}'"):
+        write_spec(compile_(DIAMOND), target)
+    with pytest.raises(PluginError, match="unknown suffix '.txt'; use .json, .yaml or .yml"):
+        write_spec(compile_(DIAMOND), tmp_path / "pipeline.txt")
+    directory = tmp_path / "dir.json"
+    directory.mkdir()
+    with pytest.raises(PluginError, match="dir.json"):
+        write_spec(compile_(DIAMOND), directory)
+
+
+def test_compiling_does_not_import_kfp():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from kedro.pipeline import Pipeline, node\n"
+        "from kedro_vertex_runner.compiler import CompileRequest, compile_spec\n"
+        "from kedro_vertex_runner.config import validate_config\n"
+        "cfg = validate_config({'project_id': 'p', 'region': 'europe-west1', "
+        "'run_config': {'image': 'i', 'root': 'b/r'}})\n"
+        "compile_spec(CompileRequest(pipeline=Pipeline([node(len, 'a', 'b', name='n')]), config=cfg))\n"
+        "print(sorted(m for m in sys.modules if m == 'kfp' or m.startswith(('kfp.', 'google.cloud.aiplatform'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
