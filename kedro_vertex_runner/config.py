@@ -462,7 +462,9 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     files = _config_files(source, getattr(config_loader, "env", None), config_loader)
     try:
         raw = config_loader[CONFIG_KEY]
-    except MissingConfigException:
+    except MissingConfigException as exc:
+        if not str(exc).startswith("No files"):  # e.g. the env's folder does not exist
+            raise ConfigError(f"{exc}: create it, or choose another env with --env") from None
         raw = None
     except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys
         raise ConfigError(_loader_error(exc, files)) from None

@@ -248,6 +248,12 @@ def test_missing_file_says_to_run_init(conf):
     assert "kedro vertexai init PROJECT_ID REGION" in message
 
 
+def test_missing_env_folder_is_named(conf):
+    write(conf, VALID)
+    message = load_error(conf, env="prod")
+    assert "conf/prod" in message and "choose another env with --env" in message
+
+
 def test_yaml_syntax_error_names_the_file(conf):
     write(conf, "project_id: [oops\nregion: x\n")
     message = load_error(conf)

@@ -1,0 +1,176 @@
+"""``kedro vertexai init`` and the templates it writes, plus the plugin's entry points as a user meets them:
+the command group's help and ``kedro run --runner=VertexRunner`` (short and dotted name).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from conftest import kedro_cmd, subprocess_env
+from kedro_vertex_runner.config import config_reference, load_config
+from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.scaffold import init_project, render, template_values
+
+PYPROJECT = """\
+[project]
+name = "my_proj"
+
+[tool.kedro]
+package_name = "my_proj"
+project_name = "My Proj"
+kedro_init_version = "1.7.0"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The smallest folder ``init`` accepts as a Kedro project."""
+    root = tmp_path / "my-proj"
+    (root / "conf" / "base").mkdir(parents=True)
+    (root / "conf" / "local").mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return root
+
+
+def _load(project: Path):
+    loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env="local")
+    return load_config(loader)
+
+
+def test_init_writes_a_config_that_validates_as_is(project):
+    written = init_project(project, "my-gcp-project", "europe-west4")
+    assert written == [project / "conf" / "base" / "vertexai.yml"]
+    config = _load(project)
+    assert (config.project_id, config.region) == ("my-gcp-project", "europe-west4")
+    assert config.run_config.image == "europe-west4-docker.pkg.dev/my-gcp-project/my-proj/my-proj:latest"
+    assert config.gcs_root == "gs://my-gcp-project-vertex-pipelines/my-proj"
+    assert not (project / "Dockerfile").exists()
+
+
+def test_init_refuses_to_overwrite_without_force(project):
+    path = project / "conf" / "base" / "vertexai.yml"
+    path.write_text("# mine\n")
+    with pytest.raises(PluginError) as info:
+        init_project(project, "my-gcp-project", "europe-west4")
+    assert str(info.value) == (
+        "conf/base/vertexai.yml already exists: edit it, or run `kedro vertexai init` again with --force to "
+        "overwrite it"
+    )
+    assert path.read_text() == "# mine\n"
+
+
+def test_init_counts_the_yaml_spelling_as_existing(project):
+    (project / "conf" / "base" / "vertexai.yaml").write_text("# mine\n")
+    with pytest.raises(PluginError, match=r"^conf/base/vertexai.yaml already exists"):
+        init_project(project, "my-gcp-project", "europe-west4")
+
+
+def test_init_force_overwrites(project):
+    path = project / "conf" / "base" / "vertexai.yml"
+    path.write_text("# mine\n")
+    init_project(project, "other-project", "us-central1", force=True)
+    assert _load(project).project_id == "other-project"
+
+
+def test_init_with_docker_writes_dockerfile_and_dockerignore(project):
+    written = init_project(project, "my-gcp-project", "europe-west4", with_docker=True)
+    assert {p.name for p in written} == {"vertexai.yml", "Dockerfile", ".dockerignore"}
+    dockerfile = (project / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r"^ENV DO_NOT_TRACK=1", dockerfile, re.M)
+    assert re.search(r"^WORKDIR /home/kedro/project$", dockerfile, re.M)
+    assert "kedro-vertex-runner" in dockerfile and re.search(r"^RUN pip install \.$", dockerfile, re.M)
+    assert re.search(r'^CMD \["kedro", "run"\]$', dockerfile, re.M)  # exec form
+    assert not re.search(r"^ENTRYPOINT", dockerfile, re.M)
+    assert "{{" not in dockerfile
+    ignored = (project / ".dockerignore").read_text().splitlines()
+    for entry in (".venv", "mlruns", "conf/local", "data/08_reporting", "**/credentials*.json"):
+        assert entry in ignored
+
+
+def test_init_with_docker_refuses_to_overwrite_a_dockerfile(project):
+    (project / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(PluginError, match=r"^Dockerfile already exists"):
+        init_project(project, "my-gcp-project", "europe-west4", with_docker=True)
+    assert not (project / "conf" / "base" / "vertexai.yml").exists()  # nothing written
+    init_project(project, "my-gcp-project", "europe-west4", with_docker=True, force=True)
+    assert (project / "Dockerfile").read_text().startswith("# Image for the tasks of my_proj")
+
+
+def test_init_outside_a_kedro_project_is_one_line(tmp_path):
+    with pytest.raises(PluginError, match=r"no pyproject.toml here: run `kedro vertexai init` from the root of"):
+        init_project(tmp_path, "my-gcp-project", "europe-west4")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(PluginError, match=r"pyproject.toml: no \[tool.kedro\] table"):
+        init_project(tmp_path, "my-gcp-project", "europe-west4")
+
+
+def test_init_with_a_bad_region_writes_nothing(project):
+    with pytest.raises(PluginError) as info:
+        init_project(project, "my-gcp-project", "europe")
+    assert str(info.value).startswith("kedro vertexai init my-gcp-project europe: region: expected a Google Cloud")
+    assert not (project / "conf" / "base" / "vertexai.yml").exists()
+
+
+def test_template_mentions_every_key_of_the_models():
+    """Every key appears in the template, set or commented out, so the file documents itself."""
+    text = render("vertexai.yml", template_values("p-1234", "europe-west1", "pkg"))
+    keys = {row.split("`")[1].split(".")[-1] for row in config_reference().splitlines()[2:]}
+    keys = {key.removeprefix("host_aliases[]") for key in keys} - {""}
+    missing = sorted(key for key in keys if not re.search(rf"^\s*(#\s*(-\s*)?)?(- )?{re.escape(key)}:", text, re.M))
+    assert missing == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# subprocesses in a copy of the example project
+
+
+def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        kedro_cmd(*args), cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.mark.slow
+def test_init_command_in_the_example_project_then_compile(demo_project):
+    config = demo_project / "conf" / "base" / "vertexai.yml"
+    config.unlink()
+    result = _kedro(demo_project, "vertexai", "init", "my-proj", "europe-west4")
+    assert result.returncode == 0, result.stderr
+    assert f"Wrote {config}" in result.stdout
+    assert "project_id: my-proj" in config.read_text()
+
+    again = _kedro(demo_project, "vertexai", "init", "my-proj", "europe-west4")
+    assert again.returncode != 0
+    assert again.stderr.strip().splitlines() == [
+        "Error: conf/base/vertexai.yml already exists: edit it, or run `kedro vertexai init` again with --force "
+        "to overwrite it"
+    ]
+
+    compiled = _kedro(demo_project, "vertexai", "compile", "-o", "pipeline.json")
+    assert compiled.returncode == 0, compiled.stderr
+    assert (demo_project / "pipeline.json").exists()
+
+
+@pytest.mark.slow
+def test_vertexai_help_lists_every_command(demo_project):
+    result = _kedro(demo_project, "vertexai", "--help")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("Commands:")[1]
+    for command in ("init", "compile", "run-once", "schedule", "list-pipelines", "ui"):
+        assert re.search(rf"^\s+{command}\s", commands, re.M), command
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["VertexRunner", "kedro_vertex_runner.VertexRunner"])
+def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line(demo_project, runner):
+    result = _kedro(demo_project, "run", f"--runner={runner}", "--runner-params", "backend=bogus")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "backend" in lines[0], result.stderr
