@@ -1,0 +1,147 @@
+"""``kedro vertexai compile`` on a copy of the example project, in a subprocess, without GCP credentials."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import kedro_cmd, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+FALLBACK_CONFIG = """\
+project_id: demo-project
+region: europe-west1
+run_config:
+  image: demo-project:latest
+  root: ./data/vertex_runs
+  resources:
+    __default__: {cpu: 1, memory: 2Gi}
+    model.train_model: {cpu: 4, memory: 8Gi, retries: 2, timeout: 30m}
+"""
+
+SECRETS = ("tok-3f9a-SECRET", "sa-key-SECRET", "db-pass-SECRET", "MLFLOW_TRACKING_TOKEN", "GOOGLE_APPLICATION_CRED")
+
+
+def run_compile(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        kedro_cmd("vertexai", "compile", *args),
+        cwd=project,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def tasks_of(spec: dict) -> dict:
+    root = spec["root"]["dag"]["tasks"]
+    if "exit-handler-1" in root:
+        return spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    return root
+
+
+def node_args(spec: dict) -> list[list[str]]:
+    """The ``--node`` values of every executor."""
+    result = []
+    for executor in spec["deploymentSpec"]["executors"].values():
+        args = executor["container"]["args"]
+        result.append([b for a, b in zip(args, args[1:]) if a == "--node"])
+    return result
+
+
+@pytest.fixture
+def project(demo_project: Path) -> Path:
+    config = demo_project / "conf" / "base" / "vertexai.yml"
+    if not config.exists():
+        config.write_text(FALLBACK_CONFIG)
+    return demo_project
+
+
+def test_compile_the_example_project_without_credentials_or_secrets(project, tmp_path):
+    key_file = tmp_path / "sa-key-SECRET.json"
+    key_file.write_text('{"type": "service_account", "private_key": "sa-key-SECRET"}')
+    (project / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    (project / "conf" / "local" / "credentials.yml").write_text(
+        "db:\n  con: postgresql://user:db-pass-SECRET@host/db\nmlflow:\n  token: tok-3f9a-SECRET\n"
+    )
+    result = run_compile(
+        project,
+        "--params",
+        "max_age=50,model.model_options.alpha=2.5",
+        "-o",
+        "build/pipeline.json",
+        MLFLOW_TRACKING_TOKEN="tok-3f9a-SECRET",
+        GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "build/pipeline.json" in result.stdout
+    text = (project / "build" / "pipeline.json").read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    spec = json.loads(text)
+
+    fused = [nodes for nodes in node_args(spec) if len(nodes) > 1]
+    assert ["clean_houses", "add_features", "select_features"] in fused  # a linear chain: one task
+    all_nodes = sorted(n for nodes in node_args(spec) for n in nodes)
+    assert "model.train_model" in all_nodes and "create_report" in all_nodes
+    assert any(n.startswith("bucket_prices") for n in all_nodes)  # the auto-named node
+
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["max_age"]["parameterType"] == "NUMBER_INTEGER" and params["max_age"]["defaultValue"] == 50
+    assert params["model"]["parameterType"] == "STRUCT"
+    assert params["model"]["defaultValue"] == {"model_options": {"alpha": 2.5}}
+    assert set(params) == {"max_age", "model"}  # only --params, not the project's whole parameter set
+
+    tasks = tasks_of(spec)
+    train = next(name for name, task in tasks.items() if "model.train_model" in task["taskInfo"]["name"])
+    container = spec["deploymentSpec"]["executors"][f"exec-{train}"]["container"]
+    assert container["resources"]["cpuLimit"] == 4.0
+    assert tasks[train]["retryPolicy"]["maxRetryCount"] == 2
+    env = {item["name"] for item in container["env"]}
+    assert "DO_NOT_TRACK" in env and not env & {"MLFLOW_TRACKING_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS"}
+
+    from google.protobuf.json_format import ParseDict
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+
+
+def test_compile_a_named_pipeline_in_an_env_to_yaml_with_an_exit_handler(project):
+    env_dir = project / "conf" / "ci"
+    env_dir.mkdir()
+    (env_dir / "vertexai.yml").write_text("run_config:\n  grouping: none\n  on_exit_pipeline: notify\n")
+    result = run_compile(project, "--env", "ci", "-p", "data_processing", "-o", "pipeline.yaml")
+    assert result.returncode == 0, result.stderr
+    spec = yaml.safe_load((project / "pipeline.yaml").read_text())
+    assert sorted(n for nodes in node_args(spec) for n in nodes) == sorted(
+        ["clean_houses", "add_features", "select_features", "log_run_finished"]
+    )
+    root = spec["root"]["dag"]["tasks"]
+    exit_name = next(name for name in root if name != "exit-handler-1")
+    assert root[exit_name]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    args = spec["deploymentSpec"]["executors"][f"exec-{exit_name}"]["container"]["args"]
+    assert args[:4] == ["--pipeline", "notify", "--env", "ci"] and args[-1] == "--exit-handler"
+    assert len(tasks_of(spec)) == 3  # grouping: none from conf/ci
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-p", "no_such_pipeline"], "Error: unknown pipeline 'no_such_pipeline'"),
+        (["-o", "data/01_raw/houses.csv/pipeline.json"], "Error: cannot write the compiled pipeline to"),
+        (["-o", "pipeline.txt"], "Error: output file 'pipeline.txt': unknown suffix '.txt'"),
+        (["--params", "max_age"], "Error: Invalid format of `params` option"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(project, args, expected):
+    assert (project / "data" / "01_raw" / "houses.csv").is_file()  # the unwritable case writes below a file
+    result = run_compile(project, *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and error_lines[0].startswith(expected), result.stderr
