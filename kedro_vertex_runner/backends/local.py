@@ -411,6 +411,8 @@ def _make_task(
         argv[0] = sys.executable
     env = dict(os.environ)
     env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"})
+    # a task's output goes to a file, where rich would wrap tracebacks at 80 columns; keep them readable
+    env.setdefault("COLUMNS", "160")
     for item in container.get("env") or []:
         env[str(item["name"])] = substitute(item.get("value", ""))
     env.update({str(k): str(v) for k, v in extra_env.items()})
@@ -897,7 +899,7 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         # the last line the task itself wrote (not our "attempt failed" footer) usually holds the exception
         own = [line for line in tail if line.strip() and not line.startswith("==> ")]
-        last_lines[task.name] = own[-1].strip() if own else ""
+        last_lines[task.name] = own[-1].strip().removeprefix("Error: ") if own else ""
     first = failed[0]
     detail = f": {last_lines[first.name]}" if last_lines[first.name] else ""
     more = f" (and {len(failed) - 1} more failed task(s))" if len(failed) > 1 else ""

@@ -1,0 +1,239 @@
+"""End to end: ``kedro run --runner=VertexRunner`` on a copy of the example project, local backend.
+
+Each test starts the real ``kedro`` command in a subprocess; the compiler, the task entrypoint and the local
+backend all run for real. A full pipeline run costs several seconds, so each run checks several things.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import kedro_cmd, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+CATALOG_OUTPUTS = [
+    "data/02_intermediate/houses_clean.parquet",
+    "data/03_primary/houses_features.parquet",
+    "data/04_feature/model_input_table.parquet",
+    "data/05_model_input/X_train.parquet",
+    "data/05_model_input/X_test.parquet",
+    "data/05_model_input/y_train.parquet",
+    "data/05_model_input/y_test.parquet",
+    "data/06_models/regressor.pkl",
+    "data/08_reporting/metrics.json",
+    "data/08_reporting/price_buckets.csv",
+    "data/08_reporting/report.json",
+]
+FINISHED = re.compile(r"^Run (\S+) finished: (\d+) tasks? succeeded; intermediate data in (.+)/$", re.MULTILINE)
+
+
+def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        kedro_cmd("run", "--runner=VertexRunner", *args),
+        cwd=project,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def clear_outputs(project: Path, keep: tuple[str, ...] = ()) -> None:
+    for path in CATALOG_OUTPUTS:
+        if path not in keep:
+            (project / path).unlink(missing_ok=True)
+
+
+def set_config(project: Path, **replacements: str) -> None:
+    """Edit conf/base/vertexai.yml in place (or write a minimal one if the example has none)."""
+    path = project / "conf" / "base" / "vertexai.yml"
+    if not path.exists():
+        path.write_text(
+            "project_id: demo-project\nregion: europe-west1\nrun_config:\n  image: demo-project:latest\n"
+            "  root: data/vertex_runs\n  backend: local\n"
+        )
+    text = path.read_text()
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} not in {path}"
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+@pytest.fixture
+def project(demo_project: Path) -> Path:
+    set_config(demo_project)  # make sure the copy has a vertexai.yml with the local backend
+    clear_outputs(demo_project)
+    return demo_project
+
+
+def finished(result: subprocess.CompletedProcess[str]) -> tuple[str, int, str]:
+    output = output_of(result)
+    assert result.returncode == 0, output[-4000:]
+    match = FINISHED.search(result.stdout)
+    assert match, output[-4000:]
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
+def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
+    result = kedro_run(project)
+    run_id, succeeded, run_dir = finished(result)
+
+    for path in CATALOG_OUTPUTS:
+        assert (project / path).is_file(), f"{path} was not written"
+    # the undeclared dataset travelled between tasks through <root>/<run id>/
+    assert Path(run_dir) == (project / "data" / "vertex_runs" / run_id).resolve()
+    assert list(Path(run_dir).glob("raw_data_summary*")), sorted(p.name for p in Path(run_dir).iterdir())
+    logs = sorted(p.stem for p in (Path(run_dir) / "logs").glob("*.log"))
+    assert len(logs) == succeeded >= 4  # parallel branches and the chain give several tasks
+    for node in ("clean_houses", "summarize_raw_data", "model.train_model", "create_report"):
+        assert re.search(rf"^\[\d\d:\d\d:\d\d\] \S+ \(.*{re.escape(node)}.*\): SUCCEEDED in ", result.stdout, re.M)
+    report = json.loads((project / "data/08_reporting/report.json").read_text())
+    assert report
+
+
+def test_filtered_run_runs_only_the_selected_nodes(project: Path):
+    # the selected nodes read the model inputs the example ships with
+    shipped = Path(__file__).resolve().parents[1] / "examples" / "demo_project"
+    for name in ("X_train", "y_train", "X_test", "y_test"):
+        path = f"data/05_model_input/{name}.parquet"
+        (project / path).write_bytes((shipped / path).read_bytes())
+
+    result = kedro_run(project, "--tags", "training", "--from-nodes", "model.train_model")
+    _, succeeded, _ = finished(result)
+
+    assert (project / "data/06_models/regressor.pkl").is_file()
+    assert (project / "data/08_reporting/metrics.json").is_file()
+    for not_selected in ("data/02_intermediate/houses_clean.parquet", "data/08_reporting/report.json",
+                         "data/08_reporting/price_buckets.csv"):
+        assert not (project / not_selected).exists(), f"{not_selected} should not have been produced"
+    assert "model.split_data" not in result.stdout
+    assert "create_report" not in result.stdout
+    assert succeeded <= 2
+
+
+PROBE_PIPELINE = '''
+"""Writes what its parameters look like inside the task, so the test can check their types."""
+import json
+from pathlib import Path
+
+from kedro.pipeline import Node, Pipeline
+
+
+def describe(options, items, text):
+    Path("data/probe.json").write_text(json.dumps({
+        "options": options, "options_type": type(options).__name__,
+        "items": items, "items_type": type(items).__name__,
+        "text": text,
+    }))
+    return "described"
+
+
+def mark(described):
+    Path("data/odd_node_ran.txt").write_text(described)
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([
+        Node(describe, ["params:probe_options", "params:probe_items", "params:probe_text"], "probe_described",
+             name="describe_params"),
+        Node(mark, "probe_described", None, name="-odd.nämé_with-dashes"),
+    ])
+'''
+SHELL_TEXT = "$(touch pwned); echo 'q' \"d\" | & > < * `id`"
+
+
+def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
+    probe = project / "src" / "demo_project" / "pipelines" / "probe"
+    probe.mkdir()
+    (probe / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (probe / "pipeline.py").write_text(PROBE_PIPELINE)
+    (project / "conf" / "base" / "parameters_probe.yml").write_text(
+        textwrap.dedent(
+            """
+            probe_options: {alpha: 0.1, nested: {flag: false}, name: base}
+            probe_items: [0]
+            probe_text: plain
+            """
+        )
+    )
+    params = f"probe_options.alpha=0.5,probe_options.nested.flag=true,probe_items=[7],probe_text={SHELL_TEXT}"
+    result = kedro_run(project, "--pipeline", "probe", "--params", params, KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK="true")
+    output = output_of(result)
+
+    described = json.loads((project / "data" / "probe.json").read_text())
+    assert described["options_type"] == "dict" and described["items_type"] == "list"
+    assert described["options"] == {"alpha": 0.5, "nested": {"flag": True}, "name": "base"}
+    assert described["items"] == [7]
+    assert described["text"] == SHELL_TEXT
+    assert not (project / "pwned").exists()
+    # the node whose name starts with a dash and is not ASCII ran too
+    finished(result)
+    assert (project / "data" / "odd_node_ran.txt").read_text() == "described"
+    assert "-odd.nämé_with-dashes" in result.stdout
+    # the config hook can be switched off, and says so
+    assert "KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK" in output
+
+
+def test_failing_node_stops_its_dependents_and_runs_the_exit_handler(project: Path):
+    nodes = project / "src" / "demo_project" / "pipelines" / "data_processing" / "nodes.py"
+    nodes.write_text(
+        nodes.read_text().replace(
+            '    """Add derived features."""\n',
+            '    """Add derived features."""\n    raise ValueError("boom from the test")\n',
+        )
+    )
+    set_config(project, **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify"})
+
+    result = kedro_run(project)
+    output = output_of(result)
+
+    assert result.returncode != 0, output[-4000:]
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: "), output[-4000:]
+    assert "add_features" in error and "boom from the test" in error
+    assert "logs in " in error
+    # the failed task's log tail is printed before the error line
+    assert "last " in result.stdout and "boom from the test" in result.stdout
+    # outputs written before the failure stay; dependents never ran; the independent branch finished
+    assert (project / "data/02_intermediate/houses_clean.parquet").is_file()
+    assert (project / "data/08_reporting/price_buckets.csv").is_file()
+    for never in ("data/04_feature/model_input_table.parquet", "data/06_models/regressor.pkl",
+                  "data/08_reporting/metrics.json", "data/08_reporting/report.json"):
+        assert not (project / never).exists(), f"{never} was written although its upstream failed"
+    assert re.search(r"\(model\.train_model\): SKIPPED", result.stdout)
+    # the exit handler ran whatever the outcome
+    assert re.search(r"\(log_run_finished\): SUCCEEDED", result.stdout), result.stdout[-3000:]
+    run_logs = list((project / "data" / "vertex_runs").glob("*/logs"))
+    assert len(run_logs) == 1
+    assert any("Pipeline finished" in log.read_text() for log in run_logs[0].glob("*.log"))
+    assert "Traceback" not in result.stderr.split("Error: ")[-1]
+
+
+def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
+    import fsspec
+
+    set_config(project, **{"root: data/vertex_runs": "root: gs://test-bucket/runs"})
+    result = kedro_run(project, STORAGE_EMULATOR_HOST=gcs_emulator)
+    run_id, succeeded, run_dir = finished(result)
+
+    assert run_dir == f"gs://test-bucket/runs/{run_id}"
+    for path in CATALOG_OUTPUTS:
+        assert (project / path).is_file(), f"{path} was not written"
+    fs = fsspec.filesystem("gs")
+    fs.invalidate_cache()
+    stored = [Path(p).name for p in fs.find(f"test-bucket/runs/{run_id}")]
+    assert any(name.startswith("raw_data_summary") for name in stored), stored
+    assert sum(name.endswith(".log") for name in stored) == succeeded
+    assert not (project / "data" / "vertex_runs").exists()
+    assert not (project / "gs:").exists()
