@@ -1,10 +1,12 @@
 """The plugin's configuration: ``conf/<env>/vertexai.yml`` as pydantic models.
 
-The file is read through the project's own ``OmegaConfigLoader`` (so ``${vertex:…}`` resolvers, env overrides and
-``conf_source`` all work) under the config key ``vertexai``; :func:`load_config` registers that key itself, so no
-``settings.py`` edit is needed. Every validation problem becomes one :class:`~kedro_vertex_runner.errors.ConfigError`
-line naming the file and the key path, e.g.
-``conf/base/vertexai.yml: run_config.resources.train.cpu: expected a number or a string like '500m', got [1]``.
+The file is read through the project's own ``OmegaConfigLoader`` (so ``${vertex:…}`` resolvers and
+``conf_source`` work) under the config key ``vertexai``; :func:`load_config` registers that key itself, with a deep
+merge of ``conf/<env>`` over ``conf/base``, so no ``settings.py`` edit is needed. Every validation problem becomes
+one :class:`~kedro_vertex_runner.errors.ConfigError` line naming the file and the key path, e.g.
+``conf/base/vertexai.yml: run_config.resources.train.cpu: expected a number of cores (8, 0.5) or a string like
+'500m', got [1]``. What can only be checked against the Kedro project (resources entries naming real nodes or tags,
+registered pipeline names) lives in :func:`check_against_pipeline` and :func:`check_pipeline_names`.
 """
 
 from __future__ import annotations
@@ -222,7 +224,9 @@ class ScheduleConfig(_Model):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             if zoneinfo.available_timezones():  # without a tz database, leave the check to Vertex AI
-                raise ValueError(f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!r}") from None
+                raise ValueError(
+                    f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!r}"
+                ) from None
         return value
 
     @field_validator("start_time", "end_time", mode="before")
@@ -640,10 +644,12 @@ def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Pat
     for env_name in dict.fromkeys([base, env or default_run_env]):
         folder = source / env_name
         if folder.is_dir():
+            # the files CONFIG_PATTERNS match: named vertexai*, or inside a vertexai* folder
             files += sorted(
-                p
-                for p in folder.rglob("*")
-                if p.suffix in {".yml", ".yaml"} and any(part.startswith("vertexai") for part in p.relative_to(folder).parts)
+                path
+                for path in folder.rglob("*")
+                if path.suffix in {".yml", ".yaml"}
+                and any(part.startswith("vertexai") for part in path.relative_to(folder).parts)
             )
     return files
 
