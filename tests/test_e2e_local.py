@@ -237,3 +237,54 @@ def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
     assert sum(name.endswith(".log") for name in stored) == succeeded
     assert not (project / "data" / "vertex_runs").exists()
     assert not (project / "gs:").exists()
+
+
+def _processes_in(directory: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(entry / "cwd").resolve() == directory.resolve():
+                    stat = (entry / "stat").read_text()
+                    if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_terminating_kedro_run_stops_the_task_processes(project: Path):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        kedro_cmd("run", "--runner=VertexRunner"),
+        cwd=project,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.rstrip().endswith(": RUNNING"):
+                break
+        time.sleep(0.5)
+        # SIGTERM rather than SIGINT: a test runner started in the background may ignore SIGINT for its children
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines) + rest
+    assert process.returncode == 130, output[-3000:]
+    assert "Interrupted" in output and "CANCELLED" in output
+    assert "Traceback" not in output
+    deadline = time.monotonic() + 5
+    while _processes_in(project) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in(project) == []
+    assert not (project / "data/08_reporting/report.json").exists()

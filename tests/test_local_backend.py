@@ -360,7 +360,8 @@ DRIVER = textwrap.dedent(
 )
 
 
-def test_ctrl_c_stops_every_task_process_and_starts_nothing_more(run: Run, tmp_path: Path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_every_task_process_and_starts_nothing_more(run: Run, tmp_path: Path, sig: int):
     spec = make_spec(
         {
             "one": {"code": SPAWNS_AND_SLEEPS},
@@ -385,7 +386,7 @@ def test_ctrl_c_stops_every_task_process_and_starts_nothing_more(run: Run, tmp_p
             assert time.monotonic() < deadline, "tasks did not start"
             time.sleep(0.05)
         time.sleep(0.2)
-        driver.send_signal(signal.SIGINT)
+        driver.send_signal(sig)
         output, _ = driver.communicate(timeout=30)
     finally:
         if driver.poll() is None:

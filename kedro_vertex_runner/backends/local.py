@@ -15,8 +15,8 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
 * ``retryPolicy`` is honoured, but each wait is capped (:data:`MAX_LOCAL_BACKOFF`): locally a failure is almost
   always a deterministic bug, and waiting the production backoff (30 s and more) to see the same traceback again
   only slows the edit-run loop; ``--timeout N`` in a task's args kills the task after N seconds;
-* each task runs in its own process group, so a timeout or Ctrl-C also stops whatever the task started, and a
-  finished task leaves nothing behind — as when Vertex AI tears down a task's container.
+* each task runs in its own process group, so a timeout or Ctrl-C (or SIGTERM) also stops whatever the task
+  started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container.
 
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -194,12 +195,32 @@ def run_spec(
     result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
     result.tasks = {name: task.result for name, task in tasks.items()}
     display = _Display(console, tasks)
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         storage.prepare()
         _Scheduler(tasks, project, storage, display, max_workers, max_backoff).run()
         return _report(result, storage, display)
     finally:
+        if previous_sigterm is not _NOT_INSTALLED:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
+
+
+_NOT_INSTALLED = object()
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM (a CI job cancelled, ``kill``) like Ctrl-C while tasks run.
+
+    Tasks live in their own process groups, so without this they would outlive a terminated runner.
+    """
+    if not _POSIX or threading.current_thread() is not threading.main_thread():
+        return _NOT_INSTALLED
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 # ----------------------------------------------------------------------------------------------------------------
