@@ -184,19 +184,20 @@ def run_spec(
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
     storage = _Storage(str(root), run_id, project)
-    tasks = _plan(
-        spec,
-        run_id=run_id,
-        job_name=job_name,
-        pipeline_root=storage.root,
-        parameter_values=dict(parameter_values or {}),
-        extra_env=dict(extra_env or {}),
-    )
-    result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
-    result.tasks = {name: task.result for name, task in tasks.items()}
-    display = _Display(console, tasks)
-    previous_sigterm = _sigterm_as_interrupt()
+    previous_sigterm = _NOT_INSTALLED
     try:
+        tasks = _plan(
+            spec,
+            run_id=run_id,
+            job_name=job_name,
+            pipeline_root=storage.root,
+            parameter_values=dict(parameter_values or {}),
+            extra_env=dict(extra_env or {}),
+        )
+        result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
+        result.tasks = {name: task.result for name, task in tasks.items()}
+        display = _Display(console, tasks)
+        previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
         _Scheduler(tasks, project, storage, display, max_workers, max_backoff).run()
         return _report(result, storage, display)
