@@ -158,11 +158,21 @@ def check_project_tracking(context: KedroContext, *, backend: str | None = None)
 
     Call it before kedro-mlflow's ``after_context_created`` (which fails with a long traceback on a file store).
     """
+    if not kedro_mlflow_active():
+        return
+    check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
+
+
+def kedro_mlflow_active() -> bool:
+    """kedro-mlflow is installed and its hooks are not listed in ``DISABLE_HOOKS_FOR_PLUGINS`` (settings.py)."""
     from importlib.util import find_spec
 
     if find_spec("kedro_mlflow") is None:
-        return
-    check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
+        return False
+    from kedro.framework.project import settings
+
+    disabled = {str(name).replace("-", "_") for name in getattr(settings, "DISABLE_HOOKS_FOR_PLUGINS", ()) or ()}
+    return "kedro_mlflow" not in disabled
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -519,6 +529,7 @@ __all__ = [
     "find_job_run",
     "finish_job_run",
     "job_status",
+    "kedro_mlflow_active",
     "job_tags",
     "join_job_run",
     "mint_identity_token",

@@ -334,15 +334,17 @@ def test_e2e_vertex_runner_local_backend_one_run(mlflow_server, experiment_id, c
     Needs: entrypoint.py, compiler/spec.py, backends/local.py and hooks.py wired to mlflow_tracking (the diffs in
     the MLflow report). Skipped, with the reason, until then.
     """
+    for settings in (demo_project / "src").glob("*/settings.py"):  # the demo ships with kedro-mlflow switched off
+        lines = settings.read_text().splitlines(keepends=True)
+        settings.write_text("".join(l for l in lines if not l.startswith("DISABLE_HOOKS_FOR_PLUGINS")))
     conf = demo_project / "conf" / "base"
     (conf / "mlflow.yml").write_text(
         f"server:\n  mlflow_tracking_uri: {mlflow_server}\ntracking:\n  experiment:\n    name: {EXPERIMENT}-e2e\n"
     )
-    if not (conf / "vertexai.yml").exists():
-        (conf / "vertexai.yml").write_text(
-            "project_id: test-project\nregion: europe-west1\nrun_config:\n  image: demo:latest\n"
-            f"  root: {demo_project / 'vertex_runs'}\n  backend: local\n  grouping: none\n"
-        )
+    (conf / "vertexai.yml").write_text(
+        "project_id: test-project\nregion: europe-west1\nrun_config:\n  image: demo:latest\n"
+        f"  root: {demo_project / 'vertex_runs'}\n  backend: local\n"
+    )
     done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner", "--runner-params", "backend=local"),
                           cwd=demo_project, capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
