@@ -253,9 +253,9 @@ def _api_error(exc: BaseException, action: str, config: PluginConfig) -> PluginE
     message = _brief(exc)
     if isinstance(exc, RefreshError):
         return PluginError(f"{action}: Google Cloud credentials could not be refreshed ({message}): {_LOGIN_HINT}")
-    if isinstance(exc, api.Unauthenticated):
+    if isinstance(exc, api.Unauthorized):
         return PluginError(f"{action}: not authenticated ({message}): {_LOGIN_HINT}")
-    if isinstance(exc, api.PermissionDenied):
+    if isinstance(exc, api.Forbidden):
         return PluginError(
             f"{action}: permission denied ({message}); the account needs roles/aiplatform.user on project "
             f"{config.project_id} (and roles/iam.serviceAccountUser on the job's service account)"
@@ -939,8 +939,8 @@ def list_jobs_and_schedules(config: PluginConfig, limit: int = 20) -> None:
     if limit < 1:
         raise PluginError(f"--limit {limit}: expected a whole number ≥ 1")
     api = connect(config)
-    pager = _call("listing pipeline jobs", config, api.pipelines.list_pipeline_jobs, parent=api.parent,
-                  page_size=min(limit, 100), order_by="create_time desc")
+    request = {"parent": api.parent, "page_size": min(limit, 100), "order_by": "create_time desc"}
+    pager = _call("listing pipeline jobs", config, api.pipelines.list_pipeline_jobs, request=request)
     jobs: list[Any] = []
     try:
         for job in pager:
