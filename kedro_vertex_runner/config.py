@@ -264,8 +264,10 @@ class LocalConfig(_Model):
 class RunConfig(_Model):
     image: str = Field(description="Container image every task runs in (e.g. 'europe-docker.pkg.dev/p/r/img:tag').")
     root: str = Field(
-        description="Job storage root: 'gs://bucket/path' or 'bucket/path' for Vertex AI, or a local directory "
-        "for the local backend. Undeclared datasets live under <root>/<run id>/."
+        min_length=1,
+        description="Job storage root, 'gs://bucket/path'. With backend 'vertex', 'bucket/path' means the same; "
+        "with backend 'local', a path without a scheme is a directory relative to the project. Undeclared "
+        "datasets live under <root>/<run id>/.",
     )
     backend: Literal["vertex", "local"] = Field(
         "vertex", description="Where `kedro run --runner=VertexRunner` runs the job: 'vertex' or 'local'."
@@ -318,6 +320,13 @@ class RunConfig(_Model):
     @classmethod
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _root_for_backend(self) -> RunConfig:
+        # `data/vertex_runs` is a folder for the local backend but the reference plugin's `bucket/path` shorthand
+        # for Vertex AI: decide once, here, so that every later reader sees an unambiguous root
+        self.root = normalise_root(self.root, self.backend)
+        return self
 
     @field_validator("experiment_name")
     @classmethod
@@ -384,8 +393,9 @@ class PluginConfig(_Model):
 
     @property
     def gcs_root(self) -> str:
-        """``run_config.root`` as a URL: ``bucket/path`` becomes ``gs://bucket/path``; local paths stay."""
-        return normalise_root(self.run_config.root)
+        """``run_config.root``: already a ``gs://`` URL for the vertex backend (``bucket/path`` was expanded when
+        the config was validated); a local directory stays one, and the vertex backend rejects it."""
+        return self.run_config.root
 
     @property
     def source_files(self) -> list[Path]:
@@ -401,9 +411,14 @@ def _scalar_text(value: Any) -> Any:
     return value  # strings stay; mappings and lists fail validation with a clear message
 
 
-def normalise_root(root: str) -> str:
-    """``bucket/path`` → ``gs://bucket/path``; URLs and local paths (absolute, ``./…``, ``~/…``) unchanged."""
-    if "://" in root or root.startswith(("/", ".", "~")):
+def normalise_root(root: str, backend: str | None = None) -> str:
+    """The storage root as the backend reads it.
+
+    For ``backend="vertex"``, ``bucket/path`` becomes ``gs://bucket/path``; URLs and explicit local paths
+    (absolute, ``./…``, ``~/…``) stay. Otherwise (the local backend, or a root already normalised when the
+    config was validated) ``root`` is returned unchanged: a scheme-less path is a local directory.
+    """
+    if backend != "vertex" or "://" in root or root.startswith(("/", ".", "~")):
         return root
     return f"gs://{root}"
 

@@ -102,6 +102,22 @@ def test_yaml_numbers_for_cpu_gpu_memory_and_durations_are_accepted(conf):
     assert run_config.timeout == 7200 and run_config.retries.max_retries == 3
 
 
+@pytest.mark.parametrize(
+    ("backend", "root", "expected"),
+    [
+        ("vertex", "my-bucket/runs", "gs://my-bucket/runs"),  # the reference plugin's shorthand
+        ("vertex", "gs://my-bucket/runs", "gs://my-bucket/runs"),
+        ("local", "data/vertex_runs", "data/vertex_runs"),  # a folder of the project
+        ("local", "gs://my-bucket/runs", "gs://my-bucket/runs"),
+        ("vertex", "/abs/runs", "/abs/runs"),  # left for the vertex backend to reject
+    ],
+)
+def test_root_without_scheme_means_a_bucket_for_vertex_and_a_folder_for_local(conf, backend, root, expected):
+    write(conf, VALID.replace("my-bucket/runs", f"{root}\n  backend: {backend}"))
+    config = load(conf)
+    assert config.run_config.root == config.gcs_root == expected
+
+
 def test_yaml_alternative_extension_is_read(conf):
     write(conf, VALID, name="vertexai.yaml")
     assert load(conf).region == "europe-west1"
@@ -112,7 +128,7 @@ def test_env_file_overrides_base_key_by_key(conf):
     write(conf, "run_config:\n  image: override:2\n  labels: {stage: prod}\n", env="prod")
     config = load(conf, env="prod")
     assert config.run_config.image == "override:2"
-    assert config.run_config.root == "my-bucket/runs"  # from base
+    assert config.run_config.root == "gs://my-bucket/runs"  # from base
     assert config.run_config.grouping == "none"  # from base
     assert config.run_config.labels == {"team": "ds", "stage": "prod"}
 
