@@ -267,7 +267,7 @@ class RunConfig(_Model):
         min_length=1,
         description="Job storage root, 'gs://bucket/path'. With backend 'vertex', 'bucket/path' means the same; "
         "with backend 'local', a path without a scheme is a directory relative to the project. Undeclared "
-        "datasets live under <root>/<run id>/.",
+        "datasets live under `<root>/<run id>/`.",
     )
     backend: Literal["vertex", "local"] = Field(
         "vertex", description="Where `kedro run --runner=VertexRunner` runs the job: 'vertex' or 'local'."
