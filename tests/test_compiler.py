@@ -530,3 +530,23 @@ def test_compiling_does_not_import_kfp():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_mlflow_tracking_tells_every_task_about_the_shared_run():
+    from kedro_vertex_runner.mlflow_tracking import task_key
+
+    on_exit = Pipeline([node(step, "params:title", None, name="notify")])
+    spec = compile_(
+        DIAMOND, on_exit_pipeline="notify", request_args={"mlflow": True, "on_exit": on_exit}
+    )
+    envs = [
+        {item["name"]: item["value"] for item in executor["container"]["env"]}
+        for executor in spec["deploymentSpec"]["executors"].values()
+    ]
+    assert len(envs) == 5
+    for env in envs:
+        assert env["KEDRO_VERTEX_MLFLOW"] == "1"
+        assert env["KEDRO_VERTEX_MLFLOW_TASKS"] == "4"  # the exit task is not counted
+        assert env["KEDRO_VERTEX_MLFLOW_CREATOR"] == task_key(["split"])
+        assert env["KEDRO_VERTEX_MLFLOW_FINALIZER"] == "exit-handler"
+    assert "KEDRO_VERTEX_MLFLOW" not in json.dumps(compile_(DIAMOND))

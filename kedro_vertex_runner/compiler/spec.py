@@ -87,7 +87,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     names = _unique_task_names(labels, reserved)
     task_name_of = {group.key: name for group, name in zip(groups, names)}
 
-    common = _CommonArgs(request, params)
+    common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None)
     components: dict[str, Any] = {}
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
@@ -435,7 +435,9 @@ def _number(value: float) -> str:
 class _CommonArgs:
     """Entrypoint arguments shared by every task, built once."""
 
-    def __init__(self, request: CompileRequest, params: list[_Parameter]):
+    def __init__(
+        self, request: CompileRequest, params: list[_Parameter], groups: list[TaskGroup], *, exit_handler: bool
+    ):
         run_config = request.config.run_config
         env_args = ["--env", request.env] if request.env else []
         self.job = [
@@ -453,10 +455,10 @@ class _CommonArgs:
             self.hosts += ["--host-alias", alias.ip, ",".join(alias.hostnames)]
         self.main_head = [arg for name in request.pipeline_names for arg in ("--pipeline", name)] + env_args
         self.exit_head = ["--pipeline", str(run_config.on_exit_pipeline)] + env_args
-        self.env = _task_env(request)
+        self.env = _task_env(request, groups, exit_handler)
 
 
-def _task_env(request: CompileRequest) -> list[dict[str, str]]:
+def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bool) -> list[dict[str, str]]:
     env: dict[str, str] = {}
     for name, value in request.extra_env.items():
         if _SECRET_NAME.search(name):
@@ -470,6 +472,20 @@ def _task_env(request: CompileRequest) -> list[dict[str, str]]:
         env["KEDRO_CONFIG_COMMIT_ID"] = request.commit_id
     if request.branch_name:
         env["KEDRO_CONFIG_BRANCH_NAME"] = request.branch_name
+    if request.mlflow:
+        # one MLflow run per job execution: every task learns how many tasks there are and which one creates it
+        from ..mlflow_tracking import compiled_task_env
+
+        env.update(
+            compiled_task_env(
+                tasks=[group.node_names for group in groups],
+                roots=[group.node_names for group in groups if not group.dependencies],
+                exit_handler=exit_handler,
+                project_id=request.config.project_id,
+                region=request.config.region,
+                audience=request.config.run_config.mlflow.audience,
+            )
+        )
     env["DO_NOT_TRACK"] = "1"  # kedro-telemetry would otherwise post (or prompt) in every task
     return [{"name": name, "value": env[name]} for name in sorted(env)]
 
