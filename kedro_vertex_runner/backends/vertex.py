@@ -951,7 +951,8 @@ def list_jobs_and_schedules(config: PluginConfig, limit: int = 20) -> None:
         raise _api_error(exc, "listing pipeline jobs", config) from None
     schedules = _list_schedules(api)
 
-    console = Console(soft_wrap=not sys.stdout.isatty())
+    # piped output (scripts, CI logs) gets natural widths so links are never folded across lines
+    console = Console() if sys.stdout.isatty() else Console(width=1000)
     table = Table(title=f"Pipeline jobs in {config.project_id}/{config.region} (latest {limit})", title_justify="left")
     for column in ("Job", "Display name", "State", "Created", "Link"):
         table.add_column(column, overflow="fold")

@@ -1,0 +1,207 @@
+"""``kedro vertexai run-once | schedule | list-pipelines | ui`` and ``kedro run --runner=VertexRunner`` with the
+vertex backend, in subprocesses on a copy of the example project, against the fake Vertex REST server and the
+storage emulator (anonymous credentials, allowed because ``api_endpoint`` is local).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import kedro_cmd, subprocess_env
+from fake_vertex import FakeVertex
+
+pytestmark = pytest.mark.slow
+
+PROJECT, REGION = "demo-gcp", "europe-west1"
+CONFIG = """\
+project_id: demo-gcp
+region: europe-west1
+api_endpoint: {endpoint}
+run_config:
+  image: europe-docker.pkg.dev/demo-gcp/images/demo-project:1
+  root: gs://test-bucket/root
+  backend: vertex
+  service_account: runner@demo-gcp.iam.gserviceaccount.com
+  labels: {{team: pricing}}
+  experiment_name: house-prices
+  schedules:
+    weekday-mornings:
+      cron: "0 6 * * 1-5"
+      timezone: Europe/Warsaw
+      max_run_count: 5
+      params: {{learning_rate: 0.3}}
+"""
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeVertex().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def project(demo_project: Path, fake: FakeVertex, gcs_emulator: str) -> Path:
+    fake.reset()
+    (demo_project / "conf" / "base" / "vertexai.yml").write_text(CONFIG.format(endpoint=fake.endpoint))
+    yield demo_project
+    assert fake.unknown == []
+
+
+def env(**extra: str) -> dict[str, str]:
+    return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05", **extra)
+
+
+def run(project: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        kedro_cmd(*args), cwd=project, env=environ or env(), capture_output=True, text=True, timeout=180
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and text in errors[0], result.stderr
+
+
+def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job("RUNNING", {"state": "RUNNING", "tasks": {"clean-houses": "RUNNING"}}, 503, "SUCCEEDED")
+    result = run(project, "vertexai", "run-once", "--params", "learning_rate=0.2")
+    assert result.returncode == 0, result.stderr
+    (create,) = fake.calls("POST", r"/pipelineJobs$")
+    job_id = create["query"]["pipelineJobId"]
+    assert re.fullmatch(r"demo-project-\d{14}-[a-z0-9]{6}", job_id)
+    body = create["body"]
+    assert body["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.2
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/root"
+    assert body["serviceAccount"] == "runner@demo-gcp.iam.gserviceaccount.com"
+    assert body["labels"] == {"team": "pricing"}
+    assert "clean-houses" in body["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert fake.calls("POST", r"/contexts/house-prices:addContextChildren$")
+    out = result.stdout
+    assert f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}" in out
+    assert "clean-houses: RUNNING" in out and "model-train-model: SUCCEEDED" in out
+    assert f"Job {job_id} succeeded" in out
+    assert "retrying" in result.stderr
+
+
+def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job(
+        "RUNNING",
+        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "model-train-model": ("FAILED", "KeyError: 'price'")}},
+    )
+    result = run(project, "vertexai", "run-once")
+    assert_one_line_error(result, "FAILED: task model-train-model failed: KeyError: 'price'")
+
+
+def test_run_once_no_wait_returns_after_submitting(project: Path, fake: FakeVertex) -> None:
+    result = run(project, "vertexai", "run-once", "--no-wait", "-p", "data_processing")
+    assert result.returncode == 0, result.stderr
+    (create,) = fake.calls("POST", r"/pipelineJobs$")
+    assert create["query"]["pipelineJobId"].startswith("data-processing-")
+    assert "Submitted Vertex AI pipeline job data-processing-" in result.stdout
+    assert "succeeded" not in result.stdout
+
+
+def test_missing_bucket_submits_nothing(project: Path, fake: FakeVertex) -> None:
+    config = project / "conf" / "base" / "vertexai.yml"
+    config.write_text(config.read_text().replace("gs://test-bucket/root", "gs://missing-bucket/root"))
+    result = run(project, "vertexai", "run-once")
+    assert_one_line_error(result, "bucket gs://missing-bucket of run_config.root does not exist")
+    assert fake.requests == []
+
+
+def test_missing_credentials_submit_nothing(project: Path, fake: FakeVertex, tmp_path: Path) -> None:
+    environ = subprocess_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
+    environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", None)
+    result = run(project, "vertexai", "run-once", environ=environ)
+    assert_one_line_error(result, "no Google Cloud credentials found: run `gcloud auth application-default login`")
+    assert fake.requests == []
+
+
+def test_kedro_run_with_vertex_runner(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job("RUNNING", "SUCCEEDED")
+    result = run(project, "run", "--runner=VertexRunner", "--runner-params", "backend=vertex", "--params",
+                 "learning_rate=0.4")
+    assert result.returncode == 0, result.stderr
+    (create,) = fake.calls("POST", r"/pipelineJobs$")
+    assert create["body"]["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.4
+    assert "succeeded" in result.stdout
+
+
+def test_interrupt_with_cancel_on_interrupt_cancels(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job("RUNNING")
+    process = subprocess.Popen(
+        kedro_cmd("vertexai", "run-once", "--cancel-on-interrupt"),
+        cwd=project, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not fake.calls("GET", r"/pipelineJobs/[^/]+$") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert len(fake.calls("POST", r"/pipelineJobs/[^/]+:cancel$")) == 1
+    assert "cancellation of job demo-project-" in err and "Traceback" not in err
+
+
+def test_schedule_from_cron_then_replace(project: Path, fake: FakeVertex) -> None:
+    first = run(project, "vertexai", "schedule", "--cron", "0 2 * * *")
+    assert first.returncode == 0, first.stderr
+    second = run(project, "vertexai", "schedule", "--cron", "30 3 * * *", "--timezone", "Europe/Warsaw")
+    assert second.returncode == 0, second.stderr
+    assert len(fake.schedules) == 1
+    (schedule,) = fake.schedules.values()
+    assert schedule["displayName"] == "demo-project" and schedule["cron"] == "TZ=Europe/Warsaw 30 3 * * *"
+    assert "Replaced earlier schedule" in second.stdout and "0 2 * * *" in second.stdout
+
+
+def test_named_schedule_from_config(project: Path, fake: FakeVertex) -> None:
+    result = run(project, "vertexai", "schedule", "--schedule", "weekday-mornings")
+    assert result.returncode == 0, result.stderr
+    (schedule,) = fake.schedules.values()
+    assert schedule["cron"] == "TZ=Europe/Warsaw 0 6 * * 1-5"
+    assert schedule["maxRunCount"] in ("5", 5)
+    job = schedule["createPipelineJobRequest"]["pipelineJob"]
+    assert job["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cron", "61 * * * *"), "--cron: cron field '61'"),
+        (("--schedule", "nope"), "--schedule 'nope': run_config.schedules defines weekday-mornings"),
+        ((), "give --cron EXPRESSION or --schedule NAME (run_config.schedules defines weekday-mornings)"),
+    ],
+)
+def test_bad_schedule_options(project: Path, fake: FakeVertex, args: tuple[str, ...], message: str) -> None:
+    result = run(project, "vertexai", "schedule", *args)
+    assert_one_line_error(result, message)
+    assert fake.schedules == {}
+
+
+def test_list_pipelines_and_ui(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job("SUCCEEDED")
+    assert run(project, "vertexai", "run-once").returncode == 0
+    job_id = fake.calls("POST", r"/pipelineJobs$")[0]["query"]["pipelineJobId"]
+    fake.add_schedule(PROJECT, REGION, "demo-project", cron="0 6 * * *")
+    listing = run(project, "vertexai", "list-pipelines")
+    assert listing.returncode == 0, listing.stderr
+    assert re.search(rf"{job_id}\s.*SUCCEEDED", listing.stdout)
+    assert f"pipelines/runs/{job_id}?project={PROJECT}" in listing.stdout
+    assert "demo-project" in listing.stdout and "0 6 * * *" in listing.stdout
+    ui = run(project, "vertexai", "ui", environ=env(CI="true"))
+    assert ui.returncode == 0, ui.stderr
+    assert f"https://console.cloud.google.com/vertex-ai/pipelines/runs?project={PROJECT}" in ui.stdout
