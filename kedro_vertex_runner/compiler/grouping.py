@@ -203,7 +203,8 @@ def _find_cycle(stuck: list[str], deps: dict[str, set[str]]) -> list[str]:
         key = min(dep for dep in deps[key] if dep in stuck_set)
     cycle = path[seen[key] :]
     cycle.reverse()  # walked against the data flow; report it along the flow
-    first = min(range(len(cycle)), key=lambda i: stuck.index(cycle[i]))  # start where the pipeline starts, for a stable message
+    # start where the pipeline starts, so the message does not depend on where the walk began
+    first = min(range(len(cycle)), key=lambda i: stuck.index(cycle[i]))
     return cycle[first:] + cycle[:first]
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
     from kedro.pipeline.node import Node
 
-    from ..config import RunConfig, TaskSettings
+    from ..config import RetryPolicy, RunConfig, TaskSettings
     from . import CompileRequest
 
 SCHEMA_VERSION = "2.1.0"
@@ -99,7 +100,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
         tasks[name] = task
         components[f"comp-{name}"] = _component(name, params)
-        executors[f"exec-{name}"] = _executor(group, group_settings, common, run_config, exit_handler=False)
+        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
 
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
     if exit_group is None:
@@ -111,7 +112,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
         exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
         components[f"comp-{exit_name}"] = _component(exit_name, params)
-        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, run_config, exit_handler=True)
+        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -354,13 +355,19 @@ def _agree(group: TaskGroup, what: str, values: dict[str, list[str]]) -> None:
         )
 
 
+@dataclass(frozen=True)
 class _GroupSettings:
-    __slots__ = ("image", "cpu", "memory", "gpu", "accelerator", "retries", "timeout", "caching", "where")
+    """The settings one task runs with (a single node's, or a group's combined)."""
 
-    def __init__(self, *, image, cpu, memory, gpu, accelerator, retries, timeout, caching, where):  # type: ignore[no-untyped-def]
-        self.image, self.cpu, self.memory, self.gpu = image, cpu, memory, gpu
-        self.accelerator, self.retries, self.timeout, self.caching = accelerator, retries, timeout, caching
-        self.where = where
+    image: str
+    cpu: str | None
+    memory: str | None
+    gpu: int
+    accelerator: str | None
+    retries: RetryPolicy | None
+    timeout: float | None
+    caching: bool
+    where: str  # "node 'x'" or "group 'y'", for error messages
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -516,9 +523,7 @@ def _component(name: str, params: list[_Parameter]) -> dict[str, Any]:
     return component
 
 
-def _executor(
-    group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, run_config: RunConfig, *, exit_handler: bool
-) -> dict[str, Any]:
+def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
     args = list(common.exit_head if exit_handler else common.main_head)
     for node in group.nodes:
         name = node.name
