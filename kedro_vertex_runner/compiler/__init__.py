@@ -1,7 +1,8 @@
 """Kedro pipeline → Kubeflow v2 / Vertex AI PipelineSpec.
 
-A pure function of its inputs: no network, no credentials, no GCP client, no timestamps. The same request
-compiles to byte-identical JSON.
+A pure function of its inputs: no network, no credentials, no GCP client, no timestamps, no kfp import. The same
+request compiles to byte-identical JSON. :mod:`.grouping` decides which nodes share a task; :mod:`.spec` turns the
+groups into the spec and writes it to a file.
 """
 
 from __future__ import annotations
