@@ -155,8 +155,16 @@ def compile_(ctx: click.Context, env: str | None, pipeline_name: str, params: di
 @env_option
 @pipeline_option
 @params_option
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job until it ends.")
-@click.option("--cancel-on-interrupt", is_flag=True, help="Cancel the job on Ctrl-C without asking.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the job's tasks until it ends and exit non-zero unless it succeeds; --no-wait returns once "
+    "the job is submitted.",
+)
+@click.option(
+    "--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking."
+)
 @click.pass_context
 @_user_errors
 def run_once(
@@ -167,7 +175,10 @@ def run_once(
     wait: bool,
     cancel_on_interrupt: bool,
 ) -> None:
-    """Compile a pipeline and submit it to Vertex AI Pipelines as one run."""
+    """Compile a pipeline and submit it to Vertex AI Pipelines as one run.
+
+    Waits for the job by default, showing each task's state; Ctrl-C asks whether to cancel the job.
+    """
     from .backends.vertex import submit
 
     job = _open_job(_env(ctx, env), pipeline_name, params)
@@ -196,7 +207,12 @@ def schedule(
     timezone: str | None,
     schedule_name: str | None,
 ) -> None:
-    """Create a recurring schedule; replaces earlier schedules with the same display name."""
+    """Create a recurring schedule; replaces earlier schedules with the same display name.
+
+    Give --cron (and --timezone), or --schedule NAME to use run_config.schedules.NAME (its pipeline and params
+    apply; --pipeline and --params override them). The display name is run_config.scheduled_run_name or the
+    pipeline's name.
+    """
     from .backends.vertex import schedule_from_cli
 
     schedule_from_cli(
@@ -212,7 +228,9 @@ def schedule(
 
 @vertexai.command(name="list-pipelines")
 @env_option
-@click.option("--limit", default=20, show_default=True, help="How many recent jobs to show.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many recent jobs to show."
+)
 @click.pass_context
 @_user_errors
 def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
