@@ -680,17 +680,22 @@ class _Progress:
             self.live = None
 
     def _table(self, rows: list[tuple[str, str, str]], state: str) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"{self.job_id}: {state}", title_justify="left")
+        table = Table()
         table.add_column("Task")
         table.add_column("State")
-        table.add_column("Error", overflow="fold")
+        with_errors = any(error for _, _, error in rows)
+        if with_errors:
+            table.add_column("Error", overflow="fold")
         colours = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "CANCELLED": "yellow"}
         for task, task_state, error in rows:
             colour = colours.get(task_state)
-            table.add_row(task, f"[{colour}]{task_state}[/]" if colour else task_state, error)
-        return table
+            cells = [task, f"[{colour}]{task_state}[/]" if colour else task_state]
+            table.add_row(*cells, *([error] if with_errors else []))
+        return Group(Text(f"job {self.job_id}: {state}"), table)
 
     def update(self, job: Any) -> None:
         state = _short_state(job.state)
