@@ -205,7 +205,8 @@ class FakeVertex:
                 detail["error"] = {"code": 9, "message": message}
             detail["state"] = task_state
             details.append(detail)
-        root_task = {"taskId": "1", "taskName": groups["id"], "state": state if state in {"RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"} else "PENDING"}
+        root_state = state if state in {"RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"} else "PENDING"
+        root_task = {"taskId": "1", "taskName": groups["id"], "state": root_state}
         job["jobDetail"] = {
             "pipelineContext": {"name": f"{parent}/metadataStores/default/contexts/pipeline"},
             "pipelineRunContext": {"name": f"{parent}/metadataStores/default/contexts/{groups['id']}"},

@@ -88,7 +88,8 @@ def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:
     assert "clean-houses" in body["pipelineSpec"]["root"]["dag"]["tasks"]
     assert fake.calls("POST", r"/contexts/house-prices:addContextChildren$")
     out = result.stdout
-    assert f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}" in out
+    link = f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}"
+    assert link in out
     assert "clean-houses: RUNNING" in out and "model-train-model: SUCCEEDED" in out
     assert f"Job {job_id} succeeded" in out
     assert "retrying" in result.stderr
@@ -97,7 +98,10 @@ def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:
 def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> None:
     fake.script_next_job(
         "RUNNING",
-        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "model-train-model": ("FAILED", "KeyError: 'price'")}},
+        {
+            "state": "FAILED",
+            "tasks": {"clean-houses": "SUCCEEDED", "model-train-model": ("FAILED", "KeyError: 'price'")},
+        },
     )
     result = run(project, "vertexai", "run-once")
     assert_one_line_error(result, "FAILED: task model-train-model failed: KeyError: 'price'")

@@ -50,7 +50,9 @@ CONSOLE = "https://console.cloud.google.com"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _EXPERIMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 _FINAL_STATES = {"SUCCEEDED", "FAILED", "CANCELLED", "PAUSED"}
-_LOGIN_HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+_LOGIN_HINT = (
+    "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+)
 
 
 # ------------------------------------------------------------------------------------------------------------------
