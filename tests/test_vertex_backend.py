@@ -195,6 +195,15 @@ def test_permission_denied_is_one_line(api: FakeVertex) -> None:
     assert "\n" not in message and "http://" not in message
 
 
+def test_transient_error_on_submit_is_retried_once_created(api: FakeVertex, capsys: pytest.CaptureFixture) -> None:
+    api.fail("create_job", 503, "backend busy")
+    job_id = vertex.submit(SPEC, make_config(api), wait=False)
+    creates = created_jobs(api)
+    assert len(creates) == 2 and {c["query"]["pipelineJobId"] for c in creates} == {job_id}
+    assert len(api.jobs) == 1
+    assert "retrying" in capsys.readouterr().err
+
+
 def test_not_found_names_project_and_region(api: FakeVertex) -> None:
     api.fail("create_job", 404, "Location europe-west99 is not found")
     with pytest.raises(PluginError, match="not found .*check project_id 'proj-1' and region 'europe-west1'"):

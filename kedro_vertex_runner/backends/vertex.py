@@ -566,14 +566,7 @@ def submit(
         _ensure_experiment(api, experiment, config.run_config.experiment_description) if experiment else None
     )
     job_id = job_id_for(pipeline_name, spec)
-    job = _call(
-        "submitting the pipeline job",
-        config,
-        api.pipelines.create_pipeline_job,
-        parent=api.parent,
-        pipeline_job=job_body,
-        pipeline_job_id=job_id,
-    )
+    job = _create_job(api, job_body, job_id)
     url = console_url(config, job_id)
     click.echo(f"Submitted Vertex AI pipeline job {job_id}")
     click.echo(f"View it at {url}")
@@ -582,6 +575,34 @@ def submit(
     elif experiment_context:
         _attach_when_ready(api, job.name, experiment_context)
     return job_id
+
+
+def _create_job(api: VertexApi, body: dict[str, Any], job_id: str, attempts: int = 4) -> Any:
+    """Create the job, retrying transient errors (429, 5xx, network).
+
+    The explicit job id makes a retry safe: if an earlier attempt did create the job and only its answer was
+    lost, Vertex AI answers ALREADY_EXISTS and we take that job instead of submitting a second one.
+    """
+    from google.api_core import exceptions as gexc
+
+    action = "submitting the pipeline job"
+    for attempt in range(attempts):
+        try:
+            return api.pipelines.create_pipeline_job(
+                parent=api.parent, pipeline_job=body, pipeline_job_id=job_id, timeout=API_TIMEOUT
+            )
+        except gexc.AlreadyExists as exc:
+            if attempt == 0:
+                raise _api_error(exc, action, api.config) from None
+            name = f"{api.parent}/pipelineJobs/{job_id}"
+            return _call(action, api.config, api.pipelines.get_pipeline_job, name=name)
+        except Exception as exc:
+            if attempt == attempts - 1 or not _is_transient(exc):
+                raise _api_error(exc, action, api.config) from None
+            delay = min(_poll_interval(), 2.0**attempt)
+            click.echo(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s", err=True)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _attach_when_ready(api: VertexApi, job_name: str, experiment_context: str) -> None:
