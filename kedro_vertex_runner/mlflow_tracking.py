@@ -16,7 +16,7 @@ run and the launching ``kedro run --runner=VertexRunner`` one more. Here:
 * **Status follows the job.** Each task records ``kedro_vertex.task.<key>`` = RUNNING / FINISHED / FAILED on the
   run. A failing task sets the run FAILED at once. Without an on-exit pipeline the task that completes the set of
   ``KEDRO_VERTEX_MLFLOW_TASKS`` tasks sets FINISHED (no extra task: each costs about two minutes of start-up); with
-  one, the exit-handler task decides FINISHED / FAILED. A launcher that waits for the job (``kedro run`` with the
+  one, the exit-handler task decides: FAILED if a task failed or never reported its end (killed), else FINISHED. A launcher that waits for the job (``kedro run`` with the
   local backend or ``wait=true``) then sets the status from the job's real outcome with :func:`close_job_run`,
   which also covers tasks killed without a chance to report (out of memory, timeout, cancellation).
 * **Auth.** With ``run_config.mlflow.audience`` each task mints a Google identity token for that audience at run
@@ -335,6 +335,14 @@ def job_status(states: Mapping[str, str], expected_tasks: int | None) -> str:
     return RUNNING
 
 
+def exit_handler_status(states: Mapping[str, str], ok: bool) -> str:
+    """The exit handler runs after every other task: a task still RUNNING was killed without reporting.
+
+    Tasks that never reported (skipped after a failure, or served from Vertex AI's cache) do not count.
+    """
+    return FINISHED if ok and not {RUNNING, FAILED} & set(states.values()) else FAILED
+
+
 def finish_job_run(run_id: str, status: str, tracking_uri: str | None = None) -> None:
     """Set the job run's final status (``FINISHED`` or ``FAILED``)."""
     if status not in (FINISHED, FAILED, "KILLED"):
@@ -377,9 +385,7 @@ def end_task(
 
     client = _client()
     if exit_handler:
-        states = task_states(client, run_id)
-        done = expected_tasks is not None and sum(v == FINISHED for v in states.values()) >= expected_tasks
-        status = FINISHED if ok and done and FAILED not in states.values() else FAILED
+        status = exit_handler_status(task_states(client, run_id), ok)
         mlflow.end_run(status)
         return status
     client.set_tag(run_id, TASK_TAG_PREFIX + key, FINISHED if ok else FAILED)
@@ -527,6 +533,7 @@ __all__ = [
     "compiled_task_env",
     "end_task",
     "find_job_run",
+    "exit_handler_status",
     "finish_job_run",
     "job_status",
     "kedro_mlflow_active",

@@ -184,6 +184,9 @@ def test_job_status_rules():
     assert mt.job_status({"a": "FINISHED", "b": "FINISHED"}, 2) == "FINISHED"
     assert mt.job_status({"a": "FINISHED", "b": "FINISHED"}, None) == "RUNNING"  # the exit handler decides
     assert mt.job_status({"a": "FAILED", "b": "FINISHED"}, 2) == "FAILED"
+    assert mt.exit_handler_status({"a": "FINISHED"}, True) == "FINISHED"  # b cached or skipped: not counted
+    assert mt.exit_handler_status({"a": "FINISHED", "b": "RUNNING"}, True) == "FAILED"  # b was killed
+    assert mt.exit_handler_status({"a": "FINISHED"}, False) == "FAILED"  # the on-exit nodes failed
 
 
 # ---------------------------------------------------------------------------------------------------------------
