@@ -289,6 +289,32 @@ def _disable_plugins(plugins: set[str]) -> None:
     del session_package  # imported only to make sure the module is loaded
 
 
+def _skip_needless_imports() -> None:
+    """Stop Kedro's ``MemoryDataset`` from importing pandas (≈0.4 s) just to look at a parameter's type.
+
+    ``kedro.io.memory_dataset._infer_copy_mode`` imports pandas, numpy and ibis to test ``isinstance``; a value can
+    only be a pandas DataFrame if pandas is already imported, so looking the modules up in ``sys.modules`` gives
+    the same answer without the import. A task whose nodes use pandas imports it anyway; one that does not (a
+    notification, a model deploy) starts that much sooner.
+    """
+    try:
+        from kedro.io import memory_dataset
+    except ImportError:  # pragma: no cover
+        return
+    if not callable(getattr(memory_dataset, "_infer_copy_mode", None)):  # pragma: no cover - a future Kedro
+        return
+
+    def infer_copy_mode(data: Any) -> str:
+        pd, np, ibis = (sys.modules.get(name) for name in ("pandas", "numpy", "ibis"))
+        if (pd is not None and isinstance(data, pd.DataFrame)) or (np is not None and isinstance(data, np.ndarray)):
+            return "copy"
+        if type(data).__name__ == "DataFrame" or (ibis is not None and isinstance(data, ibis.Table)):
+            return "assign"
+        return "deepcopy"
+
+    memory_dataset._infer_copy_mode = infer_copy_mode
+
+
 class _TaskHooks:
     """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines)."""
 
@@ -456,6 +482,7 @@ def _prepare_project(project_dir: Path, pipeline_names: list[str], nodes: list[s
     if _truthy(os.environ.get("DO_NOT_TRACK")) or _truthy(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
         disabled.add("kedro-telemetry")
     _disable_plugins(disabled)
+    _skip_needless_imports()
 
     full = _load_pipelines(pipeline_names)
     known_nodes = {node.name for node in full.nodes}

@@ -1,0 +1,104 @@
+"""How fast does a task start? The task entrypoint against ``kedro run --nodes`` for the same node.
+
+Every Vertex AI task pays its start-up once per container, so the entrypoint skips the Kedro CLI, CLI plugins and
+unused hook plugins. This runs both on a private copy of ``examples/demo_project`` several times (alternating,
+after one untimed warm-up of each so file caches are equally warm) and prints the median time to the first node
+("Running node:" in the log) and to process exit, and the ratio.
+
+    python bench/bootstrap.py [--node summarize_raw_data] [--pipeline __default__] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "demo_project"
+BIN = Path(sys.executable).parent
+MARKER = "Running node:"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DO_NOT_TRACK": "1",
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "NO_GCE_CHECK": "true",
+            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+        }
+    )
+    return env
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Seconds from start to the first "Running node:" line, and to exit."""
+    start = time.perf_counter()
+    first = None
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if first is None and MARKER in line:
+            first = time.perf_counter() - start
+    code = proc.wait()
+    total = time.perf_counter() - start
+    if code != 0 or first is None:
+        sys.stderr.write("".join(output[-30:]))
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {code})")
+    return first, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--node", default="summarize_raw_data")
+    parser.add_argument("--pipeline", default="__default__")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "demo_project"
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "mlruns"))
+        commands = {
+            "entrypoint": [
+                sys.executable, "-m", "kedro_vertex_runner.entrypoint", "--pipeline", args.pipeline,
+                "--node", args.node, "--run-id", "bench", "--root", str(Path(tmp) / "runs"),
+            ],
+            "kedro run": [str(BIN / "kedro"), "run", "--pipeline", args.pipeline, "--nodes", args.node],
+        }  # fmt: skip
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for name, cmd in commands.items():  # warm-up: byte-code caches, page cache
+            measure(cmd, project)
+        for _ in range(args.repeat):
+            for name, cmd in commands.items():
+                results[name].append(measure(cmd, project))
+
+    print(f"node {args.node!r} of pipeline {args.pipeline!r}, {args.repeat} runs each (median, min–max seconds)")
+    print(f"{'command':<12} {'first node':>22} {'total':>22}")
+    medians = {}
+    for name, runs in results.items():
+        firsts = [r[0] for r in runs]
+        totals = [r[1] for r in runs]
+        medians[name] = (statistics.median(firsts), statistics.median(totals))
+        print(
+            f"{name:<12} {medians[name][0]:>8.2f} ({min(firsts):.2f}–{max(firsts):.2f})"
+            f" {medians[name][1]:>8.2f} ({min(totals):.2f}–{max(totals):.2f})"
+        )
+    ratio_first = medians["entrypoint"][0] / medians["kedro run"][0]
+    ratio_total = medians["entrypoint"][1] / medians["kedro run"][1]
+    print(f"ratio entrypoint / kedro run: first node {ratio_first:.2f}x, total {ratio_total:.2f}x (target ≤ 0.40x)")
+
+
+if __name__ == "__main__":
+    main()
