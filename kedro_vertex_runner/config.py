@@ -520,7 +520,7 @@ def check_against_pipeline(
     config: PluginConfig,
     pipeline: Pipeline,
     *,
-    pipeline_name: str = "__default__",
+    pipeline_name: str | None = "__default__",
     files: list[Path] | None = None,
 ) -> None:
     """Check the parts of the config that refer to nodes: every ``run_config.resources`` entry must name a node
@@ -528,7 +528,8 @@ def check_against_pipeline(
 
     A misspelt entry would otherwise be ignored without a word and the node would run with the default machine.
     Pass the unfiltered pipeline(s) the entries may refer to (plus the on-exit pipeline), not a pipeline narrowed
-    by ``--tags``/``--nodes``, or entries for the nodes left out would be reported.
+    by ``--tags``/``--nodes``, or entries for the nodes left out would be reported. With ``pipeline_name=None``
+    the message speaks of "any registered pipeline" (for a check against all of them at once).
 
     Raises:
         ConfigError: ``conf/base/vertexai.yml: run_config.resources.trian: names no node or tag of pipeline
@@ -544,9 +545,8 @@ def check_against_pipeline(
         where = _file_defining(files, ("run_config", "resources", key))
         close = difflib.get_close_matches(key, sorted(node_names | tags), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ": use a node name, a tag or __default__"
-        raise ConfigError(
-            f"{where}: run_config.resources.{key}: names no node or tag of pipeline {pipeline_name!r}{hint}"
-        )
+        scope = "any registered pipeline" if pipeline_name is None else f"pipeline {pipeline_name!r}"
+        raise ConfigError(f"{where}: run_config.resources.{key}: names no node or tag of {scope}{hint}")
     for node in sorted(pipeline.nodes, key=lambda n: n.name):
         settings = run_config.settings_for(node.name, node.tags)
         if settings.gpu and not settings.accelerator:

@@ -351,6 +351,12 @@ def test_resources_entry_error_names_the_env_file_that_defines_it(conf, pipeline
         check_against_pipeline(load(conf, env="prod"), pipeline, pipeline_name="model")
 
 
+def test_resources_check_against_all_registered_pipelines_says_so(conf, pipeline):
+    write(conf, with_run_config("resources:\n  trainn: {cpu: 4}\n"))
+    with pytest.raises(ConfigError, match=r"trainn: names no node or tag of any registered pipeline \(did you mean"):
+        check_against_pipeline(load(conf), pipeline, pipeline_name=None)
+
+
 def test_gpu_count_without_accelerator_is_an_error(conf, pipeline):
     write(conf, with_run_config("resources:\n  training: {gpu: 1}\n"))
     with pytest.raises(ConfigError, match=r"run_config.resources.training.gpu: a GPU count needs an accelerator"):
@@ -428,6 +434,6 @@ def test_compile_with_resources_entry_naming_no_node_prints_one_error_line(demo_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(
-        "Error: conf/base/vertexai.yml: run_config.resources.model.trian_model: names no node or tag of pipeline"
+        "Error: conf/base/vertexai.yml: run_config.resources.model.trian_model: names no node or tag of "
     )
     assert lines[0].endswith("(did you mean 'model.train_model'?)")
