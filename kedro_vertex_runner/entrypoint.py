@@ -381,10 +381,16 @@ def _load_pipelines(names: list[str]) -> Pipeline:
     for name in names:
         try:
             combined += pipelines[name]
-        except KeyError:
+        except Exception as exc:  # KeyError, or ImportError from find_pipelines(raise_errors=True) for a bad name
             pipelines.set_requested(None)
-            known = ", ".join(sorted(pipelines.keys())) or "none"
-            raise PluginError(f"unknown pipeline {name!r}: the project registers {known}") from None
+            try:
+                registered = sorted(pipelines.keys())
+            except Exception:
+                registered = None
+            if registered is not None and name not in registered:
+                known = ", ".join(registered) or "none"
+                raise PluginError(f"unknown pipeline {name!r}: the project registers {known}") from None
+            raise PluginError(f"cannot load pipeline {name!r}: {_one_line(exc)}") from exc
     # session.run asks for the same set again, so the registry is not loaded twice
     return combined
 

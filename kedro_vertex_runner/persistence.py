@@ -179,6 +179,15 @@ def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
 
 
+def _consumed_outside(group: Pipeline, full: Pipeline) -> set[str]:
+    group_names = {node.name for node in group.nodes}
+    consumed: set[str] = set()
+    for node in full.nodes:
+        if node.name not in group_names:
+            consumed.update(node.inputs)
+    return consumed
+
+
 def boundary_datasets(group: Pipeline, full: Pipeline, is_declared: Callable[[str], bool]) -> tuple[set, set]:
     """``(inputs, outputs)``: the undeclared datasets that enter and leave ``group`` (a sub-pipeline of ``full``).
 
@@ -187,12 +196,8 @@ def boundary_datasets(group: Pipeline, full: Pipeline, is_declared: Callable[[st
         full: every node of the registered pipeline(s) the task's nodes come from.
         is_declared: whether a name is declared in the catalog (explicitly, or by a factory pattern).
     """
-    group_names = {node.name for node in group.nodes}
     produced = set(group.all_outputs())
-    consumed_outside: set[str] = set()
-    for node in full.nodes:
-        if node.name not in group_names:
-            consumed_outside.update(node.inputs)
+    consumed_outside = _consumed_outside(group, full)
     free_outputs = set(group.outputs())
     inputs: set[str] = set()
     outputs: set[str] = set()
@@ -218,17 +223,22 @@ def persist_undeclared(
     Returns ``{dataset name: path}`` of what was replaced.
 
     Raises:
-        PluginError: datasets cross the boundary but no ``root`` is configured.
+        PluginError: a dataset another task reads (or this task reads) crosses the boundary and ``root`` is empty.
     """
     inputs, outputs = boundary_datasets(group, full, lambda name: name in catalog)
     crossing = sorted(inputs | outputs)
     if not crossing:
         return {}
     if not root:
-        raise PluginError(
-            f"undeclared dataset {crossing[0]!r} crosses a task boundary but no storage root was given "
-            f"(run_config.root / --root)"
-        )
+        # without a root, outputs nobody reads stay in memory as plain Kedro would keep them; data another task
+        # needs cannot
+        needed = sorted(inputs | (outputs & _consumed_outside(group, full)))
+        if needed:
+            raise PluginError(
+                f"undeclared dataset {needed[0]!r} passes between tasks but no storage root was given "
+                f"(run_config.root / --root)"
+            )
+        return {}
     placed: dict[str, str] = {}
     for name in crossing:
         path = dataset_path(root, run_id, name)

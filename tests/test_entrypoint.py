@@ -1,0 +1,427 @@
+"""The task entrypoint, run as real subprocesses in a private copy of the example project.
+
+The copy gets an extra ``vtest`` pipeline (written below) with nodes that report their parameters, fail, sleep,
+fetch a URL or write slowly, so the tests can watch what a task does from the outside.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
+
+VTEST_NODES = '''
+"""Test-only nodes: report values, fail, sleep, fetch, write slowly."""
+import os
+import time
+import urllib.request
+
+
+def param_types(p_list, p_dict, p_int, p_bool, p_float, p_str):
+    values = {"p_list": p_list, "p_dict": p_dict, "p_int": p_int, "p_bool": p_bool, "p_float": p_float,
+              "p_str": p_str}
+    return {name: [type(value).__name__, value] for name, value in values.items()}
+
+
+def resolved(run, job, commit, custom):
+    return {"run": run, "job": job, "commit": commit, "custom": custom}
+
+
+def explode(title):
+    raise ValueError("boom: the input was bad")
+
+
+def sleepy(title):
+    time.sleep(120)
+    return "never"
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+class Slow:
+    """Pickling this takes a long time: the task can be killed mid-write."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        open(self.marker, "w").close()
+        time.sleep(120)
+        return (Slow, (self.marker,))
+
+
+def slow_value(marker):
+    return [b"x" * (4 * 2**20), Slow(marker)]
+
+
+def unpicklable(title):
+    return (line for line in ["a generator cannot be pickled"])
+'''
+
+VTEST_PIPELINE = '''
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import explode, fetch, param_types, resolved, slow_value, sleepy, unpicklable
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([
+        Node(param_types, ["params:p_list", "params:p_dict", "params:p_int", "params:p_bool", "params:p_float",
+                           "params:p_str"], "param_types", name="param_types"),
+        Node(resolved, ["params:vt_run", "params:vt_job", "params:vt_commit", "params:vt_custom"], "resolved",
+             name="resolved"),
+        Node(explode, "params:report_title", "exploded", name="explode"),
+        Node(sleepy, "params:report_title", "slept", name="sleepy"),
+        Node(fetch, "params:vt_url", "fetched", name="fetch"),
+        Node(slow_value, "params:vt_marker", "slow_blob", name="slow_value"),
+        Node(unpicklable, "params:report_title", "generator_out", name="unpicklable"),
+    ])
+'''
+
+VTEST_PARAMS = """
+p_list: [0]
+p_dict: {}
+p_int: 0
+p_bool: false
+p_float: 0.0
+p_str: ""
+vt_url: "http://localhost:1/"
+vt_marker: "marker"
+vt_run: ${vertex:run_id}
+vt_job: ${vertex:job_name}
+vt_commit: ${vertex:commit_id, dirty}
+vt_custom: ${vertex:my_var, fallback}
+"""
+
+
+@pytest.fixture
+def project(demo_project: Path) -> Path:
+    package = demo_project / "src" / "demo_project" / "pipelines" / "vtest"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (package / "nodes.py").write_text(textwrap.dedent(VTEST_NODES))
+    (package / "pipeline.py").write_text(textwrap.dedent(VTEST_PIPELINE))
+    (demo_project / "conf" / "base" / "parameters_vtest.yml").write_text(VTEST_PARAMS)
+    return demo_project
+
+
+def run(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    return subprocess.run(
+        [*ENTRYPOINT, *args],
+        cwd=project,
+        env=subprocess_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def load(path: Path):
+    with open(path, "rb") as stream:
+        return pickle.load(stream)
+
+
+def test_next_task_reads_the_persisted_intermediate(project: Path, tmp_path: Path):
+    root = tmp_path / "root"
+    first = run(project, "--pipeline", "__default__", "--node", "summarize_raw_data", "--run-id", "run-1",
+                "--root", str(root))  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    stored = root / "run-1" / "raw_data_summary.pkl"
+    assert stored.is_file()
+    assert not list((root / "run-1").glob("*.tmp"))
+
+    report = project / "data" / "08_reporting" / "report.json"
+    report.unlink()
+    second = run(project, "--pipeline", "__default__", "--node", "create_report", "--run-id", "run-1",
+                 "--root", str(root))  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    summary = load(stored)
+    assert report.is_file()
+    assert summary  # the value produced by the first process
+
+
+def test_intermediate_inside_one_task_stays_in_memory(project: Path, tmp_path: Path):
+    root = tmp_path / "root"
+    result = run(project, "--pipeline", "reporting", "--node", "summarize_raw_data", "--node", "create_report",
+                 "--run-id", "run-2", "--root", "relative-root")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (project / "relative-root" / "run-2" / "raw_data_summary.pkl").exists()
+    assert not root.exists()
+
+
+def test_missing_intermediate_names_dataset_and_path(project: Path, tmp_path: Path):
+    result = run(project, "--pipeline", "__default__", "--node", "create_report", "--run-id", "run-3",
+                 "--root", str(tmp_path / "root"))  # fmt: skip
+    assert result.returncode == 1
+    line = last_line(result.stderr)
+    expected = str(tmp_path / "root" / "run-3" / "raw_data_summary.pkl")
+    assert line.startswith("Error: node 'create_report' failed: DatasetError:"), line
+    assert "'raw_data_summary'" in line and expected in line and "run in this job" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_runtime_params_arrive_typed(project: Path, tmp_path: Path):
+    root = tmp_path / "root"
+    result = run(
+        project, "--pipeline", "vtest", "--node", "param_types", "--run-id", "typed", "--root", str(root),
+        "--param", "p_list", "LIST", '[1, "two", 3.5]',
+        "--param", "p_dict", "STRUCT", '{"a": {"b": [1, 2]}, "c": null}',
+        "--param", "p_int", "NUMBER_INTEGER", "42",
+        "--param", "p_bool", "BOOLEAN", "true",
+        "--param", "p_float", "NUMBER_DOUBLE", "2",
+        "--param", "p_str", "STRING", "  spaced; $HOME 'quoted' ",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load(root / "typed" / "param_types.pkl") == {
+        "p_list": ["list", [1, "two", 3.5]],
+        "p_dict": ["dict", {"a": {"b": [1, 2]}, "c": None}],
+        "p_int": ["int", 42],
+        "p_bool": ["bool", True],
+        "p_float": ["float", 2.0],
+        "p_str": ["str", "  spaced; $HOME 'quoted' "],
+    }
+
+
+def test_bad_param_value_is_one_line(project: Path):
+    result = run(project, "--pipeline", "vtest", "--node", "param_types", "--param", "p_int", "NUMBER_INTEGER", "4x")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: --param p_int NUMBER_INTEGER: expected a whole number, got '4x'"
+
+
+def test_failing_node_exit_code_and_final_line(project: Path, tmp_path: Path):
+    result = run(project, "--pipeline", "vtest", "--node", "explode", "--run-id", "f", "--root", str(tmp_path))
+    assert result.returncode == 1
+    assert last_line(result.stderr) == "Error: node 'explode' failed: ValueError: boom: the input was bad"
+    assert "Traceback" in result.stderr  # the node's own error keeps its traceback, above the final line
+
+
+def test_unknown_node_is_one_line(project: Path):
+    result = run(project, "--pipeline", "data_processing", "--pipeline", "model", "--node", "no_such_node")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: unknown node 'no_such_node': not in pipeline(s) data_processing, model"
+
+
+def test_unknown_pipeline_is_one_line(project: Path):
+    result = run(project, "--pipeline", "nope", "--node", "clean_houses")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: unknown pipeline 'nope': the project registers ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_node_name_with_shell_metacharacters_is_one_argument(project: Path, tmp_path: Path):
+    pwned = tmp_path / "pwned"
+    name = f"x; touch {pwned} && echo $(id) | cat `true` 'q' \"d\""
+    result = run(project, "--pipeline", "reporting", "--node", name)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: unknown node {name!r}: not in pipeline(s) reporting"
+    assert not pwned.exists()
+
+
+def test_timeout_kills_the_task_and_names_the_node(project: Path):
+    started = time.monotonic()
+    result = run(project, "--pipeline", "vtest", "--node", "sleepy", "--timeout", "4", timeout=60)
+    assert result.returncode == 124
+    assert last_line(result.stderr) == "Error: node 'sleepy' timed out after 4 s"
+    assert time.monotonic() - started < 30
+
+
+def test_unpicklable_output_names_the_dataset(project: Path, tmp_path: Path):
+    result = run(project, "--pipeline", "vtest", "--node", "unpicklable", "--run-id", "u", "--root", str(tmp_path))
+    assert result.returncode == 1
+    line = last_line(result.stderr)
+    assert line.startswith("Error: node 'unpicklable' failed: DatasetError:"), line
+    assert "dataset 'generator_out' cannot be pickled" in line and "TypeError" in line
+    assert not list((tmp_path / "u").glob("*"))
+
+
+def test_host_alias_resolves_inside_the_task(project: Path, tmp_path: Path):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            body = f"hello from {self.headers['Host']}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        result = run(
+            project, "--pipeline", "vtest", "--node", "fetch", "--run-id", "h", "--root", str(tmp_path),
+            "--host-alias", "127.0.0.1", "mlflow.vertex-test.invalid,other.invalid",
+            "--param", "vt_url", "STRING", f"http://mlflow.vertex-test.invalid:{port}/",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "h" / "fetched.pkl") == f"hello from mlflow.vertex-test.invalid:{port}"
+
+
+def test_resolvers_see_run_context_and_forwarded_variables(project: Path, tmp_path: Path):
+    result = run(
+        project, "--pipeline", "vtest", "--node", "resolved", "--run-id", "ctx-1", "--job-name", "my-job",
+        "--root", str(tmp_path),
+        env={"KEDRO_CONFIG_MY_VAR": "hello", "KEDRO_CONFIG_COMMIT_ID": "abc123"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "ctx-1" / "resolved.pkl") == {
+        "run": "ctx-1", "job": "my-job", "commit": "abc123", "custom": "hello",
+    }  # fmt: skip
+
+
+def test_disable_switch_leaves_values_literal_with_a_warning(project: Path, tmp_path: Path):
+    result = run(
+        project, "--pipeline", "vtest", "--node", "resolved", "--run-id", "off", "--root", str(tmp_path),
+        env={"KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK": "true"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "off" / "resolved.pkl") == {
+        "run": "${vertex:run_id}", "job": "${vertex:job_name}", "commit": "${vertex:commit_id, dirty}",
+        "custom": "${vertex:my_var, fallback}",
+    }  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK is set" in output
+    assert "will not be substituted" in output
+
+
+def test_missing_resolver_value_is_one_line(project: Path, tmp_path: Path):
+    (project / "conf" / "base" / "parameters_vtest2.yml").write_text("vt_needed: ${vertex:not_set_anywhere}\n")
+    result = run(project, "--pipeline", "vtest", "--node", "explode", "--root", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: ${vertex:not_set_anywhere} has no value: set "
+                                            "KEDRO_CONFIG_NOT_SET_ANYWHERE or give a default")  # fmt: skip
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sigkill_mid_write_leaves_no_partial_dataset(project: Path, tmp_path: Path):
+    marker = tmp_path / "pickling-started"
+    run_dir = tmp_path / "root" / "kill"
+    target = run_dir / "slow_blob.pkl"
+
+    def start_and_kill() -> None:
+        proc = subprocess.Popen(
+            [*ENTRYPOINT, "--pipeline", "vtest", "--node", "slow_value", "--run-id", "kill",
+             "--root", str(tmp_path / "root"), "--param", "vt_marker", "STRING", str(marker)],
+            cwd=project, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                assert proc.poll() is None, "the task ended before it started writing"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            # the 4 MiB before the slow object are already streaming into a temporary file
+            temps = list(run_dir.glob(".slow_blob.pkl.*.tmp"))
+            assert temps and temps[0].stat().st_size >= 4 * 2**20
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    start_and_kill()
+    assert not target.exists()
+
+    # with a complete value from an earlier attempt, the kill leaves that value in place
+    target.write_bytes(pickle.dumps("previous complete value"))
+    marker.unlink()
+    start_and_kill()
+    assert load(target) == "previous complete value"
+
+
+def test_undeclared_dataset_on_gcs(project: Path, gcs_emulator: str):
+    import gcsfs
+
+    env = {"STORAGE_EMULATOR_HOST": gcs_emulator}
+    root = "gs://test-bucket/vertex-runs"
+    first = run(project, "--pipeline", "__default__", "--node", "summarize_raw_data", "--run-id", "gcs-1",
+                "--root", root, env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    fs = gcsfs.GCSFileSystem(token="anon", endpoint_url=gcs_emulator)
+    path = "test-bucket/vertex-runs/gcs-1/raw_data_summary.pkl"
+    assert fs.exists(path)
+    summary = pickle.loads(fs.cat_file(path))
+
+    report = project / "data" / "08_reporting" / "report.json"
+    report.unlink()
+    second = run(project, "--pipeline", "__default__", "--node", "create_report", "--run-id", "gcs-1",
+                 "--root", root, env=env)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert report.is_file()
+    assert summary  # a real value went through the bucket
+
+
+WRAPPER = """
+import json, sys
+from kedro_vertex_runner.entrypoint import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+sys.exit(code)
+"""
+
+
+def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Path):
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    dump = tmp_path / "modules.json"
+    result = subprocess.run(
+        [PYTHON, str(wrapper), str(dump), "--pipeline", "__default__", "--node", "summarize_raw_data",
+         "--run-id", "imports", "--root", str(tmp_path / "root")],
+        cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    modules = json.loads(dump.read_text())
+    assert "demo_project.pipelines.reporting.nodes" in modules  # the task did run
+    unwanted = [m for m in modules if m.split(".")[0] in {"kfp", "mlflow", "kedro_mlflow"}]
+    unwanted += [m for m in modules if m.startswith("google.cloud.aiplatform")]
+    assert unwanted == []
+
+
+def test_help_is_cheap():
+    result = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "kedro_vertex_runner.entrypoint", "--help"],
+        env=subprocess_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert "--host-alias" in result.stdout
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.split(".")[0] in {"kfp", "mlflow", "kedro"}}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_console_script_is_installed():
+    script = Path(PYTHON).parent / "kedro-vertex-entrypoint"
+    assert script.exists()
+    assert os.access(script, os.X_OK)
