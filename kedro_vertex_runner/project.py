@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .compiler import CompileRequest
-from .config import PluginConfig, load_config
+from .config import PluginConfig, check_against_pipeline, check_pipeline_names, load_config
 from .errors import PluginError
 
 if TYPE_CHECKING:
@@ -70,6 +70,20 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
 
 
+def check_config_against_project(config: PluginConfig) -> None:
+    """Pipeline and node names in the config must exist in the project.
+
+    Checked against every registered pipeline, not the filtered one: with ``-p model`` or ``--tags`` an entry for
+    a node that is merely left out of this run is still valid.
+    """
+    from kedro.framework.project import pipelines
+    from kedro.pipeline import Pipeline
+
+    pipelines.set_requested(None)  # Kedro 1.7 loads only the pipelines named on the command line
+    check_pipeline_names(config, pipelines.keys())
+    check_against_pipeline(config, sum(pipelines.values(), Pipeline([])), pipeline_name=None)
+
+
 def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
     """MLflow tracking is on when configured so, or by default when kedro-mlflow is installed and configured."""
     if config.run_config.mlflow.enabled is not None:
@@ -94,6 +108,7 @@ def build_request(
     from kedro.framework.project import PACKAGE_NAME
 
     config = config or load_config(context.config_loader)
+    check_config_against_project(config)
     on_exit = None
     if config.run_config.on_exit_pipeline:
         on_exit = get_pipeline(config.run_config.on_exit_pipeline)

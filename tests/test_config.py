@@ -421,10 +421,6 @@ def test_compile_with_bad_config_prints_one_error_line(demo_project):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="needs project.build_request to call config.check_against_pipeline (remove this mark when wired)",
-    strict=False,
-)
 def test_compile_with_resources_entry_naming_no_node_prints_one_error_line(demo_project):
     config = demo_project / "conf" / "base" / "vertexai.yml"
     config.write_text(config.read_text().replace("    model.train_model:", "    model.trian_model:"))
