@@ -448,9 +448,20 @@ def run_task(args: argparse.Namespace) -> int:
         from kedro.framework.session import KedroSession
         from kedro.runner import SequentialRunner
 
+        from .mlflow_tracking import task_run
+
         with KedroSession.create(project_path=project_dir, env=args.env, runtime_params=params) as session:
             hooks.register(session._hook_manager)
-            session.run(pipeline_names=pipeline_names, node_names=list(args.nodes), runner=SequentialRunner())
+            # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
+            with task_run(
+                session,
+                job_id=run_id,
+                job_name=resolvers.current_job_name(),
+                node_names=list(args.nodes),
+                pipeline_names=pipeline_names,
+                exit_handler=args.exit_handler,
+            ):
+                session.run(pipeline_names=pipeline_names, node_names=list(args.nodes), runner=SequentialRunner())
     except TaskTimeout as exc:
         _flush()
         print(f"Error: {exc}", file=sys.stderr)

@@ -420,8 +420,35 @@ def test_help_is_cheap():
     assert not {m for m in imported if m.split(".")[0] in {"kfp", "mlflow", "kedro"}}
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_console_script_is_installed():
+
+
+def test_exit_handler_task_runs_like_any_other(project: Path, tmp_path: Path):
+    result = run(project, "--pipeline", "notify", "--node", "log_run_finished", "--exit-handler",
+                 "--run-id", "exit-1", "--job-name", "job-x", "--root", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Completed node: log_run_finished" in " ".join(result.stdout.split())
+
+
+def test_project_dir_option_and_console_script(project: Path, tmp_path: Path):
     script = Path(PYTHON).parent / "kedro-vertex-entrypoint"
-    assert script.exists()
-    assert os.access(script, os.X_OK)
+    result = subprocess.run(
+        [str(script), "--project-dir", str(project), "--pipeline", "reporting", "--node", "summarize_raw_data",
+         "--run-id", "pd", "--root", "runs"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (project / "runs" / "pd" / "raw_data_summary.pkl").is_file()
+
+
+def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
+    from kedro_vertex_runner.entrypoint import mlflow_wanted
+
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    monkeypatch.delenv("KEDRO_VERTEX_MLFLOW", raising=False)
+    assert not mlflow_wanted(conf)
+    (conf / "local").mkdir()
+    (conf / "local" / "mlflow.yml").write_text("server: {}\n")
+    assert mlflow_wanted(conf)
+    monkeypatch.setenv("KEDRO_VERTEX_MLFLOW", "0")
+    assert not mlflow_wanted(conf)
