@@ -259,7 +259,6 @@ def _disable_plugins(plugins: set[str]) -> None:
     """
     from importlib.metadata import entry_points
 
-    from kedro.framework import session as session_package
     from kedro.framework.project import settings
     from kedro.framework.session import session as session_module
 
@@ -286,7 +285,6 @@ def _disable_plugins(plugins: set[str]) -> None:
         return manager
 
     session_module._create_hook_manager = create_hook_manager
-    del session_package  # imported only to make sure the module is loaded
 
 
 def _skip_needless_imports() -> None:

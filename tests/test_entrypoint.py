@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import pickle
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -28,7 +26,6 @@ ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
 
 VTEST_NODES = '''
 """Test-only nodes: report values, fail, sleep, fetch, write slowly."""
-import os
 import time
 import urllib.request
 
