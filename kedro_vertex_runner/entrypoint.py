@@ -241,12 +241,20 @@ def _normalise(dist_name: str) -> str:
 
 
 def mlflow_wanted(conf_dir: Path) -> bool:
-    """MLflow hooks load only when the project configures MLflow; ``KEDRO_VERTEX_MLFLOW=0/1`` overrides."""
+    """Whether kedro-mlflow's hooks load in this task.
+
+    Inside a compiled job the compiler decides: it sets ``KEDRO_VERTEX_MLFLOW=1`` in every task when the job tracks
+    one MLflow run, and leaves it out otherwise, so a project with an ``mlflow.yml`` but tracking switched off never
+    opens a run per task. Run by hand (no ``--job-name``), the entrypoint follows the project's own
+    ``conf/*/mlflow.y*ml``. ``KEDRO_VERTEX_MLFLOW=0/1`` overrides both.
+    """
     switch = os.environ.get("KEDRO_VERTEX_MLFLOW", "").strip().lower()
     if switch in {"0", "false", "no", "off"}:
         return False
     if switch in {"1", "true", "yes", "on"}:
         return True
+    if os.environ.get("KEDRO_VERTEX_JOB_NAME"):
+        return False
     return any(conf_dir.glob("*/mlflow.y*ml"))
 
 

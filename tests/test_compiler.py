@@ -131,7 +131,6 @@ def test_task_env_holds_telemetry_opt_out_git_info_and_extra_env():
         "KEDRO_CONFIG_BRANCH_NAME": "main",
         "KEDRO_CONFIG_X": "1",
         "A": "b",
-        "KEDRO_VERTEX_MLFLOW": "0",  # tracking off: tasks must not load kedro-mlflow
     }
 
 

@@ -443,9 +443,15 @@ def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
     conf = tmp_path / "conf"
     (conf / "base").mkdir(parents=True)
     monkeypatch.delenv("KEDRO_VERTEX_MLFLOW", raising=False)
+    monkeypatch.delenv("KEDRO_VERTEX_JOB_NAME", raising=False)
     assert not mlflow_wanted(conf)
     (conf / "local").mkdir()
     (conf / "local" / "mlflow.yml").write_text("server: {}\n")
+    assert mlflow_wanted(conf)
+    # inside a compiled job only the compiler's switch turns tracking on
+    monkeypatch.setenv("KEDRO_VERTEX_JOB_NAME", "demo-job")
+    assert not mlflow_wanted(conf)
+    monkeypatch.setenv("KEDRO_VERTEX_MLFLOW", "1")
     assert mlflow_wanted(conf)
     monkeypatch.setenv("KEDRO_VERTEX_MLFLOW", "0")
     assert not mlflow_wanted(conf)

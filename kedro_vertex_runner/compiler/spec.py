@@ -493,9 +493,6 @@ def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bo
                 audience=request.config.run_config.mlflow.audience,
             )
         )
-    else:
-        # a project with an mlflow.yml but tracking switched off must not open one MLflow run per task
-        env["KEDRO_VERTEX_MLFLOW"] = "0"
     env["DO_NOT_TRACK"] = "1"  # kedro-telemetry would otherwise post (or prompt) in every task
     return [{"name": name, "value": env[name]} for name in sorted(env)]
 
