@@ -320,9 +320,10 @@ def _e2e_ready() -> str | None:
     missing = [p for p in ("entrypoint.py", "backends/local.py", "compiler/spec.py") if not (root / p).exists()]
     if missing:
         return f"needs {', '.join(missing)}"
-    text = (root / "entrypoint.py").read_text() + (root / "compiler" / "spec.py").read_text()
-    if "mlflow_tracking" not in text:
-        return "needs the mlflow_tracking wiring in entrypoint.py and compiler/spec.py"
+    unwired = [p for p in ("entrypoint.py", "compiler/spec.py", "hooks.py", "runner.py", "project.py")
+               if "mlflow_tracking" not in (root / p).read_text()]
+    if unwired:
+        return f"needs the mlflow_tracking wiring in {', '.join(unwired)}"
     return None if importlib.util.find_spec("kedro_mlflow") else "needs kedro-mlflow"
 
 
