@@ -11,12 +11,14 @@ is harmless.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
 
 from . import resolvers  # noqa: F401 - registers the ${vertex:...} resolvers on import
 from .config import register_config_pattern
+from .errors import PluginError
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -38,14 +40,25 @@ state = _SessionState()
 
 
 class VertexHooks:
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's: a file-store URI gets one line, not its traceback
     def after_context_created(self, context: KedroContext) -> None:
         register_config_pattern(context.config_loader)
         state.context = context
+        from .mlflow_tracking import check_project_tracking
 
-    @hook_impl
+        try:
+            check_project_tracking(context)
+        except PluginError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's: the launcher opens no run, the job has its own
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
         state.run_params = dict(run_params)
+        if "VertexRunner" in str(run_params.get("runner", "")):
+            from .mlflow_tracking import suppress_launcher_run
+
+            suppress_launcher_run(state.context, run_params.get("pipeline_names"))
 
 
 vertex_hooks = VertexHooks()

@@ -88,9 +88,9 @@ def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
     """MLflow tracking is on when configured so, or by default when kedro-mlflow is installed and configured."""
     if config.run_config.mlflow.enabled is not None:
         return config.run_config.mlflow.enabled
-    from importlib.util import find_spec
+    from .mlflow_tracking import kedro_mlflow_active
 
-    if find_spec("kedro_mlflow") is None:
+    if not kedro_mlflow_active():  # not installed, or its hooks disabled in settings.py
         return False
     conf_path = Path(context.project_path) / "conf"
     return any(conf_path.glob("*/mlflow.y*ml"))

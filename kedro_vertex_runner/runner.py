@@ -131,28 +131,56 @@ class VertexRunner(AbstractRunner):
             runtime_params=run_params.get("runtime_params"),
             config=config,
         )
+        if request.mlflow:
+            from .mlflow_tracking import check_tracking_uri, project_tracking_uri
+
+            check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
         spec = compile_spec(request)
         if backend == "local":
             from .backends.local import run_spec
             from .resolvers import current_run_id
 
-            run_spec(
-                spec,
-                project_dir=Path(context.project_path),
-                root=config.run_config.root,
-                run_id=current_run_id(),
-                max_workers=self.max_workers or config.run_config.local.max_workers,
-            )
+            run_id = current_run_id()
+            try:
+                run_spec(
+                    spec,
+                    project_dir=Path(context.project_path),
+                    root=config.run_config.root,
+                    run_id=run_id,
+                    max_workers=self.max_workers or config.run_config.local.max_workers,
+                )
+            except BaseException:
+                _close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
+                raise
+            _close_mlflow_run(request.mlflow, context, succeeded=True, job_id=run_id)
         else:
             from .backends.vertex import submit
 
-            submit(
+            wait = True if self.wait is None else self.wait
+            job_id = submit(
                 spec,
                 config,
                 pipeline_name=request.pipeline_names[0],
-                wait=True if self.wait is None else self.wait,
+                wait=wait,
                 cancel_on_interrupt=self.cancel_on_interrupt,
             )
+            if wait:  # a failed job raised above; its tasks marked the run FAILED
+                _close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
+
+
+def _close_mlflow_run(enabled: bool, context: Any, *, succeeded: bool, **job: str) -> None:
+    """The launcher saw the job end: give its MLflow run the job's status and say where it is."""
+    if not enabled:
+        return
+    from .mlflow_tracking import close_job_run
+
+    try:
+        run_id = close_job_run(context, succeeded=succeeded, **job)
+    except Exception as exc:  # never turn a finished job into a failure over bookkeeping
+        print(f"Warning: could not update the job's MLflow run: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return
+    if run_id:
+        print(f"MLflow run: {run_id}", file=sys.stderr)
 
 
 def _exit(exc: PluginError) -> None:

@@ -4,10 +4,9 @@ Intentionally minimal: no project hooks are registered here. Installed plugins
 (e.g. kedro-vertex-runner) auto-register their hooks via entry points.
 """
 
-# kedro-mlflow (if installed in the environment) auto-registers a hook that,
-# without a conf/*/mlflow.yml, falls back to a ./mlruns file store, which
-# MLflow 3 refuses -> `kedro run` crashes. This project does not use MLflow
-# (yet), so its hooks are disabled. Remove this line when adding mlflow.yml.
+# kedro-mlflow (if installed) auto-registers its hooks. They are off here so the
+# demo runs fast and needs no tracking server; delete this line to track every
+# job in one MLflow run (conf/base/mlflow.yml uses sqlite:///mlflow.db).
 # (pluggy reports the distribution name as "kedro_mlflow"; both spellings listed.)
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
