@@ -24,3 +24,9 @@ def test_readme_starts_with_exactly_two_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
     assert _top_commands()[1] in ci_lines
+
+
+def test_readme_configuration_table_is_generated_from_the_models():
+    from kedro_vertex_runner.config import config_reference
+
+    assert config_reference() in (REPO / "README.md").read_text()
