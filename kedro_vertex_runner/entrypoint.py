@@ -499,7 +499,8 @@ def _prepare_project(project_dir: Path, pipeline_names: list[str], nodes: list[s
 
     from kedro.framework.project import settings
 
-    disabled = {"kedro-vertex-runner"}
+    # this plugin's own hooks are for the launching process; what the project disables is never imported at all
+    disabled = {"kedro-vertex-runner"} | {_normalise(name) for name in settings.DISABLE_HOOKS_FOR_PLUGINS}
     if not mlflow_wanted(project_dir / str(settings.CONF_SOURCE)):
         disabled.add("kedro-mlflow")
     if _truthy(os.environ.get("DO_NOT_TRACK")) or _truthy(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
