@@ -83,3 +83,15 @@ def gcs_emulator():
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """A fake Vertex AI REST server (tests/fake_vertex.py) on 127.0.0.1, one per test module."""
+    from fake_vertex import FakeVertex
+
+    server = FakeVertex().start()
+    try:
+        yield server
+    finally:
+        server.stop()

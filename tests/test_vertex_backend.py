@@ -45,15 +45,6 @@ SPEC: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeVertex().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def api(fake: FakeVertex, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> FakeVertex:
     fake.reset()

@@ -39,15 +39,6 @@ run_config:
 """
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeVertex().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def project(demo_project: Path, fake: FakeVertex, gcs_emulator: str) -> Path:
     fake.reset()
