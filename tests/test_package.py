@@ -1,0 +1,41 @@
+"""The package as users meet it: cheap to import, and the runner's short name resolves in packaged mode too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import PYTHON, subprocess_env
+
+HEAVY = ("kfp", "google.cloud.aiplatform", "mlflow", "kedro_mlflow")
+
+
+def test_importing_the_plugin_does_not_import_kfp_aiplatform_or_mlflow():
+    code = (
+        "import json, sys\n"
+        "import kedro_vertex_runner, kedro_vertex_runner.cli, kedro_vertex_runner.hooks\n"
+        "import kedro_vertex_runner.runner, kedro_vertex_runner.config, kedro_vertex_runner.project\n"
+        "kedro_vertex_runner.VertexRunner\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [m for m in loaded if m.split(".")[0] in HEAVY or m.startswith(HEAVY)] == []
+
+
+@pytest.mark.slow
+def test_short_runner_name_resolves_when_the_project_runs_as_a_package(demo_project):
+    # `python -m demo_project` skips the kedro CLI; the project_commands entry point still registers the name
+    result = subprocess.run(
+        [PYTHON, "-m", "demo_project", "--runner=VertexRunner", "--runner-params", "backend=bogus"],
+        cwd=demo_project,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "Error: --runner-params backend='bogus': expected 'local' or 'vertex'"
