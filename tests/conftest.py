@@ -52,16 +52,50 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def demo_project(tmp_path: Path) -> Path:
-    """A private copy of examples/demo_project (data and conf included, outputs excluded)."""
-    target = tmp_path / "demo_project"
+def _copy_project(source: Path, target: Path) -> Path:
     shutil.copytree(
-        EXAMPLE,
+        source,
         target,
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "mlruns", "*.db", "vertex_runs", ".venv"),
     )
     return target
+
+
+def _clean_example(tmp_path: Path) -> Path:
+    """A copy of the example as a fresh clone has it: only git-tracked files, no outputs of earlier runs."""
+    import subprocess
+
+    target = tmp_path / "demo_project"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--", "."], cwd=EXAMPLE, capture_output=True, text=True, check=False
+    )
+    if tracked.returncode != 0 or not tracked.stdout:  # not a git checkout (e.g. an sdist): copy what is there
+        return _copy_project(EXAMPLE, target)
+    for name in filter(None, tracked.stdout.split("\0")):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(EXAMPLE / name, target / name)
+    return target
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path) -> Path:
+    """A private copy of examples/demo_project as a fresh clone has it (no outputs of earlier runs)."""
+    return _clean_example(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _demo_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import subprocess
+
+    project = _clean_example(tmp_path_factory.mktemp("demo_outputs"))
+    subprocess.run(kedro_cmd("run"), cwd=project, env=subprocess_env(), capture_output=True, check=True, timeout=300)
+    return project
+
+
+@pytest.fixture
+def demo_project_with_outputs(_demo_outputs: Path, tmp_path: Path) -> Path:
+    """A copy of the example after one plain `kedro run`: every catalog dataset exists, as after a user's run."""
+    return _copy_project(_demo_outputs, tmp_path / "with_outputs" / "demo_project")
 
 
 @pytest.fixture(scope="session")

@@ -102,12 +102,11 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     assert report
 
 
-def test_filtered_run_runs_only_the_selected_nodes(project: Path):
-    # the selected nodes read the model inputs the example ships with
-    shipped = Path(__file__).resolve().parents[1] / "examples" / "demo_project"
+def test_filtered_run_runs_only_the_selected_nodes(project: Path, demo_project_with_outputs: Path):
+    # the selected nodes read the model inputs an earlier plain `kedro run` wrote
     for name in ("X_train", "y_train", "X_test", "y_test"):
         path = f"data/05_model_input/{name}.parquet"
-        (project / path).write_bytes((shipped / path).read_bytes())
+        (project / path).write_bytes((demo_project_with_outputs / path).read_bytes())
 
     result = kedro_run(project, "--tags", "training", "--from-nodes", "model.train_model")
     _, succeeded, _ = finished(result)

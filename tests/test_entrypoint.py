@@ -111,7 +111,9 @@ vt_custom: ${vertex:my_var, fallback}
 
 
 @pytest.fixture
-def project(demo_project: Path) -> Path:
+def project(demo_project_with_outputs: Path) -> Path:
+    # single nodes run here read catalog datasets (e.g. model_metrics) that a user's earlier `kedro run` wrote
+    demo_project = demo_project_with_outputs
     package = demo_project / "src" / "demo_project" / "pipelines" / "vtest"
     package.mkdir()
     (package / "__init__.py").write_text("from .pipeline import create_pipeline\n")
