@@ -486,8 +486,49 @@ def run_task(args: argparse.Namespace) -> int:
     return 0
 
 
+#: set to 1 to keep plain task logs on a terminal too, 0 to keep Kedro's rich logging when output is not a terminal
+PLAIN_LOGS_ENV = "KEDRO_VERTEX_PLAIN_LOGS"
+
+
+def _plain_logging(project_dir: Path) -> bool:
+    """Use Kedro's plain logging configuration instead of its rich one when output goes to a file or a pipe.
+
+    Kedro's default logging is rich: boxed, column-wrapped tracebacks and right-aligned source locations that
+    read well in a terminal and badly in ``<root>/<run id>/logs/<task>.log`` or Cloud Logging, and whose import
+    costs start-up time. Only Kedro's *default* is replaced: ``KEDRO_LOGGING_CONFIG`` and a project's own
+    ``conf/logging.yml`` are left alone. Must run before ``kedro.framework.project`` is imported (it configures
+    logging on import). ``KEDRO_VERTEX_PLAIN_LOGS=1`` forces plain logs on a terminal, ``=0`` keeps rich ones.
+
+    Returns whether plain logging was chosen.
+    """
+    import warnings
+
+    # Kedro's own config loader calls OmegaConf's deprecated register_new_resolver: two warnings per task that
+    # say nothing about the user's pipeline and would crowd the log tail shown on failure
+    warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", module=r"kedro\.")
+    switch = os.environ.get(PLAIN_LOGS_ENV, "").strip().lower()
+    if switch in {"0", "false", "no", "off"} or os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return False
+    if switch not in {"1", "true", "yes", "on"} and sys.stdout.isatty():
+        return False
+    if any((project_dir / "conf").glob("logging.y*ml")):
+        return False
+    if "kedro.framework.project" in sys.modules:  # pragma: no cover - too late (an embedding caller imported it)
+        return False
+    import importlib.util
+
+    spec = importlib.util.find_spec("kedro")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        plain = Path(location) / "framework" / "project" / "default_logging.yml"
+        if plain.is_file():
+            os.environ["KEDRO_LOGGING_CONFIG"] = str(plain)
+            return True
+    return False  # pragma: no cover - a Kedro without its plain default
+
+
 def _prepare_project(project_dir: Path, pipeline_names: list[str], nodes: list[str]) -> Pipeline:
     """Bootstrap the project, keep unwanted plugins from loading, and return the union of ``pipeline_names``."""
+    _plain_logging(project_dir)
     from kedro.framework.startup import bootstrap_project
 
     from .resolvers import _truthy
@@ -527,13 +568,51 @@ def _report_failure(exc: Exception, node: str | None) -> None:
     from kedro.io import DatasetError
 
     _flush()
+    debug = bool(os.environ.get("KEDRO_VERTEX_DEBUG"))
     user_error = node is None or isinstance(exc, DatasetError)
-    if not user_error or os.environ.get("KEDRO_VERTEX_DEBUG"):
+    if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    elif not user_error:
+        sys.stderr.write("".join(_user_traceback(exc)))
     if node is None:
         print(f"Error: {_one_line(exc)}", file=sys.stderr)
     else:
         print(f"Error: node {node!r} failed: {_one_line(exc)}", file=sys.stderr)
+
+
+def _user_traceback(exc: BaseException) -> list[str]:
+    """The traceback of ``exc`` without the frames of Kedro and this plugin, so the user's code is what shows.
+
+    A failing node's traceback is mostly Kedro's runner machinery (a dozen frames above the one line of the node
+    that raised); the local backend shows the last lines of a failed task's log, which should be the user's
+    frames. Falls back to the whole traceback when no frame is left. ``KEDRO_VERTEX_DEBUG=1`` prints it all.
+    """
+    import traceback
+
+    hidden = tuple(
+        str(Path(module.__file__).parent) + os.sep
+        for module in (sys.modules.get("kedro"), sys.modules.get(__package__ or "kedro_vertex_runner"))
+        if module is not None and getattr(module, "__file__", None)
+    )
+
+    def trim(te: traceback.TracebackException, seen: set[int]) -> None:
+        if id(te) in seen:
+            return
+        seen.add(id(te))
+        kept = [frame for frame in te.stack if not frame.filename.startswith(hidden)]
+        if kept and len(kept) < len(te.stack):
+            te.stack = traceback.StackSummary.from_list(kept)
+        for chained in (te.__cause__, te.__context__):
+            if chained is not None:
+                trim(chained, seen)
+
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    full = len(te.stack)
+    trim(te, set())
+    lines = list(te.format())
+    if len(te.stack) < full and lines and lines[0].startswith("Traceback"):
+        lines[0] = "Traceback (most recent call last; frames of Kedro left out, KEDRO_VERTEX_DEBUG=1 shows them):\n"
+    return lines
 
 
 def _flush() -> None:

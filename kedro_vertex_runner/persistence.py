@@ -106,7 +106,8 @@ class PersistedDataset(AbstractDataset[Any, Any]):
     def _missing(self) -> DatasetError:
         return DatasetError(
             f"dataset {self._name!r} not found at {self._path}: was the task producing it run in this job "
-            f"(same run id and root)?"
+            f"(same run id and root)? A filtered local run can reuse an earlier run's data with "
+            f"--runner-params run_id=<that run's id>"
         )
 
     def _unpicklable(self, exc: BaseException) -> DatasetError:

@@ -7,11 +7,18 @@ this machine) or ``vertex`` (Vertex AI Pipelines). Context and ``--params``/``--
 hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
 
 Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
-``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex).
+``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local).
+
+``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
+``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
+earlier run stored (a free input of a filtered pipeline is read from storage, never rejected as Kedro's own
+runners would). The id is set before the session loads any config, so ``${vertex:run_id}`` in the launcher's
+catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +56,7 @@ class VertexRunner(AbstractRunner):
         wait: Any = None,
         max_workers: Any = None,
         cancel_on_interrupt: Any = False,
+        run_id: Any = None,
         **unknown: Any,
     ):
         """Args:
@@ -57,11 +65,12 @@ class VertexRunner(AbstractRunner):
         wait: (vertex) follow the job until it ends; default: true.
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
         cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
+        run_id: (local) the run id, e.g. an earlier run's to reuse its stored intermediates; default: a new one.
         """
         super().__init__(is_async=is_async)
         try:
             if unknown:
-                known = "backend, wait, max_workers, cancel_on_interrupt"
+                known = "backend, wait, max_workers, cancel_on_interrupt, run_id"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!r}; VertexRunner takes {known}")
             if backend is not None and backend not in _BACKENDS:
                 raise PluginError(f"--runner-params backend={backend!r}: expected 'local' or 'vertex'")
@@ -78,8 +87,14 @@ class VertexRunner(AbstractRunner):
                         f"--runner-params max_workers={max_workers!r}: expected a whole number ≥ 1"
                     ) from None
             self.max_workers = max_workers
+            self.run_id = None if run_id is None else _run_id(run_id)
         except PluginError as exc:
             _exit(exc)
+        if self.run_id is not None:
+            from .resolvers import RUN_ID_ENV
+
+            # Kedro builds the runner before the session: config loaded from here on resolves ${vertex:run_id} to it
+            os.environ[RUN_ID_ENV] = self.run_id
 
     def run(
         self,
@@ -124,6 +139,11 @@ class VertexRunner(AbstractRunner):
         run_params = state.run_params or {}
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
+        if self.run_id is not None and backend != "local":
+            raise PluginError(
+                f"--runner-params run_id={self.run_id}: only the local backend takes a run id (on Vertex AI it is "
+                f"the job's uuid); add backend=local"
+            )
         request = build_request(
             context,
             pipeline,
@@ -137,7 +157,7 @@ class VertexRunner(AbstractRunner):
             check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
         spec = compile_spec(request)
         if backend == "local":
-            from .backends.local import run_spec
+            from .backends.local import LocalRunFailed, run_spec
             from .resolvers import current_run_id
 
             run_id = current_run_id()
@@ -149,6 +169,10 @@ class VertexRunner(AbstractRunner):
                     run_id=run_id,
                     max_workers=self.max_workers or config.run_config.local.max_workers,
                 )
+            except LocalRunFailed as exc:
+                _close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
+                _print_resume_hint(exc, run_params)
+                raise
             except BaseException:
                 _close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
                 raise
@@ -166,6 +190,36 @@ class VertexRunner(AbstractRunner):
             )
             if wait:  # a failed job raised above; its tasks marked the run FAILED
                 _close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
+
+
+def _run_id(value: Any) -> str:
+    text = str(value).strip()
+    if not text or text in {".", ".."} or not all(ch.isalnum() or ch in "-_." for ch in text):
+        raise PluginError(
+            f"--runner-params run_id={value!r}: expected an id such as local-20240101-120000-abc123 (letters, "
+            f"digits, '-', '_', '.')"
+        )
+    return text
+
+
+def _print_resume_hint(failure: Any, run_params: dict[str, Any]) -> None:
+    """After a failed local run: the command that re-runs from the failed node(s) with this run's stored data."""
+    nodes = [task.failed_node for task in failure.result.tasks.values() if task.state == "FAILED" and task.failed_node]
+    if not nodes:
+        return
+    import shlex
+
+    parts = ["kedro run --runner=VertexRunner"]
+    for name in run_params.get("pipeline_names") or ():
+        parts.append(f"--pipelines {shlex.quote(name)}")
+    if run_params.get("env"):
+        parts.append(f"--env {shlex.quote(str(run_params['env']))}")
+    if run_params.get("tags"):
+        parts.append(f"--tags {shlex.quote(','.join(run_params['tags']))}")
+    parts.append(f"--from-nodes {shlex.quote(','.join(nodes))}")
+    parts.append(f"--runner-params run_id={failure.result.run_id}")
+    same = " (with the same --params)" if run_params.get("runtime_params") else ""
+    print(f"To resume from the failed node(s) with this run's stored data{same}: {' '.join(parts)}", flush=True)
 
 
 def _close_mlflow_run(enabled: bool, context: Any, *, succeeded: bool, **job: str) -> None:

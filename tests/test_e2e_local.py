@@ -184,39 +184,94 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
     assert "KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK" in output
 
 
-def test_failing_node_stops_its_dependents_and_runs_the_exit_handler(project: Path):
+def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(project: Path):
     nodes = project / "src" / "demo_project" / "pipelines" / "data_processing" / "nodes.py"
+    original = nodes.read_text()
     nodes.write_text(
-        nodes.read_text().replace(
+        original.replace(
             '    """Add derived features."""\n',
             '    """Add derived features."""\n    raise ValueError("boom from the test")\n',
         )
     )
     set_config(project, **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify"})
+    # a catalog path templated with the run id: written by one task, read by another (and by the resumed run)
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(
+        catalog.read_text().replace(
+            "filepath: data/04_feature/model_input_table.parquet",
+            "filepath: data/runs/${vertex:run_id}/model_input_table.parquet",
+        )
+    )
 
     result = kedro_run(project)
     output = output_of(result)
 
     assert result.returncode != 0, output[-4000:]
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: "), output[-4000:]
-    assert "add_features" in error and "boom from the test" in error
+    assert error.startswith("Error: run "), output[-4000:]
+    assert "node 'add_features' failed: ValueError: boom from the test" in error
     assert "logs in " in error
-    # the failed task's log tail is printed before the error line
-    assert "last " in result.stdout and "boom from the test" in result.stdout
+    run_id = error.split()[2]
+    # the failed task's log tail is printed before the error line: plain text, the user's frame, not Kedro's
+    tail = result.stdout.split("last ", 1)[1]
+    assert 'raise ValueError("boom from the test")' in tail and "nodes.py" in tail
+    assert "kedro/runner" not in tail and "kedro/pipeline" not in tail
+    assert not set("╭╰│─") & set(tail), tail
     # outputs written before the failure stay; dependents never ran; the independent branch finished
     assert (project / "data/02_intermediate/houses_clean.parquet").is_file()
     assert (project / "data/08_reporting/price_buckets.csv").is_file()
-    for never in ("data/04_feature/model_input_table.parquet", "data/06_models/regressor.pkl",
+    for never in (f"data/runs/{run_id}/model_input_table.parquet", "data/06_models/regressor.pkl",
                   "data/08_reporting/metrics.json", "data/08_reporting/report.json"):
         assert not (project / never).exists(), f"{never} was written although its upstream failed"
     assert re.search(r"\(model\.train_model\): SKIPPED", result.stdout)
     # the exit handler ran whatever the outcome
     assert re.search(r"\(log_run_finished\): SUCCEEDED", result.stdout), result.stdout[-3000:]
     run_logs = list((project / "data" / "vertex_runs").glob("*/logs"))
-    assert len(run_logs) == 1
+    assert len(run_logs) == 1 and run_logs[0].parent.name == run_id
     assert any("Pipeline finished" in log.read_text() for log in run_logs[0].glob("*.log"))
     assert "Traceback" not in result.stderr.split("Error: ")[-1]
+
+    # the printed resume command, after fixing the node, finishes the job with the failed run's stored data
+    hint = re.search(r"^To resume .*: kedro run (.*)$", result.stdout, re.M)
+    assert hint, result.stdout[-3000:]
+    args = hint.group(1).split()
+    assert args == ["--runner=VertexRunner", "--from-nodes", "add_features", "--runner-params", f"run_id={run_id}"]
+    nodes.write_text(original)
+    cleaned = (project / "data/02_intermediate/houses_clean.parquet").stat().st_mtime_ns  # not written again
+    resumed = kedro_run(project, *args[1:])
+    resumed_id, _, run_dir = finished(resumed)
+
+    assert resumed_id == run_id and Path(run_dir).name == run_id
+    assert (project / "data/02_intermediate/houses_clean.parquet").stat().st_mtime_ns == cleaned
+    assert "clean_houses" not in resumed.stdout and "summarize_raw_data" not in resumed.stdout
+    # ${vertex:run_id} gave the writing task and the reading task the same path
+    assert (project / f"data/runs/{run_id}/model_input_table.parquet").is_file()
+    assert [p.name for p in (project / "data" / "runs").iterdir()] == [run_id]
+    # create_report read raw_data_summary, which the failed run's summarize task stored
+    assert json.loads((project / "data/08_reporting/report.json").read_text())
+
+
+def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
+    result = kedro_run(project, "--from-nodes", "create_report")
+    output = output_of(result)
+
+    assert result.returncode != 0, output[-3000:]
+    error = result.stderr.strip().splitlines()[-1]
+    # not Kedro's "Pipeline input(s) {...} not found in the DataCatalog": the task looked in the run's storage
+    assert "not found in the DataCatalog" not in output
+    match = re.search(r"dataset 'raw_data_summary' not found at (\S+):", error)
+    assert match, error
+    assert match.group(1).endswith("/raw_data_summary.pkl") and "/data/vertex_runs/local-" in match.group(1)
+    assert "--runner-params run_id=" in error
+    assert not (project / "data/08_reporting/report.json").exists()
+
+    # a run id only makes sense for the local backend
+    vertex = kedro_run(project, "--from-nodes", "create_report", "--runner-params", "backend=vertex,run_id=abc")
+    assert vertex.returncode != 0
+    assert vertex.stderr.strip().splitlines()[-1] == (
+        "Error: --runner-params run_id=abc: only the local backend takes a run id (on Vertex AI it is the job's "
+        "uuid); add backend=local"
+    )
 
 
 def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):

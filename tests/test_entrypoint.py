@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import pickle
+import re
 import signal
 import subprocess
 import textwrap
@@ -215,7 +216,20 @@ def test_failing_node_exit_code_and_final_line(project: Path, tmp_path: Path):
     result = run(project, "--pipeline", "vtest", "--node", "explode", "--run-id", "f", "--root", str(tmp_path))
     assert result.returncode == 1
     assert last_line(result.stderr) == "Error: node 'explode' failed: ValueError: boom: the input was bad"
-    assert "Traceback" in result.stderr  # the node's own error keeps its traceback, above the final line
+    # the node's own error keeps its traceback, above the final line: the user's frame, not Kedro's machinery
+    assert "Traceback (most recent call last; frames of Kedro left out" in result.stderr
+    assert 'vtest/nodes.py", line' in result.stderr and 'raise ValueError("boom' in result.stderr
+    assert "kedro/runner/" not in result.stderr and "kedro/pipeline/node.py" not in result.stderr
+    # output to a file or pipe is plain logging, one record per line, no rich boxes or column padding
+    output = result.stdout + result.stderr
+    assert not set("╭╰│─") & set(output), output
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - kedro\.pipeline\.node - INFO - Running node: explode", output,
+                     re.M), output
+    assert "register_new_resolver" not in output
+
+    debug = run(project, "--pipeline", "vtest", "--node", "explode", "--run-id", "f", "--root", str(tmp_path),
+                env={"KEDRO_VERTEX_DEBUG": "1"})  # fmt: skip
+    assert "kedro/runner/" in debug.stderr and last_line(debug.stderr) == last_line(result.stderr)
 
 
 def test_unknown_node_is_one_line(project: Path):

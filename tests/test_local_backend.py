@@ -270,6 +270,24 @@ def test_failure_skips_dependents_lets_siblings_finish_and_runs_exit_handler(run
     assert "ValueError: the data is bad" in output
 
 
+def test_failed_node_of_a_multi_node_task_is_named(run: Run):
+    spec = make_spec(
+        {
+            "chain": {
+                "code": program('print("Error: node \'b.second\' failed: RuntimeError: x", file=sys.stderr); sys.exit(1)'),
+                "node": "a.first",
+                "args": ["--node", "b.second"],
+            }
+        }
+    )
+    with pytest.raises(LocalRunFailed) as caught:
+        run(spec)
+
+    assert caught.value.result.tasks["chain"].failed_node == "b.second"
+    assert "task chain failed (exit 1): node 'b.second' failed: RuntimeError: x;" in str(caught.value)
+    assert "Task chain (nodes a.first, b.second) failed (exit 1); last " in run.output
+
+
 def test_retry_succeeds_on_second_attempt_and_gives_up_after_the_last(run: Run):
     flaky = program(
         """

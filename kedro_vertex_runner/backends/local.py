@@ -69,6 +69,7 @@ _POSIX = os.name == "posix"
 _PLACEHOLDER = re.compile(r"\{\{\$\.?([^{}]*)\}\}")
 _INPUT_PARAMETER = re.compile(r"""^inputs\.parameters\[\s*['"]([^'"]+)['"]\s*\]$""")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
+_NODE_FAILED = re.compile(r"^Error: node '(.+?)' (?:failed|timed out)")
 _RUN_ALWAYS = "ALL_UPSTREAM_TASKS_COMPLETED"
 _RUN_ON_SUCCESS = "ALL_UPSTREAM_TASKS_SUCCEEDED"
 
@@ -86,6 +87,7 @@ class TaskResult:
         reason: why it failed, was skipped or cancelled, in words (e.g. ``exit 1``, ``timed out after 5 s``).
         duration: seconds its last attempt ran.
         log: where its log is (a path, or a URL for a remote root).
+        failed_node: the node that failed, as the task's last ``Error: node '<name>' failed`` line says.
     """
 
     name: str
@@ -96,6 +98,7 @@ class TaskResult:
     reason: str | None = None
     duration: float | None = None
     log: str | None = None
+    failed_node: str | None = None
 
 
 @dataclass
@@ -910,8 +913,9 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
     for task in failed:
         tail = _tail(storage.local_log(task.name))
         nodes = ", ".join(task.nodes)
+        noun = "node" if len(task.nodes) == 1 else "nodes"
         console.print(
-            f"Task {task.name} (node {nodes}) failed ({task.reason}); last {len(tail)} lines of {task.log}:",
+            f"Task {task.name} ({noun} {nodes}) failed ({task.reason}); last {len(tail)} lines of {task.log}:",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -921,15 +925,22 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         # the last line the task itself wrote (not our "attempt failed" footer) usually holds the exception
         own = [line for line in tail if line.strip() and not line.startswith("==> ")]
-        last_lines[task.name] = own[-1].strip().removeprefix("Error: ") if own else ""
+        last_lines[task.name] = own[-1].strip() if own else ""
+        named = _NODE_FAILED.match(last_lines[task.name])
+        task.failed_node = named.group(1) if named and named.group(1) in task.nodes else None
+        if task.failed_node is None and len(task.nodes) == 1:
+            task.failed_node = task.nodes[0]
     first = failed[0]
-    detail = f": {last_lines[first.name]}" if last_lines[first.name] else ""
+    detail = last_lines[first.name].removeprefix("Error: ")
     more = f" (and {len(failed) - 1} more failed task(s))" if len(failed) > 1 else ""
     counts = f"{succeeded} succeeded, {len(failed)} failed, {result.count(SKIPPED)} skipped"
-    message = (
-        f"run {result.run_id} failed: node {', '.join(first.nodes)} (task {first.name}) failed ({first.reason})"
-        f"{detail}{more}; {counts}; logs in {storage.logs_location}/"
-    )
+    if first.failed_node is not None and detail.startswith(f"node {first.failed_node!r}"):
+        what = f"task {first.name} failed ({first.reason}): {detail}"  # the task's own line names the node
+    else:
+        noun = "node" if len(first.nodes) == 1 else "nodes"
+        what = f"{noun} {', '.join(first.nodes)} (task {first.name}) failed ({first.reason})"
+        what += f": {detail}" if detail else ""
+    message = f"run {result.run_id} failed: {what}{more}; {counts}; logs in {storage.logs_location}/"
     raise LocalRunFailed(message, result)
 
 
