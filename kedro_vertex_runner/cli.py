@@ -22,9 +22,19 @@ kedro.runner.VertexRunner = VertexRunner  # type: ignore[attr-defined]
 
 
 def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--params`` parsed as ``kedro run`` parses it; a malformed value is one ``Error:`` line (no usage text)."""
     from kedro.framework.cli.utils import _split_params as kedro_split_params
 
-    return kedro_split_params(ctx, param, value)
+    example = "use KEY=VALUE items separated by commas, e.g. --params alpha=0.5,model.depth=3"
+    try:
+        return kedro_split_params(ctx, param, value)
+    except click.UsageError as exc:  # ctx.fail(): an item without '=' or with an empty key
+        reason = str(exc.message).split(": ", 1)[-1].replace("`", "'")
+        reason = f"{reason[:1].lower()}{reason[1:]} {example[:1].upper()}{example[1:]}"
+        raise click.ClickException(f"--params {value!r}: {reason}") from None
+    except Exception as exc:  # OmegaConf cannot parse a value, e.g. an unclosed '[' or '{'
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise click.ClickException(f"--params {value!r}: cannot parse it ({first}); {example}") from None
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -141,8 +151,9 @@ def init(project_id: str, region: str, force: bool, with_docker: bool) -> None:
 @_user_errors
 def compile_(ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], output: str) -> None:
     """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials."""
-    from .compiler.spec import write_spec
+    from .compiler.spec import check_output_path, write_spec
 
+    check_output_path(Path(output))  # before the few seconds a Kedro session takes to open
     job = _open_job(_env(ctx, env), pipeline_name, params)
     try:
         path = write_spec(job.spec(), Path(output))

@@ -433,3 +433,82 @@ def test_compile_with_resources_entry_naming_no_node_prints_one_error_line(demo_
         "Error: conf/base/vertexai.yml: run_config.resources.model.trian_model: names no node or tag of "
     )
     assert lines[0].endswith("(did you mean 'model.train_model'?)")
+
+
+# the bad-config cases of the foundation issue, as `kedro run --runner=VertexRunner` reports them: (edit of the
+# example's vertexai.yml, the one line expected on stderr)
+RUN_CASES = {
+    "unknown key": (
+        ("  grouping: chains\n", "  grouping: chains\n  imagee: x\n"),
+        "Error: conf/base/vertexai.yml: run_config.imagee: unknown key: remove it or fix its spelling (did you mean "
+        "'image'?)",
+    ),
+    "wrong type": (
+        ("      timeout: 30m", "      timeout: [30m]"),
+        "Error: conf/base/vertexai.yml: run_config.resources.model.train_model.timeout: expected a duration such "
+        "as 3600, '30m' or '2h', got ['30m']",
+    ),
+    "missing required key": (
+        ("region: europe-west1\n", ""),
+        "Error: conf/base/vertexai.yml: region: required key is missing: add it",
+    ),
+    "malformed cron": (
+        ("  grouping: chains\n", "  grouping: chains\n  schedules:\n    nightly: {cron: '0 6 * *'}\n"),
+        "Error: conf/base/vertexai.yml: run_config.schedules.nightly.cron: expected a five-field cron expression",
+    ),
+    "invalid label": (
+        ("    project: demo-project", "    Project: demo-project"),
+        "Error: conf/base/vertexai.yml: run_config.labels.Project: label key 'Project' must start with a lowercase",
+    ),
+    "resources entry naming no node or tag": (
+        ("    model.train_model:", "    model.trian_model:"),
+        "Error: conf/base/vertexai.yml: run_config.resources.model.trian_model: names no node or tag of any "
+        "registered pipeline (did you mean 'model.train_model'?)",
+    ),
+    "no vertexai.yml": (
+        None,
+        "Error: no vertexai.yml found in conf/base or the run env: run `kedro vertexai init PROJECT_ID REGION` in "
+        "the project to create conf/base/vertexai.yml",
+    ),
+}
+
+
+@pytest.mark.slow
+def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, tmp_path):
+    """Every case through `kedro run --runner=VertexRunner` (the command users run most), all started at once to
+    keep the test short: one `Error:` line naming the file and key, a non-zero exit, no traceback, nothing run."""
+    import shutil
+
+    started = {}
+    for index, (case, (edit, _)) in enumerate(RUN_CASES.items()):
+        project = shutil.copytree(demo_project, tmp_path / f"case{index}" / "demo_project")
+        config = project / "conf" / "base" / "vertexai.yml"
+        if edit is None:
+            config.unlink()
+        else:
+            text = config.read_text()
+            assert edit[0] in text, case
+            config.write_text(text.replace(edit[0], edit[1], 1))
+        started[case] = (
+            project,
+            subprocess.Popen(
+                kedro_cmd("run", "--runner=VertexRunner"),
+                cwd=project,
+                env=subprocess_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+    problems = []
+    for case, (project, process) in started.items():
+        stdout, stderr = process.communicate(timeout=180)
+        expected = RUN_CASES[case][1]
+        errors = [line for line in stderr.splitlines() if line.startswith("Error")]
+        if process.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1:
+            problems.append(f"{case}: exit {process.returncode}, stderr: {stderr[-2000:]}")
+        elif not errors[0].startswith(expected):
+            problems.append(f"{case}: {errors[0]!r} does not start with {expected!r}")
+        elif (project / "data" / "vertex_runs").exists():
+            problems.append(f"{case}: a job was started")
+    assert problems == []

@@ -150,14 +150,11 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
         PluginError: an unknown suffix or a path that cannot be written, naming the path.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+    if check_output_path(path) == ".json":
         # compact: a thousand-task spec stays near 1 MB (indented it would be twice that); -o *.yaml is for reading
         text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
-    elif suffix in {".yaml", ".yml"}:
-        text = _to_yaml(spec)
     else:
-        raise PluginError(f"output file {str(path)!r}: unknown suffix {path.suffix!r}; use .json, .yaml or .yml")
+        text = _to_yaml(spec)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +173,36 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
             f"cannot write the compiled pipeline to {str(path)!r}: {reason}; choose another -o/--output path"
         ) from None
     return path
+
+
+def check_output_path(path: str | Path) -> str:
+    """The format ``path`` asks for (``.json`` or ``.yaml``), after the checks that need no spec: a known suffix,
+    not a folder, no file where a folder has to be, a writable folder. Cheap, so the CLI runs it before opening
+    a Kedro session; :func:`write_spec` still reports whatever fails when the file is written.
+
+    Raises:
+        PluginError: one line naming the path and what to do.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".json", ".yaml", ".yml"}:
+        raise PluginError(f"output file {str(path)!r}: unknown suffix {path.suffix!r}; use .json, .yaml or .yml")
+
+    def unwritable(reason: str) -> PluginError:
+        return PluginError(
+            f"cannot write the compiled pipeline to {str(path)!r}: {reason}; choose another -o/--output path"
+        )
+
+    if path.is_dir():
+        raise unwritable("Is a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        raise unwritable(f"{str(folder)!r} is a file, not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise unwritable("Permission denied")
+    return ".json" if suffix == ".json" else ".yaml"
 
 
 def _to_yaml(spec: dict[str, Any]) -> str:
