@@ -189,37 +189,50 @@ def _consumed_outside(group: Pipeline, full: Pipeline) -> set[str]:
     return consumed
 
 
-def boundary_datasets(group: Pipeline, full: Pipeline, is_declared: Callable[[str], bool]) -> tuple[set, set]:
+def _resolve(full: Any) -> Pipeline:
+    return full if hasattr(full, "nodes") else full()
+
+
+def boundary_datasets(group: Pipeline, full: Any, is_declared: Callable[[str], bool]) -> tuple[set, set]:
     """``(inputs, outputs)``: the undeclared datasets that enter and leave ``group`` (a sub-pipeline of ``full``).
 
     Args:
         group: the nodes one task runs.
-        full: every node of the registered pipeline(s) the task's nodes come from.
+        full: every node of the job's pipeline(s), or a function returning them. It is only needed (and the
+            function only called) when an undeclared dataset is both produced and consumed inside ``group``:
+            whether another task reads it too decides if it is written. Loading the job's pipelines can import
+            every node module of the project, so a task whose datasets all cross its boundary skips that.
         is_declared: whether a name is declared in the catalog (explicitly, or by a factory pattern).
     """
     produced = set(group.all_outputs())
-    consumed_outside = _consumed_outside(group, full)
     free_outputs = set(group.outputs())
     inputs: set[str] = set()
     outputs: set[str] = set()
+    internal: set[str] = set()
     for name in group.datasets():
         if _is_parameter(name) or is_declared(name):
             continue
         if name not in produced:
             inputs.add(name)
-        elif name in free_outputs or name in consumed_outside:
+        elif name in free_outputs:
             outputs.add(name)
+        else:
+            internal.add(name)
+    if internal:
+        outputs |= internal & _consumed_outside(group, _resolve(full))
     return inputs, outputs
 
 
 def persist_undeclared(
     catalog: Any,
     group: Pipeline,
-    full: Pipeline,
+    full: Any,
     root: str | None,
     run_id: str,
 ) -> dict[str, str]:
     """Put a :class:`PersistedDataset` into ``catalog`` for every undeclared dataset crossing ``group``'s boundary.
+
+    ``full`` is the job's pipeline, or a function returning it (see :func:`boundary_datasets`).
 
     Returns ``{dataset name: path}`` of what was replaced.
 
@@ -233,7 +246,7 @@ def persist_undeclared(
     if not root:
         # without a root, outputs nobody reads stay in memory as plain Kedro would keep them; data another task
         # needs cannot
-        needed = sorted(inputs | (outputs & _consumed_outside(group, full)))
+        needed = sorted(inputs | (outputs & _consumed_outside(group, _resolve(full))))
         if needed:
             raise PluginError(
                 f"undeclared dataset {needed[0]!r} passes between tasks but no storage root was given "

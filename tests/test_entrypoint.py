@@ -422,6 +422,38 @@ def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Pa
     assert unwanted == []
 
 
+def test_node_pipeline_imports_only_the_node_modules_it_needs(project: Path, tmp_path: Path):
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    root = tmp_path / "root"
+
+    def task(run_id: str, *nodes: str, source: str = "reporting") -> tuple[subprocess.CompletedProcess, list]:
+        dump = tmp_path / f"{run_id}.json"
+        node_args = [arg for node in nodes for arg in ("--node", node)]
+        result = subprocess.run(
+            [PYTHON, str(wrapper), str(dump), "--pipeline", "__default__", "--node-pipeline", source, *node_args,
+             "--run-id", run_id, "--root", str(root)],
+            cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result, json.loads(dump.read_text())
+
+    # every dataset crosses the task's boundary: the job's pipeline (and scikit-learn, via `model`) is never loaded
+    _, modules = task("alone", "summarize_raw_data")
+    assert (root / "alone" / "raw_data_summary.pkl").is_file()
+    assert "demo_project.pipelines.reporting.nodes" in modules
+    assert not [m for m in modules if m.startswith(("sklearn", "demo_project.pipelines.model"))]
+
+    # produced and consumed inside: the job's pipeline decides whether another task reads it (none does here)
+    _, modules = task("inside", "summarize_raw_data", "create_report")
+    assert "demo_project.pipelines.model.nodes" in modules
+    assert not (root / "inside" / "raw_data_summary.pkl").exists()
+
+    # a --node-pipeline that lacks a node falls back to the job's pipeline, with a warning
+    result, _ = task("fallback", "clean_houses")
+    assert "--node-pipeline reporting does not hold every node of this task: loading __default__" in result.stdout
+
+
 def test_help_is_cheap():
     result = subprocess.run(
         [PYTHON, "-X", "importtime", "-m", "kedro_vertex_runner.entrypoint", "--help"],

@@ -52,6 +52,22 @@ def test_boundary_inside_outside_and_free_outputs():
     assert (inputs, outputs) == ({"b"}, {"e"})  # "decl" is declared: the project decides where it lives
 
 
+def test_the_job_pipeline_is_loaded_only_for_datasets_kept_inside_a_task():
+    declared = {"decl"}.__contains__
+    calls = []
+
+    def load_full() -> Pipeline:
+        calls.append(1)
+        return FULL
+
+    # n4 alone: everything crosses the boundary, the job's pipeline is not needed
+    assert boundary_datasets(group("n4"), load_full, declared) == ({"b"}, {"e"})
+    assert calls == []
+    # n1 + n2 produce and consume b inside; whether another task reads b needs the job's pipeline
+    assert boundary_datasets(group("n1", "n2"), load_full, declared) == ({"a"}, {"b", "c"})
+    assert calls == [1]
+
+
 def test_persist_undeclared_respects_catalog_and_factory_patterns(tmp_path: Path):
     def fresh_catalog() -> DataCatalog:  # every task builds its own catalog
         catalog = DataCatalog.from_config(
