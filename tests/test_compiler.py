@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from kedro.pipeline import Pipeline, node
@@ -195,6 +196,41 @@ def test_awkward_node_names_arrive_intact_through_the_entrypoint_parser(name):
     assert parsed.nodes == [name, "next"]
     assert parsed.pipelines == ["__default__"]
     assert dag_tasks(spec)[task]["taskInfo"]["name"] == f"{name} + next"
+
+
+# Kedro 1.7 rejects such names, but older Kedro auto-generated them and a custom Node subclass may still produce
+# them: the compiler must pass them on as plain values, never through a shell
+SHELL_HOSTILE = [
+    "f([a;b]) -> [c]",
+    "name with spaces",
+    "it's \"quoted\"",
+    "x; rm -rf / $(touch pwned) `id` | cat > out &",
+    "UPPER.Name [1]",
+]
+
+
+@pytest.mark.parametrize("name", SHELL_HOSTILE)
+def test_shell_hostile_node_names_arrive_intact_and_inert(name, tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    from kedro_vertex_runner.entrypoint import build_parser
+
+    odd = node(step, "a", "b", name="placeholder")
+    odd._name = name  # bypass Kedro 1.7's validation, as an older Kedro or a Node subclass would
+    spec = compile_(Pipeline([odd, node(step, "b", "c", name="next")]), grouping="none")
+    task = task_by_node(spec, name)
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,62}", task)
+    assert dag_tasks(spec)[task]["taskInfo"]["name"] == name
+    args = container(spec, task)["args"]
+    assert build_parser().parse_args(args).nodes == [name]
+    # exec form: run exactly these words (argv, no shell) and the name comes back byte for byte, nothing executed
+    echo = [sys.executable, "-c", "import sys; print(sys.argv[1:])"]
+    out = subprocess.run(echo + args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == repr(args)
+    assert not list(tmp_path.iterdir())  # no `pwned`, no `out`
+    assert shlex.join(args) != " ".join(args)  # the name would have needed quoting in a shell string
 
 
 def test_no_shell_anywhere():
@@ -470,6 +506,63 @@ def test_same_inputs_give_byte_identical_files(tmp_path):
     text = (tmp_path / "a.json").read_text()
     assert json.loads(text) == build()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+DETERMINISM_SCRIPT = """
+import hashlib, json, warnings
+from kedro.pipeline import Pipeline, node
+from kedro_vertex_runner.compiler import CompileRequest, compile_spec
+from kedro_vertex_runner.config import validate_config
+
+warnings.simplefilter("ignore")
+
+def f(*a):
+    return 1
+
+# three namespaced branches (a chain each, with side nodes fanning out), joined at the end
+nodes = []
+for b in range(3):
+    for i in range(8):
+        tags = {f"t{i % 4}", f"group.g{b}", "zeta", "alpha"}
+        nodes.append(node(f, f"b{b}_d{i}", f"b{b}_d{i + 1}", name=f"n{i}", tags=tags, namespace=f"ns{b}"))
+        if i % 3 == 1:
+            nodes.append(node(f, f"b{b}_d{i}", f"b{b}_side{i}", name=f"side_{b}_{i}", tags={"zeta", "beta"}))
+nodes.append(node(f, [f"b{b}_d8" for b in range(3)], "out", name="join", tags={"alpha", "beta"}))
+cyclic = Pipeline([node(f, "x", "y", name="a", tags={"group.g"}), node(f, "y", "z", name="mid"),
+                   node(f, "z", "w", name="b", tags={"group.g"})])
+for mode, pipeline in [(m, Pipeline(nodes)) for m in ("none", "chains", "namespace", "tags")] + [("tags", cyclic)]:
+    config = validate_config({"project_id": "p", "region": "europe-west1", "run_config": {
+        "image": "img:1", "root": "b/r", "grouping": mode, "labels": {"b": "1", "a": "2"},
+        "env": {"Z_VAR": "1", "A_VAR": "2"},
+        "resources": {"t1": {"cpu": 2}, "alpha": {"memory": "1Gi"}, "zeta": {"memory": "2Gi"}}}})
+    try:
+        spec = compile_spec(CompileRequest(pipeline=pipeline, config=config, runtime_params={
+            "z": {"b": 1, "a": [3, 2]}, "a": 1.5, "m": "x"}, extra_env={"KEDRO_CONFIG_Y": "1", "KEDRO_CONFIG_B": "2"}))
+        text = json.dumps(spec)  # insertion order counts too: it is what a YAML dump or a reader shows
+        tasks = len(spec["deploymentSpec"]["executors"])
+    except Exception as exc:
+        text, tasks = f"{type(exc).__name__}: {exc}", "error"
+    print(mode, tasks, hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_same_inputs_give_the_same_spec_in_processes_with_different_hash_seeds():
+    """Set iteration order changes between interpreter runs: the spec (even its key order) must not."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    modes = [line.split()[:2] for line in outputs[0].splitlines()]
+    assert modes == [["none", "34"], ["chains", "31"], ["namespace", "13"], ["tags", "13"], ["tags", "error"]]
+    assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_yaml_output_loads_back_to_the_same_spec(tmp_path):

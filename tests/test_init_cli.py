@@ -137,13 +137,19 @@ def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_init_command_in_the_example_project_then_compile(demo_project):
+def test_init_then_help_then_compile_in_the_example_project(demo_project):
     config = demo_project / "conf" / "base" / "vertexai.yml"
     config.unlink()
     result = _kedro(demo_project, "vertexai", "init", "my-proj", "europe-west4")
     assert result.returncode == 0, result.stderr
     assert f"Wrote {config}" in result.stdout
     assert "project_id: my-proj" in config.read_text()
+
+    helped = _kedro(demo_project, "vertexai", "--help")
+    assert helped.returncode == 0, helped.stderr
+    commands = helped.stdout.split("Commands:")[1]
+    for command in ("init", "compile", "run-once", "schedule", "list-pipelines", "ui"):
+        assert re.search(rf"^\s+{command}\s", commands, re.M), command
 
     again = _kedro(demo_project, "vertexai", "init", "my-proj", "europe-west4")
     assert again.returncode != 0
@@ -155,15 +161,6 @@ def test_init_command_in_the_example_project_then_compile(demo_project):
     compiled = _kedro(demo_project, "vertexai", "compile", "-o", "pipeline.json")
     assert compiled.returncode == 0, compiled.stderr
     assert (demo_project / "pipeline.json").exists()
-
-
-@pytest.mark.slow
-def test_vertexai_help_lists_every_command(demo_project):
-    result = _kedro(demo_project, "vertexai", "--help")
-    assert result.returncode == 0, result.stderr
-    commands = result.stdout.split("Commands:")[1]
-    for command in ("init", "compile", "run-once", "schedule", "list-pipelines", "ui"):
-        assert re.search(rf"^\s+{command}\s", commands, re.M), command
 
 
 @pytest.mark.slow
