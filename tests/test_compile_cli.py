@@ -62,7 +62,54 @@ def project(demo_project: Path) -> Path:
     return demo_project
 
 
-def test_compile_the_example_project_without_credentials_or_secrets(project, tmp_path):
+NO_NETWORK = """
+import os, socket
+
+_log = os.environ["NETWORK_ATTEMPTS_LOG"]
+
+
+def _record(what):
+    with open(_log, "a") as handle:
+        handle.write(f"{what}\\n")
+
+
+def _local(address):
+    host = address[0] if isinstance(address, tuple) else address
+    return isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1")) or not isinstance(
+        address, tuple
+    )
+
+
+_connect = socket.socket.connect
+
+
+def connect(self, address):
+    if not _local(address):
+        _record(f"connect {address}")
+        raise OSError("network disabled by the test")
+    return _connect(self, address)
+
+
+_getaddrinfo = socket.getaddrinfo
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if host not in (None, "localhost") and not str(host).startswith("127."):
+        _record(f"lookup {host}")
+        raise socket.gaierror("network disabled by the test")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = connect
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def test_compile_the_example_project_without_credentials_network_or_secrets(project, tmp_path):
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NO_NETWORK)  # every process of the command: no outbound traffic
+    attempts = tmp_path / "network-attempts.log"
     key_file = tmp_path / "sa-key-SECRET.json"
     key_file.write_text('{"type": "service_account", "private_key": "sa-key-SECRET"}')
     (project / "conf" / "local").mkdir(parents=True, exist_ok=True)
@@ -77,8 +124,11 @@ def test_compile_the_example_project_without_credentials_or_secrets(project, tmp
         "build/pipeline.json",
         MLFLOW_TRACKING_TOKEN="tok-3f9a-SECRET",
         GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
+        PYTHONPATH=str(guard),
+        NETWORK_ATTEMPTS_LOG=str(attempts),
     )
     assert result.returncode == 0, result.stderr
+    assert not attempts.exists(), attempts.read_text()
     assert "build/pipeline.json" in result.stdout
     text = (project / "build" / "pipeline.json").read_text()
     for secret in SECRETS:
