@@ -202,6 +202,48 @@ def test_not_found_names_project_and_region(api: FakeVertex) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# never a half-submitted job: the experiment step and the job create, in either order of failure
+
+
+def test_experiment_failure_submits_no_job(api: FakeVertex) -> None:
+    api.fail("create_context", 403, "Permission 'aiplatform.metadataStores.create' denied")
+    with pytest.raises(PluginError, match=r"preparing experiment 'exp-c': permission denied") as info:
+        vertex.submit(SPEC, make_config(api, experiment_name="exp-c"), wait=False)
+    assert "\n" not in str(info.value)
+    assert created_jobs(api) == []
+
+
+def test_job_refused_after_the_experiment_leaves_only_a_reusable_experiment(api: FakeVertex) -> None:
+    config = make_config(api, experiment_name="exp-d")
+    api.fail("create_job", 400, "Invalid pipeline spec")
+    with pytest.raises(PluginError, match="submitting the pipeline job: Vertex AI answered 400"):
+        vertex.submit(SPEC, config, wait=False)
+    assert api.jobs == {} and not api.calls("POST", r":addContextChildren$")
+    # the experiment left behind is an empty one, reused as is by the next submit
+    job_id = vertex.submit(SPEC, config, wait=False)
+    assert len(api.calls("POST", r"/contexts$")) == 1
+    (attach,) = api.calls("POST", r"/contexts/exp-d:addContextChildren$")
+    assert attach["body"]["childContexts"][0].endswith(f"/contexts/{job_id}")
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_experiment_link_failing_after_the_job_exists_is_a_warning(
+    api: FakeVertex, capsys: pytest.CaptureFixture, wait: bool
+) -> None:
+    api.fail("add_context_children", 403, "Permission 'aiplatform.contexts.update' denied")
+    api.script_next_job("RUNNING", "SUCCEEDED")
+    job_id = vertex.submit(SPEC, make_config(api, experiment_name="exp-e"), wait=wait)  # no error: the job runs
+    assert len(api.jobs) == 1
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if line.startswith("Warning:")]
+    assert len(warning) == 1 and f"job {job_id} was submitted and runs" in warning[0]
+    assert "exp-e" in warning[0] and "permission denied" in warning[0]
+    assert vertex.console_url(make_config(api), job_id) in captured.out
+    if wait:
+        assert f"Job {job_id} succeeded" in captured.out
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # following a job
 
 

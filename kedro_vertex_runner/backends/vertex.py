@@ -11,7 +11,10 @@ than the high-level ``aiplatform.PipelineJob``, because the high-level class
 
 Everything user-facing is one line: bad input, missing credentials, a missing bucket, a refused API call and a
 job that did not succeed all become :class:`~kedro_vertex_runner.errors.PluginError`. Nothing is submitted until
-credentials, the bucket and the experiment have been checked, so an error never leaves a half-submitted job.
+credentials, the bucket and the experiment have been checked, so an error never leaves a half-submitted job: the
+experiment is got-or-created *before* the job (a job refused afterwards leaves only an empty experiment, which the
+next submit reuses), and once the job exists nothing about the experiment can fail the command (a failure to
+link the job's run to the experiment is printed as a warning, and the job is followed as usual).
 
 Environment variables:
     ``KEDRO_VERTEX_POLL_INTERVAL``: seconds between status polls while waiting (default 10).
@@ -386,14 +389,26 @@ def _ensure_experiment(api: VertexApi, name: str, description: str | None) -> st
     return context_name
 
 
-def _attach_to_experiment(api: VertexApi, experiment_context: str, run_context: str) -> None:
-    _call(
-        "attaching the job to its experiment",
-        api.config,
-        api.metadata.add_context_children,
-        context=experiment_context,
-        child_contexts=[run_context],
-    )
+def _attach_to_experiment(api: VertexApi, experiment_context: str, run_context: str) -> bool:
+    """Link the job's run context to the experiment; a failure is a warning, never an error.
+
+    The job exists and runs by now: failing the command here would make users resubmit it (a second job) for
+    the sake of a link in the console. Returns whether the link was made.
+    """
+    experiment = experiment_context.rsplit("/", 1)[-1]
+    try:
+        _call(
+            f"attaching the job to experiment {experiment!r}",
+            api.config,
+            api.metadata.add_context_children,
+            context=experiment_context,
+            child_contexts=[run_context],
+        )
+    except PluginError as exc:
+        job_id = run_context.rsplit("/", 1)[-1]
+        click.echo(f"Warning: job {job_id} was submitted and runs, but {exc}", err=True)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -573,7 +588,11 @@ def submit(
     if wait:
         wait_for_job(api, job.name, cancel_on_interrupt=cancel_on_interrupt, experiment_context=experiment_context)
     elif experiment_context:
-        _attach_when_ready(api, job.name, experiment_context)
+        try:
+            _attach_when_ready(api, job.name, experiment_context)
+        except PluginError as exc:  # the job runs: never make the user resubmit it over the experiment link
+            click.echo(f"Warning: job {job_id} was submitted and runs, but it was not attached to its experiment "
+                       f"({exc})", err=True)
     return job_id
 
 
@@ -613,8 +632,8 @@ def _attach_when_ready(api: VertexApi, job_name: str, experiment_context: str) -
         job = _poll(api, job_name, failures)
         run_context = job.job_detail.pipeline_run_context.name if job else ""
         if run_context:
-            _attach_to_experiment(api, experiment_context, run_context)
-            click.echo(f"Attached to experiment {experiment_context.rsplit('/', 1)[-1]}")
+            if _attach_to_experiment(api, experiment_context, run_context):
+                click.echo(f"Attached to experiment {experiment_context.rsplit('/', 1)[-1]}")
             return
         if (job and _short_state(job.state) in _FINAL_STATES) or time.monotonic() > deadline:
             click.echo(
