@@ -5,6 +5,7 @@ storage emulator (anonymous credentials, allowed because ``api_endpoint`` is loc
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -28,8 +29,11 @@ run_config:
   root: gs://test-bucket/root
   backend: vertex
   service_account: runner@demo-gcp.iam.gserviceaccount.com
+  network:
+    vpc: projects/123456/global/networks/peered-vpc
   labels: {{team: pricing}}
   experiment_name: house-prices
+  experiment_description: Weekly house-price models
   schedules:
     weekday-mornings:
       cron: "0 6 * * 1-5"
@@ -76,8 +80,21 @@ def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/root"
     assert body["serviceAccount"] == "runner@demo-gcp.iam.gserviceaccount.com"
     assert body["labels"] == {"team": "pricing"}
+    assert body["network"] == "projects/123456/global/networks/peered-vpc"
+    assert body["displayName"] == "demo-project"
     assert "clean-houses" in body["pipelineSpec"]["root"]["dag"]["tasks"]
+    declared = body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert declared["learning_rate"]["parameterType"] == "NUMBER_DOUBLE"
+    # the experiment is created before the job (with its description), the job's run is attached to it
+    (context,) = fake.calls("POST", r"/metadataStores/default/contexts$")
+    assert context["query"]["contextId"] == "house-prices"
+    assert context["body"]["description"] == "Weekly house-price models"
+    assert fake.requests.index(context) < fake.requests.index(create)
     assert fake.calls("POST", r"/contexts/house-prices:addContextChildren$")
+    # the example ships with kedro-mlflow switched off: nothing about MLflow in the job
+    assert "mlflow" not in json.dumps(body).lower()
+    # api_endpoint is honoured: every call went to the fake, the regional endpoint was never asked
+    assert all(r["path"].startswith("/v1/projects/demo-gcp/locations/europe-west1/") for r in fake.requests)
     out = result.stdout
     link = f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}"
     assert link in out
@@ -96,6 +113,14 @@ def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> 
     )
     result = run(project, "vertexai", "run-once")
     assert_one_line_error(result, "FAILED: task model-train-model failed: KeyError: 'price'")
+
+
+def test_run_once_cancelled_job_exits_non_zero(project: Path, fake: FakeVertex) -> None:
+    fake.script_next_job("RUNNING", {"state": "CANCELLED", "tasks": {"clean-houses": "CANCELLED"}})
+    result = run(project, "vertexai", "run-once")
+    assert result.returncode == 1
+    assert_one_line_error(result, "was CANCELLED (details: https://console.cloud.google.com/vertex-ai/locations/")
+    assert "succeeded" not in result.stdout
 
 
 def test_run_once_no_wait_returns_after_submitting(project: Path, fake: FakeVertex) -> None:
@@ -118,8 +143,23 @@ def test_missing_bucket_submits_nothing(project: Path, fake: FakeVertex) -> None
 def test_missing_credentials_submit_nothing(project: Path, fake: FakeVertex, tmp_path: Path) -> None:
     environ = subprocess_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
     environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", None)
+    environ.pop("NO_GCE_CHECK", None)  # as on a user's laptop: nothing may wait for a metadata server
+    started = time.monotonic()
     result = run(project, "vertexai", "run-once", environ=environ)
+    elapsed = time.monotonic() - started
     assert_one_line_error(result, "no Google Cloud credentials found: run `gcloud auth application-default login`")
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in result.stderr
+    assert fake.requests == []
+    # the whole command, Kedro start-up included (a few seconds here); a metadata-server probe would add 3 s or more
+    # per try (the check itself is timed below one second in test_vertex_backend.py)
+    assert elapsed < 15, elapsed
+
+
+def test_bad_credentials_file_submits_nothing(project: Path, fake: FakeVertex, tmp_path: Path) -> None:
+    environ = subprocess_env(GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "nope.json"))
+    environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", None)
+    result = run(project, "vertexai", "list-pipelines", environ=environ)
+    assert_one_line_error(result, "nope.json does not exist")
     assert fake.requests == []
 
 
