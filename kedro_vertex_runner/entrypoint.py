@@ -35,6 +35,10 @@ kedro-mlflow when the project has no ``conf/*/mlflow.y*ml`` (or ``KEDRO_VERTEX_M
 ``DO_NOT_TRACK``/``KEDRO_DISABLE_TELEMETRY`` opt out anyway, this plugin's own hooks (they serve ``VertexRunner``
 only), and whatever the project itself disables.
 
+Logs: when output goes to a file or a pipe (the local backend's task logs, Cloud Logging), Kedro's plain logging
+configuration replaces its rich default, and a failing node's traceback leaves out Kedro's own frames
+(``KEDRO_VERTEX_DEBUG=1`` shows them); see :func:`_plain_logging`.
+
 ``--host-alias`` replaces ``/etc/hosts`` entries (containers may not write it): ``socket.getaddrinfo``,
 ``gethostbyname`` and ``gethostbyname_ex`` are wrapped so the aliased names resolve to the IP for every library that
 resolves through Python's ``socket`` module (requests, urllib3, httpx, the MLflow client). Native resolvers such as
