@@ -46,6 +46,9 @@ class VertexHooks:
         state.context = context
         from .mlflow_tracking import check_project_tracking
 
+        # Runs for every Kedro command in every project with the plugin installed (plain `kedro run` too). It exits
+        # only where kedro-mlflow is about to fail anyway (an ./mlruns file store MLflow 3 refuses), with one line
+        # instead of kedro-mlflow's traceback; without kedro-mlflow active it returns at once and imports nothing.
         try:
             check_project_tracking(context)
         except PluginError as exc:

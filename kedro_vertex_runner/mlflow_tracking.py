@@ -156,11 +156,35 @@ def project_tracking_uri(config_loader: Any) -> str | None:
 def check_project_tracking(context: KedroContext, *, backend: str | None = None) -> None:
     """:func:`check_tracking_uri` for a project using kedro-mlflow; a no-op when kedro-mlflow is not installed.
 
-    Call it before kedro-mlflow's ``after_context_created`` (which fails with a long traceback on a file store).
+    Called for every Kedro command that creates a context (from the plugin's ``after_context_created`` hook, before
+    kedro-mlflow's, which fails with a long traceback on a file store), so it must never get in the way of a project
+    that does not use the plugin's runner. With ``backend=None`` it raises only where kedro-mlflow itself is about
+    to fail: kedro-mlflow active, no MLflow run already active in the process (kedro-mlflow then skips its setup) and
+    a file-store URI MLflow refuses. It imports neither mlflow nor kedro-mlflow, and any other problem reading
+    ``mlflow.yml`` is left to kedro-mlflow to report.
     """
     if not kedro_mlflow_active():
         return
-    check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
+    if backend is None and _mlflow_run_active():
+        return
+    try:
+        uri = project_tracking_uri(context.config_loader)
+    except Exception:  # a broken mlflow.yml: kedro-mlflow reports it in its own words
+        if backend is not None:
+            raise
+        return
+    check_tracking_uri(uri, backend=backend)
+
+
+def _mlflow_run_active() -> bool:
+    """An MLflow run is active in this process (checked only when mlflow is already imported: never imports it)."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    try:
+        return bool(mlflow is not None and mlflow.active_run())
+    except Exception:
+        return False
 
 
 def kedro_mlflow_active() -> bool:
@@ -399,6 +423,12 @@ def end_task(
     return status
 
 
+def kedro_env(context: Any) -> str | None:
+    """The configuration environment in use: ``--env``, else the config loader's default run env (``local``)."""
+    loader = getattr(context, "config_loader", None)
+    return getattr(context, "env", None) or getattr(loader, "env", None) or getattr(loader, "default_run_env", None)
+
+
 class _QuietOrchestratorMode(logging.Filter):
     """Drop kedro-mlflow's warnings that an outer run is active: that is this module's intent, not a problem."""
 
@@ -445,7 +475,7 @@ def task_run(
     tags = job_tags(
         job_id=job_id,
         job_name=job_name,
-        kedro_env=context.env,
+        kedro_env=kedro_env(context),
         pipeline_names=pipeline_names,
         commit_id=environ.get("KEDRO_CONFIG_COMMIT_ID"),
         console_url=environ.get(ENV_CONSOLE_URL),

@@ -8,6 +8,7 @@ compiler and the local backend wired to this module (see its docstring).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -310,53 +311,72 @@ def test_launcher_run_is_suppressed():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# end to end
+# end to end: the example project with kedro-mlflow switched on
 
 
-def _e2e_ready() -> str | None:
-    import importlib.util
+def _track(project: Path, tracking_uri: str, experiment: str, vertexai_yml: str) -> Path:
+    """Switch kedro-mlflow on in a copy of the example (it ships disabled) and point it at ``tracking_uri``."""
+    for settings in (project / "src").glob("*/settings.py"):
+        lines = settings.read_text().splitlines(keepends=True)
+        settings.write_text("".join(line for line in lines if not line.startswith("DISABLE_HOOKS_FOR_PLUGINS")))
+    conf = project / "conf" / "base"
+    (conf / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: {tracking_uri}\ntracking:\n  experiment:\n    name: {experiment}\n"
+    )
+    (conf / "vertexai.yml").write_text(vertexai_yml)
+    return project
 
-    root = Path(mt.__file__).parent
-    missing = [p for p in ("entrypoint.py", "backends/local.py", "compiler/spec.py") if not (root / p).exists()]
-    if missing:
-        return f"needs {', '.join(missing)}"
-    unwired = [p for p in ("entrypoint.py", "compiler/spec.py", "hooks.py", "runner.py", "project.py")
-               if "mlflow_tracking" not in (root / p).read_text()]
-    if unwired:
-        return f"needs the mlflow_tracking wiring in {', '.join(unwired)}"
-    return None if importlib.util.find_spec("kedro_mlflow") else "needs kedro-mlflow"
 
-
-_E2E_MISSING = _e2e_ready()
+LOCAL_YML = (
+    "project_id: test-project\nregion: europe-west1\nrun_config:\n  image: demo:latest\n  root: data/vertex_runs\n"
+    "  backend: local\n"
+)
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_E2E_MISSING is not None, reason=f"end-to-end MLflow test {_E2E_MISSING}")
-def test_e2e_vertex_runner_local_backend_one_run(mlflow_server, experiment_id, client, demo_project):
-    """``kedro run --runner=VertexRunner`` (local backend) on the demo project with kedro-mlflow → one FINISHED run.
+def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, client, demo_project):
+    """``kedro run --runner=VertexRunner`` (local backend, tasks in parallel processes) on the example project with
+    kedro-mlflow: one run per execution holding every task's parameters, tagged, FINISHED; a second execution with
+    a failing node gets a second run, FAILED."""
+    experiment_name = f"{EXPERIMENT}-e2e-{uuid.uuid4().hex[:6]}"
+    project = _track(demo_project, mlflow_server, experiment_name, LOCAL_YML)
+    env = subprocess_env(KEDRO_CONFIG_COMMIT_ID=COMMIT, MLFLOW_TRACKING_TOKEN="launcher-secret-token")
 
-    Needs: entrypoint.py, compiler/spec.py, backends/local.py and hooks.py wired to mlflow_tracking (the diffs in
-    the MLflow report). Skipped, with the reason, until then.
-    """
-    for settings in (demo_project / "src").glob("*/settings.py"):  # the demo ships with kedro-mlflow switched off
-        lines = settings.read_text().splitlines(keepends=True)
-        settings.write_text("".join(l for l in lines if not l.startswith("DISABLE_HOOKS_FOR_PLUGINS")))
-    conf = demo_project / "conf" / "base"
-    (conf / "mlflow.yml").write_text(
-        f"server:\n  mlflow_tracking_uri: {mlflow_server}\ntracking:\n  experiment:\n    name: {EXPERIMENT}-e2e\n"
-    )
-    (conf / "vertexai.yml").write_text(
-        "project_id: test-project\nregion: europe-west1\nrun_config:\n  image: demo:latest\n"
-        f"  root: {demo_project / 'vertex_runs'}\n  backend: local\n"
-    )
-    done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner", "--runner-params", "backend=local"),
-                          cwd=demo_project, capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    def kedro_run(*extra: str) -> subprocess.CompletedProcess:
+        args = kedro_cmd("run", "--runner=VertexRunner", "--runner-params", "backend=local,max_workers=3", *extra)
+        return subprocess.run(args, cwd=project, capture_output=True, text=True, env=env, timeout=600)
+
+    done = kedro_run()
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
-    experiment = client.get_experiment_by_name(f"{EXPERIMENT}-e2e")
+    experiment = client.get_experiment_by_name(experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1, [r.data.tags for r in runs]  # no launcher run, no per-task runs
     run = runs[0]
     assert run.info.status == "FINISHED"
-    assert run.data.params, "node parameters were not logged"
-    assert run.data.tags.get(mt.TAG_JOB_ID) and run.data.tags.get(mt.TAG_PIPELINE) == "__default__"
-    assert "MLFLOW_TRACKING_TOKEN" not in done.stdout + done.stderr
+    tags = run.data.tags
+    job_id = tags[mt.TAG_JOB_ID]
+    assert job_id.startswith("local-") and run.info.run_name == tags[mt.TAG_JOB_NAME]
+    assert tags[mt.TAG_PIPELINE] == "__default__" and tags[mt.TAG_ENV] == "local"
+    assert tags[mt.TAG_COMMIT] == tags["mlflow.source.git.commit"] == COMMIT
+    assert mt.TAG_CONSOLE_URL not in tags  # a local run has no console page (the Vertex part is tested below)
+    # several tasks, the independent ones started together: each reported, each logged its nodes' parameters
+    succeeded = re.search(r"finished: (\d+) tasks succeeded", done.stdout + done.stderr)
+    assert succeeded and int(succeeded[1]) > 3, done.stdout[-2000:]
+    task_tags = {k: v for k, v in tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
+    assert len(task_tags) == int(succeeded[1]) and set(task_tags.values()) == {"FINISHED"}
+    params = run.data.params
+    for name in ("max_age", "n_price_buckets", "model.model_options", "report_title"):  # from four tasks
+        assert name in params, sorted(params)
+    assert f"MLflow run: {run.info.run_id}" in done.stderr
+    assert "launcher-secret-token" not in done.stdout + done.stderr
+
+    # a second execution, whose model.split_data node fails: a second run, FAILED
+    failed = kedro_run("--params", "model.model_options.test_size=1.5")
+    assert failed.returncode != 0 and "Traceback (most recent call last)" not in failed.stderr.split("Error:")[-1]
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    assert len(runs) == 2, [r.data.tags for r in runs]
+    assert runs[0].info.run_id == run.info.run_id and runs[0].info.status == "FINISHED"
+    second = runs[1]
+    assert second.info.status == "FAILED" and second.data.tags[mt.TAG_JOB_ID] != job_id
+    assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
