@@ -70,8 +70,8 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
 
 
-def check_config_against_project(config: PluginConfig) -> None:
-    """Pipeline and node names in the config must exist in the project.
+def check_config_against_project(config: PluginConfig) -> dict[str, frozenset[str]]:
+    """Pipeline and node names in the config must exist in the project; returns each registered pipeline's nodes.
 
     Checked against every registered pipeline, not the filtered one: with ``-p model`` or ``--tags`` an entry for
     a node that is merely left out of this run is still valid.
@@ -82,6 +82,7 @@ def check_config_against_project(config: PluginConfig) -> None:
     pipelines.set_requested(None)  # Kedro 1.7 loads only the pipelines named on the command line
     check_pipeline_names(config, pipelines.keys())
     check_against_pipeline(config, sum(pipelines.values(), Pipeline([])), pipeline_name=None)
+    return {name: frozenset(node.name for node in pipeline.nodes) for name, pipeline in pipelines.items()}
 
 
 def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
@@ -108,7 +109,7 @@ def build_request(
     from kedro.framework.project import PACKAGE_NAME
 
     config = config or load_config(context.config_loader)
-    check_config_against_project(config)
+    registered = check_config_against_project(config)
     on_exit = None
     if config.run_config.on_exit_pipeline:
         on_exit = get_pipeline(config.run_config.on_exit_pipeline)
@@ -125,4 +126,5 @@ def build_request(
         branch_name=branch,
         extra_env=forwarded_env(config),
         mlflow=mlflow_enabled(context, config),
+        registered=registered,
     )

@@ -643,3 +643,26 @@ def test_mlflow_tracking_tells_every_task_about_the_shared_run():
         assert env["KEDRO_VERTEX_MLFLOW_CREATOR"] == task_key(["split"])
         assert env["KEDRO_VERTEX_MLFLOW_FINALIZER"] == "exit-handler"
     assert "KEDRO_VERTEX_MLFLOW" not in json.dumps(compile_(DIAMOND))
+
+
+def test_task_is_pointed_at_the_smallest_registered_pipeline_holding_its_nodes():
+    registered = {
+        "__default__": frozenset({"split", "left", "right", "join"}),
+        "prep": frozenset({"split"}),
+        "sides": frozenset({"left", "right"}),
+        "left_only": frozenset({"left"}),
+    }
+    spec = compile_(DIAMOND, request_args={"registered": registered})
+
+    def node_pipeline(node_name):
+        return option_values(container(spec, task_by_node(spec, node_name))["args"], "--node-pipeline")
+
+    assert node_pipeline("split") == [["prep"]]
+    assert node_pipeline("left") == [["left_only"]]  # smallest of sides/left_only
+    assert node_pipeline("right") == [["sides"]]
+    assert node_pipeline("join") == []  # only the job's own pipeline holds it
+
+
+def test_no_node_pipeline_when_the_jobs_pipeline_is_not_registered():
+    spec = compile_(DIAMOND, request_args={"registered": {"prep": frozenset({"split"})}})
+    assert "--node-pipeline" not in json.dumps(spec)

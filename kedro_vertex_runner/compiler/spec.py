@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -490,6 +491,45 @@ class _CommonArgs:
         self.main_head = [arg for name in request.pipeline_names for arg in ("--pipeline", name)] + env_args
         self.exit_head = ["--pipeline", str(run_config.on_exit_pipeline)] + env_args
         self.env = _task_env(request, groups, exit_handler)
+        self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
+
+
+class _NodePipelineIndex:
+    """For a task, the smallest registered pipeline holding all its nodes, when smaller than the job's.
+
+    Kedro imports the node modules of every pipeline a task loads; a task of ``__default__`` whose nodes all belong
+    to ``reporting`` starts faster loading only ``reporting`` (the entrypoint falls back to the job's pipelines when
+    it needs them). Linear: one pass over the registered pipelines, then a set intersection per task.
+    """
+
+    def __init__(self, registered: Mapping[str, frozenset[str]], job_pipelines: tuple[str, ...]):
+        self.by_node: dict[str, set[str]] = {}
+        self.size = {name: len(nodes) for name, nodes in registered.items()}
+        job_nodes: set[str] = set()
+        for name in job_pipelines:
+            if name not in registered:  # unknown size: never suggest anything
+                self.limit = 0
+                return
+            job_nodes |= registered[name]
+        self.limit = len(job_nodes)
+        for name, nodes in registered.items():
+            if name in job_pipelines or len(nodes) >= self.limit:
+                continue
+            for node_name in nodes:
+                self.by_node.setdefault(node_name, set()).add(name)
+
+    def smallest(self, node_names: list[str]) -> str | None:
+        candidates: set[str] | None = None
+        for node_name in node_names:
+            holders = self.by_node.get(node_name)
+            if not holders:
+                return None
+            candidates = set(holders) if candidates is None else candidates & holders
+            if not candidates:
+                return None
+        if not candidates:
+            return None
+        return min(candidates, key=lambda name: (self.size[name], name))
 
 
 def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bool) -> list[dict[str, str]]:
@@ -552,6 +592,9 @@ def _component(name: str, params: list[_Parameter]) -> dict[str, Any]:
 
 def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
     args = list(common.exit_head if exit_handler else common.main_head)
+    smaller = None if exit_handler else common.node_pipeline.smallest([node.name for node in group.nodes])
+    if smaller is not None:
+        args += ("--node-pipeline", smaller)
     for node in group.nodes:
         name = node.name
         if name.startswith("-"):  # a node may be called "--help": keep it a value, not an option
