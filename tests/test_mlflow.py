@@ -20,6 +20,7 @@ import pytest
 
 from conftest import PYTHON, kedro_cmd, subprocess_env
 from fake_metadata import FakeMetadataServer
+from fake_vertex import FakeVertex
 from mlflow_fixtures import mlflow_server  # noqa: F401 - fixture
 
 from kedro_vertex_runner import mlflow_tracking as mt
@@ -282,6 +283,104 @@ def test_project_check_reads_mlflow_yml(tmp_path):
         mt.check_project_tracking(Context())
 
 
+def _loader(tmp_path: Path, mlflow_yml: str):
+    from kedro.config import OmegaConfigLoader
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "base" / "mlflow.yml").write_text(mlflow_yml)
+
+    class Context:
+        env = None
+        config_loader = OmegaConfigLoader(str(tmp_path), base_env="base", default_run_env="local")
+
+    return Context()
+
+
+def test_check_stays_out_of_the_way_where_kedro_mlflow_would_not_fail(tmp_path, monkeypatch):
+    """The hook runs for every Kedro command: it may only stop one kedro-mlflow is about to crash anyway."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    context = _loader(tmp_path, "server:\n  mlflow_tracking_uri: mlruns\n")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow accepts the file store then
+    mt.check_project_tracking(context)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+
+    class Mlflow:  # an MLflow run already active in the process: kedro-mlflow skips its set-up
+        @staticmethod
+        def active_run():
+            return object()
+
+    monkeypatch.setitem(sys.modules, "mlflow", Mlflow)
+    mt.check_project_tracking(context)
+    monkeypatch.delitem(sys.modules, "mlflow")
+    monkeypatch.setattr(mt, "kedro_mlflow_active", lambda: False)  # not installed, or disabled in settings.py
+    mt.check_project_tracking(context)
+
+
+def test_check_leaves_a_broken_mlflow_yml_to_kedro_mlflow(tmp_path):
+    mt.check_project_tracking(_loader(tmp_path, "server: [unclosed\n"))
+
+
+def test_kedro_mlflow_default_env_tag(tmp_path):
+    context = _loader(tmp_path, "{}\n")
+    assert mt.kedro_env(context) == "local"
+    context.env = "prod"
+    assert mt.kedro_env(context) == "prod"
+
+
+HOOK_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro_vertex_runner import mlflow_tracking as mt
+
+    project = Path.cwd()
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        context = session.load_context()       # every plugin hook fired: no exit
+        before = {m for m in sys.modules if m.split(".")[0] in ("mlflow", "kedro_mlflow")}
+        started = time.perf_counter()
+        mt.check_project_tracking(context)     # what the plugin's after_context_created adds to every command
+        took = time.perf_counter() - started
+        after = {m for m in sys.modules if m.split(".")[0] in ("mlflow", "kedro_mlflow")}
+        session.run(pipeline_names=["data_processing"])  # a plain `kedro run`: Kedro's SequentialRunner
+    print("NEW_IMPORTS", sorted(after - before), "TOOK", took)
+    """
+)
+
+
+@pytest.mark.slow
+def test_plain_kedro_run_is_untouched_without_kedro_mlflow(demo_project):
+    """The example as shipped (kedro-mlflow disabled in settings.py) with an mlflow.yml on the old ./mlruns default:
+    the plugin's hook neither stops nor slows a plain session run, and imports nothing MLflow-related."""
+    (demo_project / "conf" / "base" / "mlflow.yml").write_text("server:\n  mlflow_tracking_uri: mlruns\n")
+    done = subprocess.run([PYTHON, "-c", HOOK_SCRIPT], cwd=demo_project, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [x for x in done.stdout.splitlines() if x.startswith("NEW_IMPORTS")][-1]
+    assert line.startswith("NEW_IMPORTS [] TOOK"), line
+    assert float(line.split()[-1]) < 0.5
+    assert not (demo_project / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_old_mlruns_default_is_one_line(demo_project):
+    """kedro-mlflow on, mlflow.yml left on ./mlruns: `kedro run --runner=VertexRunner` says how to fix it in one line."""
+    project = _track(demo_project, "mlruns", "demo", LOCAL_YML)
+    done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner"), cwd=project, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300)
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "MlflowException" not in output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "'mlruns' is a local file store" in errors[0] and "sqlite:///mlflow.db" in errors[0]
+    assert "conf/<env>/mlflow.yml" in errors[0]
+    assert not (project / "data" / "vertex_runs").exists() and not (project / "mlruns").exists()
+
+
 def test_compile_path_imports_no_mlflow():
     code = textwrap.dedent(
         """
@@ -380,3 +479,60 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     second = runs[1]
     assert second.info.status == "FAILED" and second.data.tags[mt.TAG_JOB_ID] != job_id
     assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
+
+
+VERTEX_YML = """\
+project_id: demo-gcp
+region: europe-west1
+api_endpoint: {endpoint}
+run_config:
+  image: europe-docker.pkg.dev/demo-gcp/images/demo-project:1
+  root: gs://test-bucket/root
+  backend: vertex
+  service_account: tasks@demo-gcp.iam.gserviceaccount.com
+  mlflow:
+    audience: https://mlflow-abc123-ew.a.run.app
+"""
+
+
+@pytest.mark.slow
+def test_run_once_on_vertex_compiles_tracking_and_no_token(mlflow_server, client, demo_project, fake, gcs_emulator):
+    """`kedro vertexai run-once` with kedro-mlflow on, against the fake Vertex AI: every task is told to join the
+    job's run (creator, task count, audience, console link); no token reaches the job, and the launcher neither
+    mints one nor opens a run."""
+    fake.reset()
+    experiment_name = f"{EXPERIMENT}-vertex-{uuid.uuid4().hex[:6]}"
+    project = _track(demo_project, mlflow_server, experiment_name, VERTEX_YML.format(endpoint=fake.endpoint))
+    fake.script_next_job("RUNNING", "SUCCEEDED")
+    with FakeMetadataServer() as metadata:  # any identity token minted on the launcher would come from here
+        env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05",
+                             MLFLOW_TRACKING_TOKEN="launcher-secret-token", **metadata.env())
+        done = subprocess.run(kedro_cmd("vertexai", "run-once"), cwd=project, capture_output=True, text=True,
+                              env=env, timeout=300)
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    assert metadata.audiences == []
+    assert fake.unknown == []
+    (create,) = fake.calls("POST", r"/pipelineJobs$")
+    body = create["body"]
+    text = json.dumps(body)
+    assert "launcher-secret-token" not in text and "MLFLOW_TRACKING_TOKEN" not in text and "eyJ" not in text
+    spec = body["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    roots = sorted(name for name, task in tasks.items() if not task.get("dependentTasks"))
+    executors = spec["deploymentSpec"]["executors"].values()
+    envs = [{e["name"]: e["value"] for e in executor["container"]["env"]} for executor in executors]
+    assert len(envs) == len(tasks) > 1
+    for task_env in envs:
+        assert task_env[mt.ENV_ENABLED] == "1" and task_env[mt.ENV_TASKS] == str(len(tasks))
+        assert task_env[mt.ENV_AUDIENCE] == "https://mlflow-abc123-ew.a.run.app"
+        assert task_env[mt.ENV_CONSOLE_URL] == (
+            "https://console.cloud.google.com/vertex-ai/locations/europe-west1/pipelines/runs/{job_name}"
+            "?project=demo-gcp"
+        )
+        assert task_env[mt.ENV_FINALIZER] == "tasks"
+    assert len({e[mt.ENV_CREATOR] for e in envs}) == 1 and len(roots) >= 1
+    # the tasks find the job's run by the job's uuid: a new one for every execution (schedules included)
+    commands = json.dumps(spec["deploymentSpec"])
+    assert "{{$.pipeline_job_uuid}}" in commands and "{{$.pipeline_job_name}}" in commands
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []
