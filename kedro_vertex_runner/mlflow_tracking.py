@@ -16,8 +16,8 @@ run and the launching ``kedro run --runner=VertexRunner`` one more. Here:
 * **Status follows the job.** Each task records ``kedro_vertex.task.<key>`` = RUNNING / FINISHED / FAILED on the
   run. A failing task sets the run FAILED at once. Without an on-exit pipeline the task that completes the set of
   ``KEDRO_VERTEX_MLFLOW_TASKS`` tasks sets FINISHED (no extra task: each costs about two minutes of start-up); with
-  one, the exit-handler task decides: FAILED if a task failed or never reported its end (killed), else FINISHED. A launcher that waits for the job (``kedro run`` with the
-  local backend or ``wait=true``) then sets the status from the job's real outcome with :func:`close_job_run`,
+  one, the exit-handler task decides: FAILED if a task failed or never reported its end (killed), else FINISHED.
+  A launcher that waits for the job (``kedro run`` with the local backend or ``wait=true``) then sets the status from the job's real outcome with :func:`close_job_run`,
   which also covers tasks killed without a chance to report (out of memory, timeout, cancellation).
 * **Auth.** With ``run_config.mlflow.audience`` each task mints a Google identity token for that audience at run
   time (:func:`use_identity_token`) into ``MLFLOW_TRACKING_TOKEN`` of its own process, refreshed before expiry.
@@ -67,7 +67,9 @@ TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TASK_TAG_PREFIX = "kedro_vertex.task."
 
 RUNNING, FINISHED, FAILED = "RUNNING", "FINISHED", "FAILED"
-CONSOLE_URL = "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{{job_name}}?project={project}"
+CONSOLE_URL = (
+    "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{{job_name}}?project={project}"
+)
 _SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc")
 _FIX = "set server.mlflow_tracking_uri in conf/<env>/mlflow.yml to 'sqlite:///mlflow.db' or an http(s):// server"
 

@@ -367,7 +367,8 @@ def test_plain_kedro_run_is_untouched_without_kedro_mlflow(demo_project):
 
 @pytest.mark.slow
 def test_old_mlruns_default_is_one_line(demo_project):
-    """kedro-mlflow on, mlflow.yml left on ./mlruns: `kedro run --runner=VertexRunner` says how to fix it in one line."""
+    """kedro-mlflow on, mlflow.yml left on ./mlruns: `kedro run --runner=VertexRunner` says what to change, in one
+    line."""
     project = _track(demo_project, "mlruns", "demo", LOCAL_YML)
     done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner"), cwd=project, capture_output=True, text=True,
                           env=subprocess_env(), timeout=300)

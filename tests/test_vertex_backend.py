@@ -277,6 +277,7 @@ def test_failed_job_names_the_task_and_its_error(api: FakeVertex) -> None:
     message = str(info.value)
     assert re.match(r"job demo-project-\S+ FAILED: task train failed: ValueError: learning_rate must be > 0", message)
     assert "console.cloud.google.com" in message and info.value.exit_code != 0
+    assert info.value.job_id == created_jobs(api)[0]["query"]["pipelineJobId"]  # for the MLflow run's status
 
 
 @pytest.mark.parametrize(("final", "expected"), [("CANCELLED", "was CANCELLED"), ("PAUSED", "is PAUSED")])

@@ -799,10 +799,17 @@ def wait_for_job(
             reason = f"task {task} failed: {error or 'no error message'}"
         else:
             reason = " ".join(str(job.error.message).split()) or "no error message"
-        raise PluginError(f"job {job_id} FAILED: {reason} (details: {url})")
+        raise _job_error(f"job {job_id} FAILED: {reason} (details: {url})", job_id)
     if state == "CANCELLED":
-        raise PluginError(f"job {job_id} was CANCELLED (details: {url})")
-    raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
+        raise _job_error(f"job {job_id} was CANCELLED (details: {url})", job_id)
+    raise _job_error(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}", job_id)
+
+
+def _job_error(message: str, job_id: str) -> PluginError:
+    """The error for a job that ended without succeeding; ``.job_id`` lets callers (MLflow bookkeeping) find it."""
+    error = PluginError(message)
+    error.job_id = job_id  # type: ignore[attr-defined]
+    return error
 
 
 def _interrupted(api: VertexApi, job_name: str, cancel: bool) -> None:
