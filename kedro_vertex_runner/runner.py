@@ -181,13 +181,18 @@ class VertexRunner(AbstractRunner):
             from .backends.vertex import submit
 
             wait = True if self.wait is None else self.wait
-            job_id = submit(
-                spec,
-                config,
-                pipeline_name=request.pipeline_names[0],
-                wait=wait,
-                cancel_on_interrupt=self.cancel_on_interrupt,
-            )
+            try:
+                job_id = submit(
+                    spec,
+                    config,
+                    pipeline_name=request.pipeline_names[0],
+                    wait=wait,
+                    cancel_on_interrupt=self.cancel_on_interrupt,
+                )
+            except PluginError as exc:
+                if getattr(exc, "job_id", None):  # the job exists and ended badly: its run should say so
+                    _close_mlflow_run(request.mlflow, context, succeeded=False, job_name=exc.job_id)
+                raise
             if wait:  # a failed job raised above; its tasks marked the run FAILED
                 _close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
 

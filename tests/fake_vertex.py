@@ -55,6 +55,7 @@ class FakeVertex:
         self.stores: dict[str, dict[str, Any]] = {}
         self.contexts: dict[str, dict[str, Any]] = {}
         self.fail_next: dict[str, tuple[int, str]] = {}
+        self.on_create: Any = None  # called with each created job's id (e.g. to act as its tasks would)
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -96,6 +97,7 @@ class FakeVertex:
             self.stores.clear()
             self.contexts.clear()
             self.fail_next.clear()
+            self.on_create = None
 
     def script_next_job(self, *answers: Any) -> None:
         """Queue the GET answers of the next created job (the last answer repeats)."""
@@ -175,6 +177,8 @@ class FakeVertex:
         job.update({"name": name, "state": "PIPELINE_STATE_PENDING", "createTime": _now(), "updateTime": _now()})
         self.jobs[name] = job
         self.job_scripts[name] = deque(self.next_scripts.popleft() if self.next_scripts else ["SUCCEEDED"])
+        if self.on_create is not None:
+            self.on_create(job_id)
         return 200, job
 
     def _task_names(self, job: dict[str, Any]) -> list[str]:

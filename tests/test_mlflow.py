@@ -537,3 +537,29 @@ def test_run_once_on_vertex_compiles_tracking_and_no_token(mlflow_server, client
     assert "{{$.pipeline_job_uuid}}" in commands and "{{$.pipeline_job_name}}" in commands
     experiment = client.get_experiment_by_name(experiment_name)
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
+
+
+@pytest.mark.slow
+def test_failed_vertex_job_marks_its_run_failed(mlflow_server, client, demo_project, fake, gcs_emulator):
+    """`kedro run --runner=VertexRunner` waiting on a Vertex AI job that fails: the job's MLflow run (opened by its
+    tasks, here by the fake on creation) ends FAILED even though no task could report, and the command fails."""
+    fake.reset()
+    experiment_name = f"{EXPERIMENT}-vertex-fail-{uuid.uuid4().hex[:6]}"
+    project = _track(demo_project, mlflow_server, experiment_name, VERTEX_YML.format(endpoint=fake.endpoint))
+    opened: list[str] = []
+
+    def open_run_like_a_task(job_id: str) -> None:
+        experiment = client.get_experiment_by_name(experiment_name)  # prepared by the launcher before creating
+        run = client.create_run(experiment.experiment_id, tags={mt.TAG_JOB_NAME: job_id, mt.TAG_JOB_ID: "uuid-1"})
+        opened.append(run.info.run_id)
+
+    fake.on_create = open_run_like_a_task
+    fake.script_next_job("RUNNING", {"state": "FAILED", "error": "task train failed"})
+    env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05")
+    done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner", "--runner-params", "backend=vertex"),
+                          cwd=project, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0 and "FAILED" in done.stderr, (done.stdout[-2000:], done.stderr[-2000:])
+    assert fake.unknown == []
+    (run_id,) = opened
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert f"MLflow run: {run_id}" in done.stderr
