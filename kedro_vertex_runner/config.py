@@ -308,7 +308,7 @@ class RunConfig(_Model):
         for key in IGNORED_RUN_CONFIG_KEYS:
             if key in value:
                 value.pop(key)
-                where = _file_defining(files, ("run_config", key))
+                where = file_defining(files, ("run_config", key))
                 logger.warning(
                     "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it", where, key
                 )
@@ -509,7 +509,7 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         error = errors[0]
         loc = tuple(str(part) for part in error["loc"] if part != "[key]")
-        where = _file_defining(files, loc)
+        where = file_defining(files, loc)
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ConfigError(f"{where}: {'.'.join(loc) or '(top level)'}: {_describe(error, loc)}{more}") from None
     config._files = files
@@ -542,7 +542,7 @@ def check_against_pipeline(
     for key in run_config.resources:
         if key == DEFAULT_KEY or key in node_names or key in tags:
             continue
-        where = _file_defining(files, ("run_config", "resources", key))
+        where = file_defining(files, ("run_config", "resources", key))
         close = difflib.get_close_matches(key, sorted(node_names | tags), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ": use a node name, a tag or __default__"
         scope = "any registered pipeline" if pipeline_name is None else f"pipeline {pipeline_name!r}"
@@ -552,7 +552,7 @@ def check_against_pipeline(
         if settings.gpu and not settings.accelerator:
             keys = [k for k in run_config._layer_keys(node.name, node.tags) if run_config.resources[k].gpu]
             key = keys[-1]
-            where = _file_defining(files, ("run_config", "resources", key, "gpu"))
+            where = file_defining(files, ("run_config", "resources", key, "gpu"))
             raise ConfigError(
                 f"{where}: run_config.resources.{key}.gpu: a GPU count needs an accelerator type: add e.g. "
                 f"`accelerator: NVIDIA_TESLA_T4` to this entry (node {node.name!r} has none)"
@@ -574,7 +574,7 @@ def check_pipeline_names(config: PluginConfig, registered: Any, files: list[Path
             close = difflib.get_close_matches(name, registered, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"registered: {', '.join(registered) or 'none'}"
             raise ConfigError(
-                f"{_file_defining(files, loc)}: {'.'.join(loc)}: no pipeline {name!r} is registered ({hint})"
+                f"{file_defining(files, loc)}: {'.'.join(loc)}: no pipeline {name!r} is registered ({hint})"
             )
 
 
@@ -644,7 +644,7 @@ def _loader_error(exc: Exception, files: list[Path]) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     full_key = getattr(exc, "full_key", None)
     if full_key:
-        return f"{_file_defining(files, tuple(str(full_key).split('.')))}: {full_key}: {first}"
+        return f"{file_defining(files, tuple(str(full_key).split('.')))}: {full_key}: {first}"
     if any(str(path) in first for path in files):
         for path in files:
             first = first.replace(str(path), _display(path))
@@ -669,7 +669,7 @@ def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Pat
     return files
 
 
-def _file_defining(files: list[Path], loc: tuple[str, ...]) -> str:
+def file_defining(files: list[Path], loc: tuple[str, ...]) -> str:
     """The last file (highest precedence) that defines the longest prefix of ``loc``."""
     import yaml
 

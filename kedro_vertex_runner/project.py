@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .compiler import CompileRequest
-from .config import PluginConfig, check_against_pipeline, check_pipeline_names, load_config
-from .errors import PluginError
+from .config import PluginConfig, check_against_pipeline, check_pipeline_names, file_defining, load_config
+from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -87,11 +87,18 @@ def check_config_against_project(config: PluginConfig) -> dict[str, frozenset[st
 
 def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
     """MLflow tracking is on when configured so, or by default when kedro-mlflow is installed and configured."""
-    if config.run_config.mlflow.enabled is not None:
-        return config.run_config.mlflow.enabled
     from .mlflow_tracking import kedro_mlflow_active
 
-    if not kedro_mlflow_active():  # not installed, or its hooks disabled in settings.py
+    active = kedro_mlflow_active()  # False: not installed, or its hooks disabled in settings.py
+    if config.run_config.mlflow.enabled is not None:
+        if config.run_config.mlflow.enabled and not active:  # every task would fail to join the run
+            where = file_defining(config.source_files, ("run_config", "mlflow", "enabled"))
+            raise ConfigError(
+                f"{where}: run_config.mlflow.enabled: true needs kedro-mlflow installed and not listed in "
+                "DISABLE_HOOKS_FOR_PLUGINS in settings.py: install/enable kedro-mlflow, or set enabled: false"
+            )
+        return config.run_config.mlflow.enabled
+    if not active:
         return False
     conf_path = Path(context.project_path) / "conf"
     return any(conf_path.glob("*/mlflow.y*ml"))

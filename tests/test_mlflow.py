@@ -563,3 +563,15 @@ def test_failed_vertex_job_marks_its_run_failed(mlflow_server, client, demo_proj
     (run_id,) = opened
     assert client.get_run(run_id).info.status == "FAILED"
     assert f"MLflow run: {run_id}" in done.stderr
+
+
+def test_enabled_without_kedro_mlflow_is_one_line(demo_project):
+    """`mlflow.enabled: true` in a project whose kedro-mlflow is disabled (settings.py): compile refuses in one line
+    naming the file and key, instead of compiling tasks that would all fail to join a run."""
+    (demo_project / "conf" / "base" / "vertexai.yml").write_text(LOCAL_YML + "  mlflow:\n    enabled: true\n")
+    done = subprocess.run(kedro_cmd("vertexai", "compile", "-o", "spec.json"), cwd=demo_project, capture_output=True,
+                          text=True, env=subprocess_env(), timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if "run_config.mlflow.enabled" in x]
+    assert "conf/base/vertexai.yml: run_config.mlflow.enabled: true needs kedro-mlflow" in line
+    assert not (demo_project / "spec.json").exists()

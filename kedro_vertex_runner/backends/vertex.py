@@ -802,7 +802,8 @@ def wait_for_job(
         raise _job_error(f"job {job_id} FAILED: {reason} (details: {url})", job_id)
     if state == "CANCELLED":
         raise _job_error(f"job {job_id} was CANCELLED (details: {url})", job_id)
-    raise _job_error(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}", job_id)
+    # not ended: no .job_id, so its MLflow run stays open for when the job is resumed
+    raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
 
 
 def _job_error(message: str, job_id: str) -> PluginError:
