@@ -441,6 +441,14 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     a failing node gets a second run, FAILED."""
     experiment_name = f"{EXPERIMENT}-e2e-{uuid.uuid4().hex[:6]}"
     project = _track(demo_project, mlflow_server, experiment_name, LOCAL_YML)
+    # outputs of three different tasks become artifacts of the run (conf/local overrides these catalog entries)
+    artifacts = {"model_metrics": ("json.JSONDataset", "data/08_reporting/metrics.json"),
+                 "price_buckets": ("pandas.CSVDataset", "data/08_reporting/price_buckets.csv"),
+                 "report": ("json.JSONDataset", "data/08_reporting/report.json")}
+    (project / "conf" / "local" / "catalog.yml").write_text("".join(
+        f"{name}:\n  type: kedro_mlflow.io.artifacts.MlflowArtifactDataset\n  dataset:\n    type: {kind}\n"
+        f"    filepath: {path}\n" for name, (kind, path) in artifacts.items()
+    ))
     env = subprocess_env(KEDRO_CONFIG_COMMIT_ID=COMMIT, MLFLOW_TRACKING_TOKEN="launcher-secret-token")
 
     def kedro_run(*extra: str) -> subprocess.CompletedProcess:
@@ -468,6 +476,8 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     params = run.data.params
     for name in ("max_age", "n_price_buckets", "model.model_options", "report_title"):  # from four tasks
         assert name in params, sorted(params)
+    logged = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert {Path(path).name for _, path in artifacts.values()} <= logged, logged
     assert f"MLflow run: {run.info.run_id}" in done.stderr
     assert "launcher-secret-token" not in done.stdout + done.stderr
 
