@@ -87,7 +87,7 @@ def _env(ctx: click.Context, env: str | None) -> str | None:
 class _Job:
     """A Kedro session opened for one command, with the compiled spec on demand."""
 
-    def __init__(self, env: str | None, pipeline_name: str, params: dict[str, Any]):
+    def __init__(self, env: str | None, pipeline_name: str, params: dict[str, Any], backend: str | None = None):
         from kedro.framework.session import KedroSession
         from kedro.framework.startup import bootstrap_project
 
@@ -102,28 +102,36 @@ class _Job:
         self.pipeline_name = pipeline_name
         self.pipeline = get_pipeline(pipeline_name)
         self.params = params
+        self.backend = backend  # where the spec will run, if known: the MLflow tracking URI must suit it
+        self.request: Any = None
 
     def spec(self) -> dict[str, Any]:
         from .compiler import compile_spec
-        from .project import build_request
+        from .project import build_request, check_mlflow_backend
 
-        request = build_request(
+        self.request = request = build_request(
             self.context,
             self.pipeline,
             pipeline_names=[self.pipeline_name],
             runtime_params=self.params,
             config=self.config,
         )
+        if self.backend:
+            check_mlflow_backend(request, self.context, self.backend)
         return compile_spec(request)
 
     def close(self) -> None:
         self.session.close()
 
 
-def _open_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
+def _open_job(env: str | None, pipeline_name: str, params: dict[str, Any], backend: str | None = None) -> _Job:
     from kedro.framework.startup import ProjectMetadata  # noqa: F401 - fail early outside a project
 
-    return _Job(env, pipeline_name, params)
+    return _Job(env, pipeline_name, params, backend)
+
+
+def _open_vertex_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
+    return _open_job(env, pipeline_name, params, backend="vertex")
 
 
 @vertexai.command()
@@ -190,14 +198,13 @@ def run_once(
 
     Waits for the job by default, showing each task's state; Ctrl-C asks whether to cancel the job.
     """
-    from .backends.vertex import submit
+    from .project import submit_to_vertex
 
-    job = _open_job(_env(ctx, env), pipeline_name, params)
+    job = _open_vertex_job(_env(ctx, env), pipeline_name, params)
     try:
-        spec = job.spec()
+        submit_to_vertex(job.spec(), job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
     finally:
         job.close()
-    submit(spec, job.config, pipeline_name=pipeline_name, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
 
 
 @vertexai.command()
@@ -233,7 +240,7 @@ def schedule(
         cron=cron,
         timezone=timezone,
         schedule_name=schedule_name,
-        open_job=_open_job,
+        open_job=_open_vertex_job,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,3 +136,55 @@ def build_request(
         mlflow=mlflow_enabled(context, config),
         registered=registered,
     )
+
+
+def check_mlflow_backend(request: CompileRequest, context: KedroContext, backend: str) -> None:
+    """With MLflow on: the tracking URI must be reachable from where ``backend`` runs the tasks."""
+    if request.mlflow:
+        from .mlflow_tracking import check_tracking_uri, project_tracking_uri
+
+        check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
+
+
+def close_mlflow_run(enabled: bool, context: Any, *, succeeded: bool, **job: str) -> None:
+    """The launcher saw the job end: give its MLflow run the job's status and say where it is."""
+    if not enabled:
+        return
+    from .mlflow_tracking import close_job_run
+
+    try:
+        run_id = close_job_run(context, succeeded=succeeded, **job)
+    except Exception as exc:  # never turn a finished job into a failure over bookkeeping
+        print(f"Warning: could not update the job's MLflow run: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return
+    if run_id:
+        print(f"MLflow run: {run_id}", file=sys.stderr)
+
+
+def submit_to_vertex(
+    spec: dict[str, Any],
+    request: CompileRequest,
+    context: KedroContext,
+    *,
+    wait: bool,
+    cancel_on_interrupt: bool,
+) -> str:
+    """Submit ``spec`` to Vertex AI (following it when ``wait``); once the job has ended, its MLflow run gets the
+    job's outcome, which also covers tasks that were killed before they could report. Returns the job id."""
+    from .backends.vertex import submit
+
+    try:
+        job_id = submit(
+            spec,
+            request.config,
+            pipeline_name=request.pipeline_names[0],
+            wait=wait,
+            cancel_on_interrupt=cancel_on_interrupt,
+        )
+    except PluginError as exc:
+        if getattr(exc, "job_id", None):  # the job exists and ended badly
+            close_mlflow_run(request.mlflow, context, succeeded=False, job_name=exc.job_id)
+        raise
+    if wait:
+        close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
+    return job_id

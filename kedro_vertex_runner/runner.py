@@ -128,7 +128,7 @@ class VertexRunner(AbstractRunner):
         from .compiler import compile_spec
         from .config import load_config
         from .hooks import state
-        from .project import build_request
+        from .project import build_request, check_mlflow_backend, close_mlflow_run
 
         context = state.context
         if context is None:
@@ -151,10 +151,7 @@ class VertexRunner(AbstractRunner):
             runtime_params=run_params.get("runtime_params"),
             config=config,
         )
-        if request.mlflow:
-            from .mlflow_tracking import check_tracking_uri, project_tracking_uri
-
-            check_tracking_uri(project_tracking_uri(context.config_loader), backend=backend)
+        check_mlflow_backend(request, context, backend)
         spec = compile_spec(request)
         if backend == "local":
             from .backends.local import LocalRunFailed, run_spec
@@ -170,31 +167,18 @@ class VertexRunner(AbstractRunner):
                     max_workers=self.max_workers or config.run_config.local.max_workers,
                 )
             except LocalRunFailed as exc:
-                _close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
+                close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
                 _print_resume_hint(exc, run_params)
                 raise
             except BaseException:
-                _close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
+                close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
                 raise
-            _close_mlflow_run(request.mlflow, context, succeeded=True, job_id=run_id)
+            close_mlflow_run(request.mlflow, context, succeeded=True, job_id=run_id)
         else:
-            from .backends.vertex import submit
+            from .project import submit_to_vertex
 
             wait = True if self.wait is None else self.wait
-            try:
-                job_id = submit(
-                    spec,
-                    config,
-                    pipeline_name=request.pipeline_names[0],
-                    wait=wait,
-                    cancel_on_interrupt=self.cancel_on_interrupt,
-                )
-            except PluginError as exc:
-                if getattr(exc, "job_id", None):  # the job exists and ended badly: its run should say so
-                    _close_mlflow_run(request.mlflow, context, succeeded=False, job_name=exc.job_id)
-                raise
-            if wait:  # a failed job raised above; its tasks marked the run FAILED
-                _close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
+            submit_to_vertex(spec, request, context, wait=wait, cancel_on_interrupt=self.cancel_on_interrupt)
 
 
 def _run_id(value: Any) -> str:
@@ -225,21 +209,6 @@ def _print_resume_hint(failure: Any, run_params: dict[str, Any]) -> None:
     parts.append(f"--runner-params run_id={failure.result.run_id}")
     same = " (with the same --params)" if run_params.get("runtime_params") else ""
     print(f"To resume from the failed node(s) with this run's stored data{same}: {' '.join(parts)}", flush=True)
-
-
-def _close_mlflow_run(enabled: bool, context: Any, *, succeeded: bool, **job: str) -> None:
-    """The launcher saw the job end: give its MLflow run the job's status and say where it is."""
-    if not enabled:
-        return
-    from .mlflow_tracking import close_job_run
-
-    try:
-        run_id = close_job_run(context, succeeded=succeeded, **job)
-    except Exception as exc:  # never turn a finished job into a failure over bookkeeping
-        print(f"Warning: could not update the job's MLflow run: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return
-    if run_id:
-        print(f"MLflow run: {run_id}", file=sys.stderr)
 
 
 def _exit(exc: PluginError) -> None:

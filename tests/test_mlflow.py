@@ -550,9 +550,14 @@ def test_run_once_on_vertex_compiles_tracking_and_no_token(mlflow_server, client
 
 
 @pytest.mark.slow
-def test_failed_vertex_job_marks_its_run_failed(mlflow_server, client, demo_project, fake, gcs_emulator):
-    """`kedro run --runner=VertexRunner` waiting on a Vertex AI job that fails: the job's MLflow run (opened by its
-    tasks, here by the fake on creation) ends FAILED even though no task could report, and the command fails."""
+@pytest.mark.parametrize(
+    "command",
+    [("run", "--runner=VertexRunner", "--runner-params", "backend=vertex"), ("vertexai", "run-once")],
+    ids=["kedro-run", "run-once"],
+)
+def test_failed_vertex_job_marks_its_run_failed(command, mlflow_server, client, demo_project, fake, gcs_emulator):
+    """A command waiting on a Vertex AI job that fails: the job's MLflow run (opened by its tasks, here by the fake
+    on creation) ends FAILED even though no task could report, and the command fails."""
     fake.reset()
     experiment_name = f"{EXPERIMENT}-vertex-fail-{uuid.uuid4().hex[:6]}"
     project = _track(demo_project, mlflow_server, experiment_name, VERTEX_YML.format(endpoint=fake.endpoint))
@@ -566,8 +571,7 @@ def test_failed_vertex_job_marks_its_run_failed(mlflow_server, client, demo_proj
     fake.on_create = open_run_like_a_task
     fake.script_next_job("RUNNING", {"state": "FAILED", "error": "task train failed"})
     env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05")
-    done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner", "--runner-params", "backend=vertex"),
-                          cwd=project, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(kedro_cmd(*command), cwd=project, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode != 0 and "FAILED" in done.stderr, (done.stdout[-2000:], done.stderr[-2000:])
     assert fake.unknown == []
     (run_id,) = opened
@@ -585,3 +589,19 @@ def test_enabled_without_kedro_mlflow_is_one_line(demo_project):
     (line,) = [x for x in done.stderr.splitlines() if "run_config.mlflow.enabled" in x]
     assert "conf/base/vertexai.yml: run_config.mlflow.enabled: true needs kedro-mlflow" in line
     assert not (demo_project / "spec.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [("vertexai", "run-once"), ("vertexai", "schedule", "--cron", "0 1 * * *")],
+                         ids=["run-once", "schedule"])
+def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(command, demo_project, fake):
+    """`kedro vertexai run-once`/`schedule` with kedro-mlflow on a sqlite file: one line saying tasks on Vertex AI
+    cannot reach it, and nothing is created (the same check as `kedro run --runner=VertexRunner`, backend vertex)."""
+    fake.reset()
+    project = _track(demo_project, "sqlite:///mlflow.db", "any", VERTEX_YML.format(endpoint=fake.endpoint))
+    env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1")
+    done = subprocess.run(kedro_cmd(*command), cwd=project, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error:")]
+    assert "'sqlite:///mlflow.db' is not reachable from tasks on Vertex AI" in line
+    assert [r for r in fake.requests if r["method"] != "GET"] == []
