@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from pluggy import PluginManager
 
 _BACKENDS = ("local", "vertex")
+_UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
+_EXAMPLES = {"backend": "local", "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
+             "run_id": "local-20240101-120000-abc123"}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -52,11 +55,11 @@ class VertexRunner(AbstractRunner):
     def __init__(
         self,
         is_async: bool = False,
-        backend: str | None = None,
-        wait: Any = None,
-        max_workers: Any = None,
-        cancel_on_interrupt: Any = False,
-        run_id: Any = None,
+        backend: Any = _UNSET,
+        wait: Any = _UNSET,
+        max_workers: Any = _UNSET,
+        cancel_on_interrupt: Any = _UNSET,
+        run_id: Any = _UNSET,
         **unknown: Any,
     ):
         """Args:
@@ -72,6 +75,15 @@ class VertexRunner(AbstractRunner):
             if unknown:
                 known = "backend, wait, max_workers, cancel_on_interrupt, run_id"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!r}; VertexRunner takes {known}")
+            given = {"backend": backend, "wait": wait, "max_workers": max_workers,
+                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id}
+            for name, value in given.items():
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={_EXAMPLES[name]}")
+            backend, wait, max_workers, run_id = (
+                None if value is _UNSET else value for value in (backend, wait, max_workers, run_id)
+            )
+            cancel_on_interrupt = False if cancel_on_interrupt is _UNSET else cancel_on_interrupt
             if backend is not None and backend not in _BACKENDS:
                 raise PluginError(f"--runner-params backend={backend!r}: expected 'local' or 'vertex'")
             self.backend = backend
@@ -79,7 +91,7 @@ class VertexRunner(AbstractRunner):
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
             if max_workers is not None:
                 try:
-                    max_workers = int(max_workers)
+                    max_workers = int(str(max_workers).strip())  # not int(): that would cut 1.5 to 1
                     if max_workers < 1:
                         raise ValueError
                 except (TypeError, ValueError):
@@ -109,6 +121,7 @@ class VertexRunner(AbstractRunner):
         Unlike Kedro's runners this does not check that free inputs are in the catalog: a task reads an
         undeclared free input from the job's storage root.
         """
+        self._catalog = catalog  # for the resume hint: which datasets a failed run stored
         try:
             self._run_job(pipeline)
         except PluginError as exc:
@@ -137,6 +150,7 @@ class VertexRunner(AbstractRunner):
                 "project where kedro-vertex-runner is installed (or add VertexHooks() to HOOKS in settings.py)"
             )
         run_params = state.run_params or {}
+        _check_run_options(run_params, context)
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
         if self.run_id is not None and backend != "local":
@@ -168,7 +182,7 @@ class VertexRunner(AbstractRunner):
                 )
             except LocalRunFailed as exc:
                 close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
-                _print_resume_hint(exc, run_params)
+                _print_resume_hint(exc, run_params, pipeline, self._catalog, self.backend)
                 raise
             except BaseException:
                 close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
@@ -191,24 +205,101 @@ def _run_id(value: Any) -> str:
     return text
 
 
-def _print_resume_hint(failure: Any, run_params: dict[str, Any]) -> None:
-    """After a failed local run: the command that re-runs from the failed node(s) with this run's stored data."""
-    nodes = [task.failed_node for task in failure.result.tasks.values() if task.state == "FAILED" and task.failed_node]
-    if not nodes:
+def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
+    """Refuse ``kedro run`` options that the tasks could not honour, rather than run with other settings."""
+    if run_params.get("only_missing_outputs"):
+        raise PluginError(
+            "--only-missing-outputs: VertexRunner cannot use it (tasks run every node they are given); choose the "
+            "nodes with --from-nodes/--nodes, or resume a failed local run with --runner-params run_id=ID"
+        )
+    if run_params.get("load_versions"):
+        raise PluginError(
+            "--load-versions: VertexRunner does not pass dataset versions to its tasks; drop it (tasks load the "
+            "latest versions) or run this pipeline with Kedro's own runner"
+        )
+    from kedro.framework.project import settings
+
+    conf_source = getattr(context.config_loader, "conf_source", None)
+    default = Path(context.project_path) / settings.CONF_SOURCE
+    if conf_source and Path(conf_source).resolve() != default.resolve():
+        raise PluginError(
+            f"--conf-source {conf_source}: VertexRunner tasks read the project's own {settings.CONF_SOURCE}/ (in "
+            "the image on Vertex AI); put this configuration in conf/<env>/ and select it with --env"
+        )
+
+
+def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catalog: Any) -> set[str]:
+    """Where to resume one failed task: the node that failed, every node of the task that may not have run (any
+    not upstream of it), and whatever produced their inputs that stayed in the task's memory (undeclared and read
+    by no other task, so never stored); returns the first nodes of that set."""
+    by_name = {node.name: node for node in pipeline.nodes}
+    own = [by_name[name] for name in task_nodes if name in by_name]
+    own_names = {node.name for node in own}
+    parents = {node.name: {p.name for p in ps} & own_names for node, ps in pipeline.node_dependencies.items()
+               if node.name in own_names}
+    upstream: set[str] = set()
+    todo = [failed]
+    while todo:
+        for parent in parents.get(todo.pop(), ()):
+            if parent not in upstream:
+                upstream.add(parent)
+                todo.append(parent)
+    read_elsewhere = {name for node in pipeline.nodes if node.name not in own_names for name in node.inputs}
+    producer = {output: node.name for node in own for output in node.outputs}
+
+    def in_memory(dataset: str) -> bool:
+        return not (dataset.startswith("params:") or dataset == "parameters" or dataset in read_elsewhere
+                    or dataset in catalog)
+
+    chosen = own_names - upstream | {failed}
+    todo = list(chosen)
+    while todo:
+        for dataset in by_name[todo.pop()].inputs:
+            source = producer.get(dataset)
+            if source and source not in chosen and in_memory(dataset):
+                chosen.add(source)
+                todo.append(source)
+    return {name for name in chosen if not parents[name] & chosen}
+
+
+def _print_resume_hint(
+    failure: Any, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any, backend: str | None
+) -> None:
+    """After a failed local run: the command that re-runs from the failed task(s) with this run's stored data.
+
+    Data a task passed between its own nodes in memory was never stored, so the command may start before the
+    failed node (see :func:`_resume_starts`). Every filter of the failed run is repeated.
+    """
+    names = {node.name for node in pipeline.nodes}
+    starts: set[str] = set()
+    for task in failure.result.tasks.values():
+        if task.state == "FAILED" and task.failed_node in names:  # not e.g. the exit handler
+            starts |= _resume_starts(list(task.nodes), task.failed_node, pipeline, catalog)
+    if not starts:
         return
     import shlex
 
+    def joined(key: str) -> str | None:
+        value = run_params.get(key)
+        return ",".join(value) if value else None
+
     parts = ["kedro run --runner=VertexRunner"]
-    for name in run_params.get("pipeline_names") or ():
-        parts.append(f"--pipelines {shlex.quote(name)}")
+    pipelines = run_params.get("pipeline_names") or ()
+    if len(pipelines) == 1:
+        parts.append(f"--pipeline {shlex.quote(pipelines[0])}")
+    elif pipelines:
+        parts.append(f"--pipelines {shlex.quote(','.join(pipelines))}")
     if run_params.get("env"):
         parts.append(f"--env {shlex.quote(str(run_params['env']))}")
-    if run_params.get("tags"):
-        parts.append(f"--tags {shlex.quote(','.join(run_params['tags']))}")
-    parts.append(f"--from-nodes {shlex.quote(','.join(nodes))}")
-    parts.append(f"--runner-params run_id={failure.result.run_id}")
+    for flag, key in (("--tags", "tags"), ("--namespaces", "namespaces"), ("--nodes", "node_names"),
+                      ("--to-nodes", "to_nodes"), ("--from-inputs", "from_inputs"), ("--to-outputs", "to_outputs")):
+        if joined(key):
+            parts.append(f"{flag} {shlex.quote(joined(key))}")
+    parts.append(f"--from-nodes {shlex.quote(','.join(sorted(starts)))}")
+    runner_params = ("backend=local," if backend == "local" else "") + f"run_id={failure.result.run_id}"
+    parts.append(f"--runner-params {runner_params}")
     same = " (with the same --params)" if run_params.get("runtime_params") else ""
-    print(f"To resume from the failed node(s) with this run's stored data{same}: {' '.join(parts)}", flush=True)
+    print(f"To resume from the failed task(s) with this run's stored data{same}: {' '.join(parts)}", flush=True)
 
 
 def _exit(exc: PluginError) -> None:

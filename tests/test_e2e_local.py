@@ -251,6 +251,32 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
     assert json.loads((project / "data/08_reporting/report.json").read_text())
 
 
+def test_resume_starts_at_the_first_node_of_a_fused_task(project: Path):
+    """With ``--pipeline reporting`` create_report shares summarize_raw_data's task (raw_data_summary stays in
+    memory, never stored). When create_report fails, the printed resume command keeps the pipeline, starts at the
+    task's first node, and finishes once the cause is fixed."""
+    metrics = project / "data/08_reporting/metrics.json"
+    metrics.write_text("{ this is not json")
+    result = kedro_run(project, "--pipeline", "reporting")
+    assert result.returncode != 0, output_of(result)[-3000:]
+    assert "node 'create_report' failed" in result.stderr.strip().splitlines()[-1]
+    assert re.search(r"\(summarize_raw_data, create_report\): FAILED", result.stdout), result.stdout[-3000:]
+    run_id = result.stderr.strip().splitlines()[-1].split()[2]
+    hint = re.search(r"^To resume .*: kedro run (.*)$", result.stdout, re.M)
+    assert hint, result.stdout[-3000:]
+    args = hint.group(1).split()
+    assert args == ["--runner=VertexRunner", "--pipeline", "reporting", "--from-nodes", "summarize_raw_data",
+                    "--runner-params", f"run_id={run_id}"]
+
+    metrics.write_text(json.dumps({"r2": 0.5, "mae": 1.0, "n_test": 3}))
+    resumed = kedro_run(project, *args[1:])
+    resumed_id, succeeded, _ = finished(resumed)
+    assert resumed_id == run_id and succeeded == 1
+    assert "bucket_prices" not in resumed.stdout  # the task that had succeeded did not run again
+    report = json.loads((project / "data/08_reporting/report.json").read_text())
+    assert report["model_metrics"]["r2"] == 0.5 and report["raw_data"]["n_rows"] > 0
+
+
 def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
     result = kedro_run(project, "--from-nodes", "create_report")
     output = output_of(result)

@@ -5,6 +5,7 @@ the command group's help and ``kedro run --runner=VertexRunner`` (short and dott
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -171,3 +172,30 @@ def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "backend" in lines[0], result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--runner-params", "run_id="], "Error: --runner-params run_id=: give a value, e.g. run_id=local-"),
+        (["--runner-params", "backend="], "Error: --runner-params backend=: give a value, e.g. backend=local"),
+        (["--runner-params", "max_workers=1.5"], "Error: --runner-params max_workers=1.5: expected a whole number"),
+        (["--only-missing-outputs"], "Error: --only-missing-outputs: VertexRunner cannot use it"),
+        (["--load-versions", "houses_clean:2024-01-01T00.00.00.000Z"], "Error: --load-versions: VertexRunner does"),
+        (["--conf-source", "elsewhere"],
+         ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/")),
+    ],
+    ids=["empty-run-id", "empty-backend", "fractional-workers", "only-missing", "load-versions", "conf-source"],
+)
+def test_kedro_run_refuses_what_tasks_could_not_honour(demo_project, args, expected):
+    """Options the tasks could not honour are one `Error:` line before anything runs, not silently dropped."""
+    if "--conf-source" in args:
+        shutil.copytree(demo_project / "conf", demo_project / "elsewhere")
+    result = _kedro(demo_project, "run", "--runner=VertexRunner", *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    line = result.stderr.strip().splitlines()[-1]
+    first, *rest = (expected,) if isinstance(expected, str) else expected
+    assert line.startswith(first) and all(part in line for part in rest), result.stderr[-2000:]
+    assert not (demo_project / "data" / "vertex_runs").exists()  # no task ran

@@ -1,0 +1,51 @@
+"""The resume command printed after a failed local run (kedro_vertex_runner.runner): where it starts and which of
+the failed run's filters it repeats. The end-to-end runs of these commands are in test_e2e_local.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+
+from kedro_vertex_runner.backends.local import TaskResult
+from kedro_vertex_runner.runner import _print_resume_hint, _resume_starts
+
+
+def _f(*args):
+    return 1
+
+
+# a -> (m, in memory) -> b -> (stored) -> c ; d independent of b inside the same task ; e in another task reads c
+PIPELINE = Pipeline([
+    node(_f, "raw", "m", name="a"),
+    node(_f, "m", "stored", name="b"),
+    node(_f, "stored", "x", name="c"),
+    node(_f, "raw", "y", name="d"),
+    node(_f, "x", "z", name="e"),
+])
+CATALOG = DataCatalog({"stored": MemoryDataset()})  # declared: the failed run wrote it where the catalog says
+TASK = ["a", "b", "c", "d"]
+
+
+def test_starts_before_the_failed_node_only_for_data_kept_in_memory():
+    assert _resume_starts(TASK, "b", PIPELINE, CATALOG) == {"a", "d"}  # m was never stored; d may not have run
+    assert _resume_starts(TASK, "c", PIPELINE, CATALOG) == {"c", "d"}  # stored is in the catalog
+    assert _resume_starts(["e"], "e", PIPELINE, CATALOG) == {"e"}  # x crossed tasks, so it was stored
+    # without the catalog entry, `stored` stayed in memory too: back to a
+    assert _resume_starts(TASK, "c", PIPELINE, DataCatalog()) == {"a", "d"}
+
+
+def test_hint_repeats_the_run_filters(capsys):
+    failed = TaskResult(name="t", nodes=tuple(TASK), state="FAILED", failed_node="b")
+    done = TaskResult(name="u", nodes=("e",), state="SKIPPED")
+    failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", tasks={"t": failed, "u": done}))
+    run_params = {"pipeline_names": ["model", "reporting"], "env": "prod", "tags": ["x", "y"],
+                  "to_nodes": ["e"], "node_names": [], "runtime_params": {"k": 1}}
+    _print_resume_hint(failure, run_params, PIPELINE, CATALOG, backend="local")
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        "To resume from the failed task(s) with this run's stored data (with the same --params): kedro run "
+        "--runner=VertexRunner --pipelines model,reporting --env prod --tags x,y --to-nodes e --from-nodes a,d "
+        "--runner-params backend=local,run_id=local-1"
+    )
