@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import logging
+import math
 import re
 import typing
 from pathlib import Path
@@ -67,9 +68,14 @@ def parse_duration(value: Any) -> float:
         if not match:
             raise ValueError(f"expected a duration such as 3600, '30m' or '2h', got {value!r}")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive, finite duration such as 3600, '30m' or '2h', got {value!r}")
     return seconds
+
+
+def _leading_number(value: Any) -> float:
+    """The number a cpu/memory value starts with (``'500m'`` → 500.0), for the must-be-positive check."""
+    return float(re.match(r"\d+(?:\.\d+)?", str(value)).group())  # type: ignore[union-attr]  # format checked
 
 
 def _check_label_key(key: str) -> str:
@@ -94,7 +100,7 @@ _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class RetryPolicy(_Model):
@@ -140,6 +146,8 @@ class TaskSettings(_Model):
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or not _CPU.match(str(value)):
             raise ValueError(f"expected a number of cores (8, 0.5) or a string like '500m', got {value!r}")
+        if not _leading_number(value):
+            raise ValueError(f"expected a positive number of cores (8, 0.5, '500m'), got {value!r}")
         return str(value)
 
     @field_validator("memory", mode="before")
@@ -149,6 +157,8 @@ class TaskSettings(_Model):
             return None
         if isinstance(value, bool) or not isinstance(value, (int, str)) or not _MEMORY.match(str(value)):
             raise ValueError(f"expected a size such as '512Mi', '4Gi' or '16G', got {value!r}")
+        if not _leading_number(value):
+            raise ValueError(f"expected a positive size such as '512Mi', '4Gi' or '16G', got {value!r}")
         return str(value)
 
     @field_validator("timeout", mode="before")
@@ -321,10 +331,13 @@ class RunConfig(_Model):
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
+    _written_root: str | None = PrivateAttr(default=None)  # `root` as written, before _root_for_backend
+
     @model_validator(mode="after")
     def _root_for_backend(self) -> RunConfig:
         # `data/vertex_runs` is a folder for the local backend but the reference plugin's `bucket/path` shorthand
         # for Vertex AI: decide once, here, so that every later reader sees an unambiguous root
+        self._written_root = self.root
         self.root = normalise_root(self.root, self.backend)
         return self
 
@@ -384,6 +397,18 @@ class PluginConfig(_Model):
     # the files the config was read from, lowest precedence first (names the file in later errors)
     _files: list[Path] = PrivateAttr(default_factory=list)
 
+    def with_backend(self, backend: str) -> PluginConfig:
+        """This config run on ``backend`` (e.g. ``--runner-params backend=local``): ``root`` is read again as
+        written, as it would be for that backend (``bucket/path`` is a folder locally, ``gs://bucket/path`` on
+        Vertex AI)."""
+        if backend == self.run_config.backend:
+            return self
+        written = self.run_config._written_root or self.run_config.root
+        run_config = self.run_config.model_copy(
+            update={"backend": backend, "root": normalise_root(written, backend)}
+        )
+        return self.model_copy(update={"run_config": run_config})
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -433,7 +458,7 @@ def validate_cron(expression: str) -> None:
     for field, (low, high), name_list in zip(fields, limits, names):
         for part in field.split(","):
             base, _, step = part.partition("/")
-            if step and not step.isdigit():
+            if step and (not step.isdigit() or int(step) == 0):
                 raise ValueError(f"bad step {step!r} in cron expression {expression!r}")
             if base == "*":
                 continue
@@ -585,6 +610,7 @@ _TYPE_WORDS = {
     "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
     "dict_type": "a mapping",

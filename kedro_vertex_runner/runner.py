@@ -153,6 +153,7 @@ class VertexRunner(AbstractRunner):
         _check_run_options(run_params, context)
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
+        config = config.with_backend(backend)
         if self.run_id is not None and backend != "local":
             raise PluginError(
                 f"--runner-params run_id={self.run_id}: only the local backend takes a run id (on Vertex AI it is "

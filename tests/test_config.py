@@ -118,6 +118,23 @@ def test_root_without_scheme_means_a_bucket_for_vertex_and_a_folder_for_local(co
     assert config.run_config.root == config.gcs_root == expected
 
 
+@pytest.mark.parametrize(
+    ("backend", "root", "other", "expected"),
+    [
+        ("vertex", "my-bucket/runs", "local", "my-bucket/runs"),  # --runner-params backend=local: a folder
+        ("local", "my-bucket/runs", "vertex", "gs://my-bucket/runs"),
+        ("vertex", "gs://my-bucket/runs", "local", "gs://my-bucket/runs"),
+    ],
+)
+def test_backend_override_reads_root_as_written(conf, backend, root, other, expected):
+    write(conf, VALID.replace("my-bucket/runs", f"{root}\n  backend: {backend}"))
+    config = load(conf)
+    switched = config.with_backend(other)
+    assert switched.run_config.backend == other and switched.run_config.root == expected
+    assert switched.with_backend(backend).run_config.root == config.run_config.root
+    assert switched.source_files == config.source_files  # errors still name the file
+
+
 def test_yaml_alternative_extension_is_read(conf):
     write(conf, VALID, name="vertexai.yaml")
     assert load(conf).region == "europe-west1"
@@ -233,6 +250,14 @@ def test_accelerator_alone_means_one_gpu_and_reference_gpu_key_is_read(conf):
             "network:\n  host_aliases: [{ip: not-an-ip, hostnames: [mlflow.internal]}]\n",
             "run_config.network.host_aliases.0.ip: expected an IP address",
         ),
+        # values Vertex AI (or the local backend) would only reject at run time
+        ("resources:\n  __default__: {cpu: 0}\n", "run_config.resources.__default__.cpu: expected a positive number"),
+        ("resources:\n  train: {memory: 0Gi}\n", "run_config.resources.train.memory: expected a positive size"),
+        ("timeout: .inf\n", "run_config.timeout: expected a positive, finite duration"),
+        ("timeout: .nan\n", "run_config.timeout: expected a positive, finite duration"),
+        ("retries: {max_retries: 2, backoff: .inf}\n", "run_config.retries.backoff: expected a positive, finite"),
+        ("retries: {max_retries: 2, backoff_factor: .inf}\n", "run_config.retries.backoff_factor: expected a finite number"),
+        ("schedules:\n  nightly: {cron: '*/0 3 * * *'}\n", "run_config.schedules.nightly.cron: bad step '0'"),
     ],
 )
 def test_bad_run_config_value_gives_one_line_naming_file_and_key(conf, extra, expected):
