@@ -217,6 +217,22 @@ class ScheduleConfig(_Model):
     pipeline: str | None = Field(None, description="Kedro pipeline to schedule (default: `__default__`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Runtime parameters for every scheduled run.")
 
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        def check(path: str, item: Any) -> None:
+            if item is None:
+                raise ValueError(f"{path}: null cannot be a pipeline parameter; give it a value or remove the key")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{path}: {item!r} is not a finite number; give a finite number or a string")
+            for key, nested in (item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list)
+                                else ()):
+                check(f"{path}.{key}", nested)
+
+        for key, item in value.items():
+            check(str(key), item)
+        return value
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:

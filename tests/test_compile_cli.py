@@ -245,3 +245,28 @@ def test_compiled_bytes_do_not_depend_on_the_process(project):
     assert spec["root"]["inputDefinitions"]["parameters"]["flag"] == {
         "defaultValue": True, "isOptional": True, "parameterType": "BOOLEAN"
     }
+
+
+@pytest.mark.parametrize(
+    ("yaml_extra", "expected"),
+    [
+        (
+            "  env: {API_TOKEN: abc}\n",
+            "Error: conf/local/vertexai.yml: run_config.env.API_TOKEN: this variable looks like a secret",
+        ),
+        (
+            "  grouping: namespace\n  resources:\n    model.train_model: {image: other:1}\n",
+            "Error: conf/local/vertexai.yml: run_config.resources: the nodes of task group 'model' run in one task",
+        ),
+    ],
+    ids=["secret-env", "group-conflict"],
+)
+def test_problems_found_while_compiling_name_the_file(project, yaml_extra, expected):
+    """A config problem only the compiler can see (a secret in run_config.env, nodes of one task asking for
+    different images) still names the file that sets the key, as validation errors do."""
+    (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n" + yaml_extra)
+    result = run_compile(project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    assert not list(project.glob("pipeline*"))

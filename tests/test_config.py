@@ -258,6 +258,10 @@ def test_accelerator_alone_means_one_gpu_and_reference_gpu_key_is_read(conf):
         ("retries: {max_retries: 2, backoff: .inf}\n", "run_config.retries.backoff: expected a positive, finite"),
         ("retries: {max_retries: 2, backoff_factor: .inf}\n", "run_config.retries.backoff_factor: expected a finite number"),
         ("schedules:\n  nightly: {cron: '*/0 3 * * *'}\n", "run_config.schedules.nightly.cron: bad step '0'"),
+        (
+            "schedules:\n  nightly: {cron: '0 3 * * *', params: {model: {alpha: null}}}\n",
+            "conf/base/vertexai.yml: run_config.schedules.nightly.params: model.alpha: null cannot be a pipeline",
+        ),
     ],
 )
 def test_bad_run_config_value_gives_one_line_naming_file_and_key(conf, extra, expected):

@@ -52,6 +52,16 @@ class CompileRequest:
 
 def compile_spec(request: CompileRequest) -> dict[str, Any]:
     """Compile ``request`` into a PipelineSpec dict (JSON-serialisable)."""
+    from ..config import file_defining
+    from ..errors import PluginError
     from .spec import build_pipeline_spec
 
-    return build_pipeline_spec(request)
+    try:
+        return build_pipeline_spec(request)
+    except PluginError as exc:  # a config problem found while compiling: name the file that sets the key
+        text = str(exc)
+        files = request.config.source_files
+        if not text.startswith("run_config.") or not files:
+            raise
+        key = text.split(":", 1)[0].split()[0]
+        raise type(exc)(f"{file_defining(files, tuple(key.split('.')))}: {text}", exc.exit_code) from None

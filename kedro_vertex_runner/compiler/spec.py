@@ -536,10 +536,13 @@ def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bo
     env: dict[str, str] = {}
     for name, value in request.extra_env.items():
         if _SECRET_NAME.search(name):
+            where = (
+                f"run_config.env.{name}: this variable" if name in request.config.run_config.env
+                else f"environment variable {name}"
+            )
             raise PluginError(
-                f"environment variable {name} looks like a secret and would be stored in plain text in the "
-                "compiled pipeline; remove it from run_config.env (or the KEDRO_CONFIG_* environment) and give "
-                "tasks access through the service account or Secret Manager instead"
+                f"{where} looks like a secret and would be stored in plain text in the compiled pipeline; remove "
+                "it and give tasks access through the service account or Secret Manager instead"
             )
         env[name] = str(value)
     if request.commit_id:
