@@ -684,6 +684,14 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 def _loader_error(exc: Exception, files: list[Path]) -> str:
     """One line for an error the config loader raised while reading the files (syntax, interpolation)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:  # YAML error without a file name (e.g. a duplicate key): find the file
+        where = _file_with_yaml_error(files) or (_display(files[-1]) if files else "vertexai.yml")
+        return f"{where}: line {mark.line + 1}: {problem}; fix the YAML there"
+    if "incompatible container types" in first:  # conf/<env> has a list or value where conf/base has a mapping
+        clash = _type_clash(files)
+        if clash:
+            return clash
     full_key = getattr(exc, "full_key", None)
     if full_key:
         return f"{file_defining(files, tuple(str(full_key).split('.')))}: {full_key}: {first}"
@@ -692,6 +700,61 @@ def _loader_error(exc: Exception, files: list[Path]) -> str:
             first = first.replace(str(path), _display(path))
         return first
     return f"{_display(files[-1]) if files else 'vertexai.yml'}: {first}"
+
+
+def _file_with_yaml_error(files: list[Path]) -> str | None:
+    import yaml
+    from omegaconf import OmegaConf
+
+    for path in reversed(files):
+        try:
+            OmegaConf.load(path)  # the YAML dialect Kedro's loader reads (duplicate keys are errors)
+        except yaml.YAMLError:
+            return _display(path)
+        except Exception:
+            continue
+    return None
+
+
+def _type_clash(files: list[Path]) -> str | None:
+    """``<file>: <key path>: …`` for the first key that is a mapping in one file and not in a later one."""
+    import yaml
+
+    loaded = []
+    for path in files:
+        try:
+            loaded.append((path, yaml.safe_load(path.read_text()) or {}))
+        except (OSError, yaml.YAMLError):
+            continue
+
+    def walk(earlier: Any, later: Any, loc: tuple[str, ...]) -> tuple[str, ...] | None:
+        if isinstance(earlier, dict) and isinstance(later, dict):
+            for key in later:
+                if key in earlier:
+                    found = walk(earlier[key], later[key], (*loc, str(key)))
+                    if found:
+                        return found
+            return None
+        if isinstance(earlier, dict) != isinstance(later, dict):
+            return loc
+        return None
+
+    for index, (path, data) in enumerate(loaded):
+        for earlier_path, earlier in loaded[:index]:
+            loc = walk(earlier, data, ())
+            if loc:
+                kind = "a mapping" if isinstance(_get(earlier, loc), dict) else "a single value or list"
+                return (
+                    f"{_display(path)}: {'.'.join(loc)}: {_display(earlier_path)} has {kind} here; "
+                    "overrides must keep the same shape"
+                )
+    return None
+
+
+def _get(data: Any, loc: tuple[str, ...]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
 
 
 def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Path]:

@@ -541,3 +541,21 @@ def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, 
         elif (project / "data" / "vertex_runs").exists():
             problems.append(f"{case}: a job was started")
     assert problems == []
+
+
+def test_duplicate_key_names_the_file_and_line(conf):
+    write(conf, VALID)
+    write(conf, "run_config:\n  image: a\n  image: b\n", env="prod")
+    assert load_error(conf, "prod") == "conf/prod/vertexai.yml: line 3: found duplicate key image; fix the YAML there"
+    write(conf, "run_config:\n  image: a\n", env="prod")
+    write(conf, VALID + "  image: again\n")
+    assert load_error(conf, "prod").startswith("conf/base/vertexai.yml: line 6: found duplicate key image")
+
+
+def test_env_override_of_another_shape_names_the_key(conf):
+    write(conf, VALID + "  resources:\n    __default__: {cpu: 1}\n")
+    write(conf, "run_config:\n  resources: [a, b]\n", env="prod")
+    assert load_error(conf, "prod") == (
+        "conf/prod/vertexai.yml: run_config.resources: conf/base/vertexai.yml has a mapping here; overrides must "
+        "keep the same shape"
+    )
