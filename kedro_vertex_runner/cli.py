@@ -99,6 +99,8 @@ class _Job:
         self.session = KedroSession.create(project_path=project_path, env=env, runtime_params=params or None)
         self.context = self.session.load_context()
         self.config = load_config(self.context.config_loader)
+        if backend:  # run-once/schedule always target Vertex AI: read `root` as that backend does
+            self.config = self.config.with_backend(backend)
         self.pipeline_name = pipeline_name
         self.pipeline = get_pipeline(pipeline_name)
         self.params = params
@@ -241,6 +243,7 @@ def schedule(
         timezone=timezone,
         schedule_name=schedule_name,
         open_job=_open_vertex_job,
+        pipeline_given=ctx.get_parameter_source("pipeline_name") is click.core.ParameterSource.COMMANDLINE,
     )
 
 

@@ -143,6 +143,7 @@ class FakeVertex:
             ("GET", r"/schedules/(?P<id>[^/:]+)$", self._get_schedule, "get_schedule"),
             ("DELETE", r"/schedules/(?P<id>[^/:]+)$", self._delete_schedule, "delete_schedule"),
             ("POST", r"/schedules/(?P<id>[^/:]+):pause$", self._pause_schedule, "pause_schedule"),
+            ("POST", r"/schedules/(?P<id>[^/:]+):resume$", self._resume_schedule, "resume_schedule"),
             ("GET", r"/metadataStores/(?P<store>[^/:]+)$", self._get_store, "get_store"),
             ("POST", r"/metadataStores$", self._create_store, "create_store"),
             ("GET", r"/metadataStores/(?P<store>[^/:]+)/contexts/(?P<ctx>[^/:]+)$", self._get_context, "get_context"),
@@ -263,6 +264,13 @@ class FakeVertex:
         if schedule is None:
             return _error(404, "schedule not found")
         schedule["state"] = "PAUSED"
+        return 200, {}
+
+    def _resume_schedule(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
+        schedule = self.schedules.get(f"{parent}/schedules/{groups['id']}")
+        if schedule is None:
+            return _error(404, "schedule not found")
+        schedule["state"] = "ACTIVE"
         return 200, {}
 
     # metadata (experiments)

@@ -39,6 +39,7 @@ run_config:
       cron: "0 6 * * 1-5"
       timezone: Europe/Warsaw
       max_run_count: 5
+      pipeline: data_processing
       params: {{learning_rate: 0.3}}
 """
 
@@ -128,6 +129,7 @@ def test_run_once_no_wait_returns_after_submitting(project: Path, fake: FakeVert
     assert result.returncode == 0, result.stderr
     (create,) = fake.calls("POST", r"/pipelineJobs$")
     assert create["query"]["pipelineJobId"].startswith("data-processing-")
+    assert create["body"]["displayName"] == "demo-project-data-processing"  # the pipeline's name once
     assert "Submitted Vertex AI pipeline job data-processing-" in result.stdout
     assert "succeeded" not in result.stdout
 
@@ -211,6 +213,35 @@ def test_named_schedule_from_config(project: Path, fake: FakeVertex) -> None:
     assert schedule["maxRunCount"] in ("5", 5)
     job = schedule["createPipelineJobRequest"]["pipelineJob"]
     assert job["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.3
+    assert schedule["displayName"] == "demo-project-data-processing"  # the entry's pipeline
+
+    # --pipeline overrides the entry's pipeline, even when it names __default__
+    again = run(project, "vertexai", "schedule", "--schedule", "weekday-mornings", "-p", "__default__")
+    assert again.returncode == 0, again.stderr
+    assert sorted(s["displayName"] for s in fake.schedules.values()) == [
+        "demo-project", "demo-project-data-processing"
+    ]
+
+
+def test_schedule_whose_old_one_cannot_be_deleted_never_fires_twice(project: Path, fake: FakeVertex) -> None:
+    """Deleting the earlier schedule is refused: the new one is active, the earlier one stays paused (one line
+    says so), and trying again does not pile up active schedules."""
+    old = fake.add_schedule(PROJECT, REGION, "demo-project")
+    for attempt in (1, 2):
+        fake.fail("delete_schedule", 403, "permission denied")
+        result = run(project, "vertexai", "schedule", "--cron", "0 2 * * *")
+        assert_one_line_error(result, "is active, but 1 earlier one(s) named 'demo-project' could not be deleted")
+        active = [s for s in fake.schedules.values() if s["state"] == "ACTIVE"]
+        assert len(active) == 1 and active[0]["name"] != old, (attempt, fake.schedules)
+        assert fake.schedules[old]["state"] == "PAUSED"
+
+
+def test_schedule_that_cannot_be_created_leaves_the_earlier_one_running(project: Path, fake: FakeVertex) -> None:
+    old = fake.add_schedule(PROJECT, REGION, "demo-project")
+    fake.fail("create_schedule", 403, "permission denied")
+    result = run(project, "vertexai", "schedule", "--cron", "0 2 * * *")
+    assert_one_line_error(result, "creating the schedule")
+    assert list(fake.schedules) == [old] and fake.schedules[old]["state"] == "ACTIVE"
 
 
 @pytest.mark.parametrize(

@@ -543,8 +543,8 @@ def build_pipeline_job(
 
 
 def _display_name(spec: dict[str, Any], pipeline_name: str) -> str:
-    base = (spec.get("pipelineInfo") or {}).get("name") or "kedro"
-    return base if pipeline_name == "__default__" else f"{base}-{pipeline_name}"
+    """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
+    return (spec.get("pipelineInfo") or {}).get("name") or re.sub(r"[^a-z0-9]+", "-", f"kedro-{pipeline_name}")
 
 
 def submit(
@@ -872,8 +872,10 @@ def create_schedule(
 ) -> str:
     """Create a schedule running ``spec`` on ``cron``; delete earlier schedules with the same display name.
 
-    The display name is ``run_config.scheduled_run_name`` or the pipeline's name. The new schedule is created
-    before the old ones are deleted, so a refused request never leaves the pipeline unscheduled.
+    The display name is ``run_config.scheduled_run_name`` or the compiled pipeline's name. Earlier active
+    schedules are paused first, then the new one is created, then the earlier ones are deleted: a refused request
+    never leaves the pipeline unscheduled (paused schedules are resumed if the new one cannot be created), and an
+    earlier schedule that cannot be deleted stays paused, so the pipeline never fires twice.
 
     Returns:
         The new schedule's resource name.
@@ -908,16 +910,41 @@ def create_schedule(
             schedule[key] = parsed
     check_root_bucket(config, api.credentials)
     earlier = [s for s in _list_schedules(api) if s.display_name == display_name]
-    created = _call("creating the schedule", config, api.schedules.create_schedule, parent=api.parent,
-                    schedule=schedule)
+    paused: list[Any] = []
+    try:
+        for old in earlier:
+            if old.state.name == "ACTIVE":
+                _call(f"pausing earlier schedule {old.name}", config, api.schedules.pause_schedule, name=old.name)
+                paused.append(old)
+        created = _call("creating the schedule", config, api.schedules.create_schedule, parent=api.parent,
+                        schedule=schedule)
+    except PluginError:
+        for old in paused:  # put things back as they were; best effort, the original error is the news
+            try:
+                api.schedules.resume_schedule(name=old.name, timeout=API_TIMEOUT)
+            except Exception:
+                click.echo(f"Warning: could not resume earlier schedule {old.name}: resume it in the console",
+                           err=True)
+        raise
     click.echo(f"Created schedule {display_name!r} ({schedule['cron']}): {created.name}")
+    failures: list[str] = []
     for old in earlier:
-        operation = _call(f"deleting schedule {old.name}", config, api.schedules.delete_schedule, name=old.name)
         try:
-            operation.result(timeout=120)
-        except Exception as exc:
-            raise _api_error(exc, f"deleting schedule {old.name}", config) from None
+            operation = _call(f"deleting earlier schedule {old.name}", config, api.schedules.delete_schedule,
+                              name=old.name)
+            try:
+                operation.result(timeout=120)
+            except Exception as exc:
+                raise _api_error(exc, f"deleting earlier schedule {old.name}", config) from None
+        except PluginError as exc:
+            failures.append(str(exc))
+            continue
         click.echo(f"Replaced earlier schedule {old.name} ({old.cron}, {old.state.name})")
+    if failures:
+        raise PluginError(
+            f"the new schedule {created.name} is active, but {len(failures)} earlier one(s) named {display_name!r} "
+            f"could not be deleted and stay paused (they will not run): {failures[0]}; delete them in the console"
+        )
     return created.name
 
 
@@ -930,11 +957,13 @@ def schedule_from_cli(
     timezone: str | None,
     schedule_name: str | None,
     open_job: Callable[[str | None, str, dict[str, Any]], Any],
+    pipeline_given: bool = False,
 ) -> str:
     """``kedro vertexai schedule``: ``--cron``/``--timezone``, or a named entry of ``run_config.schedules``.
 
     A named schedule's ``pipeline`` applies unless ``--pipeline`` names another; ``--params`` override its
-    ``params``. ``open_job(env, pipeline, params)`` opens the Kedro session (``.config``, ``.spec()``,
+    ``params``; ``pipeline_given`` says ``--pipeline`` was on the command line (even as ``__default__``).
+    ``open_job(env, pipeline, params)`` opens the Kedro session (``.config``, ``.spec()``,
     ``.close()``).
     """
     job = open_job(env, pipeline_name, params)
@@ -956,7 +985,7 @@ def schedule_from_cli(
                 "max_run_count": entry.max_run_count,
                 "max_concurrent_run_count": entry.max_concurrent_run_count,
             }
-            wanted_pipeline = entry.pipeline if pipeline_name == "__default__" and entry.pipeline else pipeline_name
+            wanted_pipeline = entry.pipeline if entry.pipeline and not pipeline_given else pipeline_name
             wanted_params = {**entry.params, **params}
             if wanted_pipeline != pipeline_name or wanted_params != params:
                 job.close()
