@@ -115,6 +115,12 @@ def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> 
     result = run(project, "vertexai", "run-once")
     assert_one_line_error(result, "FAILED: task model-train-model failed: KeyError: 'price'")
 
+    # a failed task without its own message: the job's message is shown instead
+    fake.script_next_job({"state": "FAILED", "tasks": {"model-train-model": "FAILED"},
+                          "error": "The DAG failed because some tasks failed."})
+    result = run(project, "vertexai", "run-once")
+    assert_one_line_error(result, "task model-train-model failed: The DAG failed because some tasks failed.")
+
 
 def test_run_once_cancelled_job_exits_non_zero(project: Path, fake: FakeVertex) -> None:
     fake.script_next_job("RUNNING", {"state": "CANCELLED", "tasks": {"clean-houses": "CANCELLED"}})
@@ -163,6 +169,37 @@ def test_bad_credentials_file_submits_nothing(project: Path, fake: FakeVertex, t
     result = run(project, "vertexai", "list-pipelines", environ=environ)
     assert_one_line_error(result, "nope.json does not exist")
     assert fake.requests == []
+
+
+def test_unreachable_token_endpoint_is_one_line_in_bounded_time(project: Path, fake: FakeVertex,
+                                                                 tmp_path: Path) -> None:
+    """Well-formed service-account credentials whose token endpoint cannot be reached (offline): one line about
+    network and credentials after the bounded bucket check, nothing submitted."""
+    import socket
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with socket.socket() as probe:  # a free port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(json.dumps({
+        "type": "service_account", "project_id": PROJECT, "private_key_id": "1", "private_key": key.decode(),
+        "client_email": f"ci@{PROJECT}.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": f"http://127.0.0.1:{dead}/token",
+    }))
+    environ = env(GOOGLE_APPLICATION_CREDENTIALS=str(key_file), KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT="2")
+    environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS")
+    started = time.monotonic()
+    result = run(project, "vertexai", "run-once", environ=environ)
+    assert_one_line_error(result, "checking bucket gs://test-bucket: no answer from Google Cloud within 2 s")
+    assert "check the network connection and credentials" in result.stderr
+    assert fake.calls("POST", r"/pipelineJobs$") == []
+    assert time.monotonic() - started < 60
 
 
 def test_kedro_run_with_vertex_runner(project: Path, fake: FakeVertex) -> None:

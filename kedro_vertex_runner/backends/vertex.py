@@ -49,6 +49,7 @@ MAX_BACKOFF = 60.0
 # how long a --no-wait submit waits for Vertex AI to create the run's metadata context (experiment link)
 EXPERIMENT_ATTACH_TIMEOUT = 120.0
 API_TIMEOUT = 60.0
+BUCKET_CHECK_TIMEOUT = float(os.environ.get("KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT", "30"))
 CONSOLE = "https://console.cloud.google.com"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _EXPERIMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
@@ -312,11 +313,21 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
     if not bucket:
         raise PluginError(f"run_config.root {root!r} names no bucket: use gs://bucket/path")
     from google.api_core import exceptions as api
+    from google.auth.exceptions import TransportError
     from google.cloud import storage
+    from google.cloud.storage.retry import DEFAULT_RETRY
 
     client = storage.Client(project=config.project_id, credentials=credentials)
     try:
-        list(client.list_blobs(bucket, prefix=prefix or None, max_results=1, timeout=30))
+        list(client.list_blobs(bucket, prefix=prefix or None, max_results=1, timeout=20,
+                               retry=DEFAULT_RETRY.with_timeout(BUCKET_CHECK_TIMEOUT)))
+    except (api.RetryError, TransportError) as exc:  # offline, or the credentials' token endpoint is unreachable
+        cause = getattr(exc, "cause", None) or exc
+        raise PluginError(
+            f"checking bucket gs://{bucket}: no answer from Google Cloud within {BUCKET_CHECK_TIMEOUT:.0f} s "
+            f"({type(cause).__name__}: {_brief(cause)}): check the network connection and credentials "
+            "(`gcloud auth application-default login`); nothing was submitted"
+        ) from None
     except api.NotFound:
         raise PluginError(
             f"bucket gs://{bucket} of run_config.root does not exist: create it with `gcloud storage buckets "
@@ -794,11 +805,12 @@ def wait_for_job(
     if state == "FAILED":
         failed = [(task, error) for task, task_state, error in _task_states(job) if task_state == "FAILED"]
         failed.sort(key=lambda item: not item[1])  # a task with an error message first
+        job_error = " ".join(str(job.error.message).split())
         if failed:
             task, error = failed[0]
-            reason = f"task {task} failed: {error or 'no error message'}"
+            reason = f"task {task} failed: {error or job_error or 'no error message'}"
         else:
-            reason = " ".join(str(job.error.message).split()) or "no error message"
+            reason = job_error or "no error message"
         raise _job_error(f"job {job_id} FAILED: {reason} (details: {url})", job_id)
     if state == "CANCELLED":
         raise _job_error(f"job {job_id} was CANCELLED (details: {url})", job_id)
