@@ -135,7 +135,21 @@ def build_request(
         extra_env=forwarded_env(config),
         mlflow=mlflow_enabled(context, config),
         registered=registered,
+        declared=_declared_datasets(context, pipeline, config),
     )
+
+
+def _declared_datasets(context: KedroContext, pipeline: Pipeline, config: PluginConfig) -> frozenset[str] | None:
+    """The pipeline's datasets the catalog declares (explicitly or by a pattern); only looked up when some task
+    may be cached, since building the catalog takes time. None when it cannot be built here."""
+    run_config = config.run_config
+    if not (run_config.caching or any(entry.caching for entry in run_config.resources.values())):
+        return None
+    try:
+        catalog = context.catalog
+    except Exception:  # e.g. credentials only available in the container: then no task is held back from cache
+        return None
+    return frozenset(name for name in pipeline.datasets() if name in catalog)
 
 
 def check_mlflow_backend(request: CompileRequest, context: KedroContext, backend: str) -> None:

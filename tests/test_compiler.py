@@ -429,6 +429,27 @@ def test_unusable_runtime_params_are_one_line_errors(value, fragment):
 # exit handler
 
 
+def test_caching_never_skips_a_task_whose_per_run_outputs_other_tasks_read(capsys):
+    """A cached task does not run, so it would not store its undeclared outputs under the new job's run id: such a
+    task is compiled uncached, with one warning; a task whose shared outputs are all in the catalog stays cached.
+    The exit handler is never cached: it must run after every execution."""
+    on_exit = Pipeline([node(step, "params:title", None, name="notify")])
+    declared = frozenset({"raw", "l", "out"})  # r, l2, r2 are undeclared
+    spec = compile_(DIAMOND, caching=True, on_exit_pipeline="notify",
+                    request_args={"declared": declared, "on_exit": on_exit})
+    tasks = dag_tasks(spec)
+    cached = {name: task["cachingOptions"]["enableCache"] for name, task in tasks.items()}
+    assert cached == {"split": False, "left": False, "right": False, "join": True}
+    assert spec["root"]["dag"]["tasks"]["on-exit-notify"]["cachingOptions"] == {"enableCache": False}
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("Warning: caching is off for task ") and "and 2 more" in warning
+    # everything shared is declared: every task may be cached; unknown catalog (None): the configured value
+    for known in (frozenset({"raw", "l", "r", "l2", "r2", "out"}), None):
+        spec = compile_(DIAMOND, caching=True, request_args={"declared": known})
+        assert {t["cachingOptions"]["enableCache"] for t in dag_tasks(spec).values()} == {True}
+    assert capsys.readouterr().err == ""
+
+
 def test_on_exit_pipeline_runs_as_an_exit_handler():
     on_exit = Pipeline([node(step, "params:title", None, name="notify"), node(step, "params:x", None, name="alert")])
     spec = compile_(

@@ -34,6 +34,9 @@ class CompileRequest:
         mlflow: whether the job tracks an MLflow run (kedro-mlflow installed and enabled).
         registered: node names of every registered pipeline. A task whose nodes all sit in a registered pipeline
             smaller than the job's is told so (``--node-pipeline``): it then imports fewer node modules at start-up.
+        declared: the pipeline's datasets declared in the catalog (explicitly or by a factory pattern), when known.
+            A task whose undeclared outputs other tasks read is never cached: a cached task does not run, so it
+            would not store them under the new job's run id.
     """
 
     pipeline: Pipeline
@@ -48,6 +51,7 @@ class CompileRequest:
     extra_env: dict[str, str] = field(default_factory=dict)
     mlflow: bool = False
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    declared: frozenset[str] | None = None
 
 
 def compile_spec(request: CompileRequest) -> dict[str, Any]:

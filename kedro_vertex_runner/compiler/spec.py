@@ -19,9 +19,10 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,9 +94,16 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     components: dict[str, Any] = {}
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
+    uncacheable = _UncacheableOutputs(pipeline, request.declared)
+    not_cached: list[tuple[str, str]] = []
     for group in groups:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
+        if group_settings.caching:
+            shared = uncacheable.of(group)
+            if shared:
+                group_settings = replace(group_settings, caching=False)
+                not_cached.append((name, shared))
         task = _task(name, _display_name(group), group_settings, params)
         if group.dependencies:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
@@ -103,12 +111,15 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         components[f"comp-{name}"] = _component(name, params)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
 
+    if not_cached:
+        _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
     if exit_group is None:
         root_tasks = tasks
     else:
         exit_name = names[-1]
-        exit_settings = settings.combine(exit_group)
+        # never served from cache: the exit handler must run after every execution, whatever its outcome
+        exit_settings = replace(settings.combine(exit_group), caching=False)
         exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params)
         exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
         exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
@@ -372,6 +383,40 @@ class _SettingsCache:
             caching=caching,
             where=f"group {group.name!r}",
         )
+
+
+class _UncacheableOutputs:
+    """Which undeclared outputs of a task other tasks read: those live under the job's run id, so a task producing
+    them cannot be served from Vertex AI's cache (it would not run, and the readers would not find them)."""
+
+    def __init__(self, pipeline: Pipeline, declared: frozenset[str] | None):
+        self.declared = declared
+        self.readers: dict[str, set[str]] = {}
+        if declared is not None:
+            for node in pipeline.nodes:
+                for name in node.inputs:
+                    self.readers.setdefault(name, set()).add(node.name)
+
+    def of(self, group: TaskGroup) -> str | None:
+        """The first such output of ``group``, or None."""
+        if self.declared is None:
+            return None
+        own = {node.name for node in group.nodes}
+        for node in group.nodes:
+            for name in node.outputs:
+                if name not in self.declared and self.readers.get(name, set()) - own:
+                    return name
+        return None
+
+
+def _warn_not_cached(not_cached: list[tuple[str, str]]) -> None:
+    task, dataset = not_cached[0]
+    more = f" and {len(not_cached) - 1} more" if len(not_cached) > 1 else ""
+    print(
+        f"Warning: caching is off for task {task!r}{more}: other tasks read its output {dataset!r}, which is not in "
+        "the catalog and is stored per run; declare such datasets in the catalog to let Vertex AI cache these tasks",
+        file=sys.stderr,
+    )
 
 
 def _agree(group: TaskGroup, what: str, values: dict[str, list[str]]) -> None:
