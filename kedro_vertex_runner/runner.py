@@ -245,12 +245,15 @@ def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catal
             if parent not in upstream:
                 upstream.add(parent)
                 todo.append(parent)
-    read_elsewhere = {name for node in pipeline.nodes if node.name not in own_names for name in node.inputs}
+    from .persistence import _consumed_outside, _is_parameter
+
+    # the entrypoint's rule (persistence.boundary_datasets): a dataset made and read inside the task is stored
+    # only when declared in the catalog or read by another task too
+    read_elsewhere = _consumed_outside(pipeline.only_nodes(*own_names), pipeline)
     producer = {output: node.name for node in own for output in node.outputs}
 
     def in_memory(dataset: str) -> bool:
-        return not (dataset.startswith("params:") or dataset == "parameters" or dataset in read_elsewhere
-                    or dataset in catalog)
+        return not (_is_parameter(dataset) or dataset in read_elsewhere or dataset in catalog)
 
     chosen = own_names - upstream | {failed}
     todo = list(chosen)
