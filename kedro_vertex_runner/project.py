@@ -112,8 +112,10 @@ def build_request(
     pipeline_names: list[str] | tuple[str, ...] | None,
     runtime_params: dict[str, Any] | None,
     config: PluginConfig | None = None,
+    catalog: Any = None,
 ) -> CompileRequest:
-    """The compile request for ``pipeline`` (already filtered) in ``context``."""
+    """The compile request for ``pipeline`` (already filtered) in ``context``; ``catalog`` is the session's, when
+    it has been built already (else built here only if some task may be cached)."""
     from kedro.framework.project import PACKAGE_NAME
 
     config = config or load_config(context.config_loader)
@@ -135,20 +137,23 @@ def build_request(
         extra_env=forwarded_env(config),
         mlflow=mlflow_enabled(context, config),
         registered=registered,
-        declared=_declared_datasets(context, pipeline, config),
+        declared=_declared_datasets(context, pipeline, config, catalog),
     )
 
 
-def _declared_datasets(context: KedroContext, pipeline: Pipeline, config: PluginConfig) -> frozenset[str] | None:
+def _declared_datasets(
+    context: KedroContext, pipeline: Pipeline, config: PluginConfig, catalog: Any = None
+) -> frozenset[str] | None:
     """The pipeline's datasets the catalog declares (explicitly or by a pattern); only looked up when some task
     may be cached, since building the catalog takes time. None when it cannot be built here."""
     run_config = config.run_config
     if not (run_config.caching or any(entry.caching for entry in run_config.resources.values())):
         return None
-    try:
-        catalog = context.catalog
-    except Exception:  # e.g. credentials only available in the container: then no task is held back from cache
-        return None
+    if catalog is None:
+        try:
+            catalog = context.catalog
+        except Exception:  # e.g. credentials only available in the container: no task is held back from cache
+            return None
     return frozenset(name for name in pipeline.datasets() if name in catalog)
 
 

@@ -121,7 +121,7 @@ class VertexRunner(AbstractRunner):
         Unlike Kedro's runners this does not check that free inputs are in the catalog: a task reads an
         undeclared free input from the job's storage root.
         """
-        self._catalog = catalog  # for the resume hint: which datasets a failed run stored
+        self._catalog = catalog  # which datasets are declared (caching, resume hint); not built a second time
         try:
             self._run_job(pipeline)
         except PluginError as exc:
@@ -165,6 +165,7 @@ class VertexRunner(AbstractRunner):
             pipeline_names=run_params.get("pipeline_names"),
             runtime_params=run_params.get("runtime_params"),
             config=config,
+            catalog=self._catalog,
         )
         check_mlflow_backend(request, context, backend)
         spec = compile_spec(request)

@@ -129,3 +129,12 @@ def fake():
         yield server
     finally:
         server.stop()
+
+
+def task_by_node(spec: dict, node_name: str) -> str:
+    """Name of the compiled task whose args run ``node_name``."""
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        args = executor["container"]["args"]
+        if any(a == "--node" and b == node_name for a, b in zip(args, args[1:])):
+            return name.removeprefix("exec-")
+    raise AssertionError(f"no task runs {node_name!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import kedro_cmd, subprocess_env
+from conftest import kedro_cmd, subprocess_env, task_by_node
 
 pytestmark = pytest.mark.slow
 
@@ -270,3 +270,17 @@ def test_problems_found_while_compiling_name_the_file(project, yaml_extra, expec
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     assert not list(project.glob("pipeline*"))
+
+
+def test_caching_skips_only_tasks_whose_per_run_outputs_others_read(project):
+    """With `caching: true` the example compiles every task cached except summarize_raw_data's, whose output
+    `raw_data_summary` is not in the catalog (read by create_report's task): one warning names it."""
+    (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n  caching: true\n")
+    result = run_compile(project, "-o", "pipeline.json")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: caching is off")]
+    assert len(warnings) == 1 and "'raw_data_summary'" in warnings[0], result.stderr
+    spec = json.loads((project / "pipeline.json").read_text())
+    cached = {name: task["cachingOptions"]["enableCache"] for name, task in tasks_of(spec).items()}
+    assert cached.pop(task_by_node(spec, "summarize_raw_data")) is False
+    assert set(cached.values()) == {True}

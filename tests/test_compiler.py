@@ -9,6 +9,7 @@ import re
 import pytest
 from kedro.pipeline import Pipeline, node
 
+from conftest import task_by_node
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.compiler.spec import write_spec
 from kedro_vertex_runner.config import validate_config
@@ -45,15 +46,6 @@ def dag_tasks(spec):
 
 def container(spec, task):
     return spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
-
-
-def task_by_node(spec, node_name):
-    """Task name of the task whose args run ``node_name``."""
-    for name, executor in spec["deploymentSpec"]["executors"].items():
-        args = executor["container"]["args"]
-        if any(a == "--node" and b == node_name for a, b in zip(args, args[1:])):
-            return name.removeprefix("exec-")
-    raise AssertionError(f"no task runs {node_name!r}")
 
 
 def nodes_of(spec, task):
