@@ -553,9 +553,9 @@ def build_pipeline_job(
     return job
 
 
-def _display_name(spec: dict[str, Any], pipeline_name: str) -> str:
+def _display_name(spec: dict[str, Any]) -> str:
     """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
-    return (spec.get("pipelineInfo") or {}).get("name") or re.sub(r"[^a-z0-9]+", "-", f"kedro-{pipeline_name}")
+    return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
 
 
 def submit(
@@ -585,7 +585,7 @@ def submit(
             with ``wait``, the job ended FAILED, CANCELLED or PAUSED.
     """
     api = connect(config)
-    job_body = build_pipeline_job(spec, config, display_name=_display_name(spec, pipeline_name), params=params)
+    job_body = build_pipeline_job(spec, config, display_name=_display_name(spec), params=params)
     check_root_bucket(config, api.credentials)
     experiment = config.run_config.experiment_name
     experiment_context = (
@@ -873,7 +873,6 @@ def create_schedule(
     spec: dict[str, Any],
     config: PluginConfig,
     *,
-    pipeline_name: str = "__default__",
     cron: str,
     timezone_name: str | None = None,
     start_time: str | None = None,
@@ -905,7 +904,7 @@ def create_schedule(
             ZoneInfo(timezone_name)
         except (ZoneInfoNotFoundError, ValueError):
             raise PluginError(f"unknown time zone {timezone_name!r}: use an IANA name like Europe/Warsaw") from None
-    display_name = config.run_config.scheduled_run_name or _display_name(spec, pipeline_name)
+    display_name = config.run_config.scheduled_run_name or _display_name(spec)
     api = connect(config)
     job_body = build_pipeline_job(spec, config, display_name=display_name, params=params)
     schedule: dict[str, Any] = {
@@ -1011,7 +1010,7 @@ def schedule_from_cli(
         spec = job.spec()
     finally:
         job.close()
-    return create_schedule(spec, config, pipeline_name=pipeline_name, cron=cron, timezone_name=timezone, **options)
+    return create_schedule(spec, config, cron=cron, timezone_name=timezone, **options)
 
 
 # ------------------------------------------------------------------------------------------------------------------
