@@ -138,3 +138,16 @@ def task_by_node(spec: dict, node_name: str) -> str:
         if any(a == "--node" and b == node_name for a, b in zip(args, args[1:])):
             return name.removeprefix("exec-")
     raise AssertionError(f"no task runs {node_name!r}")
+
+
+# vertexai.yml of the example against the fake Vertex AI and the storage emulator; tests append their own
+# run_config keys and fill in the fake's endpoint with .format()
+VERTEX_CONFIG_HEAD = """\
+project_id: demo-gcp
+region: europe-west1
+api_endpoint: {endpoint}
+run_config:
+  image: europe-docker.pkg.dev/demo-gcp/images/demo-project:1
+  root: gs://test-bucket/root
+  backend: vertex
+"""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, kedro_cmd, subprocess_env
+from conftest import PYTHON, VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
 from fake_metadata import FakeMetadataServer
 from fake_vertex import FakeVertex
 from mlflow_fixtures import mlflow_server  # noqa: F401 - fixture
@@ -492,14 +492,7 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
 
 
-VERTEX_YML = """\
-project_id: demo-gcp
-region: europe-west1
-api_endpoint: {endpoint}
-run_config:
-  image: europe-docker.pkg.dev/demo-gcp/images/demo-project:1
-  root: gs://test-bucket/root
-  backend: vertex
+VERTEX_YML = VERTEX_CONFIG_HEAD + """\
   service_account: tasks@demo-gcp.iam.gserviceaccount.com
   mlflow:
     audience: https://mlflow-abc123-ew.a.run.app

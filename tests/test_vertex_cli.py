@@ -14,20 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kedro_cmd, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
 from fake_vertex import FakeVertex
 
 pytestmark = pytest.mark.slow
 
 PROJECT, REGION = "demo-gcp", "europe-west1"
-CONFIG = """\
-project_id: demo-gcp
-region: europe-west1
-api_endpoint: {endpoint}
-run_config:
-  image: europe-docker.pkg.dev/demo-gcp/images/demo-project:1
-  root: gs://test-bucket/root
-  backend: vertex
+CONFIG = VERTEX_CONFIG_HEAD + """\
   service_account: runner@demo-gcp.iam.gserviceaccount.com
   network:
     vpc: projects/123456/global/networks/peered-vpc
