@@ -2,30 +2,38 @@
 ``kedro-vertex-entrypoint``) runs a few named nodes of a Kedro project in one ``KedroSession``.
 
 The compiled PipelineSpec starts it in every container on Vertex AI, and the local backend starts it as a
-subprocess with the project directory as working directory. Arguments::
+subprocess with the project directory as working directory. Its arguments are the task contract
+(:mod:`kedro_vertex_runner.task_contract`), every option one ``--option=value`` item so that any value arrives
+intact::
 
-    --pipeline NAME            registered pipeline the nodes come from (repeatable; nodes are looked up in the union)
-    --node NODE                node to run (repeatable; run in topological order, as Kedro always does)
-    --node-pipeline NAME       a registered pipeline holding all the --node nodes (repeatable), loaded instead of
+    --pipeline=NAME            registered pipeline the nodes come from (repeatable; nodes are looked up in the union)
+    --node=NODE                node to run (repeatable; run in topological order, as Kedro always does)
+    --node-pipeline=NAME       a registered pipeline holding all the --node nodes (repeatable), loaded instead of
                                --pipeline to find them: a smaller pipeline imports fewer node modules, so the task
                                starts sooner. The job's --pipeline is then loaded only if a dataset is produced and
                                consumed inside the task (to learn whether other tasks read it too), or if a node is
                                not found there
-    --env ENV                  Kedro config environment (default: the project's)
-    --run-id RUN_ID            the job's run id (default: KEDRO_VERTEX_RUN_ID, else a generated local id)
-    --job-name JOB_NAME        the job's name (exposed as ${vertex:job_name})
-    --root ROOT                where undeclared intermediates live: gs://bucket/path or a directory (relative to
+    --env=ENV                  Kedro config environment (default: the project's)
+    --run-id=RUN_ID            the job's run id (default: KEDRO_VERTEX_RUN_ID, else a generated local id)
+    --job-name=JOB_NAME        the job's name (exposed as ${vertex:job_name})
+    --root=ROOT                where undeclared intermediates live: gs://bucket/path or a directory (relative to
                                the project directory); see kedro_vertex_runner.persistence
-    --param KEY TYPE VALUE     a runtime parameter, typed: TYPE is STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN,
+    --param=TYPE:KEY=VALUE     a runtime parameter, typed: TYPE is STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN,
                                LIST or STRUCT; VALUE is the text Vertex AI substitutes (raw string, JSON number,
                                true/false, JSON list/object). A dotted KEY sets a nested parameter, as --params does.
-    --timeout SECONDS          fail the task with "node 'X' timed out after N s"
-    --host-alias IP H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
+    --timeout=SECONDS          fail the task with "node 'X' timed out after N s"
+    --host-alias=IP=H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
-    --project-dir DIR          the Kedro project (default: the working directory)
+    --project-dir=DIR          the Kedro project (default: the working directory)
+
+A run id or job name that is still a placeholder (``{{$.pipeline_job_uuid}}``: the backend did not substitute it)
+is refused, since every job would then share one folder.
 
 Exit status: 0 on success; 1 when a node fails, with ``Error: node '<name>' failed: <Type>: <message>`` as the last
-line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input.
+line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input. When
+``KEDRO_VERTEX_TASK_REPORT`` names a file, the task also keeps a :class:`~kedro_vertex_runner.task_contract.
+TaskReport` there: which node is running (written before each node starts, so a hard exit still names it), and how
+the task ended.
 
 Why not ``kedro run --nodes …``: a task should start fast (Vertex AI already spends minutes starting a container),
 so this skips the Kedro CLI and its plugins, and never imports kfp, google-cloud-aiplatform or — unless the project
@@ -47,8 +55,6 @@ gRPC's c-ares do not see it, and child processes do not inherit it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sys
@@ -57,11 +63,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import PluginError
+from .task_contract import (
+    FAILED,
+    PLACEHOLDER_START,
+    RUNNING,
+    STARTED,
+    SUCCEEDED,
+    HostAlias,
+    TaskContract,
+    TaskReport,
+    report_path,
+)
 
 if TYPE_CHECKING:
+    import argparse
+
     from kedro.pipeline import Pipeline
 
-PARAM_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "LIST", "STRUCT")
 TIMEOUT_EXIT_CODE = 124
 # a node stuck in C code that never returns to the interpreter cannot see the timeout exception: hard exit after this
 TIMEOUT_GRACE_SECONDS = 15.0
@@ -71,97 +89,30 @@ TIMEOUT_GRACE_SECONDS = 15.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kedro-vertex-entrypoint",
-        description="Run named nodes of a Kedro project as one task of a Vertex AI / local pipeline job.",
-    )
-    parser.add_argument("--pipeline", action="append", dest="pipelines", metavar="NAME", default=[])
-    parser.add_argument("--node", action="append", dest="nodes", metavar="NODE", default=[])
-    parser.add_argument("--node-pipeline", action="append", dest="node_pipelines", metavar="NAME", default=[])
-    parser.add_argument("--env", default=None)
-    parser.add_argument("--run-id", default=None)
-    parser.add_argument("--job-name", default=None)
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--param", action="append", nargs=3, metavar=("KEY", "TYPE", "VALUE"), default=[])
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
-    parser.add_argument("--host-alias", action="append", nargs=2, metavar=("IP", "HOSTS"), default=[])
-    parser.add_argument("--exit-handler", action="store_true")
-    parser.add_argument("--project-dir", default=None)
-    return parser
+    """The task contract's parser (:func:`kedro_vertex_runner.task_contract.build_parser`)."""
+    from .task_contract import build_parser as contract_parser
 
-
-def parse_param(key: str, type_name: str, text: str) -> Any:
-    """The typed value of ``--param KEY TYPE VALUE``; raises PluginError naming the parameter."""
-    kind = type_name.upper()
-    if kind not in PARAM_TYPES:
-        raise PluginError(f"--param {key}: unknown type {type_name!r}; expected one of {', '.join(PARAM_TYPES)}")
-    if kind == "STRING":
-        return text
-    expected = {"NUMBER_INTEGER": "a whole number", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false",
-                "LIST": "a JSON list", "STRUCT": "a JSON object"}[kind]  # fmt: skip
-    bad = PluginError(f"--param {key} {kind}: expected {expected}, got {text!r}")
-    if kind == "BOOLEAN":
-        lowered = text.strip().lower()
-        if lowered in {"true", "1"}:
-            return True
-        if lowered in {"false", "0"}:
-            return False
-        raise bad
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise bad from None
-    if kind == "NUMBER_INTEGER":
-        if isinstance(value, float) and value.is_integer():  # Vertex may render 3 as 3.0
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-    elif kind == "NUMBER_DOUBLE":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        value = float(value)
-    elif kind == "LIST" and not isinstance(value, list):
-        raise bad
-    elif kind == "STRUCT" and not isinstance(value, dict):
-        raise bad
-    return value
-
-
-def runtime_params(params: list[list[str]]) -> dict[str, Any]:
-    """``--param`` triples → the nested dict Kedro takes as runtime params (dotted keys nest, like ``--params``)."""
-    result: dict[str, Any] = {}
-    for key, type_name, text in params:
-        if not key or any(not part for part in key.split(".")):
-            raise PluginError(f"--param {key!r}: a parameter name must not be empty")
-        value = parse_param(key, type_name, text)
-        *parents, leaf = key.split(".")
-        target = result
-        for part in parents:
-            child = target.get(part)
-            if not isinstance(child, dict):
-                child = target[part] = {}
-            target = child
-        target[leaf] = value
-    return result
+    return contract_parser()
 
 
 # --------------------------------------------------------------------------------------------- host aliases
 
 
-def install_host_aliases(aliases: list[list[str]]) -> dict[str, str]:
-    """Make each ``HOST`` of ``--host-alias IP HOST1,HOST2`` resolve to ``IP`` in this process; returns the map."""
+def install_host_aliases(aliases: tuple[HostAlias, ...] | list[HostAlias]) -> dict[str, str]:
+    """Make each hostname of ``--host-alias=IP=HOST1,HOST2`` resolve to ``IP`` in this process; returns the map."""
     import ipaddress
     import socket
 
     mapping: dict[str, str] = {}
-    for ip, hosts in aliases:
+    for alias in aliases:
+        ip, hosts = alias.ip, ",".join(alias.hostnames)
         try:
             ipaddress.ip_address(ip)
         except ValueError:
-            raise PluginError(f"--host-alias {ip} {hosts}: {ip!r} is not an IP address") from None
-        names = [h.strip().lower().rstrip(".") for h in hosts.split(",") if h.strip()]
+            raise PluginError(f"--host-alias={ip}={hosts}: {ip!r} is not an IP address") from None
+        names = [h.strip().lower().rstrip(".") for h in alias.hostnames if h.strip()]
         if not names:
-            raise PluginError(f"--host-alias {ip} {hosts!r}: give one or more comma-separated hostnames")
+            raise PluginError(f"--host-alias={ip}={hosts}: give one or more comma-separated hostnames")
         for name in names:
             mapping[name] = ip
     if not mapping:
@@ -210,9 +161,10 @@ class TaskTimeout(BaseException):
 class _Watchdog:
     """``--timeout``: SIGALRM interrupts the main thread; a daemon timer hard-exits if that does not end the task."""
 
-    def __init__(self, seconds: float, describe: Any):
+    def __init__(self, seconds: float, describe: Any, report: str | None = None):
         self.seconds = seconds
         self.describe = describe  # () -> node name, for the message
+        self.report = report  # the task report file, if any
         self._hard: threading.Timer | None = None
 
     def message(self) -> str:
@@ -236,6 +188,7 @@ class _Watchdog:
         raise TaskTimeout(self.message())
 
     def _hard_exit(self) -> None:
+        TaskReport(FAILED, self.describe(), f"timed out after {self.seconds:g} s").write(self.report)
         sys.stderr.write(f"Error: {self.message()}\n")
         sys.stderr.flush()
         os._exit(TIMEOUT_EXIT_CODE)
@@ -332,15 +285,23 @@ def _skip_needless_imports() -> None:
 
 
 class _TaskHooks:
-    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines)."""
+    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines and the
+    task report, which names the node *before* it runs so that even a hard exit leaves its name behind)."""
 
-    def __init__(self, root: str | None, run_id: str):
+    def __init__(self, root: str | None, run_id: str, report: str | None = None):
         self.full: Pipeline | Any = None  # the job's pipeline(s), or a function loading them
         self.root = root
         self.run_id = run_id
+        self.report = report
         self.current_node: str | None = None
         self.failed_node: str | None = None
         self.persisted: dict[str, str] = {}
+
+    def enter(self, node_name: str) -> None:
+        """``node_name`` starts (loading its inputs, then running): say so in the task report."""
+        if node_name != self.current_node:
+            self.current_node = node_name
+            TaskReport(RUNNING, node_name).write(self.report)
 
     def register(self, hook_manager: Any) -> None:
         from kedro.framework.hooks import hook_impl
@@ -356,11 +317,11 @@ class _TaskHooks:
 
             @hook_impl
             def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
-                hooks.current_node = node.name
+                hooks.enter(node.name)
 
             @hook_impl
             def before_node_run(self, node: Any) -> None:
-                hooks.current_node = node.name
+                hooks.enter(node.name)
 
             @hook_impl
             def on_node_error(self, error: Exception, node: Any) -> None:
@@ -421,42 +382,70 @@ def _resolve_root(root: str | None, project_dir: Path) -> str | None:
     return str(path if path.is_absolute() else project_dir / path)
 
 
-def run_task(args: argparse.Namespace) -> int:
-    """Run the task described by parsed ``args``; returns the exit status (node failures are printed here).
+def run_task(task: TaskContract) -> int:
+    """Run ``task``; returns the exit status (node failures are printed here). Keeps the task report
+    (``$KEDRO_VERTEX_TASK_REPORT``) up to date: started, the node running, then how the task ended.
 
     Raises:
         PluginError: bad arguments, an unknown pipeline or node, a project that cannot be loaded.
     """
+    hooks = _TaskHooks(None, "", report_path())
+    TaskReport(STARTED).write(hooks.report)
+    try:
+        code = _run(task, hooks)
+    except PluginError as exc:
+        TaskReport(FAILED, hooks.failed_node or hooks.current_node, str(exc)).write(hooks.report)
+        raise
+    if code == 0:
+        TaskReport(SUCCEEDED).write(hooks.report)
+    return code
+
+
+def _refuse_placeholders(task: TaskContract) -> None:
+    """A run id or job name that is still ``{{$.…}}``: the backend substituted nothing, so every job of this
+    pipeline would read and write the same folder."""
+    for flag, value in (("--run-id", task.run_id), ("--job-name", task.job_name)):
+        if value and PLACEHOLDER_START in value:
+            raise PluginError(
+                f"{flag}={value}: the placeholder was not substituted by the backend running this task, and every "
+                f"job would share one folder; run the compiled pipeline on Vertex AI or the local backend, or pass "
+                f"{flag}=VALUE"
+            )
+
+
+def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     from . import resolvers
 
-    if not args.nodes:
+    if not task.nodes:
         raise PluginError("no --node given: name at least one node to run")
-    if args.timeout is not None and args.timeout <= 0:
-        raise PluginError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
-    pipeline_names = args.pipelines or ["__default__"]
-    project_dir = Path(args.project_dir or os.getcwd()).expanduser().resolve()
+    _refuse_placeholders(task)
+    nodes = list(task.nodes)
+    pipeline_names = list(task.pipelines) or ["__default__"]
+    project_dir = Path(task.project_dir or os.getcwd()).expanduser().resolve()
     if not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
-    params = runtime_params(args.param)
-    install_host_aliases(args.host_alias)
-    run_id = args.run_id or resolvers.current_run_id()
-    root = _resolve_root(args.root, project_dir)
+    params = task.runtime_params()
+    install_host_aliases(task.host_aliases)
+    run_id = task.run_id or resolvers.current_run_id()
+    root = _resolve_root(task.root, project_dir)
     if root is not None:
         from .persistence import run_dir
 
         run_dir(root, run_id)  # validates the run id as a path segment before any node runs
-    resolvers.set_run_context(run_id, args.job_name)
+    resolvers.set_run_context(run_id, task.job_name)
     resolvers.register_resolvers()
     os.chdir(project_dir)  # catalog paths are relative to the project directory
 
-    hooks = _TaskHooks(root, run_id)
+    hooks.root, hooks.run_id = root, run_id
     # the timeout covers the whole task, start-up included, as a Vertex AI task timeout would
-    watchdog = _Watchdog(args.timeout, lambda: hooks.current_node or args.nodes[0]) if args.timeout else None
+    watchdog = None
+    if task.timeout:
+        watchdog = _Watchdog(task.timeout, lambda: hooks.current_node or nodes[0], hooks.report)
     try:
         if watchdog:
             watchdog.start()
-        sources, hooks.full = _prepare_project(project_dir, pipeline_names, args.nodes, args.node_pipelines)
-        if args.exit_handler:
+        sources, hooks.full = _prepare_project(project_dir, pipeline_names, nodes, list(task.node_pipelines))
+        if task.exit_handler:
             import logging
 
             logging.getLogger("kedro_vertex_runner.entrypoint").info("Running as the job's exit handler")
@@ -466,20 +455,22 @@ def run_task(args: argparse.Namespace) -> int:
 
         from .mlflow_tracking import task_run
 
-        with KedroSession.create(project_path=project_dir, env=args.env, runtime_params=params) as session:
+        with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:
             hooks.register(session._hook_manager)
             # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
             with task_run(
                 session,
                 job_id=run_id,
                 job_name=resolvers.current_job_name(),
-                node_names=list(args.nodes),
+                node_names=nodes,
                 pipeline_names=pipeline_names,
-                exit_handler=args.exit_handler,
+                exit_handler=task.exit_handler,
             ):
-                session.run(pipeline_names=sources, node_names=list(args.nodes), runner=SequentialRunner())
+                session.run(pipeline_names=sources, node_names=nodes, runner=SequentialRunner())
     except TaskTimeout as exc:
         _flush()
+        assert watchdog is not None
+        TaskReport(FAILED, watchdog.describe(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
         print(f"Error: {exc}", file=sys.stderr)
         return TIMEOUT_EXIT_CODE
     except PluginError:
@@ -488,12 +479,27 @@ def run_task(args: argparse.Namespace) -> int:
         cause = _plugin_cause(exc)
         if cause is not None:
             raise cause from None
-        _report_failure(exc, hooks.failed_node or hooks.current_node)
+        node = hooks.failed_node or hooks.current_node
+        TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
+        _report_failure(exc, node)
         return 1
     finally:
         if watchdog:
             watchdog.stop()
     return 0
+
+
+def _missing_data(exc: BaseException | None) -> str | None:
+    """The dataset behind ``exc`` that had to come from the run's storage and was never stored there, if any."""
+    from .persistence import MissingStoredData
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MissingStoredData):
+            return exc.dataset_name
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 #: set to 1 to keep plain task logs on a terminal too, 0 to keep Kedro's rich logging when output is not a terminal
@@ -658,9 +664,14 @@ def _flush() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Parse ``argv`` (default: the command line) as a :class:`TaskContract` and run it; returns the exit status."""
     try:
-        code = run_task(args)
+        try:
+            task = TaskContract.from_args(sys.argv[1:] if argv is None else argv)
+        except PluginError as exc:
+            TaskReport(FAILED, None, str(exc)).write(report_path())
+            raise
+        code = run_task(task)
     except PluginError as exc:
         _flush()
         print(f"Error: {exc}", file=sys.stderr)

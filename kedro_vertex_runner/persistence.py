@@ -74,6 +74,14 @@ def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
+class MissingStoredData(DatasetError):
+    """A dataset this task had to read from the run's storage was never stored there (for the task report)."""
+
+    def __init__(self, dataset_name: str, message: str):
+        super().__init__(message)
+        self.dataset_name = dataset_name
+
+
 class PersistedDataset(AbstractDataset[Any, Any]):
     """A pickled value at ``path`` (a local path or an fsspec URL such as ``gs://bucket/run/x.pkl``).
 
@@ -104,7 +112,8 @@ class PersistedDataset(AbstractDataset[Any, Any]):
         return url_to_fs(self._path, **self._storage_options)
 
     def _missing(self) -> DatasetError:
-        return DatasetError(
+        return MissingStoredData(
+            self._name or "",
             f"dataset {self._name!r} not found at {self._path}: was the task producing it run in this job "
             f"(same run id and root)? A filtered local run can reuse an earlier run's data with "
             f"--runner-params run_id=<that run's id>"

@@ -207,6 +207,13 @@ def _run_id(value: Any) -> str:
     return text
 
 
+def _usable(run_id: str) -> bool:
+    try:
+        return _run_id(run_id) == run_id
+    except PluginError:
+        return False
+
+
 def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
     """Refuse ``kedro run`` options that the tasks could not honour, rather than run with other settings."""
     if run_params.get("only_missing_outputs"):
@@ -273,13 +280,19 @@ def _print_resume_hint(
     """After a failed local run: the command that re-runs from the failed task(s) with this run's stored data.
 
     Data a task passed between its own nodes in memory was never stored, so the command may start before the
-    failed node (see :func:`_resume_starts`). Every filter of the failed run is repeated.
+    failed node (see :func:`_resume_starts`). Every filter of the failed run is repeated. When a failed task lacked
+    a dataset this run never stored (a filtered run started with a new run id), resuming this run would fail the
+    same way: the command takes an earlier run's id instead — one that stored it, when the local root has one.
+    Every value is quoted for a POSIX shell, so none can change what the pasted command does.
     """
     names = {node.name for node in pipeline.nodes}
     starts: set[str] = set()
+    missing: set[str] = set()
     for task in failure.result.tasks.values():
         if task.state == "FAILED" and task.failed_node in names:  # not e.g. the exit handler
             starts |= _resume_starts(list(task.nodes), task.failed_node, pipeline, catalog)
+            if getattr(task, "missing_data", None):
+                missing.add(task.missing_data)
     if not starts:
         return
     import shlex
@@ -288,23 +301,50 @@ def _print_resume_hint(
         value = run_params.get(key)
         return ",".join(value) if value else None
 
-    parts = ["kedro run --runner=VertexRunner"]
+    words = ["kedro", "run", "--runner=VertexRunner"]
     pipelines = run_params.get("pipeline_names") or ()
     if len(pipelines) == 1:
-        parts.append(f"--pipeline {shlex.quote(pipelines[0])}")
+        words += ["--pipeline", pipelines[0]]
     elif pipelines:
-        parts.append(f"--pipelines {shlex.quote(','.join(pipelines))}")
+        words += ["--pipelines", ",".join(pipelines)]
     if run_params.get("env"):
-        parts.append(f"--env {shlex.quote(str(run_params['env']))}")
+        words += ["--env", str(run_params["env"])]
     for flag, key in (("--tags", "tags"), ("--namespaces", "namespaces"), ("--nodes", "node_names"),
                       ("--to-nodes", "to_nodes"), ("--from-inputs", "from_inputs"), ("--to-outputs", "to_outputs")):
-        if joined(key):
-            parts.append(f"{flag} {shlex.quote(joined(key))}")
-    parts.append(f"--from-nodes {shlex.quote(','.join(sorted(starts)))}")
-    runner_params = ("backend=local," if backend == "local" else "") + f"run_id={failure.result.run_id}"
-    parts.append(f"--runner-params {runner_params}")
+        value = joined(key)
+        if value:
+            words += [flag, value]
+    words += ["--from-nodes", ",".join(sorted(starts))]
+    run_id = failure.result.run_id
+    if missing:
+        run_id = _earlier_run(failure.result.root, run_id, missing) or "EARLIER_RUN_ID"
+    words += ["--runner-params", ("backend=local," if backend == "local" else "") + f"run_id={run_id}"]
     same = " (with the same --params)" if run_params.get("runtime_params") else ""
-    print(f"To resume from the failed task(s) with this run's stored data{same}: {' '.join(parts)}", flush=True)
+    command = shlex.join(words)
+    if missing:
+        datasets = ", ".join(repr(name) for name in sorted(missing))
+        print(
+            f"Run {failure.result.run_id} has no stored {datasets} to resume from; to run the failed task(s) with "
+            f"the data of an earlier run that stored it{same}: {command}",
+            flush=True,
+        )
+        return
+    print(f"To resume from the failed task(s) with this run's stored data{same}: {command}", flush=True)
+
+
+def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:
+    """The newest other run under a local ``root`` whose folder holds every one of ``datasets``, or None."""
+    if "://" in root:
+        return None
+    from .persistence import file_name
+
+    try:
+        runs = [path for path in Path(root).iterdir() if path.is_dir() and path.name != run_id and _usable(path.name)]
+        found = [path for path in runs if all((path / file_name(name)).is_file() for name in datasets)]
+        newest = max(found, key=lambda path: path.stat().st_mtime, default=None)
+    except OSError:
+        return None
+    return newest.name if newest is not None else None
 
 
 def _exit(exc: PluginError) -> None:

@@ -133,9 +133,10 @@ def fake():
 
 def task_by_node(spec: dict, node_name: str) -> str:
     """Name of the compiled task whose args run ``node_name``."""
+    from kedro_vertex_runner.task_contract import TaskContract
+
     for name, executor in spec["deploymentSpec"]["executors"].items():
-        args = executor["container"]["args"]
-        if any(a == "--node" and b == node_name for a, b in zip(args, args[1:])):
+        if node_name in TaskContract.from_args(executor["container"]["args"]).nodes:
             return name.removeprefix("exec-")
     raise AssertionError(f"no task runs {node_name!r}")
 

@@ -47,11 +47,10 @@ def tasks_of(spec: dict) -> dict:
 
 def node_args(spec: dict) -> list[list[str]]:
     """The ``--node`` values of every executor."""
-    result = []
-    for executor in spec["deploymentSpec"]["executors"].values():
-        args = executor["container"]["args"]
-        result.append([b for a, b in zip(args, args[1:]) if a == "--node"])
-    return result
+    from kedro_vertex_runner.task_contract import TaskContract
+
+    executors = spec["deploymentSpec"]["executors"].values()
+    return [list(TaskContract.from_args(e["container"]["args"]).nodes) for e in executors]
 
 
 @pytest.fixture
@@ -175,7 +174,7 @@ def test_compile_a_named_pipeline_in_an_env_to_yaml_with_an_exit_handler(project
     exit_name = next(name for name in root if name != "exit-handler-1")
     assert root[exit_name]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
     args = spec["deploymentSpec"]["executors"][f"exec-{exit_name}"]["container"]["args"]
-    assert args[:4] == ["--pipeline", "notify", "--env", "ci"] and args[-1] == "--exit-handler"
+    assert args[:2] == ["--pipeline=notify", "--env=ci"] and args[-1] == "--exit-handler"
     assert len(tasks_of(spec)) == 3  # grouping: none from conf/ci
 
 

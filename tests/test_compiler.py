@@ -14,6 +14,7 @@ from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.compiler.spec import write_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.task_contract import HostAlias, TaskContract, TaskParam
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/image:1"
 
@@ -48,13 +49,13 @@ def container(spec, task):
     return spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
 
 
+def contract(spec, task):
+    """What the task runs, parsed back from its args as the entrypoint parses them."""
+    return TaskContract.from_args(container(spec, task)["args"])
+
+
 def nodes_of(spec, task):
-    args = container(spec, task)["args"]
-    return [b for a, b in zip(args, args[1:]) if a == "--node"]
-
-
-def option_values(args, option, count=1):
-    return [args[i + 1 : i + 1 + count] for i, arg in enumerate(args) if arg == option]
+    return list(contract(spec, task).nodes)
 
 
 DIAMOND = Pipeline(
@@ -94,22 +95,24 @@ def test_container_runs_the_entrypoint_with_exec_form_arguments():
     c = container(spec, "join")
     assert c["image"] == IMAGE
     assert c["command"] == ["python", "-m", "kedro_vertex_runner.entrypoint"]
-    args = c["args"]
-    assert option_values(args, "--pipeline") == [["data"], ["model"]]
-    assert option_values(args, "--env") == [["prod"]]
-    assert option_values(args, "--node") == [["join"]]
-    assert option_values(args, "--run-id") == [["{{$.pipeline_job_uuid}}"]]
-    assert option_values(args, "--job-name") == [["{{$.pipeline_job_name}}"]]
-    assert option_values(args, "--root") == [["gs://my-bucket/runs"]]
-    assert option_values(args, "--host-alias", 2) == [["10.1.2.3", "mlflow.internal,db.internal"]]
-    assert "--exit-handler" not in args and "--timeout" not in args
+    task = contract(spec, "join")
+    assert task.pipelines == ("data", "model")
+    assert task.env == "prod"
+    assert task.nodes == ("join",)
+    assert task.run_id == "{{$.pipeline_job_uuid}}"
+    assert task.job_name == "{{$.pipeline_job_name}}"
+    assert task.root == "gs://my-bucket/runs"
+    assert task.host_aliases == (HostAlias("10.1.2.3", ("mlflow.internal", "db.internal")),)
+    assert not task.exit_handler and task.timeout is None
+    # one `--option=value` item per value: a value can never be taken for an option
+    assert all(arg.startswith("--") and ("=" in arg or arg == "--exit-handler") for arg in c["args"])
+    assert task.to_args() == c["args"]
 
 
 def test_env_option_is_omitted_without_an_env_and_local_roots_stay_local(tmp_path):
     spec = compile_(DIAMOND, root=str(tmp_path))
-    args = container(spec, "split")["args"]
-    assert "--env" not in args
-    assert option_values(args, "--root") == [[str(tmp_path)]]
+    assert contract(spec, "split").env is None
+    assert contract(spec, "split").root == str(tmp_path)
 
 
 def test_task_env_holds_telemetry_opt_out_git_info_and_extra_env():
@@ -180,13 +183,11 @@ def test_task_names_do_not_depend_on_which_other_nodes_are_compiled():
 # Kedro 1.7 allows letters (any script), digits, '_', '.', '-' in node names: a name may look like an option
 @pytest.mark.parametrize("name", ["--help", "-rf", "model.v2-final", "données.été", "a" * 300])
 def test_awkward_node_names_arrive_intact_through_the_entrypoint_parser(name):
-    from kedro_vertex_runner.entrypoint import build_parser
-
     spec = compile_(Pipeline([node(step, "a", "b", name=name), node(step, "b", "c", name="next")]), grouping="chains")
     (task,) = dag_tasks(spec)
-    parsed = build_parser().parse_args(container(spec, task)["args"])
-    assert parsed.nodes == [name, "next"]
-    assert parsed.pipelines == ["__default__"]
+    parsed = contract(spec, task)
+    assert parsed.nodes == (name, "next")
+    assert parsed.pipelines == ("__default__",)
     assert dag_tasks(spec)[task]["taskInfo"]["name"] == f"{name} + next"
 
 
@@ -207,8 +208,6 @@ def test_shell_hostile_node_names_arrive_intact_and_inert(name, tmp_path):
     import subprocess
     import sys
 
-    from kedro_vertex_runner.entrypoint import build_parser
-
     odd = node(step, "a", "b", name="placeholder")
     odd._name = name  # bypass Kedro 1.7's validation, as an older Kedro or a Node subclass would
     spec = compile_(Pipeline([odd, node(step, "b", "c", name="next")]), grouping="none")
@@ -216,13 +215,106 @@ def test_shell_hostile_node_names_arrive_intact_and_inert(name, tmp_path):
     assert re.fullmatch(r"[a-z][a-z0-9-]{0,62}", task)
     assert dag_tasks(spec)[task]["taskInfo"]["name"] == name
     args = container(spec, task)["args"]
-    assert build_parser().parse_args(args).nodes == [name]
+    assert TaskContract.from_args(args).nodes == (name,)
     # exec form: run exactly these words (argv, no shell) and the name comes back byte for byte, nothing executed
     echo = [sys.executable, "-c", "import sys; print(sys.argv[1:])"]
     out = subprocess.run(echo + args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert out.strip() == repr(args)
     assert not list(tmp_path.iterdir())  # no `pwned`, no `out`
     assert shlex.join(args) != " ".join(args)  # the name would have needed quoting in a shell string
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the task contract: what the compiler renders, the entrypoint and the local backend parse back
+
+# characters that break naive command lines: option dashes, the contract's own separators, quotes, shell syntax,
+# whitespace, placeholders' braces, non-ASCII
+AWKWARD = ["-", "--", "=", ":", ",", " ", "\t", "\n", "'", '"', "$(", "`", ";", "{{$.", "}}", "é", "日本", "\u200b", "a",
+           "Z9"]
+
+
+def awkward_text(rng, allow_empty=True, forbid=""):
+    size = rng.randint(0 if allow_empty else 1, 5)
+    text = "".join(rng.choice(AWKWARD) for _ in range(size))
+    for char in forbid:
+        text = text.replace(char, "x")
+    return text if text or allow_empty else "x"
+
+
+def random_contract(rng):
+    from kedro_vertex_runner.task_contract import PARAM_TYPES
+
+    def some(make, most=3):
+        return tuple(make() for _ in range(rng.randint(0, most)))
+
+    def maybe(value):
+        return value if rng.random() < 0.7 else None
+
+    return TaskContract(
+        pipelines=some(lambda: awkward_text(rng)),
+        env=maybe(awkward_text(rng)),
+        node_pipelines=some(lambda: awkward_text(rng)),
+        nodes=some(lambda: awkward_text(rng), most=4),
+        run_id=maybe(awkward_text(rng)),
+        job_name=maybe(awkward_text(rng)),
+        root=maybe(awkward_text(rng)),
+        params=some(lambda: TaskParam(awkward_text(rng, forbid="="), rng.choice(PARAM_TYPES), awkward_text(rng))),
+        timeout=maybe(rng.choice([0.001, 1.0, 90.0, 2.5, 1e-7, 1e9, 3600.25])),
+        host_aliases=some(lambda: HostAlias(
+            awkward_text(rng, forbid="="), some(lambda: awkward_text(rng, allow_empty=False, forbid=","), most=3)
+        )),
+        exit_handler=rng.random() < 0.5,
+        project_dir=maybe(awkward_text(rng)),
+    )  # fmt: skip
+
+
+def test_task_contract_carries_any_value_intact():
+    import random
+
+    rng = random.Random(20240101)
+    for _ in range(400):
+        task = random_contract(rng)
+        args = task.to_args()
+        assert TaskContract.from_args(args) == task, args
+        assert TaskContract.from_args(args, strict=False) == task
+    # the values that break `--option value` forms in particular
+    task = TaskContract(nodes=("--help", "-rf", ""), run_id="-x", root="-", env="--node=y", job_name="",
+                        params=(TaskParam("title", "STRING", "-draft"), TaskParam("a:b", "STRING", "=x=")),
+                        host_aliases=(HostAlias("10.0.0.1", ("-h", "a=b")),))  # fmt: skip
+    assert TaskContract.from_args(task.to_args()) == task
+    assert task.runtime_params() == {"title": "-draft", "a:b": "=x="}
+
+
+def test_a_string_parameter_starting_with_a_dash_reaches_the_task():
+    spec = compile_(DIAMOND, request_args={"runtime_params": {"title": "-draft", "n": 3}})
+    args = container(spec, "join")["args"]
+    # what Vertex AI and the local backend do: substitute the value inside the arg string
+    substituted = [arg.replace("{{$.inputs.parameters['title']}}", "-draft").replace(
+        "{{$.inputs.parameters['n']}}", "3") for arg in args]  # fmt: skip
+    assert TaskContract.from_args(substituted).runtime_params() == {"title": "-draft", "n": 3}
+
+
+def test_a_parameter_name_holding_an_equals_sign_is_refused():
+    with pytest.raises(PluginError) as caught:
+        compile_(DIAMOND, request_args={"runtime_params": {"a=b": 1}})
+    assert str(caught.value) == "--params 'a=b': a parameter name cannot contain '='; rename the parameter"
+
+
+def test_bad_task_arguments_are_one_line_errors():
+    for args, expected in (
+        (["--param=NUMBER_INTEGER"], "--param=NUMBER_INTEGER: expected --param=TYPE:KEY=VALUE"),
+        (["--param=FLOAT:x=1"], "--param x: unknown type 'FLOAT'"),
+        (["--host-alias=10.0.0.1"], "--host-alias=10.0.0.1: expected --host-alias=IP=HOST1,HOST2"),
+        (["--timeout=0"], "--timeout '0': expected a positive number of seconds"),
+        (["--timeout=nan"], "--timeout 'nan': expected a positive number of seconds"),
+        (["--node"], "--node: give a value, as --node=VALUE"),
+        (["--bogus=1"], "unknown argument '--bogus=1'"),
+        (["--exit-handler=yes"], "'--exit-handler=yes': --exit-handler takes no value"),
+    ):
+        with pytest.raises(PluginError) as caught:
+            TaskContract.from_args(args)
+        assert str(caught.value).startswith(expected), (args, str(caught.value))
+        assert "\n" not in str(caught.value)
 
 
 def test_no_shell_anywhere():
@@ -287,15 +379,15 @@ def test_retries_caching_and_timeout_per_node():
     }
     assert tasks["right"]["cachingOptions"] == {"enableCache": True}
     assert tasks["left"]["cachingOptions"] == {"enableCache": False}
-    assert option_values(container(spec, "left")["args"], "--timeout") == [["1800"]]
-    assert "--timeout" not in container(spec, "split")["args"]
+    assert contract(spec, "left").timeout == 1800
+    assert contract(spec, "split").timeout is None
 
 
 def test_no_retry_policy_without_retries_and_job_wide_defaults_apply():
     spec = compile_(DIAMOND, caching=True, timeout=90)
     task = dag_tasks(spec)["left"]
     assert "retryPolicy" not in task and task["cachingOptions"] == {"enableCache": True}
-    assert option_values(container(spec, "left")["args"], "--timeout") == [["90"]]
+    assert contract(spec, "left").timeout == 90
     assert "resources" not in container(spec, "left")
 
 
@@ -319,7 +411,7 @@ def test_grouped_task_takes_the_most_of_every_setting():
     assert res["accelerator"]["type"] == "NVIDIA_TESLA_T4"
     assert task["retryPolicy"]["maxRetryCount"] == 5
     assert task["cachingOptions"] == {"enableCache": True}
-    assert option_values(container(spec, name)["args"], "--timeout") == [["7200"]]
+    assert contract(spec, name).timeout == 7200
     assert task["taskInfo"]["name"] == "all: load + fit"
 
 
@@ -386,16 +478,16 @@ def test_runtime_params_become_typed_pipeline_parameters_with_defaults():
         assert task["inputs"]["parameters"] == {p: {"componentInputParameter": p} for p in definitions}
         component_inputs = spec["components"][f"comp-{name}"]["inputDefinitions"]["parameters"]
         assert component_inputs == {p: {"parameterType": d["parameterType"]} for p, d in definitions.items()}
-        params = option_values(container(spec, name)["args"], "--param", 3)
-        assert ["Learning-Rate", "NUMBER_INTEGER", "{{$.inputs.parameters['learning_rate']}}"] in params
-        assert ["model", "STRUCT", "{{$.inputs.parameters['model']}}"] in params
+        params = contract(spec, name).params
+        assert TaskParam("Learning-Rate", "NUMBER_INTEGER", "{{$.inputs.parameters['learning_rate']}}") in params
+        assert TaskParam("model", "STRUCT", "{{$.inputs.parameters['model']}}") in params
         assert len(params) == len(RUNTIME)
 
 
 def test_project_parameters_are_not_copied_into_the_spec():
     spec = compile_(DIAMOND)  # `join` reads params:alpha, but only --params become pipeline parameters
     assert "inputDefinitions" not in spec["root"]
-    assert "--param" not in container(spec, "join")["args"]
+    assert contract(spec, "join").params == ()
     assert "inputs" not in dag_tasks(spec)["join"]
 
 
@@ -403,8 +495,7 @@ def test_parameter_names_that_sanitise_alike_get_distinct_names():
     spec = compile_(DIAMOND, request_args={"runtime_params": {"a-b": 1, "a_b": 2, "A.B": 3, "1x": 4}})
     names = spec["root"]["inputDefinitions"]["parameters"]
     assert sorted(names) == ["a_b", "a_b_2", "a_b_3", "p_1x"]
-    keys = {tuple(v) for v in option_values(container(spec, "split")["args"], "--param", 3)}
-    assert ("A.B", "NUMBER_INTEGER", "{{$.inputs.parameters['a_b']}}") in keys
+    assert TaskParam("A.B", "NUMBER_INTEGER", "{{$.inputs.parameters['a_b']}}") in contract(spec, "split").params
 
 
 @pytest.mark.parametrize(
@@ -462,12 +553,13 @@ def test_on_exit_pipeline_runs_as_an_exit_handler():
     assert exit_task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
     assert exit_task["taskInfo"]["name"] == "on exit: alert + notify"
     args = container(spec, "on-exit-notify-pipeline")["args"]
-    assert option_values(args, "--pipeline") == [["notify_pipeline"]]
-    assert option_values(args, "--env") == [["prod"]]
-    assert option_values(args, "--node") == [["alert"], ["notify"]]
-    assert args[-1] == "--exit-handler"
+    exit_contract = contract(spec, "on-exit-notify-pipeline")
+    assert exit_contract.pipelines == ("notify_pipeline",)
+    assert exit_contract.env == "prod"
+    assert exit_contract.nodes == ("alert", "notify")
+    assert args[-1] == "--exit-handler" and exit_contract.exit_handler
     for name in sub["dag"]["tasks"]:
-        assert "--exit-handler" not in container(spec, name)["args"]
+        assert not contract(spec, name).exit_handler
 
 
 def test_without_on_exit_pipeline_tasks_sit_in_the_root_dag():
@@ -668,12 +760,12 @@ def test_task_is_pointed_at_the_smallest_registered_pipeline_holding_its_nodes()
     spec = compile_(DIAMOND, request_args={"registered": registered})
 
     def node_pipeline(node_name):
-        return option_values(container(spec, task_by_node(spec, node_name))["args"], "--node-pipeline")
+        return contract(spec, task_by_node(spec, node_name)).node_pipelines
 
-    assert node_pipeline("split") == [["prep"]]
-    assert node_pipeline("left") == [["left_only"]]  # smallest of sides/left_only
-    assert node_pipeline("right") == [["sides"]]
-    assert node_pipeline("join") == []  # only the job's own pipeline holds it
+    assert node_pipeline("split") == ("prep",)
+    assert node_pipeline("left") == ("left_only",)  # smallest of sides/left_only
+    assert node_pipeline("right") == ("sides",)
+    assert node_pipeline("join") == ()  # only the job's own pipeline holds it
 
 
 def test_no_node_pipeline_when_the_jobs_pipeline_is_not_registered():

@@ -184,6 +184,65 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
     assert "KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK" in output
 
 
+FUSED_PIPELINE = '''
+"""A chain the `chains` grouping fuses into one task; its middle node ends the process without a word."""
+import os
+from pathlib import Path
+
+from kedro.pipeline import Node, Pipeline
+
+
+def first(title):
+    Path("data/fused_title.txt").write_text(title)
+    return title
+
+
+def middle(value):
+    os._exit(3)
+
+
+def last(value):
+    return value
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([
+        Node(first, "params:fused_title", "fused_a", name="fused_first"),
+        Node(middle, "fused_a", "fused_b", name="fused_middle"),
+        Node(last, "fused_b", "fused_c", name="fused_last"),
+    ])
+'''
+
+
+def test_dash_parameter_arrives_and_a_hard_exit_inside_a_fused_task_names_its_node(project: Path):
+    import shlex
+
+    package = project / "src" / "demo_project" / "pipelines" / "fused"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (package / "pipeline.py").write_text(FUSED_PIPELINE)
+    (project / "conf" / "base" / "parameters_fused.yml").write_text("fused_title: base\n")
+
+    result = kedro_run(project, "--pipeline", "fused", "--params", "fused_title=-draft")
+    output = output_of(result)
+
+    assert result.returncode != 0, output[-3000:]
+    # a value starting with a dash is a value, not an option, all the way into the node
+    assert (project / "data" / "fused_title.txt").read_text() == "-draft"
+    assert re.search(r"\(fused_first, fused_middle, fused_last\): FAILED \(exit 3\)", result.stdout), output[-3000:]
+    error = result.stderr.strip().splitlines()[-1]
+    run_id = error.split()[2]
+    assert error.startswith(f"Error: run {run_id} failed: node 'fused_middle' (task "), error
+    assert "failed (exit 3)" in error
+    # fused_a stayed in the task's memory: the resume starts at the task's first node, with this run's data
+    hint = re.search(r"^To resume .*?: (kedro run .*)$", result.stdout, re.M)
+    assert hint, result.stdout[-3000:]
+    assert shlex.split(hint.group(1)) == [
+        "kedro", "run", "--runner=VertexRunner", "--pipeline", "fused", "--from-nodes", "fused_first",
+        "--runner-params", f"run_id={run_id}",
+    ]  # fmt: skip
+
+
 def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(project: Path):
     nodes = project / "src" / "demo_project" / "pipelines" / "data_processing" / "nodes.py"
     original = nodes.read_text()
@@ -290,6 +349,13 @@ def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
     assert match.group(1).endswith("/raw_data_summary.pkl") and "/data/vertex_runs/local-" in match.group(1)
     assert "--runner-params run_id=" in error
     assert not (project / "data/08_reporting/report.json").exists()
+    # resuming the run that just failed would fail the same way: the hint asks for an earlier run's id
+    run_id = error.split()[2]
+    hint = re.search(r"^Run (\S+) has no stored 'raw_data_summary' to resume from; .*?: (kedro run .*)$", result.stdout,
+                     re.M)  # fmt: skip
+    assert hint and hint.group(1) == run_id, result.stdout[-3000:]
+    assert hint.group(2).split()[-2:] == ["--runner-params", "run_id=EARLIER_RUN_ID"]
+    assert run_id not in hint.group(2) and "To resume" not in result.stdout
 
     # a run id only makes sense for the local backend
     vertex = kedro_run(project, "--from-nodes", "create_report", "--runner-params", "backend=vertex,run_id=abc")

@@ -73,12 +73,17 @@ def slow_value(marker):
 
 def unpicklable(title):
     return (line for line in ["a generator cannot be pickled"])
+
+
+def nap(value):
+    time.sleep(120)
+    return value
 '''
 
 VTEST_PIPELINE = '''
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import explode, fetch, param_types, resolved, slow_value, sleepy, unpicklable
+from .nodes import explode, fetch, nap, param_types, resolved, slow_value, sleepy, unpicklable
 
 
 def create_pipeline(**kwargs):
@@ -92,6 +97,7 @@ def create_pipeline(**kwargs):
         Node(fetch, "params:vt_url", "fetched", name="fetch"),
         Node(slow_value, "params:vt_marker", "slow_blob", name="slow_value"),
         Node(unpicklable, "params:report_title", "generator_out", name="unpicklable"),
+        Node(nap, "resolved", "napped", name="nap_after_resolved"),
     ])
 '''
 
@@ -188,12 +194,12 @@ def test_runtime_params_arrive_typed(project: Path, tmp_path: Path):
     root = tmp_path / "root"
     result = run(
         project, "--pipeline", "vtest", "--node", "param_types", "--run-id", "typed", "--root", str(root),
-        "--param", "p_list", "LIST", '[1, "two", 3.5]',
-        "--param", "p_dict", "STRUCT", '{"a": {"b": [1, 2]}, "c": null}',
-        "--param", "p_int", "NUMBER_INTEGER", "42",
-        "--param", "p_bool", "BOOLEAN", "true",
-        "--param", "p_float", "NUMBER_DOUBLE", "2",
-        "--param", "p_str", "STRING", "  spaced; $HOME 'quoted' ",
+        '--param=LIST:p_list=[1, "two", 3.5]',
+        '--param=STRUCT:p_dict={"a": {"b": [1, 2]}, "c": null}',
+        "--param=NUMBER_INTEGER:p_int=42",
+        "--param=BOOLEAN:p_bool=true",
+        "--param=NUMBER_DOUBLE:p_float=2",
+        "--param=STRING:p_str=  spaced; $HOME 'quoted' ",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert load(root / "typed" / "param_types.pkl") == {
@@ -207,7 +213,7 @@ def test_runtime_params_arrive_typed(project: Path, tmp_path: Path):
 
 
 def test_bad_param_value_is_one_line(project: Path):
-    result = run(project, "--pipeline", "vtest", "--node", "param_types", "--param", "p_int", "NUMBER_INTEGER", "4x")
+    result = run(project, "--pipeline", "vtest", "--node", "param_types", "--param=NUMBER_INTEGER:p_int=4x")
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: --param p_int NUMBER_INTEGER: expected a whole number, got '4x'"
 
@@ -290,8 +296,8 @@ def test_host_alias_resolves_inside_the_task(project: Path, tmp_path: Path):
         port = server.server_address[1]
         result = run(
             project, "--pipeline", "vtest", "--node", "fetch", "--run-id", "h", "--root", str(tmp_path),
-            "--host-alias", "127.0.0.1", "mlflow.vertex-test.invalid,other.invalid",
-            "--param", "vt_url", "STRING", f"http://mlflow.vertex-test.invalid:{port}/",
+            "--host-alias=127.0.0.1=mlflow.vertex-test.invalid,other.invalid",
+            f"--param=STRING:vt_url=http://mlflow.vertex-test.invalid:{port}/",
         )  # fmt: skip
     finally:
         server.shutdown()
@@ -345,7 +351,7 @@ def test_sigkill_mid_write_leaves_no_partial_dataset(project: Path, tmp_path: Pa
     def start_and_kill() -> None:
         proc = subprocess.Popen(
             [*ENTRYPOINT, "--pipeline", "vtest", "--node", "slow_value", "--run-id", "kill",
-             "--root", str(tmp_path / "root"), "--param", "vt_marker", "STRING", str(marker)],
+             "--root", str(tmp_path / "root"), f"--param=STRING:vt_marker={marker}"],
             cwd=project, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -504,3 +510,58 @@ def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
     assert mlflow_wanted(conf)
     monkeypatch.setenv("KEDRO_VERTEX_MLFLOW", "0")
     assert not mlflow_wanted(conf)
+
+
+def test_values_starting_with_a_dash_arrive_intact(project: Path, tmp_path: Path):
+    result = run(
+        project, "--pipeline=vtest", "--node=resolved", "--node=param_types", "--run-id=-run", "--job-name=--job",
+        f"--root={tmp_path}", "--param=STRING:p_str=-draft", "--param=NUMBER_INTEGER:p_int=-3",
+        "--host-alias=127.0.0.1=-odd.invalid",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "-run" / "resolved.pkl")["run"] == "-run"
+    assert load(tmp_path / "-run" / "resolved.pkl")["job"] == "--job"
+    types = load(tmp_path / "-run" / "param_types.pkl")
+    assert types["p_str"] == ["str", "-draft"] and types["p_int"] == ["int", -3]
+
+
+@pytest.mark.parametrize("flag", ["--run-id", "--job-name"])
+def test_an_unsubstituted_placeholder_is_refused(flag: str, capsys: pytest.CaptureFixture[str]):
+    from kedro_vertex_runner.entrypoint import main
+
+    value = "{{$.pipeline_job_uuid}}" if flag == "--run-id" else "{{$.pipeline_job_name}}"
+    assert main(["--node=x", f"{flag}={value}"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"Error: {flag}={value}: the placeholder was not substituted")
+    assert "every job would share one folder" in error and len(error.splitlines()) == 1
+
+
+def test_a_killed_task_leaves_the_running_node_in_its_report(project: Path, tmp_path: Path):
+    from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
+
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [*ENTRYPOINT, "--pipeline=vtest", "--node=resolved", "--node=nap_after_resolved", "--run-id=k",
+         f"--root={tmp_path}"],
+        cwd=project, env=subprocess_env(**{TASK_REPORT_ENV: str(report)}), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while TaskReport.read(report) != TaskReport("running", "nap_after_resolved"):
+            assert proc.poll() is None, "the task ended before its second node started"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert (tmp_path / "k" / "resolved.pkl").is_file()  # the first node had finished
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert TaskReport.read(report).failed_node == "nap_after_resolved"
+
+    # a task that ends by itself says how
+    done = run(project, "--pipeline=vtest", "--node=explode", f"--root={tmp_path}", env={TASK_REPORT_ENV: str(report)})
+    assert done.returncode == 1
+    assert TaskReport.read(report) == TaskReport("failed", "explode", "ValueError: boom: the input was bad")

@@ -75,7 +75,7 @@ def make_spec(
         out = {}
         for name, t in group.items():
             components[f"comp-{name}"] = {"executorLabel": f"exec-{name}"}
-            args = ["--run-id", "{{$.pipeline_job_uuid}}", "--node", t.get("node", f"node_{name}"), *t.get("args", [])]
+            args = ["--run-id={{$.pipeline_job_uuid}}", f"--node={t.get('node', f'node_{name}')}", *t.get("args", [])]
             executors[f"exec-{name}"] = executor(t["code"], args, {"TASK": name, **t.get("env", {})})
             task = {
                 "taskInfo": {"name": name},
@@ -193,10 +193,9 @@ def test_placeholders_parameters_environment_and_interpreter(run: Run):
         "items": ("LIST", ["a", 1, None]),
         "options": ("STRUCT", {"alpha": 1.0, "name": "x y", "nested": {"k": [1, 2]}}),
     }
-    args = ["--job-name", "{{$.pipeline_job_name}}", "--task", "{{$.pipeline_task_name}}",
-            "--root", "{{$.pipeline_root}}"]
+    args = ["--job-name={{$.pipeline_job_name}}", "--task", "{{$.pipeline_task_name}}", "--root={{$.pipeline_root}}"]
     for name, (kind, _) in params.items():
-        args += ["--param", name, kind, f"{{{{$.inputs.parameters['{name}']}}}}"]
+        args.append(f"--param={kind}:{name}={{{{$.inputs.parameters['{name}']}}}}")
     spec = make_spec(
         {"probe": {"code": program(), "args": args, "inputs": list(params), "env": {"WHO": "{{$.pipeline_task_name}}@{{$.pipeline_job_uuid}}"}}},
         params=params,
@@ -205,14 +204,14 @@ def test_placeholders_parameters_environment_and_interpreter(run: Run):
 
     record = run.record("probe")
     assert record["argv"] == [
-        "--run-id", "abc-123", "--node", "node_probe",
-        "--job-name", "my-job", "--task", "probe", "--root", str(run.project / "runs"),
-        "--param", "text", "STRING", "it's $(rm -rf /); echo \"hi\" | cat",
-        "--param", "count", "NUMBER_INTEGER", "3",
-        "--param", "ratio", "NUMBER_DOUBLE", "2.5",
-        "--param", "flag", "BOOLEAN", "true",
-        "--param", "items", "LIST", '["a",1,null]',
-        "--param", "options", "STRUCT", '{"alpha":1.0,"name":"x y","nested":{"k":[1,2]}}',
+        "--run-id=abc-123", "--node=node_probe",
+        "--job-name=my-job", "--task", "probe", f"--root={run.project / 'runs'}",
+        "--param=STRING:text=it's $(rm -rf /); echo \"hi\" | cat",
+        "--param=NUMBER_INTEGER:count=3",
+        "--param=NUMBER_DOUBLE:ratio=2.5",
+        "--param=BOOLEAN:flag=true",
+        '--param=LIST:items=["a",1,null]',
+        '--param=STRUCT:options={"alpha":1.0,"name":"x y","nested":{"k":[1,2]}}',
     ]  # fmt: skip
     assert record["env"] == {"EXTRA": "yes", "WHO": "probe@abc-123", "DO_NOT_TRACK": "1"}
     assert Path(record["cwd"]) == run.project.resolve()
@@ -270,13 +269,20 @@ def test_failure_skips_dependents_lets_siblings_finish_and_runs_exit_handler(run
     assert "ValueError: the data is bad" in output
 
 
+# a task says which node failed, or was running when it ended, in its report file (task_contract.TaskReport)
+REPORTS = "from kedro_vertex_runner.task_contract import TaskReport, report_path\n"
+
+
 def test_failed_node_of_a_multi_node_task_is_named(run: Run):
     spec = make_spec(
         {
             "chain": {
-                "code": program('print("Error: node \'b.second\' failed: RuntimeError: x", file=sys.stderr); sys.exit(1)'),
+                "code": program(
+                    REPORTS + 'TaskReport("failed", "b.second", "RuntimeError: x").write(report_path())\n'
+                    'print("Error: node \'b.second\' failed: RuntimeError: x", file=sys.stderr); sys.exit(1)'
+                ),
                 "node": "a.first",
-                "args": ["--node", "b.second"],
+                "args": ["--node=b.second"],
             }
         }
     )
@@ -286,6 +292,28 @@ def test_failed_node_of_a_multi_node_task_is_named(run: Run):
     assert caught.value.result.tasks["chain"].failed_node == "b.second"
     assert "task chain failed (exit 1): node 'b.second' failed: RuntimeError: x;" in str(caught.value)
     assert "Task chain (nodes a.first, b.second) failed (exit 1); last " in run.output
+
+
+def test_node_running_when_its_task_is_killed_is_named(run: Run):
+    killed = REPORTS + """
+TaskReport("running", "a.first").write(report_path())
+TaskReport("running", "b.second").write(report_path())
+print("b.second is working", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    spec = make_spec({"chain": {"code": "import signal\n" + program(killed), "node": "a.first",
+                                "args": ["--node=b.second", "--node=c.third"]}})  # fmt: skip
+    with pytest.raises(LocalRunFailed) as caught:
+        run(spec)
+
+    assert caught.value.result.tasks["chain"].failed_node == "b.second"
+    assert "node 'b.second' (task chain) failed (killed by SIGKILL): b.second is working;" in str(caught.value)
+    # a task that reports nothing (not the entrypoint) still fails with its nodes listed
+    silent = make_spec({"chain": {"code": program("sys.exit(2)"), "node": "a.first", "args": ["--node=b.second"]}})
+    with pytest.raises(LocalRunFailed) as caught:
+        run(silent, run_id="run-2")
+    assert caught.value.result.tasks["chain"].failed_node is None
+    assert "nodes a.first, b.second (task chain) failed (exit 2)" in str(caught.value)
 
 
 def test_retry_succeeds_on_second_attempt_and_gives_up_after_the_last(run: Run):
@@ -343,7 +371,7 @@ SPAWNS_AND_SLEEPS = program(
 def test_timeout_kills_the_task_and_everything_it_started(run: Run):
     spec = make_spec(
         {
-            "slow": {"code": SPAWNS_AND_SLEEPS, "args": ["--timeout", "1"]},
+            "slow": {"code": SPAWNS_AND_SLEEPS, "args": ["--timeout=1"]},
             "after": {"code": program(), "deps": ["slow"]},
         }
     )
@@ -473,7 +501,7 @@ def test_live_table_on_a_terminal(run: Run):
         (lambda s: s["deploymentSpec"]["executors"].pop("exec-a"), {}, "executor 'exec-a'"),
         (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("{{$.outputs.x}}"), {},
          "not supported"),
-        (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].extend(["--timeout", "soon"]), {},
+        (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("--timeout=soon"), {},
          "--timeout 'soon'"),
         (lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"), {}, "no default value"),
         (lambda s: None, {"run_id": "../escape"}, "cannot name a folder"),

@@ -49,3 +49,45 @@ def test_hint_repeats_the_run_filters(capsys):
         "--runner=VertexRunner --pipelines model,reporting --env prod --tags x,y --to-nodes e --from-nodes a,d "
         "--runner-params backend=local,run_id=local-1"
     )
+
+
+HOSTILE = ["two words", "a;rm -rf ~", "$(touch pwned)", "it's \"quoted\"", "-leading-dash", "`id`|cat>x&"]
+
+
+def test_hint_quotes_every_value_so_a_shell_reads_it_back_unchanged(capsys):
+    import shlex
+
+    failed = TaskResult(name="t", nodes=tuple(TASK), state="FAILED", failed_node="b")
+    failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", root="/runs", tasks={"t": failed}))
+    for value in HOSTILE:
+        run_params = {"pipeline_names": [value], "env": value, "tags": [value, "x"], "to_nodes": [value]}
+        _print_resume_hint(failure, run_params, PIPELINE, CATALOG, backend="local")
+        line = capsys.readouterr().out.strip()
+        command = line.split(": ", 1)[1]
+        assert shlex.split(command) == [
+            "kedro", "run", "--runner=VertexRunner", "--pipeline", value, "--env", value, "--tags", f"{value},x",
+            "--to-nodes", value, "--from-nodes", "a,d", "--runner-params", "backend=local,run_id=local-1",
+        ]  # fmt: skip
+
+
+def test_hint_after_missing_stored_data_names_an_earlier_run_never_this_one(capsys, tmp_path):
+    import shlex
+
+    from kedro_vertex_runner.persistence import file_name
+
+    failed = TaskResult(name="t", nodes=("e",), state="FAILED", failed_node="e", missing_data="x")
+    failure = SimpleNamespace(result=SimpleNamespace(run_id="new-run", root=str(tmp_path), tasks={"t": failed}))
+    (tmp_path / "new-run").mkdir()  # the run that just failed stored nothing
+    _print_resume_hint(failure, {"from_nodes": ["e"]}, PIPELINE, CATALOG, backend=None)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("Run new-run has no stored 'x' to resume from; ")
+    assert shlex.split(line.split(": ", 1)[1])[-2:] == ["--runner-params", "run_id=EARLIER_RUN_ID"]
+
+    # with earlier runs under the local root, the newest one that stored the dataset is named
+    for run_id, stored in (("old-with-x", True), ("newer-without-x", False)):
+        (tmp_path / run_id).mkdir()
+        if stored:
+            (tmp_path / run_id / file_name("x")).write_bytes(b"stored")
+    _print_resume_hint(failure, {"from_nodes": ["e"]}, PIPELINE, CATALOG, backend=None)
+    words = shlex.split(capsys.readouterr().out.strip().split(": ", 1)[1])
+    assert words[-4:] == ["--from-nodes", "e", "--runner-params", "run_id=old-with-x"]

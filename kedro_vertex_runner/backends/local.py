@@ -14,9 +14,15 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
 * ``retryPolicy`` is honoured, but each wait is capped (:data:`MAX_LOCAL_BACKOFF`): locally a failure is almost
   always a deterministic bug, and waiting the production backoff (30 s and more) to see the same traceback again
-  only slows the edit-run loop; ``--timeout N`` in a task's args kills the task after N seconds;
+  only slows the edit-run loop; ``--timeout=N`` in a task's args kills the task after N seconds;
 * each task runs in its own process group, so a timeout or Ctrl-C (or SIGTERM) also stops whatever the task
   started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container.
+
+A task's nodes and timeout are read from its arguments through the task contract
+(:class:`~kedro_vertex_runner.task_contract.TaskContract`), and which node failed from the task's report file
+(:class:`~kedro_vertex_runner.task_contract.TaskReport`, whose path every task gets in ``KEDRO_VERTEX_TASK_REPORT``):
+the entrypoint names each node there before it runs, so a node that ends its process hard (``os._exit``, a signal,
+a timeout) is named too. Nothing is read back from a task's log but the lines shown to the user.
 
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import PluginError
+from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -69,7 +76,6 @@ _POSIX = os.name == "posix"
 _PLACEHOLDER = re.compile(r"\{\{\$\.?([^{}]*)\}\}")
 _INPUT_PARAMETER = re.compile(r"""^inputs\.parameters\[\s*['"]([^'"]+)['"]\s*\]$""")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
-_NODE_FAILED = re.compile(r"^Error: node '(.+?)' (?:failed|timed out)")
 _RUN_ALWAYS = "ALL_UPSTREAM_TASKS_COMPLETED"
 _RUN_ON_SUCCESS = "ALL_UPSTREAM_TASKS_SUCCEEDED"
 
@@ -87,7 +93,8 @@ class TaskResult:
         reason: why it failed, was skipped or cancelled, in words (e.g. ``exit 1``, ``timed out after 5 s``).
         duration: seconds its last attempt ran.
         log: where its log is (a path, or a URL for a remote root).
-        failed_node: the node that failed, as the task's last ``Error: node '<name>' failed`` line says.
+        failed_node: the node that failed, or was running when the task's process ended (from its task report).
+        missing_data: a dataset the failed node had to read from the run's storage that this run never stored.
     """
 
     name: str
@@ -99,6 +106,7 @@ class TaskResult:
     duration: float | None = None
     log: str | None = None
     failed_node: str | None = None
+    missing_data: str | None = None
 
 
 @dataclass
@@ -197,6 +205,8 @@ def run_spec(
             parameter_values=dict(parameter_values or {}),
             extra_env=dict(extra_env or {}),
         )
+        for task in tasks.values():
+            task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
         result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
         result.tasks = {name: task.result for name, task in tasks.items()}
         display = _Display(console, tasks)
@@ -429,7 +439,8 @@ def _make_task(
     def substitute(text: Any) -> str:
         return _substitute(str(text), local_context, inputs, f"task {name!r}")
 
-    argv = [substitute(part) for part in [*(container.get("command") or []), *(container.get("args") or [])]]
+    args = [substitute(part) for part in container.get("args") or []]
+    argv = [substitute(part) for part in container.get("command") or []] + args
     if not argv:
         raise PluginError(f"task {name!r}: its container has neither command nor args")
     if argv[0] in {"python", "python3"}:
@@ -450,16 +461,12 @@ def _make_task(
         backoff_max = _seconds(retry.get("backoffMaxDuration", "3600s"))
     except (TypeError, ValueError):
         raise PluginError(f"task {name!r}: invalid retryPolicy {dict(retry)!r}") from None
-    nodes = tuple(_option_values(argv, "--node")) or (str((task.get("taskInfo") or {}).get("name") or name),)
-    timeouts = _option_values(argv, "--timeout")
-    timeout = None
-    if timeouts:
-        try:
-            timeout = float(timeouts[-1])
-            if timeout <= 0:
-                raise ValueError
-        except ValueError:
-            raise PluginError(f"task {name!r}: --timeout {timeouts[-1]!r} is not a positive number of seconds") from None
+    try:
+        contract = TaskContract.from_args(args, strict=False)
+    except PluginError as exc:
+        raise PluginError(f"task {name!r}: {exc}") from None
+    nodes = contract.nodes or (str((task.get("taskInfo") or {}).get("name") or name),)
+    timeout = contract.timeout
     return _Task(
         name=name,
         nodes=nodes,
@@ -496,16 +503,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _option_values(argv: list[str], option: str) -> list[str]:
-    values = []
-    for index, part in enumerate(argv):
-        if part == option and index + 1 < len(argv):
-            values.append(argv[index + 1])
-        elif part.startswith(option + "="):
-            values.append(part[len(option) + 1 :])
-    return values
 
 
 def _seconds(value: Any) -> float:
@@ -545,6 +542,8 @@ class _Storage:
             self.logs_dir = Path(self.root) / run_id / "logs"
         self.run_dir = f"{self.root}/{run_id}"
         self.logs_location = f"{self.run_dir}/logs"
+        # the tasks' reports (task_contract.TaskReport): private to this run, gone when it ends
+        self._reports = tempfile.TemporaryDirectory(prefix="vertex-reports-")
 
     def prepare(self) -> None:
         try:
@@ -554,6 +553,9 @@ class _Storage:
 
     def local_log(self, task: str) -> Path:
         return self.logs_dir / f"{task}.log"
+
+    def report_path(self, task: str) -> Path:
+        return Path(self._reports.name) / f"{task}.json"
 
     def location(self, task: str) -> str:
         return f"{self.logs_location}/{task}.log" if self.remote else str(self.local_log(task))
@@ -574,6 +576,7 @@ class _Storage:
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+        self._reports.cleanup()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -910,6 +913,7 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
         )
         return result
     last_lines: dict[str, str] = {}
+    reasons: dict[str, str | None] = {}
     for task in failed:
         tail = _tail(storage.local_log(task.name))
         nodes = ", ".join(task.nodes)
@@ -926,16 +930,23 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
         # the last line the task itself wrote (not our "attempt failed" footer) usually holds the exception
         own = [line for line in tail if line.strip() and not line.startswith("==> ")]
         last_lines[task.name] = own[-1].strip() if own else ""
-        named = _NODE_FAILED.match(last_lines[task.name])
-        task.failed_node = named.group(1) if named and named.group(1) in task.nodes else None
+        report = TaskReport.read(storage.report_path(task.name))
+        task.failed_node = report.failed_node if report and report.failed_node in task.nodes else None
+        reasons[task.name] = report.reason if report and task.failed_node else None
+        task.missing_data = report.missing_data if report and task.failed_node else None
         if task.failed_node is None and len(task.nodes) == 1:
             task.failed_node = task.nodes[0]
     first = failed[0]
     detail = last_lines[first.name].removeprefix("Error: ")
     more = f" (and {len(failed) - 1} more failed task(s))" if len(failed) > 1 else ""
     counts = f"{succeeded} succeeded, {len(failed)} failed, {result.count(SKIPPED)} skipped"
-    if first.failed_node is not None and detail.startswith(f"node {first.failed_node!r}"):
-        what = f"task {first.name} failed ({first.reason}): {detail}"  # the task's own line names the node
+    reason = reasons[first.name]
+    if first.failed_node is not None and reason is not None:
+        what = f"task {first.name} failed ({first.reason}): node {first.failed_node!r} failed: {reason}"
+    elif first.failed_node is not None and len(first.nodes) > 1:
+        # the task ended while this node ran, without a word (os._exit, a signal): its log may say more
+        what = f"node {first.failed_node!r} (task {first.name}) failed ({first.reason})"
+        what += f": {detail}" if detail else ""
     else:
         noun = "node" if len(first.nodes) == 1 else "nodes"
         what = f"{noun} {', '.join(first.nodes)} (task {first.name}) failed ({first.reason})"

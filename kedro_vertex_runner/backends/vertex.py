@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shlex
 import string
 import sys
 import time
@@ -331,7 +332,8 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
     except api.NotFound:
         raise PluginError(
             f"bucket gs://{bucket} of run_config.root does not exist: create it with `gcloud storage buckets "
-            f"create gs://{bucket} --location={config.region}` or fix run_config.root; nothing was submitted"
+            f"create {shlex.quote(f'gs://{bucket}')} {shlex.quote(f'--location={config.region}')}` or fix "
+            "run_config.root; nothing was submitted"
         ) from None
     except api.Forbidden as exc:
         raise PluginError(
@@ -841,7 +843,7 @@ def _interrupted(api: VertexApi, job_name: str, cancel: bool) -> None:
     click.echo(
         f"Job {job_id} keeps running. Cancel it in the console ({console_url(api.config, job_id)}) or with:\n"
         f'  curl -X POST -H "Authorization: Bearer $(gcloud auth print-access-token)" '
-        f"{endpoint}/v1/{job_name}:cancel",
+        f"{shlex.quote(f'{endpoint}/v1/{job_name}:cancel')}",
         err=True,
     )
     raise PluginError(f"interrupted: job {job_id} keeps running on Vertex AI", exit_code=130)

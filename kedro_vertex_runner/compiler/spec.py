@@ -6,9 +6,10 @@ layout copies what kfp 2.17 itself emits (``resources``, ``retryPolicy``, ``dsl.
 kfp's own parser accept it.
 
 Each task runs ``python -m kedro_vertex_runner.entrypoint`` with its arguments in exec form — one value per list
-item, never a shell — so node names such as ``f([a;b]) -> [c]`` arrive intact and inert. Runtime parameters
-(``--params``) become typed pipeline parameters whose values reach every task through placeholders; the project's
-full parameter set stays in the image's ``conf/`` and is never copied into the spec. The environment of every task
+item, never a shell — rendered from a :class:`~kedro_vertex_runner.task_contract.TaskContract` as ``--option=value``
+items, so node names such as ``f([a;b]) -> [c]`` or ``--help`` and a parameter ``-draft`` arrive intact and inert.
+Runtime parameters (``--params``) become typed pipeline parameters whose values reach every task through
+placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec. The environment of every task
 holds only non-secret values: a variable whose name looks like a credential is refused rather than written in
 plain text into a file that is uploaded and shown in the console.
 """
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import normalise_root
 from ..errors import PluginError
+from ..task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, HostAlias, TaskContract, TaskParam
 from .grouping import TaskGroup, group_nodes
 
 if TYPE_CHECKING:
@@ -513,28 +515,22 @@ def _number(value: float) -> str:
 
 
 class _CommonArgs:
-    """Entrypoint arguments shared by every task, built once."""
+    """What every task's contract shares (built once); a task adds its nodes, timeout and exit-handler flag."""
 
     def __init__(
         self, request: CompileRequest, params: list[_Parameter], groups: list[TaskGroup], *, exit_handler: bool
     ):
         run_config = request.config.run_config
-        env_args = ["--env", request.env] if request.env else []
-        self.job = [
-            "--run-id",
-            "{{$.pipeline_job_uuid}}",
-            "--job-name",
-            "{{$.pipeline_job_name}}",
-            "--root",
-            normalise_root(run_config.root),
-        ]
-        for p in params:
-            self.job += ["--param", p.key, p.type, p.placeholder()]
-        self.hosts: list[str] = []
-        for alias in run_config.network.host_aliases:
-            self.hosts += ["--host-alias", alias.ip, ",".join(alias.hostnames)]
-        self.main_head = [arg for name in request.pipeline_names for arg in ("--pipeline", name)] + env_args
-        self.exit_head = ["--pipeline", str(run_config.on_exit_pipeline)] + env_args
+        self.main = TaskContract(
+            pipelines=tuple(request.pipeline_names),
+            env=request.env or None,
+            run_id=RUN_ID_PLACEHOLDER,
+            job_name=JOB_NAME_PLACEHOLDER,
+            root=normalise_root(run_config.root),
+            params=tuple(TaskParam(p.key, p.type, p.placeholder()) for p in params),
+            host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
+        )
+        self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
 
@@ -639,24 +635,16 @@ def _component(name: str, params: list[_Parameter]) -> dict[str, Any]:
 
 
 def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
-    args = list(common.exit_head if exit_handler else common.main_head)
-    smaller = None if exit_handler else common.node_pipeline.smallest([node.name for node in group.nodes])
-    if smaller is not None:
-        args += ("--node-pipeline", smaller)
-    for node in group.nodes:
-        name = node.name
-        if name.startswith("-"):  # a node may be called "--help": keep it a value, not an option
-            args.append(f"--node={name}")
-        else:
-            args += ("--node", name)
-    args += common.job
-    if settings.timeout is not None:
-        args += ("--timeout", _number(settings.timeout))
-    args += common.hosts
-    if exit_handler:
-        args.append("--exit-handler")
+    names = tuple(node.name for node in group.nodes)
+    smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
+    task = replace(
+        common.exit if exit_handler else common.main,
+        node_pipelines=(smaller,) if smaller is not None else (),
+        nodes=names,
+        timeout=settings.timeout,
+    )
     container: dict[str, Any] = {
-        "args": args,
+        "args": task.to_args(),
         "command": list(ENTRYPOINT_COMMAND),
         "env": [dict(item) for item in common.env],
         "image": settings.image,
