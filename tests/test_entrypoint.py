@@ -552,7 +552,6 @@ def test_a_killed_task_leaves_the_running_node_in_its_report(project: Path, tmp_
             assert proc.poll() is None, "the task ended before its second node started"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert (tmp_path / "k" / "resolved.pkl").is_file()  # the first node had finished
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
