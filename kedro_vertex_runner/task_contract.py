@@ -198,25 +198,42 @@ class TaskContract:
 
     # -- rendering ------------------------------------------------------------------------------------------
 
-    def to_args(self) -> list[str]:
+    def to_args(self, **changes: Any) -> list[str]:
         """The exec-form arguments of ``python -m kedro_vertex_runner.entrypoint``: one ``--option=value`` item
-        per value, in field order; unset options are left out."""
+        per value, in field order; unset options are left out.
+
+        ``changes`` render the contract with those fields replaced, as ``dataclasses.replace(self, **changes)
+        .to_args()`` would, without building that object: the compiler renders every task of a job from one shared
+        contract, and only what differs is rendered again.
+        """
         args: list[str] = []
-        for flag, kind, name in _OPTIONS:
-            value = getattr(self, name)
-            if kind == "text":
-                if value is not None:
-                    args.append(f"{flag}={value}")
-            elif kind == "many":
-                args += [f"{flag}={item}" for item in value]
-            elif kind in ("param", "host"):
-                args += [item.render() for item in value]
-            elif kind == "seconds":
-                if value is not None:
-                    args.append(f"{flag}={_number(value)}")
-            elif value:  # flag
-                args.append(flag)
+        for segment in self._layout(frozenset(changes)):
+            if isinstance(segment, list):
+                args += segment
+            else:
+                flag, kind, name = segment
+                args += _render(flag, kind, changes[name])
         return args
+
+    def _layout(self, changed: frozenset[str]) -> list[Any]:
+        """The rendered items of the fields not in ``changed`` (runs of them joined into one list), with an
+        ``(flag, kind, name)`` slot where a changed field goes; cached per set of changed fields."""
+        cache: dict[frozenset[str], list[Any]] = self.__dict__.setdefault("_layouts", {})
+        layout = cache.get(changed)
+        if layout is None:
+            unknown = changed - _NAMES
+            if unknown:
+                raise TypeError(f"TaskContract has no field {sorted(unknown)[0]!r}")
+            layout = []
+            for flag, kind, name in _OPTIONS:
+                if name in changed:
+                    layout.append((flag, kind, name))
+                elif layout and isinstance(layout[-1], list):
+                    layout[-1] += _render(flag, kind, getattr(self, name))
+                else:
+                    layout.append(_render(flag, kind, getattr(self, name)))
+            cache[changed] = layout
+        return layout
 
     # -- parsing --------------------------------------------------------------------------------------------
 
@@ -308,6 +325,20 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = tuple(
     (f.metadata["flag"], f.metadata["kind"], f.name) for f in fields(TaskContract)
 )
 _BY_FLAG = {flag: (kind, name) for flag, kind, name in _OPTIONS}
+_NAMES = frozenset(name for _flag, _kind, name in _OPTIONS)
+
+
+def _render(flag: str, kind: str, value: Any) -> list[str]:
+    """The items of one field: see :meth:`TaskContract.to_args`."""
+    if kind == "text":
+        return [] if value is None else [f"{flag}={value}"]
+    if kind == "many":
+        return [f"{flag}={item}" for item in value]
+    if kind in ("param", "host"):
+        return [item.render() for item in value]
+    if kind == "seconds":
+        return [] if value is None else [f"{flag}={_number(value)}"]
+    return [flag] if value else []  # flag
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -271,12 +271,18 @@ def random_contract(rng):
 def test_task_contract_carries_any_value_intact():
     import random
 
+    from dataclasses import replace
+
     rng = random.Random(20240101)
     for _ in range(400):
         task = random_contract(rng)
         args = task.to_args()
         assert TaskContract.from_args(args) == task, args
         assert TaskContract.from_args(args, strict=False) == task
+        # how the compiler renders each task from the job's shared contract
+        other = random_contract(rng)
+        changes = {"nodes": other.nodes, "timeout": other.timeout, "exit_handler": other.exit_handler}
+        assert task.to_args(**changes) == replace(task, **changes).to_args()
     # the values that break `--option value` forms in particular
     task = TaskContract(nodes=("--help", "-rf", ""), run_id="-x", root="-", env="--node=y", job_name="",
                         params=(TaskParam("title", "STRING", "-draft"), TaskParam("a:b", "STRING", "=x=")),

@@ -637,14 +637,10 @@ def _component(name: str, params: list[_Parameter]) -> dict[str, Any]:
 def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
     names = tuple(node.name for node in group.nodes)
     smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
-    task = replace(
-        common.exit if exit_handler else common.main,
-        node_pipelines=(smaller,) if smaller is not None else (),
-        nodes=names,
-        timeout=settings.timeout,
-    )
+    shared = common.exit if exit_handler else common.main
+    args = shared.to_args(node_pipelines=(smaller,) if smaller is not None else (), nodes=names, timeout=settings.timeout)
     container: dict[str, Any] = {
-        "args": task.to_args(),
+        "args": args,
         "command": list(ENTRYPOINT_COMMAND),
         "env": [dict(item) for item in common.env],
         "image": settings.image,
