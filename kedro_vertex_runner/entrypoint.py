@@ -31,9 +31,9 @@ is refused, since every job would then share one folder.
 
 Exit status: 0 on success; 1 when a node fails, with ``Error: node '<name>' failed: <Type>: <message>`` as the last
 line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input. When
-``KEDRO_VERTEX_TASK_REPORT`` names a file, the task also keeps a :class:`~kedro_vertex_runner.task_contract.
-TaskReport` there: which node is running (written before each node starts, so a hard exit still names it), and how
-the task ended.
+``KEDRO_VERTEX_TASK_REPORT`` names a file, the task also keeps its ``TaskReport`` there (see
+:mod:`kedro_vertex_runner.task_contract`): which node is running, written before each node starts so that a hard
+exit still names it, and how the task ended.
 
 Why not ``kedro run --nodes …``: a task should start fast (Vertex AI already spends minutes starting a container),
 so this skips the Kedro CLI and its plugins, and never imports kfp, google-cloud-aiplatform or — unless the project
@@ -76,23 +76,11 @@ from .task_contract import (
 )
 
 if TYPE_CHECKING:
-    import argparse
-
     from kedro.pipeline import Pipeline
 
 TIMEOUT_EXIT_CODE = 124
 # a node stuck in C code that never returns to the interpreter cannot see the timeout exception: hard exit after this
 TIMEOUT_GRACE_SECONDS = 15.0
-
-
-# --------------------------------------------------------------------------------------------- arguments
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The task contract's parser (:func:`kedro_vertex_runner.task_contract.build_parser`)."""
-    from .task_contract import build_parser as contract_parser
-
-    return contract_parser()
 
 
 # --------------------------------------------------------------------------------------------- host aliases

@@ -229,8 +229,8 @@ def test_shell_hostile_node_names_arrive_intact_and_inert(name, tmp_path):
 
 # characters that break naive command lines: option dashes, the contract's own separators, quotes, shell syntax,
 # whitespace, placeholders' braces, non-ASCII
-AWKWARD = ["-", "--", "=", ":", ",", " ", "\t", "\n", "'", '"', "$(", "`", ";", "{{$.", "}}", "é", "日本", "\u200b", "a",
-           "Z9"]
+AWKWARD = ["-", "--", "=", ":", ",", " ", "\t", "\n", "'", '"', "$(", "`", ";", "{{$.", "}}", "é", "日本", "\u200b",
+           "a", "Z9"]
 
 
 def awkward_text(rng, allow_empty=True, forbid=""):

@@ -9,9 +9,9 @@ Each task runs ``python -m kedro_vertex_runner.entrypoint`` with its arguments i
 item, never a shell — rendered from a :class:`~kedro_vertex_runner.task_contract.TaskContract` as ``--option=value``
 items, so node names such as ``f([a;b]) -> [c]`` or ``--help`` and a parameter ``-draft`` arrive intact and inert.
 Runtime parameters (``--params``) become typed pipeline parameters whose values reach every task through
-placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec. The environment of every task
-holds only non-secret values: a variable whose name looks like a credential is refused rather than written in
-plain text into a file that is uploaded and shown in the console.
+placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec.
+The environment of every task holds only non-secret values: a variable whose name looks like a credential is
+refused rather than written in plain text into a file that is uploaded and shown in the console.
 """
 
 from __future__ import annotations
@@ -638,7 +638,8 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     names = tuple(node.name for node in group.nodes)
     smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
     shared = common.exit if exit_handler else common.main
-    args = shared.to_args(node_pipelines=(smaller,) if smaller is not None else (), nodes=names, timeout=settings.timeout)
+    node_pipelines = (smaller,) if smaller is not None else ()
+    args = shared.to_args(node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout)
     container: dict[str, Any] = {
         "args": args,
         "command": list(ENTRYPOINT_COMMAND),
