@@ -159,10 +159,10 @@ def _number(value: float) -> str:
 # --------------------------------------------------------------------------------------------- the contract
 
 
-def _option(flag: str, kind: str, help: str, metavar: str | None = None, default: Any = None) -> Any:
+def _option(flag: str, kind: str, doc: str, metavar: str | None = None, default: Any = None) -> Any:
     """A contract field and the command-line option carrying it. ``kind``: ``text`` (one string), ``many``
     (repeatable string), ``seconds``, ``flag``, ``param`` or ``host`` (repeatable, packed — see the module doc)."""
-    return field(default=default, metadata={"flag": flag, "kind": kind, "help": help, "metavar": metavar})
+    return field(default=default, metadata={"flag": flag, "kind": kind, "help": doc, "metavar": metavar})
 
 
 _REPEATED = frozenset({"many", "param", "host"})
