@@ -198,13 +198,9 @@ class VertexRunner(AbstractRunner):
 
 
 def _run_id(value: Any) -> str:
-    text = str(value).strip()
-    if not text or text in {".", ".."} or not all(ch.isalnum() or ch in "-_." for ch in text):
-        raise PluginError(
-            f"--runner-params run_id={value!r}: expected an id such as local-20240101-120000-abc123 (letters, "
-            f"digits, '-', '_', '.')"
-        )
-    return text
+    from .resolvers import check_run_id
+
+    return check_run_id(str(value).strip(), "--runner-params run_id=")
 
 
 def _check_run_options(run_params: dict[str, Any], context: Any) -> None:

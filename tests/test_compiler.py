@@ -597,7 +597,7 @@ def test_secrets_in_the_environment_never_reach_the_spec(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["MLFLOW_TRACKING_TOKEN", "DB_PASSWORD", "KEDRO_CONFIG_API_KEY", "AWS_SECRET"])
 def test_secret_looking_task_env_is_refused(name):
-    with pytest.raises(PluginError, match=f"environment variable {name} looks like a secret"):
+    with pytest.raises(PluginError, match=f"environment variable {name}: looks like a secret"):
         compile_(DIAMOND, request_args={"extra_env": {name: "x"}})
 
 
