@@ -54,7 +54,7 @@ _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _PROJECT_ID = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,220}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,220}[a-z0-9])?$")
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # the storage schemes each backend keeps job data under ("" is a local path); one row per backend
 ROOT_SCHEMES: dict[str, tuple[str, ...]] = {"vertex": ("gs",), "local": ("", "file", "gs")}
@@ -123,7 +123,7 @@ def _duration_text(seconds: float) -> str:
 
 def check_project_id(value: str) -> str:
     """``value`` if it is a valid Google Cloud project id, else ``ValueError`` saying the rules."""
-    if not isinstance(value, str) or not _PROJECT_ID.match(value):
+    if not isinstance(value, str) or not _PROJECT_ID.fullmatch(value):
         raise ValueError(
             f"expected a Google Cloud project id: 6 to 30 lowercase letters, digits or '-', starting with a letter "
             f"and not ending with '-' (e.g. 'my-project-123'), got {value!a}"
@@ -133,7 +133,7 @@ def check_project_id(value: str) -> str:
 
 def check_region(value: str) -> str:
     """``value`` if it has the form of a Google Cloud region (``europe-west1``), else ``ValueError``."""
-    if not isinstance(value, str) or not _REGION.match(value):
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
         raise ValueError(f"expected a Google Cloud region such as 'europe-west1' or 'us-central1', got {value!a}")
     return value
 
@@ -162,6 +162,8 @@ def check_root(root: str, backend: str) -> str:
             raise ValueError(f"{root!a} looks like a URL without '//' after {looks_like_url.group(0)!a}: give {shapes}")
         scheme = ""
     scheme = scheme.lower()
+    if scheme == "" and backend != "local":
+        return normalised  # an explicit local path: for `--runner-params backend=local`; the vertex backend refuses it
     if scheme not in supported:
         shown = "a local folder" if scheme == "" else f"{scheme}://"
         others = [name for name, schemes in ROOT_SCHEMES.items() if scheme in schemes and name != backend]
@@ -173,10 +175,10 @@ def check_root(root: str, backend: str) -> str:
         bucket = rest.split("/", 1)[0]
         if not bucket:
             raise ValueError(f"{root!a} names no bucket: give gs://bucket/path")
-        if not _BUCKET.match(bucket) or ("." not in bucket and len(bucket) > 63):
+        if not _BUCKET.fullmatch(bucket) or ("." not in bucket and len(bucket) > 63):
             raise ValueError(
-                f"{root!a}: {bucket!a} is not a Cloud Storage bucket name (3 to 63 lowercase letters, digits, '-', "
-                "'_' or '.', starting and ending with a letter or digit): give gs://bucket/path"
+                f"{root!a}: {bucket!a} is not a Cloud Storage bucket name (at most 63 lowercase letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit): give gs://bucket/path"
             )
     return normalised
 
@@ -225,7 +227,7 @@ def _check_label_value(value: str) -> str:
 
 
 def _check_env_name(name: str) -> str:
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise ValueError(
             f"environment variable name {name!a} must use only letters, digits and '_', and not start with a digit"
         )
@@ -350,7 +352,7 @@ class HostAlias(_Model):
     @classmethod
     def _hostnames(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _HOSTNAME.match(name):
+            if not _HOSTNAME.fullmatch(name):
                 raise ValueError(
                     f"expected host names such as 'mlflow.internal' (letters, digits, '-' and '.', not starting with "
                     f"'-' or '.'), got {name!a}"
@@ -767,6 +769,10 @@ def _check_values(raw: Any, files: list[Path]) -> None:
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, value in items:
             here = (*loc, str(key))
+            # a secret first: the other messages show the value
+            reason = secret_reason(str(key) if names_secret and not isinstance(node, list) else None, value)
+            if reason:
+                raise ConfigError(f"{file_defining(files, here)}: {secret_message(_key_path(here), reason)}")
             if isinstance(key, str) and _invisible(key):
                 raise ConfigError(
                     f"{file_defining(files, loc)}: {_key_path(here)}: the key contains an invisible character "
@@ -779,9 +785,6 @@ def _check_values(raw: Any, files: list[Path]) -> None:
                         f"{file_defining(files, here)}: {_key_path(here)}: {ascii(value)} contains an invisible "
                         f"character ({bad}): remove it (a YAML `|` block keeps the final line break: use `|-`)"
                     )
-            reason = secret_reason(str(key) if names_secret and not isinstance(node, list) else None, value)
-            if reason:
-                raise ConfigError(f"{file_defining(files, here)}: {secret_message(_key_path(here), reason)}")
             walk(value, here, names_secret or here[-2:] == ("run_config", "env") or here[-1:] == ("params",))
 
     walk(raw, (), False)

@@ -72,7 +72,7 @@ def check_run_id(value: Any, label: str = "run id ") -> str:
         PluginError: ``<label><value>: expected …`` (the value shown escaped).
     """
     text = str(value)
-    if not _RUN_ID.match(text):
+    if not _RUN_ID.fullmatch(text):
         raise PluginError(
             f"{label}{text!a}: expected an id such as local-20240101-120000-abc123 (at most 128 letters, digits, "
             "'-', '_' or '.', starting with a letter or digit)"

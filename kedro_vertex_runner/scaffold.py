@@ -96,14 +96,15 @@ def template_values(project_id: str, region: str, package_name: str) -> dict[str
 
     slug = re.sub(r"[^a-z0-9-]+", "-", package_name.lower()).strip("-") or "kedro-project"
     package_name = re.sub(r"[^\w.-]+", "-", package_name, flags=re.ASCII)  # it lands in YAML comments: one plain word
-    image_base = f"{region}-docker.pkg.dev/{project_id}/{slug}/{slug}"
+    # a domain-scoped project (example.com:my-project) is example.com/my-project in Artifact Registry paths
+    image_base = f"{region}-docker.pkg.dev/{project_id.replace(':', '/')}/{slug}/{slug}"
     return {
         "project_id": project_id,
         "region": region,
         "project_name": package_name,
         "image_base": image_base,
         "image": f"{image_base}:latest",
-        "root": f"gs://{project_id}-vertex-pipelines/{slug}",
+        "root": f"gs://{project_id.rpartition(':')[2]}-vertex-pipelines/{slug}",
         "experiment": slug,
         "plugin_requirement": f"=={__version__}" if "dev" not in __version__ else "",
     }
