@@ -139,7 +139,7 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
         raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
     if backend == "vertex" and scheme not in _SERVER_SCHEMES:
         raise PluginError(
-            f"MLflow tracking URI {uri!r} ({source}) is not reachable from tasks on Vertex AI: set "
+            f"MLflow tracking URI {uri!r} is not reachable from tasks on Vertex AI ({source}): set "
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )
