@@ -693,7 +693,7 @@ def test_accelerator_types_are_vertex_ai_s_own():
         ("resources:\n  train: {memory: 1Pi}\n", "run_config.resources.train.memory: '1Pi' is more than 64Ti"),
         ("retries: {max_retries: 2, backoff_factor: 1e200}\n", "run_config.retries.backoff_factor: must be "
          "less than or equal to 100, got 1e+200"),
-        ("retries: {max_retries: 2, backoff: 2h}\n", "run_config.retries.backoff: '2h' is longer than the limit of 1h"),
+        ("retries: {max_retries: 2, backoff: 2d}\n", "run_config.retries.backoff: '2d' is longer than the limit of 1d"),
         ("retries: {max_retries: 2, max_backoff: 1e9}\n", "run_config.retries.max_backoff: 1000000000.0 is longer"),
         ("timeout: 400d\n", "run_config.timeout: '400d' is longer than the limit of 30d"),
         ("local: {max_workers: 100000}\n", "run_config.local.max_workers: must be less than or equal to 1024"),
