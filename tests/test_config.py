@@ -559,7 +559,7 @@ def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, 
         )
     problems = []
     for case, (project, process) in started.items():
-        stdout, stderr = process.communicate(timeout=180)
+        stdout, stderr = process.communicate(timeout=400)
         expected = RUN_CASES[case][1]
         errors = [line for line in stderr.splitlines() if line.startswith("Error")]
         if process.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1 or "hunter2" in stderr:
