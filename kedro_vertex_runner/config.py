@@ -53,7 +53,8 @@ _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 # domain-scoped projects carry a `domain:` prefix
 _PROJECT_ID = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$")
+_HOST_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
 _BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,220}[a-z0-9])?$")
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # the storage schemes each backend keeps job data under ("" is a local path); one row per backend
@@ -248,12 +249,13 @@ class RetryPolicy(_Model):
 
     max_retries: int = Field(0, ge=0, le=10, description="Retries after the first failed attempt (0 = none).")
     backoff: float = Field(
-        30, description="Seconds (or '30s', '5m') before the first retry.", json_schema_extra={"example": "30s"}
+        30, description="Seconds (or '30s', '5m') before the first retry; at most a day.",
+        json_schema_extra={"example": "30s"},
     )
     backoff_factor: float = Field(
-        2.0, ge=1, le=MAX_BACKOFF_FACTOR, description="Each further wait is multiplied by this factor."
+        2.0, ge=1, le=MAX_BACKOFF_FACTOR, description="Each further wait is multiplied by this factor (1 to 100)."
     )
-    max_backoff: float = Field(3600, description="Upper bound for one wait, in seconds (or '1h').")
+    max_backoff: float = Field(3600, description="Upper bound for one wait, in seconds (or '1h'); at most a day.")
 
     @model_validator(mode="before")
     @classmethod
@@ -272,12 +274,22 @@ class RetryPolicy(_Model):
 class TaskSettings(_Model):
     """Settings for the tasks of one node name, one tag, or ``__default__``; unset fields fall through."""
 
-    cpu: str | None = Field(None, description="CPU limit: a number of cores (8, 0.5) or millicores ('500m').")
-    memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'.")
-    gpu: int | None = Field(None, ge=0, le=MAX_GPUS, description="Number of accelerators (needs `accelerator`).")
-    accelerator: str | None = Field(None, description="Accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4.")
+    cpu: str | None = Field(
+        None, description="CPU limit: a number of cores (8, 0.5) or millicores ('500m'); at most 1024 cores."
+    )
+    memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'; at most 64Ti.")
+    gpu: int | None = Field(
+        None, ge=0, le=MAX_GPUS, description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one "
+        "is refused)."
+    )
+    accelerator: str | None = Field(
+        None, description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
+        "Vertex AI does not know is refused, with the closest one suggested)."
+    )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
-    timeout: float | None = Field(None, description="Seconds (or '30m', '2h') before the task is killed.")
+    timeout: float | None = Field(
+        None, description="Seconds (or '30m', '2h') before the task is killed; at most 30 days."
+    )
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
 
@@ -346,7 +358,9 @@ class TaskSettings(_Model):
 
 class HostAlias(_Model):
     ip: str = Field(description="IP address the hostnames resolve to inside the task.")
-    hostnames: list[str] = Field(min_length=1, description="Hostnames that resolve to `ip`.")
+    hostnames: list[str] = Field(
+        min_length=1, description="Hostnames that resolve to `ip` (letters, digits, '-', '.'; not starting with '-')."
+    )
 
     @field_validator("hostnames")
     @classmethod
@@ -472,8 +486,9 @@ class RunConfig(_Model):
     root: str = Field(
         min_length=1,
         description="Job storage root, 'gs://bucket/path'. With backend 'vertex', 'bucket/path' means the same; "
-        "with backend 'local', a path without a scheme is a directory relative to the project. Undeclared "
-        "datasets live under `<root>/<run id>/`.",
+        "with backend 'local', a path without a scheme is a directory relative to the project (file:// and gs:// "
+        "work too). A root naming no bucket, a scheme the backend cannot use or a value starting with '-' is "
+        "refused. Undeclared datasets live under `<root>/<run id>/`.",
     )
     backend: Literal["vertex", "local"] = Field(
         "vertex", description="Where `kedro run --runner=VertexRunner` runs the job: 'vertex' or 'local'."
@@ -490,15 +505,20 @@ class RunConfig(_Model):
         description="Task settings per node name or tag, and `__default__`; node name beats tag beats default.",
     )
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Job-wide retry policy (count or mapping).")
-    timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h').")
+    timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h'); at most 30d.")
     caching: bool = Field(False, description="Job-wide Vertex AI task caching.")
     grouping: Literal["chains", "none", "namespace", "tags"] = Field(
         "chains",
         description="How nodes become tasks: 'chains' fuses linear chains (never loses parallelism), 'none' one "
         "task per node, 'namespace' one task per top-level namespace, 'tags' nodes tagged `group.<name>`.",
     )
-    on_exit_pipeline: str | None = Field(None, description="Kedro pipeline run after the job, whatever its outcome.")
-    env: dict[_EnvName, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
+    on_exit_pipeline: str | None = Field(
+        None, description="Kedro pipeline run after the job, whatever its outcome; it may share no node with the job."
+    )
+    env: dict[_EnvName, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for every task (valid names; never secrets: they are refused).",
+    )
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")
     local: LocalConfig = Field(default_factory=LocalConfig, description="Local backend settings.")
@@ -586,8 +606,12 @@ class RunConfig(_Model):
 class PluginConfig(_Model):
     """The whole ``vertexai.yml``."""
 
-    project_id: str = Field(min_length=1, description="Google Cloud project id.")
-    region: str = Field(description="Vertex AI region, e.g. 'europe-west1'.")
+    project_id: str = Field(
+        min_length=1,
+        description="Google Cloud project id: 6-30 lowercase letters, digits or '-', starting with a letter, not "
+        "ending with '-' (a legacy `domain:` prefix is kept).",
+    )
+    region: str = Field(description="Vertex AI region, e.g. 'europe-west1' (checked for that form).")
     api_endpoint: str | None = Field(
         None, description="Override of the Vertex AI API endpoint (regional or Private Service Connect)."
     )
@@ -849,7 +873,9 @@ def check_against_pipeline(
             )
 
 
-def _check_no_gpu_with_accelerator(run_config: RunConfig, node: Any, accelerator: str | None, files: list[Path]) -> None:
+def _check_no_gpu_with_accelerator(
+    run_config: RunConfig, node: Any, accelerator: str | None, files: list[Path]
+) -> None:
     """``gpu: 0`` for a node that gets an accelerator from another entry (e.g. ``__default__``) is a contradiction:
     the accelerator would win and the node would get a GPU anyway."""
     if not accelerator:

@@ -74,7 +74,7 @@ def init_project(
 
     loaded = yaml.safe_load(config_text)
     if (loaded.get("project_id"), loaded.get("region")) != (project_id, region):  # pragma: no cover - a template bug
-        raise PluginError("kedro vertexai init: the rendered vertexai.yml does not read back as written; nothing written")
+        raise PluginError("kedro vertexai init: the rendered vertexai.yml does not read back as written")
     try:
         validate_config(loaded, [])
     except PluginError as exc:
