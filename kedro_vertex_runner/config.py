@@ -150,7 +150,7 @@ def check_root(root: str, backend: str) -> str:
     shapes = " or ".join("a local folder" if scheme == "" else f"{scheme}://bucket/path" if scheme == "gs"
                          else f"{scheme}:///path" for scheme in supported)
     if not root.strip():
-        raise ValueError(f"is empty: give {shapes}")
+        raise ValueError(f"the root is empty: give {shapes}")
     if root != root.strip():
         raise ValueError(f"{root!a} starts or ends with a space: remove it")
     if root.startswith("-"):
@@ -334,8 +334,8 @@ class TaskSettings(_Model):
         if self.accelerator and self.gpu == 0:
             raise PydanticCustomError(
                 "value_error_at",
-                "gpu: 0 contradicts accelerator {accelerator}: remove `accelerator` for a task without one, or ask "
-                "for at least 1",
+                "0 contradicts accelerator {accelerator}: remove `accelerator` for a task without one, or ask for at "
+                "least 1",
                 {"key": "gpu", "accelerator": self.accelerator},
             )
         return self
@@ -785,7 +785,7 @@ def _check_values(raw: Any, files: list[Path]) -> None:
     compiled spec: invisible characters (zero-width spaces, a trailing newline) in keys and values, and secrets.
 
     Raises:
-        ConfigError: one line naming the file and key, showing invisible characters escaped (``\u200b``).
+        ConfigError: one line naming the file and key, showing invisible characters escaped (``\\u200b``).
     """
     from .secret_check import secret_message, secret_reason
 

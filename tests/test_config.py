@@ -685,7 +685,7 @@ def test_accelerator_types_are_vertex_ai_s_own():
         ("resources:\n  train: {accelerator: GPU}\n", "Vertex AI knows NVIDIA_TESLA_K80, "),
         (
             "resources:\n  train: {accelerator: NVIDIA_L4, gpu: 0}\n",
-            "conf/base/vertexai.yml: run_config.resources.train.gpu: gpu: 0 contradicts accelerator NVIDIA_L4",
+            "conf/base/vertexai.yml: run_config.resources.train.gpu: 0 contradicts accelerator NVIDIA_L4: remove",
         ),
         ("resources:\n  train: {gpu: 17, accelerator: NVIDIA_L4}\n", "run_config.resources.train.gpu: must be "
          "less than or equal to 16, got 17"),
