@@ -808,3 +808,11 @@ def test_config_file_not_in_utf8_is_named(conf):
         "conf/local/vertexai.yml: line 2: not UTF-8 text (byte 0xe9): save the file as UTF-8 (e.g. `iconv -f latin1 "
         "-t utf-8`)"
     )
+
+
+def test_runner_params_show_lookalike_letters_escaped(capsys):
+    from kedro_vertex_runner.runner import VertexRunner
+
+    with pytest.raises(SystemExit):
+        VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
+    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local' or 'vertex'"
