@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -48,6 +49,45 @@ IGNORED_RUN_CONFIG_KEYS = ("image_pull_policy", "ttl")
 
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+# GCP project ids: 6-30 characters, lowercase letters, digits, hyphens, a letter first, no hyphen last; legacy
+# domain-scoped projects carry a `domain:` prefix
+_PROJECT_ID = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,220}[a-z0-9])?$")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# the storage schemes each backend keeps job data under ("" is a local path); one row per backend
+ROOT_SCHEMES: dict[str, tuple[str, ...]] = {"vertex": ("gs",), "local": ("", "file", "gs")}
+# Vertex AI's accelerator types (google.cloud.aiplatform_v1.types.AcceleratorType, without UNSPECIFIED); a test
+# compares this list with the installed client library, which the config must not import (it is slow to import)
+ACCELERATOR_TYPES = (
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V4_POD",
+    "TPU_V5_LITEPOD",
+)
+# sane upper bounds: beyond them a value is a typo (and 1e200 would overflow the retry arithmetic)
+MAX_CPU_CORES = 1024
+MAX_MEMORY_BYTES = 64 * 2**40  # 64 TiB
+MAX_GPUS = 16
+MAX_BACKOFF_FACTOR = 100
+MAX_BACKOFF_SECONDS = 86400  # a wait of more than a day between retries is a typo
+MAX_TIMEOUT_SECONDS = 30 * 86400
 _VPC = re.compile(r"^projects/[^/\s]+/global/networks/[^/\s]+$")
 _EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -57,8 +97,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from an int/float or a string such as ``"90"``, ``"30s"``, ``"15m"``, ``"2h"``."""
+def parse_duration(value: Any, maximum: float = MAX_TIMEOUT_SECONDS) -> float:
+    """Seconds from an int/float or a string such as ``"90"``, ``"30s"``, ``"15m"``, ``"2h"``; at most ``maximum``."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 3600, '30m' or '2h', got {value!r}")
     if isinstance(value, (int, float)):
@@ -70,7 +110,99 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"expected a positive, finite duration such as 3600, '30m' or '2h', got {value!r}")
+    if seconds > maximum:
+        raise ValueError(f"{value!r} is longer than the limit of {_duration_text(maximum)}; give a shorter duration")
     return seconds
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def check_project_id(value: str) -> str:
+    """``value`` if it is a valid Google Cloud project id, else ``ValueError`` saying the rules."""
+    if not isinstance(value, str) or not _PROJECT_ID.fullmatch(value):
+        raise ValueError(
+            f"expected a Google Cloud project id: 6 to 30 lowercase letters, digits or '-', starting with a letter "
+            f"and not ending with '-' (e.g. 'my-project-123'), got {value!a}"
+        )
+    return value
+
+
+def check_region(value: str) -> str:
+    """``value`` if it has the form of a Google Cloud region (``europe-west1``), else ``ValueError``."""
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
+        raise ValueError(f"expected a Google Cloud region such as 'europe-west1' or 'us-central1', got {value!a}")
+    return value
+
+
+def check_root(root: str, backend: str) -> str:
+    """The storage root as ``backend`` reads it (:func:`normalise_root`), after the checks that need no network:
+    not empty, not an option (``-x``), a scheme ``backend`` supports (:data:`ROOT_SCHEMES`), a bucket named.
+
+    Raises:
+        ValueError: what is wrong, without the key (the caller names it).
+    """
+    supported = ROOT_SCHEMES.get(backend, ())
+    shapes = " or ".join("a local folder" if scheme == "" else f"{scheme}://bucket/path" if scheme == "gs"
+                         else f"{scheme}:///path" for scheme in supported)
+    if not root.strip():
+        raise ValueError(f"the root is empty: give {shapes}")
+    if root != root.strip():
+        raise ValueError(f"{root!a} starts or ends with a space: remove it")
+    if root.startswith("-"):
+        raise ValueError(f"{root!a} starts with '-': give {shapes}")
+    normalised = normalise_root(root, backend)
+    scheme, sep, rest = normalised.partition("://")
+    if not sep:
+        looks_like_url = _URL_SCHEME.match(normalised)
+        if looks_like_url and len(looks_like_url.group(1)) > 1:  # C:\… is a drive, gs:/x a broken URL
+            raise ValueError(f"{root!a} looks like a URL without '//' after {looks_like_url.group(0)!a}: give {shapes}")
+        scheme = ""
+    scheme = scheme.lower()
+    if scheme == "" and backend != "local":
+        return normalised  # an explicit local path: for `--runner-params backend=local`; the vertex backend refuses it
+    if scheme not in supported:
+        shown = "a local folder" if scheme == "" else f"{scheme}://"
+        others = [name for name, schemes in ROOT_SCHEMES.items() if scheme in schemes and name != backend]
+        hint = f" (backend {others[0]!r} does)" if others else ""
+        raise ValueError(f"{root!a}: backend {backend!r} cannot keep job data in {shown}{hint}; give {shapes}")
+    if scheme == "file" and not rest.strip("/"):
+        raise ValueError(f"{root!a} names no folder: give file:///path/to/folder")
+    if scheme == "gs":
+        bucket = rest.split("/", 1)[0]
+        if not bucket:
+            raise ValueError(f"{root!a} names no bucket: give gs://bucket/path")
+        if not _BUCKET.fullmatch(bucket) or ("." not in bucket and len(bucket) > 63):
+            raise ValueError(
+                f"{root!a}: {bucket!a} is not a Cloud Storage bucket name (at most 63 lowercase letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit): give gs://bucket/path"
+            )
+    return normalised
+
+
+_MEMORY_UNITS = {
+    "": 1,
+    "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def cpu_cores(cpu: str) -> float:
+    """Cores of a validated cpu value (``'500m'`` → 0.5)."""
+    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+
+
+def memory_bytes(memory: str) -> float:
+    """Bytes of a validated memory value (``'4Gi'`` → 4 * 2**30; ``16g`` means ``16G``)."""
+    match = re.match(r"^(\d+(?:\.\d+)?)([KMGTPEkmgtpe]i?)?$", memory)
+    if not match:
+        raise ValueError(f"expected a size such as '512Mi', '4Gi' or '16G', got {memory!r}")
+    unit = match.group(2) or ""
+    return float(match.group(1)) * _MEMORY_UNITS[unit[:1].upper() + unit[1:]]
 
 
 def _leading_number(value: Any) -> float:
@@ -95,7 +227,16 @@ def _check_label_value(value: str) -> str:
     return value
 
 
+def _check_env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(
+            f"environment variable name {name!a} must use only letters, digits and '_', and not start with a digit"
+        )
+    return name
+
+
 _LabelKey = Annotated[str, AfterValidator(_check_label_key)]
+_EnvName = Annotated[str, AfterValidator(_check_env_name)]
 _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
 
 
@@ -108,10 +249,13 @@ class RetryPolicy(_Model):
 
     max_retries: int = Field(0, ge=0, le=10, description="Retries after the first failed attempt (0 = none).")
     backoff: float = Field(
-        30, description="Seconds (or '30s', '5m') before the first retry.", json_schema_extra={"example": "30s"}
+        30, description="Seconds (or '30s', '5m') before the first retry; at most a day.",
+        json_schema_extra={"example": "30s"},
     )
-    backoff_factor: float = Field(2.0, ge=1, description="Each further wait is multiplied by this factor.")
-    max_backoff: float = Field(3600, description="Upper bound for one wait, in seconds (or '1h').")
+    backoff_factor: float = Field(
+        2.0, ge=1, le=MAX_BACKOFF_FACTOR, description="Each further wait is multiplied by this factor (1 to 100)."
+    )
+    max_backoff: float = Field(3600, description="Upper bound for one wait, in seconds (or '1h'); at most a day.")
 
     @model_validator(mode="before")
     @classmethod
@@ -124,18 +268,28 @@ class RetryPolicy(_Model):
     @field_validator("backoff", "max_backoff", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
+        return parse_duration(value, MAX_BACKOFF_SECONDS)
 
 
 class TaskSettings(_Model):
     """Settings for the tasks of one node name, one tag, or ``__default__``; unset fields fall through."""
 
-    cpu: str | None = Field(None, description="CPU limit: a number of cores (8, 0.5) or millicores ('500m').")
-    memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'.")
-    gpu: int | None = Field(None, ge=0, description="Number of accelerators (needs `accelerator`).")
-    accelerator: str | None = Field(None, description="Accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4.")
+    cpu: str | None = Field(
+        None, description="CPU limit: a number of cores (8, 0.5) or millicores ('500m'); at most 1024 cores."
+    )
+    memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'; at most 64Ti.")
+    gpu: int | None = Field(
+        None, ge=0, le=MAX_GPUS, description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one "
+        "is refused)."
+    )
+    accelerator: str | None = Field(
+        None, description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
+        "Vertex AI does not know is refused, with the closest one suggested)."
+    )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
-    timeout: float | None = Field(None, description="Seconds (or '30m', '2h') before the task is killed.")
+    timeout: float | None = Field(
+        None, description="Seconds (or '30m', '2h') before the task is killed; at most 30 days."
+    )
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
 
@@ -148,6 +302,8 @@ class TaskSettings(_Model):
             raise ValueError(f"expected a number of cores (8, 0.5) or a string like '500m', got {value!r}")
         if not _leading_number(value):
             raise ValueError(f"expected a positive number of cores (8, 0.5, '500m'), got {value!r}")
+        if cpu_cores(str(value)) > MAX_CPU_CORES:
+            raise ValueError(f"{value!r} is more than {MAX_CPU_CORES} cores, more than any machine has")
         return str(value)
 
     @field_validator("memory", mode="before")
@@ -159,7 +315,30 @@ class TaskSettings(_Model):
             raise ValueError(f"expected a size such as '512Mi', '4Gi' or '16G', got {value!r}")
         if not _leading_number(value):
             raise ValueError(f"expected a positive size such as '512Mi', '4Gi' or '16G', got {value!r}")
+        if memory_bytes(str(value)) > MAX_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is more than 64Ti, more than any machine has")
         return str(value)
+
+    @field_validator("accelerator")
+    @classmethod
+    def _accelerator(cls, value: str | None) -> str | None:
+        if value is None or value in ACCELERATOR_TYPES:
+            return value
+        close = [name for name in ACCELERATOR_TYPES if name == value.strip().upper().replace("-", "_")]
+        close = close or difflib.get_close_matches(value.upper(), ACCELERATOR_TYPES, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"Vertex AI knows {', '.join(ACCELERATOR_TYPES)}"
+        raise ValueError(f"{value!a} is not a Vertex AI accelerator type ({hint})")
+
+    @model_validator(mode="after")
+    def _gpu_with_accelerator(self) -> TaskSettings:
+        if self.accelerator and self.gpu == 0:
+            raise PydanticCustomError(
+                "value_error_at",
+                "0 contradicts accelerator {accelerator}: remove `accelerator` for a task without one, or ask for at "
+                "least 1",
+                {"key": "gpu", "accelerator": self.accelerator},
+            )
+        return self
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -179,7 +358,20 @@ class TaskSettings(_Model):
 
 class HostAlias(_Model):
     ip: str = Field(description="IP address the hostnames resolve to inside the task.")
-    hostnames: list[str] = Field(min_length=1, description="Hostnames that resolve to `ip`.")
+    hostnames: list[str] = Field(
+        min_length=1, description="Hostnames that resolve to `ip` (letters, digits, '-', '.'; not starting with '-')."
+    )
+
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HOSTNAME.fullmatch(name):
+                raise ValueError(
+                    f"expected host names such as 'mlflow.internal' (letters, digits, '-' and '.', not starting with "
+                    f"'-' or '.'), got {name!a}"
+                )
+        return value
 
     @field_validator("ip")
     @classmethod
@@ -284,7 +476,9 @@ class MlflowConfig(_Model):
 
 
 class LocalConfig(_Model):
-    max_workers: int | None = Field(None, gt=0, description="Tasks run at once by the local backend (default: CPUs).")
+    max_workers: int | None = Field(
+        None, gt=0, le=1024, description="Tasks run at once by the local backend (default: CPUs)."
+    )
 
 
 class RunConfig(_Model):
@@ -292,8 +486,9 @@ class RunConfig(_Model):
     root: str = Field(
         min_length=1,
         description="Job storage root, 'gs://bucket/path'. With backend 'vertex', 'bucket/path' means the same; "
-        "with backend 'local', a path without a scheme is a directory relative to the project. Undeclared "
-        "datasets live under `<root>/<run id>/`.",
+        "with backend 'local', a path without a scheme is a directory relative to the project (file:// and gs:// "
+        "work too). A root naming no bucket, a scheme the backend cannot use or a value starting with '-' is "
+        "refused. Undeclared datasets live under `<root>/<run id>/`.",
     )
     backend: Literal["vertex", "local"] = Field(
         "vertex", description="Where `kedro run --runner=VertexRunner` runs the job: 'vertex' or 'local'."
@@ -310,15 +505,20 @@ class RunConfig(_Model):
         description="Task settings per node name or tag, and `__default__`; node name beats tag beats default.",
     )
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Job-wide retry policy (count or mapping).")
-    timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h').")
+    timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h'); at most 30d.")
     caching: bool = Field(False, description="Job-wide Vertex AI task caching.")
     grouping: Literal["chains", "none", "namespace", "tags"] = Field(
         "chains",
         description="How nodes become tasks: 'chains' fuses linear chains (never loses parallelism), 'none' one "
         "task per node, 'namespace' one task per top-level namespace, 'tags' nodes tagged `group.<name>`.",
     )
-    on_exit_pipeline: str | None = Field(None, description="Kedro pipeline run after the job, whatever its outcome.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
+    on_exit_pipeline: str | None = Field(
+        None, description="Kedro pipeline run after the job, whatever its outcome; it may share no node with the job."
+    )
+    env: dict[_EnvName, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for every task (valid names; never secrets: they are refused).",
+    )
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")
     local: LocalConfig = Field(default_factory=LocalConfig, description="Local backend settings.")
@@ -354,7 +554,10 @@ class RunConfig(_Model):
         # `data/vertex_runs` is a folder for the local backend but the reference plugin's `bucket/path` shorthand
         # for Vertex AI: decide once, here, so that every later reader sees an unambiguous root
         self._written_root = self.root
-        self.root = normalise_root(self.root, self.backend)
+        try:
+            self.root = check_root(self.root, self.backend)
+        except ValueError as exc:
+            raise PydanticCustomError("value_error_at", "{message}", {"key": "root", "message": str(exc)}) from None
         return self
 
     @field_validator("experiment_name")
@@ -403,8 +606,12 @@ class RunConfig(_Model):
 class PluginConfig(_Model):
     """The whole ``vertexai.yml``."""
 
-    project_id: str = Field(min_length=1, description="Google Cloud project id.")
-    region: str = Field(description="Vertex AI region, e.g. 'europe-west1'.")
+    project_id: str = Field(
+        min_length=1,
+        description="Google Cloud project id: 6-30 lowercase letters, digits or '-', starting with a letter, not "
+        "ending with '-' (a legacy `domain:` prefix is kept).",
+    )
+    region: str = Field(description="Vertex AI region, e.g. 'europe-west1' (checked for that form).")
     api_endpoint: str | None = Field(
         None, description="Override of the Vertex AI API endpoint (regional or Private Service Connect)."
     )
@@ -420,17 +627,23 @@ class PluginConfig(_Model):
         if backend == self.run_config.backend:
             return self
         written = self.run_config._written_root or self.run_config.root
-        run_config = self.run_config.model_copy(
-            update={"backend": backend, "root": normalise_root(written, backend)}
-        )
+        try:
+            root = check_root(written, backend)
+        except ValueError as exc:
+            where = file_defining(self.source_files, ("run_config", "root"))
+            raise ConfigError(f"{where}: run_config.root: {exc} (the job runs on backend {backend!r})") from None
+        run_config = self.run_config.model_copy(update={"backend": backend, "root": root})
         return self.model_copy(update={"run_config": run_config})
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(f"expected a Google Cloud region such as 'europe-west1' or 'us-central1', got {value!r}")
-        return value
+        return check_region(value)
+
+    @field_validator("project_id")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        return check_project_id(value)
 
     @property
     def gcs_root(self) -> str:
@@ -526,8 +739,8 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
         if not str(exc).startswith("No files"):  # e.g. the env's folder does not exist
             raise ConfigError(f"{exc}: create it, or choose another env with --env") from None
         raw = None
-    except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys
-        raise ConfigError(_loader_error(exc, files)) from None
+    except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys, a file not in UTF-8
+        raise ConfigError(_not_utf8(files) or _loader_error(exc, files)) from None
     if not raw:
         raise ConfigError(
             f"no vertexai.yml found in {_display(source / 'base')} or the run env: run "
@@ -543,6 +756,7 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
         ConfigError: one line: ``<file>: <key path>: <what is wrong and what to do>``.
     """
     files = list(files or [])
+    _check_values(raw, files)
     try:
         config = PluginConfig.model_validate(raw, context={"files": files})
     except ValidationError as exc:
@@ -550,11 +764,69 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         error = errors[0]
         loc = tuple(str(part) for part in error["loc"] if part != "[key]")
+        if error["type"] == "value_error_at":  # raised by a model validator about one of its fields
+            loc += (str(error["ctx"]["key"]),)
         where = file_defining(files, loc)
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ConfigError(f"{where}: {'.'.join(loc) or '(top level)'}: {_describe(error, loc)}{more}") from None
+        message = _describe(error, loc)
+        if isinstance(error.get("input"), str):  # a lookalike letter must show: 'l\u043ecal', not 'lоcal'
+            message = message.replace(repr(error["input"]), ascii(error["input"]))
+        raise ConfigError(f"{where}: {_key_path(loc) or '(top level)'}: {message}{more}") from None
     config._files = files
     return config
+
+
+# free text, where any character is at home (runtime parameters too); elsewhere an invisible one is a mistake
+_FREE_TEXT_KEYS = {"description", "experiment_description"}
+
+
+def _check_values(raw: Any, files: list[Path]) -> None:
+    """Refuse, before the models see them, what no message could show faithfully or what must never reach a
+    compiled spec: invisible characters (zero-width spaces, a trailing newline) in keys and values, and secrets.
+
+    Raises:
+        ConfigError: one line naming the file and key, showing invisible characters escaped (``\\u200b``).
+    """
+    from .secret_check import secret_message, secret_reason
+
+    def walk(node: Any, loc: tuple[str, ...], names_secret: bool) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            here = (*loc, str(key))
+            # a secret first: the other messages show the value
+            reason = secret_reason(str(key) if names_secret and not isinstance(node, list) else None, value)
+            if reason:
+                raise ConfigError(f"{file_defining(files, here)}: {secret_message(_key_path(here), reason)}")
+            if isinstance(key, str) and _invisible(key):
+                raise ConfigError(
+                    f"{file_defining(files, loc)}: {_key_path(here)}: the key contains an invisible character "
+                    f"({_invisible(key)}): retype it"
+                )
+            if isinstance(value, str) and str(key) not in _FREE_TEXT_KEYS and "params" not in loc:
+                bad = _invisible(value)
+                if bad:
+                    raise ConfigError(
+                        f"{file_defining(files, here)}: {_key_path(here)}: {ascii(value)} contains an invisible "
+                        f"character ({bad}): remove it (a YAML `|` block keeps the final line break: use `|-`)"
+                    )
+            walk(value, here, names_secret or here[-2:] == ("run_config", "env") or here[-1:] == ("params",))
+
+    walk(raw, (), False)
+
+
+def _invisible(text: str) -> str | None:
+    """A description of the first invisible character of ``text`` (``"'\\u200b' at position 3"``), or None."""
+    import unicodedata
+
+    for index, char in enumerate(text):
+        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Co", "Cn"} or (char.isspace() and char != " "):
+            return f"{ascii(char)} at position {index + 1}"
+    return None
+
+
+def _key_path(loc: tuple[str, ...]) -> str:
+    """``run_config.resources.train``, with a key that is not plain printable ASCII shown escaped."""
+    return ".".join(part if part.isascii() and part.isprintable() else ascii(part) for part in loc)
 
 
 def check_against_pipeline(
@@ -590,6 +862,7 @@ def check_against_pipeline(
         raise ConfigError(f"{where}: run_config.resources.{key}: names no node or tag of {scope}{hint}")
     for node in sorted(pipeline.nodes, key=lambda n: n.name):
         settings = run_config.settings_for(node.name, node.tags)
+        _check_no_gpu_with_accelerator(run_config, node, settings.accelerator, files)
         if settings.gpu and not settings.accelerator:
             keys = [k for k in run_config._layer_keys(node.name, node.tags) if run_config.resources[k].gpu]
             key = keys[-1]
@@ -598,6 +871,55 @@ def check_against_pipeline(
                 f"{where}: run_config.resources.{key}.gpu: a GPU count needs an accelerator type: add e.g. "
                 f"`accelerator: NVIDIA_TESLA_T4` to this entry (node {node.name!r} has none)"
             )
+
+
+def _check_no_gpu_with_accelerator(
+    run_config: RunConfig, node: Any, accelerator: str | None, files: list[Path]
+) -> None:
+    """``gpu: 0`` for a node that gets an accelerator from another entry (e.g. ``__default__``) is a contradiction:
+    the accelerator would win and the node would get a GPU anyway."""
+    if not accelerator:
+        return
+    keys = run_config._layer_keys(node.name, node.tags)
+    gpu_keys = [key for key in keys if run_config.resources[key].gpu is not None]
+    if gpu_keys and run_config.resources[gpu_keys[-1]].gpu == 0:
+        source = [key for key in keys if run_config.resources[key].accelerator][-1]
+        where = file_defining(files, ("run_config", "resources", gpu_keys[-1], "gpu"))
+        raise ConfigError(
+            f"{where}: run_config.resources.{_key_path((gpu_keys[-1],))}.gpu: 0 contradicts accelerator "
+            f"{accelerator} that node {node.name!a} gets from run_config.resources.{_key_path((source,))}: set "
+            "`accelerator` only in the entries of the nodes that need one"
+        )
+
+
+def check_on_exit_pipeline(
+    config: PluginConfig,
+    job_pipelines: Any,
+    job_nodes: Any,
+    exit_nodes: Any,
+    files: list[Path] | None = None,
+) -> None:
+    """``run_config.on_exit_pipeline`` must not be a pipeline the job runs, nor share a node with it: its nodes
+    would run a second time after the job (and, when the job failed, run again what just failed).
+
+    Raises:
+        ConfigError: one line naming the file, the key and a shared node.
+    """
+    name = config.run_config.on_exit_pipeline
+    if name is None:
+        return
+    files = config.source_files if files is None else list(files)
+    where = f"{file_defining(files, ('run_config', 'on_exit_pipeline'))}: run_config.on_exit_pipeline"
+    fix = "name a separate pipeline (notifications, clean-up) that shares no node with the job"
+    if name in set(job_pipelines):
+        raise ConfigError(f"{where}: {name!a} is the pipeline this job runs, so it would run twice: {fix}")
+    shared = sorted(set(job_nodes) & set(exit_nodes))
+    if shared:
+        more = f" and {len(shared) - 1} more" if len(shared) > 1 else ""
+        raise ConfigError(
+            f"{where}: pipeline {name!a} shares node {shared[0]!a}{more} with the pipeline this job runs, which "
+            f"would run again after the job: {fix}"
+        )
 
 
 def check_pipeline_names(config: PluginConfig, registered: Any, files: list[Path] | None = None) -> None:
@@ -655,7 +977,7 @@ def _describe(error: dict[str, Any], loc: tuple[str, ...] = ()) -> str:
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {got}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if kind in {"value_error", "assertion_error"}:
+    if kind in {"value_error", "assertion_error", "value_error_at"}:
         return message
     message = message.replace("Input should be", "must be").replace("Input", "value")
     return f"{message[0].lower() + message[1:]}, got {got}"
@@ -677,7 +999,7 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    text = ascii(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -702,6 +1024,24 @@ def _loader_error(exc: Exception, files: list[Path]) -> str:
     return f"{_display(files[-1]) if files else 'vertexai.yml'}: {first}"
 
 
+def _not_utf8(files: list[Path]) -> str | None:
+    """``<file>: line N: not UTF-8 text …`` for the first config file that cannot be decoded, or None."""
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            return (
+                f"{_display(path)}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as "
+                "UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+            )
+    return None
+
+
 def _file_with_yaml_error(files: list[Path]) -> str | None:
     import yaml
     from omegaconf import OmegaConf
@@ -723,8 +1063,8 @@ def _type_clash(files: list[Path]) -> str | None:
     loaded = []
     for path in files:
         try:
-            loaded.append((path, yaml.safe_load(path.read_text()) or {}))
-        except (OSError, yaml.YAMLError):
+            loaded.append((path, yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
 
     def walk(earlier: Any, later: Any, loc: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -781,7 +1121,7 @@ def file_defining(files: list[Path], loc: tuple[str, ...]) -> str:
     best, best_depth = None, -1
     for path in files:
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except Exception:
             continue
         depth, node = 0, data
@@ -933,7 +1273,11 @@ __all__ = [
     "ScheduleConfig",
     "TaskSettings",
     "check_against_pipeline",
+    "check_on_exit_pipeline",
     "check_pipeline_names",
+    "check_project_id",
+    "check_region",
+    "check_root",
     "config_reference",
     "load_config",
     "normalise_root",

@@ -120,38 +120,48 @@ def compiled_task_env(
 
 
 def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
-    """Raise a one-line :class:`PluginError` for a tracking URI the job cannot use.
+    """Raise a one-line :class:`PluginError` for a tracking URI the run cannot use.
 
     A local file store (``mlruns``, ``./mlruns``, ``file://…``, kedro-mlflow's default) is refused by MLflow 3
-    unless ``MLFLOW_ALLOW_FILE_STORE=true``, and is never shared between tasks. With ``backend="vertex"`` the URI
-    must be a server: tasks on Vertex AI cannot reach a sqlite file on the launching machine.
+    unless ``MLFLOW_ALLOW_FILE_STORE=true``. With a ``backend`` (a job of VertexRunner) it is refused in any case,
+    since the job's tasks never share it; with ``backend="vertex"`` the URI must be a server: tasks on Vertex AI
+    cannot reach a sqlite file on the launching machine. The message says where the URI came from and never
+    assumes VertexRunner when no backend is given (the check also guards plain ``kedro run``).
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns"
+    source = "set in mlflow.yml" if uri else None
+    if not uri and os.environ.get("MLFLOW_TRACKING_URI"):
+        uri, source = os.environ["MLFLOW_TRACKING_URI"], "from MLFLOW_TRACKING_URI"
+    uri, source = uri or "mlruns", source or "kedro-mlflow's default: mlflow.yml sets none"
     scheme = urlparse(uri).scheme.lower()
     is_file = scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":")  # C:\… on Windows
     if is_file and (backend is not None or os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true"):
-        raise PluginError(
-            f"MLflow tracking URI {uri!r} is a local file store, which MLflow 3 refuses and tasks cannot share: {_FIX}"
-        )
+        why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
+        raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
     if backend == "vertex" and scheme not in _SERVER_SCHEMES:
         raise PluginError(
-            f"MLflow tracking URI {uri!r} is not reachable from tasks on Vertex AI: set "
+            f"MLflow tracking URI {uri!r} is not reachable from tasks on Vertex AI ({source}): set "
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )
 
 
-def project_tracking_uri(config_loader: Any) -> str | None:
-    """``server.mlflow_tracking_uri`` of the project's ``mlflow.yml`` as written (None when unset or no file)."""
+def project_mlflow_config(config_loader: Any) -> dict[str, Any] | None:
+    """The project's ``mlflow.yml`` as the config loader reads it; None when the project has none."""
     from kedro.config import MissingConfigException
 
     patterns = getattr(config_loader, "config_patterns", None)
     if isinstance(patterns, dict):
         patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
     try:
-        conf = config_loader["mlflow"] or {}
+        conf = config_loader["mlflow"]
     except (MissingConfigException, KeyError):
         return None
+    return dict(conf or {})
+
+
+def project_tracking_uri(config_loader: Any) -> str | None:
+    """``server.mlflow_tracking_uri`` of the project's ``mlflow.yml`` as written (None when unset or no file)."""
+    conf = project_mlflow_config(config_loader) or {}
     return (conf.get("server") or {}).get("mlflow_tracking_uri")
 
 
@@ -162,20 +172,39 @@ def check_project_tracking(context: KedroContext, *, backend: str | None = None)
     kedro-mlflow's, which fails with a long traceback on a file store), so it must never get in the way of a project
     that does not use the plugin's runner. With ``backend=None`` it raises only where kedro-mlflow itself is about
     to fail: kedro-mlflow active, no MLflow run already active in the process (kedro-mlflow then skips its setup) and
-    a file-store URI MLflow refuses. It imports neither mlflow nor kedro-mlflow, and any other problem reading
-    ``mlflow.yml`` is left to kedro-mlflow to report.
+    a file-store URI MLflow refuses that the project chose in its ``mlflow.yml``. It imports neither mlflow nor
+    kedro-mlflow, and any other problem reading ``mlflow.yml`` is left to kedro-mlflow to report.
+
+    A project with no ``mlflow.yml`` at all (and no ``MLFLOW_TRACKING_URI``) has not chosen MLflow: kedro-mlflow,
+    installed for other projects (e.g. through this plugin's ``mlflow`` extra), would still set up its default
+    ``./mlruns`` store and crash on MLflow 3. Such a project keeps running as kedro-mlflow documents it, with
+    ``MLFLOW_ALLOW_FILE_STORE=true`` set for this process and one warning saying how to choose otherwise.
     """
     if not kedro_mlflow_active():
         return
     if backend is None and _mlflow_run_active():
         return
     try:
-        uri = project_tracking_uri(context.config_loader)
+        conf = project_mlflow_config(context.config_loader)
     except Exception:  # a broken mlflow.yml: kedro-mlflow reports it in its own words
         if backend is not None:
             raise
         return
-    check_tracking_uri(uri, backend=backend)
+    if backend is None and conf is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        _allow_default_file_store()
+        return
+    check_tracking_uri(((conf or {}).get("server") or {}).get("mlflow_tracking_uri"), backend=backend)
+
+
+def _allow_default_file_store() -> None:
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE"):  # the user decided already
+        return
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    logger.warning(
+        "kedro-mlflow is installed but this project has no mlflow.yml: it logs to its default ./mlruns file store "
+        "(MLFLOW_ALLOW_FILE_STORE=true set for this run, as MLflow 3 refuses file stores otherwise); run `kedro "
+        "mlflow init` to choose a tracking URI, or add \"kedro-mlflow\" to DISABLE_HOOKS_FOR_PLUGINS in settings.py"
+    )
 
 
 def _mlflow_run_active() -> bool:

@@ -56,8 +56,9 @@ def file_name(dataset_name: str) -> str:
 
 def run_dir(root: str, run_id: str) -> str:
     """``<root>/<run id>``; the run id must be usable as a single path segment."""
-    if not run_id or run_id in {".", ".."} or "/" in run_id or "\\" in run_id:
-        raise PluginError(f"run id {run_id!r} cannot be used as a directory name: use letters, digits, '-' or '_'")
+    from .resolvers import check_run_id
+
+    check_run_id(run_id)
     return f"{str(root).rstrip('/')}/{run_id}"
 
 

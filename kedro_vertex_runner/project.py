@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .compiler import CompileRequest
-from .config import PluginConfig, check_against_pipeline, check_pipeline_names, file_defining, load_config
+from .config import (
+    PluginConfig,
+    check_against_pipeline,
+    check_on_exit_pipeline,
+    check_pipeline_names,
+    file_defining,
+    load_config,
+)
 from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
@@ -123,6 +130,12 @@ def build_request(
     on_exit = None
     if config.run_config.on_exit_pipeline:
         on_exit = get_pipeline(config.run_config.on_exit_pipeline)
+        check_on_exit_pipeline(
+            config,
+            pipeline_names or ("__default__",),
+            (node.name for node in pipeline.nodes),
+            (node.name for node in on_exit.nodes),
+        )
     commit, branch = git_info(Path(context.project_path))
     return CompileRequest(
         pipeline=pipeline,

@@ -46,7 +46,7 @@ def _as_bool(name: str, value: Any) -> bool:
         return True
     if text in {"false", "0", "no", "off"}:
         return False
-    raise PluginError(f"--runner-params {name}={value!r}: expected true or false")
+    raise PluginError(f"--runner-params {name}={value!a}: expected true or false")
 
 
 class VertexRunner(AbstractRunner):
@@ -74,7 +74,7 @@ class VertexRunner(AbstractRunner):
         try:
             if unknown:
                 known = "backend, wait, max_workers, cancel_on_interrupt, run_id"
-                raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!r}; VertexRunner takes {known}")
+                raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
             given = {"backend": backend, "wait": wait, "max_workers": max_workers,
                      "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id}
             for name, value in given.items():
@@ -85,7 +85,7 @@ class VertexRunner(AbstractRunner):
             )
             cancel_on_interrupt = False if cancel_on_interrupt is _UNSET else cancel_on_interrupt
             if backend is not None and backend not in _BACKENDS:
-                raise PluginError(f"--runner-params backend={backend!r}: expected 'local' or 'vertex'")
+                raise PluginError(f"--runner-params backend={backend!a}: expected 'local' or 'vertex'")
             self.backend = backend
             self.wait = None if wait is None else _as_bool("wait", wait)
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
@@ -96,7 +96,7 @@ class VertexRunner(AbstractRunner):
                         raise ValueError
                 except (TypeError, ValueError):
                     raise PluginError(
-                        f"--runner-params max_workers={max_workers!r}: expected a whole number ≥ 1"
+                        f"--runner-params max_workers={max_workers!a}: expected a whole number ≥ 1"
                     ) from None
             self.max_workers = max_workers
             self.run_id = None if run_id is None else _run_id(run_id)
@@ -198,13 +198,9 @@ class VertexRunner(AbstractRunner):
 
 
 def _run_id(value: Any) -> str:
-    text = str(value).strip()
-    if not text or text in {".", ".."} or not all(ch.isalnum() or ch in "-_." for ch in text):
-        raise PluginError(
-            f"--runner-params run_id={value!r}: expected an id such as local-20240101-120000-abc123 (letters, "
-            f"digits, '-', '_', '.')"
-        )
-    return text
+    from .resolvers import check_run_id
+
+    return check_run_id(str(value).strip(), "--runner-params run_id=")
 
 
 def _usable(run_id: str) -> bool:

@@ -44,8 +44,13 @@ def init_project(
         PluginError: outside a Kedro project, for an invalid project id or region, or when a file exists and
             ``force`` is not set (nothing is written then).
     """
-    from .config import validate_config
+    from .config import check_project_id, check_region, validate_config
 
+    for what, value, check in (("PROJECT_ID", project_id, check_project_id), ("REGION", region, check_region)):
+        try:
+            check(value)  # before the value goes into YAML: a newline or '#' would break or cut it there
+        except ValueError as exc:
+            raise PluginError(f"kedro vertexai init: {what}: {exc}") from None
     project_path = Path(project_path).resolve()
     package_name = _kedro_package_name(project_path)
     values = template_values(project_id, region, package_name)
@@ -65,12 +70,15 @@ def init_project(
 
     rendered = {path: render(name, values) for path, name in targets.items()}
     config_text = rendered[project_path / "conf" / "base" / "vertexai.yml"]
-    try:
-        import yaml
+    import yaml
 
-        validate_config(yaml.safe_load(config_text), [])
+    loaded = yaml.safe_load(config_text)
+    if (loaded.get("project_id"), loaded.get("region")) != (project_id, region):  # pragma: no cover - a template bug
+        raise PluginError("kedro vertexai init: the rendered vertexai.yml does not read back as written")
+    try:
+        validate_config(loaded, [])
     except PluginError as exc:
-        # the template is valid for good input: what fails is the project id or region given on the command line
+        # the template is valid for good input: what fails is a value derived from the arguments or the project
         reason = str(exc).split(": ", 1)[-1]
         raise PluginError(f"kedro vertexai init {project_id} {region}: {reason}") from None
 
@@ -87,14 +95,16 @@ def template_values(project_id: str, region: str, package_name: str) -> dict[str
     from . import __version__
 
     slug = re.sub(r"[^a-z0-9-]+", "-", package_name.lower()).strip("-") or "kedro-project"
-    image_base = f"{region}-docker.pkg.dev/{project_id}/{slug}/{slug}"
+    package_name = re.sub(r"[^\w.-]+", "-", package_name, flags=re.ASCII)  # it lands in YAML comments: one plain word
+    # a domain-scoped project (example.com:my-project) is example.com/my-project in Artifact Registry paths
+    image_base = f"{region}-docker.pkg.dev/{project_id.replace(':', '/')}/{slug}/{slug}"
     return {
         "project_id": project_id,
         "region": region,
         "project_name": package_name,
         "image_base": image_base,
         "image": f"{image_base}:latest",
-        "root": f"gs://{project_id}-vertex-pipelines/{slug}",
+        "root": f"gs://{project_id.rpartition(':')[2]}-vertex-pipelines/{slug}",
         "experiment": slug,
         "plugin_requirement": f"=={__version__}" if "dev" not in __version__ else "",
     }

@@ -251,7 +251,7 @@ def test_compiled_bytes_do_not_depend_on_the_process(project):
     [
         (
             "  env: {API_TOKEN: abc}\n",
-            "Error: conf/local/vertexai.yml: run_config.env.API_TOKEN: this variable looks like a secret",
+            "Error: conf/local/vertexai.yml: run_config.env.API_TOKEN: looks like a secret (its name contains 'TOKEN')",
         ),
         (
             "  grouping: namespace\n  resources:\n    model.train_model: {image: other:1}\n",

@@ -29,7 +29,7 @@ def two(*values):
 
 def make_config(**run_config):
     run_config = {"image": IMAGE, "root": "my-bucket/runs", **run_config}
-    return validate_config({"project_id": "proj", "region": "europe-west1", "run_config": run_config})
+    return validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": run_config})
 
 
 def compile_(pipeline, grouping="none", request_args=None, **run_config):
@@ -642,7 +642,7 @@ nodes.append(node(f, [f"b{b}_d8" for b in range(3)], "out", name="join", tags={"
 cyclic = Pipeline([node(f, "x", "y", name="a", tags={"group.g"}), node(f, "y", "z", name="mid"),
                    node(f, "z", "w", name="b", tags={"group.g"})])
 for mode, pipeline in [(m, Pipeline(nodes)) for m in ("none", "chains", "namespace", "tags")] + [("tags", cyclic)]:
-    config = validate_config({"project_id": "p", "region": "europe-west1", "run_config": {
+    config = validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": {
         "image": "img:1", "root": "b/r", "grouping": mode, "labels": {"b": "1", "a": "2"},
         "env": {"Z_VAR": "1", "A_VAR": "2"},
         "resources": {"t1": {"cpu": 2}, "alpha": {"memory": "1Gi"}, "zeta": {"memory": "2Gi"}}}})
@@ -695,8 +695,44 @@ def test_secrets_in_the_environment_never_reach_the_spec(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["MLFLOW_TRACKING_TOKEN", "DB_PASSWORD", "KEDRO_CONFIG_API_KEY", "AWS_SECRET"])
 def test_secret_looking_task_env_is_refused(name):
-    with pytest.raises(PluginError, match=f"environment variable {name} looks like a secret"):
+    with pytest.raises(PluginError, match=f"environment variable {name}: looks like a secret"):
         compile_(DIAMOND, request_args={"extra_env": {name: "x"}})
+
+
+@pytest.mark.parametrize(
+    ("params", "where", "reason"),
+    [
+        ({"db_password": "hunter2"}, "--params db_password", "its name contains 'PASSW'"),
+        ({"api_token": "hunter2"}, "--params api_token", "its name contains 'TOKEN'"),
+        ({"model": {"pwd": "hunter2"}}, "--params model.pwd", "its name contains 'PWD'"),
+        ({"source": "https://me:hunter2@example.com/data"}, "--params source", "its value looks like a URL with a "
+         "password"),
+        ({"keys": ["-----BEGIN OPENSSH PRIVATE KEY----- hunter2"]}, "--params keys[0]", "its value looks like a private key"),
+    ],
+)
+def test_secret_looking_runtime_params_are_refused_without_echoing_them(params, where, reason):
+    with pytest.raises(PluginError) as info:
+        compile_(DIAMOND, request_args={"runtime_params": params})
+    message = str(info.value)
+    assert message.startswith(f"{where}: looks like a secret ({reason}) and must never be stored in the compiled")
+    assert "Secret Manager" in message and "hunter2" not in message
+
+
+def test_secret_looking_env_value_is_refused():
+    with pytest.raises(PluginError, match=r"^environment variable KEDRO_CONFIG_DB: looks like a secret \(its value"):
+        compile_(DIAMOND, request_args={"extra_env": {"KEDRO_CONFIG_DB": "mysql://root:hunter2@db/x"}})
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o002])
+def test_written_spec_honours_the_umask(tmp_path, umask):
+    import os
+
+    previous = os.umask(umask)
+    try:
+        path = write_spec(compile_(DIAMOND), tmp_path / f"pipeline-{umask:o}.json")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_empty_pipeline_is_an_error():
@@ -727,7 +763,7 @@ def test_compiling_does_not_import_kfp():
         "from kedro.pipeline import Pipeline, node\n"
         "from kedro_vertex_runner.compiler import CompileRequest, compile_spec\n"
         "from kedro_vertex_runner.config import validate_config\n"
-        "cfg = validate_config({'project_id': 'p', 'region': 'europe-west1', "
+        "cfg = validate_config({'project_id': 'proj-1', 'region': 'europe-west1', "
         "'run_config': {'image': 'i', 'root': 'b/r'}})\n"
         "compile_spec(CompileRequest(pipeline=Pipeline([node(len, 'a', 'b', name='n')]), config=cfg))\n"
         "print(sorted(m for m in sys.modules if m == 'kfp' or m.startswith(('kfp.', 'google.cloud.aiplatform'))))\n"

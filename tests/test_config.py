@@ -336,7 +336,7 @@ def test_reference_networking_key_is_read(conf):
 
 def test_validate_config_without_files_still_gives_one_line():
     with pytest.raises(ConfigError, match=r"^vertexai.yml: run_config: required key is missing"):
-        validate_config({"project_id": "p", "region": "us-central1"})
+        validate_config({"project_id": "proj-1", "region": "us-central1"})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -499,6 +499,32 @@ RUN_CASES = {
         "Error: no vertexai.yml found in conf/base or the run env: run `kedro vertexai init PROJECT_ID REGION` in "
         "the project to create conf/base/vertexai.yml",
     ),
+    "root naming no bucket": (
+        ("  root: data/vertex_runs", '  root: "gs://"'),
+        "Error: conf/base/vertexai.yml: run_config.root: 'gs://' names no bucket: give gs://bucket/path",
+    ),
+    "secret in env": (
+        ("  grouping: chains\n", "  grouping: chains\n  env: {DB_PASS: hunter2}\n"),
+        "Error: conf/base/vertexai.yml: run_config.env.DB_PASS: looks like a secret (its name contains 'PASS') and "
+        "must never be stored in the compiled pipeline",
+    ),
+    "unknown accelerator": (
+        ("      timeout: 30m", "      timeout: 30m\n      accelerator: NVIDIA_TESLA_T5"),
+        "Error: conf/base/vertexai.yml: run_config.resources.model.train_model.accelerator: 'NVIDIA_TESLA_T5' is "
+        "not a Vertex AI accelerator type (did you mean 'NVIDIA_TESLA_T4'?)",
+    ),
+    "bad project id": (
+        ("project_id: demo-project", "project_id: Demo_Project"),
+        "Error: conf/base/vertexai.yml: project_id: expected a Google Cloud project id",
+    ),
+    "on-exit pipeline sharing the job's nodes": (
+        ("  # on_exit_pipeline: notify", "  on_exit_pipeline: data_processing"),
+        "Error: conf/base/vertexai.yml: run_config.on_exit_pipeline: pipeline 'data_processing' shares node",
+    ),
+    "config file not in UTF-8": (
+        ("conf/local/vertexai.yml", "run_config:\n  description: caf\u00e9\n".encode("latin-1")),
+        "Error: conf/local/vertexai.yml: line 2: not UTF-8 text (byte 0xe9): save the file as UTF-8",
+    ),
 }
 
 
@@ -514,6 +540,8 @@ def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, 
         config = project / "conf" / "base" / "vertexai.yml"
         if edit is None:
             config.unlink()
+        elif isinstance(edit[1], bytes):  # a whole file, as bytes
+            (project / edit[0]).write_bytes(edit[1])
         else:
             text = config.read_text()
             assert edit[0] in text, case
@@ -531,10 +559,10 @@ def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, 
         )
     problems = []
     for case, (project, process) in started.items():
-        stdout, stderr = process.communicate(timeout=180)
+        stdout, stderr = process.communicate(timeout=400)
         expected = RUN_CASES[case][1]
         errors = [line for line in stderr.splitlines() if line.startswith("Error")]
-        if process.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1:
+        if process.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1 or "hunter2" in stderr:
             problems.append(f"{case}: exit {process.returncode}, stderr: {stderr[-2000:]}")
         elif not errors[0].startswith(expected):
             problems.append(f"{case}: {errors[0]!r} does not start with {expected!r}")
@@ -559,3 +587,232 @@ def test_env_override_of_another_shape_names_the_key(conf):
         "conf/prod/vertexai.yml: run_config.resources: conf/base/vertexai.yml has a mapping here; overrides must "
         "keep the same shape"
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# storage root, project id, accelerators, bounds, names: refused before anything runs
+
+
+@pytest.mark.parametrize(
+    ("backend", "root", "expected"),
+    [
+        ("vertex", '"gs://"', "run_config.root: 'gs://' names no bucket: give gs://bucket/path"),
+        ("local", '"gs://"', "run_config.root: 'gs://' names no bucket"),
+        ("vertex", '"gs:///x"', "run_config.root: 'gs:///x' names no bucket"),
+        ("vertex", "s3://bucket/runs", "run_config.root: 's3://bucket/runs': backend 'vertex' cannot keep job data "
+         "in s3://; give gs://bucket/path"),
+        ("vertex", "file:///tmp/runs", "backend 'vertex' cannot keep job data in file:// (backend 'local' does)"),
+        ("local", "hdfs://nn/runs", "backend 'local' cannot keep job data in hdfs://; give a local folder or "
+         "file:///path or gs://bucket/path"),
+        ("local", "-runs", "run_config.root: '-runs' starts with '-'"),
+        ("vertex", "-bucket/runs", "run_config.root: '-bucket/runs' starts with '-'"),
+        ("local", '"gs:/bucket/runs"', "looks like a URL without '//' after 'gs:'"),
+        ("vertex", "gs://My_Bucket/x", "'My_Bucket' is not a Cloud Storage bucket name"),
+        ("local", '" data/runs"', "starts or ends with a space"),
+        ("local", '"file://"', "names no folder"),
+    ],
+)
+def test_root_that_is_not_what_it_says_is_refused(conf, backend, root, expected):
+    write(conf, VALID.replace("  root: my-bucket/runs", f"  root: {root}\n  backend: {backend}"))
+    assert expected in load_error(conf)
+
+
+@pytest.mark.parametrize(
+    ("backend", "root", "expected"),
+    [
+        ("vertex", "gs://my-bucket/runs", "gs://my-bucket/runs"),
+        ("vertex", "my.bucket.example.com/runs", "gs://my.bucket.example.com/runs"),
+        ("local", "data/runs", "data/runs"),
+        ("local", "file:///tmp/runs", "file:///tmp/runs"),
+        ("local", "gs://my-bucket", "gs://my-bucket"),
+    ],
+)
+def test_good_roots_pass(conf, backend, root, expected):
+    write(conf, VALID.replace("  root: my-bucket/runs", f"  root: {root}\n  backend: {backend}"))
+    assert load(conf).run_config.root == expected
+
+
+def test_backend_override_checks_the_root_again(conf):
+    write(conf, VALID.replace("  root: my-bucket/runs", "  root: file:///tmp/runs\n  backend: local"))
+    config = load(conf)
+    with pytest.raises(ConfigError) as info:
+        config.with_backend("vertex")
+    assert str(info.value).startswith(
+        "conf/base/vertexai.yml: run_config.root: 'file:///tmp/runs': backend 'vertex' cannot keep job data in "
+    )
+    assert str(info.value).endswith("(the job runs on backend 'vertex')")
+
+
+@pytest.mark.parametrize(
+    "project_id", ["my-project", "abcdef", "a" * 30, "p-123456", "example.com:my-project"]
+)
+def test_valid_project_ids_pass(conf, project_id):
+    write(conf, VALID.replace("project_id: my-project", f"project_id: {project_id}"))
+    assert load(conf).project_id == project_id
+
+
+@pytest.mark.parametrize(
+    "project_id", ["abcde", "a" * 31, "My-Project", "1project", "my-project-", "my_project", "my project"]
+)
+def test_project_id_breaking_gcp_rules_is_refused(conf, project_id):
+    write(conf, VALID.replace("project_id: my-project", f"project_id: {project_id!r}"))
+    message = load_error(conf)
+    assert message.startswith("conf/base/vertexai.yml: project_id: expected a Google Cloud project id: 6 to 30 ")
+    assert message.endswith(f"got {project_id!r}")
+
+
+def test_accelerator_types_are_vertex_ai_s_own():
+    """The list the config checks against is the client library's enum, so a new accelerator is never refused."""
+    from google.cloud.aiplatform_v1.types import AcceleratorType
+
+    from kedro_vertex_runner.config import ACCELERATOR_TYPES
+
+    assert sorted(ACCELERATOR_TYPES) == sorted(
+        name for name in AcceleratorType.__members__ if name != "ACCELERATOR_TYPE_UNSPECIFIED"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "resources:\n  train: {accelerator: NVIDIA_TESLA_T5}\n",
+            "conf/base/vertexai.yml: run_config.resources.train.accelerator: 'NVIDIA_TESLA_T5' is not a Vertex AI "
+            "accelerator type (did you mean 'NVIDIA_TESLA_T4'?)",
+        ),
+        ("resources:\n  train: {accelerator: nvidia-l4}\n", "(did you mean 'NVIDIA_L4'?)"),
+        ("resources:\n  train: {accelerator: tpu_v5_lite}\n", "(did you mean 'TPU_V5_LITEPOD'?)"),
+        ("resources:\n  train: {accelerator: GPU}\n", "Vertex AI knows NVIDIA_TESLA_K80, "),
+        (
+            "resources:\n  train: {accelerator: NVIDIA_L4, gpu: 0}\n",
+            "conf/base/vertexai.yml: run_config.resources.train.gpu: 0 contradicts accelerator NVIDIA_L4: remove",
+        ),
+        ("resources:\n  train: {gpu: 17, accelerator: NVIDIA_L4}\n", "run_config.resources.train.gpu: must be "
+         "less than or equal to 16, got 17"),
+        ("resources:\n  train: {cpu: 5000}\n", "run_config.resources.train.cpu: 5000 is more than 1024 cores"),
+        ("resources:\n  train: {memory: 1Pi}\n", "run_config.resources.train.memory: '1Pi' is more than 64Ti"),
+        ("retries: {max_retries: 2, backoff_factor: 1e200}\n", "run_config.retries.backoff_factor: must be "
+         "less than or equal to 100, got 1e+200"),
+        ("retries: {max_retries: 2, backoff: 2d}\n", "run_config.retries.backoff: '2d' is longer than the limit of 1d"),
+        ("retries: {max_retries: 2, max_backoff: 1e9}\n", "run_config.retries.max_backoff: 1000000000.0 is longer"),
+        ("timeout: 400d\n", "run_config.timeout: '400d' is longer than the limit of 30d"),
+        ("local: {max_workers: 100000}\n", "run_config.local.max_workers: must be less than or equal to 1024"),
+        ("env: {2FAST: x}\n", "run_config.env.2FAST: environment variable name '2FAST' must use only letters"),
+        ("env: {MY-VAR: x}\n", "run_config.env.MY-VAR: environment variable name 'MY-VAR'"),
+        (
+            "network:\n  host_aliases: [{ip: 10.0.0.2, hostnames: ['-x']}]\n",
+            "run_config.network.host_aliases.0.hostnames: expected host names such as 'mlflow.internal'",
+        ),
+        ("network:\n  host_aliases: [{ip: 10.0.0.2, hostnames: ['']}]\n", "expected host names such as"),
+        ("network:\n  host_aliases: [{ip: 10.0.0.2, hostnames: [a b]}]\n", "got 'a b'"),
+    ],
+)
+def test_out_of_range_or_unknown_values_are_refused(conf, extra, expected):
+    write(conf, with_run_config(extra))
+    assert expected in load_error(conf)
+
+
+def test_gpu_zero_under_an_inherited_accelerator_is_a_contradiction(conf, pipeline):
+    write(conf, with_run_config("resources:\n  __default__: {accelerator: NVIDIA_L4}\n  train: {gpu: 0}\n"))
+    with pytest.raises(ConfigError) as info:
+        check_against_pipeline(load(conf), pipeline)
+    assert str(info.value) == (
+        "conf/base/vertexai.yml: run_config.resources.train.gpu: 0 contradicts accelerator NVIDIA_L4 that node "
+        "'train' gets from run_config.resources.__default__: set `accelerator` only in the entries of the nodes "
+        "that need one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a Cyrillic 'о' in 'lоcal' must not print as 'lоcal'
+        (with_run_config("backend: l\u043ecal\n"),
+         "run_config.backend: expected one of 'vertex', 'local', got 'l\\u043ecal'"),
+        (with_run_config("gr\u200bouping: chains\n"),
+         "conf/base/vertexai.yml: run_config.'gr\\u200bouping': the key contains an invisible character "
+         "('\\u200b' at position 3): retype it"),
+        (with_run_config("service_account: |\n    me@x.iam.gserviceaccount.com\n"),
+         "run_config.service_account: 'me@x.iam.gserviceaccount.com\\n' contains an invisible character ('\\n' at "
+         "position 29): remove it"),
+        (with_run_config("env: {LOG_LEVEL: \"INFO\\u00a0\"}\n"), "run_config.env.LOG_LEVEL: 'INFO\\xa0' contains"),
+        (VALID.replace("europe-west1", "europe-west\u0031\u200b"), "region: 'europe-west1\\u200b' contains"),
+    ],
+    ids=["lookalike", "zero-width-key", "trailing-newline", "no-break-space", "zero-width-value"],
+)
+def test_invisible_or_lookalike_characters_are_shown_escaped(conf, text, expected):
+    write(conf, text)
+    message = load_error(conf)
+    assert expected in message and message.isascii()
+
+
+def test_free_text_keeps_its_line_breaks(conf):
+    write(conf, with_run_config("description: |\n    Line one.\n    Line two.\n"))
+    assert load(conf).run_config.description == "Line one.\nLine two.\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "reason"),
+    [
+        ("env: {DB_PASS: hunter2}\n", "run_config.env.DB_PASS", "its name contains 'PASS'"),
+        ("env: {dbPwd: hunter2}\n", "run_config.env.dbPwd", "its name contains 'PWD'"),
+        ("env: {AWS_CREDS: hunter2}\n", "run_config.env.AWS_CREDS", "its name contains 'CREDS'"),
+        ("env: {DB: 'postgresql://app:hunter2@db/x'}\n", "run_config.env.DB", "its value looks like a URL with a "
+         "password"),
+        ("env: {KEY_FILE: \"-----BEGIN PRIVATE KEY-----\\nhunter2\\n-----END PRIVATE KEY-----\"}\n",
+         "run_config.env.KEY_FILE", "its value looks like a private key"),
+        ("description: 'uses AKIAHUNTER2HUNTER2XX'\n", "run_config.description", "its value looks like an AWS"),
+        ("env: {X: AIzahunter2hunter2hunter2hunter2hunter2h}\n", "run_config.env.X", "its value looks like a Google API key"),
+        ("env: {X: ya29.hunter2hunter2hunter2hunter2}\n", "run_config.env.X", "its value looks like a Google OAuth token"),
+        ("env: {X: ghp_hunter2hunter2hunter2hunter2hunter2hu}\n", "run_config.env.X", "its value looks like a GitHub token"),
+        ("mlflow: {audience: 'https://u:hunter2@mlflow.example.com'}\n", "run_config.mlflow.audience", "its value "
+         "looks like a URL with a password"),
+        ("schedules:\n  nightly: {cron: '0 3 * * *', params: {db: {password: hunter2}}}\n",
+         "run_config.schedules.nightly.params.db.password", "its name contains 'PASSW'"),
+    ],
+)
+def test_secrets_in_the_config_are_refused_without_echoing_them(conf, extra, key, reason):
+    write(conf, with_run_config(extra))
+    message = load_error(conf)
+    assert message.startswith(f"conf/base/vertexai.yml: {key}: looks like a secret ({reason}")
+    assert "Secret Manager" in message and "credentials" in message
+    assert "hunter2" not in message and "HUNTER2" not in message
+
+
+@pytest.mark.parametrize("name", ["BYPASS_CACHE", "COMPASS_URL", "LOG_LEVEL", "PATH_PREFIX", "KEYBOARD"])
+def test_ordinary_names_are_not_taken_for_secrets(conf, name):
+    write(conf, with_run_config(f"env: {{{name}: x}}\n"))
+    assert load(conf).run_config.env == {name: "x"}
+
+
+def test_on_exit_pipeline_may_not_be_or_overlap_the_job(conf):
+    from kedro_vertex_runner.config import check_on_exit_pipeline
+
+    write(conf, with_run_config("on_exit_pipeline: training\n"))
+    config = load(conf)
+    with pytest.raises(ConfigError) as info:
+        check_on_exit_pipeline(config, ["training"], ["a", "b"], ["a", "b"])
+    assert str(info.value) == (
+        "conf/base/vertexai.yml: run_config.on_exit_pipeline: 'training' is the pipeline this job runs, so it would "
+        "run twice: name a separate pipeline (notifications, clean-up) that shares no node with the job"
+    )
+    with pytest.raises(ConfigError, match=r"pipeline 'training' shares node 'b' and 1 more with the pipeline this"):
+        check_on_exit_pipeline(config, ["__default__"], ["b", "c", "x"], ["c", "b"])
+    check_on_exit_pipeline(config, ["__default__"], ["a", "b"], ["notify"])
+
+
+def test_config_file_not_in_utf8_is_named(conf):
+    write(conf, VALID)
+    (conf / "local" / "vertexai.yml").write_bytes("run_config:\n  description: caf\u00e9\n".encode("latin-1"))
+    assert load_error(conf) == (
+        "conf/local/vertexai.yml: line 2: not UTF-8 text (byte 0xe9): save the file as UTF-8 (e.g. `iconv -f latin1 "
+        "-t utf-8`)"
+    )
+
+
+def test_runner_params_show_lookalike_letters_escaped(capsys):
+    from kedro_vertex_runner.runner import VertexRunner
+
+    with pytest.raises(SystemExit):
+        VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
+    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local' or 'vertex'"

@@ -114,8 +114,38 @@ def test_init_outside_a_kedro_project_is_one_line(tmp_path):
 def test_init_with_a_bad_region_writes_nothing(project):
     with pytest.raises(PluginError) as info:
         init_project(project, "my-gcp-project", "europe")
-    assert str(info.value).startswith("kedro vertexai init my-gcp-project europe: region: expected a Google Cloud")
+    assert str(info.value) == (
+        "kedro vertexai init: REGION: expected a Google Cloud region such as 'europe-west1' or 'us-central1', got "
+        "'europe'"
+    )
     assert not (project / "conf" / "base" / "vertexai.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("project_id", "region", "shown"),
+    [
+        ("my-gcp-project\nregion: x", "europe-west1", "PROJECT_ID: expected a Google Cloud project id: 6 to 30 "),
+        ("my-gcp-project #2", "europe-west1", "got 'my-gcp-project #2'"),
+        ("my-gcp-project#2", "europe-west1", "got 'my-gcp-project#2'"),
+        ("MyProject", "europe-west1", "got 'MyProject'"),
+        ("abc", "europe-west1", "got 'abc'"),
+        ("my-gcp-project", "europe-west1 # eu", "REGION: expected a Google Cloud region"),
+        ("my-gcp-project", "europe-west1\n", "got 'europe-west1\\n'"),
+    ],
+)
+def test_init_refuses_what_the_yaml_could_not_hold_and_writes_nothing(project, project_id, region, shown):
+    """A newline or '#' would break the YAML or cut the value there: refused before anything is rendered."""
+    with pytest.raises(PluginError) as info:
+        init_project(project, project_id, region)
+    message = str(info.value)
+    assert message.startswith("kedro vertexai init: ") and shown in message and "\n" not in message
+    assert not (project / "conf" / "base" / "vertexai.yml").exists()
+
+
+def test_init_writes_values_that_read_back_exactly(project):
+    init_project(project, "example.com:my-gcp-project", "us-central1")
+    config = _load(project)
+    assert (config.project_id, config.region) == ("example.com:my-gcp-project", "us-central1")
 
 
 def test_template_mentions_every_key_of_the_models():
@@ -141,6 +171,14 @@ def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
 def test_init_then_help_then_compile_in_the_example_project(demo_project):
     config = demo_project / "conf" / "base" / "vertexai.yml"
     config.unlink()
+    refused = _kedro(demo_project, "vertexai", "init", "my-proj\nregion: x #", "europe-west4")
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "Error: kedro vertexai init: PROJECT_ID: expected a Google Cloud project id: 6 to 30 lowercase letters, "
+        "digits or '-', starting with a letter and not ending with '-' (e.g. 'my-project-123'), got "
+        "'my-proj\\nregion: x #'"
+    ]
+    assert not config.exists()
     result = _kedro(demo_project, "vertexai", "init", "my-proj", "europe-west4")
     assert result.returncode == 0, result.stderr
     assert f"Wrote {config}" in result.stdout
@@ -185,8 +223,14 @@ def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line
         (["--load-versions", "houses_clean:2024-01-01T00.00.00.000Z"], "Error: --load-versions: VertexRunner does"),
         (["--conf-source", "elsewhere"],
          ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/")),
+        (["--runner-params", "backend=local,run_id=-x"],
+         "Error: --runner-params run_id='-x': expected an id such as local-20240101-120000-abc123 (at most 128 "),
+        (["--params", "db_password=hunter2"],
+         ("Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
+          "Secret Manager")),
     ],
-    ids=["empty-run-id", "empty-backend", "fractional-workers", "only-missing", "load-versions", "conf-source"],
+    ids=["empty-run-id", "empty-backend", "fractional-workers", "only-missing", "load-versions", "conf-source",
+         "option-like-run-id", "secret-param"],
 )
 def test_kedro_run_refuses_what_tasks_could_not_honour(demo_project, args, expected):
     """Options the tasks could not honour are one `Error:` line before anything runs, not silently dropped."""
@@ -198,4 +242,5 @@ def test_kedro_run_refuses_what_tasks_could_not_honour(demo_project, args, expec
     line = result.stderr.strip().splitlines()[-1]
     first, *rest = (expected,) if isinstance(expected, str) else expected
     assert line.startswith(first) and all(part in line for part in rest), result.stderr[-2000:]
+    assert "hunter2" not in result.stderr + result.stdout
     assert not (demo_project / "data" / "vertex_runs").exists()  # no task ran

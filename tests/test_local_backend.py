@@ -504,7 +504,7 @@ def test_live_table_on_a_terminal(run: Run):
         (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("--timeout=soon"), {},
          "--timeout 'soon'"),
         (lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"), {}, "no default value"),
-        (lambda s: None, {"run_id": "../escape"}, "cannot name a folder"),
+        (lambda s: None, {"run_id": "../escape"}, "run id '../escape': expected an id such as"),
     ],
 )
 def test_bad_input_is_one_plugin_error_line_and_runs_nothing(run: Run, mutate, kwargs, expected):

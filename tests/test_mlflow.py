@@ -258,6 +258,43 @@ def test_file_store_gets_one_line(uri, monkeypatch):
         mt.check_tracking_uri(uri)
     message = str(info.value)
     assert "\n" not in message and "sqlite:///mlflow.db" in message and "mlflow.yml" in message
+    assert "task" not in message and "Vertex" not in message  # also guards plain `kedro run`: no runner assumed
+    if uri is None:
+        assert "(kedro-mlflow's default: mlflow.yml sets none)" in message
+
+
+def test_file_store_message_names_where_the_uri_comes_from(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    with pytest.raises(PluginError, match=r"^MLflow tracking URI './mlruns' is a local file store, which MLflow 3 "
+                       r"refuses \(from MLFLOW_TRACKING_URI\): set"):
+        mt.check_tracking_uri(None)
+    with pytest.raises(PluginError, match=r"^MLflow tracking URI 'mlruns' is a local file store, which MLflow 3 refuses "
+                       r"and the job's tasks could not share \(set in mlflow.yml\): set"):
+        mt.check_tracking_uri("mlruns", backend="local")
+
+
+def test_project_without_mlflow_yml_is_not_stopped(tmp_path, monkeypatch):
+    """kedro-mlflow installed for other projects: a project with no mlflow.yml has not chosen MLflow, so the check
+    lets kedro-mlflow's documented default work instead of stopping the run."""
+    from kedro.config import OmegaConfigLoader
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):  # unset now, and as before after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()
+
+    class Context:
+        config_loader = OmegaConfigLoader(str(tmp_path), base_env="base", default_run_env="local")
+
+    mt.check_project_tracking(Context())
+    assert mt.os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")  # a choice the user made is kept
+    mt.check_project_tracking(Context())
+    assert mt.os.environ["MLFLOW_ALLOW_FILE_STORE"] == "false"
+    with pytest.raises(PluginError, match="the job's tasks could not share"):  # VertexRunner with tracking on
+        mt.check_project_tracking(Context(), backend="local")
 
 
 def test_server_and_sqlite_uris_pass():
@@ -363,6 +400,26 @@ def test_plain_kedro_run_is_untouched_without_kedro_mlflow(demo_project):
     assert line.startswith("NEW_IMPORTS [] TOOK"), line
     assert float(line.split()[-1]) < 0.5
     assert not (demo_project / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_plain_kedro_run_without_mlflow_yml_runs_with_kedro_mlflow_installed(demo_project):
+    """The extras put kedro-mlflow and MLflow 3 into the environment; an unrelated project without mlflow.yml still
+    runs with plain `kedro run` (Kedro's SequentialRunner), with one warning instead of MLflow's file-store error."""
+    for settings in (demo_project / "src").glob("*/settings.py"):  # kedro-mlflow on, as in any other project
+        lines = settings.read_text().splitlines(keepends=True)
+        settings.write_text("".join(line for line in lines if not line.startswith("DISABLE_HOOKS_FOR_PLUGINS")))
+    (demo_project / "conf" / "base" / "mlflow.yml").unlink()
+    env = subprocess_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_ALLOW_FILE_STORE", None)
+    done = subprocess.run(kedro_cmd("run", "--pipeline", "data_processing"), cwd=demo_project, capture_output=True,
+                          text=True, env=env, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "Traceback" not in output and "MlflowException" not in output and "Error:" not in output
+    assert "Pipeline execution completed successfully" in output
+    assert "has no mlflow.yml" in " ".join(output.split())
 
 
 @pytest.mark.slow

@@ -103,7 +103,7 @@ def test_file_names_are_one_safe_segment():
     assert file_name("..") == "...pkl"
     assert dataset_path("gs://bucket/root/", "uuid-1", "x") == "gs://bucket/root/uuid-1/x.pkl"
     for bad in ("", "..", "a/b"):
-        with pytest.raises(PluginError, match="cannot be used as a directory name"):
+        with pytest.raises(PluginError, match=r"^run id .*: expected an id such as local-20240101-120000-abc123"):
             dataset_path("/tmp", bad, "x")
 
 

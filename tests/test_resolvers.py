@@ -126,3 +126,22 @@ def test_works_in_a_kedro_config_loader(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("KEDRO_VERTEX_RUN_ID", "abc")
     loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local")
     assert loader["catalog"]["out"]["filepath"] == "gs://b/abc/core/out.pkl"
+
+
+@pytest.mark.parametrize("run_id", ["local-20240101-120000-abc123", "6f1c0a2e-1b2c-4d5e-8f90-123456789abc", "R1.2_x"])
+def test_run_ids_that_name_one_folder_pass(run_id):
+    assert resolvers.check_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize(
+    "run_id", ["", "-x", "--root=/tmp", "..", ".hidden", "a/b", "a\\b", "a b", "x\n", "{{$.pipeline_job_uuid}}",
+               "r" * 129, "caf\u00e9"]
+)
+def test_run_ids_that_could_be_misread_are_refused_in_one_line(run_id):
+    """One rule for every place a run id enters (runner params, local backend, entrypoint): a single safe path
+    segment that can never be taken for an option."""
+    with pytest.raises(PluginError) as info:
+        resolvers.check_run_id(run_id, "--runner-params run_id=")
+    message = str(info.value)
+    assert message.startswith(f"--runner-params run_id={run_id!a}: expected an id such as local-20240101-120000-")
+    assert message.isascii() and "\n" not in message

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import PluginError
+from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
 
 if TYPE_CHECKING:
@@ -188,8 +189,7 @@ def run_spec(
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise PluginError(f"max_workers={max_workers!r}: expected a whole number ≥ 1")
     run_id = str(run_id) if run_id else str(uuid.uuid4())
-    if not run_id.strip() or "/" in run_id or "\\" in run_id or run_id in {".", ".."}:
-        raise PluginError(f"run id {run_id!r} cannot name a folder: use letters, digits, '-' or '_'")
+    check_run_id(run_id)
     if job_name is None:
         pipeline_name = str(spec.get("pipelineInfo", {}).get("name") or "pipeline")
         job_name = f"{pipeline_name}-{run_id}"[:128]

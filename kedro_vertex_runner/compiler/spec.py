@@ -10,8 +10,9 @@ item, never a shell — rendered from a :class:`~kedro_vertex_runner.task_contra
 items, so node names such as ``f([a;b]) -> [c]`` or ``--help`` and a parameter ``-draft`` arrive intact and inert.
 Runtime parameters (``--params``) become typed pipeline parameters whose values reach every task through
 placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec.
-The environment of every task holds only non-secret values: a variable whose name looks like a credential is
-refused rather than written in plain text into a file that is uploaded and shown in the console.
+The environment of every task holds only non-secret values: a variable or runtime parameter that looks like a
+credential, by name or by value (:mod:`kedro_vertex_runner.secret_check`), is refused rather than written in plain
+text into a file that is uploaded and shown in the console.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import normalise_root
+from ..config import cpu_cores, memory_bytes, normalise_root
 from ..errors import PluginError
+from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, HostAlias, TaskContract, TaskParam
 from .grouping import TaskGroup, group_nodes
 
@@ -55,12 +57,6 @@ PARAMETER_TYPES = (
     (list, "LIST"),
     (dict, "STRUCT"),
 )
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY", re.IGNORECASE)
-_MEMORY_UNITS = {
-    "": 1,
-    "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPEkmgtpe]i?)?$")
 
 
@@ -177,7 +173,7 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it 0600: give it what open() would
         os.replace(tmp_name, path)
     except OSError as exc:
         if tmp_name and os.path.exists(tmp_name):
@@ -187,6 +183,12 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
             f"cannot write the compiled pipeline to {str(path)!r}: {reason}; choose another -o/--output path"
         ) from None
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def check_output_path(path: str | Path) -> str:
@@ -260,6 +262,9 @@ def _pipeline_parameters(runtime_params: dict[str, Any]) -> list[_Parameter]:
         value = runtime_params[key]
         type_ = _parameter_type(str(key), value)
         _check_json_value(str(key), value)
+        secret = find_secret({str(key): value}, "")
+        if secret:
+            raise PluginError(secret_message(f"--params {secret[0]}", secret[1]))
         base = re.sub(r"[^a-z0-9_]", "_", str(key).lower())
         if not base or not base[0].isalpha():
             base = f"p_{base}"
@@ -484,15 +489,14 @@ class _GroupSettings:
 
 
 def _cpu_cores(cpu: str) -> float:
-    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    return cpu_cores(cpu)
 
 
 def _memory_bytes(memory: str) -> float:
-    match = _MEMORY.match(memory)
-    if not match:  # config.py validated the form already
-        raise PluginError(f"run_config.resources: memory {memory!r}: expected a size such as '512Mi' or '4Gi'")
-    unit = match.group(2) or ""
-    return float(match.group(1)) * _MEMORY_UNITS[unit[:1].upper() + unit[1:]]
+    try:
+        return memory_bytes(memory)
+    except ValueError as exc:  # config.py validated the form already
+        raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
 def _memory_quantity(memory: str) -> str:
@@ -576,15 +580,10 @@ class _NodePipelineIndex:
 def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bool) -> list[dict[str, str]]:
     env: dict[str, str] = {}
     for name, value in request.extra_env.items():
-        if _SECRET_NAME.search(name):
-            where = (
-                f"run_config.env.{name}: this variable" if name in request.config.run_config.env
-                else f"environment variable {name}"
-            )
-            raise PluginError(
-                f"{where} looks like a secret and would be stored in plain text in the compiled pipeline; remove "
-                "it and give tasks access through the service account or Secret Manager instead"
-            )
+        reason = secret_reason(name, value)
+        if reason:
+            where = f"run_config.env.{name}" if name in request.config.run_config.env else f"environment variable {name}"
+            raise PluginError(secret_message(where, reason))
         env[name] = str(value)
     if request.commit_id:
         env["KEDRO_CONFIG_COMMIT_ID"] = request.commit_id
