@@ -131,6 +131,18 @@ def fake():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def fake_logging():
+    """A fake Cloud Logging REST server (tests/fake_logging.py) on 127.0.0.1, one per test module."""
+    from fake_logging import FakeLogging
+
+    server = FakeLogging().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def task_by_node(spec: dict, node_name: str) -> str:
     """Name of the compiled task whose args run ``node_name``."""
     for name, executor in spec["deploymentSpec"]["executors"].items():

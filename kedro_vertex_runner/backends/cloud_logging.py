@@ -127,6 +127,7 @@ __all__ = [
     "LogLine",
     "LogsUnavailable",
     "fetch_tail",
+    "logging_endpoint",
     "logs_explorer_url",
     "pipeline_log_filter",
     "task_log_filter",

@@ -40,9 +40,11 @@ import click
 from ..compiler.spec import EXIT_HANDLER_TASK
 from ..errors import PluginError
 from .cloud_logging import (
+    LOGGING_ENDPOINT_ENV,
     TAIL_LINES,
     LogsUnavailable,
     fetch_tail,
+    logging_endpoint,
     logs_explorer_url,
     pipeline_log_filter,
     task_log_filter,
@@ -150,13 +152,17 @@ def _maybe_on_google_cloud() -> bool:
         return False
 
 
+def _anonymous() -> bool:
+    return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
 def load_credentials(config: PluginConfig) -> Any:
     """Application Default Credentials for the Vertex AI and Storage APIs, checked without network calls.
 
     Raises:
         PluginError: one line saying what to run when there are no usable credentials.
     """
-    if os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}:
+    if _anonymous():
         endpoint = api_endpoint(config)
         if not _is_local_endpoint(endpoint):
             raise PluginError(
@@ -915,6 +921,9 @@ def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINE
         raise LogsUnavailable(f"Vertex AI started no container for it, so it has no log; the job's events: {url}")
     log_filter = task_log_filter(custom_job, since=_job_start(job))
     url = logs_explorer_url(project, log_filter)
+    if _anonymous() and not _is_local_endpoint(logging_endpoint()):
+        raise LogsUnavailable(f"{ANONYMOUS_ENV} is set, so logs are read only from a local {LOGGING_ENDPOINT_ENV}; "
+                              f"the log is at {url}")
     try:
         tail = fetch_tail(api.credentials, project, log_filter, lines)
     except LogsUnavailable as exc:
