@@ -152,6 +152,14 @@ def task_by_node(spec: dict, node_name: str) -> str:
     raise AssertionError(f"no task runs {node_name!r}")
 
 
+def failure_policy(job_body: dict) -> str:
+    """The job's ``runtimeConfig.failurePolicy`` by name (the REST client sends enums as numbers)."""
+    from google.cloud.aiplatform_v1 import PipelineFailurePolicy
+
+    value = job_body["runtimeConfig"]["failurePolicy"]
+    return PipelineFailurePolicy(value).name if isinstance(value, int) else value
+
+
 # vertexai.yml of the example against the fake Vertex AI and the storage emulator; tests append their own
 # run_config keys and fill in the fake's endpoint with .format()
 VERTEX_CONFIG_HEAD = """\

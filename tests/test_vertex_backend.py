@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from conftest import failure_policy
 from fake_logging import FakeLogging
 from fake_vertex import FakeVertex, custom_job_id
 from kedro_vertex_runner.backends import vertex
@@ -264,7 +265,7 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
     vertex.submit(SPEC, config, wait=False)
     body = created_jobs(api)[0]["body"]
     assert body["encryptionSpec"] == {"kmsKeyName": key}
-    assert body["runtimeConfig"]["failurePolicy"] == "PIPELINE_FAILURE_POLICY_FAIL_FAST"
+    assert failure_policy(body) == "PIPELINE_FAILURE_POLICY_FAIL_FAST"
     assert body["reservedIpRanges"] == ["range-a", "range-b"]
     assert body["pscInterfaceConfig"] == {
         "networkAttachment": "att-1",
