@@ -563,8 +563,16 @@ class _Translation:
         logger.warning("%s: run_config.%s is a kedro-vertexai key: write %s instead", self.where(loc),
                        ".".join(loc), instead)
 
-    def fail(self, loc: tuple[str, ...], reason: str) -> None:
+    def fail(self, loc: tuple[str, ...], reason: str) -> typing.NoReturn:
         raise ConfigError(f"{self.where(loc)}: run_config.{'.'.join(loc)}: {reason}")
+
+    def mapping(self, item: Any, loc: tuple[str, ...]) -> dict[str, Any]:
+        """``item`` as a dict (``None`` is empty); anything else is one error line."""
+        if item is None:
+            return {}
+        if not isinstance(item, dict):
+            self.fail(loc, f"expected a mapping, got {_short_repr(item)}")
+        return dict(item)
 
 
 def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[str, Any]:
@@ -618,7 +626,7 @@ def _translate_grouping(grouping: dict[str, Any], tr: _Translation) -> Any:
     mode = _REFERENCE_GROUPERS.get(cls_name)
     if mode is None:
         tr.fail(("grouping", "cls"), f"{cls_name!r} has no equivalent: use grouping: chains, none, namespace or tags")
-    params = dict(grouping.get("params") or {})
+    params = tr.mapping(grouping.get("params"), ("grouping", "params"))
     prefix = params.pop("tag_prefix", "group.")
     if params:
         tr.fail(("grouping", "params"), f"{sorted(params)[0]!r} has no equivalent: remove it")
@@ -639,31 +647,31 @@ def _translate_resources(name: Any, entry: dict[str, Any], tr: _Translation) -> 
 
 
 def _translate_node_selectors(value: dict[str, Any], tr: _Translation) -> None:
-    selectors = value.pop("node_selectors") or {}
-    if not isinstance(selectors, dict):
-        tr.fail(("node_selectors",), "expected a mapping of node or tag → selectors; use resources.<name>.accelerator")
+    selectors = tr.mapping(value.pop("node_selectors"), ("node_selectors",))
     resources = dict(value.get("resources") or {})
     for name, entry in selectors.items():
-        for selector, accelerator in dict(entry or {}).items():
+        for selector, accelerator in tr.mapping(entry, ("node_selectors", str(name))).items():
             loc = ("node_selectors", str(name), str(selector))
             if selector != _ACCELERATOR_SELECTOR:
                 tr.fail(loc, "has no equivalent on Vertex AI Pipelines (only the accelerator type can be chosen): "
                              "remove it")
             tr.warn(loc, f"run_config.resources.{name}.accelerator: {accelerator}")
-            resources[name] = {**dict(resources.get(name) or {}), "accelerator": accelerator}
+            resources[name] = {**tr.mapping(resources.get(name), ("resources", str(name))), "accelerator": accelerator}
     value["resources"] = resources
 
 
 def _translate_config_providers(value: dict[str, Any], tr: _Translation) -> None:
     providers = value.pop("dynamic_config_providers") or []
+    if not isinstance(providers, list):
+        tr.fail(("dynamic_config_providers",), f"expected a list, got {_short_repr(providers)}")
     if not providers:
         logger.warning("%s: run_config.dynamic_config_providers is ignored: it is empty; remove it",
                        tr.where(("dynamic_config_providers",)))
         return
     for index, provider in enumerate(providers):
         loc = ("dynamic_config_providers", str(index))
-        provider = dict(provider or {}) if isinstance(provider, dict) else {}
-        params = dict(provider.get("params") or {})
+        provider = tr.mapping(provider, loc)
+        params = tr.mapping(provider.get("params"), (*loc, "params"))
         if provider.get("cls") not in _REFERENCE_TOKEN_PROVIDERS or "client_id" not in params:
             tr.fail(loc, f"{provider.get('cls')!r} has no equivalent: tasks mint MLflow identity tokens themselves "
                          "with run_config.mlflow.audience; write other files in a Kedro hook")
@@ -676,8 +684,10 @@ def _translate_mlflow(mlflow: dict[str, Any], tr: _Translation) -> dict[str, Any
     for key in ("request_header_provider_params", "request_header_provider"):
         if key not in mlflow:
             continue
-        params = dict(mlflow.pop(key) or {})
         loc = ("mlflow", key)
+        params = tr.mapping(mlflow.pop(key), loc)
+        if "init_kwargs" in params:  # kedro-mlflow's shape: {type: <provider class>, pass_context, init_kwargs}
+            params = tr.mapping(params["init_kwargs"], (*loc, "init_kwargs"))
         params.pop("service_account", None)  # tasks mint the token as the job's service account
         client_id = params.pop("client_id", None) or params.pop("audience", None)
         if params or not client_id:

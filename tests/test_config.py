@@ -694,6 +694,17 @@ def test_kedro_vertexai_config_loads_with_one_warning_per_translated_key(conf, c
         "0 * * * *", "Etc/UTC", None, None)
 
 
+def test_kedro_vertexai_request_header_provider_in_kedro_mlflow_shape(conf):
+    write(conf, with_run_config("""\
+        mlflow:
+          request_header_provider:
+            type: kedro_vertexai.auth.gcp.MLFlowGoogleIAMRequestHeaderProvider
+            pass_context: true
+            init_kwargs: {client_id: my-client-id, service_account: sa@p.iam.gserviceaccount.com}
+        """))
+    assert load(conf).run_config.mlflow.audience == "my-client-id"
+
+
 def test_kedro_vertexai_mlflow_header_params_and_identity_grouper(conf, caplog):
     write(conf, with_run_config("""\
         grouping: {cls: kedro_vertexai.grouping.IdentityNodeGrouper}
@@ -727,6 +738,10 @@ def test_kedro_vertexai_mlflow_header_params_and_identity_grouper(conf, caplog):
          "run_config.dynamic_config_providers.0: 'my_project.Secrets' has no equivalent"),
         ("mlflow: {request_header_provider_params: {token: x}}\n",
          "run_config.mlflow.request_header_provider_params: has no equivalent besides `client_id`"),
+        ("node_selectors: {train: NVIDIA_TESLA_T4}\n", "run_config.node_selectors.train: expected a mapping, got "
+         "'NVIDIA_TESLA_T4'"),
+        ("dynamic_config_providers: [{cls: kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider, "
+         "params: [x]}]\n", "run_config.dynamic_config_providers.0.params: expected a mapping, got ['x']"),
     ],
 )
 def test_kedro_vertexai_keys_without_an_equivalent_are_one_line(conf, extra, expected):
