@@ -16,6 +16,11 @@ experiment is got-or-created *before* the job (a job refused afterwards leaves o
 next submit reuses), and once the job exists nothing about the experiment can fail the command (a failure to
 link the job's run to the experiment is printed as a warning, and the job is followed as usual).
 
+Tasks are shown as Vertex AI reports them: by their ``taskInfo.name`` (the Kedro node names the compiler put
+there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job fails, the last
+lines of each failed task's log are read from Cloud Logging (:mod:`.cloud_logging`) and printed before the
+one-line error; a log that cannot be read is one line and never replaces the job's own error.
+
 Environment variables:
     ``KEDRO_VERTEX_POLL_INTERVAL``: seconds between status polls while waiting (default 10).
     ``KEDRO_VERTEX_ANONYMOUS_CREDENTIALS=1``: use anonymous credentials — honoured only when ``api_endpoint``
