@@ -268,7 +268,8 @@ def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
 @click.argument("job_id")
 @click.option("--task", "task", default=None, help="Task name as the console shows it (default: every failed task).")
 @click.option(
-    "--lines", default=20, show_default=True, type=click.IntRange(min=1), help="How many of the last lines to show."
+    "--lines", default=20, show_default=True, type=click.IntRange(min=1, max=1000),
+    help="How many of the last lines to show (at most 1000).",
 )
 @click.pass_context
 @_user_errors

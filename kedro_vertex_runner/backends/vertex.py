@@ -959,8 +959,8 @@ def show_logs(config: PluginConfig, job_ref: str, task: str | None = None, lines
     Raises:
         PluginError: unknown job or task, or a job without failed tasks when no ``--task`` is given.
     """
-    if lines < 1:
-        raise PluginError(f"--lines {lines}: expected a whole number ≥ 1")
+    if not 1 <= lines <= 1000:  # Cloud Logging's largest page
+        raise PluginError(f"--lines {lines}: expected a whole number from 1 to 1000")
     api = connect(config)
     job_id = job_ref.rstrip("/").rsplit("/", 1)[-1]
     job = _call(f"reading job {job_id}", config, api.pipelines.get_pipeline_job,
