@@ -332,7 +332,9 @@ def test_unreadable_logs_are_one_line_and_never_hide_the_job_error(
         vertex.submit(SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("Task train")]
-    assert "its log cannot be shown: no permission to read logs of project proj-1: grant the account "            "roles/logging.viewer" in line and "https://console.cloud.google.com/logs/query" in line
+    assert ("its log cannot be shown: no permission to read logs of project proj-1: grant the account "
+            "roles/logging.viewer") in line
+    assert "https://console.cloud.google.com/logs/query" in line
 
 
 def test_a_task_that_never_started_a_container_has_no_log(api: FakeVertex, fake_logging: FakeLogging,
