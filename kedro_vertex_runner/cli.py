@@ -1,4 +1,4 @@
-"""``kedro vertexai …`` commands: init, compile, run-once, schedule, list-pipelines, ui.
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, list-pipelines, logs, ui.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -261,6 +261,28 @@ def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
     job = _open_job(_env(ctx, env), "__default__", {})
     job.close()
     list_jobs_and_schedules(job.config, limit=limit)
+
+
+@vertexai.command()
+@env_option
+@click.argument("job_id")
+@click.option("--task", "task", default=None, help="Task name as the console shows it (default: every failed task).")
+@click.option(
+    "--lines", default=20, show_default=True, type=click.IntRange(min=1, max=1000),
+    help="How many of the last lines to show (at most 1000).",
+)
+@click.pass_context
+@_user_errors
+def logs(ctx: click.Context, env: str | None, job_id: str, task: str | None, lines: int) -> None:
+    """Show the last lines of a Vertex AI job's task log from Cloud Logging (needs roles/logging.viewer).
+
+    JOB_ID is the job id printed on submit (or its full resource name). Without --task, shows every failed task.
+    """
+    from .backends.vertex import show_logs
+
+    job = _open_job(_env(ctx, env), "__default__", {})
+    job.close()
+    show_logs(job.config, job_id, task=task, lines=lines)
 
 
 @vertexai.command()

@@ -91,6 +91,13 @@ MAX_TIMEOUT_SECONDS = 30 * 86400
 _VPC = re.compile(r"^projects/[^/\s]+/global/networks/[^/\s]+$")
 _EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_KMS_KEY = re.compile(r"^projects/[^/\s]+/locations/(?P<location>[^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+$")
+_NETWORK_ATTACHMENT = re.compile(
+    r"^(projects/[^/\s]+/regions/[a-z0-9-]+/networkAttachments/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
+_IP_RANGE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# label keys Vertex AI Pipelines or Google Cloud set themselves (a user value is overwritten or refused)
+_RESERVED_LABEL_PREFIXES = ("goog", "vertex-ai-pipelines")
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i?|[kmgtpe])?$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -215,6 +222,11 @@ def _check_label_key(key: str) -> str:
         raise ValueError(
             f"label key {key!r} must start with a lowercase letter and use only lowercase letters, digits, '_' or "
             "'-' (at most 63 characters)"
+        )
+    if key.startswith(_RESERVED_LABEL_PREFIXES):
+        raise ValueError(
+            f"label key {key!r} is reserved (keys starting with {' or '.join(map(repr, _RESERVED_LABEL_PREFIXES))} "
+            "are set by Google Cloud and Vertex AI Pipelines): choose another key"
         )
     return key
 
@@ -345,15 +357,6 @@ class TaskSettings(_Model):
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reference_gpu_key(cls, value: Any) -> Any:
-        # the reference plugin wrote `nvidia.com/gpu: 1`
-        if isinstance(value, dict) and "nvidia.com/gpu" in value:
-            value = dict(value)
-            value.setdefault("gpu", value.pop("nvidia.com/gpu"))
-        return value
-
 
 
 class HostAlias(_Model):
@@ -383,13 +386,69 @@ class HostAlias(_Model):
         return value
 
 
+class DnsPeering(_Model):
+    domain: str = Field(description="DNS suffix resolved through the target network, ending with a dot.")
+    target_project: str = Field(description="Project hosting the Cloud DNS zone of `domain`.")
+    target_network: str = Field(description="VPC network of `target_project` where that zone is visible.")
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not value.endswith(".") or len(value) < 2:
+            raise ValueError(f"expected a DNS suffix ending with a dot, such as 'corp.example.com.', got {value!r}")
+        return value
+
+
+class PscInterface(_Model):
+    network_attachment: str = Field(
+        description="Network attachment the tasks connect through: its name (in the job's project and region) or "
+        "`projects/<project>/regions/<region>/networkAttachments/<name>`."
+    )
+    dns_peering: list[DnsPeering] = Field(
+        default_factory=list, description="Private DNS zones of the attached network the tasks resolve."
+    )
+
+    @field_validator("network_attachment")
+    @classmethod
+    def _attachment(cls, value: str) -> str:
+        if not _NETWORK_ATTACHMENT.match(value):
+            raise ValueError(
+                "expected a network attachment name or 'projects/<project>/regions/<region>/networkAttachments/"
+                f"<name>', got {value!r}"
+            )
+        return value
+
+
 class NetworkConfig(_Model):
     vpc: str | None = Field(
         None, description="Peered VPC network, `projects/<number>/global/networks/<name>`."
     )
+    reserved_ip_ranges: list[str] = Field(
+        default_factory=list,
+        description="Names of reserved IP ranges of `vpc` the tasks get their addresses from (needs `vpc`).",
+    )
+    psc_interface: PscInterface | None = Field(
+        None, description="Private Service Connect interface: reach a VPC through a network attachment."
+    )
     host_aliases: list[HostAlias] = Field(
         default_factory=list, description="Extra name → IP mappings applied inside each task."
     )
+
+    @field_validator("reserved_ip_ranges")
+    @classmethod
+    def _ranges(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _IP_RANGE_NAME.match(name):
+                raise ValueError(f"expected the name of a reserved IP range such as 'vertex-ai-range', got {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_need_vpc(self) -> NetworkConfig:
+        if self.reserved_ip_ranges and not self.vpc:
+            raise ValueError(
+                "reserved_ip_ranges are ranges of the peered VPC: set network.vpc too, or remove reserved_ip_ranges"
+            )
+        return self
 
     @field_validator("vpc")
     @classmethod
@@ -406,6 +465,9 @@ class ScheduleConfig(_Model):
     end_time: str | None = Field(None, description="RFC 3339 time after which no run starts.")
     max_run_count: int | None = Field(None, gt=0, description="Stop after this many runs.")
     max_concurrent_run_count: int = Field(1, gt=0, description="Runs of this schedule allowed at once.")
+    allow_queueing: bool = Field(
+        False, description="Queue a run due while `max_concurrent_run_count` runs are active (else it is skipped)."
+    )
     pipeline: str | None = Field(None, description="Kedro pipeline to schedule (default: `__default__`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Runtime parameters for every scheduled run.")
 
@@ -498,8 +560,22 @@ class RunConfig(_Model):
     scheduled_run_name: str | None = Field(None, description="Display name of scheduled runs (default: pipeline).")
     description: str | None = Field(None, description="Description of the compiled pipeline.")
     service_account: str | None = Field(None, description="Service account email the tasks run as.")
-    labels: dict[_LabelKey, _LabelValue] = Field(default_factory=dict, description="Labels attached to every job.")
-    network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC peering and host aliases.")
+    labels: dict[_LabelKey, _LabelValue] = Field(
+        default_factory=dict, description="Labels attached to every job, scheduled runs included."
+    )
+    encryption_key: str | None = Field(
+        None,
+        description="Cloud KMS key encrypting the job and its outputs (CMEK), "
+        "`projects/<p>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>`, in the job's region.",
+    )
+    failure_policy: Literal["fast", "slow"] | None = Field(
+        None,
+        description="After a task fails: 'fast' starts no further task, 'slow' (Vertex AI's default) runs every task "
+        "that does not depend on the failed one.",
+    )
+    network: NetworkConfig = Field(
+        default_factory=NetworkConfig, description="VPC peering, Private Service Connect and host aliases."
+    )
     resources: dict[str, TaskSettings] = Field(
         default_factory=dict,
         description="Task settings per node name or tag, and `__default__`; node name beats tag beats default.",
@@ -526,21 +602,10 @@ class RunConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _compat(cls, value: Any, info: ValidationInfo) -> Any:
-        # keys of the reference plugin: ignored ones warn (a config written for it keeps working), renamed ones move
+        # keys of the reference plugin: a config written for it keeps working (see _translate_reference_keys)
         if not isinstance(value, dict):
             return value
-        value = dict(value)
-        files = (info.context or {}).get("files") or []
-        for key in IGNORED_RUN_CONFIG_KEYS:
-            if key in value:
-                value.pop(key)
-                where = file_defining(files, ("run_config", key))
-                logger.warning(
-                    "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it", where, key
-                )
-        if "vertex_ai_networking" in value and "network" not in value:
-            value["network"] = value.pop("vertex_ai_networking")
-        return value
+        return _translate_reference_keys(value, (info.context or {}).get("files") or [])
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -559,6 +624,16 @@ class RunConfig(_Model):
         except ValueError as exc:
             raise PydanticCustomError("value_error_at", "{message}", {"key": "root", "message": str(exc)}) from None
         return self
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _encryption_key(cls, value: str | None) -> str | None:
+        if value is not None and not _KMS_KEY.match(value):
+            raise ValueError(
+                "expected a Cloud KMS key name 'projects/<project>/locations/<region>/keyRings/<ring>/cryptoKeys/"
+                f"<key>', got {value!r}"
+            )
+        return value
 
     @field_validator("experiment_name")
     @classmethod
@@ -645,6 +720,18 @@ class PluginConfig(_Model):
     def _project_id(cls, value: str) -> str:
         return check_project_id(value)
 
+    @model_validator(mode="after")
+    def _key_in_region(self, info: ValidationInfo) -> PluginConfig:
+        key = self.run_config.encryption_key
+        location = _KMS_KEY.match(key).group("location") if key else None  # type: ignore[union-attr]  # checked
+        if location and location != self.region:
+            where = file_defining((info.context or {}).get("files") or [], ("run_config", "encryption_key"))
+            raise ConfigError(
+                f"{where}: run_config.encryption_key: the key is in location {location!r}, but Vertex AI needs a key "
+                f"in the job's region {self.region!r}: use a key ring in {self.region}"
+            )
+        return self
+
     @property
     def gcs_root(self) -> str:
         """``run_config.root``: already a ``gs://`` URL for the vertex backend (``bucket/path`` was expanded when
@@ -655,6 +742,190 @@ class PluginConfig(_Model):
     def source_files(self) -> list[Path]:
         """The ``vertexai.yml`` files this config was read from, lowest precedence first (may be empty)."""
         return list(self._files)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# kedro-vertexai (the reference plugin) keys
+#
+# A team moving from kedro-vertexai keeps its vertexai.yml: each of its keys that has an equivalent here is
+# translated with one warning line saying what to write instead; a key without one is one error line. Everything
+# is translated here, before validation, so the models below only ever see this plugin's own keys.
+
+_REFERENCE_GROUPERS = {
+    "kedro_vertexai.grouping.IdentityNodeGrouper": "none",
+    "kedro_vertexai.grouping.TagNodeGrouper": "tags",
+}
+_REFERENCE_TOKEN_PROVIDERS = (
+    "kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider",
+    "kedro_vertexai.auth.gcp.MLFlowGoogleIAMCredentialsProvider",
+)
+_ACCELERATOR_SELECTOR = "cloud.google.com/gke-accelerator"
+_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class _Translation:
+    """Moves reference keys to this plugin's; warns once per moved key, raises ConfigError for the untranslatable."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+
+    def where(self, loc: tuple[str, ...]) -> str:
+        return file_defining(self.files, ("run_config", *loc))
+
+    def warn(self, loc: tuple[str, ...], instead: str) -> None:
+        logger.warning("%s: run_config.%s is a kedro-vertexai key: write %s instead", self.where(loc),
+                       ".".join(loc), instead)
+
+    def fail(self, loc: tuple[str, ...], reason: str) -> typing.NoReturn:
+        raise ConfigError(f"{self.where(loc)}: run_config.{'.'.join(loc)}: {reason}")
+
+    def mapping(self, item: Any, loc: tuple[str, ...]) -> dict[str, Any]:
+        """``item`` as a dict (``None`` is empty); anything else is one error line."""
+        if item is None:
+            return {}
+        if not isinstance(item, dict):
+            self.fail(loc, f"expected a mapping, got {_short_repr(item)}")
+        return dict(item)
+
+
+def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+    value = dict(value)
+    tr = _Translation(files)
+    for key in IGNORED_RUN_CONFIG_KEYS:
+        if key in value:
+            value.pop(key)
+            logger.warning(
+                "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it", tr.where((key,)),
+                key,
+            )
+    if "vertex_ai_networking" in value and "network" not in value:
+        tr.warn(("vertex_ai_networking",), "run_config.network")
+        value["network"] = value.pop("vertex_ai_networking")
+    if isinstance(value.get("grouping"), dict):
+        value["grouping"] = _translate_grouping(value["grouping"], tr)
+    if isinstance(value.get("resources"), dict):
+        value["resources"] = {
+            name: _translate_resources(name, entry, tr) if isinstance(entry, dict) else entry
+            for name, entry in value["resources"].items()
+        }
+    if "node_selectors" in value:
+        _translate_node_selectors(value, tr)
+    if "dynamic_config_providers" in value:
+        _translate_config_providers(value, tr)
+    if isinstance(value.get("mlflow"), dict):
+        value["mlflow"] = _translate_mlflow(value["mlflow"], tr)
+    if isinstance(value.get("schedules"), dict):
+        value["schedules"] = {
+            name: _translate_schedule(str(name), entry, tr) if isinstance(entry, dict) else entry
+            for name, entry in value["schedules"].items()
+        }
+    return value
+
+
+def _is_none_text(item: Any) -> bool:
+    # the reference template writes `start_time: none`, and its docs `cpu: None`: YAML reads both as strings
+    return isinstance(item, str) and item.strip().lower() in {"none", "null", "~"}
+
+
+def _drop_none_texts(entry: dict[str, Any], loc: tuple[str, ...], tr: _Translation) -> dict[str, Any]:
+    for key in [k for k, item in entry.items() if _is_none_text(item)]:
+        tr.warn((*loc, str(key)), f"`{key}: null` (YAML reads {entry[key]!r} as a string) or remove the key")
+        entry.pop(key)
+    return entry
+
+
+def _translate_grouping(grouping: dict[str, Any], tr: _Translation) -> Any:
+    cls_name = str(grouping.get("cls", "kedro_vertexai.grouping.IdentityNodeGrouper"))
+    mode = _REFERENCE_GROUPERS.get(cls_name)
+    if mode is None:
+        tr.fail(("grouping", "cls"), f"{cls_name!r} has no equivalent: use grouping: chains, none, namespace or tags")
+    params = tr.mapping(grouping.get("params"), ("grouping", "params"))
+    prefix = params.pop("tag_prefix", "group.")
+    if params:
+        tr.fail(("grouping", "params"), f"{sorted(params)[0]!r} has no equivalent: remove it")
+    if mode == "tags" and prefix != "group.":
+        tr.fail(("grouping", "params", "tag_prefix"),
+                f"{prefix!r}: tag grouping reads tags `group.<name>`: rename the tags and use grouping: tags")
+    tr.warn(("grouping",), f"`grouping: {mode}`")
+    return mode
+
+
+def _translate_resources(name: Any, entry: dict[str, Any], tr: _Translation) -> dict[str, Any]:
+    entry = _drop_none_texts(dict(entry), ("resources", str(name)), tr)
+    if _GPU_RESOURCE in entry:
+        tr.warn(("resources", str(name), _GPU_RESOURCE), f"run_config.resources.{name}.gpu")
+        gpus = entry.pop(_GPU_RESOURCE)
+        entry.setdefault("gpu", gpus)
+    return entry
+
+
+def _translate_node_selectors(value: dict[str, Any], tr: _Translation) -> None:
+    selectors = tr.mapping(value.pop("node_selectors"), ("node_selectors",))
+    resources = dict(value.get("resources") or {})
+    for name, entry in selectors.items():
+        for selector, accelerator in tr.mapping(entry, ("node_selectors", str(name))).items():
+            loc = ("node_selectors", str(name), str(selector))
+            if selector != _ACCELERATOR_SELECTOR:
+                tr.fail(loc, "has no equivalent on Vertex AI Pipelines (only the accelerator type can be chosen): "
+                             "remove it")
+            tr.warn(loc, f"run_config.resources.{name}.accelerator: {accelerator}")
+            resources[name] = {**tr.mapping(resources.get(name), ("resources", str(name))), "accelerator": accelerator}
+    value["resources"] = resources
+
+
+def _translate_config_providers(value: dict[str, Any], tr: _Translation) -> None:
+    providers = value.pop("dynamic_config_providers") or []
+    if not isinstance(providers, list):
+        tr.fail(("dynamic_config_providers",), f"expected a list, got {_short_repr(providers)}")
+    if not providers:
+        logger.warning("%s: run_config.dynamic_config_providers is ignored: it is empty; remove it",
+                       tr.where(("dynamic_config_providers",)))
+        return
+    for index, provider in enumerate(providers):
+        loc = ("dynamic_config_providers", str(index))
+        provider = tr.mapping(provider, loc)
+        params = tr.mapping(provider.get("params"), (*loc, "params"))
+        if provider.get("cls") not in _REFERENCE_TOKEN_PROVIDERS or "client_id" not in params:
+            tr.fail(loc, f"{provider.get('cls')!r} has no equivalent: tasks mint MLflow identity tokens themselves "
+                         "with run_config.mlflow.audience; write other files in a Kedro hook")
+        tr.warn(loc, f"run_config.mlflow.audience: {params['client_id']}")
+        _set_audience(value, str(params["client_id"]), loc, tr)
+
+
+def _translate_mlflow(mlflow: dict[str, Any], tr: _Translation) -> dict[str, Any]:
+    mlflow = dict(mlflow)
+    for key in ("request_header_provider_params", "request_header_provider"):
+        if key not in mlflow:
+            continue
+        loc = ("mlflow", key)
+        params = tr.mapping(mlflow.pop(key), loc)
+        if "init_kwargs" in params:  # kedro-mlflow's shape: {type: <provider class>, pass_context, init_kwargs}
+            params = tr.mapping(params["init_kwargs"], (*loc, "init_kwargs"))
+        params.pop("service_account", None)  # tasks mint the token as the job's service account
+        client_id = params.pop("client_id", None) or params.pop("audience", None)
+        if params or not client_id:
+            tr.fail(loc, "has no equivalent besides `client_id`: set run_config.mlflow.audience to the OAuth client "
+                         "id of the MLflow server and remove the other keys")
+        tr.warn(loc, f"run_config.mlflow.audience: {client_id}")
+        mlflow.setdefault("audience", client_id)
+    return mlflow
+
+
+def _set_audience(value: dict[str, Any], audience: str, loc: tuple[str, ...], tr: _Translation) -> None:
+    mlflow = dict(value.get("mlflow") or {})
+    if mlflow.get("audience") not in (None, audience):
+        tr.fail(loc, f"its client_id differs from run_config.mlflow.audience {mlflow['audience']!r}: keep one")
+    mlflow["audience"] = audience
+    value["mlflow"] = mlflow
+
+
+def _translate_schedule(name: str, entry: dict[str, Any], tr: _Translation) -> dict[str, Any]:
+    entry = _drop_none_texts(dict(entry), ("schedules", name), tr)
+    if "cron_expression" in entry:
+        tr.warn(("schedules", name, "cron_expression"), f"run_config.schedules.{name}.cron")
+        cron = entry.pop("cron_expression")
+        entry.setdefault("cron", cron)
+    return entry
 
 
 def _scalar_text(value: Any) -> Any:

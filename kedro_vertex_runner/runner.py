@@ -181,6 +181,7 @@ class VertexRunner(AbstractRunner):
                     root=config.run_config.root,
                     run_id=run_id,
                     max_workers=self.max_workers or config.run_config.local.max_workers,
+                    fail_fast=config.run_config.failure_policy == "fast",
                 )
             except LocalRunFailed as exc:
                 close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)

@@ -131,6 +131,18 @@ def fake():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def fake_logging():
+    """A fake Cloud Logging REST server (tests/fake_logging.py) on 127.0.0.1, one per test module."""
+    from fake_logging import FakeLogging
+
+    server = FakeLogging().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def task_by_node(spec: dict, node_name: str) -> str:
     """Name of the compiled task whose args run ``node_name``."""
     from kedro_vertex_runner.task_contract import TaskContract
@@ -139,6 +151,14 @@ def task_by_node(spec: dict, node_name: str) -> str:
         if node_name in TaskContract.from_args(executor["container"]["args"]).nodes:
             return name.removeprefix("exec-")
     raise AssertionError(f"no task runs {node_name!r}")
+
+
+def failure_policy(job_body: dict) -> str:
+    """The job's ``runtimeConfig.failurePolicy`` by name (the REST client sends enums as numbers)."""
+    from google.cloud.aiplatform_v1 import PipelineFailurePolicy
+
+    value = job_body["runtimeConfig"]["failurePolicy"]
+    return PipelineFailurePolicy(value).name if isinstance(value, int) else value
 
 
 # vertexai.yml of the example against the fake Vertex AI and the storage emulator; tests append their own

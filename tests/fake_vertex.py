@@ -8,7 +8,10 @@ a test can assert the client used nothing the fake does not model.
 
 Job states are scripted: :meth:`FakeVertex.script_next_job` queues the sequence of answers the *next* created
 job gives to successive GETs (the last one repeats). An entry is a state name (``"RUNNING"``), an HTTP status to
-fail that poll with (``503``), or a dict ``{"state": ..., "tasks": {task: state | (state, error)}, "error": msg}``.
+fail that poll with (``503``), or a dict ``{"state": ..., "tasks": {task: state | (state, error)}, "error": msg}``
+whose ``tasks`` are keyed by the spec's task keys. Task details come back as Vertex AI reports them (see
+:func:`_task_details`): named by ``taskInfo.name``, the exit handler's tasks under its own sub-DAG entry, and the
+CustomJob that ran each started task (:func:`custom_job_id`), whose log a fake Cloud Logging can serve.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import re
 import sys
 import threading
+import zlib
 from collections import deque
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,10 +186,6 @@ class FakeVertex:
             self.on_create(job_id)
         return 200, job
 
-    def _task_names(self, job: dict[str, Any]) -> list[str]:
-        tasks = ((job.get("pipelineSpec") or {}).get("root") or {}).get("dag", {}).get("tasks", {})
-        return sorted(tasks) or ["task"]
-
     def _get_job(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
         name = f"{parent}/pipelineJobs/{groups['id']}"
         job = self.jobs.get(name)
@@ -201,17 +201,14 @@ class FakeVertex:
         job["state"] = f"PIPELINE_STATE_{state}"
         job["updateTime"] = _now()
         default_task_state = {"QUEUED": "PENDING", "PENDING": "PENDING", "CANCELLING": "CANCELLING"}.get(state, state)
-        tasks = answer.get("tasks") or {t: default_task_state for t in self._task_names(job)}
-        details = []
-        for index, (task, task_state) in enumerate(tasks.items(), start=2):
-            detail: dict[str, Any] = {"taskId": str(index), "parentTaskId": "1", "taskName": task}
-            if isinstance(task_state, tuple):
-                task_state, message = task_state
-                detail["error"] = {"code": 9, "message": message}
-            detail["state"] = task_state
-            details.append(detail)
         root_state = state if state in {"RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"} else "PENDING"
         root_task = {"taskId": "1", "taskName": groups["id"], "state": root_state}
+        scripted = answer.get("tasks") or None
+        unknown = sorted(set(scripted or ()) - {key for key, _, _, _ in _spec_tasks(job)})
+        if unknown:  # a mistake in the test's script, not something Vertex AI would answer
+            self.unknown.append(f"scripted tasks {unknown} are not in the job's spec")
+            return _error(500, f"fake Vertex AI: scripted tasks {unknown} are not in the job's spec")
+        details = _task_details(parent, job, scripted, default_task_state)
         job["jobDetail"] = {
             "pipelineContext": {"name": f"{parent}/metadataStores/default/contexts/pipeline"},
             "pipelineRunContext": {"name": f"{parent}/metadataStores/default/contexts/{groups['id']}"},
@@ -312,6 +309,86 @@ class FakeVertex:
     def _get_operation(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
         return 200, {"name": "operation", "done": True,
                      "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+
+
+def custom_job_id(task_key: str) -> str:
+    """The id of the CustomJob the fake says ran the spec task ``task_key`` (stable, so tests can seed its log)."""
+    return str(zlib.crc32(task_key.encode()))
+
+
+def _spec_tasks(job: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
+    """``(task key, taskInfo.name, parent DAG task key, is a DAG)`` of every task of the job's spec, sub-DAGs
+    (the exit handler's group) included, parents before their children."""
+    spec = job.get("pipelineSpec") or {}
+    components = spec.get("components") or {}
+    found: list[tuple[str, str, str | None, bool]] = []
+
+    def walk(dag: dict[str, Any], parent_key: str | None) -> None:
+        for key, task in sorted((dag.get("tasks") or {}).items()):
+            component = components.get((task.get("componentRef") or {}).get("name", ""), {})
+            found.append((key, (task.get("taskInfo") or {}).get("name") or key, parent_key, "dag" in component))
+            if "dag" in component:
+                walk(component["dag"], key)
+
+    walk((spec.get("root") or {}).get("dag") or {}, None)
+    return found or [("task", "task", None, False)]
+
+
+_NOT_STARTED = {"PENDING", "NOT_TRIGGERED", "SKIPPED", "CANCELLING"}
+
+
+def _task_details(parent: str, job: dict[str, Any], scripted: dict[str, Any] | None,
+                  default_state: str) -> list[dict[str, Any]]:
+    """``jobDetail.taskDetails`` after the root entry, shaped as Vertex AI reports them: ``taskName`` is the task's
+    ``taskInfo.name``; a sub-DAG (the exit handler) is an entry of its own whose tasks name it as their parent; a
+    task whose container started names its CustomJob in ``executorDetail.containerDetail.mainJob``.
+
+    ``scripted`` maps spec task keys to a state or ``(state, error message)``; without it every task is in
+    ``default_state``. Only scripted tasks (and the sub-DAGs holding them) are reported.
+    """
+    tasks = _spec_tasks(job)
+    ids = {key: str(index) for index, (key, _, _, _) in enumerate(tasks, start=2)}
+    display = {key: name for key, name, _, _ in tasks}
+    states: dict[str, tuple[str, str | None]] = {}
+    for key, _, _, is_dag in tasks:
+        if is_dag:
+            continue
+        if scripted is None:
+            states[key] = (default_state, None)
+        elif key in scripted:
+            value = scripted[key]
+            states[key] = value if isinstance(value, tuple) else (value, None)
+    for key, _, parent_key, is_dag in reversed(tasks):  # children first: a DAG's state comes from its tasks
+        if is_dag:
+            inner = [states[k][0] for k, _, p, _ in tasks if p == key and k in states]
+            if inner:
+                states[key] = (_dag_state(inner), None)
+    details = []
+    for key, name, parent_key, is_dag in tasks:
+        if key not in states:
+            continue
+        task_state, message = states[key]
+        detail: dict[str, Any] = {
+            "taskId": ids[key],
+            "parentTaskId": ids[parent_key] if parent_key else "1",
+            "taskName": name,
+            "taskUniqueName": f"{display[parent_key]}.{name}" if parent_key else name,
+            "state": task_state,
+            "createTime": job["createTime"],
+        }
+        if not is_dag and task_state not in _NOT_STARTED:
+            detail["executorDetail"] = {"containerDetail": {"mainJob": f"{parent}/customJobs/{custom_job_id(key)}"}}
+        if message:
+            detail["error"] = {"code": 9, "message": message}
+        details.append(detail)
+    return details
+
+
+def _dag_state(inner: list[str]) -> str:
+    for state in ("FAILED", "RUNNING", "PENDING", "CANCELLED"):
+        if state in inner:
+            return state
+    return "SUCCEEDED"
 
 
 def _error(status: int, message: str) -> tuple[int, Any]:

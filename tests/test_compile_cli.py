@@ -283,3 +283,65 @@ def test_caching_skips_only_tasks_whose_per_run_outputs_others_read(project):
     cached = {name: task["cachingOptions"]["enableCache"] for name, task in tasks_of(spec).items()}
     assert cached.pop(task_by_node(spec, "summarize_raw_data")) is False
     assert set(cached.values()) == {True}
+
+
+# a vertexai.yml as kedro-vertexai 1.x users have it (its `init` template and documented keys, rewritten for the
+# example project's nodes and tags)
+KEDRO_VERTEXAI_CONFIG = """\
+project_id: demo-project
+region: europe-west1
+run_config:
+  image: europe-docker.pkg.dev/demo-project/images/demo:1
+  root: demo-bucket/kedro-runs
+  experiment_name: demo-experiment
+  scheduled_run_name: demo-scheduled
+  grouping:
+    cls: kedro_vertexai.grouping.IdentityNodeGrouper
+  ttl: 604800
+  resources:
+    preprocessing:
+      memory: 4Gi
+    model.train_model:
+      cpu: 8
+      memory: 8Gi
+      gpu: 1
+    __default__:
+      cpu: 1000m
+      memory: 2048Mi
+  node_selectors:
+    model.train_model:
+      cloud.google.com/gke-accelerator: NVIDIA_TESLA_T4
+  dynamic_config_providers: []
+  schedules:
+    default_schedule:
+      cron_expression: "0 * * * *"
+      timezone: Etc/UTC
+      start_time: none
+      allow_queueing: false
+      max_concurrent_run_count: 1
+"""
+
+
+def test_a_kedro_vertexai_config_compiles_with_one_warning_per_translated_key(project, tmp_path):
+    (project / "conf" / "base" / "vertexai.yml").write_text(KEDRO_VERTEXAI_CONFIG)
+    result = run_compile(project, "-o", str(tmp_path / "spec.json"), COLUMNS="1000")  # no wrapped log lines
+    assert result.returncode == 0, result.stderr
+    text = result.stdout + result.stderr  # Kedro's log handler writes to stdout
+    for warning in (
+        "run_config.ttl is ignored: it has no meaning on Vertex AI Pipelines; remove it",
+        "run_config.grouping is a kedro-vertexai key: write `grouping: none` instead",
+        "run_config.node_selectors.model.train_model.cloud.google.com/gke-accelerator is a kedro-vertexai key: write "
+        "run_config.resources.model.train_model.accelerator: NVIDIA_TESLA_T4 instead",
+        "run_config.dynamic_config_providers is ignored: it is empty; remove it",
+        "run_config.schedules.default_schedule.start_time is a kedro-vertexai key: write `start_time: null`",
+        "run_config.schedules.default_schedule.cron_expression is a kedro-vertexai key: write "
+        "run_config.schedules.default_schedule.cron instead",
+    ):
+        assert text.count(warning) == 1, (warning, text)
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    tasks = tasks_of(spec)
+    assert len(tasks) == sum(len(nodes) for nodes in node_args(spec))  # IdentityNodeGrouper: a task per node
+    train = spec["deploymentSpec"]["executors"][f"exec-{task_by_node(spec, 'model.train_model')}"]
+    resources = train["container"]["resources"]
+    assert resources["accelerator"]["type"] == "NVIDIA_TESLA_T4" and int(resources["accelerator"]["count"]) == 1
+    assert resources["cpuLimit"] == 8

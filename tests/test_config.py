@@ -816,3 +816,193 @@ def test_runner_params_show_lookalike_letters_escaped(capsys):
     with pytest.raises(SystemExit):
         VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
     assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local' or 'vertex'"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# production job settings: encryption key, failure policy, private networking, labels
+
+
+def test_production_job_settings_load(conf):
+    write(conf, with_run_config("""\
+        encryption_key: projects/kms-proj/locations/europe-west1/keyRings/ml/cryptoKeys/pipelines
+        failure_policy: fast
+        labels: {team: pricing}
+        network:
+          vpc: projects/123/global/networks/private
+          reserved_ip_ranges: [vertex-ai-range]
+          psc_interface:
+            network_attachment: projects/p/regions/europe-west1/networkAttachments/att-1
+            dns_peering: [{domain: corp.example.com., target_project: host, target_network: shared}]
+        schedules:
+          nightly: {cron: "0 2 * * *", allow_queueing: true}
+        """))
+    run_config = load(conf).run_config
+    assert run_config.failure_policy == "fast"
+    assert run_config.network.reserved_ip_ranges == ["vertex-ai-range"]
+    assert run_config.network.psc_interface.dns_peering[0].target_network == "shared"
+    assert run_config.schedules["nightly"].allow_queueing is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("encryption_key: my-key\n",
+         "run_config.encryption_key: expected a Cloud KMS key name 'projects/<project>/locations/<region>/keyRings/"),
+        ("encryption_key: projects/k/locations/us-east1/keyRings/r/cryptoKeys/c\n",
+         "run_config.encryption_key: the key is in location 'us-east1', but Vertex AI needs a key in the job's "
+         "region 'europe-west1'"),
+        ("failure_policy: quick\n", "run_config.failure_policy: expected one of 'fast', 'slow', got 'quick'"),
+        ("labels: {vertex-ai-pipelines-run-billing-id: x}\n",
+         "label key 'vertex-ai-pipelines-run-billing-id' is reserved"),
+        ("labels: {goog-managed: x}\n", "label key 'goog-managed' is reserved"),
+        ("network: {reserved_ip_ranges: [r1]}\n",
+         "run_config.network: reserved_ip_ranges are ranges of the peered VPC: set network.vpc too"),
+        ("network: {psc_interface: {network_attachment: 'Bad Name'}}\n",
+         "run_config.network.psc_interface.network_attachment: expected a network attachment name"),
+        ("network: {psc_interface: {network_attachment: att, dns_peering: [{domain: corp, target_project: p, "
+         "target_network: n}]}}\n",
+         "run_config.network.psc_interface.dns_peering.0.domain: expected a DNS suffix ending with a dot"),
+    ],
+)
+def test_bad_production_job_settings_are_one_line(conf, extra, expected):
+    write(conf, with_run_config(extra))
+    message = load_error(conf)
+    assert message.startswith("conf/base/vertexai.yml: ") and expected in message, message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# kedro-vertexai 1.x configs
+
+
+# shaped like kedro-vertexai's `init` template and configuration docs (their keys, our example's nodes)
+KEDRO_VERTEXAI_CONFIG = """\
+project_id: my-project
+region: europe-west1
+run_config:
+  image: europe-docker.pkg.dev/my-project/repo/img:1
+  root: my-bucket/runs
+  experiment_name: demo-experiment
+  scheduled_run_name: demo-scheduled
+  grouping:
+    cls: kedro_vertexai.grouping.TagNodeGrouper
+    params:
+      tag_prefix: "group."
+  ttl: 604800
+  resources:
+    clean_houses:
+      memory: 4Gi
+    train_model:
+      cpu: 8
+      memory: 8Gi
+      gpu: 1
+    training:
+      "nvidia.com/gpu": 2
+    __default__:
+      cpu: 1000m
+      memory: 2048Mi
+  node_selectors:
+    train_model:
+      cloud.google.com/gke-accelerator: NVIDIA_TESLA_T4
+  dynamic_config_providers:
+    - cls: kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider
+      params:
+        client_id: iap-client-id.apps.googleusercontent.com
+  schedules:
+    default_schedule:
+      cron_expression: "0 * * * *"
+      timezone: Etc/UTC
+      start_time: none
+      end_time: none
+      allow_queueing: false
+      max_run_count: none
+      max_concurrent_run_count: 1
+"""
+
+KEDRO_VERTEXAI_WARNINGS = [
+    "run_config.ttl is ignored: it has no meaning on Vertex AI Pipelines; remove it",
+    "run_config.grouping is a kedro-vertexai key: write `grouping: tags` instead",
+    "run_config.resources.training.nvidia.com/gpu is a kedro-vertexai key: write run_config.resources.training.gpu "
+    "instead",
+    "run_config.node_selectors.train_model.cloud.google.com/gke-accelerator is a kedro-vertexai key: write "
+    "run_config.resources.train_model.accelerator: NVIDIA_TESLA_T4 instead",
+    "run_config.dynamic_config_providers.0 is a kedro-vertexai key: write run_config.mlflow.audience: "
+    "iap-client-id.apps.googleusercontent.com instead",
+    *[f"run_config.schedules.default_schedule.{key} is a kedro-vertexai key: write `{key}: null` (YAML reads 'none' "
+      "as a string) or remove the key instead" for key in ("start_time", "end_time", "max_run_count")],
+    "run_config.schedules.default_schedule.cron_expression is a kedro-vertexai key: write "
+    "run_config.schedules.default_schedule.cron instead",
+]
+
+
+def test_kedro_vertexai_config_loads_with_one_warning_per_translated_key(conf, caplog):
+    write(conf, KEDRO_VERTEXAI_CONFIG)
+    with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
+        config = load(conf)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"conf/base/vertexai.yml: {w}" for w in KEDRO_VERTEXAI_WARNINGS]
+    run_config = config.run_config
+    assert run_config.grouping == "tags"
+    train = run_config.settings_for("train_model", ["training"])
+    assert (train.cpu, train.gpu, train.accelerator) == ("8", 1, "NVIDIA_TESLA_T4")  # node name beats tag
+    assert run_config.resources["training"].gpu == 2
+    assert run_config.mlflow.audience == "iap-client-id.apps.googleusercontent.com"
+    schedule = run_config.schedules["default_schedule"]
+    assert (schedule.cron, schedule.timezone, schedule.start_time, schedule.max_run_count) == (
+        "0 * * * *", "Etc/UTC", None, None)
+
+
+def test_kedro_vertexai_request_header_provider_in_kedro_mlflow_shape(conf):
+    write(conf, with_run_config("""\
+        mlflow:
+          request_header_provider:
+            type: kedro_vertexai.auth.gcp.MLFlowGoogleIAMRequestHeaderProvider
+            pass_context: true
+            init_kwargs: {client_id: my-client-id, service_account: sa@p.iam.gserviceaccount.com}
+        """))
+    assert load(conf).run_config.mlflow.audience == "my-client-id"
+
+
+def test_kedro_vertexai_mlflow_header_params_and_identity_grouper(conf, caplog):
+    write(conf, with_run_config("""\
+        grouping: {cls: kedro_vertexai.grouping.IdentityNodeGrouper}
+        mlflow:
+          request_header_provider_params: {client_id: my-client-id}
+        dynamic_config_providers: []
+        resources:
+          __default__: {cpu: None, memory: None}
+        """))
+    with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
+        run_config = load(conf).run_config
+    assert run_config.grouping == "none"
+    assert run_config.mlflow.audience == "my-client-id"
+    assert run_config.resources["__default__"].cpu is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 5, warnings
+    assert "conf/base/vertexai.yml: run_config.mlflow.request_header_provider_params is a kedro-vertexai key: write " \
+           "run_config.mlflow.audience: my-client-id instead" in warnings
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("grouping: {cls: my_project.MyGrouper}\n",
+         "run_config.grouping.cls: 'my_project.MyGrouper' has no equivalent: use grouping: chains, none, namespace"),
+        ("grouping: {cls: kedro_vertexai.grouping.TagNodeGrouper, params: {tag_prefix: 'g:'}}\n",
+         "run_config.grouping.params.tag_prefix: 'g:': tag grouping reads tags `group.<name>`"),
+        ("node_selectors: {train: {cloud.google.com/gke-nodepool: big}}\n",
+         "run_config.node_selectors.train.cloud.google.com/gke-nodepool: has no equivalent on Vertex AI Pipelines"),
+        ("dynamic_config_providers: [{cls: my_project.Secrets, params: {a: b}}]\n",
+         "run_config.dynamic_config_providers.0: 'my_project.Secrets' has no equivalent"),
+        ("mlflow: {request_header_provider_params: {token: x}}\n",
+         "run_config.mlflow.request_header_provider_params: has no equivalent besides `client_id`"),
+        ("node_selectors: {train: NVIDIA_TESLA_T4}\n", "run_config.node_selectors.train: expected a mapping, got "
+         "'NVIDIA_TESLA_T4'"),
+        ("dynamic_config_providers: [{cls: kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider, "
+         "params: [x]}]\n", "run_config.dynamic_config_providers.0.params: expected a mapping, got ['x']"),
+    ],
+)
+def test_kedro_vertexai_keys_without_an_equivalent_are_one_line(conf, extra, expected):
+    write(conf, with_run_config(extra))
+    message = load_error(conf)
+    assert message == f"conf/base/vertexai.yml: {expected}" or expected in message, message
+    assert message.startswith("conf/base/vertexai.yml: run_config."), message

@@ -269,6 +269,26 @@ def test_failure_skips_dependents_lets_siblings_finish_and_runs_exit_handler(run
     assert "ValueError: the data is bad" in output
 
 
+def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run: Run):
+    """run_config.failure_policy: fast, as Vertex AI's FAIL_FAST: the running sibling finishes, nothing new starts."""
+    spec = make_spec(
+        {
+            "broken": {"code": program("open(os.path.join(os.environ['OUT'], 'failing'), 'w').close(); sys.exit(2)")},
+            # still running when broken fails: waits for it, then a little longer than the scheduler's poll
+            "slow-sibling": {"code": program(
+                "while not os.path.exists(os.path.join(os.environ['OUT'], 'failing')): time.sleep(0.02)\n"
+                "time.sleep(0.5)"
+            )},
+            "later": {"code": program()},  # independent, but waits for a free worker
+        },
+        exit_tasks={"notify": {"code": program()}},
+    )
+    with pytest.raises(LocalRunFailed) as caught:
+        run(spec, max_workers=2, fail_fast=True)
+    states = {name: task.state for name, task in caught.value.result.tasks.items()}
+    assert states == {"broken": "FAILED", "slow-sibling": "SUCCEEDED", "later": "SKIPPED", "notify": "SUCCEEDED"}
+    assert not run.ran("later") and run.ran("notify")
+    assert "later (node_later): SKIPPED (failure_policy fast: broken failed)" in run.output
 # a task says which node failed, or was running when it ended, in its report file (task_contract.TaskReport)
 REPORTS = "from kedro_vertex_runner.task_contract import TaskReport, report_path\n"
 

@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
-from fake_vertex import FakeVertex
+from conftest import failure_policy
+from fake_logging import FakeLogging
+from fake_vertex import FakeVertex, custom_job_id
 from kedro_vertex_runner.backends import vertex
+from kedro_vertex_runner.backends.cloud_logging import LOGGING_ENDPOINT_ENV
 from kedro_vertex_runner.config import PluginConfig, validate_config
 from kedro_vertex_runner.errors import PluginError
 
@@ -46,8 +49,10 @@ SPEC: dict[str, Any] = {
 
 
 @pytest.fixture
-def api(fake: FakeVertex, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> FakeVertex:
+def api(fake: FakeVertex, gcs_emulator: str, fake_logging: FakeLogging, monkeypatch: pytest.MonkeyPatch) -> FakeVertex:
     fake.reset()
+    fake_logging.reset()
+    monkeypatch.setenv(LOGGING_ENDPOINT_ENV, fake_logging.endpoint)
     monkeypatch.setenv(vertex.ANONYMOUS_ENV, "1")
     monkeypatch.setenv(vertex.POLL_INTERVAL_ENV, "0.02")
     monkeypatch.delenv("CI", raising=False)
@@ -247,6 +252,104 @@ def test_experiment_link_failing_after_the_job_exists_is_a_warning(
 # following a job
 
 
+def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
+    key = f"projects/kms/locations/{REGION}/keyRings/ml/cryptoKeys/pipelines"
+    config = make_config(
+        api,
+        encryption_key=key,
+        failure_policy="fast",
+        network={"vpc": "projects/123/global/networks/vpc-1", "reserved_ip_ranges": ["range-a", "range-b"],
+                 "psc_interface": {"network_attachment": "att-1",
+                                   "dns_peering": [{"domain": "corp.", "target_project": "h", "target_network": "n"}]}},
+    )
+    vertex.submit(SPEC, config, wait=False)
+    body = created_jobs(api)[0]["body"]
+    assert body["encryptionSpec"] == {"kmsKeyName": key}
+    assert failure_policy(body) == "PIPELINE_FAILURE_POLICY_FAIL_FAST"
+    assert body["reservedIpRanges"] == ["range-a", "range-b"]
+    assert body["pscInterfaceConfig"] == {
+        "networkAttachment": "att-1",
+        "dnsPeeringConfigs": [{"domain": "corp.", "targetProject": "h", "targetNetwork": "n"}],
+    }
+    # nothing of it is sent when not configured
+    api.reset()
+    vertex.submit(SPEC, make_config(api), wait=False)
+    body = created_jobs(api)[0]["body"]
+    assert not {"encryptionSpec", "reservedIpRanges", "pscInterfaceConfig"} & set(body)
+    assert "failurePolicy" not in body["runtimeConfig"]
+
+
+# a spec as the compiler writes it with an on-exit pipeline: the tasks live in the exit handler's sub-DAG
+EXIT_SPEC: dict[str, Any] = {
+    "pipelineInfo": {"name": "demo-project"},
+    "schemaVersion": "2.1.0",
+    "components": {
+        "comp-exit-handler-1": {"dag": {"tasks": {
+            "clean-houses": {"taskInfo": {"name": "clean_houses + add_features"}},
+            "train-model": {"taskInfo": {"name": "train_model"}, "dependentTasks": ["clean-houses"]},
+        }}},
+    },
+    "root": {"dag": {"tasks": {
+        "exit-handler-1": {"componentRef": {"name": "comp-exit-handler-1"}, "taskInfo": {"name": "exit-handler-1"}},
+        "on-exit-notify": {"taskInfo": {"name": "on exit: log_run_finished"}, "dependentTasks": ["exit-handler-1"]},
+    }}},
+}
+
+
+def test_tasks_are_named_as_vertex_reports_them_exit_handler_included(
+    api: FakeVertex, fake_logging: FakeLogging, capsys: pytest.CaptureFixture
+) -> None:
+    """Vertex AI names tasks by taskInfo.name and lists the exit handler's group as a task of its own, with the
+    tasks inside it as its children: progress and the failure show the tasks, by those names, never the group."""
+    fake_logging.add_lines(custom_job_id("train-model"), [f"line {i}" for i in range(30)] + ["KeyError: 'price'"])
+    api.script_next_job(
+        {"state": "RUNNING", "tasks": {"clean-houses": "RUNNING"}},
+        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "train-model": ("FAILED", "exit code 1"),
+                                      "on-exit-notify": "SUCCEEDED"}},
+    )
+    with pytest.raises(PluginError, match=r"FAILED: task train_model failed: exit code 1"):
+        vertex.submit(EXIT_SPEC, make_config(api), wait=True)
+    out = capsys.readouterr().out.splitlines()
+    for line in ("clean_houses + add_features: RUNNING", "clean_houses + add_features: SUCCEEDED",
+                 "train_model: FAILED", "on exit: log_run_finished: SUCCEEDED"):
+        assert line in out
+    assert not [line for line in out if line.startswith(("exit-handler-1", "demo-project-"))], out
+    # the failed task's log tail, from the CustomJob that ran it, then the link for the rest
+    start = out.index("Task train_model (FAILED); last 20 lines of its log:")
+    assert out[start + 1 : start + 21] == [f"  line {i}" for i in range(11, 30)] + ["  KeyError: 'price'"]
+    assert out[start + 21].startswith("Full log: https://console.cloud.google.com/logs/query;query=resource.type")
+    (request,) = fake_logging.requests
+    assert f'resource.labels.job_id="{custom_job_id("train-model")}"' in request["body"]["filter"]
+    assert request["body"]["resourceNames"] == [f"projects/{PROJECT}"]
+
+
+def test_unreadable_logs_are_one_line_and_never_hide_the_job_error(
+    api: FakeVertex, fake_logging: FakeLogging, capsys: pytest.CaptureFixture
+) -> None:
+    fake_logging.deny()
+    api.script_next_job({"state": "FAILED", "tasks": {"train": ("FAILED", "ValueError: bad")}})
+    with pytest.raises(PluginError, match=r"FAILED: task train failed: ValueError: bad"):
+        vertex.submit(SPEC, make_config(api), wait=True)
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("Task train")]
+    assert ("its log cannot be shown: no permission to read logs of project proj-1: grant the account "
+            "roles/logging.viewer") in line
+    assert "https://console.cloud.google.com/logs/query" in line
+
+
+def test_a_task_that_never_started_a_container_has_no_log(api: FakeVertex, fake_logging: FakeLogging,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    api.script_next_job({"state": "FAILED", "tasks": {"train": ("NOT_TRIGGERED", "")}}, )
+    vertex.submit(SPEC, make_config(api), wait=False)
+    job_id = created_jobs(api)[0]["query"]["pipelineJobId"]
+    with pytest.raises(PluginError, match=rf"--task 'nope': job {job_id} has no such task \(its tasks: 'train'\)"):
+        vertex.show_logs(make_config(api), job_id, task="nope")
+    vertex.show_logs(make_config(api), job_id, task="train")
+    out = capsys.readouterr().out
+    assert "Task train (NOT_TRIGGERED): its log cannot be shown: Vertex AI started no container for it" in out
+    assert fake_logging.requests == []
+
+
 def test_wait_until_succeeded_shows_task_states(api: FakeVertex, capsys: pytest.CaptureFixture) -> None:
     api.script_next_job(
         "PENDING",
@@ -416,13 +519,15 @@ def test_schedule_replaces_earlier_ones_with_the_same_name(api: FakeVertex, caps
     other = api.add_schedule(PROJECT, REGION, "someone-else")
     config = make_config(api, scheduled_run_name="nightly-prices", labels={"team": "pricing"})
     name = vertex.create_schedule(
-        SPEC, config, cron="0 6 * * 1-5", timezone_name="Europe/Warsaw", max_run_count=10, params={"depth": 5}
+        SPEC, config, cron="0 6 * * 1-5", timezone_name="Europe/Warsaw", max_run_count=10, params={"depth": 5},
+        allow_queueing=True,
     )
     (create,) = api.calls("POST", r"/schedules$")
     body = create["body"]
     assert body["displayName"] == "nightly-prices"
     assert body["cron"] == "TZ=Europe/Warsaw 0 6 * * 1-5"
     assert body["maxRunCount"] in ("10", 10) and body["maxConcurrentRunCount"] in ("1", 1)
+    assert body["allowQueueing"] is True
     job = body["createPipelineJobRequest"]["pipelineJob"]
     assert body["createPipelineJobRequest"]["parent"] == f"projects/{PROJECT}/locations/{REGION}"
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/root"

@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
-from fake_vertex import FakeVertex
+from conftest import VERTEX_CONFIG_HEAD, failure_policy, kedro_cmd, subprocess_env
+from fake_logging import FakeLogging
+from fake_vertex import FakeVertex, custom_job_id
 
 pytestmark = pytest.mark.slow
 
 PROJECT, REGION = "demo-gcp", "europe-west1"
+# the example's tasks as Vertex AI names them (their taskInfo.name), keyed in scripts by their spec task keys
+CLEAN_TASK = "clean_houses + … + model.split_data (4 nodes)"  # task clean-houses (a chain of four nodes)
+TRAIN_TASK = "model.train_model"  # task model-train-model
 CONFIG = VERTEX_CONFIG_HEAD + """\
   service_account: runner@demo-gcp.iam.gserviceaccount.com
   network:
@@ -38,15 +42,21 @@ CONFIG = VERTEX_CONFIG_HEAD + """\
 
 
 @pytest.fixture
-def project(demo_project: Path, fake: FakeVertex, gcs_emulator: str) -> Path:
+def project(demo_project: Path, fake: FakeVertex, gcs_emulator: str, fake_logging: FakeLogging) -> Path:
     fake.reset()
+    fake_logging.reset()
+    _LOGGING_ENDPOINT[0] = fake_logging.endpoint
     (demo_project / "conf" / "base" / "vertexai.yml").write_text(CONFIG.format(endpoint=fake.endpoint))
     yield demo_project
     assert fake.unknown == []
 
 
+_LOGGING_ENDPOINT = [""]  # the module's fake Cloud Logging, set by the `project` fixture
+
+
 def env(**extra: str) -> dict[str, str]:
-    return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05", **extra)
+    return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05",
+                          KEDRO_VERTEX_LOGGING_ENDPOINT=_LOGGING_ENDPOINT[0], **extra)
 
 
 def run(project: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -92,7 +102,7 @@ def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:
     out = result.stdout
     link = f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}"
     assert link in out
-    assert "clean-houses: RUNNING" in out and "model-train-model: SUCCEEDED" in out
+    assert f"{CLEAN_TASK}: RUNNING" in out and f"{TRAIN_TASK}: SUCCEEDED" in out
     assert f"Job {job_id} succeeded" in out
     assert "retrying" in result.stderr
 
@@ -106,13 +116,13 @@ def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> 
         },
     )
     result = run(project, "vertexai", "run-once")
-    assert_one_line_error(result, "FAILED: task model-train-model failed: KeyError: 'price'")
+    assert_one_line_error(result, f"FAILED: task {TRAIN_TASK} failed: KeyError: 'price'")
 
     # a failed task without its own message: the job's message is shown instead
     fake.script_next_job({"state": "FAILED", "tasks": {"model-train-model": "FAILED"},
                           "error": "The DAG failed because some tasks failed."})
     result = run(project, "vertexai", "run-once")
-    assert_one_line_error(result, "task model-train-model failed: The DAG failed because some tasks failed.")
+    assert_one_line_error(result, f"task {TRAIN_TASK} failed: The DAG failed because some tasks failed.")
 
 
 def test_run_once_cancelled_job_exits_non_zero(project: Path, fake: FakeVertex) -> None:
@@ -301,3 +311,80 @@ def test_list_pipelines_and_ui(project: Path, fake: FakeVertex) -> None:
     ui = run(project, "vertexai", "ui", environ=env(CI="true"))
     assert ui.returncode == 0, ui.stderr
     assert f"https://console.cloud.google.com/vertex-ai/pipelines/runs?project={PROJECT}" in ui.stdout
+
+
+PRODUCTION_CONFIG = VERTEX_CONFIG_HEAD + """\
+  labels: {{team: pricing, env: prod}}
+  encryption_key: projects/kms-proj/locations/europe-west1/keyRings/ml/cryptoKeys/pipelines
+  failure_policy: fast
+  network:
+    vpc: projects/123456/global/networks/private
+    reserved_ip_ranges: [vertex-ai-range]
+    psc_interface:
+      network_attachment: projects/demo-gcp/regions/europe-west1/networkAttachments/pipelines
+      dns_peering: [{{domain: corp.example.com., target_project: host-proj, target_network: shared-vpc}}]
+  schedules:
+    nightly: {{cron: "0 2 * * *", allow_queueing: true}}
+"""
+
+
+def test_production_settings_reach_the_job_and_the_schedule(project: Path, fake: FakeVertex) -> None:
+    (project / "conf" / "base" / "vertexai.yml").write_text(PRODUCTION_CONFIG.format(endpoint=fake.endpoint))
+    submitted = run(project, "vertexai", "run-once", "--no-wait")
+    assert submitted.returncode == 0, submitted.stderr
+    scheduled = run(project, "vertexai", "schedule", "--schedule", "nightly")
+    assert scheduled.returncode == 0, scheduled.stderr
+    (create,) = fake.calls("POST", r"/pipelineJobs$")
+    (schedule,) = fake.schedules.values()
+    assert schedule["allowQueueing"] is True
+    for body in (create["body"], schedule["createPipelineJobRequest"]["pipelineJob"]):
+        assert body["labels"] == {"team": "pricing", "env": "prod"}
+        assert body["encryptionSpec"] == {
+            "kmsKeyName": "projects/kms-proj/locations/europe-west1/keyRings/ml/cryptoKeys/pipelines"
+        }
+        assert failure_policy(body) == "PIPELINE_FAILURE_POLICY_FAIL_FAST"
+        assert body["network"] == "projects/123456/global/networks/private"
+        assert body["reservedIpRanges"] == ["vertex-ai-range"]
+        assert body["pscInterfaceConfig"] == {
+            "networkAttachment": "projects/demo-gcp/regions/europe-west1/networkAttachments/pipelines",
+            "dnsPeeringConfigs": [
+                {"domain": "corp.example.com.", "targetProject": "host-proj", "targetNetwork": "shared-vpc"}
+            ],
+        }
+
+
+def test_failed_task_log_in_the_terminal_and_the_logs_command(
+    project: Path, fake: FakeVertex, fake_logging: FakeLogging
+) -> None:
+    traceback = ["Traceback (most recent call last):", '  File "nodes.py", line 12, in train_model',
+                 "KeyError: 'price'"]
+    fake_logging.add_lines(custom_job_id("model-train-model"), ["INFO Loading data"] * 25 + traceback)
+    fake.script_next_job(
+        {"state": "RUNNING", "tasks": {"clean-houses": "RUNNING"}},
+        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED",
+                                      "model-train-model": ("FAILED", "The replica workerpool0-0 exited with 1")}},
+    )
+    result = run(project, "vertexai", "run-once")
+    # named as the console names them: the task's nodes, not the spec's task keys
+    assert_one_line_error(result, f"FAILED: task {TRAIN_TASK} failed: The replica workerpool0-0 exited with 1")
+    out = result.stdout.splitlines()
+    assert f"{CLEAN_TASK}: RUNNING" in out and f"{TRAIN_TASK}: FAILED" in out
+    start = out.index(f"Task {TRAIN_TASK} (FAILED); last 20 lines of its log:")
+    assert out[start + 18 : start + 21] == [f"  {line}" for line in traceback]
+    assert out[start + 21].startswith("Full log: https://console.cloud.google.com/logs/query;query=")
+    job_id = fake.calls("POST", r"/pipelineJobs$")[0]["query"]["pipelineJobId"]
+
+    # later: the same tail with the logs command (by default: the failed tasks)
+    later = run(project, "vertexai", "logs", job_id, "--lines", "3")
+    assert later.returncode == 0, later.stderr
+    out = later.stdout.splitlines()
+    start = out.index(f"Task {TRAIN_TASK} (FAILED); last 3 lines of its log:")
+    assert out[start + 1 : start + 4] == [f"  {line}" for line in traceback]
+
+    # without roles/logging.viewer: one line saying so, no traceback
+    fake_logging.deny()
+    denied = run(project, "vertexai", "logs", job_id, "--task", CLEAN_TASK)
+    assert denied.returncode == 0 and "Traceback" not in denied.stderr, denied.stderr
+    (line,) = [line for line in denied.stdout.splitlines() if line.startswith("Task ")]
+    assert line.startswith(f"Task {CLEAN_TASK} (SUCCEEDED): its log cannot be shown: no permission to read logs of "
+                           "project demo-gcp: grant the account roles/logging.viewer"), line

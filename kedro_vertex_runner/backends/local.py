@@ -151,6 +151,7 @@ def run_spec(
     extra_env: Mapping[str, str] | None = None,
     console: Console | None = None,
     max_backoff: float = MAX_LOCAL_BACKOFF,
+    fail_fast: bool = False,
 ) -> LocalRunResult:
     """Run every task of ``spec`` as a local process and wait for the run to end.
 
@@ -169,6 +170,8 @@ def run_spec(
         extra_env: variables added to every task's environment (after the spec's own).
         console: where status goes; a rich live table on a terminal, one plain line per state change otherwise.
         max_backoff: longest wait, in seconds, between attempts of a failing task.
+        fail_fast: ``run_config.failure_policy: fast``: once a task has failed, start no further task (running
+            ones finish; the exit handler still runs), as Vertex AI's PIPELINE_FAILURE_POLICY_FAIL_FAST does.
 
     Returns:
         the run's :class:`LocalRunResult` when every task succeeded.
@@ -212,7 +215,7 @@ def run_spec(
         display = _Display(console, tasks)
         previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
-        _Scheduler(tasks, project, storage, display, max_workers, max_backoff).run()
+        _Scheduler(tasks, project, storage, display, max_workers, max_backoff, fail_fast).run()
         return _report(result, storage, display)
     finally:
         if previous_sigterm is not _NOT_INSTALLED:
@@ -592,7 +595,9 @@ class _Scheduler:
         display: _Display,
         max_workers: int,
         max_backoff: float,
+        fail_fast: bool = False,
     ):
+        self.fail_fast = fail_fast
         self.tasks = tasks
         self.project_dir = project_dir
         self.storage = storage
@@ -623,11 +628,17 @@ class _Scheduler:
     # -- starting ---------------------------------------------------------------------------------------------
 
     def _start_ready(self, now: float) -> None:
+        failed = next((t for t in self.tasks.values() if t.result.state == FAILED), None) if self.fail_fast else None
         for task in self.tasks.values():
             state = task.result.state
             if state == RETRYING and now >= task.retry_at and len(self.running) < self.max_workers:
                 self._start(task)
             elif state == PENDING:
+                if failed is not None and not task.run_always:
+                    task.result.state = SKIPPED
+                    task.result.reason = f"failure_policy fast: {failed.name} failed"
+                    self.display.event(task, f"SKIPPED ({task.result.reason})")
+                    continue
                 deps = [self.tasks[name] for name in task.deps]
                 if any(dep.result.state not in TERMINAL_STATES for dep in deps):
                     continue

@@ -16,6 +16,11 @@ experiment is got-or-created *before* the job (a job refused afterwards leaves o
 next submit reuses), and once the job exists nothing about the experiment can fail the command (a failure to
 link the job's run to the experiment is printed as a warning, and the job is followed as usual).
 
+Tasks are shown as Vertex AI reports them: by their ``taskInfo.name`` (the Kedro node names the compiler put
+there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job fails, the last
+lines of each failed task's log are read from Cloud Logging (:mod:`.cloud_logging`) and printed before the
+one-line error; a log that cannot be read is one line and never replaces the job's own error.
+
 Environment variables:
     ``KEDRO_VERTEX_POLL_INTERVAL``: seconds between status polls while waiting (default 10).
     ``KEDRO_VERTEX_ANONYMOUS_CREDENTIALS=1``: use anonymous credentials — honoured only when ``api_endpoint``
@@ -38,7 +43,18 @@ from urllib.parse import urlsplit
 
 import click
 
+from ..compiler.spec import EXIT_HANDLER_TASK
 from ..errors import PluginError
+from .cloud_logging import (
+    LOGGING_ENDPOINT_ENV,
+    TAIL_LINES,
+    LogsUnavailable,
+    fetch_tail,
+    logging_endpoint,
+    logs_explorer_url,
+    pipeline_log_filter,
+    task_log_filter,
+)
 
 if TYPE_CHECKING:
     from ..config import PluginConfig
@@ -50,11 +66,14 @@ MAX_BACKOFF = 60.0
 # how long a --no-wait submit waits for Vertex AI to create the run's metadata context (experiment link)
 EXPERIMENT_ATTACH_TIMEOUT = 120.0
 API_TIMEOUT = 60.0
+MAX_LOGS_SHOWN = 3  # failed tasks whose log tail is printed when a job fails
 BUCKET_CHECK_TIMEOUT = float(os.environ.get("KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT", "30"))
 CONSOLE = "https://console.cloud.google.com"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _EXPERIMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 _FINAL_STATES = {"SUCCEEDED", "FAILED", "CANCELLED", "PAUSED"}
+# run_config.failure_policy → PipelineJob.runtimeConfig.failurePolicy
+FAILURE_POLICIES = {"fast": "PIPELINE_FAILURE_POLICY_FAIL_FAST", "slow": "PIPELINE_FAILURE_POLICY_FAIL_SLOW"}
 _LOGIN_HINT = (
     "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
 )
@@ -139,13 +158,17 @@ def _maybe_on_google_cloud() -> bool:
         return False
 
 
+def _anonymous() -> bool:
+    return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
 def load_credentials(config: PluginConfig) -> Any:
     """Application Default Credentials for the Vertex AI and Storage APIs, checked without network calls.
 
     Raises:
         PluginError: one line saying what to run when there are no usable credentials.
     """
-    if os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}:
+    if _anonymous():
         endpoint = api_endpoint(config)
         if not _is_local_endpoint(endpoint):
             raise PluginError(
@@ -548,10 +571,22 @@ def build_pipeline_job(
             "parameter_values": parameter_values(spec, params),
         },
     }
+    if run_config.failure_policy:
+        job["runtime_config"]["failure_policy"] = FAILURE_POLICIES[run_config.failure_policy]
     if run_config.service_account:
         job["service_account"] = run_config.service_account
-    if run_config.network.vpc:
-        job["network"] = run_config.network.vpc
+    if run_config.encryption_key:
+        job["encryption_spec"] = {"kms_key_name": run_config.encryption_key}
+    network = run_config.network
+    if network.vpc:
+        job["network"] = network.vpc
+    if network.reserved_ip_ranges:
+        job["reserved_ip_ranges"] = list(network.reserved_ip_ranges)
+    if network.psc_interface:
+        job["psc_interface_config"] = {
+            "network_attachment": network.psc_interface.network_attachment,
+            "dns_peering_configs": [peering.model_dump() for peering in network.psc_interface.dns_peering],
+        }
     return job
 
 
@@ -697,15 +732,30 @@ def _poll(api: VertexApi, job_name: str, failures: list[int] | None = None) -> A
     return job
 
 
-def _task_states(job: Any) -> list[tuple[str, str, str]]:
-    """``(task, state, error)`` for the job's tasks, without the task that stands for the whole pipeline."""
+def _task_details(job: Any) -> list[Any]:
+    """The job's container tasks as Vertex AI reports them (``taskName`` is the spec's ``taskInfo.name``).
+
+    Left out: the root entry that stands for the whole pipeline (no parent), and the sub-DAG entries (the exit
+    handler's group), which are parents of other tasks — the tasks inside the exit handler are listed.
+    """
     details = list(job.job_detail.task_details)
-    children = [d for d in details if d.parent_task_id]
-    rows = []
-    for detail in children or details:
-        error = " ".join(str(detail.error.message).split()) if detail.error and detail.error.message else ""
-        rows.append((detail.task_name, detail.state.name, error))
-    return rows
+    parents = {d.parent_task_id for d in details if d.parent_task_id}
+    return [d for d in details if d.parent_task_id and d.task_id not in parents and d.task_name != EXIT_HANDLER_TASK]
+
+
+def _task_error(detail: Any) -> str:
+    return " ".join(str(detail.error.message).split()) if detail.error and detail.error.message else ""
+
+
+def _task_states(job: Any) -> list[tuple[str, str, str]]:
+    """``(task, state, error)`` for the job's container tasks, named as the console shows them."""
+    return [(detail.task_name, detail.state.name, _task_error(detail)) for detail in _task_details(job)]
+
+
+def _custom_job(detail: Any) -> str:
+    """The CustomJob that ran the task's container (its last attempt), or "" when none was started."""
+    executor = detail.executor_detail
+    return executor.container_detail.main_job if executor and executor.container_detail else ""
 
 
 class _Progress:
@@ -805,6 +855,9 @@ def wait_for_job(
         click.echo(f"Job {job_id} succeeded")
         return job
     if state == "FAILED":
+        failed_details = [d for d in _task_details(job) if d.state.name == "FAILED"]
+        for detail in failed_details[:MAX_LOGS_SHOWN]:
+            show_task_log(api, job, detail)
         failed = [(task, error) for task, task_state, error in _task_states(job) if task_state == "FAILED"]
         failed.sort(key=lambda item: not item[1])  # a task with an error message first
         job_error = " ".join(str(job.error.message).split())
@@ -850,6 +903,88 @@ def _interrupted(api: VertexApi, job_name: str, cancel: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# task logs
+
+
+def _job_start(job: Any) -> str | None:
+    """The job's creation time as RFC 3339 (bounds the log query), if known."""
+    created = job.create_time
+    try:
+        return created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else None
+    except AttributeError:  # pragma: no cover - proto-plus returns datetimes
+        return None
+
+
+def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINES) -> tuple[list[str], str]:
+    """The last ``lines`` lines of one task's log and the Logs Explorer link for all of it.
+
+    Raises:
+        LogsUnavailable: the log cannot be read (no CustomJob ran, no permission, API error); one line.
+    """
+    project = api.config.project_id
+    custom_job = _custom_job(detail)
+    if not custom_job:
+        url = logs_explorer_url(project, pipeline_log_filter(job.name.rsplit("/", 1)[-1]))
+        raise LogsUnavailable(f"Vertex AI started no container for it, so it has no log; the job's events: {url}")
+    log_filter = task_log_filter(custom_job, since=_job_start(job))
+    url = logs_explorer_url(project, log_filter)
+    if _anonymous() and not _is_local_endpoint(logging_endpoint()):
+        raise LogsUnavailable(f"{ANONYMOUS_ENV} is set, so logs are read only from a local {LOGGING_ENDPOINT_ENV}; "
+                              f"the log is at {url}")
+    try:
+        tail = fetch_tail(api.credentials, project, log_filter, lines)
+    except LogsUnavailable as exc:
+        raise LogsUnavailable(f"{exc}; the log is at {url}") from None
+    return [line.text for line in tail], url
+
+
+def show_task_log(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINES) -> None:
+    """Print a task's log tail and its Logs Explorer link; a log that cannot be read is one line, never an error."""
+    name = detail.task_name
+    try:
+        tail, url = task_log_lines(api, job, detail, lines)
+    except LogsUnavailable as exc:
+        click.echo(f"Task {name} ({detail.state.name}): its log cannot be shown: {exc}")
+        return
+    if not tail:
+        click.echo(f"Task {name} ({detail.state.name}): no log lines in Cloud Logging yet; the log: {url}")
+        return
+    click.echo(f"Task {name} ({detail.state.name}); last {len(tail)} lines of its log:")
+    for line in tail:
+        click.echo(f"  {line}")
+    click.echo(f"Full log: {url}")
+
+
+def show_logs(config: PluginConfig, job_ref: str, task: str | None = None, lines: int = TAIL_LINES) -> None:
+    """``kedro vertexai logs JOB_ID [--task NAME]``: the log tail of the named task, else of every failed task.
+
+    Raises:
+        PluginError: unknown job or task, or a job without failed tasks when no ``--task`` is given.
+    """
+    if not 1 <= lines <= 1000:  # Cloud Logging's largest page
+        raise PluginError(f"--lines {lines}: expected a whole number from 1 to 1000")
+    api = connect(config)
+    job_id = job_ref.rstrip("/").rsplit("/", 1)[-1]
+    job = _call(f"reading job {job_id}", config, api.pipelines.get_pipeline_job,
+                name=f"{api.parent}/pipelineJobs/{job_id}")
+    details = _task_details(job)
+    names = ", ".join(repr(d.task_name) for d in details) or "none yet"
+    if task is not None:
+        chosen = [d for d in details if task in (d.task_name, d.task_unique_name)]
+        if not chosen:
+            raise PluginError(f"--task {task!r}: job {job_id} has no such task (its tasks: {names})")
+    else:
+        chosen = [d for d in details if d.state.name == "FAILED"]
+        if not chosen:
+            raise PluginError(
+                f"job {job_id} ({_short_state(job.state)}) has no failed task: choose one with --task NAME "
+                f"(its tasks: {names})"
+            )
+    for detail in chosen:
+        show_task_log(api, job, detail, lines)
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # schedules
 
 
@@ -881,6 +1016,7 @@ def create_schedule(
     end_time: str | None = None,
     max_run_count: int | None = None,
     max_concurrent_run_count: int = 1,
+    allow_queueing: bool = False,
     params: dict[str, Any] | None = None,
 ) -> str:
     """Create a schedule running ``spec`` on ``cron``; delete earlier schedules with the same display name.
@@ -917,6 +1053,8 @@ def create_schedule(
     }
     if max_run_count:
         schedule["max_run_count"] = max_run_count
+    if allow_queueing:
+        schedule["allow_queueing"] = True
     for key, value in (("start_time", start_time), ("end_time", end_time)):
         parsed = _parse_time(value, key)
         if parsed:
@@ -997,6 +1135,7 @@ def schedule_from_cli(
                 "end_time": entry.end_time,
                 "max_run_count": entry.max_run_count,
                 "max_concurrent_run_count": entry.max_concurrent_run_count,
+                "allow_queueing": entry.allow_queueing,
             }
             wanted_pipeline = entry.pipeline if entry.pipeline and not pipeline_given else pipeline_name
             wanted_params = {**entry.params, **params}
