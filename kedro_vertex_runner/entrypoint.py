@@ -53,6 +53,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,7 +333,8 @@ def _skip_needless_imports() -> None:
 
 
 class _TaskHooks:
-    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines)."""
+    """Per-task hooks: swap in persisted datasets, remember which node is running (for error lines), and time
+    each node (the ``makespan`` grouping reads the times of the last local run)."""
 
     def __init__(self, root: str | None, run_id: str):
         self.full: Pipeline | Any = None  # the job's pipeline(s), or a function loading them
@@ -341,6 +343,8 @@ class _TaskHooks:
         self.current_node: str | None = None
         self.failed_node: str | None = None
         self.persisted: dict[str, str] = {}
+        self.durations: dict[str, float] = {}
+        self._started = 0.0
 
     def register(self, hook_manager: Any) -> None:
         from kedro.framework.hooks import hook_impl
@@ -361,6 +365,11 @@ class _TaskHooks:
             @hook_impl
             def before_node_run(self, node: Any) -> None:
                 hooks.current_node = node.name
+                hooks._started = time.perf_counter()
+
+            @hook_impl
+            def after_node_run(self, node: Any) -> None:
+                hooks.durations[node.name] = time.perf_counter() - hooks._started
 
             @hook_impl
             def on_node_error(self, error: Exception, node: Any) -> None:
@@ -478,6 +487,10 @@ def run_task(args: argparse.Namespace) -> int:
                 exit_handler=args.exit_handler,
             ):
                 session.run(pipeline_names=sources, node_names=list(args.nodes), runner=SequentialRunner())
+        if not args.exit_handler:
+            from .timings import record_task
+
+            record_task(root, run_id, pipeline_names, hooks.durations)
     except TaskTimeout as exc:
         _flush()
         print(f"Error: {exc}", file=sys.stderr)
