@@ -285,7 +285,7 @@ class MlflowConfig(_Model):
 
 class GroupingOptions(_Model):
     task_startup: float = Field(
-        120.0, description="Seconds each Vertex AI task spends starting before its first node (or '2m')."
+        120.0, description="Seconds (or '2m') each Vertex AI task spends starting before its first node."
     )
     node_duration: float = Field(
         10.0, description="Seconds assumed for a node that the last local run of the pipeline did not time."
@@ -837,6 +837,8 @@ _TYPE_OVERRIDES = {
     "timeout": "duration",
     "backoff": "duration",
     "max_backoff": "duration",
+    "task_startup": "duration",
+    "node_duration": "duration",
 }
 
 
