@@ -106,13 +106,13 @@ def describe(groups: list[TaskGroup], model: CostModel) -> tuple[int, int, float
     return found.tasks, len(found.critical_path), found.makespan
 
 
-def row(label: str, pipeline: Pipeline, model: CostModel, optimum: bool) -> list[float]:
+def row(label: str, pipeline: Pipeline, model: CostModel, optimum: bool, fusable: object = None) -> list[float]:
     """Print one line per grouping; returns [makespan/optimum] when the optimum was computed."""
     cells = []
     ratio: list[float] = []
     for mode in MODES:
         start = time.perf_counter()
-        groups = group_nodes(pipeline, mode, model=model)
+        groups = group_nodes(pipeline, mode, fusable=fusable, model=model)  # type: ignore[arg-type]
         seconds = time.perf_counter() - start
         tasks, chain, makespan = describe(groups, model)
         cells.append(f"{tasks:>5} {chain:>3} {makespan:>8.0f}")
@@ -121,27 +121,31 @@ def row(label: str, pipeline: Pipeline, model: CostModel, optimum: bool) -> list
             best = makespan
     line = f"{label:<28} {len(pipeline.nodes):>5}  " + "  ".join(cells) + f"  {took:>6.3f}"
     if optimum:
-        opt_makespan, opt_tasks, _ = optimal_key_of(pipeline, model=model)
+        opt_makespan, opt_tasks, _ = optimal_key_of(pipeline, fusable, model)  # type: ignore[arg-type]
         ratio.append(best / opt_makespan)
         line += f"  {opt_tasks:>5} {opt_makespan:>8.0f} {100 * (best / opt_makespan - 1):>6.1f}%"
     print(line)
     return ratio
 
 
-def example_project() -> tuple[Pipeline, CostModel] | None:
-    """The example project's default pipeline, with its last local run's node times when there is one."""
+def example_project() -> tuple[Pipeline, CostModel, object] | None:
+    """The example project's default pipeline and task settings, with its last local run's node times if any."""
     project = Path(__file__).resolve().parents[1] / "examples" / "demo_project"
     try:
+        import yaml
         from kedro.framework.project import pipelines
         from kedro.framework.startup import bootstrap_project
 
+        from kedro_vertex_runner.compiler.spec import task_settings
+        from kedro_vertex_runner.config import validate_config
         from kedro_vertex_runner.timings import last_run_durations
     except ImportError:
         return None
     bootstrap_project(project)
     pipeline = pipelines["__default__"]
-    recorded = last_run_durations(str(project / "data" / "vertex_runs"), ("__default__",))
-    return pipeline, CostModel(task_startup=STARTUP, durations=recorded)
+    config = validate_config(yaml.safe_load((project / "conf" / "base" / "vertexai.yml").read_text()))
+    recorded = last_run_durations(str(project / config.run_config.root), ("__default__",))
+    return pipeline, CostModel(task_startup=STARTUP, durations=recorded), task_settings(config.run_config).same
 
 
 def main(argv: list[str]) -> None:
@@ -169,8 +173,8 @@ def main(argv: list[str]) -> None:
                 row(f"{shape} {regime}", _pipeline(parents), model, optimum=False)
     found = example_project()
     if found is not None:
-        pipeline, model = found
-        row(f"example ({len(model.durations)} timed)", pipeline, model, optimum=len(pipeline.nodes) <= 12)
+        pipeline, model, fusable = found
+        row(f"example ({len(model.durations)} timed)", pipeline, model, len(pipeline.nodes) <= 12, fusable)
 
 
 if __name__ == "__main__":

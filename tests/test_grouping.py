@@ -283,6 +283,16 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
     sandwich = graph({"a": [], "x": ["a"], "b": ["x"]}, settings={"x": "gpu"})
     assert optimal_key_of(sandwich, by_tag, model())[:2] == (390, 3)
     assert estimate(group_nodes(sandwich, fusable=by_tag, model=model()), model()).makespan == 390
+    # the example project's shape: a preprocessing chain and a training node with settings of their own
+    example = graph(
+        {"bucket": [], "clean": [], "summarize": [], "add": ["clean"], "select": ["add"], "split": ["select"],
+         "train": ["split"], "evaluate": ["train", "split"], "report": ["summarize", "evaluate"]},
+        settings={"clean": "prep", "add": "prep", "select": "prep", "train": "gpu"},
+    )
+    assert optimal_key_of(example, by_tag, model())[:2] == (550, 5)
+    found = estimate(group_nodes(example, fusable=by_tag, model=model()), model())
+    assert (found.makespan, found.tasks) == (550, 5)
+    assert found.critical_path == ("clean", "split", "train", "evaluate")
     with pytest.raises(PluginError, match="limited to 12 nodes"):
         optimal_key_of(graph({f"n{i}": [] for i in range(13)}))
 

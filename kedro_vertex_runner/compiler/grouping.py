@@ -342,11 +342,10 @@ def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys:
     n = len(graph.nodes)
     priority = graph.bottom_levels(graph.startup)
     candidates: list[list[int]] = []
-    for rest_per_edge in (0.0, graph.startup):
+    for rest_per_edge, fill in ((0.0, True), (graph.startup, True), (0.0, False)):
         levels = graph.bottom_levels(rest_per_edge)
         rest = [levels[i] - graph.weight[i] for i in range(n)]
-        for fill in (True, False):
-            candidates.append(_greedy(graph, same, priority, rest, fill))
+        candidates.append(_greedy(graph, same, priority, rest, fill))
     chain_ids: dict[str, int] = {}
     candidates.append([chain_ids.setdefault(key, len(chain_ids)) for key in chain_keys])
     if all(same(0, i) for i in range(1, n)):
@@ -444,6 +443,7 @@ def _greedy(
     n = len(graph.nodes)
     startup, weight, parents, children = graph.startup, graph.weight, graph.parents, graph.children
     tasks = _Tasks(rest, weight, startup)
+    alone = [_alone(children[v], weight, rest, startup) for v in range(n)]
     label = [-1] * n
     waiting = [len(p) for p in parents]
     free = [(-priority[i], i) for i in range(n) if waiting[i] == 0]
@@ -461,7 +461,7 @@ def _greedy(
         ready = max(finish.values(), default=0.0)
         own = children[v]
         # a new task of its own: producers not joined are closed
-        best_est = max(ready + startup + weight[v] + _alone(own, weight, rest, startup), *closed.values(), 0.0)
+        best_est = max(ready + startup + weight[v] + alone[v], *closed.values(), 0.0)
         best = (max(best_est, committed) if fill else best_est, 1, best_est, -1)
         options = [t for t in producers if tasks.open[t]]
         for t in [last_child.get(t, -1) for t in producers] if producers else [last_root]:
@@ -674,6 +674,7 @@ def optimal_key_of(
                 blocks[b].append(v)
                 search(v + 1)
                 blocks[b].pop()
+                labels[v] = -1  # unassigned again before the next block's cycle check
         labels[v] = len(blocks)
         blocks.append([v])
         search(v + 1)
