@@ -161,7 +161,8 @@ def main(argv: list[str]) -> None:
                     parents = build(size, 3, rng)
                     model = CostModel(task_startup=STARTUP, durations=durations(size, regime, rng))
                     ratios += row(f"{shape} {regime} #{seed}", _pipeline(parents), model, optimum=True)
-    print(f"small graphs: {len(ratios)}, worst makespan/optimum {max(ratios):.3f}, mean {sum(ratios) / len(ratios):.3f}")
+    worst, mean = max(ratios), sum(ratios) / len(ratios)
+    print(f"small graphs: {len(ratios)}, worst makespan/optimum {worst:.3f}, mean {mean:.3f}")
     if small_only:
         return
     for regime in ("secs", "mixed"):

@@ -56,14 +56,20 @@ delays every task that reads from it. ``makespan`` adapts DSC to that:
    own (one start-up plus the longest of them), whichever is shorter; tasks the node leaves behind are closed and
    their pending consumers pay a start-up. Ties, and options within the makespan already committed to, go to
    joining (fewer tasks).
-4. The greedy runs with two estimates of the remaining path (pure run time, or a start-up per edge) and with and
-   without filling committed slack; these candidates, the ``chains`` grouping and (when all settings agree) a
-   single task are evaluated exactly under the model, and the best by (makespan, tasks) is kept. ``makespan`` is
-   therefore never worse than ``chains`` under the model.
+4. Each weakly connected part of the pipeline is solved on its own. The greedy runs three times (remaining path
+   as pure run time or with a start-up per edge; with and without filling committed slack); these candidates,
+   the ``chains`` grouping and (when all settings agree) a single task are evaluated exactly under the model,
+   and the best by (makespan, tasks) is kept, so ``makespan`` is never worse than ``chains`` under the model.
+5. A final pass merges tasks without lengthening the job: a task into one of its producer tasks (allowed when
+   every other producer starts before that one ends, so no path joins them), or two tasks with the same
+   producers, wherever the exact earliest start / latest finish of every task leaves room. A few rounds, each
+   applying every merge found and keeping them only if the exact makespan did not grow (else only the first,
+   which the slack test guarantees). This also packs the tasks of separate parts together.
 
-Each greedy pass is O((V + E) log V) with lazily cleaned heaps; the whole mode stays a few milliseconds per
-hundred nodes. :func:`optimal_key_of` enumerates every valid grouping (with branch and bound) for graphs of up to
-a dozen nodes: ``bench/grouping.py`` and the tests compare the heuristic with it.
+Each greedy pass is O((V + E) log V) with lazily cleaned heaps and each merge round O(V + E), so the mode is
+near-linear: a thousand nodes take well under a second. :func:`optimal_key_of` enumerates every valid grouping
+(with branch and bound) for graphs of up to a dozen nodes: ``bench/grouping.py`` and the tests compare the
+heuristic with it.
 
 All functions here are pure: producer/consumer maps are built once from Kedro's cached ``node_dependencies``.
 """
@@ -87,6 +93,7 @@ GROUP_TAG_PREFIX = "group."
 DEFAULT_TASK_STARTUP = 120.0
 DEFAULT_NODE_DURATION = 10.0
 EXHAUSTIVE_MAX_NODES = 12
+SIBLINGS_TRIED = 8  # siblings a task is tried with in one merge round (keeps a round linear)
 
 
 @dataclass(frozen=True)
@@ -330,7 +337,11 @@ def _makespan_keys(
     offset = 0
     for indices in graph.components():
         part = graph.subgraph(indices)
-        part_labels = _best_candidate(part, lambda a, b: same(indices[a], indices[b]), [chain_key[n] for n in part.nodes])
+
+        def part_same(a: int, b: int, indices: list[int] = indices) -> bool:
+            return same(indices[a], indices[b])
+
+        part_labels = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
         for i, label in zip(indices, part_labels):
             labels[i] = offset + label
         offset += len(indices)
@@ -603,11 +614,17 @@ class _TaskTimes:
                     found.append((self.work[t], self.first[t], y, t))
         for group in siblings.values():
             group.sort(key=lambda t: (self.work[t], self.first[t]))
-            for a, b in zip(group[::2], group[1::2]):
-                end = self.start[a] + self.startup + self.work[a] + self.work[b]
-                if end <= min(self.latest[a], self.latest[b]) + 1e-9 and same(self.first[a], self.first[b]):
-                    kept, absorbed = (a, b) if self.first[a] < self.first[b] else (b, a)
-                    found.append((self.work[absorbed], self.first[absorbed], kept, absorbed))
+            paired: set[int] = set()
+            for i, a in enumerate(group):  # each with the next few lighter-first siblings it fits with
+                for b in group[i + 1 : i + 1 + SIBLINGS_TRIED]:
+                    if a in paired:
+                        break
+                    end = self.start[a] + self.startup + self.work[a] + self.work[b]
+                    fits = end <= min(self.latest[a], self.latest[b]) + 1e-9
+                    if b not in paired and fits and same(self.first[a], self.first[b]):
+                        kept, absorbed = (a, b) if self.first[a] < self.first[b] else (b, a)
+                        found.append((self.work[absorbed], self.first[absorbed], kept, absorbed))
+                        paired.update((a, b))
         found.sort()
         used: set[int] = set()
         result = []
