@@ -293,6 +293,11 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
     found = estimate(group_nodes(example, fusable=by_tag, model=model()), model())
     assert (found.makespan, found.tasks) == (550, 5)
     assert found.critical_path == ("clean", "split", "train", "evaluate")
+    # with run times measured in milliseconds the two independent reporting nodes still share one task
+    tiny = CostModel(durations={"bucket": 0.06, "clean": 0.05, "summarize": 0.002, "add": 0.002, "select": 0.003,
+                                "split": 0.01, "train": 0.7, "evaluate": 0.6, "report": 0.0})
+    found = estimate(group_nodes(example, fusable=by_tag, model=tiny), tiny)
+    assert (round(found.makespan, 6), found.tasks) == (round(optimal_key_of(example, by_tag, tiny)[0], 6), 5)
     with pytest.raises(PluginError, match="limited to 12 nodes"):
         optimal_key_of(graph({f"n{i}": [] for i in range(13)}))
 
