@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 PROJECT, REGION = "demo-gcp", "europe-west1"
 CONFIG = VERTEX_CONFIG_HEAD + """\
+  grouping: chains  # a task per branch, named in the job states below (makespan would give two tasks)
   service_account: runner@demo-gcp.iam.gserviceaccount.com
   network:
     vpc: projects/123456/global/networks/peered-vpc
