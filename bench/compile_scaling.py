@@ -109,7 +109,7 @@ def main(sizes: list[int]) -> None:
     spec size is shown for one and for three ``--params``."""
     print(f"{'nodes':>6} {'grouping':>8} {'tasks':>6} {'compile s':>10} {'ms/node':>8} {'MB 1 param':>11} {'MB 3':>6}")
     for size in sizes:
-        for grouping in ("none", "chains"):
+        for grouping in ("none", "chains", "makespan"):
             seconds, size_one, tasks = measure(size, grouping, {"seed": 42})
             _, size_three, _ = measure(size, grouping, {"seed": 42, "alpha": 0.5, "name": "bench"})
             print(

@@ -157,9 +157,17 @@ def init(project_id: str, region: str, force: bool, with_docker: bool) -> None:
 @click.option(
     "-o", "--output", default="pipeline.json", show_default=True, help="Output file (.json, .yaml or .yml)."
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also print the tasks, their nodes, the longest chain of dependent tasks, and the estimated makespan "
+    "and task count under each grouping.",
+)
 @click.pass_context
 @_user_errors
-def compile_(ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], output: str) -> None:
+def compile_(
+    ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], output: str, explain: bool
+) -> None:
     """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials."""
     from .compiler.spec import check_output_path, write_spec
 
@@ -167,9 +175,43 @@ def compile_(ctx: click.Context, env: str | None, pipeline_name: str, params: di
     job = _open_job(_env(ctx, env), pipeline_name, params)
     try:
         path = write_spec(job.spec(), Path(output))
+        if explain:
+            from .compiler import cost_model, explain as explain_request
+
+            _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
+    """What ``compile --explain`` prints: the configured grouping in full, then every grouping in one line."""
+    chosen = reports[0]
+    measured = chosen.estimate.measured if chosen.estimate else 0
+    click.echo(
+        f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
+        f"from the last local run, the others {_duration(model.node_duration)} each"
+    )
+    click.echo(f"Tasks (grouping {chosen.mode!r}):")
+    for group in chosen.groups:
+        after = f"  (after {', '.join(group.dependencies)})" if group.dependencies else ""
+        click.echo(f"  {group.key}: {', '.join(group.node_names)}{after}")
+    if chosen.estimate is not None:
+        click.echo(f"Longest chain of dependent tasks: {' -> '.join(chosen.estimate.critical_path)}")
+    click.echo("Grouping     tasks  longest chain  estimated makespan")
+    for report in reports:
+        if report.estimate is None:
+            click.echo(f"  {report.mode:<10} refused: {report.error}")
+            continue
+        found = report.estimate
+        click.echo(
+            f"  {report.mode:<10} {found.tasks:>5}  {len(found.critical_path):>13}  {_duration(found.makespan):>18}"
+        )
 
 
 @vertexai.command(name="run-once")

@@ -537,6 +537,23 @@ class MlflowConfig(_Model):
     )
 
 
+class GroupingOptions(_Model):
+    task_startup: float = Field(
+        120.0, description="Seconds (or '2m') each Vertex AI task spends starting before its first node."
+    )
+    node_duration: float = Field(
+        10.0, description="Seconds assumed for a node that the last local run of the pipeline did not time."
+    )
+    use_timings: bool = Field(
+        True, description="Use the node run times of the pipeline's last local run (false: only node_duration)."
+    )
+
+    @field_validator("task_startup", "node_duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
 class LocalConfig(_Model):
     max_workers: int | None = Field(
         None, gt=0, le=1024, description="Tasks run at once by the local backend (default: CPUs)."
@@ -583,10 +600,14 @@ class RunConfig(_Model):
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Job-wide retry policy (count or mapping).")
     timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h'); at most 30d.")
     caching: bool = Field(False, description="Job-wide Vertex AI task caching.")
-    grouping: Literal["chains", "none", "namespace", "tags"] = Field(
-        "chains",
-        description="How nodes become tasks: 'chains' fuses linear chains (never loses parallelism), 'none' one "
-        "task per node, 'namespace' one task per top-level namespace, 'tags' nodes tagged `group.<name>`.",
+    grouping: Literal["makespan", "chains", "none", "namespace", "tags"] = Field(
+        "makespan",
+        description="How nodes become tasks: 'makespan' the grouping with the shortest modelled job time, then "
+        "the fewest tasks; 'chains' fuses linear chains only, 'none' one task per node, 'namespace' one task per "
+        "top-level namespace, 'tags' nodes tagged `group.<name>`.",
+    )
+    grouping_options: GroupingOptions = Field(
+        default_factory=GroupingOptions, description="The cost model of `makespan` (and of `compile --explain`)."
     )
     on_exit_pipeline: str | None = Field(
         None, description="Kedro pipeline run after the job, whatever its outcome; it may share no node with the job."
@@ -1427,6 +1448,8 @@ _TYPE_OVERRIDES = {
     "timeout": "duration",
     "backoff": "duration",
     "max_backoff": "duration",
+    "task_startup": "duration",
+    "node_duration": "duration",
 }
 
 

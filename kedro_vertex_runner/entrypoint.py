@@ -59,6 +59,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -273,8 +274,9 @@ def _skip_needless_imports() -> None:
 
 
 class _TaskHooks:
-    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines and the
-    task report, which names the node *before* it runs so that even a hard exit leaves its name behind)."""
+    """Per-task hooks: swap in persisted datasets, remember which node is running (for error lines and the task
+    report, which names the node *before* it runs so that even a hard exit leaves its name behind), and time each
+    node from its first input load to its end (the ``makespan`` grouping reads the times of the last local run)."""
 
     def __init__(self, root: str | None, run_id: str, report: str | None = None):
         self.full: Pipeline | Any = None  # the job's pipeline(s), or a function loading them
@@ -284,11 +286,14 @@ class _TaskHooks:
         self.current_node: str | None = None
         self.failed_node: str | None = None
         self.persisted: dict[str, str] = {}
+        self.durations: dict[str, float] = {}
+        self._started = 0.0
 
     def enter(self, node_name: str) -> None:
         """``node_name`` starts (loading its inputs, then running): say so in the task report."""
         if node_name != self.current_node:
             self.current_node = node_name
+            self._started = time.perf_counter()
             TaskReport(RUNNING, node_name).write(self.report)
 
     def register(self, hook_manager: Any) -> None:
@@ -310,6 +315,10 @@ class _TaskHooks:
             @hook_impl
             def before_node_run(self, node: Any) -> None:
                 hooks.enter(node.name)
+
+            @hook_impl
+            def after_node_run(self, node: Any) -> None:
+                hooks.durations[node.name] = time.perf_counter() - hooks._started
 
             @hook_impl
             def on_node_error(self, error: Exception, node: Any) -> None:
@@ -455,6 +464,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
                 exit_handler=task.exit_handler,
             ):
                 session.run(pipeline_names=sources, node_names=nodes, runner=SequentialRunner())
+        if not task.exit_handler:
+            from .timings import record_task
+
+            record_task(root, run_id, pipeline_names, hooks.durations)
     except TaskTimeout as exc:
         _flush()
         assert watchdog is not None

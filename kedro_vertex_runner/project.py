@@ -151,7 +151,21 @@ def build_request(
         mlflow=mlflow_enabled(context, config),
         registered=registered,
         declared=_declared_datasets(context, pipeline, config, catalog),
+        durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
     )
+
+
+def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names: Any) -> dict[str, float]:
+    """Node run times of the last local run of ``pipeline_names`` (under the root as the local backend reads it),
+    for the ``makespan`` grouping; empty when timings are off or there was no such run."""
+    if not config.run_config.grouping_options.use_timings:
+        return {}
+    from .timings import last_run_durations
+
+    root = config.with_backend("local").run_config.root
+    if "://" not in root:
+        root = str(project_path / Path(root).expanduser())
+    return last_run_durations(root, pipeline_names)
 
 
 def _declared_datasets(

@@ -345,3 +345,42 @@ def test_a_kedro_vertexai_config_compiles_with_one_warning_per_translated_key(pr
     resources = train["container"]["resources"]
     assert resources["accelerator"]["type"] == "NVIDIA_TESLA_T4" and int(resources["accelerator"]["count"]) == 1
     assert resources["cpuLimit"] == 8
+def explained(result: subprocess.CompletedProcess) -> dict[str, tuple[int, int, str]]:
+    """``{grouping: (tasks, longest chain, makespan)}`` from the table ``compile --explain`` prints."""
+    table = result.stdout.split("estimated makespan\n", 1)[1]
+    rows = {}
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[1].isdigit():
+            rows[fields[0]] = (int(fields[1]), int(fields[2]), fields[3])
+    return rows
+
+
+def test_compile_explain_with_the_default_grouping(project):
+    config = project / "conf" / "base" / "vertexai.yml"
+    config.write_text(config.read_text().replace("  grouping: chains\n", ""))  # the default: makespan
+
+    result = run_compile(project, "--explain")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Cost model: 2m00s start-up per task; node run times: 0 of 9 from the last local run, the others 10s" in out
+    assert "Tasks (grouping 'makespan'):" in out
+    assert "  clean_houses: clean_houses, add_features, select_features\n" in out  # one line per task, its nodes
+    assert "  model.train_model: model.train_model  (after model.split_data)\n" in out
+    chain = out.split("Longest chain of dependent tasks: ", 1)[1].splitlines()[0].split(" -> ")
+    assert chain[0] == "clean_houses" and "model.train_model" in chain
+    rows = explained(result)
+    assert list(rows) == ["makespan", "chains", "none", "namespace", "tags"]
+    spec = json.loads((project / "pipeline.json").read_text())
+    assert rows["makespan"][0] == len(tasks_of(spec)) < rows["chains"][0] < rows["none"][0] == 9
+    assert rows["makespan"][1] == len(chain) < rows["chains"][1]
+    # nodes with their own settings keep their own task: train_model asks for 4 CPUs, preprocessing for 4Gi
+    assert [["model.train_model"]] == [n for n in node_args(spec) if "model.train_model" in n]
+
+    # a serial pipeline (clean_houses → add_features → select_features, one settings group) is one task
+    result = run_compile(project, "-p", "data_processing", "--explain", "-o", "serial.json")
+    assert result.returncode == 0, result.stderr
+    assert node_args(json.loads((project / "serial.json").read_text())) == [
+        ["clean_houses", "add_features", "select_features"]
+    ]
+    assert explained(result)["makespan"] == (1, 1, "2m30s")

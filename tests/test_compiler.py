@@ -813,3 +813,38 @@ def test_task_is_pointed_at_the_smallest_registered_pipeline_holding_its_nodes()
 def test_no_node_pipeline_when_the_jobs_pipeline_is_not_registered():
     spec = compile_(DIAMOND, request_args={"registered": {"prep": frozenset({"split"})}})
     assert "--node-pipeline" not in json.dumps(spec)
+
+
+def test_makespan_grouping_uses_the_last_local_runs_node_times(tmp_path):
+    from kedro_vertex_runner.compiler import explain
+    from kedro_vertex_runner.project import recorded_durations
+    from kedro_vertex_runner.timings import record_task
+
+    fork = Pipeline(
+        [
+            node(step, "raw", "a", name="prepare"),
+            node(step, "a", "b", name="train_big"),
+            node(step, "a", "c", name="train_other"),
+        ]
+    )
+    config = make_config(grouping="makespan", root="data/vertex_runs")
+    # no timings yet: three 10 s nodes are cheaper in one task than in three
+    assert len(dag_tasks(compile_spec(CompileRequest(pipeline=fork, config=config)))) == 1
+
+    record_task(str(tmp_path / "data" / "vertex_runs"), "local-1", ["__default__"], {"prepare": 2.0})
+    record_task(str(tmp_path / "data" / "vertex_runs"), "local-1", ["__default__"], {"train_big": 900.0})
+    record_task(str(tmp_path / "data" / "vertex_runs"), "local-1", ["__default__"], {"train_other": 800.0})
+    durations = recorded_durations(tmp_path, config, ("__default__",))
+    assert durations == {"prepare": 2.0, "train_big": 900.0, "train_other": 800.0}
+    request = CompileRequest(pipeline=fork, config=config, durations=durations)
+    # two long trainings: each gets its own task and they run side by side
+    assert len(dag_tasks(compile_spec(request))) == 3
+    reports = {r.mode: r for r in explain(request)}
+    assert list(reports)[0] == "makespan" and reports["makespan"].estimate.measured == 3
+    assert reports["makespan"].estimate.makespan == 2 * 120 + 2 + 900
+    assert reports["chains"].estimate.tasks == 3
+
+    ignored = make_config(grouping="makespan", root="data/vertex_runs", grouping_options={"use_timings": False})
+    assert recorded_durations(tmp_path, ignored, ("__default__",)) == {}
+    request = CompileRequest(pipeline=fork, config=ignored, durations=durations)
+    assert len(dag_tasks(compile_spec(request))) == 1

@@ -76,7 +76,8 @@ def test_minimal_config_loads_with_defaults(conf):
     config = load(conf)
     assert config.project_id == "my-project"
     assert config.run_config.backend == "vertex"
-    assert config.run_config.grouping == "chains"
+    assert config.run_config.grouping == "makespan"
+    assert config.run_config.grouping_options.task_startup == 120
     assert config.gcs_root == "gs://my-bucket/runs"
     assert config.source_files == [conf / "base" / "vertexai.yml"]
 
@@ -224,8 +225,13 @@ def test_accelerator_alone_means_one_gpu_and_reference_gpu_key_is_read(conf):
         ("retries: often\n", "run_config.retries: expected a number of retries (e.g. 3) or a mapping"),
         (
             "grouping: foo\n",
-            "conf/base/vertexai.yml: run_config.grouping: expected one of 'chains', 'none', 'namespace', 'tags', "
-            "got 'foo'",
+            "conf/base/vertexai.yml: run_config.grouping: expected one of 'makespan', 'chains', 'none', 'namespace', "
+            "'tags', got 'foo'",
+        ),
+        (
+            "grouping_options: {task_startup: soon}\n",
+            "conf/base/vertexai.yml: run_config.grouping_options.task_startup: expected a duration such as 3600, "
+            "'30m' or '2h', got 'soon'",
         ),
         ("backend: cloud\n", "run_config.backend: expected one of 'vertex', 'local', got 'cloud'"),
         (
@@ -417,7 +423,8 @@ def test_config_reference_is_a_well_formed_table_of_every_key():
                 "run_config.network.host_aliases[].ip", "run_config.retries.backoff", "run_config.local.max_workers"):
         assert key in keys
     assert "| `run_config.description` | string, optional |" in config_reference()
-    assert "one of `chains`, `none`, `namespace`, `tags`" in config_reference()
+    assert "one of `makespan`, `chains`, `none`, `namespace`, `tags`" in config_reference()
+    assert "| `run_config.grouping_options.task_startup` | duration | `120` |" in config_reference()
 
 
 # ----------------------------------------------------------------------------------------------------------------

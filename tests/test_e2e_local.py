@@ -100,6 +100,13 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
         assert re.search(rf"^\[\d\d:\d\d:\d\d\] \S+ \(.*{re.escape(node)}.*\): SUCCEEDED in ", result.stdout, re.M)
     report = json.loads((project / "data/08_reporting/report.json").read_text())
     assert report
+    # every node's run time is kept for the makespan grouping, and this run is the pipeline's latest timed run
+    timed = {}
+    for path in (Path(run_dir) / "timings").glob("*.json"):
+        timed.update(json.loads(path.read_text())["nodes"])
+    assert {"clean_houses", "model.train_model", "create_report"} <= set(timed) and len(timed) == 9
+    assert all(seconds >= 0 for seconds in timed.values())
+    assert (project / "data/vertex_runs/timings/__default__.txt").read_text().strip() == run_id
 
 
 def test_filtered_run_runs_only_the_selected_nodes(project: Path, demo_project_with_outputs: Path):

@@ -1,11 +1,19 @@
-"""Which nodes share a task in each ``run_config.grouping`` mode, and which groupings are refused."""
+"""Which nodes share a task in each ``run_config.grouping`` mode, which groupings are refused, and how close
+``makespan`` comes to the exact optimum of its cost model."""
 
 from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from kedro_vertex_runner.compiler.grouping import group_nodes
+from kedro_vertex_runner.compiler.grouping import CostModel, _build_groups, estimate, group_nodes, optimal_key_of
+from kedro_vertex_runner.timings import last_run_durations, record_task
 from kedro_vertex_runner.errors import PluginError
 
 
@@ -155,3 +163,178 @@ def test_groups_come_in_dependency_order(mode):
         assert set(group.dependencies) <= seen
         seen.add(group.key)
     assert sorted(n for g in groups for n in g.node_names) == sorted(n.name for n in pipeline.nodes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# makespan: the default grouping, under the cost model (task start-up + its nodes' run times)
+
+def graph(edges: dict[str, list[str]], settings: dict[str, str] | None = None) -> Pipeline:
+    """``{node: [producers]}`` as a pipeline: each node writes its own dataset; ``settings`` tags nodes."""
+    return Pipeline(
+        [
+            node(step, [f"d_{p}" for p in producers] or ["raw"], f"d_{name}", name=name,
+                 tags=[(settings or {}).get(name, "std")])
+            for name, producers in edges.items()
+        ]
+    )
+
+
+def by_tag(a, b):
+    return a.tags == b.tags
+
+
+def model(**durations: float) -> CostModel:
+    return CostModel(task_startup=120.0, node_duration=10.0, durations=durations)
+
+
+def groups_of(pipeline, cost, fusable=None):
+    return sorted(sorted(g.node_names) for g in group_nodes(pipeline, "makespan", fusable=fusable, model=cost))
+
+
+def test_makespan_is_the_default_and_puts_a_serial_pipeline_into_one_task():
+    groups = group_nodes(LINEAR)
+    assert shape(groups) == {"load": (["load", "clean", "train"], [])}
+    assert estimate(groups, CostModel()).makespan == 120 + 3 * 10
+
+
+def test_makespan_merges_a_diamond_of_short_nodes_that_chains_keeps_apart():
+    cost = model()
+    assert len(group_nodes(DIAMOND, "chains")) == 4
+    groups = group_nodes(DIAMOND, model=cost)
+    assert shape(groups) == {"split": (["split", "left", "right", "join"], [])}
+    assert estimate(groups, cost).makespan == 160
+
+
+def test_makespan_keeps_long_branches_parallel_and_short_ones_together():
+    pipeline = graph({"root": [], "h1": ["root"], "h2": ["root"], "l1": ["root"], "l2": ["root"], "l3": ["root"]})
+    cost = model(root=10, h1=1000, h2=1000, l1=5, l2=5, l3=5)
+    # the optimum: root alone (its readers start early), each long branch in its own task, the short ones in one
+    assert groups_of(pipeline, cost) == [["h1"], ["h2"], ["l1", "l2", "l3"], ["root"]]
+    found = estimate(group_nodes(pipeline, model=cost), cost)
+    assert (found.makespan, found.tasks) == optimal_key_of(pipeline, model=cost)[:2] == (1250, 4)
+    assert found.critical_path in (("root", "h1"), ("root", "h2"))
+
+
+def test_makespan_breaks_a_chain_where_a_long_side_branch_would_wait_for_it():
+    pipeline = graph({"a": [], "b": ["a"], "c": ["b"], "side": ["a"]})
+    cost = model(a=10, b=600, c=600, side=900)
+    # one task would take 120 + 2110 s, and the side branch cannot wait for the whole chain: the chain is cut
+    # right after `a`, which both readers need
+    assert groups_of(pipeline, cost) == [["a"], ["b", "c"], ["side"]]
+    found = estimate(group_nodes(pipeline, model=cost), cost)
+    assert (found.makespan, found.tasks) == optimal_key_of(pipeline, model=cost)[:2] == (1450, 3)
+
+
+def test_makespan_never_shares_a_task_between_nodes_with_different_settings():
+    pipeline = graph({"load": [], "train": ["load"], "report": ["train"]}, settings={"train": "gpu"})
+    assert groups_of(pipeline, model(), by_tag) == [["load"], ["report"], ["train"]]
+
+
+def random_pipeline(rng: random.Random, size: int) -> tuple[Pipeline, CostModel]:
+    edges = {}
+    for i in range(size):
+        earlier = list(edges)[-6:]
+        edges[f"n{i:02d}"] = sorted(rng.sample(earlier, min(len(earlier), rng.randint(0, 3))))
+    settings = {name: rng.choice(["std", "std", "std", "big"]) for name in edges}
+    durations = {name: float(rng.choice([1, 5, 20, 60, 300, 1200])) for name in edges}
+    return graph(edges, settings), model(**durations)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_makespan_groups_are_valid_and_never_slower_than_chains(seed):
+    rng = random.Random(seed)
+    pipeline, cost = random_pipeline(rng, rng.randint(1, 40))
+    groups = group_nodes(pipeline, "makespan", fusable=by_tag, model=cost)
+    task_of = {n: g.key for g in groups for n in g.node_names}
+    assert sorted(task_of) == sorted(n.name for n in pipeline.nodes)  # every node in exactly one task
+    assert sum(len(g.nodes) for g in groups) == len(pipeline.nodes)
+    position = {g.key: i for i, g in enumerate(groups)}
+    deps = {g.key: set(g.dependencies) for g in groups}
+    for child, parents in pipeline.node_dependencies.items():
+        for parent in parents:  # every data dependency is inside a task or a direct task dependency
+            a, b = task_of[parent.name], task_of[child.name]
+            assert a == b or (a in deps[b] and position[a] < position[b])
+    for g in groups:
+        assert len({tuple(n.tags) for n in g.nodes}) == 1  # settings respected
+        assert all(position[d] < position[g.key] for d in g.dependencies)  # acyclic, in dependency order
+    chains = estimate(group_nodes(pipeline, "chains", fusable=by_tag), cost)
+    assert estimate(groups, cost).makespan <= chains.makespan
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_makespan_is_within_ten_percent_of_the_exhaustive_optimum_on_small_graphs(seed):
+    rng = random.Random(1000 + seed)
+    pipeline, cost = random_pipeline(rng, rng.randint(2, 8))
+    best, best_tasks, key_of = optimal_key_of(pipeline, by_tag, cost)
+    found = estimate(group_nodes(pipeline, "makespan", fusable=by_tag, model=cost), cost)
+    assert best <= found.makespan <= 1.1 * best
+    # the optimum is itself a valid grouping (no cycle) whose estimate is what the solver says
+    optimum = _build_groups(pipeline, key_of, {})
+    assert estimate(optimum, cost).makespan == best and len(optimum) == best_tasks
+
+
+def test_exhaustive_optimum_of_small_hand_made_graphs():
+    chain = graph({"a": [], "b": ["a"], "c": ["b"]})
+    assert optimal_key_of(chain, model=model())[:2] == (150, 1)
+    fork = graph({"a": [], "b": ["a"], "c": ["a"]})
+    assert optimal_key_of(fork, model=model(a=10, b=1000, c=1000))[:2] == (1250, 3)
+    assert optimal_key_of(fork, model=model(a=10, b=10, c=10))[:2] == (150, 1)
+    # a → x → b with a and b alike and x different: {a, b} would be a cycle around x, so three tasks
+    sandwich = graph({"a": [], "x": ["a"], "b": ["x"]}, settings={"x": "gpu"})
+    assert optimal_key_of(sandwich, by_tag, model())[:2] == (390, 3)
+    assert estimate(group_nodes(sandwich, fusable=by_tag, model=model()), model()).makespan == 390
+    # the example project's shape: a preprocessing chain and a training node with settings of their own
+    example = graph(
+        {"bucket": [], "clean": [], "summarize": [], "add": ["clean"], "select": ["add"], "split": ["select"],
+         "train": ["split"], "evaluate": ["train", "split"], "report": ["summarize", "evaluate"]},
+        settings={"clean": "prep", "add": "prep", "select": "prep", "train": "gpu"},
+    )
+    assert optimal_key_of(example, by_tag, model())[:2] == (550, 5)
+    found = estimate(group_nodes(example, fusable=by_tag, model=model()), model())
+    assert (found.makespan, found.tasks) == (550, 5)
+    assert found.critical_path == ("clean", "split", "train", "evaluate")
+    # with run times measured in milliseconds the two independent reporting nodes still share one task
+    tiny = CostModel(durations={"bucket": 0.06, "clean": 0.05, "summarize": 0.002, "add": 0.002, "select": 0.003,
+                                "split": 0.01, "train": 0.7, "evaluate": 0.6, "report": 0.0})
+    found = estimate(group_nodes(example, fusable=by_tag, model=tiny), tiny)
+    assert (round(found.makespan, 6), found.tasks) == (round(optimal_key_of(example, by_tag, tiny)[0], 6), 5)
+    with pytest.raises(PluginError, match="limited to 12 nodes"):
+        optimal_key_of(graph({f"n{i}": [] for i in range(13)}))
+
+
+def test_estimate_reports_the_longest_chain_of_tasks():
+    cost = model(split=1, left=500, right=5, join=1)
+    found = estimate(group_nodes(DIAMOND, "none"), cost)
+    assert found.critical_path == ("split", "left", "join")
+    assert found.makespan == 3 * 120 + 502 and found.tasks == 4 and found.measured == 4
+
+
+def test_makespan_grouping_is_the_same_whatever_the_hash_seed():
+    script = (
+        "import random, sys; sys.path.insert(0, 'tests'); import test_grouping as t;"
+        "rng = random.Random(7); p, c = t.random_pipeline(rng, 60);"
+        "print([g.node_names for g in t.group_nodes(p, 'makespan', fusable=t.by_tag, model=c)])"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(Path(__file__).parents[1]),
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1 and outputs.pop().startswith("[[")
+
+
+def test_local_runs_record_node_times_and_the_latest_run_of_a_pipeline_is_read(tmp_path):
+    root = str(tmp_path / "runs")
+    record_task(root, "local-1", ["__default__"], {"a": 1.0, "b": 2.0})
+    record_task(root, "local-2", ["__default__"], {"a": 3.0})
+    record_task(root, "local-2", ["__default__"], {"b": 4.5, "c f": 0.25})
+    record_task(root, "local-3", ["model"], {"m": 9.0})
+    assert last_run_durations(root, ["__default__"]) == {"a": 3.0, "b": 4.5, "c f": 0.25}
+    assert last_run_durations(root, ["model"]) == {"m": 9.0}
+    assert last_run_durations(root, ["reporting"]) == {}
+    stored = json.loads((tmp_path / "runs" / "local-2" / "timings" / "a.json").read_text())
+    assert stored == {"nodes": {"a": 3.0}, "pipeline": "__default__"}
+    record_task("gs://bucket/runs", "x", ["__default__"], {"a": 1.0})  # remote roots are never written
+    assert last_run_durations("gs://bucket/runs", ["__default__"]) == {}

@@ -487,6 +487,7 @@ def _track(project: Path, tracking_uri: str, experiment: str, vertexai_yml: str)
 LOCAL_YML = (
     "project_id: test-project\nregion: europe-west1\nrun_config:\n  image: demo:latest\n  root: data/vertex_runs\n"
     "  backend: local\n"
+    "  grouping: chains\n"  # several tasks share the run (makespan would give this settings-free project two)
 )
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -25,6 +25,7 @@ PROJECT, REGION = "demo-gcp", "europe-west1"
 CLEAN_TASK = "clean_houses + … + model.split_data (4 nodes)"  # task clean-houses (a chain of four nodes)
 TRAIN_TASK = "model.train_model"  # task model-train-model
 CONFIG = VERTEX_CONFIG_HEAD + """\
+  grouping: chains  # a task per branch, named in the job states below (makespan would give two tasks)
   service_account: runner@demo-gcp.iam.gserviceaccount.com
   network:
     vpc: projects/123456/global/networks/peered-vpc

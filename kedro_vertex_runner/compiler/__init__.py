@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
 
     from ..config import PluginConfig
+    from .grouping import CostModel, Estimate, TaskGroup
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class CompileRequest:
         declared: the pipeline's datasets declared in the catalog (explicitly or by a factory pattern), when known.
             A task whose undeclared outputs other tasks read is never cached: a cached task does not run, so it
             would not store them under the new job's run id.
+        durations: node run times in seconds recorded by the last local run of the pipeline (used by the
+            ``makespan`` grouping unless ``run_config.grouping_options.use_timings`` is false).
     """
 
     pipeline: Pipeline
@@ -52,6 +55,53 @@ class CompileRequest:
     mlflow: bool = False
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
+    durations: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupingReport:
+    """One grouping of the request's pipeline and what the cost model says of it (``compile --explain``).
+
+    Attributes:
+        mode: the ``run_config.grouping`` value.
+        groups: the tasks, in dependency order (empty when the grouping is refused).
+        estimate: modelled makespan, task count and longest chain of tasks (None when refused).
+        error: why the grouping is refused for this pipeline (e.g. a cycle between tag groups), else None.
+    """
+
+    mode: str
+    groups: tuple[TaskGroup, ...]
+    estimate: Estimate | None
+    error: str | None = None
+
+
+def cost_model(request: CompileRequest) -> CostModel:
+    """The cost model the ``makespan`` grouping uses for ``request``."""
+    from .grouping import CostModel
+
+    options = request.config.run_config.grouping_options
+    durations = dict(request.durations) if options.use_timings else {}
+    return CostModel(task_startup=options.task_startup, node_duration=options.node_duration, durations=durations)
+
+
+def explain(request: CompileRequest) -> list[GroupingReport]:
+    """Every grouping mode applied to the request's pipeline, the configured one first, with its estimate."""
+    from ..errors import PluginError
+    from .grouping import GROUPING_MODES, estimate, group_nodes
+    from .spec import task_settings
+
+    model = cost_model(request)
+    fusable = task_settings(request.config.run_config).same
+    configured = request.config.run_config.grouping
+    reports = []
+    for mode in [configured, *(m for m in GROUPING_MODES if m != configured)]:
+        try:
+            groups = group_nodes(request.pipeline, mode, fusable=fusable, model=model)
+        except PluginError as exc:
+            reports.append(GroupingReport(mode, (), None, str(exc)))
+            continue
+        reports.append(GroupingReport(mode, tuple(groups), estimate(groups, model)))
+    return reports
 
 
 def compile_spec(request: CompileRequest) -> dict[str, Any]:

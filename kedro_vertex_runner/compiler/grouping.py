@@ -1,15 +1,16 @@
 """Kedro nodes → task groups: which nodes run together in one Vertex AI task.
 
 Every Vertex AI task pays for its own container start (about two minutes on Vertex AI, a Kedro bootstrap of
-seconds locally), so fewer tasks mean faster jobs; but a task runs its nodes one after another, so merging two
-nodes that could run side by side makes the job slower. The modes (``run_config.grouping``):
+seconds locally), so fewer tasks mean faster and cheaper jobs; but a task runs its nodes one after another and
+hands its outputs on only when it ends, so merging two nodes that could run side by side can make the job slower.
+The modes (``run_config.grouping``):
 
-``chains`` (default)
+``makespan`` (default)
+    The grouping that minimises the job's modelled wall time on Vertex AI, then its number of tasks (see below).
+``chains``
     Fuse a node into its predecessor when it is that predecessor's *only* consumer and the predecessor is its
     *only* producer. Such a pair can never run in parallel anyway, so fusing removes a container start without
-    removing any parallelism: the default gives the fewest tasks that keep every branch of the graph concurrent.
-    Nodes whose task settings differ (image, resources, retries, timeout, caching) are not fused, so a node given
-    its own GPU or image in ``vertexai.yml`` keeps its own task.
+    removing any parallelism; but a node with two consumers ends every chain, so real projects keep many tasks.
 ``none``
     One task per node: the most visible in the Vertex AI console, the most container starts.
 ``namespace``
@@ -18,18 +19,67 @@ nodes that could run side by side makes the job slower. The modes (``run_config.
 ``tags``
     Nodes tagged ``group.<name>`` share one task per name; untagged nodes get a task each.
 
+``makespan`` and ``chains`` never put nodes whose task settings differ (image, resources, accelerator, retries,
+timeout, caching) into one task, so a node given its own GPU or image in ``vertexai.yml`` keeps its own task.
 ``namespace`` and ``tags`` can merge nodes that have an outside node between them (A → X → B with A and B in one
 group), which would make the groups depend on each other in a cycle; such a grouping is rejected with an error
-naming the nodes. All functions here are pure and linear in the size of the pipeline: producer/consumer maps are
-built once from Kedro's cached ``node_dependencies``.
+naming the nodes.
+
+The model
+---------
+The job is a DAG of tasks. A task starts when every task it depends on has ended, then costs ``task_startup``
+(default 120 s: scheduling, image pull, container and Kedro start) plus the sum of its nodes' run times; its
+outputs are visible to other tasks only once it ends. With as many machines as tasks (Vertex AI runs every ready
+task at once), the job's *makespan* is the longest path through the task DAG weighted that way. Node run times
+come from the last local run of the same pipeline (see :mod:`kedro_vertex_runner.timings`), otherwise a default
+``node_duration`` (10 s: a typical node of a Kedro project runs for seconds; one that trains a model for
+minutes, which a single local run then records). A grouping is valid when every node is in exactly one task, nodes
+of one task have equal settings, and the contracted task graph is acyclic.
+
+The algorithm
+-------------
+This is the clustering problem of scheduling on an unbounded number of processors (Sarkar's edge zeroing, Kim &
+Browne's linear clustering, Yang & Gerasoulis's dominant sequence clustering, DSC). It differs from the classic
+form in two ways: the cost is paid once per *task start* instead of once per cut edge, and a task is atomic (it
+waits for all its inputs before its first node and publishes all outputs after its last), so growing a task
+delays every task that reads from it. ``makespan`` adapts DSC to that:
+
+1. Nodes are visited in DSC's order: a node becomes free when all its producers are placed, and the free node on
+   the longest remaining path (bottom level, counting a start-up per edge) goes first, ties by topological index
+   (Kedro's name-sorted order), so the result never depends on hash seeds.
+2. A free node either starts a new task or joins an *open* task: one of its producers' tasks, or the task last
+   started beside it (a sibling). A task is open while no other task reads from it; joining an open task can
+   never create a cycle (no path leaves it), which makes the acyclicity test O(1) instead of a reachability
+   query, and never delays an already placed task.
+3. Each option is scored by the finish time it gives the task plus an estimate of what still has to follow: the
+   pending consumers of the task either all join it (the sum of their run times) or all start tasks of their
+   own (one start-up plus the longest of them), whichever is shorter; tasks the node leaves behind are closed and
+   their pending consumers pay a start-up. Ties, and options within the makespan already committed to, go to
+   joining (fewer tasks).
+4. Each weakly connected part of the pipeline is solved on its own. The greedy runs three times (remaining path
+   as pure run time or with a start-up per edge; with and without filling committed slack); these candidates,
+   the ``chains`` grouping and (when all settings agree) a single task are evaluated exactly under the model,
+   and the best by (makespan, tasks) is kept, so ``makespan`` is never worse than ``chains`` under the model.
+5. A final pass merges tasks without lengthening the job: a task into one of its producer tasks (allowed when
+   every other producer starts before that one ends, so no path joins them), or two tasks with the same
+   producers, wherever the exact earliest start / latest finish of every task leaves room. A few rounds, each
+   applying every merge found and keeping them only if the exact makespan did not grow (else only the first,
+   which the slack test guarantees). This also packs the tasks of separate parts together.
+
+Each greedy pass is O((V + E) log V) with lazily cleaned heaps and each merge round O(V + E), so the mode is
+near-linear: a thousand nodes take well under a second. :func:`optimal_key_of` enumerates every valid grouping
+(with branch and bound) for graphs of up to a dozen nodes: ``bench/grouping.py`` and the tests compare the
+heuristic with it.
+
+All functions here are pure: producer/consumer maps are built once from Kedro's cached ``node_dependencies``.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginError
 
@@ -37,8 +87,48 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
     from kedro.pipeline.node import Node
 
-GROUPING_MODES = ("chains", "none", "namespace", "tags")
+GROUPING_MODES = ("makespan", "chains", "none", "namespace", "tags")
+DEFAULT_GROUPING = "makespan"
 GROUP_TAG_PREFIX = "group."
+DEFAULT_TASK_STARTUP = 120.0
+DEFAULT_NODE_DURATION = 10.0
+EXHAUSTIVE_MAX_NODES = 12
+SIBLINGS_TRIED = 8  # siblings a task is tried with in one merge round (keeps a round linear)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What the ``makespan`` grouping (and ``compile --explain``) assumes a task costs.
+
+    Attributes:
+        task_startup: seconds every task spends before its first node (container scheduling and start).
+        node_duration: seconds assumed for a node with no recorded run time.
+        durations: recorded run time per node name (from the last local run of the pipeline).
+    """
+
+    task_startup: float = DEFAULT_TASK_STARTUP
+    node_duration: float = DEFAULT_NODE_DURATION
+    durations: Mapping[str, float] = field(default_factory=dict)
+
+    def duration(self, node_name: str) -> float:
+        return float(self.durations.get(node_name, self.node_duration))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A grouping's cost under a :class:`CostModel`.
+
+    Attributes:
+        makespan: modelled wall time of the job in seconds (the longest chain of dependent tasks).
+        tasks: number of tasks.
+        critical_path: keys of the tasks on that longest chain, first to last.
+        measured: how many of the job's nodes have a recorded run time.
+    """
+
+    makespan: float
+    tasks: int
+    critical_path: tuple[str, ...]
+    measured: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,15 +160,18 @@ class TaskGroup:
 
 def group_nodes(
     pipeline: Pipeline,
-    mode: str = "chains",
+    mode: str = DEFAULT_GROUPING,
     fusable: Callable[[Node, Node], bool] | None = None,
+    model: CostModel | None = None,
 ) -> list[TaskGroup]:
     """Split ``pipeline`` into task groups, returned in topological order.
 
     Args:
         pipeline: the (already filtered) Kedro pipeline.
-        mode: one of ``chains``, ``none``, ``namespace``, ``tags``.
-        fusable: for ``chains``, whether a parent and its only child may share a task (default: always).
+        mode: one of ``makespan``, ``chains``, ``none``, ``namespace``, ``tags``.
+        fusable: for ``makespan`` and ``chains``, whether two nodes may share a task (default: always); it must
+            be an equivalence (equal settings), as ``makespan`` compares a node with one node of a task.
+        model: for ``makespan``, the cost model (default: :class:`CostModel` defaults).
 
     Raises:
         PluginError: unknown mode, a node with two ``group.*`` tags, or groups that would depend on each other
@@ -89,6 +182,9 @@ def group_nodes(
         kinds: dict[str, str] = {}
     elif mode == "chains":
         key_of = _chain_keys(pipeline, fusable)
+        kinds = {}
+    elif mode == "makespan":
+        key_of = _makespan_keys(pipeline, fusable, model or CostModel())
         kinds = {}
     elif mode == "namespace":
         key_of, kinds = _namespace_keys(pipeline)
@@ -115,6 +211,495 @@ def _chain_keys(pipeline: Pipeline, fusable: Callable[[Node, Node], bool] | None
                 continue
         key_of[node] = node.name
     return key_of
+
+
+def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
+    """The makespan, task count and longest chain of tasks of ``groups`` (topologically sorted) under ``model``."""
+    finish: dict[str, float] = {}
+    via: dict[str, str | None] = {}
+    for group in groups:
+        ready, before = 0.0, None
+        for dep in group.dependencies:  # sorted: the first of equal finishes wins, whatever the hash seed
+            if finish[dep] > ready:
+                ready, before = finish[dep], dep
+        finish[group.key] = ready + model.task_startup + sum(model.duration(n.name) for n in group.nodes)
+        via[group.key] = before
+    if not groups:
+        return Estimate(0.0, 0, ())
+    last = max(groups, key=lambda g: finish[g.key]).key  # max() keeps the first of equal finishes
+    path: list[str] = []
+    key: str | None = last
+    while key is not None:
+        path.append(key)
+        key = via[key]
+    measured = sum(1 for g in groups for n in g.nodes if n.name in model.durations)
+    return Estimate(finish[last], len(groups), tuple(reversed(path)), measured)
+
+
+class _Graph:
+    """The pipeline as index lists (topological order), with each node's duration."""
+
+    def __init__(self, nodes: list[Node], parents: list[list[int]], weight: list[float], startup: float):
+        self.nodes, self.parents, self.weight, self.startup = nodes, parents, weight, startup
+        self.children: list[list[int]] = [[] for _ in nodes]
+        for i, node_parents in enumerate(parents):
+            for p in node_parents:
+                self.children[p].append(i)
+
+    @classmethod
+    def of(cls, pipeline: Pipeline, model: CostModel) -> _Graph:
+        nodes = list(pipeline.nodes)
+        index = {node: i for i, node in enumerate(nodes)}
+        dependencies = pipeline.node_dependencies
+        parents = [sorted(index[p] for p in dependencies[node]) for node in nodes]
+        return cls(nodes, parents, [model.duration(node.name) for node in nodes], model.task_startup)
+
+    def components(self) -> list[list[int]]:
+        """Weakly connected components, each a sorted index list, ordered by their first node."""
+        root = list(range(len(self.nodes)))
+
+        def find(i: int) -> int:
+            while root[i] != i:
+                root[i] = root[root[i]]
+                i = root[i]
+            return i
+
+        for i, node_parents in enumerate(self.parents):
+            for p in node_parents:
+                a, b = find(i), find(p)
+                if a != b:
+                    root[max(a, b)] = min(a, b)
+        members: dict[int, list[int]] = {}
+        for i in range(len(self.nodes)):
+            members.setdefault(find(i), []).append(i)
+        return list(members.values())
+
+    def subgraph(self, indices: list[int]) -> _Graph:
+        local = {i: k for k, i in enumerate(indices)}
+        return _Graph(
+            [self.nodes[i] for i in indices],
+            [[local[p] for p in self.parents[i]] for i in indices],
+            [self.weight[i] for i in indices],
+            self.startup,
+        )
+
+    def bottom_levels(self, per_edge: float) -> list[float]:
+        """Longest path from each node to the end: its own run time, plus ``per_edge`` and the rest per hop."""
+        level = [0.0] * len(self.nodes)
+        for i in range(len(self.nodes) - 1, -1, -1):
+            level[i] = self.weight[i] + max((per_edge + level[c] for c in self.children[i]), default=0.0)
+        return level
+
+    def evaluate(self, labels: list[int]) -> tuple[float, int]:
+        """(makespan, tasks) of the grouping ``labels`` (node index → task id); infinite makespan if the task
+        graph has a cycle."""
+        work: dict[int, float] = {}
+        deps: dict[int, set[int]] = {}
+        for i, label in enumerate(labels):
+            work[label] = work.get(label, 0.0) + self.weight[i]
+            label_deps = deps.setdefault(label, set())
+            for p in self.parents[i]:
+                if labels[p] != label:
+                    label_deps.add(labels[p])
+        waiting = {label: len(d) for label, d in deps.items()}
+        users: dict[int, list[int]] = {label: [] for label in deps}
+        for label, label_deps in deps.items():
+            for dep in label_deps:
+                users[dep].append(label)
+        start = dict.fromkeys(deps, 0.0)
+        ready = [label for label, count in waiting.items() if count == 0]
+        makespan = 0.0
+        while ready:
+            label = ready.pop()
+            end = start[label] + self.startup + work[label]
+            makespan = max(makespan, end)
+            for user in users[label]:
+                start[user] = max(start[user], end)
+                waiting[user] -= 1
+                if waiting[user] == 0:
+                    ready.append(user)
+        if any(waiting.values()):  # a cycle between tasks: never chosen
+            return float("inf"), len(deps)
+        return makespan, len(deps)
+
+
+def _makespan_keys(
+    pipeline: Pipeline, fusable: Callable[[Node, Node], bool] | None, model: CostModel
+) -> dict[Node, str]:
+    """Best candidate per weakly connected component, then tasks of different components packed together."""
+    graph = _Graph.of(pipeline, model)
+    if fusable is None:
+        same: Callable[[int, int], bool] = lambda a, b: True  # noqa: E731
+    else:
+        same = lambda a, b: fusable(graph.nodes[a], graph.nodes[b])  # noqa: E731
+    chain_key = _chain_keys(pipeline, fusable)
+    labels = [-1] * len(graph.nodes)
+    offset = 0
+    for indices in graph.components():
+        part = graph.subgraph(indices)
+
+        def part_same(a: int, b: int, indices: list[int] = indices) -> bool:
+            return same(indices[a], indices[b])
+
+        part_labels = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
+        for i, label in zip(indices, part_labels):
+            labels[i] = offset + label
+        offset += len(indices)
+    return _keys_from_labels(graph.nodes, _pack(graph, labels, same))
+
+
+def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys: list[str]) -> list[int]:
+    """The best by (makespan, tasks) of the greedy variants, ``chains`` and a single task, each packed."""
+    n = len(graph.nodes)
+    priority = graph.bottom_levels(graph.startup)
+    candidates: list[list[int]] = []
+    for rest_per_edge, fill in ((0.0, True), (graph.startup, True), (0.0, False)):
+        levels = graph.bottom_levels(rest_per_edge)
+        rest = [levels[i] - graph.weight[i] for i in range(n)]
+        candidates.append(_greedy(graph, same, priority, rest, fill))
+    chain_ids: dict[str, int] = {}
+    candidates.append([chain_ids.setdefault(key, len(chain_ids)) for key in chain_keys])
+    if all(same(0, i) for i in range(1, n)):
+        candidates.append([0] * n)
+    scored = [(*graph.evaluate(labels), position) for position, labels in enumerate(candidates)]
+    return candidates[min(scored)[2]]
+
+
+def _keys_from_labels(nodes: list[Node], labels: list[int]) -> dict[Node, str]:
+    """Each task is keyed by its first node's name in topological order (unique, as node names are)."""
+    first: dict[int, str] = {}
+    for node, label in zip(nodes, labels):
+        first.setdefault(label, node.name)
+    return {node: first[label] for node, label in zip(nodes, labels)}
+
+
+class _Tasks:
+    """The tasks built so far by :func:`_greedy`: timing, openness and each task's pending consumers."""
+
+    def __init__(self, rest: list[float], weight: list[float], startup: float):
+        self.rest, self.weight, self.startup = rest, weight, startup
+        self.start: list[float] = []
+        self.work: list[float] = []
+        self.open: list[bool] = []
+        self.first: list[int] = []
+        self.pending: list[set[int]] = []
+        self.pending_work: list[float] = []
+        self.by_tail: list[list[tuple[float, int]]] = []  # max-heaps (negated) over pending: run time + rest
+        self.by_rest: list[list[tuple[float, int]]] = []  # and rest alone
+
+    def new(self, start: float, first: int) -> int:
+        self.start.append(start)
+        self.work.append(0.0)
+        self.open.append(True)
+        self.first.append(first)
+        self.pending.append(set())
+        self.pending_work.append(0.0)
+        self.by_tail.append([])
+        self.by_rest.append([])
+        return len(self.start) - 1
+
+    def finish(self, task: int) -> float:
+        return self.start[task] + self.startup + self.work[task]
+
+    def _top(self, heap: list[tuple[float, int]], pending: set[int]) -> float | None:
+        while heap and heap[0][1] not in pending:
+            heapq.heappop(heap)
+        return -heap[0][0] if heap else None
+
+    def after(self, task: int, extra: Sequence[int] = ()) -> float:
+        """Estimated time still needed after ``task`` ends for its pending consumers (plus ``extra``), if the
+        task stays open: all of them join it, or each starts its own task, whichever is shorter."""
+        pending = self.pending[task]
+        total = self.pending_work[task]
+        tail = self._top(self.by_tail[task], pending)
+        rest = self._top(self.by_rest[task], pending)
+        for c in extra:
+            if c not in pending:
+                total += self.weight[c]
+            tail = max(tail or 0.0, self.weight[c] + self.rest[c])
+            rest = max(rest or 0.0, self.rest[c])
+        if tail is None:
+            return 0.0
+        if not self.open[task]:
+            return self.startup + tail
+        return min(total + (rest or 0.0), self.startup + tail)
+
+    def after_closed(self, task: int) -> float:
+        tail = self._top(self.by_tail[task], self.pending[task])
+        return 0.0 if tail is None else self.startup + tail
+
+    def add_pending(self, task: int, consumers: list[int]) -> None:
+        pending = self.pending[task]
+        for c in consumers:
+            if c not in pending:
+                pending.add(c)
+                self.pending_work[task] += self.weight[c]
+                heapq.heappush(self.by_tail[task], (-(self.weight[c] + self.rest[c]), c))
+                heapq.heappush(self.by_rest[task], (-self.rest[c], c))
+
+    def placed(self, task: int, node: int) -> None:
+        if node in self.pending[task]:
+            self.pending[task].discard(node)
+            self.pending_work[task] -= self.weight[node]
+
+
+def _greedy(
+    graph: _Graph,
+    same: Callable[[int, int], bool],
+    priority: list[float],
+    rest: list[float],
+    fill: bool,
+) -> list[int]:
+    """One DSC-style pass (see the module docstring): node index → task id."""
+    n = len(graph.nodes)
+    startup, weight, parents, children = graph.startup, graph.weight, graph.parents, graph.children
+    tasks = _Tasks(rest, weight, startup)
+    alone = [_alone(children[v], weight, rest, startup) for v in range(n)]
+    label = [-1] * n
+    waiting = [len(p) for p in parents]
+    free = [(-priority[i], i) for i in range(n) if waiting[i] == 0]
+    heapq.heapify(free)
+    last_child: dict[int, int] = {}  # task → the task last started for a node reading from it
+    last_root = -1
+    committed = 0.0
+    while free:
+        _, v = heapq.heappop(free)
+        producers = sorted({label[p] for p in parents[v]})
+        for t in producers:
+            tasks.placed(t, v)
+        finish = {t: tasks.finish(t) for t in producers}
+        closed = {t: finish[t] + tasks.after_closed(t) for t in producers}
+        ready = max(finish.values(), default=0.0)
+        own = children[v]
+        # a new task of its own: producers not joined are closed
+        best_est = max(ready + startup + weight[v] + alone[v], *closed.values(), 0.0)
+        best = (max(best_est, committed) if fill else best_est, 1, best_est, -1)
+        options = [t for t in producers if tasks.open[t]]
+        for t in [last_child.get(t, -1) for t in producers] if producers else [last_root]:
+            if t >= 0 and tasks.open[t] and t not in options:
+                options.append(t)
+        for t in options:
+            if not same(tasks.first[t], v):
+                continue
+            begin = max([tasks.start[t]] + [finish[p] for p in producers if p != t])
+            end = begin + startup + tasks.work[t] + weight[v]
+            est = max(end + tasks.after(t, own), *(closed[p] for p in producers if p != t), 0.0)
+            option = (max(est, committed) if fill else est, 0, est, t)
+            if option < best:
+                best = option
+        _, _, est, chosen = best
+        committed = max(committed, est)
+        if chosen < 0:
+            chosen = tasks.new(ready, v)
+            for t in producers:
+                last_child[t] = chosen
+            if not producers:
+                last_root = chosen
+        else:
+            tasks.start[chosen] = max([tasks.start[chosen]] + [finish[p] for p in producers if p != chosen])
+        tasks.work[chosen] += weight[v]
+        label[v] = chosen
+        for t in producers:
+            if t != chosen:
+                tasks.open[t] = False
+        tasks.add_pending(chosen, own)
+        for c in own:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(free, (-priority[c], c))
+    return label
+
+
+def _pack(graph: _Graph, labels: list[int], same: Callable[[int, int], bool], rounds: int = 4) -> list[int]:
+    """Fewer tasks at no cost in makespan: merge a task into its only producer task, or two tasks with the same
+    producers, where the exact slack allows it. Each round merges every such pair found against the round's
+    exact timings, keeps them if the exact makespan did not grow, else only the first (which the exact slack
+    guarantees); at most ``rounds`` rounds, so the pass stays linear."""
+    labels = list(labels)
+    for _ in range(rounds):
+        timing = _TaskTimes(graph, labels)
+        merges = timing.merges(same)
+        if not merges:
+            break
+        trial = _merged(labels, merges)
+        if graph.evaluate(trial)[0] > timing.makespan + 1e-9:
+            trial = _merged(labels, merges[:1])
+        labels = trial
+    return labels
+
+
+def _merged(labels: list[int], merges: list[tuple[int, int]]) -> list[int]:
+    into = {absorbed: kept for kept, absorbed in merges}
+    return [into.get(label, label) for label in labels]
+
+
+class _TaskTimes:
+    """Exact start, finish and latest finish of every task of a grouping (for :func:`_pack`)."""
+
+    def __init__(self, graph: _Graph, labels: list[int]):
+        self.startup = graph.startup
+        self.first: dict[int, int] = {}
+        self.work: dict[int, float] = {}
+        self.producers: dict[int, set[int]] = {}
+        self.users: dict[int, set[int]] = {}
+        for i, label in enumerate(labels):
+            self.first.setdefault(label, i)
+            self.work[label] = self.work.get(label, 0.0) + graph.weight[i]
+            self.producers.setdefault(label, set())
+            self.users.setdefault(label, set())
+            for p in graph.parents[i]:
+                if labels[p] != label:
+                    self.producers[label].add(labels[p])
+                    self.users[labels[p]].add(label)
+        order = sorted(self.first, key=self.first.__getitem__)  # by first node: producers come first
+        order = self._toposorted(order)
+        self.start: dict[int, float] = {}
+        for t in order:
+            self.start[t] = max((self.finish(p) for p in self.producers[t]), default=0.0)
+        self.makespan = max((self.finish(t) for t in order), default=0.0)
+        self.latest: dict[int, float] = {}
+        self._two_latest: dict[int, tuple[float, int, float]] = {}
+        for t in reversed(order):
+            best, best_user, second = self.makespan, -1, self.makespan
+            for u in self.users[t]:
+                value = self.latest_start(u)
+                if value < best:
+                    best, best_user, second = value, u, best
+                elif value < second:
+                    second = value
+            self.latest[t] = best
+            self._two_latest[t] = (best, best_user, second)
+        self.order = order
+
+    def _toposorted(self, order: list[int]) -> list[int]:
+        waiting = {t: len(self.producers[t]) for t in order}
+        position = {t: i for i, t in enumerate(order)}
+        ready = [(position[t], t) for t in order if waiting[t] == 0]
+        heapq.heapify(ready)
+        result = []
+        while ready:
+            _, t = heapq.heappop(ready)
+            result.append(t)
+            for u in self.users[t]:
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    heapq.heappush(ready, (position[u], u))
+        return result
+
+    def finish(self, t: int) -> float:
+        return self.start[t] + self.startup + self.work[t]
+
+    def latest_start(self, t: int) -> float:
+        return self.latest[t] - self.startup - self.work[t]
+
+    def _latest_except(self, t: int, skip: int) -> float:
+        """The latest finish of ``t`` if ``skip`` no longer read from it."""
+        best, best_user, second = self._two_latest[t]
+        return second if best_user == skip else best
+
+    def merges(self, same: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+        """(kept, absorbed) pairs, each task in at most one, smallest absorbed work first."""
+        found: list[tuple[float, int, int, int]] = []
+        siblings: dict[frozenset[int], list[int]] = {}
+        for t in self.order:
+            producers = self.producers[t]
+            siblings.setdefault(frozenset(producers), []).append(t)
+            for y in sorted(producers):
+                # no path from y to another producer z (which would make a cycle): z starts before y ends
+                others = [self.finish(z) for z in producers if z != y and self.start[z] < self.finish(y)]
+                if len(others) < len(producers) - 1:
+                    continue
+                end = max([self.start[y], *others]) + self.startup + self.work[y] + self.work[t]
+                if end <= min(self.latest[t], self._latest_except(y, t)) + 1e-9 and same(self.first[y], self.first[t]):
+                    found.append((self.work[t], self.first[t], y, t))
+        for group in siblings.values():
+            group.sort(key=lambda t: (self.work[t], self.first[t]))
+            paired: set[int] = set()
+            for i, a in enumerate(group):  # each with the next few lighter-first siblings it fits with
+                for b in group[i + 1 : i + 1 + SIBLINGS_TRIED]:
+                    if a in paired:
+                        break
+                    end = self.start[a] + self.startup + self.work[a] + self.work[b]
+                    fits = end <= min(self.latest[a], self.latest[b]) + 1e-9
+                    if b not in paired and fits and same(self.first[a], self.first[b]):
+                        kept, absorbed = (a, b) if self.first[a] < self.first[b] else (b, a)
+                        found.append((self.work[absorbed], self.first[absorbed], kept, absorbed))
+                        paired.update((a, b))
+        found.sort()
+        used: set[int] = set()
+        result = []
+        for _, _, kept, absorbed in found:
+            if kept not in used and absorbed not in used:
+                used.update((kept, absorbed))
+                result.append((kept, absorbed))
+        return result
+
+
+def _alone(consumers: list[int], weight: list[float], rest: list[float], startup: float) -> float:
+    """What follows a new task's only node: its consumers all join it, or each starts a task (the shorter)."""
+    if not consumers:
+        return 0.0
+    joined = sum(weight[c] for c in consumers) + max(rest[c] for c in consumers)
+    return min(joined, startup + max(weight[c] + rest[c] for c in consumers))
+
+
+def optimal_key_of(
+    pipeline: Pipeline, fusable: Callable[[Node, Node], bool] | None = None, model: CostModel | None = None
+) -> tuple[float, int, dict[Node, str]]:
+    """The exact optimum of the ``makespan`` model, by enumerating set partitions with branch and bound.
+
+    Exponential: meant for graphs of at most :data:`EXHAUSTIVE_MAX_NODES` nodes (benchmarks and tests). Returns
+    (makespan, tasks, node → task key).
+
+    Raises:
+        PluginError: the pipeline has more than :data:`EXHAUSTIVE_MAX_NODES` nodes.
+    """
+    graph = _Graph.of(pipeline, model or CostModel())
+    n = len(graph.nodes)
+    if n > EXHAUSTIVE_MAX_NODES:
+        raise PluginError(f"exhaustive grouping is limited to {EXHAUSTIVE_MAX_NODES} nodes, got {n}")
+    same = (lambda a, b: True) if fusable is None else (lambda a, b: fusable(graph.nodes[a], graph.nodes[b]))
+    labels = [-1] * n
+    blocks: list[list[int]] = []
+    best: list[Any] = [float("inf"), n + 1, None]
+
+    def reaches(source: int, targets: set[int]) -> bool:
+        seen, stack = {source}, [source]
+        while stack:
+            b = stack.pop()
+            for i in blocks[b]:
+                for c in graph.children[i]:
+                    lc = labels[c]
+                    if lc >= 0 and lc not in seen:
+                        if lc in targets:
+                            return True
+                        seen.add(lc)
+                        stack.append(lc)
+        return False
+
+    def search(v: int) -> None:
+        partial = graph.evaluate([label for label in labels[:v]]) if v else (0.0, 0)
+        if partial[0] > best[0] + 1e-9 or (partial[0] > best[0] - 1e-9 and partial[1] >= best[1]):
+            return
+        if v == n:
+            best[:] = [partial[0], partial[1], list(labels)]
+            return
+        producers = {labels[p] for p in graph.parents[v]}
+        for b in range(len(blocks)):
+            if same(blocks[b][0], v) and not reaches(b, producers - {b}):
+                labels[v] = b
+                blocks[b].append(v)
+                search(v + 1)
+                blocks[b].pop()
+                labels[v] = -1  # unassigned again before the next block's cycle check
+        labels[v] = len(blocks)
+        blocks.append([v])
+        search(v + 1)
+        blocks.pop()
+        labels[v] = -1
+
+    search(0)
+    return best[0], best[1], _keys_from_labels(graph.nodes, best[2])
 
 
 def _namespace_keys(pipeline: Pipeline) -> tuple[dict[Node, str], dict[str, str]]:

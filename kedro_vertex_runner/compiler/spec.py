@@ -33,6 +33,7 @@ from ..config import cpu_cores, memory_bytes, normalise_root
 from ..errors import PluginError
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, HostAlias, TaskContract, TaskParam
+from . import cost_model
 from .grouping import TaskGroup, group_nodes
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             "any --tags/--nodes/--from-nodes/--to-nodes filters"
         )
     params = _pipeline_parameters(request.runtime_params)
-    settings = _SettingsCache(run_config)
-    groups = group_nodes(pipeline, run_config.grouping, fusable=settings.same)
+    settings = task_settings(run_config)
+    groups = group_nodes(pipeline, run_config.grouping, fusable=settings.same, model=cost_model(request))
 
     exit_group = None
     if request.on_exit is not None:
@@ -313,6 +314,11 @@ def _task_inputs(params: list[_Parameter]) -> dict[str, Any]:
 # settings
 
 
+def task_settings(run_config: RunConfig) -> _SettingsCache:
+    """Each node's effective task settings, cached; ``.same(a, b)`` says whether two nodes may share a task."""
+    return _SettingsCache(run_config)
+
+
 class _SettingsCache:
     """Effective ``TaskSettings`` per node, computed once per distinct (node-specific?, tags) combination."""
 
@@ -349,7 +355,7 @@ class _SettingsCache:
         return cached
 
     def same(self, parent: Node, child: Node) -> bool:
-        """Whether two nodes may share a task in ``chains`` mode: only when all their settings agree."""
+        """Whether two nodes may share a task (``makespan``, ``chains``): only when all their settings agree."""
         return self.key(parent) == self.key(child)
 
     def combine(self, group: TaskGroup) -> _GroupSettings:
