@@ -332,7 +332,8 @@ def _skip_needless_imports() -> None:
 
 
 class _TaskHooks:
-    """Per-task hooks: swap in persisted datasets, and remember which node is running (for error lines)."""
+    """Per-task hooks: swap in persisted datasets, give versioned datasets the job's one version, and remember which
+    node is running (for error lines)."""
 
     def __init__(self, root: str | None, run_id: str):
         self.full: Pipeline | Any = None  # the job's pipeline(s), or a function loading them
@@ -341,6 +342,32 @@ class _TaskHooks:
         self.current_node: str | None = None
         self.failed_node: str | None = None
         self.persisted: dict[str, str] = {}
+        self.versions: dict[str, str] = {}  # versioned datasets of this task → the job's version
+        self._outputs: dict[str, Any] = {}  # versioned outputs → their dataset objects
+        self._job_version: str | None = None
+
+    def job_version(self) -> str:
+        from .persistence import job_version
+
+        if self._job_version is None:
+            self._job_version = job_version(self.root, self.run_id)  # type: ignore[arg-type]
+        return self._job_version
+
+    def prepare_catalog(self, pipeline: Pipeline, catalog: Any) -> None:
+        from .persistence import persist_undeclared, pin_versions
+
+        self.persisted = persist_undeclared(catalog, pipeline, self.full, self.root, self.run_id)
+        if self.root:
+            self.versions = pin_versions(catalog, pipeline, self.job_version)
+            produced = set(pipeline.all_outputs())
+            self._outputs = {name: catalog.get(name) for name in self.versions if name in produced}
+
+    def before_save(self, dataset_name: str) -> None:
+        dataset = self._outputs.pop(dataset_name, None)  # once: a generator node saves one dataset many times
+        if dataset is not None:  # an earlier attempt of this job saved this version: replace it, do not fail
+            from .persistence import clear_version
+
+            clear_version(dataset, self.versions[dataset_name])
 
     def register(self, hook_manager: Any) -> None:
         from kedro.framework.hooks import hook_impl
@@ -350,9 +377,11 @@ class _TaskHooks:
         class _Impl:
             @hook_impl
             def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
-                from .persistence import persist_undeclared
+                hooks.prepare_catalog(pipeline, catalog)
 
-                hooks.persisted = persist_undeclared(catalog, pipeline, hooks.full, hooks.root, hooks.run_id)
+            @hook_impl
+            def before_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+                hooks.before_save(dataset_name)
 
             @hook_impl
             def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:

@@ -37,6 +37,11 @@ class CompileRequest:
         declared: the pipeline's datasets declared in the catalog (explicitly or by a factory pattern), when known.
             A task whose undeclared outputs other tasks read is never cached: a cached task does not run, so it
             would not store them under the new job's run id.
+        in_memory: those of ``declared`` the catalog declares as memory datasets. They are stored per run like
+            undeclared ones when they pass between tasks (see :class:`kedro_vertex_runner.persistence.TaskBoundary`);
+            the compiler warns about each one that does.
+        per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
+            ``${vertex:job_name}``): a task writing one is never cached either.
     """
 
     pipeline: Pipeline
@@ -52,6 +57,8 @@ class CompileRequest:
     mlflow: bool = False
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
+    in_memory: frozenset[str] = frozenset()
+    per_run: frozenset[str] = frozenset()
 
 
 def compile_spec(request: CompileRequest) -> dict[str, Any]:
