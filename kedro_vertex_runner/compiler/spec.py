@@ -112,6 +112,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         components[f"comp-{name}"] = _component(name, params)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
 
+    boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
@@ -413,6 +414,7 @@ class _PerRunOutputs:
         self._task_of_node: dict[str, str] | None = None
         self._groups, self._task_name_of = groups, task_name_of
         self._last: tuple[str, tuple[set[str], set[str]]] | None = None
+        self._warnings: list[str] = []
 
     def uncacheable(self, group: TaskGroup) -> tuple[str, str] | None:
         """``(dataset, why)`` for the first output of ``group`` stored per run, or None."""
@@ -425,8 +427,8 @@ class _PerRunOutputs:
                 if name in self.per_run:
                     return name, _PER_RUN_PATH
                 if name in outputs and self.boundary.read_outside(name, own):
-                    kind = "is declared as a memory dataset" if name in self.in_memory else "is not in the catalog"
-                    return name, f"other tasks read it, and it {kind}, so it is stored per run"
+                    kind = "declared as a memory dataset" if name in self.in_memory else "not in the catalog"
+                    return name, f"is read by other tasks and stored per run (it is {kind})"
         return None
 
     def warn_memory_crossing(self, group: TaskGroup) -> None:
@@ -439,12 +441,15 @@ class _PerRunOutputs:
             if not readers:
                 continue
             writer, reader = self._task_name_of[group.key], self._task_of(readers[0])
-            print(
+            self._warnings.append(
                 f"Warning: dataset {name!r} is declared as a MemoryDataset, but task {writer!r} writes it and task "
                 f"{reader!r} reads it: it is stored under <root>/<run id>/ like an undeclared dataset; declare a "
-                "persistent type for it in the catalog, or group the nodes into one task (run_config.grouping)",
-                file=sys.stderr,
+                "persistent type for it in the catalog, or group the nodes into one task (run_config.grouping)"
             )
+
+    def print_warnings(self) -> None:
+        for line in self._warnings:
+            print(line, file=sys.stderr)
 
     def _crossing(self, group: TaskGroup) -> tuple[set[str], set[str]]:
         if self._last is None or self._last[0] != group.key:
