@@ -403,20 +403,23 @@ VERSION_FILE = "save_version"
 def job_version(root: str, run_id: str) -> str:
     """The save version of every versioned dataset of job ``run_id``: the same in every task of the job.
 
-    Recorded at ``<root>/<run id>/save_version`` by the first task that needs it (a Kedro timestamp, so versions
-    still sort by time); the record is created exclusively (``O_EXCL`` locally, a GCS ``ifGenerationMatch=0``
+    Recorded at ``<root>/<run id>/save_version`` by the first task that needs it (a timestamp in Kedro's version
+    format, to the microsecond, so versions still sort by time and two jobs never share one); the record is created exclusively (``O_EXCL`` locally, a GCS ``ifGenerationMatch=0``
     upload), so tasks starting at once agree on the first writer's value. A resumed run re-uses its record.
     """
-    from kedro.io.core import generate_timestamp
+    from datetime import datetime, timezone
+
+    from kedro.io.core import VERSION_FORMAT
 
     path = f"{run_dir(root, run_id)}/{VERSION_FILE}"
     recorded = _read_version(path)
     if recorded:
         return recorded
-    candidate = generate_timestamp()
-    if _create_exclusive(path, candidate.encode()):
+    # Kedro's format with the microseconds its own timestamps drop: two jobs never share a version
+    candidate = datetime.now(tz=timezone.utc).strftime(VERSION_FORMAT)
+    if _create_exclusive(path, candidate.encode()) and _is_local(path):
         return candidate
-    recorded = _read_version(path)
+    recorded = _read_version(path)  # read back on object stores: the record is what every task will read
     if not recorded:  # pragma: no cover - someone removed it between our two reads
         raise PluginError(f"cannot read the job's dataset version at {path}: remove it and run again")
     return recorded

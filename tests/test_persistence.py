@@ -275,3 +275,13 @@ def test_tasks_save_the_jobs_version_and_load_their_own_jobs_writes(tmp_path: Pa
 
 def test_run_dir_is_one_segment():
     assert run_dir("gs://b/root/", "r") == "gs://b/root/r"
+
+
+def test_one_version_per_job_on_gcs(gcs_emulator: str):
+    import gcsfs
+
+    first = job_version("gs://test-bucket/versions", "job-1")
+    assert job_version("gs://test-bucket/versions", "job-1") == first
+    fs = gcsfs.GCSFileSystem(token="anon", endpoint_url=gcs_emulator)
+    assert fs.cat_file("test-bucket/versions/job-1/save_version").decode() == first
+    assert job_version("gs://test-bucket/versions", "job-2") != first
