@@ -180,13 +180,20 @@ def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str])
     from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
 
     marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
+    loader = context.config_loader
     saved = {key: os.environ.get(key) for key in (RUN_ID_ENV, JOB_NAME_ENV)}
+    # OmegaConfigLoader resolves globals.yml once, when it is built (and caches it twice): resolve it again too
+    saved_globals = (getattr(loader, "_globals", None), getattr(loader, "_globals_oc", None))
     os.environ[RUN_ID_ENV], os.environ[JOB_NAME_ENV] = marker, marker
     try:
-        raw = context.config_loader["catalog"]
+        if saved_globals[0]:
+            loader._globals, loader._globals_oc = loader["globals"], None
+        raw = loader["catalog"]
     except Exception:  # the session loaded this config already; a second load failing leaves caching as configured
         return frozenset()
     finally:
+        if saved_globals[0]:
+            loader._globals, loader._globals_oc = saved_globals
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
