@@ -232,8 +232,9 @@ def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
 
 def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catalog: Any) -> set[str]:
     """Where to resume one failed task: the node that failed, every node of the task that may not have run (any
-    not upstream of it), and whatever produced their inputs that stayed in the task's memory (undeclared and read
-    by no other task, so never stored); returns the first nodes of that set."""
+    not upstream of it), and whatever produced their inputs that stayed in the task's memory (undeclared or a
+    memory dataset, read by no other task, so never stored: persistence.TaskBoundary); returns the first nodes of
+    that set."""
     by_name = {node.name: node for node in pipeline.nodes}
     own = [by_name[name] for name in task_nodes if name in by_name]
     own_names = {node.name for node in own}
