@@ -210,34 +210,35 @@ def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
 
 
-#: dataset types whose value lives in the process that saved it
-_MEMORY_TYPES = ("kedro.io.memory_dataset.MemoryDataset", "kedro.io.shared_memory_dataset.SharedMemoryDataset")
+#: dataset types whose value lives in the process that saved it (as the catalog config names them, any prefix)
+_MEMORY_TYPES = frozenset({"MemoryDataset", "SharedMemoryDataset"})
 
 
 def held_in_memory(catalog: Any, name: str) -> bool:
     """Whether ``catalog`` declares ``name`` (explicitly or by a factory pattern) as a ``MemoryDataset`` or
-    ``SharedMemoryDataset`` (or a subclass): its value cannot leave the process that saved it."""
-    get_type = getattr(catalog, "get_type", None)
-    if get_type is None:
-        return False
-    try:
-        type_name = get_type(name)
-    except Exception:  # an entry whose type cannot be imported: the catalog reports it when the task uses it
-        return False
-    if not type_name:
-        return False
-    if type_name in _MEMORY_TYPES:
-        return True
-    import importlib
+    ``SharedMemoryDataset``: its value cannot leave the process that saved it.
 
+    A dataset object already in the catalog is judged by its class (subclasses count); a catalog entry or pattern
+    by the ``type`` its config names, so the launcher never imports every dataset class just to ask.
+    """
     from kedro.io import MemoryDataset, SharedMemoryDataset
 
-    module, _, qualname = type_name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), qualname)
-    except (ImportError, AttributeError, ValueError):
+    built = getattr(catalog, "_datasets", None)
+    if isinstance(built, dict) and name in built:
+        return isinstance(built[name], (MemoryDataset, SharedMemoryDataset))
+    resolver = getattr(catalog, "config_resolver", None)
+    if resolver is None or name not in catalog:
         return False
-    return isinstance(cls, type) and issubclass(cls, (MemoryDataset, SharedMemoryDataset))
+    config = resolver.config.get(name)
+    if config is None:
+        try:
+            config = resolver.resolve_pattern(name)
+        except Exception:  # a pattern Kedro cannot resolve: the catalog reports it when the task uses it
+            return False
+    kind = config.get("type") if isinstance(config, dict) else None
+    if isinstance(kind, type):
+        return issubclass(kind, (MemoryDataset, SharedMemoryDataset))
+    return str(kind or "").rpartition(".")[2] in _MEMORY_TYPES
 
 
 class TaskBoundary:

@@ -148,7 +148,7 @@ def _catalog_facts(
     pattern), those of them held ``in_memory`` (they pass between tasks like undeclared ones), and — only when some
     task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
     catalog cannot be built here (e.g. credentials only available in the container)."""
-    from .persistence import held_in_memory
+    from .persistence import _is_parameter, held_in_memory
 
     if catalog is None:
         try:
@@ -158,7 +158,9 @@ def _catalog_facts(
     declared = frozenset(name for name in pipeline.datasets() if name in catalog)
     facts: dict[str, frozenset[str] | None] = {
         "declared": declared,
-        "in_memory": frozenset(name for name in declared if held_in_memory(catalog, name)),
+        "in_memory": frozenset(
+            name for name in declared if not _is_parameter(name) and held_in_memory(catalog, name)
+        ),
     }
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
