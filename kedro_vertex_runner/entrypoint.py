@@ -274,9 +274,10 @@ def _skip_needless_imports() -> None:
 
 
 class _TaskHooks:
-    """Per-task hooks: swap in persisted datasets, remember which node is running (for error lines and the task
-    report, which names the node *before* it runs so that even a hard exit leaves its name behind), and time each
-    node from its first input load to its end (the ``makespan`` grouping reads the times of the last local run)."""
+    """Per-task hooks: swap in persisted datasets, give versioned datasets the job's one version, remember which
+    node is running (for error lines and the task report, which names the node *before* it runs so that even a hard
+    exit leaves its name behind), and time each node from its first input load to its end (the ``makespan``
+    grouping reads the times of the last local run)."""
 
     def __init__(self, root: str | None, run_id: str, report: str | None = None):
         self.full: Pipeline | Any = None  # the job's pipeline(s), or a function loading them
@@ -288,6 +289,9 @@ class _TaskHooks:
         self.persisted: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self._started = 0.0
+        self.versions: dict[str, str] = {}  # versioned datasets of this task → the job's version
+        self._outputs: dict[str, Any] = {}  # versioned outputs → their dataset objects
+        self._job_version: str | None = None
 
     def enter(self, node_name: str) -> None:
         """``node_name`` starts (loading its inputs, then running): say so in the task report."""
@@ -295,6 +299,29 @@ class _TaskHooks:
             self.current_node = node_name
             self._started = time.perf_counter()
             TaskReport(RUNNING, node_name).write(self.report)
+
+    def job_version(self) -> str:
+        from .persistence import job_version
+
+        if self._job_version is None:
+            self._job_version = job_version(self.root, self.run_id)  # type: ignore[arg-type]
+        return self._job_version
+
+    def prepare_catalog(self, pipeline: Pipeline, catalog: Any) -> None:
+        from .persistence import persist_undeclared, pin_versions
+
+        self.persisted = persist_undeclared(catalog, pipeline, self.full, self.root, self.run_id)
+        if self.root:
+            self.versions = pin_versions(catalog, pipeline, self.job_version)
+            produced = set(pipeline.all_outputs())
+            self._outputs = {name: catalog.get(name) for name in self.versions if name in produced}
+
+    def before_save(self, dataset_name: str) -> None:
+        dataset = self._outputs.pop(dataset_name, None)  # once: a generator node saves one dataset many times
+        if dataset is not None:  # an earlier attempt of this job saved this version: replace it, do not fail
+            from .persistence import clear_version
+
+            clear_version(dataset, self.versions[dataset_name])
 
     def register(self, hook_manager: Any) -> None:
         from kedro.framework.hooks import hook_impl
@@ -304,9 +331,11 @@ class _TaskHooks:
         class _Impl:
             @hook_impl
             def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
-                from .persistence import persist_undeclared
+                hooks.prepare_catalog(pipeline, catalog)
 
-                hooks.persisted = persist_undeclared(catalog, pipeline, hooks.full, hooks.root, hooks.run_id)
+            @hook_impl
+            def before_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+                hooks.before_save(dataset_name)
 
             @hook_impl
             def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:

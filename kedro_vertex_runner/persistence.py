@@ -1,15 +1,19 @@
-"""Undeclared datasets that cross a task boundary, stored under ``<root>/<run id>/`` so separate processes share them.
+"""Datasets that cross a task boundary, stored under ``<root>/<run id>/`` so separate processes share them.
 
-On Vertex AI (and with the local backend) every task is its own process, so a dataset that is not declared in the
-catalog — Kedro would keep it in a ``MemoryDataset`` — cannot travel from the task that produces it to the task
-that consumes it. This module decides which of those datasets leave or enter a task's group of nodes and replaces
-them in the task's catalog with :class:`PersistedDataset`:
+On Vertex AI (and with the local backend) every task is its own process, so a dataset that lives only in memory —
+one not declared in the catalog (Kedro would keep it in a ``MemoryDataset``), or one the catalog declares as a
+``MemoryDataset``/``SharedMemoryDataset`` (explicitly or through a factory pattern such as
+``"{default}": {type: MemoryDataset}``) — cannot travel from the task that produces it to the task that consumes
+it. :class:`TaskBoundary` is the one rule deciding which of those datasets leave or enter a task's group of nodes
+(the task entrypoint, the compiler's caching and memory-dataset checks and the resume hint all use it); the task
+replaces them in its catalog with :class:`PersistedDataset`:
 
-* *declared* datasets (catalog entries, matches of the project's dataset-factory patterns including a user
-  catch-all, ``parameters`` and ``params:*``) are never touched — the project decides where they live;
-* an undeclared dataset produced **and** consumed only inside the task's nodes stays in memory;
+* datasets the catalog *stores itself* (declared with any other type, explicitly or by a factory pattern) and
+  parameters (``parameters``, ``params:*``) are never touched — the project decides where they live;
+* a dataset held in memory that is produced **and** consumed only inside the task's nodes stays in memory;
 * one that enters the task (produced by another task) is read from storage, and one that leaves it (consumed by
-  a node of the registered pipeline(s) outside the task, or consumed by nobody) is written to storage.
+  a node of the registered pipeline(s) outside the task, or consumed by nobody) is written to storage;
+* a declared memory dataset that no node of the job produces (its value comes from the catalog) stays as it is.
 
 Where: ``<root>/<run id>/<encoded dataset name>.pkl``. The name is percent-encoded except for letters, digits and
 ``-_.`` (so ``model.X_train`` stays readable and ``a/b`` becomes ``a%2Fb``: one object, never a sub-directory).
@@ -27,7 +31,15 @@ as complete:
   object plus ``mv`` would add a server-side copy and delete without being any more atomic than that. The cost is
   one in-memory copy of the pickled bytes.
 
-A value that cannot be pickled fails the node with a message naming the dataset, before anything is written.
+A value that cannot be pickled (a Spark DataFrame, a lock, a generator) fails the node with this module's own
+one-line message naming the dataset, the value's type and the fix, before anything is written — never with the
+library's error (Spark's ``CONTEXT_ONLY_VALID_ON_DRIVER`` and the like).
+
+Versioned datasets (``versioned: true``): Kedro gives every session its own save version, so with one process per
+task each task would save with a different timestamp and a later task would load "latest" — with two jobs
+overlapping, possibly the other job's. :func:`job_version` gives every task of a job the job's one version
+(recorded once, first writer wins, at ``<root>/<run id>/save_version``) and :func:`pin_versions` makes the task save
+with it and load exactly that version of every versioned input its own job wrote.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
@@ -44,13 +57,18 @@ from .errors import PluginError
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
+    from kedro.pipeline.node import Node
 
 SUFFIX = ".pkl"
 _SAFE = "-_."
 
 
 def file_name(dataset_name: str) -> str:
-    """The file (object) name for ``dataset_name``: percent-encoded, one path segment, ``.pkl`` suffix."""
+    """The file (object) name for ``dataset_name``: percent-encoded, one path segment, ``.pkl`` suffix.
+
+    ``/``, ``\\``, NUL and every other character outside letters, digits and ``-_.`` are encoded, and the suffix
+    makes ``.`` and ``..`` ordinary names (``..pkl``, ``...pkl``): the result never leaves the run directory.
+    """
     return quote(dataset_name, safe=_SAFE) + SUFFIX
 
 
@@ -65,6 +83,12 @@ def run_dir(root: str, run_id: str) -> str:
 def dataset_path(root: str, run_id: str, dataset_name: str) -> str:
     """Where an undeclared dataset of run ``run_id`` is stored."""
     return f"{run_dir(root, run_id)}/{file_name(dataset_name)}"
+
+
+def open_new(path: str) -> Any:
+    """A new file opened for binary writing: never an existing file, never through a link planted at that name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "wb")
 
 
 def _is_local(path: str) -> bool:
@@ -120,12 +144,24 @@ class PersistedDataset(AbstractDataset[Any, Any]):
             f"--runner-params run_id=<that run's id>"
         )
 
-    def _unpicklable(self, exc: BaseException) -> DatasetError:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    def _unpicklable(self, data: Any, exc: BaseException) -> DatasetError:
+        """Our own one line, whatever the library raised (Spark's is a multi-line CONTEXT_ONLY_VALID_ON_DRIVER)."""
+        kind = type(data)
         return DatasetError(
-            f"dataset {self._name!r} cannot be pickled to pass it to the next task ({reason}); declare it in the "
-            f"catalog with a dataset type that can save this value"
+            f"dataset {self._name!r} cannot be pickled to pass it to the next task (a {kind.__module__}."
+            f"{kind.__qualname__} value, {type(exc).__name__}); declare it in the catalog with a dataset type that "
+            f"saves this value (e.g. spark.SparkDataset for a Spark DataFrame), or run its producer and consumers "
+            f"in one task (run_config.grouping)"
         )
+
+    def _pickled(self, data: Any, stream: Any = None) -> bytes | None:
+        try:
+            if stream is None:
+                return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(data, stream, protocol=pickle.HIGHEST_PROTOCOL)
+            return None
+        except Exception as exc:  # PicklingError, TypeError, Spark's PySparkRuntimeError, a failing __reduce__ …
+            raise self._unpicklable(data, exc) from None
 
     def load(self) -> Any:
         if _is_local(self._path):
@@ -155,11 +191,8 @@ class PersistedDataset(AbstractDataset[Any, Any]):
         os.makedirs(directory or ".", exist_ok=True)
         temp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            with open(temp, "wb") as stream:
-                try:
-                    pickle.dump(data, stream, protocol=pickle.HIGHEST_PROTOCOL)
-                except (pickle.PicklingError, TypeError, AttributeError) as exc:
-                    raise self._unpicklable(exc) from exc
+            with open_new(temp) as stream:
+                self._pickled(data, stream)
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temp, target)
@@ -171,10 +204,7 @@ class PersistedDataset(AbstractDataset[Any, Any]):
             raise
 
     def _save_remote(self, data: Any) -> None:
-        try:
-            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise self._unpicklable(exc) from exc
+        payload = self._pickled(data)
         fs, path = self._fs()
         # one upload of the whole object: visible only once complete (see module docstring)
         fs.pipe_file(path, payload)
@@ -190,47 +220,141 @@ def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
 
 
-def _consumed_outside(group: Pipeline, full: Pipeline) -> set[str]:
-    group_names = {node.name for node in group.nodes}
-    consumed: set[str] = set()
-    for node in full.nodes:
-        if node.name not in group_names:
+#: dataset types whose value lives in the process that saved it (as the catalog config names them, any prefix)
+_MEMORY_TYPES = frozenset({"MemoryDataset", "SharedMemoryDataset"})
+
+
+def held_in_memory(catalog: Any, name: str) -> bool:
+    """Whether ``catalog`` declares ``name`` (explicitly or by a factory pattern) as a ``MemoryDataset`` or
+    ``SharedMemoryDataset``: its value cannot leave the process that saved it.
+
+    A dataset object already in the catalog is judged by its class (subclasses count); a catalog entry or pattern
+    by the ``type`` its config names, so the launcher never imports every dataset class just to ask.
+    """
+    from kedro.io import MemoryDataset, SharedMemoryDataset
+
+    built = getattr(catalog, "_datasets", None)
+    if isinstance(built, dict) and name in built:
+        return isinstance(built[name], (MemoryDataset, SharedMemoryDataset))
+    resolver = getattr(catalog, "config_resolver", None)
+    if resolver is None or name not in catalog:
+        return False
+    config = resolver.config.get(name)
+    if config is None:
+        try:
+            config = resolver.resolve_pattern(name)
+        except Exception:  # a pattern Kedro cannot resolve: the catalog reports it when the task uses it
+            return False
+    kind = config.get("type") if isinstance(config, dict) else None
+    if isinstance(kind, type):
+        return issubclass(kind, (MemoryDataset, SharedMemoryDataset))
+    return str(kind or "").rpartition(".")[2] in _MEMORY_TYPES
+
+
+class TaskBoundary:
+    """The one rule for which datasets travel between tasks through ``<root>/<run id>/``.
+
+    A dataset is *transient* when it lives in memory: not declared in the catalog, or declared as a memory dataset
+    (:func:`held_in_memory`). Transient datasets that leave or enter a group of nodes (one task) are stored; those
+    produced and consumed only inside it stay in memory; everything else is the catalog's business. The task
+    entrypoint (what to persist), the compiler (which tasks may be cached, which declared memory datasets cross
+    tasks) and the resume hint (what a failed task never stored) all ask this class, so they always agree.
+
+    Linear: the readers of every dataset are indexed once (and only when needed); each question then costs time
+    proportional to the group's own nodes, so the compiler can ask it for every task of a 1000-node job.
+    """
+
+    def __init__(
+        self,
+        full: Pipeline | Callable[[], Pipeline],
+        declared: Callable[[str], bool],
+        in_memory: Callable[[str], bool] = lambda name: False,
+    ):
+        """Args:
+        full: every node of the job's pipeline(s), or a function returning them. It is only needed (and the
+            function only called) when a transient dataset is produced and consumed inside a group (whether
+            another task reads it too decides if it is written), or a declared memory dataset enters one (whether
+            the job produces it). Loading the job's pipelines can import every node module of the project.
+        declared: whether a name is declared in the catalog (explicitly, or by a factory pattern).
+        in_memory: whether a declared name is a memory dataset (see :func:`held_in_memory`).
+        """
+        self._full = full
+        self._declared = declared
+        self._in_memory = in_memory
+        self._readers: dict[str, set[str]] | None = None
+        self._produced: set[str] | None = None
+
+    @classmethod
+    def of_catalog(cls, full: Pipeline | Callable[[], Pipeline], catalog: Any) -> TaskBoundary:
+        """The rule for a Kedro catalog (``name in catalog`` is declared; memory types per :func:`held_in_memory`)."""
+        return cls(full, catalog.__contains__, lambda name: held_in_memory(catalog, name))
+
+    def _index(self) -> None:
+        if self._readers is None:
+            full = self._full if hasattr(self._full, "nodes") else self._full()  # type: ignore[operator]
+            readers: dict[str, set[str]] = {}
+            produced: set[str] = set()
+            for node in full.nodes:
+                for name in node.inputs:
+                    readers.setdefault(name, set()).add(node.name)
+                produced.update(node.outputs)
+            self._readers, self._produced = readers, produced
+
+    def readers(self, name: str) -> set[str]:
+        """The nodes of the job that read ``name``."""
+        self._index()
+        return self._readers.get(name, set())  # type: ignore[union-attr]
+
+    def read_outside(self, name: str, own: set[str]) -> set[str]:
+        """The nodes of the job outside ``own`` (node names) that read ``name``."""
+        return self.readers(name) - own
+
+    def transient(self, name: str) -> bool:
+        """Whether ``name`` lives only in memory (undeclared, or declared as a memory dataset); never a parameter."""
+        if _is_parameter(name):
+            return False
+        return not self._declared(name) or self._in_memory(name)
+
+    def crossing(self, nodes: Iterable[Node]) -> tuple[set[str], set[str]]:
+        """``(inputs, outputs)``: the transient datasets that enter and leave the group ``nodes`` (one task)."""
+        nodes = list(nodes)
+        own = {node.name for node in nodes}
+        produced: set[str] = set()
+        consumed: set[str] = set()
+        for node in nodes:
+            produced.update(node.outputs)
             consumed.update(node.inputs)
-    return consumed
+        inputs: set[str] = set()
+        outputs: set[str] = set()
+        for name in produced | consumed:
+            if not self.transient(name):
+                continue
+            if name not in produced:
+                # a declared memory dataset no node of the job produces holds what the catalog gave it
+                if not self._declared(name) or self._produced_in_job(name):
+                    inputs.add(name)
+            elif name not in consumed or self.read_outside(name, own):
+                outputs.add(name)
+        return inputs, outputs
 
+    def kept_in_memory(self, nodes: Iterable[Node]) -> set[str]:
+        """The transient datasets produced and consumed inside the group ``nodes``, which no other task reads:
+        never stored, so gone when the task ends."""
+        nodes = list(nodes)
+        produced = {name for node in nodes for name in node.outputs}
+        consumed = {name for node in nodes for name in node.inputs}
+        _, outputs = self.crossing(nodes)
+        return {name for name in produced & consumed if self.transient(name)} - outputs
 
-def _resolve(full: Any) -> Pipeline:
-    return full if hasattr(full, "nodes") else full()
+    def _produced_in_job(self, name: str) -> bool:
+        self._index()
+        return name in self._produced  # type: ignore[operator]
 
 
 def boundary_datasets(group: Pipeline, full: Any, is_declared: Callable[[str], bool]) -> tuple[set, set]:
-    """``(inputs, outputs)``: the undeclared datasets that enter and leave ``group`` (a sub-pipeline of ``full``).
-
-    Args:
-        group: the nodes one task runs.
-        full: every node of the job's pipeline(s), or a function returning them. It is only needed (and the
-            function only called) when an undeclared dataset is both produced and consumed inside ``group``:
-            whether another task reads it too decides if it is written. Loading the job's pipelines can import
-            every node module of the project, so a task whose datasets all cross its boundary skips that.
-        is_declared: whether a name is declared in the catalog (explicitly, or by a factory pattern).
-    """
-    produced = set(group.all_outputs())
-    free_outputs = set(group.outputs())
-    inputs: set[str] = set()
-    outputs: set[str] = set()
-    internal: set[str] = set()
-    for name in group.datasets():
-        if _is_parameter(name) or is_declared(name):
-            continue
-        if name not in produced:
-            inputs.add(name)
-        elif name in free_outputs:
-            outputs.add(name)
-        else:
-            internal.add(name)
-    if internal:
-        outputs |= internal & _consumed_outside(group, _resolve(full))
-    return inputs, outputs
+    """``(inputs, outputs)``: the undeclared datasets that enter and leave ``group`` (a sub-pipeline of ``full``);
+    :meth:`TaskBoundary.crossing` with every declared dataset stored by the catalog."""
+    return TaskBoundary(full, is_declared).crossing(group.nodes)
 
 
 def persist_undeclared(
@@ -240,40 +364,181 @@ def persist_undeclared(
     root: str | None,
     run_id: str,
 ) -> dict[str, str]:
-    """Put a :class:`PersistedDataset` into ``catalog`` for every undeclared dataset crossing ``group``'s boundary.
+    """Put a :class:`PersistedDataset` into ``catalog`` for every transient dataset crossing ``group``'s boundary
+    (undeclared, or declared as a memory dataset: see :class:`TaskBoundary`).
 
-    ``full`` is the job's pipeline, or a function returning it (see :func:`boundary_datasets`).
+    ``full`` is the job's pipeline, or a function returning it.
 
     Returns ``{dataset name: path}`` of what was replaced.
 
     Raises:
         PluginError: a dataset another task reads (or this task reads) crosses the boundary and ``root`` is empty.
     """
-    inputs, outputs = boundary_datasets(group, full, lambda name: name in catalog)
+    boundary = TaskBoundary.of_catalog(full, catalog)
+    inputs, outputs = boundary.crossing(group.nodes)
     crossing = sorted(inputs | outputs)
     if not crossing:
         return {}
     if not root:
         # without a root, outputs nobody reads stay in memory as plain Kedro would keep them; data another task
         # needs cannot
-        needed = sorted(inputs | (outputs & _consumed_outside(group, _resolve(full))))
+        own = {node.name for node in group.nodes}
+        needed = sorted(inputs | {name for name in outputs if boundary.read_outside(name, own)})
         if needed:
             raise PluginError(
-                f"undeclared dataset {needed[0]!r} passes between tasks but no storage root was given "
+                f"dataset {needed[0]!r} passes between tasks but no storage root was given "
                 f"(run_config.root / --root)"
             )
         return {}
     placed: dict[str, str] = {}
     for name in crossing:
         path = dataset_path(root, run_id, name)
+        if name in catalog:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "dataset %r is declared as a memory dataset but passes between tasks: stored at %s", name, path
+            )
         catalog[name] = PersistedDataset(path, name=name)
         placed[name] = path
     return placed
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# one dataset version per job
+
+#: where the job's save version is recorded, next to the job's stored datasets (never a ``.pkl`` dataset name)
+VERSION_FILE = "save_version"
+
+
+def job_version(root: str, run_id: str) -> str:
+    """The save version of every versioned dataset of job ``run_id``: the same in every task of the job.
+
+    Recorded at ``<root>/<run id>/save_version`` by the first task that needs it (a timestamp in Kedro's version
+    format, to the microsecond, so versions still sort by time and two jobs never share one); the record is created exclusively (``O_EXCL`` locally, a GCS ``ifGenerationMatch=0``
+    upload), so tasks starting at once agree on the first writer's value. A resumed run re-uses its record.
+    """
+    from datetime import datetime, timezone
+
+    from kedro.io.core import VERSION_FORMAT
+
+    path = f"{run_dir(root, run_id)}/{VERSION_FILE}"
+    recorded = _read_version(path)
+    if recorded:
+        return recorded
+    # Kedro's format with the microseconds its own timestamps drop: two jobs never share a version
+    candidate = datetime.now(tz=timezone.utc).strftime(VERSION_FORMAT)
+    if _create_exclusive(path, candidate.encode()) and _is_local(path):
+        return candidate
+    recorded = _read_version(path)  # read back on object stores: the record is what every task will read
+    if not recorded:  # pragma: no cover - someone removed it between our two reads
+        raise PluginError(f"cannot read the job's dataset version at {path}: remove it and run again")
+    return recorded
+
+
+def _read_version(path: str) -> str | None:
+    try:
+        if _is_local(path):
+            with open(_local(path), "rb") as stream:
+                text = stream.read()
+        else:
+            from fsspec.core import url_to_fs
+
+            fs, remote = url_to_fs(path)
+            text = fs.cat_file(remote)
+    except FileNotFoundError:
+        return None
+    return text.decode("utf-8", "replace").strip() or None
+
+
+def _create_exclusive(path: str, payload: bytes) -> bool:
+    """Write ``payload`` at ``path`` unless something is there already; False when another writer was first."""
+    if not _is_local(path):
+        from fsspec.core import url_to_fs
+
+        fs, remote = url_to_fs(path)
+        try:
+            fs.pipe_file(remote, payload, mode="create")
+        except (FileExistsError, OSError) as exc:
+            if isinstance(exc, FileExistsError) or fs.exists(remote):
+                return False
+            raise
+        return True
+    target = _local(path)
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    temp = f"{target}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    with open_new(temp) as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(temp, target)  # atomic and exclusive: the record appears complete, or not at all
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp)
+    return True
+
+
+def pin_versions(catalog: Any, group: Pipeline, version: Callable[[], str]) -> dict[str, str]:
+    """Make the versioned datasets of ``group`` save with the job's version and load the job's own writes.
+
+    Outputs save (and, inside the task, load) ``version()``; an input loads ``version()`` when that version exists
+    — a task of this job wrote it — and otherwise Kedro's "latest", as a dataset no node of this job produces (a
+    model trained by an earlier job) always is. ``version`` is only called when the task has a versioned dataset.
+
+    Returns ``{dataset name: version}`` of the pinned datasets.
+    """
+    from kedro.io.core import Version
+
+    produced = set(group.all_outputs())
+    pinned: dict[str, str] = {}
+    for name in sorted(group.datasets()):
+        if _is_parameter(name) or name not in catalog:
+            continue
+        dataset = catalog.get(name) if hasattr(catalog, "get") else catalog[name]
+        if getattr(dataset, "_version", None) is None or not hasattr(dataset, "_get_versioned_path"):
+            continue
+        job = version()
+        previous = dataset._version
+        dataset._version = Version(job, job)
+        for cache in ("_cached_load_version", "_cached_save_version"):
+            if hasattr(dataset, cache):
+                setattr(dataset, cache, None)
+        if name in produced or _safe_exists(dataset):
+            pinned[name] = job
+        else:
+            dataset._version = previous
+    return pinned
+
+
+def _safe_exists(dataset: Any) -> bool:
+    try:
+        return bool(dataset.exists())
+    except Exception:
+        return False
+
+
+def clear_version(dataset: Any, version: str) -> None:
+    """Remove what an earlier attempt of this job saved at ``version`` (a retried task, a resumed run): Kedro
+    refuses to save a version that exists, and that data came from this very job."""
+    try:
+        from kedro.io.core import get_filepath_str
+
+        path = get_filepath_str(dataset._get_versioned_path(version), dataset._protocol)
+        if dataset._exists_function(path):
+            dataset._fs.rm(path, recursive=True)
+    except (AttributeError, FileNotFoundError):  # not an fsspec dataset: Kedro reports the clash itself
+        return
+
+
 __all__ = [
     "PersistedDataset",
+    "TaskBoundary",
     "boundary_datasets",
+    "held_in_memory",
+    "job_version",
+    "pin_versions",
     "dataset_path",
     "file_name",
     "persist_undeclared",

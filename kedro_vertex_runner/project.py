@@ -150,7 +150,7 @@ def build_request(
         extra_env=forwarded_env(config),
         mlflow=mlflow_enabled(context, config),
         registered=registered,
-        declared=_declared_datasets(context, pipeline, config, catalog),
+        **_catalog_facts(context, pipeline, config, catalog),
         durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
     )
 
@@ -168,20 +168,76 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     return last_run_durations(root, pipeline_names)
 
 
-def _declared_datasets(
+def _catalog_facts(
     context: KedroContext, pipeline: Pipeline, config: PluginConfig, catalog: Any = None
-) -> frozenset[str] | None:
-    """The pipeline's datasets the catalog declares (explicitly or by a pattern); only looked up when some task
-    may be cached, since building the catalog takes time. None when it cannot be built here."""
-    run_config = config.run_config
-    if not (run_config.caching or any(entry.caching for entry in run_config.resources.values())):
-        return None
+) -> dict[str, frozenset[str] | None]:
+    """What the compiler needs to know of the catalog: the pipeline's datasets it ``declared`` (explicitly or by a
+    pattern), those of them held ``in_memory`` (they pass between tasks like undeclared ones), and — only when some
+    task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
+    catalog cannot be built here (e.g. credentials only available in the container)."""
+    from .persistence import _is_parameter, held_in_memory
+
     if catalog is None:
         try:
             catalog = context.catalog
-        except Exception:  # e.g. credentials only available in the container: no task is held back from cache
-            return None
-    return frozenset(name for name in pipeline.datasets() if name in catalog)
+        except Exception:  # no task is held back from cache; the tasks still store what crosses them
+            return {"declared": None}
+    declared = frozenset(name for name in pipeline.datasets() if name in catalog)
+    facts: dict[str, frozenset[str] | None] = {
+        "declared": declared,
+        "in_memory": frozenset(
+            name for name in declared if not _is_parameter(name) and held_in_memory(catalog, name)
+        ),
+    }
+    run_config = config.run_config
+    if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
+        facts["per_run"] = per_run_datasets(context, catalog, declared)
+    return facts
+
+
+def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str]) -> frozenset[str]:
+    """Those of ``names`` whose catalog entry (explicit, or the factory pattern it matches) uses a per-run value:
+    ``${vertex:run_id}`` or ``${vertex:job_name}``, directly or through another interpolation.
+
+    The catalog config is loaded once more through the project's own config loader, with the run id and job name
+    set to a marker no real value contains; an entry is per-run when a string of it holds the marker. This follows
+    every way a value can reach an entry (globals, ``${_base}/${vertex:run_id}``, patterns) without re-implementing
+    OmegaConf; the session's catalog, built before, keeps its real values.
+    """
+    import secrets
+
+    from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
+
+    marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
+    loader = context.config_loader
+    saved = {key: os.environ.get(key) for key in (RUN_ID_ENV, JOB_NAME_ENV)}
+    # OmegaConfigLoader resolves globals.yml once, when it is built (and caches it twice): resolve it again too
+    saved_globals = (getattr(loader, "_globals", None), getattr(loader, "_globals_oc", None))
+    os.environ[RUN_ID_ENV], os.environ[JOB_NAME_ENV] = marker, marker
+    try:
+        if saved_globals[0]:
+            loader._globals, loader._globals_oc = loader["globals"], None
+        raw = loader["catalog"]
+    except Exception:  # the session loaded this config already; a second load failing leaves caching as configured
+        return frozenset()
+    finally:
+        if saved_globals[0]:
+            loader._globals, loader._globals_oc = saved_globals
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    resolver = getattr(catalog, "config_resolver", None)
+    found = set()
+    for name in names:
+        entry = raw.get(name)
+        if entry is None and resolver is not None:
+            pattern = resolver.match_dataset_pattern(name) or resolver.match_user_catch_all_pattern(name)
+            entry = raw.get(pattern) if pattern else None
+        if entry is not None and marker in repr(entry):
+            found.add(name)
+    return frozenset(found)
 
 
 def check_mlflow_backend(request: CompileRequest, context: KedroContext, backend: str) -> None:

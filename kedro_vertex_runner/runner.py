@@ -221,7 +221,7 @@ def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
     if run_params.get("load_versions"):
         raise PluginError(
             "--load-versions: VertexRunner does not pass dataset versions to its tasks; drop it (tasks load the "
-            "latest versions) or run this pipeline with Kedro's own runner"
+            "versions their own job saved, else the latest) or run this pipeline with Kedro's own runner"
         )
     from kedro.framework.project import settings
 
@@ -236,8 +236,9 @@ def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
 
 def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catalog: Any) -> set[str]:
     """Where to resume one failed task: the node that failed, every node of the task that may not have run (any
-    not upstream of it), and whatever produced their inputs that stayed in the task's memory (undeclared and read
-    by no other task, so never stored); returns the first nodes of that set."""
+    not upstream of it), and whatever produced their inputs that stayed in the task's memory (undeclared or a
+    memory dataset, read by no other task, so never stored: persistence.TaskBoundary); returns the first nodes of
+    that set."""
     by_name = {node.name: node for node in pipeline.nodes}
     own = [by_name[name] for name in task_nodes if name in by_name]
     own_names = {node.name for node in own}
@@ -250,22 +251,19 @@ def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catal
             if parent not in upstream:
                 upstream.add(parent)
                 todo.append(parent)
-    from .persistence import _consumed_outside, _is_parameter
+    from .persistence import TaskBoundary
 
-    # the entrypoint's rule (persistence.boundary_datasets): a dataset made and read inside the task is stored
-    # only when declared in the catalog or read by another task too
-    read_elsewhere = _consumed_outside(pipeline.only_nodes(*own_names), pipeline)
+    # the entrypoint's rule: a dataset held in memory, made and read inside the task and read by no other task,
+    # was never stored
+    in_memory = TaskBoundary.of_catalog(pipeline, catalog).kept_in_memory(own)
     producer = {output: node.name for node in own for output in node.outputs}
-
-    def in_memory(dataset: str) -> bool:
-        return not (_is_parameter(dataset) or dataset in read_elsewhere or dataset in catalog)
 
     chosen = own_names - upstream | {failed}
     todo = list(chosen)
     while todo:
         for dataset in by_name[todo.pop()].inputs:
             source = producer.get(dataset)
-            if source and source not in chosen and in_memory(dataset):
+            if source and source not in chosen and dataset in in_memory:
                 chosen.add(source)
                 todo.append(source)
     return {name for name in chosen if not parents[name] & chosen}

@@ -272,17 +272,36 @@ def test_problems_found_while_compiling_name_the_file(project, yaml_extra, expec
 
 
 def test_caching_skips_only_tasks_whose_per_run_outputs_others_read(project):
-    """With `caching: true` the example compiles every task cached except summarize_raw_data's, whose output
-    `raw_data_summary` is not in the catalog (read by create_report's task): one warning names it."""
+    """With `caching: true` the example compiles every task cached except those writing data stored per run:
+    summarize_raw_data's (`raw_data_summary` is not in the catalog), count_rooms' (`rooms_histogram` is a declared
+    MemoryDataset read by another task; one more warning names it and both tasks) and, here, the feature chain's and
+    bucket_prices', whose outputs the catalog puts under `${vertex:run_id}` (directly, and through globals.yml).
+    One caching warning says so."""
     (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n  caching: true\n")
+    (project / "conf" / "base" / "globals.yml").write_text("reports: data/runs/${vertex:job_name}/reporting\n")
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(catalog.read_text().replace(
+        "filepath: data/04_feature/model_input_table.parquet",
+        "filepath: data/runs/${vertex:run_id}/model_input_table.parquet",
+    ).replace("filepath: data/08_reporting/price_buckets.csv", "filepath: ${globals:reports}/price_buckets.csv"))
     result = run_compile(project, "-o", "pipeline.json")
     assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: caching is off")]
-    assert len(warnings) == 1 and "'raw_data_summary'" in warnings[0], result.stderr
     spec = json.loads((project / "pipeline.json").read_text())
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: caching is off")]
+    assert len(warnings) == 1 and "and 3 more" in warnings[0], result.stderr
+    memory = [line for line in result.stderr.splitlines() if "declared as a MemoryDataset" in line]
+    assert memory == [
+        f"Warning: dataset 'rooms_histogram' is declared as a MemoryDataset, but task "
+        f"{task_by_node(spec, 'count_rooms')!r} writes it and task {task_by_node(spec, 'create_rooms_report')!r} "
+        "reads it: it is stored under <root>/<run id>/ like an undeclared dataset; declare a persistent type for it "
+        "in the catalog, or group the nodes into one task (run_config.grouping)"
+    ]
     cached = {name: task["cachingOptions"]["enableCache"] for name, task in tasks_of(spec).items()}
-    assert cached.pop(task_by_node(spec, "summarize_raw_data")) is False
+    bucket_prices = next(n for nodes in node_args(spec) for n in nodes if n.startswith("bucket_prices"))
+    for writer in ("summarize_raw_data", "count_rooms", "select_features", bucket_prices):
+        assert cached.pop(task_by_node(spec, writer)) is False, writer
     assert set(cached.values()) == {True}
+    assert "kedro-vertex-per-run" not in json.dumps(spec)  # the probe value never reaches the spec
 
 
 # a vertexai.yml as kedro-vertexai 1.x users have it (its `init` template and documented keys, rewritten for the
@@ -345,6 +364,8 @@ def test_a_kedro_vertexai_config_compiles_with_one_warning_per_translated_key(pr
     resources = train["container"]["resources"]
     assert resources["accelerator"]["type"] == "NVIDIA_TESLA_T4" and int(resources["accelerator"]["count"]) == 1
     assert resources["cpuLimit"] == 8
+
+
 def explained(result: subprocess.CompletedProcess) -> dict[str, tuple[int, int, str]]:
     """``{grouping: (tasks, longest chain, makespan)}`` from the table ``compile --explain`` prints."""
     table = result.stdout.split("estimated makespan\n", 1)[1]

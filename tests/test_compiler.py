@@ -539,6 +539,37 @@ def test_caching_never_skips_a_task_whose_per_run_outputs_other_tasks_read(capsy
     assert capsys.readouterr().err == ""
 
 
+def test_per_run_catalog_paths_and_memory_datasets_are_never_cached(capsys):
+    """A declared dataset whose catalog entry uses ${vertex:run_id} lives under a per-run path: its producer is
+    compiled uncached even if nobody else reads it; a declared MemoryDataset crossing tasks is stored per run like
+    an undeclared one (uncached producer, plus one warning naming it and both tasks)."""
+    everything = frozenset({"raw", "l", "r", "l2", "r2", "out"})
+    spec = compile_(DIAMOND, caching=True, request_args={"declared": everything, "per_run": frozenset({"out"})})
+    cached = {name: task["cachingOptions"]["enableCache"] for name, task in dag_tasks(spec).items()}
+    assert cached == {"split": True, "left": True, "right": True, "join": False}
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("Warning: caching is off for task 'join': its output 'out' is stored under a per-run "
+                              "path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})")
+
+    spec = compile_(DIAMOND, caching=True, request_args={"declared": everything, "in_memory": frozenset({"l2"})})
+    cached = {name: task["cachingOptions"]["enableCache"] for name, task in dag_tasks(spec).items()}
+    assert cached == {"split": True, "left": False, "right": True, "join": True}
+    memory, caching = capsys.readouterr().err.strip().splitlines()
+    assert memory == (
+        "Warning: dataset 'l2' is declared as a MemoryDataset, but task 'left' writes it and task 'join' reads it: "
+        "it is stored under <root>/<run id>/ like an undeclared dataset; declare a persistent type for it in the "
+        "catalog, or group the nodes into one task (run_config.grouping)"
+    )
+    assert caching.startswith("Warning: caching is off for task 'left': its output 'l2' is read by other tasks and "
+                              "stored per run (it is declared as a memory dataset)")
+    # in one task, the memory dataset never leaves memory: no warning, cached
+    chain = Pipeline([node(step, "raw", "m", name="first"), node(step, "m", "end", name="second")])
+    spec = compile_(chain, grouping="chains", caching=True,
+                    request_args={"declared": frozenset({"raw", "m", "end"}), "in_memory": frozenset({"m"})})
+    assert [task["cachingOptions"]["enableCache"] for task in dag_tasks(spec).values()] == [True]
+    assert capsys.readouterr().err == ""
+
+
 def test_on_exit_pipeline_runs_as_an_exit_handler():
     on_exit = Pipeline([node(step, "params:title", None, name="notify"), node(step, "params:x", None, name="alert")])
     spec = compile_(

@@ -30,7 +30,9 @@ CATALOG_OUTPUTS = [
     "data/08_reporting/metrics.json",
     "data/08_reporting/price_buckets.csv",
     "data/08_reporting/report.json",
+    "data/08_reporting/rooms_report.json",
 ]
+VERSIONED = {"data/06_models/regressor.pkl"}  # a folder of versions: <path>/<version>/regressor.pkl
 FINISHED = re.compile(r"^Run (\S+) finished: (\d+) tasks? succeeded; intermediate data in (.+)/$", re.MULTILINE)
 
 
@@ -49,10 +51,22 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
+def written(project: Path, path: str) -> bool:
+    """Whether a catalog output exists (for a versioned dataset: in some version)."""
+    if path in VERSIONED:
+        return any((project / path).glob(f"*/{Path(path).name}"))
+    return (project / path).is_file()
+
+
 def clear_outputs(project: Path, keep: tuple[str, ...] = ()) -> None:
+    import shutil
+
     for path in CATALOG_OUTPUTS:
         if path not in keep:
-            (project / path).unlink(missing_ok=True)
+            if (project / path).is_dir():
+                shutil.rmtree(project / path)
+            else:
+                (project / path).unlink(missing_ok=True)
 
 
 def set_config(project: Path, **replacements: str) -> None:
@@ -90,10 +104,20 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     run_id, succeeded, run_dir = finished(result)
 
     for path in CATALOG_OUTPUTS:
-        assert (project / path).is_file(), f"{path} was not written"
+        assert written(project, path), f"{path} was not written"
     # the undeclared dataset travelled between tasks through <root>/<run id>/
     assert Path(run_dir) == (project / "data" / "vertex_runs" / run_id).resolve()
     assert list(Path(run_dir).glob("raw_data_summary*")), sorted(p.name for p in Path(run_dir).iterdir())
+    # so did the declared MemoryDataset, with one warning naming it and both tasks
+    assert (Path(run_dir) / "rooms_histogram.pkl").is_file()
+    warning = [line for line in result.stderr.splitlines() if "'rooms_histogram' is declared as a MemoryDataset" in
+               line]
+    assert len(warning) == 1 and "task 'count-rooms' writes it and task 'create-rooms-report' reads it" in warning[0]
+    rooms = json.loads((project / "data/08_reporting/rooms_report.json").read_text())
+    assert sum(rooms["houses_per_room_count"].values()) == 300 and rooms["n_price_buckets"] == 5
+    # the versioned model: saved once, with the job's one version, which the evaluating task loaded
+    (version,) = [p.name for p in (project / "data/06_models/regressor.pkl").iterdir()]
+    assert (Path(run_dir) / "save_version").read_text() == version
     logs = sorted(p.stem for p in (Path(run_dir) / "logs").glob("*.log"))
     assert len(logs) == succeeded >= 4  # parallel branches and the chain give several tasks
     for node in ("clean_houses", "summarize_raw_data", "model.train_model", "create_report"):
@@ -118,7 +142,7 @@ def test_filtered_run_runs_only_the_selected_nodes(project: Path, demo_project_w
     result = kedro_run(project, "--tags", "training", "--from-nodes", "model.train_model")
     _, succeeded, _ = finished(result)
 
-    assert (project / "data/06_models/regressor.pkl").is_file()
+    assert written(project, "data/06_models/regressor.pkl")
     assert (project / "data/08_reporting/metrics.json").is_file()
     for not_selected in ("data/02_intermediate/houses_clean.parquet", "data/08_reporting/report.json",
                          "data/08_reporting/price_buckets.csv"):
@@ -382,7 +406,7 @@ def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
 
     assert run_dir == f"gs://test-bucket/runs/{run_id}"
     for path in CATALOG_OUTPUTS:
-        assert (project / path).is_file(), f"{path} was not written"
+        assert written(project, path), f"{path} was not written"
     fs = fsspec.filesystem("gs")
     fs.invalidate_cache()
     stored = [Path(p).name for p in fs.find(f"test-bucket/runs/{run_id}")]
@@ -441,3 +465,101 @@ def test_terminating_kedro_run_stops_the_task_processes(project: Path):
         time.sleep(0.1)
     assert _processes_in(project) == []
     assert not (project / "data/08_reporting/report.json").exists()
+
+
+VERSIONS_PIPELINE = '''
+"""Two jobs that overlap: each versions `stamped` and a later task of the same job reads it back."""
+import time
+from pathlib import Path
+
+from kedro.pipeline import Node, Pipeline
+
+
+def stamp(job):
+    return job
+
+
+def hold(job, gate):
+    if gate:  # this job waits here, after its `stamped` is saved, until the test opens the gate
+        Path(f"data/holding_{job}").touch()
+        deadline = time.time() + 120
+        while not Path(gate).exists() and time.time() < deadline:
+            time.sleep(0.05)
+    return job
+
+
+def read(stamped, held):
+    Path(f"data/read_by_{held}.txt").write_text(stamped)
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([
+        Node(stamp, "params:job_tag", "stamped", name="stamp"),
+        Node(hold, ["params:job_tag", "params:gate"], "held", name="hold"),
+        Node(read, ["stamped", "held"], None, name="read"),
+    ])
+'''
+
+
+def _start(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        kedro_cmd("run", "--runner=VertexRunner", *args),
+        cwd=project,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_overlapping_jobs_read_their_own_versions_and_a_run_id_is_one_jobs_at_a_time(project: Path):
+    """Job A saves its version of `stamped`, then waits; job B saves a later version and finishes; A's reading
+    task must load A's version, not "latest". While A runs, a run with A's run id is refused with one line before
+    any task starts; once A has ended, its run id resumes with A's data and version."""
+    import time
+
+    probe = project / "src" / "demo_project" / "pipelines" / "versions"
+    probe.mkdir()
+    (probe / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (probe / "pipeline.py").write_text(VERSIONS_PIPELINE)
+    (project / "conf" / "base" / "parameters_versions.yml").write_text('job_tag: ${vertex:run_id}\ngate: ""\n')
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(catalog.read_text() + "\nstamped:\n  type: pickle.PickleDataset\n"
+                       "  filepath: data/stamped.pkl\n  versioned: true\n")
+    gate = project / "data" / "go"
+    versions = project / "data" / "stamped.pkl"
+
+    job_a = _start(project, "--pipeline", "versions", "--params", f"gate={gate}", "--runner-params", "run_id=job-a")
+    try:
+        deadline = time.monotonic() + 120
+        while not ((project / "data" / "holding_job-a").exists() and list(versions.glob("*/stamped.pkl"))):
+            assert job_a.poll() is None and time.monotonic() < deadline, job_a.communicate()
+            time.sleep(0.1)
+        job_b = kedro_run(project, "--pipeline", "versions", "--runner-params", "run_id=job-b")
+        finished(job_b)
+        same_id = kedro_run(project, "--pipeline", "versions", "--runner-params", "run_id=job-a")
+    finally:
+        gate.touch()
+        out, err = job_a.communicate(timeout=300)
+    assert job_a.returncode == 0, (out + err)[-4000:]
+
+    # each job read the version it saved itself, although job B's is the latest
+    assert (project / "data" / "read_by_job-a.txt").read_text() == "job-a"
+    assert (project / "data" / "read_by_job-b.txt").read_text() == "job-b"
+    runs = project / "data" / "vertex_runs"
+    recorded = {job: (runs / job / "save_version").read_text() for job in ("job-a", "job-b")}
+    assert sorted(p.name for p in versions.iterdir()) == sorted(recorded.values())
+    assert recorded["job-a"] < recorded["job-b"]
+
+    # the second run with job A's id: one line naming the holder, non-zero, and no task of it started
+    assert same_id.returncode != 0
+    error = same_id.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: run id 'job-a' is in use by another run (pid "), error
+    assert error.endswith("wait for it to end, or start this run with another run_id")
+    assert "RUNNING" not in same_id.stdout and "Traceback" not in same_id.stderr
+
+    # job A has ended: its id resumes with its stored data and its own version (not job B's later one)
+    (project / "data" / "read_by_job-a.txt").unlink()
+    resumed = kedro_run(project, "--pipeline", "versions", "--from-nodes", "read", "--runner-params", "run_id=job-a")
+    assert finished(resumed)[1] == 1
+    assert (project / "data" / "read_by_job-a.txt").read_text() == "job-a"

@@ -170,6 +170,22 @@ def test_next_task_reads_the_persisted_intermediate(project: Path, tmp_path: Pat
     assert summary  # the value produced by the first process
 
 
+def test_a_retried_task_saves_its_versioned_output_again_with_the_jobs_version(project: Path, tmp_path: Path):
+    """`model.regressor` is versioned: the task saves it with the job's recorded version, and a second attempt of
+    the same job (a retry, a resumed run) replaces that version instead of failing on Kedro's "must not exist"."""
+    import shutil
+
+    models = project / "data" / "06_models" / "regressor.pkl"
+    shutil.rmtree(models, ignore_errors=True)
+    args = ("--pipeline", "__default__", "--node", "model.train_model", "--run-id", "job-1", "--root", str(tmp_path))
+    for attempt in (1, 2):
+        result = run(project, *args)
+        assert result.returncode == 0, (attempt, result.stderr[-3000:])
+    version = (tmp_path / "job-1" / "save_version").read_text()
+    assert [p.name for p in models.iterdir()] == [version]
+    assert (models / version / "regressor.pkl").is_file()
+
+
 def test_intermediate_inside_one_task_stays_in_memory(project: Path, tmp_path: Path):
     root = tmp_path / "root"
     result = run(project, "--pipeline", "reporting", "--node", "summarize_raw_data", "--node", "create_report",

@@ -553,3 +553,69 @@ def test_environment_of_the_caller_reaches_tasks(run: Run, monkeypatch: pytest.M
     run(make_spec({"a": {"code": program()}}))
     assert run.record("a")["env"]["WHO"] == "caller"
     assert os.environ["WHO"] == "caller"
+
+
+def test_a_run_id_belongs_to_one_run_at_a_time(run: Run, tmp_path: Path):
+    """While a run holds its run id, another run with that id is refused with one line naming the holder, before
+    any of its tasks starts; once the holder has ended (however it ended), the id can be reused (resumed)."""
+    gate = tmp_path / "gate"
+    waiter = program(f"""
+        import pathlib
+        pathlib.Path({str(tmp_path / 'started')!r}).touch()
+        while not pathlib.Path({str(gate)!r}).exists():
+            time.sleep(0.02)
+    """)
+    import threading
+
+    holder: dict = {}
+    thread = threading.Thread(target=lambda: holder.update(result=run(make_spec({"slow": {"code": waiter}}))))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (tmp_path / "second").mkdir()
+        second = Run(tmp_path / "second")
+        with pytest.raises(PluginError) as caught:
+            second(make_spec({"other": {"code": program()}}), root=str(run.project / "runs"))
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith(f"run id 'run-1' is in use by another run (pid {os.getpid()} on ")
+        assert "start this run with another run_id" in message
+        assert not second.ran("other")
+    finally:
+        gate.touch()
+        thread.join(timeout=60)
+    assert holder["result"].succeeded
+    # the holder has ended: the same id runs again (a resumed run re-uses the data, never the lock)
+    assert run(make_spec({"again": {"code": program()}})).succeeded and run.ran("again")
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(run: Run):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run_dir = run.project / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / ".lock").write_text(f"pid {dead.stdout.strip()} on somewhere, started 2020-01-01 00:00:00\n")
+    assert run(make_spec({"a": {"code": program()}})).succeeded
+    assert f"pid {os.getpid()} on " in (run_dir / ".lock").read_text()
+
+
+def test_task_logs_are_never_written_through_a_link(run: Run, tmp_path: Path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    logs = run.project / "runs" / "run-1" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "a.log").symlink_to(outside)
+    with pytest.raises(PluginError) as caught:
+        run(make_spec({"a": {"code": program()}}))
+    assert str(caught.value) == (
+        f"{logs / 'a.log'} is a symbolic link: task logs are never written through a link; remove it"
+    )
+    assert outside.read_text() == "precious\n" and not run.ran("a")
+    # a logs folder that is a link is refused before anything runs
+    (logs / "a.log").unlink()
+    logs.rmdir()
+    logs.symlink_to(tmp_path)
+    with pytest.raises(PluginError, match="is a symbolic link: task logs are only written inside the run folder"):
+        run(make_spec({"a": {"code": program()}}))
+    assert not run.ran("a")

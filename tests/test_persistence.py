@@ -12,10 +12,15 @@ from kedro.pipeline import Node, Pipeline
 from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.persistence import (
     PersistedDataset,
+    TaskBoundary,
     boundary_datasets,
     dataset_path,
     file_name,
+    held_in_memory,
+    job_version,
     persist_undeclared,
+    pin_versions,
+    run_dir,
 )
 
 
@@ -101,6 +106,10 @@ def test_file_names_are_one_safe_segment():
     assert file_name("model.X_train") == "model.X_train.pkl"
     assert file_name("a/b c") == "a%2Fb%20c.pkl"
     assert file_name("..") == "...pkl"
+    # nothing a dataset name holds leads out of the run directory
+    for name in ("..", ".", "../../etc/passwd", "/abs", "a\\..\\b", "nul\0byte", "~", "", "x/../../y"):
+        path = dataset_path("/root", "run-1", name)
+        assert Path(path).parent == Path("/root/run-1") and Path(path).name not in {".", ".."}, (name, path)
     assert dataset_path("gs://bucket/root/", "uuid-1", "x") == "gs://bucket/root/uuid-1/x.pkl"
     for bad in ("", "..", "a/b"):
         with pytest.raises(PluginError, match=r"^run id .*: expected an id such as local-20240101-120000-abc123"):
@@ -157,3 +166,122 @@ def test_memory_dataset_defaults_are_replaced(tmp_path: Path):
     consumer = Pipeline([Node(f, "undeclared", "end", name="consumer")])
     placed = persist_undeclared(catalog, pipeline, pipeline + consumer, str(tmp_path), "r")
     assert placed == {"undeclared": f"{tmp_path}/r/undeclared.pkl"}
+
+
+def test_declared_memory_datasets_cross_tasks_like_undeclared_ones():
+    """A dataset declared as a MemoryDataset or SharedMemoryDataset — explicitly, or through a catch-all pattern —
+    cannot leave its task's process either: it is persisted like an undeclared one; a memory dataset that no node
+    of the job produces keeps what the catalog gave it."""
+    catalog = DataCatalog.from_config(
+        {"shared": {"type": "SharedMemoryDataset"}, "decl": {"type": "pickle.PickleDataset", "filepath": "d.pkl"}}
+    )
+    catalog["given"] = MemoryDataset(3)
+    assert held_in_memory(catalog, "shared") and held_in_memory(catalog, "given")
+    assert not held_in_memory(catalog, "decl") and not held_in_memory(catalog, "undeclared")
+    pipeline = Pipeline([Node(f, ["given", "params:x"], "shared", name="p1"), Node(f, "shared", "decl", name="p2")])
+    boundary = TaskBoundary.of_catalog(pipeline, catalog)
+    assert boundary.crossing(pipeline.filter(node_names=["p1"]).nodes) == (set(), {"shared"})
+    assert boundary.crossing(pipeline.filter(node_names=["p2"]).nodes) == ({"shared"}, set())
+    assert boundary.kept_in_memory(pipeline.nodes) == {"shared"}  # both in one task: never stored
+
+    def catch_all_catalog() -> DataCatalog:
+        return DataCatalog.from_config({"{default}": {"type": "MemoryDataset"}})
+
+    catch_all = catch_all_catalog()
+    assert "anything" in catch_all and held_in_memory(catch_all, "anything")
+    placed = persist_undeclared(catch_all, pipeline.filter(node_names=["p2"]), pipeline, "/r", "run")
+    assert placed == {"shared": "/r/run/shared.pkl", "decl": "/r/run/decl.pkl"}  # the pattern matches decl too
+    assert isinstance(catch_all["shared"], PersistedDataset)
+    assert persist_undeclared(catch_all_catalog(), pipeline.filter(node_names=["p1"]), pipeline, "/r", "run") == {
+        "shared": "/r/run/shared.pkl"}  # `given` is not produced in the job: the catalog's own value stays
+
+
+def test_boundary_is_linear_in_the_group_for_a_big_job():
+    import time
+
+    nodes = [Node(f, f"d{i}", f"d{i + 1}", name=f"n{i}") for i in range(2000)]
+    boundary = TaskBoundary(Pipeline(nodes), lambda name: False)
+    started = time.perf_counter()
+    for node in nodes:
+        boundary.crossing([node])
+    assert time.perf_counter() - started < 1.0  # quadratic would be 4 million set updates
+
+
+class _SparkLikeFrame:
+    """Pickles the way a Spark DataFrame does: its SparkContext refuses with a multi-line runtime error."""
+
+    def __reduce__(self):
+        raise RuntimeError("[CONTEXT_ONLY_VALID_ON_DRIVER] It appears that you are attempting to reference\n"
+                           "SparkContext from a broadcast variable, action, or transformation.")
+
+
+@pytest.mark.parametrize("value", [_SparkLikeFrame(), __import__("threading").Lock(), (i for i in range(2))],
+                         ids=["spark-like", "lock", "generator"])
+def test_unpicklable_values_fail_with_our_own_line(tmp_path: Path, value):
+    dataset = PersistedDataset(str(tmp_path / "x.pkl"), name="features")
+    with pytest.raises(DatasetError) as caught:
+        dataset.save(value)
+    message = str(caught.value)
+    assert message.startswith("dataset 'features' cannot be pickled to pass it to the next task (a ")
+    assert "declare it in the catalog with a dataset type that saves this value" in message
+    assert "\n" not in message and "CONTEXT_ONLY_VALID_ON_DRIVER" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_version_per_job_recorded_once(tmp_path: Path):
+    """Every task of a job gets the first writer's version (Kedro's timestamp format); another job its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = set(pool.map(lambda _: job_version(str(tmp_path), "job-a"), range(16)))
+    assert len(versions) == 1
+    (version,) = versions
+    assert (tmp_path / "job-a" / "save_version").read_text() == version
+    assert [p.name for p in (tmp_path / "job-a").iterdir()] == ["save_version"]  # no temporary file left
+    assert job_version(str(tmp_path), "job-b") not in {version, ""}
+
+
+def _versioned_catalog(tmp_path: Path) -> DataCatalog:
+    return DataCatalog.from_config(
+        {"model": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "model.pkl"), "versioned": True},
+         "earlier": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "earlier.pkl"), "versioned": True}}
+    )
+
+
+def test_tasks_save_the_jobs_version_and_load_their_own_jobs_writes(tmp_path: Path):
+    train = Pipeline([Node(f, "earlier", "model", name="train")])
+    evaluate = Pipeline([Node(f, "model", "score", name="evaluate")])
+    _versioned_catalog(tmp_path).save("earlier", "from an earlier job")  # no node of the jobs below produces it
+
+    def run_task(group: Pipeline, job: str, *inputs: str):
+        catalog = _versioned_catalog(tmp_path)  # every task builds its own catalog
+        pin_versions(catalog, group, lambda: job_version(str(tmp_path / "runs"), job))
+        for name in inputs:
+            yield catalog.load(name)
+        for name in group.all_outputs():
+            if name in catalog:
+                catalog.save(name, f"{name} of {job}")
+
+    list(run_task(train, "job-a"))
+    list(run_task(train, "job-b"))  # a later job saves a later version in between
+    assert next(run_task(evaluate, "job-a", "model")) == "model of job-a"  # not "latest"
+    assert next(run_task(evaluate, "job-b", "model")) == "model of job-b"
+    # a version not written by the job: Kedro's latest, as always
+    assert next(run_task(train, "job-c", "earlier")) == "from an earlier job"
+    versions = sorted(p.name for p in (tmp_path / "model.pkl").iterdir())
+    assert versions == sorted(job_version(str(tmp_path / "runs"), job) for job in ("job-a", "job-b"))
+    assert not pin_versions(DataCatalog(), evaluate, lambda: pytest.fail("no versioned dataset: never asked"))
+
+
+def test_run_dir_is_one_segment():
+    assert run_dir("gs://b/root/", "r") == "gs://b/root/r"
+
+
+def test_one_version_per_job_on_gcs(gcs_emulator: str):
+    import gcsfs
+
+    first = job_version("gs://test-bucket/versions", "job-1")
+    assert job_version("gs://test-bucket/versions", "job-1") == first
+    fs = gcsfs.GCSFileSystem(token="anon", endpoint_url=gcs_emulator)
+    assert fs.cat_file("test-bucket/versions/job-1/save_version").decode() == first
+    assert job_version("gs://test-bucket/versions", "job-2") != first

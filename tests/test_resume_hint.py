@@ -24,7 +24,8 @@ PIPELINE = Pipeline([
     node(_f, "raw", "y", name="d"),
     node(_f, "x", "z", name="e"),
 ])
-CATALOG = DataCatalog({"stored": MemoryDataset()})  # declared: the failed run wrote it where the catalog says
+# declared: the failed run wrote it where the catalog says
+CATALOG = DataCatalog.from_config({"stored": {"type": "pickle.PickleDataset", "filepath": "never-written.pkl"}})
 TASK = ["a", "b", "c", "d"]
 
 
@@ -32,8 +33,9 @@ def test_starts_before_the_failed_node_only_for_data_kept_in_memory():
     assert _resume_starts(TASK, "b", PIPELINE, CATALOG) == {"a", "d"}  # m was never stored; d may not have run
     assert _resume_starts(TASK, "c", PIPELINE, CATALOG) == {"c", "d"}  # stored is in the catalog
     assert _resume_starts(["e"], "e", PIPELINE, CATALOG) == {"e"}  # x crossed tasks, so it was stored
-    # without the catalog entry, `stored` stayed in memory too: back to a
+    # without the catalog entry, or declared as a MemoryDataset, `stored` stayed in memory too: back to a
     assert _resume_starts(TASK, "c", PIPELINE, DataCatalog()) == {"a", "d"}
+    assert _resume_starts(TASK, "c", PIPELINE, DataCatalog({"stored": MemoryDataset()})) == {"a", "d"}
 
 
 def test_hint_repeats_the_run_filters(capsys):

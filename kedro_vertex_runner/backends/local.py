@@ -529,7 +529,21 @@ def backoff_seconds(task_backoff: float, factor: float, backoff_max: float, atte
 
 
 class _Storage:
-    """``<root>/<run id>/logs/``: written in place for a local root, staged and uploaded for a remote one."""
+    """``<root>/<run id>/``: its lock, and its ``logs/`` — written in place for a local root, staged and uploaded
+    for a remote one.
+
+    **One job per run id.** :meth:`prepare` takes an exclusive ``flock`` on ``<root>/<run id>/.lock`` (for a remote
+    root, on a file named after the run directory in the machine's temp folder) and writes the holder's pid, host
+    and start time into it. A second run with the same run id is refused with one line naming the holder, before
+    any task starts. The kernel drops the lock when the holder exits, however it dies, so a lock left by a dead
+    process is simply taken over, and resuming a finished or failed run re-uses its data but never its lock.
+
+    **Nothing outside the run directory.** Log files are opened with ``O_NOFOLLOW`` (a link planted at a log's name
+    is refused, never written through), a ``logs`` folder that is a link is refused, and a task name must be one
+    plain path segment.
+    """
+
+    LOCK_FILE = ".lock"
 
     def __init__(self, root: str, run_id: str, project_dir: Path):
         self.run_id = run_id
@@ -547,18 +561,82 @@ class _Storage:
         self.logs_location = f"{self.run_dir}/logs"
         # the tasks' reports (task_contract.TaskReport): private to this run, gone when it ends
         self._reports = tempfile.TemporaryDirectory(prefix="vertex-reports-")
+        self._lock_fd: int | None = None
 
     def prepare(self) -> None:
+        """Lock the run directory for this run (see the class docstring) and create the log folder.
+
+        Raises:
+            PluginError: another run holds the run id, or a folder cannot be created or is a link.
+        """
+        try:
+            self.logs_dir.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PluginError(f"cannot create the run folder {self.logs_dir.parent}: {exc.strerror or exc}") from None
+        self._lock()
+        if self.logs_dir.is_symlink():
+            raise PluginError(
+                f"{self.logs_dir} is a symbolic link: task logs are only written inside the run folder; remove it"
+            )
         try:
             self.logs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PluginError(f"cannot create the log folder {self.logs_dir}: {exc.strerror or exc}") from None
 
+    def _lock_path(self) -> Path:
+        if not self.remote:
+            return Path(self.run_dir) / self.LOCK_FILE
+        import hashlib
+
+        digest = hashlib.sha256(self.run_dir.encode("utf-8")).hexdigest()[:24]
+        folder = Path(tempfile.gettempdir()) / "kedro-vertex-runs"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / f"{digest}.lock"
+
+    def _lock(self) -> None:
+        if not _POSIX:  # pragma: no cover - flock is POSIX
+            return
+        import fcntl
+        import socket
+
+        path = self._lock_path()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise PluginError(f"cannot create the run lock {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise PluginError(
+                f"run id {self.run_id!r} is in use by another run ({holder}; lock {path}): wait for it to end, or "
+                "start this run with another run_id"
+            ) from None
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}\n".encode(), 0)
+        self._lock_fd = fd
+
     def local_log(self, task: str) -> Path:
+        if not task or task in {".", ".."} or "/" in task or "\\" in task or "\0" in task:
+            raise PluginError(f"task name {task!r} cannot name a log file: use letters, digits and '-'")
         return self.logs_dir / f"{task}.log"
 
     def report_path(self, task: str) -> Path:
         return Path(self._reports.name) / f"{task}.json"
+    def open_log(self, task: str) -> IO[bytes]:
+        """The task's log, opened for appending; never through a symbolic link."""
+        path = self.local_log(task)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            return os.fdopen(os.open(path, flags, 0o644), "ab")
+        except OSError as exc:
+            if path.is_symlink():
+                raise PluginError(
+                    f"{path} is a symbolic link: task logs are never written through a link; remove it"
+                ) from None
+            raise PluginError(f"cannot write the task log {path}: {exc.strerror or exc}") from None
 
     def location(self, task: str) -> str:
         return f"{self.logs_location}/{task}.log" if self.remote else str(self.local_log(task))
@@ -577,6 +655,9 @@ class _Storage:
         return None
 
     def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock; the file stays, with the last holder's details
+            self._lock_fd = None
         if self._tmp is not None:
             self._tmp.cleanup()
         self._reports.cleanup()
@@ -657,7 +738,7 @@ class _Scheduler:
         result.log = self.storage.location(task.name)
         task.timed_out, task.kill_at = False, None
         task.started = time.monotonic()
-        log = open(self.storage.local_log(task.name), "ab")  # noqa: SIM115 - closed when the attempt ends
+        log = self.storage.open_log(task.name)  # closed when the attempt ends
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         header = f"==> {stamp} task {task.label}, attempt {result.attempts} of {task.max_retries + 1}\n"
         log.write(header.encode())

@@ -40,6 +40,11 @@ class CompileRequest:
             would not store them under the new job's run id.
         durations: node run times in seconds recorded by the last local run of the pipeline (used by the
             ``makespan`` grouping unless ``run_config.grouping_options.use_timings`` is false).
+        in_memory: those of ``declared`` the catalog declares as memory datasets. They are stored per run like
+            undeclared ones when they pass between tasks (see :class:`kedro_vertex_runner.persistence.TaskBoundary`);
+            the compiler warns about each one that does.
+        per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
+            ``${vertex:job_name}``): a task writing one is never cached either.
     """
 
     pipeline: Pipeline
@@ -56,6 +61,9 @@ class CompileRequest:
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
     durations: Mapping[str, float] = field(default_factory=dict)
+    in_memory: frozenset[str] = frozenset()
+    per_run: frozenset[str] = frozenset()
+
 
 
 @dataclass(frozen=True)

@@ -93,16 +93,17 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     components: dict[str, Any] = {}
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
-    uncacheable = _UncacheableOutputs(pipeline, request.declared)
-    not_cached: list[tuple[str, str]] = []
+    boundary = _PerRunOutputs(request, groups, task_name_of)
+    not_cached: list[tuple[str, str, str]] = []
     for group in groups:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
+        boundary.warn_memory_crossing(group)
         if group_settings.caching:
-            shared = uncacheable.of(group)
+            shared = boundary.uncacheable(group)
             if shared:
                 group_settings = replace(group_settings, caching=False)
-                not_cached.append((name, shared))
+                not_cached.append((name, *shared))
         task = _task(name, _display_name(group), group_settings, params)
         if group.dependencies:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
@@ -110,6 +111,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         components[f"comp-{name}"] = _component(name, params)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
 
+    boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
@@ -398,36 +400,90 @@ class _SettingsCache:
         )
 
 
-class _UncacheableOutputs:
-    """Which undeclared outputs of a task other tasks read: those live under the job's run id, so a task producing
-    them cannot be served from Vertex AI's cache (it would not run, and the readers would not find them)."""
+_PER_RUN_PATH = "is stored under a per-run path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})"
 
-    def __init__(self, pipeline: Pipeline, declared: frozenset[str] | None):
-        self.declared = declared
-        self.readers: dict[str, set[str]] = {}
-        if declared is not None:
-            for node in pipeline.nodes:
-                for name in node.inputs:
-                    self.readers.setdefault(name, set()).add(node.name)
 
-    def of(self, group: TaskGroup) -> str | None:
-        """The first such output of ``group``, or None."""
-        if self.declared is None:
+class _PerRunOutputs:
+    """Datasets a task stores under the job's run id, through the one rule of
+    :class:`kedro_vertex_runner.persistence.TaskBoundary`:
+
+    * a task producing one that other tasks read (or one the catalog itself puts under a ``${vertex:run_id}``
+      path) cannot be served from Vertex AI's cache: it would not run, and the data would not exist for the new
+      job;
+    * a dataset the catalog declares as a memory dataset that passes between tasks is stored there like an
+      undeclared one, with one warning line naming it and both tasks.
+    """
+
+    def __init__(self, request: CompileRequest, groups: list[TaskGroup], task_name_of: dict[str, str]):
+        from ..persistence import TaskBoundary
+
+        declared = request.declared
+        self.known = declared is not None
+        self.in_memory = request.in_memory if self.known else frozenset()
+        self.per_run = request.per_run if self.known else frozenset()
+        self.boundary = TaskBoundary(
+            request.pipeline, (declared or frozenset()).__contains__, self.in_memory.__contains__
+        )
+        self._task_of_node: dict[str, str] | None = None
+        self._groups, self._task_name_of = groups, task_name_of
+        self._last: tuple[str, tuple[set[str], set[str]]] | None = None
+        self._warnings: list[str] = []
+
+    def uncacheable(self, group: TaskGroup) -> tuple[str, str] | None:
+        """``(dataset, why)`` for the first output of ``group`` stored per run, or None."""
+        if not self.known:
             return None
         own = {node.name for node in group.nodes}
+        _, outputs = self._crossing(group)
         for node in group.nodes:
             for name in node.outputs:
-                if name not in self.declared and self.readers.get(name, set()) - own:
-                    return name
+                if name in self.per_run:
+                    return name, _PER_RUN_PATH
+                if name in outputs and self.boundary.read_outside(name, own):
+                    kind = "declared as a memory dataset" if name in self.in_memory else "not in the catalog"
+                    return name, f"is read by other tasks and stored per run (it is {kind})"
         return None
 
+    def warn_memory_crossing(self, group: TaskGroup) -> None:
+        if not self.in_memory:
+            return
+        own = {node.name for node in group.nodes}
+        _, outputs = self._crossing(group)
+        for name in sorted(outputs & self.in_memory):
+            readers = sorted(self.boundary.read_outside(name, own))
+            if not readers:
+                continue
+            writer, reader = self._task_name_of[group.key], self._task_of(readers[0])
+            self._warnings.append(
+                f"Warning: dataset {name!r} is declared as a MemoryDataset, but task {writer!r} writes it and task "
+                f"{reader!r} reads it: it is stored under <root>/<run id>/ like an undeclared dataset; declare a "
+                "persistent type for it in the catalog, or group the nodes into one task (run_config.grouping)"
+            )
 
-def _warn_not_cached(not_cached: list[tuple[str, str]]) -> None:
-    task, dataset = not_cached[0]
+    def print_warnings(self) -> None:
+        for line in self._warnings:
+            print(line, file=sys.stderr)
+
+    def _crossing(self, group: TaskGroup) -> tuple[set[str], set[str]]:
+        if self._last is None or self._last[0] != group.key:
+            self._last = (group.key, self.boundary.crossing(group.nodes))
+        return self._last[1]
+
+    def _task_of(self, node_name: str) -> str:
+        if self._task_of_node is None:
+            self._task_of_node = {
+                node.name: self._task_name_of[group.key] for group in self._groups for node in group.nodes
+            }
+        return self._task_of_node.get(node_name, node_name)
+
+
+def _warn_not_cached(not_cached: list[tuple[str, str, str]]) -> None:
+    task, dataset, why = not_cached[0]
     more = f" and {len(not_cached) - 1} more" if len(not_cached) > 1 else ""
     print(
-        f"Warning: caching is off for task {task!r}{more}: other tasks read its output {dataset!r}, which is not in "
-        "the catalog and is stored per run; declare such datasets in the catalog to let Vertex AI cache these tasks",
+        f"Warning: caching is off for task {task!r}{more}: its output {dataset!r} {why}; a cached task would not "
+        "write it for the new job. Declare such datasets in the catalog with a path that does not change per run "
+        "to let Vertex AI cache these tasks",
         file=sys.stderr,
     )
 

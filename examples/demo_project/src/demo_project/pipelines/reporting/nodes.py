@@ -32,6 +32,22 @@ def bucket_prices(raw_houses: pd.DataFrame, n_price_buckets: int) -> pd.DataFram
     )
 
 
+def count_rooms(raw_houses: pd.DataFrame) -> dict[int, int]:
+    """Houses per number of rooms (a MemoryDataset in the catalog)."""
+    counts = raw_houses["rooms"].value_counts().sort_index()
+    return {int(rooms): int(n) for rooms, n in counts.items()}
+
+
+def create_rooms_report(
+    rooms_histogram: dict[int, int], price_buckets: pd.DataFrame
+) -> dict[str, Any]:
+    """Houses per room count, next to the number of price buckets."""
+    return {
+        "houses_per_room_count": {str(k): v for k, v in rooms_histogram.items()},
+        "n_price_buckets": int(len(price_buckets)),
+    }
+
+
 def create_report(
     raw_data_summary: dict[str, Any],
     model_metrics: dict[str, float],

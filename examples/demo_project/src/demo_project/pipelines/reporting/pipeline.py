@@ -1,6 +1,12 @@
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import bucket_prices, create_report, summarize_raw_data
+from .nodes import (
+    bucket_prices,
+    count_rooms,
+    create_report,
+    create_rooms_report,
+    summarize_raw_data,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -20,6 +26,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=bucket_prices,
                 inputs=["raw_houses", "params:n_price_buckets"],
                 outputs="price_buckets",
+                tags=["reporting"],
+            ),
+            Node(
+                func=count_rooms,
+                inputs="raw_houses",
+                # declared as a MemoryDataset in the catalog, yet read by
+                # another task: VertexRunner stores it like an undeclared one.
+                outputs="rooms_histogram",
+                name="count_rooms",
+                tags=["reporting"],
+            ),
+            Node(
+                func=create_rooms_report,
+                inputs=["rooms_histogram", "price_buckets"],
+                outputs="rooms_report",
+                name="create_rooms_report",
                 tags=["reporting"],
             ),
             Node(
