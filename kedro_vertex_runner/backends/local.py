@@ -625,6 +625,7 @@ class _Storage:
 
     def report_path(self, task: str) -> Path:
         return Path(self._reports.name) / f"{task}.json"
+
     def open_log(self, task: str) -> IO[bytes]:
         """The task's log, opened for appending; never through a symbolic link."""
         path = self.local_log(task)
