@@ -16,17 +16,29 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   always a deterministic bug, and waiting the production backoff (30 s and more) to see the same traceback again
   only slows the edit-run loop; ``--timeout N`` in a task's args kills the task after N seconds;
 * each task runs in its own process group, so a timeout or Ctrl-C (or SIGTERM) also stops whatever the task
-  started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container.
+  started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container. That
+  includes descendants that left the group with ``setsid`` (see :mod:`.processes`), and holds when the launcher
+  itself is killed (SIGKILL included): task processes watch for it and stop; temporary files of writes a kill
+  interrupted are removed when the run ends;
+* tasks that run the task entrypoint start *warm* by default: forked from a process that has already imported
+  Kedro, the project and its libraries (see :mod:`.warm`), so a short task does not pay Kedro's start-up. Every
+  task is still its own fresh process with its own session, log, timeout and kill semantics.
+  ``warm_start=False`` (``run_config.local.warm_start``, ``KEDRO_VERTEX_WARM_START=0``) starts every task from
+  nothing instead, as does a platform without ``fork``.
 
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
-fsspec as each task ends.
+fsspec as each task ends, by a background thread: slow or unreachable storage never delays starting, watching or
+timing out tasks. When storage cannot be reached, one line says so (once), the remaining uploads are skipped and
+the logs are kept in the local folder it names.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -41,10 +53,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..entrypoint import LAUNCHER_PID_ENV
 from ..errors import PluginError
+
+from .processes import Descendants
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+
+    from .warm import WarmProcess, Zygote
 
 PENDING = "PENDING"
 RUNNING = "RUNNING"
@@ -142,6 +159,7 @@ def run_spec(
     extra_env: Mapping[str, str] | None = None,
     console: Console | None = None,
     max_backoff: float = MAX_LOCAL_BACKOFF,
+    warm_start: bool | None = None,
 ) -> LocalRunResult:
     """Run every task of ``spec`` as a local process and wait for the run to end.
 
@@ -160,6 +178,8 @@ def run_spec(
         extra_env: variables added to every task's environment (after the spec's own).
         console: where status goes; a rich live table on a terminal, one plain line per state change otherwise.
         max_backoff: longest wait, in seconds, between attempts of a failing task.
+        warm_start: fork entrypoint tasks from a process that has preloaded the project (see :mod:`.warm`);
+            default: on unless ``KEDRO_VERTEX_WARM_START`` is ``0``/``false``; always off without ``fork``.
 
     Returns:
         the run's :class:`LocalRunResult` when every task succeeded.
@@ -188,6 +208,7 @@ def run_spec(
 
     storage = _Storage(str(root), run_id, project)
     previous_sigterm = _NOT_INSTALLED
+    scheduler: _Scheduler | None = None
     try:
         tasks = _plan(
             spec,
@@ -202,9 +223,18 @@ def run_spec(
         display = _Display(console, tasks)
         previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
-        _Scheduler(tasks, project, storage, display, max_workers, max_backoff).run()
+        from . import warm
+
+        scheduler = _Scheduler(tasks, project, storage, display, max_workers, max_backoff, warm.enabled(warm_start))
+        scheduler.run()
+        scheduler.close()
+        warning = storage.finish()
+        if warning:
+            display.warn(warning)
         return _report(result, storage, display)
     finally:
+        if scheduler is not None:
+            scheduler.close()
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
@@ -246,7 +276,8 @@ class _Task:
     backoff_max: float
     result: TaskResult
     # runtime state of the current attempt
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | WarmProcess | None = None
+    tree: Descendants = field(default_factory=lambda: Descendants())
     log_file: IO[bytes] | None = None
     started: float = 0.0
     retry_at: float = 0.0
@@ -545,6 +576,11 @@ class _Storage:
             self.logs_dir = Path(self.root) / run_id / "logs"
         self.run_dir = f"{self.root}/{run_id}"
         self.logs_location = f"{self.run_dir}/logs"
+        self._uploads: queue.Queue[str | None] | None = None
+        self._upload_thread: threading.Thread | None = None
+        self._upload_error: str | None = None
+        self._warned = False
+        self._keep_local = False
 
     def prepare(self) -> None:
         try:
@@ -559,21 +595,108 @@ class _Storage:
         return f"{self.logs_location}/{task}.log" if self.remote else str(self.local_log(task))
 
     def publish(self, task: str) -> str | None:
-        """Upload a finished task's log to a remote root; return a warning on failure (the run goes on)."""
-        if not self.remote or not self.local_log(task).exists():
-            return None
-        try:
-            from fsspec.core import url_to_fs
+        """Queue a finished task's log for upload to a remote root (never waits for storage).
 
-            fs, path = url_to_fs(self.location(task))
-            fs.put_file(str(self.local_log(task)), path)
-        except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
-            return f"could not upload the log of {task} to {self.location(task)}: {type(exc).__name__}: {exc}"
-        return None
+        Returns the one warning that storage could not be reached, the first time it is known (the run goes on).
+        """
+        if self.remote and self.local_log(task).exists():
+            self._uploader().put(task)
+        return self._new_warning()
+
+    def finish(self, timeout: float | None = None) -> str | None:
+        """Wait (at most ``timeout``, default :data:`LOG_UPLOAD_TIMEOUT` per log left) for the queued uploads."""
+        if self._uploads is not None:
+            self._uploads.put(None)
+            assert self._upload_thread is not None
+            self._upload_thread.join(LOG_UPLOAD_TIMEOUT * (self._uploads.qsize() + 1) if timeout is None else timeout)
+            if self._upload_thread.is_alive() and self._upload_error is None:
+                self._upload_error = f"no answer in {LOG_UPLOAD_TIMEOUT:g} s"
+        return self._new_warning()
+
+    def _uploader(self) -> queue.Queue[str | None]:
+        if self._uploads is None:
+            self._uploads = queue.Queue()
+            self._upload_thread = threading.Thread(target=self._upload_all, name="kedro-vertex-logs", daemon=True)
+            self._upload_thread.start()
+        return self._uploads
+
+    def _upload_all(self) -> None:
+        assert self._uploads is not None
+        fs: Any = None
+        quiet = _QuietStorageLogs()
+        try:
+            while (task := self._uploads.get()) is not None:
+                if self._upload_error is not None:
+                    continue  # unreachable: the warning has said so, the local copies stay
+                try:
+                    if fs is None:
+                        fs = self._filesystem()
+                    done = threading.Event()
+                    failure: list[BaseException] = []
+                    # a storage call cannot be cancelled: bound it by waiting for it in a helper thread
+                    worker = threading.Thread(target=self._put, args=(fs, task, done, failure), daemon=True)
+                    worker.start()
+                    if not done.wait(LOG_UPLOAD_TIMEOUT):
+                        raise TimeoutError(f"no answer in {LOG_UPLOAD_TIMEOUT:g} s")
+                    if failure:
+                        raise failure[0]
+                except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
+                    self._upload_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        finally:
+            quiet.remove()
+
+    def _filesystem(self) -> Any:
+        from fsspec.core import url_to_fs
+
+        options: dict[str, Any] = {"skip_instance_cache": True}
+        if self.root.startswith(("gs://", "gcs://")):
+            options["requests_timeout"] = LOG_UPLOAD_TIMEOUT  # gcsfs: no minute of retries per log
+        return url_to_fs(self.root, **options)[0]
+
+    def _put(self, fs: Any, task: str, done: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            fs.put_file(str(self.local_log(task)), fs._strip_protocol(self.location(task)))
+        except BaseException as exc:  # noqa: BLE001
+            failure.append(exc)
+        finally:
+            done.set()
+
+    def _new_warning(self) -> str | None:
+        if self._upload_error is None or self._warned:
+            return None
+        self._warned = True
+        self._keep_local = True
+        return (
+            f"Storage unreachable: could not upload task logs to {self.logs_location}/ ({self._upload_error}); "
+            f"the remaining uploads are skipped and every log is kept in {self.logs_dir}/"
+        )
 
     def close(self) -> None:
-        if self._tmp is not None:
+        if self._tmp is not None and not self._keep_local:
             self._tmp.cleanup()
+
+
+#: Seconds one log upload may take before storage is taken as unreachable.
+LOG_UPLOAD_TIMEOUT = 10.0
+
+
+class _QuietStorageLogs(logging.Filter):
+    """While logs upload, the storage libraries' own retry tracebacks stay out of the launcher's output: the
+    launcher reports an unreachable storage once, in one line."""
+
+    _LOGGERS = ("gcsfs", "fsspec", "google.auth", "urllib3")
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in self._LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+    def remove(self) -> None:
+        for name in self._LOGGERS:
+            logging.getLogger(name).removeFilter(self)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -589,6 +712,7 @@ class _Scheduler:
         display: _Display,
         max_workers: int,
         max_backoff: float,
+        warm_start: bool = False,
     ):
         self.tasks = tasks
         self.project_dir = project_dir
@@ -597,6 +721,17 @@ class _Scheduler:
         self.max_workers = max_workers
         self.max_backoff = max_backoff
         self.running: list[_Task] = []
+        self.warm_start = warm_start
+        self._zygote: Zygote | None = None
+
+    def close(self) -> None:
+        """Stop the warm-start process (if any), then remove what interrupted writes left in the run folder."""
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+        from ..persistence import sweep_temp_files
+
+        sweep_temp_files(self.storage.run_dir)
 
     def run(self) -> None:
         try:
@@ -651,10 +786,10 @@ class _Scheduler:
         task.log_file = log
         attempt = f" (attempt {result.attempts} of {task.max_retries + 1})" if result.attempts > 1 else ""
         try:
-            task.process = subprocess.Popen(
+            task.process = self._start_warm(task) or subprocess.Popen(
                 task.argv,
                 cwd=self.project_dir,
-                env=task.env,
+                env={**task.env, LAUNCHER_PID_ENV: str(os.getpid())},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -669,6 +804,22 @@ class _Scheduler:
         self.running.append(task)
         self.display.event(task, f"RUNNING{attempt}")
 
+    def _start_warm(self, task: _Task) -> WarmProcess | None:
+        """Fork ``task`` from the warm-start process if it runs the entrypoint; None: start it from nothing."""
+        from . import warm
+
+        args = warm.entrypoint_args(task.argv) if self.warm_start else None
+        if args is None:
+            return None
+        try:
+            if self._zygote is None:
+                self._zygote = warm.Zygote(self.project_dir, task.env, sweep=self.storage.run_dir)
+            return self._zygote.start(args, task.env, self.project_dir, self.storage.local_log(task.name))
+        except OSError as exc:
+            self.warm_start = False
+            self.display.warn(f"Warm start unavailable ({exc}): starting the remaining tasks as fresh processes")
+            return None
+
     # -- watching ---------------------------------------------------------------------------------------------
 
     def _reap(self, now: float) -> None:
@@ -676,6 +827,8 @@ class _Scheduler:
             assert task.process is not None
             code = task.process.poll()
             if code is None:
+                if task.process.pid is not None:
+                    task.tree.track(task.process.pid)
                 if task.timeout is not None and not task.timed_out and now - task.started >= task.timeout:
                     task.timed_out = True
                     task.kill_at = now + KILL_GRACE
@@ -684,13 +837,17 @@ class _Scheduler:
                     _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
                     task.kill_at = None
                 continue
-            # whatever the task left running in its process group goes too, as with a container
+            # whatever the task left running in its process group goes too, as with a container, and so does
+            # whatever it started in a session of its own
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            task.tree.kill_left()
             self.running.remove(task)
             if task.timed_out:
                 reason = f"timed out after {_number(task.timeout)} s"
             elif code == 0:
                 reason = None
+            elif getattr(task.process, "error", None):
+                reason = str(task.process.error)  # type: ignore[union-attr]
             elif code < 0:
                 reason = f"killed by {_signal_name(-code)}"
             else:
@@ -746,6 +903,7 @@ class _Scheduler:
             pass  # a second Ctrl-C: kill at once
         for task in running:
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            task.tree.kill_left()
             try:
                 task.process.wait(timeout=5)  # type: ignore[union-attr]
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -769,8 +927,11 @@ class _Scheduler:
         )
 
 
-def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+def _signal_group(process: subprocess.Popen[bytes] | WarmProcess | None, sig: int) -> None:
     if process is None:
+        return
+    if not isinstance(process, subprocess.Popen):
+        process.signal_group(sig)
         return
     try:
         if _POSIX:
