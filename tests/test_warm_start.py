@@ -179,8 +179,8 @@ def test_a_task_timed_out_or_killed_on_the_warm_path_is_reported(probe_project: 
     output = output_of(result)
 
     assert result.returncode != 0, output[-4000:]
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] hang \(hang\): FAILED \(timed out after 3 s\)$", result.stdout, re.M), output
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] die \(die\): FAILED \(killed by SIGKILL\)$", result.stdout, re.M), output
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] hang: FAILED \(timed out after 3 s\)$", result.stdout, re.M), output
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] die: FAILED \(killed by SIGKILL\)$", result.stdout, re.M), output
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("Error: run ") and "(and 1 more failed task(s))" in error, error
     assert "0 succeeded, 2 failed, 0 skipped" in error

@@ -53,7 +53,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..entrypoint import LAUNCHER_PID_ENV
+from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
 
 from .processes import Descendants
@@ -280,6 +280,7 @@ class _Task:
     tree: Descendants = field(default_factory=lambda: Descendants())
     log_file: IO[bytes] | None = None
     started: float = 0.0
+    clock: float | None = None  # when the timeout started counting: once the task's process exists
     retry_at: float = 0.0
     timed_out: bool = False
     kill_at: float | None = None
@@ -776,7 +777,7 @@ class _Scheduler:
         result.attempts += 1
         result.state = RUNNING
         result.log = self.storage.location(task.name)
-        task.timed_out, task.kill_at = False, None
+        task.timed_out, task.kill_at, task.clock = False, None, None
         task.started = time.monotonic()
         log = open(self.storage.local_log(task.name), "ab")  # noqa: SIM115 - closed when the attempt ends
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -827,9 +828,12 @@ class _Scheduler:
             assert task.process is not None
             code = task.process.poll()
             if code is None:
-                if task.process.pid is not None:
-                    task.tree.track(task.process.pid)
-                if task.timeout is not None and not task.timed_out and now - task.started >= task.timeout:
+                if task.process.pid is None:
+                    continue  # a warm task not forked yet (the warm-start process is still preloading)
+                if task.clock is None:
+                    task.clock = now
+                task.tree.track(task.process.pid)
+                if task.timeout is not None and not task.timed_out and now - task.clock >= task.timeout:
                     task.timed_out = True
                     task.kill_at = now + KILL_GRACE
                     _signal_group(task.process, signal.SIGTERM)
@@ -842,7 +846,8 @@ class _Scheduler:
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
             task.tree.kill_left()
             self.running.remove(task)
-            if task.timed_out:
+            if task.timed_out or (code == TIMEOUT_EXIT_CODE and task.timeout is not None):
+                # the entrypoint's own watchdog may see the same --timeout expire first
                 reason = f"timed out after {_number(task.timeout)} s"
             elif code == 0:
                 reason = None

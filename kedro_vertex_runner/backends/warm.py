@@ -110,8 +110,11 @@ class WarmProcess:
         if self._pending_signal is not None:
             try:
                 os.killpg(pid, self._pending_signal)
-            except OSError:
-                pass
+            except OSError:  # not its own group yet (setsid is its first step): it is alone, signal it
+                try:
+                    os.kill(pid, self._pending_signal)
+                except OSError:
+                    pass
 
 
 class Zygote:
