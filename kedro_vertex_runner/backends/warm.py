@@ -273,13 +273,12 @@ def _import_hook_plugins(project_dir: Path) -> None:
     from kedro.framework.project import settings
 
     from .. import entrypoint
-    from ..resolvers import _truthy
 
-    skip = {"kedro-vertex-runner"} | {entrypoint._normalise(name) for name in settings.DISABLE_HOOKS_FOR_PLUGINS}
+    # kedro-telemetry: every compiled task sets DO_NOT_TRACK, so tasks never load it
+    skip = {"kedro-vertex-runner", "kedro-telemetry"}
+    skip |= {entrypoint._normalise(name) for name in settings.DISABLE_HOOKS_FOR_PLUGINS}
     if not entrypoint.mlflow_wanted(project_dir / str(settings.CONF_SOURCE)):
         skip.add("kedro-mlflow")
-    if _truthy(os.environ.get("DO_NOT_TRACK")) or _truthy(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
-        skip.add("kedro-telemetry")
     for ep in entry_points(group="kedro.hooks"):
         dist = getattr(ep, "dist", None)
         if dist is None or entrypoint._normalise(dist.metadata["Name"] or "") in skip:
