@@ -107,11 +107,28 @@ class VertexRunner(AbstractRunner):
             self.run_id = None if run_id is None else _run_id(run_id)
         except PluginError as exc:
             _exit(exc)
+        self._prestart_warm_tasks()
         if self.run_id is not None:
             from .resolvers import RUN_ID_ENV
 
             # Kedro builds the runner before the session: config loaded from here on resolves ${vertex:run_id} to it
             os.environ[RUN_ID_ENV] = self.run_id
+
+    def _prestart_warm_tasks(self) -> None:
+        """Start the local backend's warm-start process now, so that it preloads the project while Kedro loads the
+        pipelines and builds the session (see :mod:`.backends.warm`). Decided from ``conf/base/vertexai.yml`` as
+        written (the validated config is not loaded yet); if the job turns out to go elsewhere it is simply unused."""
+        from .backends import warm
+
+        project = _project_dir()
+        raw = _raw_run_config(project) if project else {}
+        backend = self.backend or raw.get("backend")
+        local = raw.get("local") if isinstance(raw.get("local"), dict) else {}
+        option = self.warm_start if self.warm_start is not None else local.get("warm_start")
+        if project is None or backend != "local" or not warm.enabled(option if isinstance(option, bool) else None):
+            return
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"}
+        warm.prestart(project, env, remote_root="://" in str(raw.get("root", "")))
 
     def run(
         self,
@@ -201,6 +218,29 @@ class VertexRunner(AbstractRunner):
 
             wait = True if self.wait is None else self.wait
             submit_to_vertex(spec, request, context, wait=wait, cancel_on_interrupt=self.cancel_on_interrupt)
+
+
+def _project_dir() -> Path | None:
+    try:
+        from kedro.utils import find_kedro_project
+
+        return find_kedro_project(Path.cwd())
+    except Exception:  # noqa: BLE001 - no project: nothing to prestart
+        return None
+
+
+def _raw_run_config(project: Path) -> dict[str, Any]:
+    """``run_config`` of ``conf/base/vertexai.yml`` as plain YAML (no resolvers), or {} when it cannot be read."""
+    import yaml
+
+    for name in ("vertexai.yml", "vertexai.yaml"):
+        try:
+            loaded = yaml.safe_load((project / "conf" / "base" / name).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        run_config = loaded.get("run_config") if isinstance(loaded, dict) else None
+        return run_config if isinstance(run_config, dict) else {}
+    return {}
 
 
 def _run_id(value: Any) -> str:

@@ -814,7 +814,10 @@ class _Scheduler:
             return None
         try:
             if self._zygote is None:
-                self._zygote = warm.Zygote(self.project_dir, task.env, sweep=self.storage.run_dir)
+                self._zygote = warm.take(self.project_dir) or warm.Zygote(
+                    self.project_dir, task.env, self.storage.remote
+                )
+                self._zygote.sweep_on_exit(self.storage.run_dir)
             return self._zygote.start(args, task.env, self.project_dir, self.storage.local_log(task.name))
         except OSError as exc:
             self.warm_start = False

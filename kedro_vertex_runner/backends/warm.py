@@ -25,7 +25,7 @@ Protocol, one JSON object per line: the launcher writes ``{"key", "argv", "env",
 stdin; the zygote answers ``{"key", "pid"}`` (or ``{"key", "error"}``) once forked and ``{"pid", "status"}`` when
 the task has exited (``status`` as :attr:`subprocess.Popen.returncode`: negative for a signal). When its stdin
 closes — the run ended, or the launcher died, SIGKILL included — the zygote kills every task's process tree,
-removes the temporary files of interrupted writes under ``--sweep`` and exits. It also dies with the launcher
+removes the temporary files of interrupted writes in the run folder (``{"sweep": folder}``) and exits. It also dies with the launcher
 (``PR_SET_PDEATHSIG``) and kills any orphan adopted from a finished task.
 
 Only tasks whose command is ``python -m kedro_vertex_runner.entrypoint …`` start warm; anything else, and every
@@ -120,10 +120,10 @@ class WarmProcess:
 class Zygote:
     """The launcher's handle on one zygote process: start tasks, learn when they end, stop it."""
 
-    def __init__(self, project_dir: Path, env: dict[str, str], sweep: str | None = None):
+    def __init__(self, project_dir: Path, env: dict[str, str], remote_root: bool = False):
         command = [sys.executable, "-m", __name__, "--project-dir", str(project_dir)]
-        if sweep:
-            command += ["--sweep", sweep]
+        if remote_root:
+            command.append("--remote-root")
         self.process = subprocess.Popen(
             command,
             cwd=project_dir,
@@ -141,6 +141,20 @@ class Zygote:
         self._reader = threading.Thread(target=self._read, name="kedro-vertex-zygote", daemon=True)
         self._reader.start()
 
+    def sweep_on_exit(self, directory: str) -> None:
+        """Have the zygote remove interrupted writes' temporary files in ``directory`` when it stops."""
+        self._send({"sweep": directory})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        stdin: IO[bytes] = self.process.stdin  # type: ignore[assignment]
+        try:
+            stdin.write((json.dumps(message) + "\n").encode())
+            stdin.flush()
+        except (OSError, ValueError) as exc:
+            with self.changed:
+                self.alive = False
+            raise OSError(f"the warm-start process has exited ({exc})") from None
+
     def start(self, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> WarmProcess:
         """Ask for a task process running the entrypoint with ``args``; raises OSError if the zygote is gone."""
         with self.changed:
@@ -149,16 +163,12 @@ class Zygote:
             self._next_key += 1
             process = WarmProcess(self, self._next_key)
             self._by_key[process.key] = process
-        request = {"key": process.key, "argv": args, "env": env, "cwd": str(cwd), "log": str(log)}
-        stdin: IO[bytes] = self.process.stdin  # type: ignore[assignment]
         try:
-            stdin.write((json.dumps(request) + "\n").encode())
-            stdin.flush()
-        except (OSError, ValueError) as exc:
+            self._send({"key": process.key, "argv": args, "env": env, "cwd": str(cwd), "log": str(log)})
+        except OSError:
             with self.changed:
-                self.alive = False
                 self._by_key.pop(process.key, None)
-            raise OSError(f"the warm-start process has exited ({exc})") from None
+            raise
         return process
 
     def _read(self) -> None:
@@ -206,6 +216,34 @@ class Zygote:
             self.process.kill()
             self.process.wait()
         self._reader.join(timeout=1)
+
+
+_prestarted: dict[Path, Zygote] = {}
+
+
+def prestart(project_dir: Path, env: dict[str, str], remote_root: bool = False) -> None:
+    """Start the zygote for ``project_dir`` now, so its preloading overlaps the launcher's own start-up
+    (``VertexRunner`` does this when it is built, before Kedro loads the pipelines). :func:`take` hands it over."""
+    project_dir = project_dir.resolve()
+    if project_dir in _prestarted or not available():
+        return
+    try:
+        zygote = Zygote(project_dir, env, remote_root)
+    except OSError:
+        return
+    import atexit
+
+    atexit.register(zygote.close)  # never used (e.g. the job went to Vertex AI): stop it with the launcher
+    _prestarted[project_dir] = zygote
+
+
+def take(project_dir: Path) -> Zygote | None:
+    """The zygote :func:`prestart` started for ``project_dir``, if it is still alive."""
+    zygote = _prestarted.pop(project_dir.resolve(), None)
+    if zygote is not None and not zygote.alive:
+        zygote.close()
+        return None
+    return zygote
 
 
 def enabled(option: bool | None) -> bool:
@@ -386,8 +424,8 @@ def _configure_logging(project_dir: Path) -> None:
 
 
 class _Server:
-    def __init__(self, sweep: str | None):
-        self.sweep = sweep
+    def __init__(self) -> None:
+        self.sweep: str | None = None
         self.pid = os.getpid()
         self.tasks: set[int] = set()
         self.buffer = b""
@@ -408,9 +446,15 @@ class _Server:
                 while b"\n" in self.buffer:
                     line, self.buffer = self.buffer.split(b"\n", 1)
                     if line.strip():
-                        self.fork(json.loads(line))
+                        self.handle(json.loads(line))
             self.reap()
         self.shutdown()
+
+    def handle(self, request: dict[str, Any]) -> None:
+        if "sweep" in request:
+            self.sweep = str(request["sweep"])
+        else:
+            self.fork(request)
 
     def fork(self, request: dict[str, Any]) -> None:
         try:
@@ -491,17 +535,17 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m kedro_vertex_runner.backends.warm")
     parser.add_argument("--project-dir", required=True)
-    parser.add_argument("--sweep", default=None)
+    parser.add_argument("--remote-root", action="store_true", help="preload gcsfs")
     args = parser.parse_args(argv)
     from .processes import become_subreaper, die_with_parent
 
     die_with_parent(signal.SIGTERM)
     become_subreaper()
-    server = _Server(args.sweep)
+    server = _Server()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the launcher died (parent-death signal) or stops us: end like a closed stdin, killing every task first
     signal.signal(signal.SIGTERM, lambda signum, frame: os.close(0))
-    _preload(Path(args.project_dir), remote_root=bool(args.sweep and "://" in args.sweep))
+    _preload(Path(args.project_dir), remote_root=args.remote_root)
     try:
         server.serve()
     except OSError:  # stdin closed by the SIGTERM handler
