@@ -25,8 +25,11 @@ Protocol, one JSON object per line: the launcher writes ``{"key", "argv", "env",
 stdin; the zygote answers ``{"key", "pid"}`` (or ``{"key", "error"}``) once forked and ``{"pid", "status"}`` when
 the task has exited (``status`` as :attr:`subprocess.Popen.returncode`: negative for a signal). When its stdin
 closes — the run ended, or the launcher died, SIGKILL included — the zygote kills every task's process tree,
-removes the temporary files of interrupted writes in the run folder (``{"sweep": folder}``) and exits. It also dies with the launcher
-(``PR_SET_PDEATHSIG``) and kills any orphan adopted from a finished task.
+removes the temporary files of interrupted writes in the run folder (sent as ``{"sweep": folder}``) and exits.
+It also dies with the launcher (``PR_SET_PDEATHSIG``) and kills any orphan adopted from a finished task.
+
+``VertexRunner`` starts the zygote as soon as Kedro builds it (:func:`prestart`), when ``conf/base/vertexai.yml``
+or ``--runner-params`` select the local backend, so preloading overlaps Kedro's own start-up in the launcher.
 
 Only tasks whose command is ``python -m kedro_vertex_runner.entrypoint …`` start warm; anything else, and every
 task where ``fork`` is unavailable or warm start is switched off, starts as a fresh process.
