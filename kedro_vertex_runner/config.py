@@ -558,6 +558,11 @@ class LocalConfig(_Model):
     max_workers: int | None = Field(
         None, gt=0, le=1024, description="Tasks run at once by the local backend (default: CPUs)."
     )
+    warm_start: bool | None = Field(
+        None,
+        description="Fork tasks from a process that has already imported the project (default: "
+        "`KEDRO_VERTEX_WARM_START`, else on where `fork` exists).",
+    )
 
 
 class RunConfig(_Model):

@@ -536,7 +536,7 @@ def _missing_data(exc: BaseException | None) -> str | None:
 PLAIN_LOGS_ENV = "KEDRO_VERTEX_PLAIN_LOGS"
 
 
-def _plain_logging(project_dir: Path) -> bool:
+def _plain_logging(project_dir: Path, reconfigure: bool = False) -> bool:
     """Use Kedro's plain logging configuration instead of its rich one when output goes to a file or a pipe.
 
     Kedro's default logging is rich: boxed, column-wrapped tracebacks and right-aligned source locations that
@@ -544,6 +544,9 @@ def _plain_logging(project_dir: Path) -> bool:
     costs start-up time. Only Kedro's *default* is replaced: ``KEDRO_LOGGING_CONFIG`` and a project's own
     ``conf/logging.yml`` are left alone. Must run before ``kedro.framework.project`` is imported (it configures
     logging on import). ``KEDRO_VERTEX_PLAIN_LOGS=1`` forces plain logs on a terminal, ``=0`` keeps rich ones.
+
+    ``reconfigure``: the caller configures Kedro's logging again afterwards (a task forked from the local
+    backend's warm-start process, which has imported Kedro already).
 
     Returns whether plain logging was chosen.
     """
@@ -559,7 +562,7 @@ def _plain_logging(project_dir: Path) -> bool:
         return False
     if any((project_dir / "conf").glob("logging.y*ml")):
         return False
-    if "kedro.framework.project" in sys.modules:  # pragma: no cover - too late (an embedding caller imported it)
+    if "kedro.framework.project" in sys.modules and not reconfigure:  # pragma: no cover - imported by a caller
         return False
     import importlib.util
 
@@ -710,5 +713,33 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+#: set by the local backend for a task it starts as a fresh process: the launcher's pid (see _watch_launcher)
+LAUNCHER_PID_ENV = "KEDRO_VERTEX_LAUNCHER_PID"
+
+
+def _watch_launcher() -> None:
+    """Stop this task and everything in its process group when the local backend that started it dies.
+
+    A launcher killed with SIGKILL cannot stop its tasks; the task notices that it has been re-parented and kills
+    its own process group. (Tasks forked by the warm-start process are watched by that process instead.)
+    """
+    try:
+        launcher = int(os.environ.pop(LAUNCHER_PID_ENV, "") or 0)
+    except ValueError:
+        return
+    if launcher <= 0 or not hasattr(os, "killpg") or os.getppid() != launcher:
+        return
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == launcher:
+            time.sleep(0.5)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="kedro-vertex-launcher-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
+    _watch_launcher()
     sys.exit(main())

@@ -24,7 +24,9 @@ as complete:
 
 * local directories: the value is streamed into a temporary file next to the target
   (``.<file>.<pid>.<random>.tmp``), flushed and fsync'ed, then ``os.replace``'d onto the final name — a rename
-  within one directory is atomic on POSIX. A kill leaves at most a stray ``*.tmp`` file, never a partial target;
+  within one directory is atomic on POSIX. A kill leaves at most a stray ``*.tmp`` file, never a partial target,
+  and the local backend removes those (:func:`sweep_temp_files`) when the run ends, even when its launcher was
+  killed;
 * object stores (``gs://`` through gcsfs, and other fsspec URLs): the value is pickled in memory first and sent
   as one object upload. A GCS object becomes visible only when its upload (simple, or the last chunk of a resumable
   one) is committed, so an interrupted upload leaves either no object or the previous complete one. A temporary
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
 
 SUFFIX = ".pkl"
 _SAFE = "-_."
+_TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")  # what PersistedDataset._save_local writes first
 
 
 def file_name(dataset_name: str) -> str:
@@ -214,6 +218,30 @@ class PersistedDataset(AbstractDataset[Any, Any]):
             return os.path.isfile(_local(self._path))
         fs, path = self._fs()
         return fs.exists(path)
+
+
+def sweep_temp_files(directory: str) -> list[str]:
+    """Remove the temporary files that writes interrupted by a kill left in ``directory`` (a local run folder).
+
+    Call it only when no task of the run can still be writing. URLs are left alone: object uploads leave nothing.
+    Returns the names removed.
+    """
+    if not _is_local(directory):
+        return []
+    folder = _local(directory)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if _TEMP.match(name):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                continue
+    return removed
 
 
 def _is_parameter(name: str) -> bool:
@@ -543,4 +571,5 @@ __all__ = [
     "file_name",
     "persist_undeclared",
     "run_dir",
+    "sweep_temp_files",
 ]

@@ -7,7 +7,8 @@ this machine) or ``vertex`` (Vertex AI Pipelines). Context and ``--params``/``--
 hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
 
 Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
-``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local).
+``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local), ``warm_start=true|false``
+(local).
 
 ``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
 ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 _BACKENDS = ("local", "vertex")
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
 _EXAMPLES = {"backend": "local", "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
-             "run_id": "local-20240101-120000-abc123"}
+             "run_id": "local-20240101-120000-abc123", "warm_start": "false"}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -60,6 +61,7 @@ class VertexRunner(AbstractRunner):
         max_workers: Any = _UNSET,
         cancel_on_interrupt: Any = _UNSET,
         run_id: Any = _UNSET,
+        warm_start: Any = _UNSET,
         **unknown: Any,
     ):
         """Args:
@@ -69,14 +71,16 @@ class VertexRunner(AbstractRunner):
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
         cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
         run_id: (local) the run id, e.g. an earlier run's to reuse its stored intermediates; default: a new one.
+        warm_start: (local) fork tasks from a process that has preloaded the project; default:
+            ``run_config.local.warm_start``, else ``KEDRO_VERTEX_WARM_START``, else on.
         """
         super().__init__(is_async=is_async)
         try:
             if unknown:
-                known = "backend, wait, max_workers, cancel_on_interrupt, run_id"
+                known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
             given = {"backend": backend, "wait": wait, "max_workers": max_workers,
-                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id}
+                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id, "warm_start": warm_start}
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
                     raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={_EXAMPLES[name]}")
@@ -89,6 +93,7 @@ class VertexRunner(AbstractRunner):
             self.backend = backend
             self.wait = None if wait is None else _as_bool("wait", wait)
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
+            self.warm_start = None if warm_start is _UNSET else _as_bool("warm_start", warm_start)
             if max_workers is not None:
                 try:
                     max_workers = int(str(max_workers).strip())  # not int(): that would cut 1.5 to 1
@@ -102,11 +107,28 @@ class VertexRunner(AbstractRunner):
             self.run_id = None if run_id is None else _run_id(run_id)
         except PluginError as exc:
             _exit(exc)
+        self._prestart_warm_tasks()
         if self.run_id is not None:
             from .resolvers import RUN_ID_ENV
 
             # Kedro builds the runner before the session: config loaded from here on resolves ${vertex:run_id} to it
             os.environ[RUN_ID_ENV] = self.run_id
+
+    def _prestart_warm_tasks(self) -> None:
+        """Start the local backend's warm-start process now, so that it preloads the project while Kedro loads the
+        pipelines and builds the session (see :mod:`.backends.warm`). Decided from ``conf/base/vertexai.yml`` as
+        written (the validated config is not loaded yet); if the job turns out to go elsewhere it is simply unused."""
+        from .backends import warm
+
+        project = _project_dir()
+        raw = _raw_run_config(project) if project else {}
+        backend = self.backend or raw.get("backend")
+        local = raw.get("local") if isinstance(raw.get("local"), dict) else {}
+        option = self.warm_start if self.warm_start is not None else local.get("warm_start")
+        if project is None or backend != "local" or not warm.enabled(option if isinstance(option, bool) else None):
+            return
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"}
+        warm.prestart(project, env, remote_root="://" in str(raw.get("root", "")))
 
     def run(
         self,
@@ -182,6 +204,7 @@ class VertexRunner(AbstractRunner):
                     run_id=run_id,
                     max_workers=self.max_workers or config.run_config.local.max_workers,
                     fail_fast=config.run_config.failure_policy == "fast",
+                    warm_start=self.warm_start if self.warm_start is not None else config.run_config.local.warm_start,
                 )
             except LocalRunFailed as exc:
                 close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
@@ -196,6 +219,29 @@ class VertexRunner(AbstractRunner):
 
             wait = True if self.wait is None else self.wait
             submit_to_vertex(spec, request, context, wait=wait, cancel_on_interrupt=self.cancel_on_interrupt)
+
+
+def _project_dir() -> Path | None:
+    try:
+        from kedro.utils import find_kedro_project
+
+        return find_kedro_project(Path.cwd())
+    except Exception:  # noqa: BLE001 - no project: nothing to prestart
+        return None
+
+
+def _raw_run_config(project: Path) -> dict[str, Any]:
+    """``run_config`` of ``conf/base/vertexai.yml`` as plain YAML (no resolvers), or {} when it cannot be read."""
+    import yaml
+
+    for name in ("vertexai.yml", "vertexai.yaml"):
+        try:
+            loaded = yaml.safe_load((project / "conf" / "base" / name).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        run_config = loaded.get("run_config") if isinstance(loaded, dict) else None
+        return run_config if isinstance(run_config, dict) else {}
+    return {}
 
 
 def _run_id(value: Any) -> str:

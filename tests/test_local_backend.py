@@ -619,3 +619,39 @@ def test_task_logs_are_never_written_through_a_link(run: Run, tmp_path: Path):
     with pytest.raises(PluginError, match="is a symbolic link: task logs are only written inside the run folder"):
         run(make_spec({"a": {"code": program()}}))
     assert not run.ran("a")
+
+
+def test_unreachable_storage_never_delays_a_timeout_and_is_reported_once(run: Run, monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    # a storage endpoint that accepts connections and never answers
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{hole.getsockname()[1]}")
+        spec = make_spec(
+            {
+                "quick": {"code": program("print('quick log line')")},
+                "also-quick": {"code": program()},
+                "slow": {"code": program("time.sleep(60)"), "args": ["--timeout", "1"]},
+            }
+        )
+        started = time.monotonic()
+        with pytest.raises(LocalRunFailed) as caught:
+            run(spec, root="gs://test-bucket/unreachable", run_id="hole-run", max_workers=3)
+        elapsed = time.monotonic() - started
+
+    slow = caught.value.result.tasks["slow"]
+    assert slow.reason == "timed out after 1 s"
+    # the upload of quick's log hangs, yet slow's timeout is enforced on time, and the run ends without retrying
+    assert slow.duration is not None and slow.duration < 1 + 3.0 + 2
+    assert elapsed < 40
+    warnings = [line for line in run.output.splitlines() if "Storage unreachable" in line]
+    assert len(warnings) == 1, run.output
+    assert "gs://test-bucket/unreachable/hole-run/logs/" in warnings[0]
+    assert "Traceback" not in run.output
+    kept = Path(warnings[0].rsplit(" kept in ", 1)[1].rstrip("/"))
+    assert "quick log line" in (kept / "quick.log").read_text()
+    import shutil
+
+    shutil.rmtree(kept)

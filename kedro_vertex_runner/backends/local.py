@@ -16,7 +16,15 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   always a deterministic bug, and waiting the production backoff (30 s and more) to see the same traceback again
   only slows the edit-run loop; ``--timeout=N`` in a task's args kills the task after N seconds;
 * each task runs in its own process group, so a timeout or Ctrl-C (or SIGTERM) also stops whatever the task
-  started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container.
+  started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container. That
+  includes descendants that left the group with ``setsid`` (see :mod:`.processes`), and holds when the launcher
+  itself is killed (SIGKILL included): task processes watch for it and stop; temporary files of writes a kill
+  interrupted are removed when the run ends;
+* tasks that run the task entrypoint start *warm* by default: forked from a process that has already imported
+  Kedro, the project and its libraries (see :mod:`.warm`), so a short task does not pay Kedro's start-up. Every
+  task is still its own fresh process with its own session, log, timeout and kill semantics.
+  ``warm_start=False`` (``run_config.local.warm_start``, ``KEDRO_VERTEX_WARM_START=0``) starts every task from
+  nothing instead, as does a platform without ``fork``.
 
 A task's nodes and timeout are read from its arguments through the task contract
 (:class:`~kedro_vertex_runner.task_contract.TaskContract`), and which node failed from the task's report file
@@ -26,13 +34,17 @@ a timeout) is named too. Nothing is read back from a task's log but the lines sh
 
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
-fsspec as each task ends.
+fsspec as each task ends, by a background thread: slow or unreachable storage never delays starting, watching or
+timing out tasks. When storage cannot be reached, one line says so (once), the remaining uploads are skipped and
+the logs are kept in the local folder it names.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -47,12 +59,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
 from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
 
+from .processes import Descendants
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+
+    from .warm import WarmProcess, Zygote
 
 PENDING = "PENDING"
 RUNNING = "RUNNING"
@@ -152,6 +169,7 @@ def run_spec(
     console: Console | None = None,
     max_backoff: float = MAX_LOCAL_BACKOFF,
     fail_fast: bool = False,
+    warm_start: bool | None = None,
 ) -> LocalRunResult:
     """Run every task of ``spec`` as a local process and wait for the run to end.
 
@@ -172,6 +190,8 @@ def run_spec(
         max_backoff: longest wait, in seconds, between attempts of a failing task.
         fail_fast: ``run_config.failure_policy: fast``: once a task has failed, start no further task (running
             ones finish; the exit handler still runs), as Vertex AI's PIPELINE_FAILURE_POLICY_FAIL_FAST does.
+        warm_start: fork entrypoint tasks from a process that has preloaded the project (see :mod:`.warm`);
+            default: on unless ``KEDRO_VERTEX_WARM_START`` is ``0``/``false``; always off without ``fork``.
 
     Returns:
         the run's :class:`LocalRunResult` when every task succeeded.
@@ -199,6 +219,7 @@ def run_spec(
 
     storage = _Storage(str(root), run_id, project)
     previous_sigterm = _NOT_INSTALLED
+    scheduler: _Scheduler | None = None
     try:
         tasks = _plan(
             spec,
@@ -215,9 +236,21 @@ def run_spec(
         display = _Display(console, tasks)
         previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
-        _Scheduler(tasks, project, storage, display, max_workers, max_backoff, fail_fast).run()
+        from . import warm
+
+        scheduler = _Scheduler(
+            tasks, project, storage, display, max_workers, max_backoff,
+            fail_fast=fail_fast, warm_start=warm.enabled(warm_start),
+        )
+        scheduler.run()
+        scheduler.close()
+        warning = storage.finish()
+        if warning:
+            display.warn(warning)
         return _report(result, storage, display)
     finally:
+        if scheduler is not None:
+            scheduler.close()
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
@@ -259,9 +292,11 @@ class _Task:
     backoff_max: float
     result: TaskResult
     # runtime state of the current attempt
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | WarmProcess | None = None
+    tree: Descendants = field(default_factory=lambda: Descendants())
     log_file: IO[bytes] | None = None
     started: float = 0.0
+    clock: float | None = None  # when the timeout started counting: once the task's process exists
     retry_at: float = 0.0
     timed_out: bool = False
     kill_at: float | None = None
@@ -562,6 +597,11 @@ class _Storage:
         # the tasks' reports (task_contract.TaskReport): private to this run, gone when it ends
         self._reports = tempfile.TemporaryDirectory(prefix="vertex-reports-")
         self._lock_fd: int | None = None
+        self._uploads: queue.Queue[str | None] | None = None
+        self._upload_thread: threading.Thread | None = None
+        self._upload_error: str | None = None
+        self._warned = False
+        self._keep_local = False
 
     def prepare(self) -> None:
         """Lock the run directory for this run (see the class docstring) and create the log folder.
@@ -643,25 +683,112 @@ class _Storage:
         return f"{self.logs_location}/{task}.log" if self.remote else str(self.local_log(task))
 
     def publish(self, task: str) -> str | None:
-        """Upload a finished task's log to a remote root; return a warning on failure (the run goes on)."""
-        if not self.remote or not self.local_log(task).exists():
-            return None
-        try:
-            from fsspec.core import url_to_fs
+        """Queue a finished task's log for upload to a remote root (never waits for storage).
 
-            fs, path = url_to_fs(self.location(task))
-            fs.put_file(str(self.local_log(task)), path)
-        except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
-            return f"could not upload the log of {task} to {self.location(task)}: {type(exc).__name__}: {exc}"
-        return None
+        Returns the one warning that storage could not be reached, the first time it is known (the run goes on).
+        """
+        if self.remote and self.local_log(task).exists():
+            self._uploader().put(task)
+        return self._new_warning()
+
+    def finish(self, timeout: float | None = None) -> str | None:
+        """Wait (at most ``timeout``, default :data:`LOG_UPLOAD_TIMEOUT` per log left) for the queued uploads."""
+        if self._uploads is not None:
+            self._uploads.put(None)
+            assert self._upload_thread is not None
+            self._upload_thread.join(LOG_UPLOAD_TIMEOUT * (self._uploads.qsize() + 1) if timeout is None else timeout)
+            if self._upload_thread.is_alive() and self._upload_error is None:
+                self._upload_error = f"no answer in {LOG_UPLOAD_TIMEOUT:g} s"
+        return self._new_warning()
+
+    def _uploader(self) -> queue.Queue[str | None]:
+        if self._uploads is None:
+            self._uploads = queue.Queue()
+            self._upload_thread = threading.Thread(target=self._upload_all, name="kedro-vertex-logs", daemon=True)
+            self._upload_thread.start()
+        return self._uploads
+
+    def _upload_all(self) -> None:
+        assert self._uploads is not None
+        fs: Any = None
+        quiet = _QuietStorageLogs()
+        try:
+            while (task := self._uploads.get()) is not None:
+                if self._upload_error is not None:
+                    continue  # unreachable: the warning has said so, the local copies stay
+                try:
+                    if fs is None:
+                        fs = self._filesystem()
+                    done = threading.Event()
+                    failure: list[BaseException] = []
+                    # a storage call cannot be cancelled: bound it by waiting for it in a helper thread
+                    worker = threading.Thread(target=self._put, args=(fs, task, done, failure), daemon=True)
+                    worker.start()
+                    if not done.wait(LOG_UPLOAD_TIMEOUT):
+                        raise TimeoutError(f"no answer in {LOG_UPLOAD_TIMEOUT:g} s")
+                    if failure:
+                        raise failure[0]
+                except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
+                    self._upload_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        finally:
+            quiet.remove()
+
+    def _filesystem(self) -> Any:
+        from fsspec.core import url_to_fs
+
+        options: dict[str, Any] = {"skip_instance_cache": True}
+        if self.root.startswith(("gs://", "gcs://")):
+            options["requests_timeout"] = LOG_UPLOAD_TIMEOUT  # gcsfs: no minute of retries per log
+        return url_to_fs(self.root, **options)[0]
+
+    def _put(self, fs: Any, task: str, done: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            fs.put_file(str(self.local_log(task)), fs._strip_protocol(self.location(task)))
+        except BaseException as exc:  # noqa: BLE001
+            failure.append(exc)
+        finally:
+            done.set()
+
+    def _new_warning(self) -> str | None:
+        if self._upload_error is None or self._warned:
+            return None
+        self._warned = True
+        self._keep_local = True
+        return (
+            f"Storage unreachable: could not upload task logs to {self.logs_location}/ ({self._upload_error}); "
+            f"the remaining uploads are skipped and every log is kept in {self.logs_dir}/"
+        )
 
     def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock; the file stays, with the last holder's details
             self._lock_fd = None
-        if self._tmp is not None:
+        if self._tmp is not None and not self._keep_local:
             self._tmp.cleanup()
         self._reports.cleanup()
+
+
+#: Seconds one log upload may take before storage is taken as unreachable.
+LOG_UPLOAD_TIMEOUT = 10.0
+
+
+class _QuietStorageLogs(logging.Filter):
+    """While logs upload, the storage libraries' own retry tracebacks stay out of the launcher's output: the
+    launcher reports an unreachable storage once, in one line."""
+
+    _LOGGERS = ("gcsfs", "fsspec", "google.auth", "urllib3")
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in self._LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+    def remove(self) -> None:
+        for name in self._LOGGERS:
+            logging.getLogger(name).removeFilter(self)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -678,6 +805,7 @@ class _Scheduler:
         max_workers: int,
         max_backoff: float,
         fail_fast: bool = False,
+        warm_start: bool = False,
     ):
         self.fail_fast = fail_fast
         self.tasks = tasks
@@ -687,6 +815,17 @@ class _Scheduler:
         self.max_workers = max_workers
         self.max_backoff = max_backoff
         self.running: list[_Task] = []
+        self.warm_start = warm_start
+        self._zygote: Zygote | None = None
+
+    def close(self) -> None:
+        """Stop the warm-start process (if any), then remove what interrupted writes left in the run folder."""
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+        from ..persistence import sweep_temp_files
+
+        sweep_temp_files(self.storage.run_dir)
 
     def run(self) -> None:
         try:
@@ -737,7 +876,7 @@ class _Scheduler:
         result.attempts += 1
         result.state = RUNNING
         result.log = self.storage.location(task.name)
-        task.timed_out, task.kill_at = False, None
+        task.timed_out, task.kill_at, task.clock = False, None, None
         task.started = time.monotonic()
         log = self.storage.open_log(task.name)  # closed when the attempt ends
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -747,10 +886,10 @@ class _Scheduler:
         task.log_file = log
         attempt = f" (attempt {result.attempts} of {task.max_retries + 1})" if result.attempts > 1 else ""
         try:
-            task.process = subprocess.Popen(
+            task.process = self._start_warm(task) or subprocess.Popen(
                 task.argv,
                 cwd=self.project_dir,
-                env=task.env,
+                env={**task.env, LAUNCHER_PID_ENV: str(os.getpid())},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -765,6 +904,25 @@ class _Scheduler:
         self.running.append(task)
         self.display.event(task, f"RUNNING{attempt}")
 
+    def _start_warm(self, task: _Task) -> WarmProcess | None:
+        """Fork ``task`` from the warm-start process if it runs the entrypoint; None: start it from nothing."""
+        from . import warm
+
+        args = warm.entrypoint_args(task.argv) if self.warm_start else None
+        if args is None:
+            return None
+        try:
+            if self._zygote is None:
+                self._zygote = warm.take(self.project_dir) or warm.Zygote(
+                    self.project_dir, task.env, self.storage.remote
+                )
+                self._zygote.sweep_on_exit(self.storage.run_dir)
+            return self._zygote.start(args, task.env, self.project_dir, self.storage.local_log(task.name))
+        except OSError as exc:
+            self.warm_start = False
+            self.display.warn(f"Warm start unavailable ({exc}): starting the remaining tasks as fresh processes")
+            return None
+
     # -- watching ---------------------------------------------------------------------------------------------
 
     def _reap(self, now: float) -> None:
@@ -772,7 +930,12 @@ class _Scheduler:
             assert task.process is not None
             code = task.process.poll()
             if code is None:
-                if task.timeout is not None and not task.timed_out and now - task.started >= task.timeout:
+                if task.process.pid is None:
+                    continue  # a warm task not forked yet (the warm-start process is still preloading)
+                if task.clock is None:
+                    task.clock = now
+                task.tree.track(task.process.pid)
+                if task.timeout is not None and not task.timed_out and now - task.clock >= task.timeout:
                     task.timed_out = True
                     task.kill_at = now + KILL_GRACE
                     _signal_group(task.process, signal.SIGTERM)
@@ -780,13 +943,18 @@ class _Scheduler:
                     _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
                     task.kill_at = None
                 continue
-            # whatever the task left running in its process group goes too, as with a container
+            # whatever the task left running in its process group goes too, as with a container, and so does
+            # whatever it started in a session of its own
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            task.tree.kill_left()
             self.running.remove(task)
-            if task.timed_out:
+            if task.timed_out or (code == TIMEOUT_EXIT_CODE and task.timeout is not None):
+                # the entrypoint's own watchdog may see the same --timeout expire first
                 reason = f"timed out after {_number(task.timeout)} s"
             elif code == 0:
                 reason = None
+            elif getattr(task.process, "error", None):
+                reason = str(task.process.error)  # type: ignore[union-attr]
             elif code < 0:
                 reason = f"killed by {_signal_name(-code)}"
             else:
@@ -842,6 +1010,7 @@ class _Scheduler:
             pass  # a second Ctrl-C: kill at once
         for task in running:
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
+            task.tree.kill_left()
             try:
                 task.process.wait(timeout=5)  # type: ignore[union-attr]
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -865,8 +1034,11 @@ class _Scheduler:
         )
 
 
-def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+def _signal_group(process: subprocess.Popen[bytes] | WarmProcess | None, sig: int) -> None:
     if process is None:
+        return
+    if not isinstance(process, subprocess.Popen):
+        process.signal_group(sig)
         return
     try:
         if _POSIX:

@@ -1,0 +1,225 @@
+"""Warm start on the local backend: tasks forked from a process that preloaded the project stay isolated.
+
+Each test runs the real ``kedro run --runner=VertexRunner`` on a copy of the example project with small probe
+pipelines added; the probes write what they saw (module globals, environment, matplotlib's rcParams, process ids)
+to files, and the tests read those files and the command's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import _clean_example, kedro_cmd, subprocess_env
+from test_e2e_local import _processes_in, kedro_run, output_of, set_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="warm start forks")]
+
+PROBES = '''
+"""Probe nodes: what a task sees of the tasks before it, and faults."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kedro.pipeline import Node, Pipeline
+
+try:
+    import matplotlib
+
+    def _style():
+        return matplotlib.rcParams["lines.linewidth"]
+
+    def _set_style():
+        matplotlib.rcParams["lines.linewidth"] = 9.0
+except ImportError:  # another library-global: the decimal context
+    import decimal
+
+    def _style():
+        return decimal.getcontext().prec
+
+    def _set_style():
+        decimal.getcontext().prec = 3
+
+STATE = {"touched_by": None}
+
+
+def _parent() -> str:
+    return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\\0", b" ").decode()
+
+
+def observe(name):
+    seen = {"global": STATE["touched_by"], "env": os.environ.get("PROBE_LEAK"), "style": _style(),
+            "parent": _parent(), "pid": os.getpid()}
+    STATE["touched_by"] = name
+    os.environ["PROBE_LEAK"] = name
+    _set_style()
+    Path(f"data/state_{name}.json").write_text(json.dumps(seen))
+    return name
+
+
+def spawn_daemon():
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    Path("data/daemon.pid").write_text(str(daemon.pid))
+    return "spawned"
+
+
+def hang():
+    time.sleep(120)
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def spawn_and_wait():
+    same_group = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    own_session = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    Path("data/spawner.pids").write_text(f"{os.getpid()} {same_group.pid} {own_session.pid}")
+    time.sleep(120)
+
+
+class SlowToPickle:
+    def __reduce__(self):
+        Path("data/writer.pids").write_text(str(os.getpid()))
+        time.sleep(120)
+        return (SlowToPickle, ())
+
+
+def write_slowly():
+    return SlowToPickle()
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([Node(observe, f"params:probe_{n}", f"seen_{n}", name=f"observe_{n}") for n in "abc"]
+                    + [Node(spawn_daemon, None, "daemon_spawned", name="spawn_daemon")])
+
+
+def faults():
+    return Pipeline([Node(hang, None, "hung", name="hang"), Node(die, None, "died", name="die")])
+
+
+def orphans():
+    return Pipeline([Node(spawn_and_wait, None, "waited", name="spawn_and_wait"),
+                     Node(write_slowly, None, "slow_value", name="write_slowly")])
+'''
+
+
+@pytest.fixture(scope="module")
+def probe_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = _clean_example(tmp_path_factory.mktemp("warm"))
+    pipelines = project / "src" / "demo_project" / "pipelines"
+    (pipelines / "probes").mkdir()
+    (pipelines / "probes" / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (pipelines / "probes" / "pipeline.py").write_text(PROBES)
+    for name in ("faults", "orphans"):  # one package per registered pipeline, as find_pipelines() expects
+        (pipelines / f"probe_{name}").mkdir()
+        (pipelines / f"probe_{name}" / "__init__.py").write_text(
+            f"from demo_project.pipelines.probes.pipeline import {name} as create_pipeline\n"
+        )
+    (project / "conf" / "base" / "parameters_probes.yml").write_text("probe_a: a\nprobe_b: b\nprobe_c: c\n")
+    set_config(project, **{"  resources:\n": "  resources:\n    hang: {timeout: 3}\n"})
+    return project
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _all_dead(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "fresh"])
+def test_nothing_a_task_does_reaches_the_next_task(probe_project: Path, warm: bool):
+    for old in probe_project.glob("data/state_*.json"):
+        old.unlink()
+    env = {} if warm else {"KEDRO_VERTEX_WARM_START": "0"}
+    # one task at a time: every task starts after the others have mutated their globals
+    result = kedro_run(probe_project, "--pipeline", "probes", "--runner-params", "max_workers=1", **env)
+    output = output_of(result)
+    assert result.returncode == 0, output[-4000:]
+    assert "finished: 4 tasks succeeded" in result.stdout, output[-4000:]
+
+    seen = {name: json.loads((probe_project / f"data/state_{name}.json").read_text()) for name in "abc"}
+    styles = {record["style"] for record in seen.values()}
+    assert len(styles) == 1 and styles != {9.0} and styles != {3}, seen
+    for name, record in seen.items():
+        assert record["global"] is None, f"task {name} saw the module global set by {record['global']}"
+        assert record["env"] is None, f"task {name} saw PROBE_LEAK={record['env']}"
+    assert len({record["pid"] for record in seen.values()}) == 3
+    parents = {record["parent"] for record in seen.values()}
+    if warm:  # forked by the warm-start process, not started by `kedro run`
+        assert all("kedro_vertex_runner.backends.warm" in parent for parent in parents), parents
+    else:
+        assert all("kedro_vertex_runner.backends.warm" not in parent and "kedro" in parent for parent in parents)
+    # a child the task started in a session of its own did not outlive the task
+    assert _all_dead([int((probe_project / "data/daemon.pid").read_text())])
+
+
+def test_a_task_timed_out_or_killed_on_the_warm_path_is_reported(probe_project: Path):
+    result = kedro_run(probe_project, "--pipeline", "probe_faults")
+    output = output_of(result)
+
+    assert result.returncode != 0, output[-4000:]
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] hang: FAILED \(timed out after 3 s\)$", result.stdout, re.M), output
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] die: FAILED \(killed by SIGKILL\)$", result.stdout, re.M), output
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: run ") and "(and 1 more failed task(s))" in error, error
+    assert "0 succeeded, 2 failed, 0 skipped" in error
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_a_killed_launcher_leaves_no_task_process_and_no_temporary_file(probe_project: Path):
+    for old in ("spawner.pids", "writer.pids"):
+        (probe_project / "data" / old).unlink(missing_ok=True)
+    launcher = subprocess.Popen(
+        kedro_cmd("run", "--runner=VertexRunner", "--pipeline", "probe_orphans"),
+        cwd=probe_project,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_files = [probe_project / "data" / name for name in ("spawner.pids", "writer.pids")]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(path.exists() and path.read_text() for path in pid_files):
+            assert launcher.poll() is None, "the run ended before its tasks started"
+            assert time.monotonic() < deadline, "tasks did not start"
+            time.sleep(0.1)
+        time.sleep(0.3)  # the writer is inside its write, with the temporary file open
+        run_dirs = list((probe_project / "data" / "vertex_runs").glob("*/"))
+        assert any(run_dir.glob(".*.tmp") for run_dir in run_dirs), "the write under test did not start"
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+
+    pids = [int(pid) for path in pid_files for pid in path.read_text().split()]
+    assert len(pids) == 4
+    assert _all_dead(pids), [pid for pid in pids if _alive(pid)]
+    deadline = time.monotonic() + 10
+    while _processes_in(probe_project) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in(probe_project) == []  # the warm-start process is gone too
+    leftovers = [p.name for run_dir in run_dirs for p in run_dir.glob(".*.tmp")]
+    assert leftovers == []
