@@ -141,12 +141,32 @@ def _open_vertex_job(env: str | None, pipeline_name: str, params: dict[str, Any]
 @click.argument("region")
 @click.option("--force", is_flag=True, help="Overwrite an existing conf/base/vertexai.yml.")
 @click.option("--with-docker", is_flag=True, help="Also write a Dockerfile and .dockerignore for the task image.")
+@click.option(
+    "--with-github-actions",
+    is_flag=True,
+    help="Also write .github/workflows/vertexai.yml: build and push the image, run-once on branches, schedule on "
+    "the main branch.",
+)
+@click.option(
+    "--main-branch", default="main", show_default=True, help="With --with-github-actions: the branch that schedules."
+)
 @_user_errors
-def init(project_id: str, region: str, force: bool, with_docker: bool) -> None:
+def init(
+    project_id: str, region: str, force: bool, with_docker: bool, with_github_actions: bool, main_branch: str
+) -> None:
     """Write conf/base/vertexai.yml for PROJECT_ID and REGION (every key commented)."""
     from .scaffold import init_project
 
-    for path in init_project(Path.cwd(), project_id, region, force=force, with_docker=with_docker):
+    written = init_project(
+        Path.cwd(),
+        project_id,
+        region,
+        force=force,
+        with_docker=with_docker,
+        with_github_actions=with_github_actions,
+        main_branch=main_branch,
+    )
+    for path in written:
         click.echo(f"Wrote {path}")
 
 
