@@ -318,6 +318,12 @@ class RunConfig(_Model):
         "task per node, 'namespace' one task per top-level namespace, 'tags' nodes tagged `group.<name>`.",
     )
     on_exit_pipeline: str | None = Field(None, description="Kedro pipeline run after the job, whatever its outcome.")
+    code: Literal["image", "upload"] = Field(
+        "image",
+        description="Where tasks get the project's code and conf/: 'image' (built into `image`) or 'upload' "
+        "(packaged at submit to `<root>/code/<sha256>/`, unpacked by every task; the image needs only the "
+        "dependencies).",
+    )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every task.")
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")

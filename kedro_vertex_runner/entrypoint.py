@@ -23,6 +23,9 @@ subprocess with the project directory as working directory. Arguments::
     --host-alias IP H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
     --project-dir DIR          the Kedro project (default: the working directory)
+    --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
+                               unpack it into a scratch directory and run the project from there (see
+                               kedro_vertex_runner.code_upload)
 
 Exit status: 0 on success; 1 when a node fails, with ``Error: node '<name>' failed: <Type>: <message>`` as the last
 line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input.
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host-alias", action="append", nargs=2, metavar=("IP", "HOSTS"), default=[])
     parser.add_argument("--exit-handler", action="store_true")
     parser.add_argument("--project-dir", default=None)
+    parser.add_argument("--code-uri", default=None, metavar="URI")
     return parser
 
 
@@ -435,7 +439,8 @@ def run_task(args: argparse.Namespace) -> int:
         raise PluginError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
     pipeline_names = args.pipelines or ["__default__"]
     project_dir = Path(args.project_dir or os.getcwd()).expanduser().resolve()
-    if not (project_dir / "pyproject.toml").is_file():
+    code_uri = getattr(args, "code_uri", None)
+    if not code_uri and not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
     params = runtime_params(args.param)
     install_host_aliases(args.host_alias)
@@ -445,6 +450,10 @@ def run_task(args: argparse.Namespace) -> int:
         from .persistence import run_dir
 
         run_dir(root, run_id)  # validates the run id as a path segment before any node runs
+    if code_uri:
+        from .code_upload import unpack
+
+        project_dir = unpack(code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
     resolvers.set_run_context(run_id, args.job_name)
     resolvers.register_resolvers()
     os.chdir(project_dir)  # catalog paths are relative to the project directory
@@ -482,18 +491,32 @@ def run_task(args: argparse.Namespace) -> int:
         _flush()
         print(f"Error: {exc}", file=sys.stderr)
         return TIMEOUT_EXIT_CODE
-    except PluginError:
+    except PluginError as exc:
+        _raise_missing_module(exc, code_uri)
         raise
     except Exception as exc:
         cause = _plugin_cause(exc)
         if cause is not None:
             raise cause from None
+        _raise_missing_module(exc, code_uri, hooks.failed_node or hooks.current_node)
         _report_failure(exc, hooks.failed_node or hooks.current_node)
         return 1
     finally:
         if watchdog:
             watchdog.stop()
     return 0
+
+
+def _raise_missing_module(exc: BaseException, code_uri: str | None, node: str | None = None) -> None:
+    """With code upload, a module the uploaded code imports but the image lacks is one line naming it."""
+    if not code_uri:
+        return
+    from .code_upload import missing_module, missing_module_message
+
+    module = missing_module(exc)
+    if module:
+        message = missing_module_message(module)
+        raise PluginError(f"node {node!r} failed: {message}" if node else message) from None
 
 
 #: set to 1 to keep plain task logs on a terminal too, 0 to keep Kedro's rich logging when output is not a terminal

@@ -124,6 +124,9 @@ def build_request(
     if config.run_config.on_exit_pipeline:
         on_exit = get_pipeline(config.run_config.on_exit_pipeline)
     commit, branch = git_info(Path(context.project_path))
+    code_uri = None
+    if config.run_config.code == "upload":
+        code_uri = upload_code(Path(context.project_path), config)
     return CompileRequest(
         pipeline=pipeline,
         config=config,
@@ -138,7 +141,31 @@ def build_request(
         mlflow=mlflow_enabled(context, config),
         registered=registered,
         declared=_declared_datasets(context, pipeline, config, catalog),
+        code_uri=code_uri,
     )
+
+
+def upload_code(project_path: Path, config: PluginConfig) -> str:
+    """Code upload: package the project's code and conf/, store it under the root; returns its URI."""
+    from kedro.framework.project import PACKAGE_NAME
+
+    from .code_upload import prepare
+    from .scaffold import _kedro_package_name
+
+    package = PACKAGE_NAME or _kedro_package_name(project_path)
+    source_dir = _source_dir(project_path)
+    return prepare(project_path, package, source_dir, config.run_config.root, config.run_config.backend)
+
+
+def _source_dir(project_path: Path) -> str:
+    """``[tool.kedro] source_dir`` of the project (default ``src``), as Kedro reads it."""
+    from kedro.framework.startup import _get_project_metadata
+
+    try:
+        metadata = _get_project_metadata(project_path)
+    except Exception:  # not readable here: Kedro's default layout
+        return "src"
+    return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
 
 
 def _declared_datasets(

@@ -7,7 +7,8 @@ this machine) or ``vertex`` (Vertex AI Pipelines). Context and ``--params``/``--
 hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
 
 Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
-``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local).
+``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local), ``code=image|upload``
+(overrides ``run_config.code``).
 
 ``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
 ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 _BACKENDS = ("local", "vertex")
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
 _EXAMPLES = {"backend": "local", "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
-             "run_id": "local-20240101-120000-abc123"}
+             "run_id": "local-20240101-120000-abc123", "code": "upload"}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -60,6 +61,7 @@ class VertexRunner(AbstractRunner):
         max_workers: Any = _UNSET,
         cancel_on_interrupt: Any = _UNSET,
         run_id: Any = _UNSET,
+        code: Any = _UNSET,
         **unknown: Any,
     ):
         """Args:
@@ -69,14 +71,15 @@ class VertexRunner(AbstractRunner):
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
         cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
         run_id: (local) the run id, e.g. an earlier run's to reuse its stored intermediates; default: a new one.
+        code: ``image`` or ``upload``; overrides ``run_config.code`` (upload: ship the code with the job).
         """
         super().__init__(is_async=is_async)
         try:
             if unknown:
-                known = "backend, wait, max_workers, cancel_on_interrupt, run_id"
+                known = "backend, wait, max_workers, cancel_on_interrupt, run_id, code"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!r}; VertexRunner takes {known}")
             given = {"backend": backend, "wait": wait, "max_workers": max_workers,
-                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id}
+                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id, "code": code}
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
                     raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={_EXAMPLES[name]}")
@@ -87,6 +90,9 @@ class VertexRunner(AbstractRunner):
             if backend is not None and backend not in _BACKENDS:
                 raise PluginError(f"--runner-params backend={backend!r}: expected 'local' or 'vertex'")
             self.backend = backend
+            self.code = None if code is _UNSET else str(code).strip()
+            if self.code is not None and self.code not in ("image", "upload"):
+                raise PluginError(f"--runner-params code={code!r}: expected 'image' or 'upload'")
             self.wait = None if wait is None else _as_bool("wait", wait)
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
             if max_workers is not None:
@@ -154,6 +160,8 @@ class VertexRunner(AbstractRunner):
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
         config = config.with_backend(backend)
+        if self.code is not None:
+            config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
         if self.run_id is not None and backend != "local":
             raise PluginError(
                 f"--runner-params run_id={self.run_id}: only the local backend takes a run id (on Vertex AI it is "

@@ -37,6 +37,7 @@ class CompileRequest:
         declared: the pipeline's datasets declared in the catalog (explicitly or by a factory pattern), when known.
             A task whose undeclared outputs other tasks read is never cached: a cached task does not run, so it
             would not store them under the new job's run id.
+        code_uri: with code upload, the URI of the project's uploaded code; every task unpacks and runs it.
     """
 
     pipeline: Pipeline
@@ -52,6 +53,7 @@ class CompileRequest:
     mlflow: bool = False
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
+    code_uri: str | None = None
 
 
 def compile_spec(request: CompileRequest) -> dict[str, Any]:

@@ -528,6 +528,8 @@ class _CommonArgs:
             "--root",
             normalise_root(run_config.root),
         ]
+        if request.code_uri:  # one `--opt=value` item: a URI can never be read as another option
+            self.job.append(f"--code-uri={request.code_uri}")
         for p in params:
             self.job += ["--param", p.key, p.type, p.placeholder()]
         self.hosts: list[str] = []
