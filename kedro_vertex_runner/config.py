@@ -318,6 +318,16 @@ class RunConfig(_Model):
         "task per node, 'namespace' one task per top-level namespace, 'tags' nodes tagged `group.<name>`.",
     )
     on_exit_pipeline: str | None = Field(None, description="Kedro pipeline run after the job, whatever its outcome.")
+    pipeline_registry: str | None = Field(
+        None,
+        description="Kubeflow Pipelines repository in Artifact Registry for `kedro vertexai upload-pipeline`, "
+        "'https://<region>-kfp.pkg.dev/<project>/<repo>'.",
+    )
+    template_uri: str | None = Field(
+        None,
+        description="Run and schedule this registry template (a URI, or a tag of this pipeline's package in "
+        "`pipeline_registry`) instead of compiling; `--template-uri` overrides it.",
+    )
     code: Literal["image", "upload"] = Field(
         "image",
         description="Where tasks get the project's code and conf/: 'image' (built into `image`) or 'upload' "
