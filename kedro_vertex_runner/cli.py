@@ -259,7 +259,8 @@ def run_once(
             submit(job.spec(), job.config, pipeline_name=pipeline_name, wait=wait,
                    cancel_on_interrupt=cancel_on_interrupt, params=params, template_uri=job.template_uri)
         else:
-            submit_to_vertex(job.spec(), job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
+            spec = job.spec()
+            submit_to_vertex(spec, job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
     finally:
         job.close()
 

@@ -204,7 +204,8 @@ def requirements(project_dir: Path) -> list[str]:
     pyproject = project_dir / "pyproject.toml"
     if pyproject.is_file():
         try:
-            found += list(tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("dependencies", []))
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+            found += list(table.get("dependencies", []))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             pass
     listed = project_dir / "requirements.txt"

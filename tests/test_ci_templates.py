@@ -134,7 +134,7 @@ def test_main_branch_is_configurable_and_checked(project):
     jobs = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]
     assert jobs["schedule"]["if"] == "github.ref_name == 'release/v2'"
     with pytest.raises(PluginError, match=r"^--main-branch \"it's\": expected a git branch name"):
-        init_project(project, "my-gcp-project", "europe-west4", with_github_actions=True, main_branch="it's", force=True)
+        init_project(project, "my-gcp-project", "europe-west4", with_github_actions=True, main_branch="it's")
 
 
 def test_init_refuses_to_overwrite_a_workflow_without_force(project):

@@ -49,7 +49,7 @@ def test_upload_then_fetch_by_tag_and_by_version(registry, monkeypatch):
 
 
 def test_bad_registry_settings_are_one_line(monkeypatch):
-    with pytest.raises(PluginError, match=r"^run_config.pipeline_registry is not set: set it to .*https://europe-west1"):
+    with pytest.raises(PluginError, match=r"^run_config.pipeline_registry is not set: set it to .*https://europe-"):
         template_uri("prod", _config(None), "demo-project")
     with pytest.raises(PluginError, match=r"^--tag 'no tags!': expected letters"):
         template_uri("no tags!", _config("https://europe-west1-kfp.pkg.dev/p/r"), "demo-project")
