@@ -22,11 +22,13 @@ is imported in the task only when ``--code-uri`` is given, and imports neither k
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import io
 import os
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -319,6 +321,8 @@ def unpack(uri: str, workdir: Path, scratch: Path | None = None) -> Path:
     if hashlib.sha256(data).hexdigest() != digest:
         raise PluginError(f"--code-uri={uri}: the archive's sha256 does not match its name: submit the job again")
     target = Path(tempfile.mkdtemp(prefix=f"kedro-code-{digest[:12]}-", dir=scratch))
+    # removed when the task ends; links inside are unlinked, never followed
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
             name = Path(member.name)

@@ -163,9 +163,9 @@ def _source_dir(project_path: Path) -> str:
 
     try:
         metadata = _get_project_metadata(project_path)
-    except Exception:  # not readable here: Kedro's default layout
+        return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
+    except Exception:  # not readable here, or outside the project: Kedro's default layout
         return "src"
-    return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
 
 
 def _declared_datasets(
