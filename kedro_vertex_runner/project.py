@@ -150,9 +150,8 @@ def upload_code(project_path: Path, config: PluginConfig) -> str:
     from kedro.framework.project import PACKAGE_NAME
 
     from .code_upload import prepare
-    from .scaffold import _kedro_package_name
 
-    package = PACKAGE_NAME or _kedro_package_name(project_path)
+    package = PACKAGE_NAME or project_path.name
     source_dir = _source_dir(project_path)
     return prepare(project_path, package, source_dir, config.run_config.root, config.run_config.backend)
 
