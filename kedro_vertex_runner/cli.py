@@ -1,4 +1,4 @@
-"""``kedro vertexai …`` commands: init, compile, run-once, schedule, list-pipelines, logs, ui.
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -54,6 +54,13 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+template_option = click.option(
+    "--template-uri",
+    "template",
+    default=None,
+    help="Run this pipeline template from Artifact Registry instead of compiling: a URI, or a tag of this "
+    "pipeline in run_config.pipeline_registry (default: run_config.template_uri).",
+)
 env_option = click.option("-e", "--env", default=None, help="Kedro configuration environment (default: local).")
 pipeline_option = click.option(
     "-p", "--pipeline", "pipeline_name", default="__default__", show_default=True, help="Registered pipeline."
@@ -106,10 +113,29 @@ class _Job:
         self.params = params
         self.backend = backend  # where the spec will run, if known: the MLflow tracking URI must suit it
         self.request: Any = None
+        self.template_uri: str | None = None  # run this registry template instead of compiling
+
+    def use_template(self, value: str | None) -> None:
+        """Run the registry template ``value`` (``--template-uri``, else ``run_config.template_uri``) if any."""
+        value = value or self.config.run_config.template_uri
+        if value:
+            from kedro.framework.project import PACKAGE_NAME
+
+            from .compiler.spec import _pipeline_name
+            from .template_registry import template_uri
+
+            package = _pipeline_name(PACKAGE_NAME or Path.cwd().name, (self.pipeline_name,))
+            self.template_uri = template_uri(value, self.config, package)
 
     def spec(self) -> dict[str, Any]:
         from .compiler import compile_spec
         from .project import build_request, check_mlflow_backend
+
+        if self.template_uri:
+            from .template_registry import fetch_template
+
+            click.echo(f"Using the pipeline template {self.template_uri}", err=True)
+            return fetch_template(self.template_uri, self.config)
 
         self.request = request = build_request(
             self.context,
@@ -141,12 +167,32 @@ def _open_vertex_job(env: str | None, pipeline_name: str, params: dict[str, Any]
 @click.argument("region")
 @click.option("--force", is_flag=True, help="Overwrite an existing conf/base/vertexai.yml.")
 @click.option("--with-docker", is_flag=True, help="Also write a Dockerfile and .dockerignore for the task image.")
+@click.option(
+    "--with-github-actions",
+    is_flag=True,
+    help="Also write .github/workflows/vertexai.yml: build and push the image, run-once on branches, schedule on "
+    "the main branch.",
+)
+@click.option(
+    "--main-branch", default="main", show_default=True, help="With --with-github-actions: the branch that schedules."
+)
 @_user_errors
-def init(project_id: str, region: str, force: bool, with_docker: bool) -> None:
+def init(
+    project_id: str, region: str, force: bool, with_docker: bool, with_github_actions: bool, main_branch: str
+) -> None:
     """Write conf/base/vertexai.yml for PROJECT_ID and REGION (every key commented)."""
     from .scaffold import init_project
 
-    for path in init_project(Path.cwd(), project_id, region, force=force, with_docker=with_docker):
+    written = init_project(
+        Path.cwd(),
+        project_id,
+        region,
+        force=force,
+        with_docker=with_docker,
+        with_github_actions=with_github_actions,
+        main_branch=main_branch,
+    )
+    for path in written:
         click.echo(f"Wrote {path}")
 
 
@@ -228,6 +274,7 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
 @click.option(
     "--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking."
 )
+@template_option
 @click.pass_context
 @_user_errors
 def run_once(
@@ -237,6 +284,7 @@ def run_once(
     params: dict[str, Any],
     wait: bool,
     cancel_on_interrupt: bool,
+    template: str | None,
 ) -> None:
     """Compile a pipeline and submit it to Vertex AI Pipelines as one run.
 
@@ -246,7 +294,15 @@ def run_once(
 
     job = _open_vertex_job(_env(ctx, env), pipeline_name, params)
     try:
-        submit_to_vertex(job.spec(), job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
+        job.use_template(template)
+        if job.template_uri:
+            from .backends.vertex import submit
+
+            submit(job.spec(), job.config, pipeline_name=pipeline_name, wait=wait,
+                   cancel_on_interrupt=cancel_on_interrupt, params=params, template_uri=job.template_uri)
+        else:
+            spec = job.spec()
+            submit_to_vertex(spec, job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
     finally:
         job.close()
 
@@ -258,6 +314,7 @@ def run_once(
 @click.option("--cron", default=None, help="Five-field cron expression, e.g. '0 6 * * *'.")
 @click.option("--timezone", default=None, help="IANA time zone of --cron, e.g. Europe/Warsaw.")
 @click.option("--schedule", "schedule_name", default=None, help="Use the named entry of run_config.schedules.")
+@template_option
 @click.pass_context
 @_user_errors
 def schedule(
@@ -268,6 +325,7 @@ def schedule(
     cron: str | None,
     timezone: str | None,
     schedule_name: str | None,
+    template: str | None,
 ) -> None:
     """Create a recurring schedule; replaces earlier schedules with the same display name.
 
@@ -277,6 +335,11 @@ def schedule(
     """
     from .backends.vertex import schedule_from_cli
 
+    def open_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
+        job = _open_vertex_job(env, pipeline_name, params)
+        job.use_template(template)
+        return job
+
     schedule_from_cli(
         _env(ctx, env),
         pipeline_name,
@@ -284,9 +347,34 @@ def schedule(
         cron=cron,
         timezone=timezone,
         schedule_name=schedule_name,
-        open_job=_open_vertex_job,
+        open_job=open_job,
         pipeline_given=ctx.get_parameter_source("pipeline_name") is click.core.ParameterSource.COMMANDLINE,
     )
+
+
+@vertexai.command(name="upload-pipeline")
+@env_option
+@pipeline_option
+@params_option
+@click.option("--tag", "tags", multiple=True, help="Tag the uploaded version (repeatable), e.g. --tag prod.")
+@click.pass_context
+@_user_errors
+def upload_pipeline(
+    ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], tags: tuple[str, ...]
+) -> None:
+    """Compile a pipeline and upload it as a template to run_config.pipeline_registry (Artifact Registry)."""
+    from .template_registry import registry_url, upload_template
+
+    job = _open_vertex_job(_env(ctx, env), pipeline_name, params)
+    try:
+        registry_url(job.config)  # before compiling: a missing setting is the first thing to hear about
+        spec = job.spec()
+    finally:
+        job.close()
+    package, version, uri = upload_template(spec, job.config, list(tags))
+    shown = f" (tags: {', '.join(tags)})" if tags else ""
+    click.echo(f"Uploaded pipeline template {package} version {version}{shown}")
+    click.echo(f"Template URI: {uri}")
 
 
 @vertexai.command(name="list-pipelines")

@@ -621,6 +621,22 @@ class RunConfig(_Model):
         default_factory=dict,
         description="Extra environment variables for every task (valid names; never secrets: they are refused).",
     )
+    pipeline_registry: str | None = Field(
+        None,
+        description="Kubeflow Pipelines repository in Artifact Registry for `kedro vertexai upload-pipeline`, "
+        "'https://<region>-kfp.pkg.dev/<project>/<repo>'.",
+    )
+    template_uri: str | None = Field(
+        None,
+        description="Run and schedule this registry template (a URI, or a tag of this pipeline's package in "
+        "`pipeline_registry`) instead of compiling; `--template-uri` overrides it.",
+    )
+    code: Literal["image", "upload"] = Field(
+        "image",
+        description="Where tasks get the project's code and conf/: 'image' (built into `image`) or 'upload' "
+        "(packaged at submit to `<root>/code/<sha256>/`, unpacked by every task; the image needs only the "
+        "dependencies).",
+    )
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")
     local: LocalConfig = Field(default_factory=LocalConfig, description="Local backend settings.")
@@ -1026,6 +1042,8 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
         ConfigError: one line naming the file and key path, or saying to run ``kedro vertexai init``.
     """
     from kedro.config import MissingConfigException
+
+    from . import resolvers  # noqa: F401 - ${vertex:…} values (e.g. the image init writes) resolve in any caller
 
     register_config_pattern(config_loader)
     source = Path(conf_source or getattr(config_loader, "conf_source", None) or "conf")

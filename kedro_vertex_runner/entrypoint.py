@@ -25,6 +25,9 @@ intact::
     --host-alias=IP=H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
     --project-dir=DIR          the Kedro project (default: the working directory)
+    --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
+                               unpack it into a scratch directory and run the project from there (see
+                               kedro_vertex_runner.code_upload)
 
 A run id or job name that is still a placeholder (``{{$.pipeline_job_uuid}}``: the backend did not substitute it)
 is refused, since every job would then share one folder.
@@ -448,7 +451,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     nodes = list(task.nodes)
     pipeline_names = list(task.pipelines) or ["__default__"]
     project_dir = Path(task.project_dir or os.getcwd()).expanduser().resolve()
-    if not (project_dir / "pyproject.toml").is_file():
+    code_uri = task.code_uri
+    if not code_uri and not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
     params = task.runtime_params()
     install_host_aliases(task.host_aliases)
@@ -458,6 +462,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         from .persistence import run_dir
 
         run_dir(root, run_id)  # validates the run id as a path segment before any node runs
+    if code_uri:
+        from .code_upload import unpack
+
+        project_dir = unpack(code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
     resolvers.set_run_context(run_id, task.job_name)
     resolvers.register_resolvers()
     os.chdir(project_dir)  # catalog paths are relative to the project directory
@@ -503,7 +511,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         TaskReport(FAILED, watchdog.describe(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
         print(f"Error: {exc}", file=sys.stderr)
         return TIMEOUT_EXIT_CODE
-    except PluginError:
+    except PluginError as exc:
+        _raise_missing_module(exc, code_uri)
         raise
     except Exception as exc:
         cause = _plugin_cause(exc)
@@ -511,6 +520,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
             raise cause from None
         node = hooks.failed_node or hooks.current_node
         TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
+        _raise_missing_module(exc, code_uri, node)
         _report_failure(exc, node)
         return 1
     finally:
@@ -530,6 +540,18 @@ def _missing_data(exc: BaseException | None) -> str | None:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
+
+
+def _raise_missing_module(exc: BaseException, code_uri: str | None, node: str | None = None) -> None:
+    """With code upload, a module the uploaded code imports but the image lacks is one line naming it."""
+    if not code_uri:
+        return
+    from .code_upload import missing_module, missing_module_message
+
+    module = missing_module(exc)
+    if module:
+        message = missing_module_message(module)
+        raise PluginError(f"node {node!r} failed: {message}" if node else message) from None
 
 
 #: set to 1 to keep plain task logs on a terminal too, 0 to keep Kedro's rich logging when output is not a terminal

@@ -137,6 +137,9 @@ def build_request(
             (node.name for node in on_exit.nodes),
         )
     commit, branch = git_info(Path(context.project_path))
+    code_uri = None
+    if config.run_config.code == "upload":
+        code_uri = upload_code(Path(context.project_path), config)
     return CompileRequest(
         pipeline=pipeline,
         config=config,
@@ -152,6 +155,7 @@ def build_request(
         registered=registered,
         **_catalog_facts(context, pipeline, config, catalog),
         durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
+        code_uri=code_uri,
     )
 
 
@@ -166,6 +170,28 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     if "://" not in root:
         root = str(project_path / Path(root).expanduser())
     return last_run_durations(root, pipeline_names)
+
+
+def upload_code(project_path: Path, config: PluginConfig) -> str:
+    """Code upload: package the project's code and conf/, store it under the root; returns its URI."""
+    from kedro.framework.project import PACKAGE_NAME
+
+    from .code_upload import prepare
+
+    package = PACKAGE_NAME or project_path.name
+    source_dir = _source_dir(project_path)
+    return prepare(project_path, package, source_dir, config.run_config.root, config.run_config.backend)
+
+
+def _source_dir(project_path: Path) -> str:
+    """``[tool.kedro] source_dir`` of the project (default ``src``), as Kedro reads it."""
+    from kedro.framework.startup import _get_project_metadata
+
+    try:
+        metadata = _get_project_metadata(project_path)
+        return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
+    except Exception:  # not readable here, or outside the project: Kedro's default layout
+        return "src"
 
 
 def _catalog_facts(

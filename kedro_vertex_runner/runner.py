@@ -8,7 +8,7 @@ hooks. User-facing problems are printed as one line and end the command with a n
 
 Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
 ``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local), ``warm_start=true|false``
-(local).
+(local), ``code=image|upload`` (overrides ``run_config.code``).
 
 ``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
 ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 _BACKENDS = ("local", "vertex")
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
 _EXAMPLES = {"backend": "local", "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
-             "run_id": "local-20240101-120000-abc123", "warm_start": "false"}
+             "run_id": "local-20240101-120000-abc123", "warm_start": "false",
+             "code": "upload"}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -62,6 +63,7 @@ class VertexRunner(AbstractRunner):
         cancel_on_interrupt: Any = _UNSET,
         run_id: Any = _UNSET,
         warm_start: Any = _UNSET,
+        code: Any = _UNSET,
         **unknown: Any,
     ):
         """Args:
@@ -73,14 +75,16 @@ class VertexRunner(AbstractRunner):
         run_id: (local) the run id, e.g. an earlier run's to reuse its stored intermediates; default: a new one.
         warm_start: (local) fork tasks from a process that has preloaded the project; default:
             ``run_config.local.warm_start``, else ``KEDRO_VERTEX_WARM_START``, else on.
+        code: ``image`` or ``upload``; overrides ``run_config.code`` (upload: ship the code with the job).
         """
         super().__init__(is_async=is_async)
         try:
             if unknown:
-                known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start"
+                known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
             given = {"backend": backend, "wait": wait, "max_workers": max_workers,
-                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id, "warm_start": warm_start}
+                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id, "warm_start": warm_start,
+                     "code": code}
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
                     raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={_EXAMPLES[name]}")
@@ -91,6 +95,9 @@ class VertexRunner(AbstractRunner):
             if backend is not None and backend not in _BACKENDS:
                 raise PluginError(f"--runner-params backend={backend!a}: expected 'local' or 'vertex'")
             self.backend = backend
+            self.code = None if code is _UNSET else str(code).strip()
+            if self.code is not None and self.code not in ("image", "upload"):
+                raise PluginError(f"--runner-params code={code!r}: expected 'image' or 'upload'")
             self.wait = None if wait is None else _as_bool("wait", wait)
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
             self.warm_start = None if warm_start is _UNSET else _as_bool("warm_start", warm_start)
@@ -176,6 +183,8 @@ class VertexRunner(AbstractRunner):
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
         config = config.with_backend(backend)
+        if self.code is not None:
+            config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
         if self.run_id is not None and backend != "local":
             raise PluginError(
                 f"--runner-params run_id={self.run_id}: only the local backend takes a run id (on Vertex AI it is "

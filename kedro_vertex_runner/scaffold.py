@@ -1,4 +1,4 @@
-"""``kedro vertexai init``: write a starting ``conf/base/vertexai.yml`` (and optionally a Dockerfile) into a project.
+"""``kedro vertexai init``: write a starting ``conf/base/vertexai.yml`` (optionally a Dockerfile, a CI workflow).
 
 The files come from the package's templates (``conf_templates/`` in the source tree, shipped as
 ``kedro_vertex_runner.templates``) with ``{{ name }}`` placeholders filled in. The rendered config is validated
@@ -18,6 +18,8 @@ from .errors import PluginError
 TEMPLATES = "kedro_vertex_runner.templates"
 CONFIG_TEMPLATE = "vertexai.yml"
 DOCKER_TEMPLATES = ("Dockerfile", ".dockerignore")
+# GitHub Actions workflow: template name -> path in the project
+WORKFLOW_TEMPLATES = {"github-workflow-vertexai.yml": ".github/workflows/vertexai.yml"}
 _PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}")
 
 
@@ -27,6 +29,8 @@ def init_project(
     region: str,
     force: bool = False,
     with_docker: bool = False,
+    with_github_actions: bool = False,
+    main_branch: str = "main",
 ) -> list[Path]:
     """Write ``conf/base/vertexai.yml`` (and with ``with_docker`` a ``Dockerfile`` and ``.dockerignore``).
 
@@ -36,6 +40,8 @@ def init_project(
         region: Vertex AI region, e.g. ``europe-west1``.
         force: overwrite files that already exist.
         with_docker: also write the Dockerfile and .dockerignore at the project root.
+        with_github_actions: also write ``.github/workflows/vertexai.yml`` (build, push, run-once / schedule).
+        main_branch: the branch whose pushes schedule the pipeline; pushes to other branches run it once.
 
     Returns:
         The written files, in the order written.
@@ -54,10 +60,13 @@ def init_project(
     project_path = Path(project_path).resolve()
     package_name = _kedro_package_name(project_path)
     values = template_values(project_id, region, package_name)
+    values["main_branch"] = _branch_name(main_branch)
 
     targets = {project_path / "conf" / "base" / "vertexai.yml": CONFIG_TEMPLATE}
     if with_docker:
         targets.update({project_path / name: name for name in DOCKER_TEMPLATES})
+    if with_github_actions:
+        targets.update({project_path / path: name for name, path in WORKFLOW_TEMPLATES.items()})
     if not force:
         # the other spelling counts too: both files would be merged and their keys clash
         existing = [path for path in targets if path.exists()]
@@ -103,6 +112,7 @@ def template_values(project_id: str, region: str, package_name: str) -> dict[str
         "region": region,
         "project_name": package_name,
         "image_base": image_base,
+        "registry": f"{region}-docker.pkg.dev",
         "image": f"{image_base}:latest",
         "root": f"gs://{project_id.rpartition(':')[2]}-vertex-pipelines/{slug}",
         "experiment": slug,
@@ -114,6 +124,13 @@ def render(template_name: str, values: dict[str, str]) -> str:
     """The template's text with every ``{{ name }}`` replaced; an unknown placeholder is a bug in the template."""
     text = resources.files(TEMPLATES).joinpath(template_name).read_text(encoding="utf-8")
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+def _branch_name(name: str) -> str:
+    """A git branch name safe to quote in the workflow's ``if:`` expressions; anything else is one-line error."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", name) or ".." in name or name.endswith((".lock", "/")):
+        raise PluginError(f"--main-branch {name!r}: expected a git branch name such as main or master")
+    return name
 
 
 def _kedro_package_name(project_path: Path) -> str:

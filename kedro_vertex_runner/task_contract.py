@@ -195,6 +195,9 @@ class TaskContract:
     )
     exit_handler: bool = _option("--exit-handler", "flag", "this task belongs to the on-exit pipeline", None, False)
     project_dir: str | None = _option("--project-dir", "text", "the Kedro project (default: the working directory)")
+    code_uri: str | None = _option(
+        "--code-uri", "text", "code upload: run the project's code and conf/ unpacked from this archive URI", "URI"
+    )
 
     # -- rendering ------------------------------------------------------------------------------------------
 

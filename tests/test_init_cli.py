@@ -82,10 +82,10 @@ def test_init_with_docker_writes_dockerfile_and_dockerignore(project):
     written = init_project(project, "my-gcp-project", "europe-west4", with_docker=True)
     assert {p.name for p in written} == {"vertexai.yml", "Dockerfile", ".dockerignore"}
     dockerfile = (project / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r"^FROM python:3\.11-slim AS deps$", dockerfile, re.M)
     assert re.search(r"^ENV DO_NOT_TRACK=1", dockerfile, re.M)
     assert re.search(r"^WORKDIR /home/kedro/project$", dockerfile, re.M)
-    assert "kedro-vertex-runner" in dockerfile and re.search(r"^RUN pip install \.$", dockerfile, re.M)
+    assert "kedro-vertex-runner" in dockerfile and re.search(r"^RUN pip install .*--no-deps \.$", dockerfile, re.M)
     assert re.search(r'^CMD \["kedro", "run"\]$', dockerfile, re.M)  # exec form
     assert not re.search(r"^ENTRYPOINT", dockerfile, re.M)
     assert "{{" not in dockerfile

@@ -559,8 +559,10 @@ def build_pipeline_job(
     *,
     display_name: str,
     params: dict[str, Any] | None = None,
+    template_uri: str | None = None,
 ) -> dict[str, Any]:
-    """The ``PipelineJob`` body (v1 API field names) for ``spec`` under ``config``."""
+    """The ``PipelineJob`` body (v1 API field names) for ``spec`` under ``config``; ``template_uri`` records the
+    registry template ``spec`` was fetched from."""
     run_config = config.run_config
     job: dict[str, Any] = {
         "display_name": display_name[:128],
@@ -587,6 +589,8 @@ def build_pipeline_job(
             "network_attachment": network.psc_interface.network_attachment,
             "dns_peering_configs": [peering.model_dump() for peering in network.psc_interface.dns_peering],
         }
+    if template_uri:
+        job["template_uri"] = template_uri
     return job
 
 
@@ -603,6 +607,7 @@ def submit(
     wait: bool = True,
     cancel_on_interrupt: bool = False,
     params: dict[str, Any] | None = None,
+    template_uri: str | None = None,
 ) -> str:
     """Submit ``spec`` as one Vertex AI PipelineJob; with ``wait``, follow it until it ends.
 
@@ -613,6 +618,7 @@ def submit(
         wait: follow the job, showing per-task states, until it ends.
         cancel_on_interrupt: on Ctrl-C while waiting, cancel the job without asking.
         params: pipeline parameter values overriding the spec's defaults.
+        template_uri: the registry template ``spec`` came from (recorded on the job).
 
     Returns:
         The job id.
@@ -622,7 +628,9 @@ def submit(
             with ``wait``, the job ended FAILED, CANCELLED or PAUSED.
     """
     api = connect(config)
-    job_body = build_pipeline_job(spec, config, display_name=_display_name(spec), params=params)
+    job_body = build_pipeline_job(
+        spec, config, display_name=_display_name(spec), params=params, template_uri=template_uri
+    )
     check_root_bucket(config, api.credentials)
     experiment = config.run_config.experiment_name
     experiment_context = (
@@ -1018,6 +1026,7 @@ def create_schedule(
     max_concurrent_run_count: int = 1,
     allow_queueing: bool = False,
     params: dict[str, Any] | None = None,
+    template_uri: str | None = None,
 ) -> str:
     """Create a schedule running ``spec`` on ``cron``; delete earlier schedules with the same display name.
 
@@ -1044,7 +1053,7 @@ def create_schedule(
             raise PluginError(f"unknown time zone {timezone_name!r}: use an IANA name like Europe/Warsaw") from None
     display_name = config.run_config.scheduled_run_name or _display_name(spec)
     api = connect(config)
-    job_body = build_pipeline_job(spec, config, display_name=display_name, params=params)
+    job_body = build_pipeline_job(spec, config, display_name=display_name, params=params, template_uri=template_uri)
     schedule: dict[str, Any] = {
         "display_name": display_name,
         "cron": f"TZ={timezone_name} {cron}" if timezone_name else cron,
@@ -1151,7 +1160,8 @@ def schedule_from_cli(
         spec = job.spec()
     finally:
         job.close()
-    return create_schedule(spec, config, cron=cron, timezone_name=timezone, **options)
+    template = getattr(job, "template_uri", None)  # set when the job runs a registry template
+    return create_schedule(spec, config, cron=cron, timezone_name=timezone, template_uri=template, **options)
 
 
 # ------------------------------------------------------------------------------------------------------------------

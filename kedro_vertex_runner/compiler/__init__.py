@@ -45,6 +45,7 @@ class CompileRequest:
             the compiler warns about each one that does.
         per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
             ``${vertex:job_name}``): a task writing one is never cached either.
+        code_uri: with code upload, the URI of the project's uploaded code; every task unpacks and runs it.
     """
 
     pipeline: Pipeline
@@ -63,6 +64,7 @@ class CompileRequest:
     durations: Mapping[str, float] = field(default_factory=dict)
     in_memory: frozenset[str] = frozenset()
     per_run: frozenset[str] = frozenset()
+    code_uri: str | None = None
 
 
 

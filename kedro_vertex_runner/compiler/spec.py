@@ -595,6 +595,7 @@ class _CommonArgs:
             root=normalise_root(run_config.root),
             params=tuple(TaskParam(p.key, p.type, p.placeholder()) for p in params),
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
+            code_uri=request.code_uri,
         )
         self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
         self.env = _task_env(request, groups, exit_handler)
