@@ -563,6 +563,12 @@ class LocalConfig(_Model):
         description="Fork tasks from a process that has already imported the project (default: "
         "`KEDRO_VERTEX_WARM_START`, else on where `fork` exists).",
     )
+    root: str | None = Field(
+        None,
+        min_length=1,
+        description="Storage root of the local backend (a folder relative to the project, file:// or gs://) in "
+        "place of `root`, so a project whose `root` is on Cloud Storage rehearses on a machine without access to it.",
+    )
 
 
 class RunConfig(_Model):
@@ -661,11 +667,19 @@ class RunConfig(_Model):
         # `data/vertex_runs` is a folder for the local backend but the reference plugin's `bucket/path` shorthand
         # for Vertex AI: decide once, here, so that every later reader sees an unambiguous root
         self._written_root = self.root
+        key, written = self.root_as_written(self.backend)
         try:
-            self.root = check_root(self.root, self.backend)
+            self.root = check_root(written, self.backend)
         except ValueError as exc:
-            raise PydanticCustomError("value_error_at", "{message}", {"key": "root", "message": str(exc)}) from None
+            raise PydanticCustomError("value_error_at", "{message}", {"key": key, "message": str(exc)}) from None
         return self
+
+    def root_as_written(self, backend: str) -> tuple[str, str]:
+        """The key and the value, as written, of the storage root for ``backend``: ``local.root`` if set for the
+        local backend, else ``root``."""
+        if backend == "local" and self.local.root:
+            return "local.root", self.local.root
+        return "root", self._written_root or self.root
 
     @field_validator("encryption_key")
     @classmethod
@@ -743,12 +757,12 @@ class PluginConfig(_Model):
         Vertex AI)."""
         if backend == self.run_config.backend:
             return self
-        written = self.run_config._written_root or self.run_config.root
+        key, written = self.run_config.root_as_written(backend)
         try:
             root = check_root(written, backend)
         except ValueError as exc:
-            where = file_defining(self.source_files, ("run_config", "root"))
-            raise ConfigError(f"{where}: run_config.root: {exc} (the job runs on backend {backend!r})") from None
+            where = file_defining(self.source_files, ("run_config", *key.split(".")))
+            raise ConfigError(f"{where}: run_config.{key}: {exc} (the job runs on backend {backend!r})") from None
         run_config = self.run_config.model_copy(update={"backend": backend, "root": root})
         return self.model_copy(update={"run_config": run_config})
 
@@ -1080,7 +1094,7 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
         error = errors[0]
         loc = tuple(str(part) for part in error["loc"] if part != "[key]")
         if error["type"] == "value_error_at":  # raised by a model validator about one of its fields
-            loc += (str(error["ctx"]["key"]),)
+            loc += tuple(str(error["ctx"]["key"]).split("."))
         where = file_defining(files, loc)
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         message = _describe(error, loc)

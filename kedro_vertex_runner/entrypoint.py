@@ -440,6 +440,10 @@ def _refuse_placeholders(task: TaskContract) -> None:
                 f"job would share one folder; run the compiled pipeline on Vertex AI or the local backend, or pass "
                 f"{flag}=VALUE"
             )
+    if task.run_id is not None:
+        from .resolvers import check_run_id
+
+        check_run_id(task.run_id)  # it names the run's folder: refused before the project is even loaded
 
 
 def _run(task: TaskContract, hooks: _TaskHooks) -> int:

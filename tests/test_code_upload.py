@@ -131,7 +131,7 @@ def test_requirements_this_environment_lacks_are_named():
 
 def test_every_task_gets_the_code_uri_as_one_argument():
     pipeline = Pipeline([node(lambda: 1, None, "a", name="a"), node(lambda a: 1, "a", "b", name="b")])
-    config = validate_config({"project_id": "p", "region": "europe-west1", "run_config": {
+    config = validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": {
         "image": "img:1", "root": "gs://b/r", "code": "upload"}})  # fmt: skip
     uri = "gs://b/r/code/" + "0" * 64 + "/code.tar.gz"
     spec = compile_spec(CompileRequest(pipeline=pipeline, config=config, code_uri=uri))
@@ -145,7 +145,7 @@ def test_config_and_runner_param_name_the_mode():
     from kedro_vertex_runner.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"run_config.code: expected one of 'image', 'upload'"):
-        validate_config({"project_id": "p", "region": "europe-west1", "run_config": {
+        validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": {
             "image": "img:1", "root": "gs://b/r", "code": "uploaded"}})  # fmt: skip
 
 

@@ -384,7 +384,7 @@ def test_compile_explain_with_the_default_grouping(project):
     result = run_compile(project, "--explain")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Cost model: 2m00s start-up per task; node run times: 0 of 9 from the last local run, the others 10s" in out
+    assert "Cost model: 2m00s start-up per task; node run times: 0 of 11 from the last local run, the others 10s" in out
     assert "Tasks (grouping 'makespan'):" in out
     assert "  clean_houses: clean_houses, add_features, select_features\n" in out  # one line per task, its nodes
     assert "  model.train_model: model.train_model  (after model.split_data)\n" in out
@@ -393,7 +393,7 @@ def test_compile_explain_with_the_default_grouping(project):
     rows = explained(result)
     assert list(rows) == ["makespan", "chains", "none", "namespace", "tags"]
     spec = json.loads((project / "pipeline.json").read_text())
-    assert rows["makespan"][0] == len(tasks_of(spec)) < rows["chains"][0] < rows["none"][0] == 9
+    assert rows["makespan"][0] == len(tasks_of(spec)) < rows["chains"][0] < rows["none"][0] == 11
     assert rows["makespan"][1] == len(chain) < rows["chains"][1]
     # nodes with their own settings keep their own task: train_model asks for 4 CPUs, preprocessing for 4Gi
     assert [["model.train_model"]] == [n for n in node_args(spec) if "model.train_model" in n]

@@ -650,6 +650,22 @@ def test_backend_override_checks_the_root_again(conf):
     assert str(info.value).endswith("(the job runs on backend 'vertex')")
 
 
+def test_local_root_is_where_the_local_backend_keeps_a_cloud_project_s_data(conf):
+    """A project whose root is a bucket rehearses locally (``--runner-params backend=local``) in local.root."""
+    write(conf, VALID.replace("  root: my-bucket/runs", "  root: gs://my-bucket/runs\n  local: {root: data/runs}"))
+    config = load(conf)
+    assert config.run_config.root == "gs://my-bucket/runs"  # vertex, as configured
+    assert config.with_backend("local").run_config.root == "data/runs"
+    # with backend: local in the file, local.root wins there too, and vertex still reads `root`
+    write(conf, VALID.replace("  root: my-bucket/runs", "  root: my-bucket/runs\n  backend: local\n  local: {root: x}"))
+    config = load(conf)
+    assert config.run_config.root == "x"
+    assert config.with_backend("vertex").run_config.root == "gs://my-bucket/runs"
+    # a bad local.root is named as such
+    write(conf, VALID + "  backend: local\n  local: {root: '-x'}\n")
+    assert load_error(conf).startswith("conf/base/vertexai.yml: run_config.local.root: '-x' starts with '-'")
+
+
 @pytest.mark.parametrize(
     "project_id", ["my-project", "abcdef", "a" * 30, "p-123456", "example.com:my-project"]
 )

@@ -128,7 +128,7 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     timed = {}
     for path in (Path(run_dir) / "timings").glob("*.json"):
         timed.update(json.loads(path.read_text())["nodes"])
-    assert {"clean_houses", "model.train_model", "create_report"} <= set(timed) and len(timed) == 9
+    assert {"clean_houses", "model.train_model", "create_report"} <= set(timed) and len(timed) == 11
     assert all(seconds >= 0 for seconds in timed.values())
     assert (project / "data/vertex_runs/timings/__default__.txt").read_text().strip() == run_id
 

@@ -530,15 +530,24 @@ def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
 
 def test_values_starting_with_a_dash_arrive_intact(project: Path, tmp_path: Path):
     result = run(
-        project, "--pipeline=vtest", "--node=resolved", "--node=param_types", "--run-id=-run", "--job-name=--job",
+        project, "--pipeline=vtest", "--node=resolved", "--node=param_types", "--run-id=run-1", "--job-name=--job",
         f"--root={tmp_path}", "--param=STRING:p_str=-draft", "--param=NUMBER_INTEGER:p_int=-3",
         "--host-alias=127.0.0.1=-odd.invalid",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert load(tmp_path / "-run" / "resolved.pkl")["run"] == "-run"
-    assert load(tmp_path / "-run" / "resolved.pkl")["job"] == "--job"
-    types = load(tmp_path / "-run" / "param_types.pkl")
+    assert load(tmp_path / "run-1" / "resolved.pkl")["run"] == "run-1"
+    assert load(tmp_path / "run-1" / "resolved.pkl")["job"] == "--job"
+    types = load(tmp_path / "run-1" / "param_types.pkl")
     assert types["p_str"] == ["str", "-draft"] and types["p_int"] == ["int", -3]
+
+
+def test_a_run_id_starting_with_a_dash_is_one_line(capsys: pytest.CaptureFixture[str]):
+    """It arrives intact, and is refused: a run id names a folder and must start with a letter or digit."""
+    from kedro_vertex_runner.entrypoint import main
+
+    assert main(["--node=x", "--run-id=-run"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("Error: run id '-run': expected an id such as ") and len(error.splitlines()) == 1
 
 
 @pytest.mark.parametrize("flag", ["--run-id", "--job-name"])

@@ -291,6 +291,9 @@ class _Task:
     backoff_factor: float
     backoff_max: float
     result: TaskResult
+    # a task that runs uploaded code (code upload) must import that code, not what the warm-start process preloaded
+    # from the project directory: it always starts as a fresh process
+    warm: bool = True
     # runtime state of the current attempt
     process: subprocess.Popen[bytes] | WarmProcess | None = None
     tree: Descendants = field(default_factory=lambda: Descendants())
@@ -518,6 +521,7 @@ def _make_task(
         backoff_factor=max(1.0, factor),
         backoff_max=backoff_max,
         result=TaskResult(name=name, nodes=nodes),
+        warm=not contract.code_uri,
     )
 
 
@@ -908,7 +912,7 @@ class _Scheduler:
         """Fork ``task`` from the warm-start process if it runs the entrypoint; None: start it from nothing."""
         from . import warm
 
-        args = warm.entrypoint_args(task.argv) if self.warm_start else None
+        args = warm.entrypoint_args(task.argv) if self.warm_start and task.warm else None
         if args is None:
             return None
         try:

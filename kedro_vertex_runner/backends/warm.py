@@ -493,8 +493,16 @@ class _Server:
                 kill(child)
 
     def shutdown(self) -> None:
-        from .processes import children, kill_tree
+        from .processes import Descendants, children, kill_tree
 
+        # stopping already: a further SIGTERM (the launcher's death and a stop request can both send one) must not
+        # interrupt the clean-up below
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        # every descendant as it is now, whatever session it started: a task's child must not escape by being
+        # re-parented while its task is stopping
+        tree = Descendants()
+        tree.track(self.pid)
         for pid in list(self.tasks):
             try:
                 os.killpg(pid, signal.SIGTERM)
@@ -510,6 +518,7 @@ class _Server:
             except OSError:
                 pass
             kill_tree(child)
+        tree.kill_left()
         self.reap_quietly()
         if self.sweep:
             from ..persistence import sweep_temp_files
@@ -533,6 +542,14 @@ def _returncode(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
 
 
+def _close_stdin(signum: int, frame: Any) -> None:
+    """SIGTERM: end as if stdin had closed (once; a second signal finds it closed already)."""
+    try:
+        os.close(0)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -547,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     server = _Server()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the launcher died (parent-death signal) or stops us: end like a closed stdin, killing every task first
-    signal.signal(signal.SIGTERM, lambda signum, frame: os.close(0))
+    signal.signal(signal.SIGTERM, _close_stdin)
     _preload(Path(args.project_dir), remote_root=args.remote_root)
     try:
         server.serve()
