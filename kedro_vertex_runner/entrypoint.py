@@ -465,7 +465,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if root is not None:
         from .persistence import run_dir
 
-        run_dir(root, run_id)  # validates the run id as a path segment before any node runs
+        _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
     if code_uri:
         from .code_upload import unpack
 
@@ -743,11 +743,18 @@ def main(argv: list[str] | None = None) -> int:
 LAUNCHER_PID_ENV = "KEDRO_VERTEX_LAUNCHER_PID"
 
 
-def _watch_launcher() -> None:
-    """Stop this task and everything in its process group when the local backend that started it dies.
+#: the run folder of this task (set once the run id is known), for the clean-up after the launcher died
+_RUN_FOLDER: list[str] = []
 
-    A launcher killed with SIGKILL cannot stop its tasks; the task notices that it has been re-parented and kills
-    its own process group. (Tasks forked by the warm-start process are watched by that process instead.)
+
+def _watch_launcher() -> None:
+    """Stop this task and everything it started when the local backend that started it dies.
+
+    A launcher killed with SIGKILL cannot stop its tasks; the task notices that it has been re-parented, kills its
+    descendants (the task is their subreaper, so even a child that started a session of its own and was orphaned
+    stays one) and its own process group, and leaves a small process behind that removes the temporary files of
+    the writes this kill interrupted once the task is gone. (Tasks forked by the warm-start process are watched by
+    that process instead.)
     """
     try:
         launcher = int(os.environ.pop(LAUNCHER_PID_ENV, "") or 0)
@@ -755,15 +762,48 @@ def _watch_launcher() -> None:
         return
     if launcher <= 0 or not hasattr(os, "killpg") or os.getppid() != launcher:
         return
+    from .backends.processes import become_subreaper, descendants, kill
+
+    become_subreaper()
 
     def watch() -> None:
         import time
 
         while os.getppid() == launcher:
             time.sleep(0.5)
+        for pid in descendants(os.getpid()):
+            kill(pid)
+        if _RUN_FOLDER:
+            _sweep_when_gone(_RUN_FOLDER[0])
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
     threading.Thread(target=watch, name="kedro-vertex-launcher-watch", daemon=True).start()
+
+
+def _sweep_when_gone(folder: str) -> None:
+    """Fork a process, in a session of its own, that removes the run folder's temporary files once this task has
+    ended (a write in this process is cut short by the kill that follows)."""
+    from .persistence import sweep_temp_files  # imported before fork: no import machinery in the child
+
+    task = os.getpid()
+    ready_r, ready_w = os.pipe()
+    if os.fork() == 0:
+        try:
+            os.setsid()  # out of the process group about to be killed
+            os.write(ready_w, b"1")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    state = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    break
+                if state == "Z":
+                    break
+                time.sleep(0.05)
+            sweep_temp_files(folder)
+        finally:
+            os._exit(0)
+    os.read(ready_r, 1)
 
 
 if __name__ == "__main__":

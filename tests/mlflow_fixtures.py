@@ -41,7 +41,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=subprocess_env(),
+        # no background job runner (huey consumers): the tests use tracking only, and it slows start-up
+        env=subprocess_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
         cwd=home,
     )
     url = f"http://127.0.0.1:{port}"

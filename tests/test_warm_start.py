@@ -187,13 +187,14 @@ def test_a_task_timed_out_or_killed_on_the_warm_path_is_reported(probe_project: 
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
-def test_a_killed_launcher_leaves_no_task_process_and_no_temporary_file(probe_project: Path):
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "fresh"])
+def test_a_killed_launcher_leaves_no_task_process_and_no_temporary_file(probe_project: Path, warm: bool):
     for old in ("spawner.pids", "writer.pids"):
         (probe_project / "data" / old).unlink(missing_ok=True)
     launcher = subprocess.Popen(
         kedro_cmd("run", "--runner=VertexRunner", "--pipeline", "probe_orphans"),
         cwd=probe_project,
-        env=subprocess_env(),
+        env=subprocess_env(**({} if warm else {"KEDRO_VERTEX_WARM_START": "0"})),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
