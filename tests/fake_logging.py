@@ -13,15 +13,17 @@ import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from fake_http import LocalHTTPServer
 
 _JOB_ID = re.compile(r'resource\.labels\.job_id="([^"]+)"')
 _TYPE = re.compile(r'resource\.type="([^"]+)"')
 
 
-class FakeLogging:
+class FakeLogging(LocalHTTPServer):
     """The server's state; start with :meth:`start`, always :meth:`stop`."""
 
     def __init__(self) -> None:
@@ -29,7 +31,6 @@ class FakeLogging:
         self.requests: list[dict[str, Any]] = []
         self.entries: dict[str, list[dict[str, Any]]] = {}
         self.denied = False
-        self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> FakeLogging:
         fake = self
@@ -37,21 +38,12 @@ class FakeLogging:
         class Handler(_Handler):
             state = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     def reset(self) -> None:
         with self.lock:

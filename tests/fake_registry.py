@@ -13,25 +13,25 @@ import hashlib
 import threading
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import yaml
 
+from fake_http import LocalHTTPServer
 
-class FakeRegistry:
+
+class FakeRegistry(LocalHTTPServer):
     def __init__(self, project: str = "demo-gcp", repo: str = "pipelines") -> None:
         self.prefix = f"/{project}/{repo}"
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.versions: dict[tuple[str, str], bytes] = {}  # (package, version) -> content
         self.tags: dict[tuple[str, str], str] = {}  # (package, tag) -> version
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.prefix}"
+        return f"{self.base_url}{self.prefix}"
 
     def start(self) -> FakeRegistry:
         registry = self
@@ -79,15 +79,9 @@ class FakeRegistry:
                     return self._answer(404, f"{package}/{ref} not found".encode())
                 self._answer(200, content, "application/octet-stream")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def _record(self, method: str, path: str, headers: Any) -> None:
         with self.lock:

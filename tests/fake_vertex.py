@@ -24,9 +24,11 @@ import threading
 import zlib
 from collections import deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from fake_http import LocalHTTPServer
 
 _PREFIX = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _STATUS_NAMES = {
@@ -45,7 +47,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class FakeVertex:
+class FakeVertex(LocalHTTPServer):
     """The server's state; start with :meth:`start`, always :meth:`stop`."""
 
     def __init__(self) -> None:
@@ -61,8 +63,6 @@ class FakeVertex:
         self.fail_next: dict[str, tuple[int, str]] = {}
         self.on_create: Any = None  # called with each created job's id (e.g. to act as its tasks would)
         self._ids = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------------------------------------------------
     # test API
@@ -73,22 +73,12 @@ class FakeVertex:
         class Handler(_Handler):
             server_state = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     def reset(self) -> None:
         with self.lock:
