@@ -1,0 +1,309 @@
+"""The backend seam: what every backend is, does and returns.
+
+A backend is where a compiled PipelineSpec runs. It is one module in this package holding one :class:`Backend`
+subclass, plus one line in :data:`kedro_vertex_runner.backends.REGISTRY`. The subclass declares what it can do
+(:class:`Capability`) and the facts the rest of the plugin needs without importing any client library (which
+storage schemes it keeps job data in, whether it needs a Google Cloud project, whether its engine substitutes the
+job's ids inside container arguments), and implements only what differs between engines: starting a job, following
+it, scheduling it, listing jobs and schedules, the UI address, task logs and uploading a pipeline.
+
+The shared flow lives here, once, as in Kedro's ``AbstractRunner``: :meth:`Backend.run` starts the job, follows it
+when asked to, and tells the caller how it ended, so the launcher closes the job's MLflow run the same way for every
+backend. A job that ended without succeeding is a :class:`JobFailed` carrying the job's id.
+
+Backends never print, prompt or draw progress: they return data and raise
+:class:`~kedro_vertex_runner.errors.PluginError`. Whatever must reach the user while a job runs goes through the
+:class:`Reporter` the caller passes in (the CLI's and the runner's is in :mod:`kedro_vertex_runner.console`).
+
+Backend modules must stay cheap to import (client libraries are imported inside the methods that use them): the
+configuration reads a backend's class attributes while it validates ``vertexai.yml``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ..errors import PluginError
+
+if TYPE_CHECKING:
+    from ..config import PluginConfig
+
+
+class Capability(str, enum.Enum):
+    """What a backend can do; a command asks for one and is refused in one line when the backend lacks it."""
+
+    RUN = "run"  # start a job and follow it to its end (`kedro run`, `run-once --wait`)
+    SUBMIT = "submit"  # start a job and return while it runs (`--no-wait`, `wait=false`)
+    SCHEDULE = "schedule"  # recurring runs (`kedro vertexai schedule`)
+    LIST = "list"  # recent jobs and schedules (`kedro vertexai list-pipelines`)
+    UI = "ui"  # a web page for the jobs (`kedro vertexai ui`)
+    LOGS = "logs"  # a finished task's log lines (`kedro vertexai logs`)
+    UPLOAD = "upload"  # a named, versioned pipeline (`kedro vertexai upload-pipeline`)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task of a job as its engine reports it: the task's name (the Kedro node names the compiler put there),
+    its state in the engine's words (``RUNNING``, ``SUCCEEDED``…) and, for a failed task, the engine's error."""
+
+    name: str
+    state: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """A job that exists. ``run_key`` is how the job's MLflow run is found again (the keyword arguments of
+    :func:`kedro_vertex_runner.mlflow_tracking.close_job_run`: ``job_id=`` or ``job_name=``)."""
+
+    job_id: str
+    url: str | None = None
+    run_key: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    state: str
+    created: str = ""
+    url: str | None = None
+    pipeline: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    name: str
+    cron: str
+    state: str = ""
+    next_run: str = ""
+    schedule_id: str = ""
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    task: str
+    lines: Sequence[str]
+    source: str = ""  # where the lines came from (a URL or a file), shown above them
+
+
+@dataclass(frozen=True)
+class UploadedPipeline:
+    pipeline: str
+    version: str
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a backend needs to start one job.
+
+    ``run_id`` is the local backend's job id (``--runner-params run_id=``), refused elsewhere; ``template_uri`` is
+    the registry template ``spec`` came from, if any; ``project_dir`` is the Kedro project (the local backend runs
+    its tasks there); ``options`` are the backend's own runner params (``max_workers``, ``warm_start``…)."""
+
+    spec: Mapping[str, Any]
+    pipeline_name: str = "__default__"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    template_uri: str | None = None
+    run_id: str | None = None
+    project_dir: Path | None = None
+    cancel_on_interrupt: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """One recurring run: ``cron`` in the five-field form users write, ``name`` its display name (a schedule of the
+    same name is replaced)."""
+
+    spec: Mapping[str, Any]
+    name: str
+    cron: str
+    pipeline_name: str = "__default__"
+    timezone: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    template_uri: str | None = None
+    start_time: Any = None
+    end_time: Any = None
+    max_concurrent_runs: int | None = None
+    allow_queueing: bool | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class JobFailed(PluginError):
+    """A job that exists ended without succeeding (failed, cancelled, errored). ``job`` names it, so the launcher
+    can give the job's MLflow run its outcome."""
+
+    def __init__(self, message: str, job: JobHandle, state: str = "FAILED", exit_code: int | None = None):
+        super().__init__(message, exit_code=exit_code)
+        self.job = job
+        self.state = state
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+class Reporter(Protocol):
+    """What a backend may tell the user while it works; implemented by the CLI and the runner."""
+
+    def info(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+    def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None: ...
+
+    def task_log(self, log: TaskLog) -> None: ...
+
+    def confirm(self, question: str) -> bool: ...
+
+
+class SilentReporter:
+    """A reporter that keeps everything to itself (library use, tests of a backend's data)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
+
+    def warn(self, text: str) -> None:
+        self.lines.append(f"Warning: {text}")
+
+    def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
+        pass
+
+    def task_log(self, log: TaskLog) -> None:
+        self.lines.extend(log.lines)
+
+    def confirm(self, question: str) -> bool:
+        return False
+
+
+# how a job ended, for the launcher: (the job, whether it succeeded)
+JobEnded = Callable[[JobHandle, bool], None]
+
+
+class Backend:
+    """Base class of every backend: the shared flow in :meth:`run`, the rest raising "cannot" in one line."""
+
+    #: the name users write (`run_config.backend`, `--runner-params backend=`)
+    name: ClassVar[str]
+    #: one line for `--help` and errors
+    title: ClassVar[str]
+    #: storage schemes of job data ("" is a local folder), as `check_root` enforces them
+    root_schemes: ClassVar[tuple[str, ...]]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: `project_id` and `region` must be set in vertexai.yml
+    needs_gcp_project: ClassVar[bool] = True
+    #: the engine substitutes `{{$.pipeline_job_uuid}}`/`{{$.pipeline_job_name}}` only in task inputs (KFP), so the
+    #: compiler passes them as `runtimeValue` input parameters rather than inside container args
+    job_ids_as_inputs: ClassVar[bool] = False
+    #: tasks run on other machines: an MLflow tracking URI must be a server they reach
+    remote_tasks: ClassVar[bool] = True
+    #: the job dies with the launching process (its MLflow run is closed whatever ended the launcher)
+    job_ends_with_launcher: ClassVar[bool] = False
+    #: `--runner-params run_id=` names the job (resume a local run)
+    takes_run_id: ClassVar[bool] = False
+    #: `run_config` keys the engine cannot honour: one warning line each when they are set
+    unsupported_keys: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
+        self.config = config
+        self.reporter: Reporter = reporter or SilentReporter()
+
+    # ---------------------------------------------------------------------------------------------------------
+    # the shared flow
+
+    def run(self, job: JobRequest, *, wait: bool = True, on_end: JobEnded | None = None) -> JobHandle:
+        """Start ``job``; with ``wait``, follow it to its end. ``on_end`` hears how a job that ended, ended (not
+        called for a job left running). Raises :class:`JobFailed` for a job that did not succeed."""
+        self.require(Capability.RUN if wait else Capability.SUBMIT)
+        if job.run_id is not None and not self.takes_run_id:
+            raise PluginError(
+                f"--runner-params run_id={job.run_id}: backend {self.name!r} names its jobs itself; "
+                "only a backend that resumes runs (local) takes a run id"
+            )
+        handle: JobHandle | None = None
+        try:
+            handle = self.start(job)
+            if wait:
+                self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
+        except JobFailed as exc:
+            if on_end:
+                on_end(exc.job, False)
+            raise
+        except BaseException:
+            if on_end and self.job_ends_with_launcher:
+                on_end(handle or self.launcher_job(job), False)
+            raise
+        if wait and on_end:
+            on_end(handle, True)
+        return handle
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise PluginError(
+                f"backend {self.name!r} cannot {_VERBS[capability]}; set run_config.backend (or --runner-params "
+                f"backend=) to one that can: {', '.join(_able(capability)) or 'none'}"
+            )
+
+    def launcher_job(self, job: JobRequest) -> JobHandle:
+        """The handle of a job that dies with the launcher before :meth:`start` returned (local backend)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------------------
+    # what differs between backends
+
+    def start(self, job: JobRequest) -> JobHandle:
+        """Create the job (for a backend without SUBMIT: run it to its end). Nothing half-made on failure."""
+        raise NotImplementedError
+
+    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
+        """Follow ``job`` until it ends, reporting task states; :class:`JobFailed` unless it succeeded."""
+
+    def schedule(self, request: ScheduleRequest) -> str:
+        """Create (or replace, by name) a recurring run; returns its id."""
+        self.require(Capability.SCHEDULE)
+        raise NotImplementedError
+
+    def list_jobs(self, limit: int = 20) -> list[JobSummary]:
+        self.require(Capability.LIST)
+        raise NotImplementedError
+
+    def list_schedules(self) -> list[ScheduleSummary]:
+        self.require(Capability.LIST)
+        raise NotImplementedError
+
+    def ui_url(self) -> str:
+        self.require(Capability.UI)
+        raise NotImplementedError
+
+    def task_logs(self, job_id: str, task: str | None = None, lines: int = 20) -> list[TaskLog]:
+        self.require(Capability.LOGS)
+        raise NotImplementedError
+
+    def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
+        self.require(Capability.UPLOAD)
+        raise NotImplementedError
+
+
+_VERBS = {
+    Capability.RUN: "run a job and wait for it",
+    Capability.SUBMIT: "submit a job without waiting for it",
+    Capability.SCHEDULE: "schedule recurring runs",
+    Capability.LIST: "list jobs and schedules",
+    Capability.UI: "open a web UI",
+    Capability.LOGS: "show task logs",
+    Capability.UPLOAD: "upload pipelines",
+}
+
+
+def _able(capability: Capability) -> list[str]:
+    from . import REGISTRY, backend_class
+
+    return [name for name in REGISTRY if capability in backend_class(name).capabilities]
