@@ -1,20 +1,67 @@
 """Kubeflow Pipelines backend: the open-source engine Vertex AI Pipelines grew from, on a team's own cluster.
 
-Declared here so that the configuration knows its facts; the client side is built on :class:`kfp.Client`.
+The compiled PipelineSpec runs unchanged (the compiler passes the job ids as task inputs for this backend, see
+:attr:`Backend.job_ids_as_inputs`) through the real :class:`kfp.Client` against the top-level ``host:`` of
+``vertexai.yml``. Credentials come from :mod:`.kfp_auth` (an IAP ID token or a Dex session), and the API's health
+endpoint is asked with them before anything is created, so a wrong host or a refused login is one line and never a
+half-made run.
+
+What differs from Vertex AI, and how it is bridged:
+
+* KFP's cron has six fields (seconds first, robfig/cron): the five-field form users write gets ``0`` seconds; a
+  six-field one is taken as written. Recurring runs of the same display name are replaced as Vertex schedules are:
+  earlier ones are disabled, the new one created, then the earlier ones deleted (re-enabled if creation fails).
+* KFP's API serves no task logs (they live in the pods or the artifact store), so this backend does not offer
+  ``logs``; a failed run's error names the failed tasks' pods for ``kubectl logs``.
+* ``kfp.Client`` prints links and warns about versions; that output is kept from the user, who sees this
+  backend's lines through the reporter.
+
+``kfp`` is imported only inside the methods that use it: the configuration reads this module's class attributes.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
 
-from .base import Backend, Capability
+from ..errors import ConfigError, PluginError
+from .base import (
+    Backend,
+    Capability,
+    JobFailed,
+    JobHandle,
+    JobRequest,
+    JobSummary,
+    ScheduleRequest,
+    ScheduleSummary,
+    TaskLog,
+    TaskState,
+    UploadedPipeline,
+)
+
+POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
+DEFAULT_POLL_INTERVAL = 10.0
+API_RETRIES = 4  # transient answers (5xx, network) while following a run
+SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
+FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
+# task_details entries that are KFP's own machinery, not tasks of ours
+_HIDDEN_TASKS = frozenset({"", "root", "executor", "exit-handler-1"})
 
 
 class KubeflowBackend(Backend):
     name: ClassVar[str] = "kubeflow"
     title: ClassVar[str] = "Kubeflow Pipelines (the top-level `host:`)"
     root_schemes: ClassVar[tuple[str, ...]] = ("gs", "s3")
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.LOGS}
     needs_gcp_project: ClassVar[bool] = False
     job_ids_as_inputs: ClassVar[bool] = True
     unsupported_keys: ClassVar[dict[str, str]] = {
@@ -24,3 +71,481 @@ class KubeflowBackend(Backend):
         "failure_policy": "KFP applies its own failure handling",
         "labels": "KFP runs carry no labels",
     }
+
+    _kfp: Any = None
+
+    # ---------------------------------------------------------------------------------------------------------
+    # configuration and the client
+
+    @property
+    def host(self) -> str:
+        """The KFP API URL (top-level ``host:``), without a trailing slash."""
+        host = str(getattr(self.config, "host", None) or "").strip().rstrip("/")
+        if not host:
+            raise ConfigError(
+                "vertexai.yml: host: is not set, and backend 'kubeflow' needs the Kubeflow Pipelines API URL: set "
+                "host: https://kubeflow.example.com/pipeline (or the AI Platform Pipelines dashboard URL)"
+            )
+        if not host.startswith(("http://", "https://")):
+            raise ConfigError(f"vertexai.yml: host: {host!r} is not a URL: write it with https://")
+        return host
+
+    @property
+    def namespace(self) -> str | None:
+        """``run_config.kubeflow.namespace`` (multi-user KFP), if set."""
+        section = getattr(self.config.run_config, "kubeflow", None)
+        value = section.get("namespace") if isinstance(section, Mapping) else getattr(section, "namespace", None)
+        return str(value) if value else None
+
+    def client(self) -> Any:
+        """A :class:`kfp.Client` for ``host`` with the credentials of :mod:`.kfp_auth`, checked against the API."""
+        if self._kfp is None:
+            from . import kfp_auth
+
+            host = self.host
+            auth = kfp_auth.authenticate(host)
+            kfp_auth.check_access(host, auth)
+            with _quiet():
+                import kfp
+
+                self._kfp = kfp.Client(host=host, namespace=self.namespace or "kubeflow", **auth.client_kwargs())
+        return self._kfp
+
+    def _call(self, action: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)`` with KFP's output kept quiet and its errors turned into one line."""
+        try:
+            with _quiet():
+                return func(*args, **kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any client error (HTTP, network, bad answer) is one line
+            raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
+
+    # ---------------------------------------------------------------------------------------------------------
+    # runs
+
+    def start(self, job: JobRequest) -> JobHandle:
+        if job.template_uri:
+            raise PluginError(
+                f"--template-uri {job.template_uri}: Kubeflow Pipelines does not run Artifact Registry templates; "
+                "run the compiled pipeline (drop template_uri) or one uploaded with `kedro vertexai upload-pipeline`"
+            )
+        spec, params = self._prepared(job.spec, job.params)
+        client = self.client()
+        experiment_id = self._experiment_id()
+        run_name = _run_name(job.pipeline_name, spec)
+        with _spec_file(spec) as path:
+            run = self._call(
+                "creating the run",
+                client.run_pipeline,
+                experiment_id=experiment_id,
+                job_name=run_name,
+                pipeline_package_path=path,
+                params=params,
+                pipeline_root=self.config.run_config.root,
+            )
+        handle = JobHandle(job_id=run.run_id, url=self.run_url(run.run_id), run_key={"job_id": run.run_id})
+        self.reporter.info(f"Submitted Kubeflow Pipelines run {run_name} ({run.run_id})")
+        self.reporter.info(f"View it at {handle.url}")
+        return handle
+
+    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
+        interval = _poll_interval()
+        failures = 0
+        while True:
+            try:
+                run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
+                failures = 0
+            except KeyboardInterrupt:
+                self._interrupted(job, cancel_on_interrupt)
+                raise
+            except PluginError:
+                failures += 1
+                if failures > API_RETRIES:
+                    raise
+                self._kfp = None  # a fresh client: an IAP token lasts an hour, a run may last longer
+                time.sleep(min(interval, 2.0**failures))
+                continue
+            state = _state(run.state)
+            tasks = task_states(run)
+            self.reporter.progress(job, tasks, state)
+            if state in SUCCEEDED_STATES:
+                return
+            if state in FAILED_STATES:
+                raise JobFailed(_failure(job, run, state, tasks), job, state=state)
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                self._interrupted(job, cancel_on_interrupt)
+                raise
+
+    def _interrupted(self, job: JobHandle, cancel: bool) -> None:
+        if cancel or self.reporter.confirm(f"Cancel Kubeflow Pipelines run {job.job_id}?"):
+            self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
+            raise PluginError(f"interrupted: cancellation of run {job.job_id} requested", exit_code=130)
+        raise PluginError(
+            f"interrupted: run {job.job_id} keeps running on Kubeflow Pipelines; stop it at {job.url}", exit_code=130
+        )
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.host}/#/runs/details/{run_id}"
+
+    # ---------------------------------------------------------------------------------------------------------
+    # recurring runs
+
+    def schedule(self, request: ScheduleRequest) -> str:
+        self.require(Capability.SCHEDULE)
+        if request.template_uri:
+            raise PluginError(
+                f"--template-uri {request.template_uri}: Kubeflow Pipelines does not schedule Artifact Registry "
+                "templates; schedule the compiled pipeline"
+            )
+        cron = kfp_cron(request.cron)
+        if request.timezone:
+            self.reporter.warn(
+                f"time zone {request.timezone} is not honoured: KFP runs cron schedules in the cluster's time zone "
+                "(UTC unless changed); write the cron in that time zone"
+            )
+        if request.allow_queueing:
+            self.reporter.warn("allow_queueing is not honoured: KFP starts no queued runs beyond max_concurrency")
+        spec, params = self._prepared(request.spec, request.params)
+        client = self.client()
+        experiment_id = self._experiment_id()
+        earlier = [r for r in self._recurring_runs() if r.display_name == request.name]
+        disabled: list[Any] = []
+        try:
+            for old in earlier:
+                if _state(old.status) != "DISABLED":
+                    self._call(
+                        f"pausing earlier recurring run {old.recurring_run_id}",
+                        client.disable_recurring_run,
+                        old.recurring_run_id,
+                    )
+                    disabled.append(old)
+            with _spec_file(spec) as path:
+                created = self._call(
+                    "creating the recurring run",
+                    client.create_recurring_run,
+                    experiment_id=experiment_id,
+                    job_name=request.name,
+                    cron_expression=cron,
+                    start_time=_rfc3339(request.start_time),
+                    end_time=_rfc3339(request.end_time),
+                    max_concurrency=request.max_concurrent_runs or 1,
+                    no_catchup=True,
+                    params=params,
+                    pipeline_package_path=path,
+                    pipeline_root=self.config.run_config.root,
+                )
+        except PluginError:
+            for old in disabled:  # put things back as they were; the original error is the news
+                try:
+                    self._call("re-enabling", client.enable_recurring_run, old.recurring_run_id)
+                except PluginError:
+                    self.reporter.warn(
+                        f"could not re-enable earlier recurring run {old.recurring_run_id}: "
+                        f"enable it at {self.host}/#/recurringruns"
+                    )
+            raise
+        self.reporter.info(f"Created recurring run {request.name!r} ({cron}): {created.recurring_run_id}")
+        failures: list[str] = []
+        for old in earlier:
+            try:
+                self._call(
+                    f"deleting earlier recurring run {old.recurring_run_id}",
+                    client.delete_recurring_run,
+                    old.recurring_run_id,
+                )
+            except PluginError as exc:
+                failures.append(str(exc))
+                continue
+            self.reporter.info(f"Replaced earlier recurring run {old.recurring_run_id} ({_cron_of(old)})")
+        if failures:
+            raise PluginError(
+                f"the new recurring run {created.recurring_run_id} is enabled, but {len(failures)} earlier one(s) "
+                f"named {request.name!r} could not be deleted and stay disabled: {failures[0]}"
+            )
+        return str(created.recurring_run_id)
+
+    def _recurring_runs(self) -> list[Any]:
+        client, token = self.client(), ""
+        found: list[Any] = []
+        while True:
+            page = self._call(
+                "listing recurring runs",
+                client.list_recurring_runs,
+                page_token=token,
+                page_size=100,
+                namespace=self.namespace,
+            )
+            found.extend(page.recurring_runs or [])
+            token = page.next_page_token or ""
+            if not token:
+                return found
+
+    # ---------------------------------------------------------------------------------------------------------
+    # list, ui, upload
+
+    def list_jobs(self, limit: int = 20) -> list[JobSummary]:
+        self.require(Capability.LIST)
+        page = self._call(
+            "listing runs",
+            self.client().list_runs,
+            page_size=limit,
+            sort_by="created_at desc",
+            namespace=self.namespace,
+        )
+        return [
+            JobSummary(
+                job_id=run.run_id,
+                state=_state(run.state),
+                created=_when(run.created_at),
+                url=self.run_url(run.run_id),
+                pipeline=run.display_name or "",
+            )
+            for run in page.runs or []
+        ]
+
+    def list_schedules(self) -> list[ScheduleSummary]:
+        self.require(Capability.LIST)
+        return [
+            ScheduleSummary(
+                name=run.display_name or "",
+                cron=_cron_of(run),
+                state=_state(run.status),
+                schedule_id=run.recurring_run_id or "",
+            )
+            for run in self._recurring_runs()
+        ]
+
+    def ui_url(self) -> str:
+        self.require(Capability.UI)
+        return f"{self.host}/#/runs"
+
+    def task_logs(self, job_id: str, task: str | None = None, lines: int = 20) -> list[TaskLog]:
+        """KFP's API serves no logs: one line naming where they are (the run's page, or the task's pod)."""
+        run = self._call(f"reading run {job_id}", self.client().get_run, run_id=job_id)
+        names = {state.name for state in task_states(run) if task in (None, state.name)}
+        pods = _pods(run, names)
+        where = f"`kubectl logs -n {self.namespace or 'kubeflow'} {pods[0]} -c main`" if pods else "`kubectl logs`"
+        raise PluginError(
+            f"Kubeflow Pipelines serves no task logs through its API: read them on {self.run_url(job_id)} or with "
+            f"{where}"
+        )
+
+    def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
+        """A new version of pipeline ``name`` (the pipeline is created, with this as its first version, if
+        missing); ``tags`` go into the version's description (KFP version names are unique, tags are not)."""
+        self.require(Capability.UPLOAD)
+        client = self.client()
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+        version = f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{digest}"
+        description = self.config.run_config.description or ""
+        if tags:
+            description = f"{description} (tags: {', '.join(tags)})".strip()
+        pipeline_id = self._call(f"looking up pipeline {name!r}", client.get_pipeline_id, name)
+        with _spec_file(dict(spec)) as path:
+            if pipeline_id is None:
+                pipeline = self._call(
+                    f"creating pipeline {name!r}",
+                    client.upload_pipeline,
+                    path,
+                    pipeline_name=name,
+                    description=description or None,
+                    namespace=self.namespace,
+                )
+                pipeline_id = pipeline.pipeline_id
+                versions = self._call(
+                    "reading its version",
+                    client.list_pipeline_versions,
+                    pipeline_id,
+                    page_size=1,
+                    sort_by="created_at desc",
+                )
+                version_id = (versions.pipeline_versions or [None])[0]
+                version_id, version = (
+                    (version_id.pipeline_version_id, version_id.display_name) if version_id else ("", name)
+                )
+                self.reporter.info(f"Created pipeline {name!r} ({pipeline_id})")
+            else:
+                created = self._call(
+                    f"uploading a version of pipeline {name!r}",
+                    client.upload_pipeline_version,
+                    path,
+                    version,
+                    pipeline_id=pipeline_id,
+                    description=description or None,
+                )
+                version_id = created.pipeline_version_id
+                self.reporter.info(f"Uploaded version {version!r} of pipeline {name!r} ({pipeline_id})")
+        uri = f"{self.host}/#/pipelines/details/{pipeline_id}/version/{version_id}"
+        return UploadedPipeline(pipeline=name, version=version, uri=uri)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # shared by runs and recurring runs
+
+    def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
+        from .vertex import _with_default_caching, parameter_values
+
+        values = parameter_values(dict(spec), dict(params))
+        return _with_default_caching(dict(spec), self.config.run_config.caching), values
+
+    def _experiment_id(self) -> str:
+        """Get or create ``run_config.experiment_name`` (KFP's ``Default`` when unset) in the namespace."""
+        run_config = self.config.run_config
+        experiment = self._call(
+            "getting the experiment",
+            self.client().create_experiment,
+            run_config.experiment_name or "Default",
+            description=run_config.experiment_description,
+            namespace=self.namespace,
+        )
+        return str(experiment.experiment_id)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def kfp_cron(expression: str) -> str:
+    """KFP's six-field cron (seconds first) for ``expression``: a five-field one gets ``0`` seconds, a six-field
+    one is kept. Day-of-week 7 is refused (KFP's cron counts Sunday as 0 only).
+
+    Raises:
+        PluginError: not a cron expression either way.
+    """
+    from ..config import validate_cron
+
+    fields = str(expression).split()
+    five = fields[1:] if len(fields) == 6 else fields
+    try:
+        validate_cron(" ".join(five))
+        if len(fields) == 6:
+            validate_cron(" ".join([fields[0], *five[1:]]))  # the seconds field, checked as minutes (0-59)
+    except ValueError:
+        raise PluginError(
+            f"--cron {expression!r}: expected a cron expression like '0 6 * * 1' (five fields) or KFP's six-field "
+            "'0 0 6 * * 1' (seconds first)"
+        ) from None
+    if any(bound == "7" for part in five[4].split(",") for bound in part.partition("/")[0].split("-")):
+        raise PluginError(f"--cron {expression!r}: KFP counts Sunday as 0, not 7: write 0")
+    return " ".join(fields if len(fields) == 6 else ["0", *fields])
+
+
+def task_states(run: Any) -> list[TaskState]:
+    """The run's tasks as KFP reports them, KFP's own driver and DAG entries left out (last report per name)."""
+    details = getattr(getattr(run, "run_details", None), "task_details", None) or []
+    tasks: dict[str, TaskState] = {}
+    for detail in details:
+        name = detail.display_name or ""
+        if name in _HIDDEN_TASKS or name.endswith("-driver"):
+            continue
+        error = (getattr(detail.error, "message", None) or "") if detail.error else ""
+        tasks[name] = TaskState(name=name, state=_state(detail.state), error=str(error))
+    return list(tasks.values())
+
+
+def _failure(job: JobHandle, run: Any, state: str, tasks: list[TaskState]) -> str:
+    word = "was cancelled" if state.startswith("CANCEL") else f"ended {state}"
+    failed = [task for task in tasks if task.state in FAILED_STATES]
+    message = f"Kubeflow Pipelines run {job.job_id} {word}"
+    if failed:
+        message += f"; failed task(s): {', '.join(task.name for task in failed)}"
+        if failed[0].error:
+            message += f" ({failed[0].error[:300]})"
+    elif run.error is not None and getattr(run.error, "message", None):
+        message += f" ({str(run.error.message)[:300]})"
+    pods = _pods(run, {task.name for task in failed})
+    if pods:
+        message += f"; logs: kubectl logs {pods[0]} -c main"
+    return f"{message}; see {job.url}"
+
+
+def _pods(run: Any, tasks: set[str]) -> list[str]:
+    """The pods that ran ``tasks`` of ``run``, as KFP names them."""
+    details = getattr(getattr(run, "run_details", None), "task_details", None) or []
+    return [str(d.pod_name) for d in details if d.pod_name and (d.display_name or "") in tasks]
+
+
+def _state(value: Any) -> str:
+    return str(getattr(value, "value", value) or "UNKNOWN").upper().replace("RUNTIME_STATE_UNSPECIFIED", "UNKNOWN")
+
+
+def _cron_of(recurring_run: Any) -> str:
+    trigger = recurring_run.trigger
+    if trigger is not None and trigger.cron_schedule is not None:
+        return str(trigger.cron_schedule.cron or "")
+    if trigger is not None and trigger.periodic_schedule is not None:
+        return f"every {trigger.periodic_schedule.interval_second}s"
+    return ""
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value or "")
+
+
+def _rfc3339(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return str(value)
+
+
+def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
+    from .vertex import job_id_for
+
+    return job_id_for(pipeline_name, dict(spec))
+
+
+def _poll_interval() -> float:
+    raw = os.environ.get(POLL_INTERVAL_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_POLL_INTERVAL
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise PluginError(f"{POLL_INTERVAL_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _brief(exc: BaseException) -> str:
+    """One secret-free line for a KFP client error: the HTTP status and KFP's own message, or the error's class."""
+    status = getattr(exc, "status", None)
+    if status:
+        message = ""
+        try:
+            body = json.loads(getattr(exc, "body", None) or "{}")
+            message = str(body.get("message") or body.get("error") or "") if isinstance(body, dict) else ""
+        except ValueError:
+            pass
+        hint = " (the proxy refused the credentials: see IAP_CLIENT_ID / DEX_USERNAME)" if status in (401, 403) else ""
+        return (
+            f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip()
+            + (f": {message[:300]}" if message else "")
+            + hint
+        )
+    if isinstance(exc, ValueError):
+        return str(exc).splitlines()[0][:300] if str(exc) else "ValueError"
+    return f"{type(exc).__name__} (is `host:` reachable?)"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep ``kfp.Client``'s prints ("Run details: …") and version warnings from the user's terminal."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def _spec_file(spec: Mapping[str, Any]) -> Iterator[str]:
+    """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="kedro-vertex-kfp-") as folder:
+        path = os.path.join(folder, "pipeline.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(spec, fh)
+        yield path
