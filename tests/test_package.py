@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ def test_importing_the_plugin_does_not_import_kfp_aiplatform_or_mlflow():
         "import kedro_vertex_runner, kedro_vertex_runner.cli, kedro_vertex_runner.hooks\n"
         "import kedro_vertex_runner.runner, kedro_vertex_runner.config, kedro_vertex_runner.project\n"
         "kedro_vertex_runner.VertexRunner\n"
+        "from kedro_vertex_runner.backends import REGISTRY, backend_class\n"
+        "[backend_class(name) for name in REGISTRY]\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
@@ -39,3 +43,14 @@ def test_short_runner_name_resolves_when_the_project_runs_as_a_package(demo_proj
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines()[-1] == "Error: --runner-params backend='bogus': expected 'local' or 'vertex'"
+
+
+def test_every_package_directory_ships_in_the_wheel():
+    # setuptools installs only the packages pyproject lists: a subpackage missing there works from a checkout
+    # (editable install) and is absent from the wheel users get from PyPI
+    repo = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(repo).parts) for init in (repo / "kedro_vertex_runner").rglob("__init__.py")
+    }
+    assert on_disk - listed == set()
