@@ -296,14 +296,14 @@ def test_missing_host_is_one_config_line(kfp: FakeKfp) -> None:
 def test_unreachable_host_is_one_line(kfp: FakeKfp) -> None:
     from conftest import free_port
 
-    with pytest.raises(PluginError, match="cannot reach Kubeflow Pipelines at http://127.0.0.1") as failure:
+    with pytest.raises(PluginError, match=r"cannot reach Kubeflow Pipelines at http://127\.0\.0\.1") as failure:
         backend(f"http://127.0.0.1:{free_port()}").list_jobs()
     assert "\n" not in str(failure.value)
 
 
 def test_refused_without_credentials_says_what_to_set(kfp: FakeKfp) -> None:
     kfp.require_token = "only-this-token"
-    with pytest.raises(PluginError, match="HTTP 401.*set IAP_CLIENT_ID.*DEX_USERNAME and DEX_PASSWORD"):
+    with pytest.raises(PluginError, match=r"HTTP 401.*set IAP_CLIENT_ID.*DEX_USERNAME and DEX_PASSWORD"):
         backend(kfp.base_url).run(JobRequest(spec=SPEC))
     assert created_runs(kfp) == []
 

@@ -118,7 +118,7 @@ class KubeflowBackend(Backend):
                 return func(*args, **kwargs)
         except PluginError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any client error (HTTP, network, bad answer) is one line
+        except Exception as exc:  # any client error (HTTP, network, a bad answer) is one line
             raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
 
     # ---------------------------------------------------------------------------------------------------------
