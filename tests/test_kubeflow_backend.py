@@ -126,7 +126,9 @@ def test_run_succeeds_reporting_each_task(kfp: FakeKfp) -> None:
     )
     reporter = Recorder()
     ended: list[tuple[str, bool]] = []
-    engine = backend(kfp.base_url, reporter, experiment_name="demo-exp", experiment_description="Demo runs")
+    engine = backend(
+        kfp.base_url, reporter, experiment_name="demo-exp", experiment_description="Demo runs", caching=True
+    )
     handle = engine.run(
         JobRequest(spec=SPEC, params={"depth": "5"}), on_end=lambda job, ok: ended.append((job.job_id, ok))
     )
@@ -146,8 +148,8 @@ def test_run_succeeds_reporting_each_task(kfp: FakeKfp) -> None:
     assert run["display_name"].startswith("demo-project-")
     assert run["runtime_config"] == {"pipeline_root": "gs://kfp-bucket/runs", "parameters": {"depth": 5}}
     tasks = run["pipeline_spec"]["root"]["dag"]["tasks"]
-    # run_config.caching (off) is the default; a task's own setting stays
-    assert tasks["clean"]["cachingOptions"] == {} and tasks["train"]["cachingOptions"] == {}
+    # run_config.caching is every task's default; a task's own setting (off: KFP's empty default) stays
+    assert tasks["clean"]["cachingOptions"] == {"enableCache": True} and tasks["train"]["cachingOptions"] == {}
     assert any(f"View it at {handle.url}" == line for line in reporter.lines)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -37,6 +38,8 @@ DEX_PASSWORD_ENV = "DEX_PASSWORD"
 HTTP_TIMEOUT = 30.0
 HEALTHZ = "/apis/v2beta1/healthz"
 _LOGIN_HOPS = 4  # pages between the host and Dex's password form (connector choice, "log in with email"…)
+# AI Platform Pipelines' inverse proxy: it takes the caller's Google access token (kfp.Client's own rule)
+_INVERSE_PROXY = re.compile(r"\S+\.googleusercontent\.com/?$")
 _USER_ADC_TYPES = {"authorized_user", "external_account_authorized_user"}
 _IAP_FIX = (
     "impersonate a service account that IAP lets in (`gcloud auth application-default login "
@@ -51,7 +54,7 @@ class KfpAuth:
 
     token: str | None = field(default=None, repr=False)
     cookies: str | None = field(default=None, repr=False)
-    method: str = "none"  # "iap", "dex" or "none", for messages
+    method: str = "none"  # "iap", "dex", "gcp" or "none", for messages
 
     def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -73,7 +76,8 @@ class KfpAuth:
 
 def authenticate(host: str, env: Mapping[str, str] | None = None) -> KfpAuth:
     """The credentials ``env`` (default: the process environment) asks for: an IAP ID token with
-    ``IAP_CLIENT_ID``, a Dex session with ``DEX_USERNAME``/``DEX_PASSWORD``, else none (KFP's own defaults)."""
+    ``IAP_CLIENT_ID``, a Dex session with ``DEX_USERNAME``/``DEX_PASSWORD``, a Google access token for an AI
+    Platform Pipelines host (``*.googleusercontent.com``), else none."""
     env = os.environ if env is None else env
     client_id = (env.get(IAP_CLIENT_ID_ENV) or "").strip()
     username, password = env.get(DEX_USERNAME_ENV) or "", env.get(DEX_PASSWORD_ENV) or ""
@@ -89,6 +93,8 @@ def authenticate(host: str, env: Mapping[str, str] | None = None) -> KfpAuth:
             missing = DEX_PASSWORD_ENV if username else DEX_USERNAME_ENV
             raise PluginError(f"{missing} is not set: Dex login needs both {DEX_USERNAME_ENV} and {DEX_PASSWORD_ENV}")
         return KfpAuth(cookies=dex_session(host, username, password), method="dex")
+    if _INVERSE_PROXY.match(host):
+        return KfpAuth(token=gcp_access_token(host), method="gcp")
     return KfpAuth()
 
 
@@ -120,6 +126,23 @@ def iap_id_token(audience: str, env: Mapping[str, str] | None = None) -> str:
     if not token:
         raise PluginError(f"Google answered no ID token for {IAP_CLIENT_ID_ENV}={audience}: {_IAP_FIX}")
     return str(token)
+
+
+def gcp_access_token(host: str) -> str:
+    """An access token of the Application Default Credentials, as AI Platform Pipelines' proxy wants it."""
+    import google.auth
+    from google.auth.exceptions import GoogleAuthError
+    from google.auth.transport.requests import Request
+
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        credentials.refresh(Request())
+    except GoogleAuthError as exc:
+        raise PluginError(
+            f"no usable Google credentials for {host} ({_first_line(exc)}): run `gcloud auth application-default "
+            f"login`, or set {IAP_CLIENT_ID_ENV} if the cluster is behind Identity-Aware Proxy"
+        ) from None
+    return str(credentials.token)
 
 
 def _adc_info(env: Mapping[str, str]) -> tuple[str | None, dict[str, Any] | None]:
@@ -251,15 +274,27 @@ def _password_form(session: Any, page: Any, host: str, timeout: float) -> _Form:
         for form in parsed.forms:
             if form.has_password:
                 return form
-        nxt = next((link for link in parsed.links if "/auth/local" in link), None)
-        nxt = nxt or next((f.action for f in parsed.forms if f.method == "get" and "/auth/local" in f.action), None)
-        if not nxt:
+        nxt = _next_login_step(parsed)
+        if nxt is None:
             break
-        page = session.get(urljoin(page.url, nxt), timeout=timeout)
+        page = session.get(urljoin(page.url, nxt[0]), params=nxt[1], timeout=timeout)
     raise PluginError(
         f"{DEX_USERNAME_ENV} is set, but {host} led to no Dex password login form (ended at {_no_query(page.url)}): "
         "enable Dex's static-password (local) connector, or unset DEX_USERNAME/DEX_PASSWORD if no Dex is in front"
     )
+
+
+def _next_login_step(page: _LoginPage) -> tuple[str, dict[str, str]] | None:
+    """The link or GET form leading on to the password form: Dex's "Log in with Email" connector, or
+    oauth2-proxy's "Sign in with Dex" button."""
+    for marker in ("/auth/local", "/oauth2/start"):
+        for link in page.links:
+            if marker in link:
+                return link, {}
+        for form in page.forms:
+            if form.method == "get" and marker in form.action:
+                return form.action, form.fields
+    return None
 
 
 def _password_form_in(text: str) -> bool:
@@ -326,6 +361,8 @@ def _refusal(status: int, auth: KfpAuth) -> str:
             f"{what}: the ID token for {IAP_CLIENT_ID_ENV} was not accepted; check it is the IAP OAuth client id "
             "and that the identity has IAP-secured Web App User on the cluster"
         )
+    if auth.method == "gcp":
+        return f"{what}: your Google account was not let in; ask for access to the AI Platform Pipelines instance"
     if auth.method == "dex":
         return f"{what}: the Dex session was not accepted; check that {DEX_USERNAME_ENV} may use Kubeflow Pipelines"
     return (
