@@ -29,6 +29,8 @@ from kedro_vertex_runner.errors import ConfigError, PluginError
 
 DEX_USER, DEX_PASSWORD = "pipelines@example.com", "s3cret-Passw0rd"
 CLIENT_ID = "123456-iapclient.apps.googleusercontent.com"
+# KFP reports tasks by their keys in the spec (clean, train); the user sees the names the compiler gave them
+CLEAN, TRAIN = "clean_houses + add_features (2 nodes)", "model.train_model"
 SPEC: dict[str, Any] = {
     "pipelineInfo": {"name": "demo-project"},
     "schemaVersion": "2.1.0",
@@ -42,9 +44,9 @@ SPEC: dict[str, Any] = {
         },
         "dag": {
             "tasks": {
-                "clean": {"taskInfo": {"name": "clean"}, "componentRef": {"name": "comp-clean"}},
+                "clean": {"taskInfo": {"name": CLEAN}, "componentRef": {"name": "comp-clean"}},
                 "train": {
-                    "taskInfo": {"name": "train"},
+                    "taskInfo": {"name": TRAIN},
                     "componentRef": {"name": "comp-clean"},
                     "cachingOptions": {"enableCache": False},
                     "dependentTasks": ["clean"],
@@ -138,9 +140,9 @@ def test_run_succeeds_reporting_each_task(kfp: FakeKfp) -> None:
     # KFP's own root DAG and driver entries are not tasks of the pipeline
     assert reporter.reports == [
         ("PENDING", {}),
-        ("RUNNING", {"clean": "RUNNING", "train": "PENDING"}),
-        ("RUNNING", {"clean": "SUCCEEDED", "train": "RUNNING"}),
-        ("SUCCEEDED", {"clean": "SUCCEEDED", "train": "SUCCEEDED"}),
+        ("RUNNING", {CLEAN: "RUNNING", TRAIN: "PENDING"}),
+        ("RUNNING", {CLEAN: "SUCCEEDED", TRAIN: "RUNNING"}),
+        ("SUCCEEDED", {CLEAN: "SUCCEEDED", TRAIN: "SUCCEEDED"}),
     ]
     [run] = created_runs(kfp)
     [experiment] = [e for e in kfp.experiments.values() if e["experiment_id"] == run["experiment_id"]]
@@ -166,7 +168,7 @@ def test_experiment_is_created_once_and_reused(kfp: FakeKfp) -> None:
     [
         (
             {"state": "FAILED", "tasks": {"clean": "SUCCEEDED", "train": ("FAILED", "OOMKilled: exit code 137")}},
-            ["ended FAILED", "failed task(s): train", "OOMKilled", "kubectl logs", "-train-pod"],
+            ["ended FAILED", f"failed task(s): {TRAIN}", "OOMKilled", "kubectl logs", "-train-pod"],
         ),
         ({"state": "CANCELED", "tasks": {"clean": "SUCCEEDED", "train": "CANCELED"}}, ["was cancelled"]),
     ],
@@ -182,7 +184,7 @@ def test_run_that_does_not_succeed_is_job_failed(kfp: FakeKfp, final: dict[str, 
     assert "\n" not in message and all(word in message for word in words), message
     assert failure.value.state == final["state"] and failure.value.job.run_key == {"job_id": failure.value.job_id}
     assert ended == [False]
-    assert reporter.reports[-1][1]["train"] == final["state"]
+    assert reporter.reports[-1][1][TRAIN] == final["state"]
 
 
 def test_submit_without_waiting_returns_at_once(kfp: FakeKfp) -> None:
@@ -279,7 +281,7 @@ def test_logs_name_the_pod_in_one_line(kfp: FakeKfp) -> None:
     engine = backend(kfp.base_url, namespace="team-a")
     handle = engine.run(JobRequest(spec=SPEC), wait=False)
     with pytest.raises(PluginError) as failure:
-        engine.task_logs(handle.job_id, task="train")
+        engine.task_logs(handle.job_id, task=TRAIN)
     assert str(failure.value) == (
         f"Kubeflow Pipelines serves no task logs through its API: read them on {handle.url} or with "
         f"`kubectl logs -n team-a {handle.job_id}-train-pod -c main`"

@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError, PluginError
 from .base import (
@@ -41,6 +41,7 @@ from .base import (
     JobHandle,
     JobRequest,
     JobSummary,
+    Reporter,
     ScheduleRequest,
     ScheduleSummary,
     TaskLog,
@@ -48,13 +49,16 @@ from .base import (
     UploadedPipeline,
 )
 
+if TYPE_CHECKING:
+    from ..config import PluginConfig
+
 POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = 10.0
 API_RETRIES = 4  # transient answers (5xx, network) while following a run
 SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
-# task_details entries that are KFP's own machinery, not tasks of ours
-_HIDDEN_TASKS = frozenset({"", "root", "executor", "exit-handler-1"})
+# task_details entries that are KFP's own machinery (the root DAG, executors), not tasks of ours
+_HIDDEN_TASKS = frozenset({"", "root", "executor"})
 
 
 class KubeflowBackend(Backend):
@@ -72,7 +76,11 @@ class KubeflowBackend(Backend):
         "labels": "KFP runs carry no labels",
     }
 
-    _kfp: Any = None
+    def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
+        super().__init__(config, reporter)
+        self._kfp: Any = None
+        #: run id → {task key, as KFP reports tasks: the task's name in the spec}, for the runs started here
+        self._task_names: dict[str, dict[str, str]] = {}
 
     # ---------------------------------------------------------------------------------------------------------
     # configuration and the client
@@ -145,6 +153,7 @@ class KubeflowBackend(Backend):
                 pipeline_root=self.config.run_config.root,
             )
         handle = JobHandle(job_id=run.run_id, url=self.run_url(run.run_id), run_key={"job_id": run.run_id})
+        self._task_names[run.run_id] = spec_task_names(spec)
         self.reporter.info(f"Submitted Kubeflow Pipelines run {run_name} ({run.run_id})")
         self.reporter.info(f"View it at {handle.url}")
         return handle
@@ -167,7 +176,7 @@ class KubeflowBackend(Backend):
                 time.sleep(min(interval, 2.0**failures))
                 continue
             state = _state(run.state)
-            tasks = task_states(run)
+            tasks = task_states(run, self._task_names.get(job.job_id))
             self.reporter.progress(job, tasks, state)
             if state in SUCCEEDED_STATES:
                 return
@@ -325,8 +334,8 @@ class KubeflowBackend(Backend):
     def task_logs(self, job_id: str, task: str | None = None, lines: int = 20) -> list[TaskLog]:
         """KFP's API serves no logs: one line naming where they are (the run's page, or the task's pod)."""
         run = self._call(f"reading run {job_id}", self.client().get_run, run_id=job_id)
-        names = {state.name for state in task_states(run) if task in (None, state.name)}
-        pods = _pods(run, names)
+        names = self._task_names.get(job_id) or {}
+        pods = [pod for key, _, _, pod in _task_rows(run) if pod and task in (None, key, names.get(key))]
         where = f"`kubectl logs -n {self.namespace or 'kubeflow'} {pods[0]} -c main`" if pods else "`kubectl logs`"
         raise PluginError(
             f"Kubeflow Pipelines serves no task logs through its API: read them on {self.run_url(job_id)} or with "
@@ -433,17 +442,36 @@ def kfp_cron(expression: str) -> str:
     return " ".join(fields if len(fields) == 6 else ["0", *fields])
 
 
-def task_states(run: Any) -> list[TaskState]:
-    """The run's tasks as KFP reports them, KFP's own driver and DAG entries left out (last report per name)."""
-    details = getattr(getattr(run, "run_details", None), "task_details", None) or []
-    tasks: dict[str, TaskState] = {}
-    for detail in details:
-        name = detail.display_name or ""
-        if name in _HIDDEN_TASKS or name.endswith("-driver"):
+def spec_task_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Task key → ``taskInfo.name`` (the Kedro nodes the task runs) of every task in the spec's DAGs."""
+    names: dict[str, str] = {}
+    dags = [(spec.get("root") or {}).get("dag") or {}]
+    dags += [component.get("dag") or {} for component in (spec.get("components") or {}).values()]
+    for dag in dags:
+        for key, task in (dag.get("tasks") or {}).items():
+            names[key] = str((task.get("taskInfo") or {}).get("name") or key)
+    return names
+
+
+def _task_rows(run: Any) -> list[tuple[str, str, str, str]]:
+    """(task key, state, error, pod) of each task KFP reports, its driver, DAG and exit-handler entries left out
+    (the last report of a key wins: a retried task is reported again)."""
+    from ..compiler.spec import EXIT_HANDLER_TASK
+
+    rows: dict[str, tuple[str, str, str, str]] = {}
+    for detail in getattr(getattr(run, "run_details", None), "task_details", None) or []:
+        key = detail.display_name or ""
+        if key in _HIDDEN_TASKS or key == EXIT_HANDLER_TASK or key.endswith("-driver"):
             continue
         error = (getattr(detail.error, "message", None) or "") if detail.error else ""
-        tasks[name] = TaskState(name=name, state=_state(detail.state), error=str(error))
-    return list(tasks.values())
+        rows[key] = (key, _state(detail.state), str(error), str(getattr(detail, "pod_name", None) or ""))
+    return list(rows.values())
+
+
+def task_states(run: Any, names: Mapping[str, str] | None = None) -> list[TaskState]:
+    """The run's tasks as KFP reports them, named as the spec names them (``names``: task key → name)."""
+    names = names or {}
+    return [TaskState(name=names.get(key, key), state=state, error=error) for key, state, error, _ in _task_rows(run)]
 
 
 def _failure(job: JobHandle, run: Any, state: str, tasks: list[TaskState]) -> str:
@@ -456,16 +484,10 @@ def _failure(job: JobHandle, run: Any, state: str, tasks: list[TaskState]) -> st
             message += f" ({failed[0].error[:300]})"
     elif run.error is not None and getattr(run.error, "message", None):
         message += f" ({str(run.error.message)[:300]})"
-    pods = _pods(run, {task.name for task in failed})
+    pods = [pod for _, row_state, _, pod in _task_rows(run) if pod and row_state in FAILED_STATES]
     if pods:
         message += f"; logs: kubectl logs {pods[0]} -c main"
     return f"{message}; see {job.url}"
-
-
-def _pods(run: Any, tasks: set[str]) -> list[str]:
-    """The pods that ran ``tasks`` of ``run``, as KFP names them."""
-    details = getattr(getattr(run, "run_details", None), "task_details", None) or []
-    return [str(d.pod_name) for d in details if d.pod_name and (d.display_name or "") in tasks]
 
 
 def _state(value: Any) -> str:
