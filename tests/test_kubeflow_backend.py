@@ -187,6 +187,32 @@ def test_run_that_does_not_succeed_is_job_failed(kfp: FakeKfp, final: dict[str, 
     assert reporter.reports[-1][1][TRAIN] == final["state"]
 
 
+class Interrupting(Recorder):
+    """Ctrl-C while the first state is shown."""
+
+    def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
+        raise KeyboardInterrupt
+
+
+def test_interrupt_with_cancel_on_interrupt_cancels_the_run(kfp: FakeKfp) -> None:
+    kfp.script_next_run({"state": "RUNNING"})
+    ended: list[bool] = []
+    with pytest.raises(JobFailed) as failure:
+        backend(kfp.base_url, Interrupting()).run(
+            JobRequest(spec=SPEC, cancel_on_interrupt=True), on_end=lambda job, ok: ended.append(ok)
+        )
+    assert failure.value.exit_code == 130 and failure.value.state == "CANCELED" and ended == [False]
+    assert kfp.requests_to("POST", rf"/apis/v2beta1/runs/{failure.value.job_id}:terminate")
+
+
+def test_interrupt_without_cancelling_leaves_the_run(kfp: FakeKfp) -> None:
+    kfp.script_next_run({"state": "RUNNING"})
+    with pytest.raises(PluginError, match="keeps running on Kubeflow Pipelines") as failure:
+        backend(kfp.base_url, Interrupting()).run(JobRequest(spec=SPEC))  # confirm() answers no
+    assert failure.value.exit_code == 130
+    assert kfp.requests_to("POST", r"/apis/v2beta1/runs/.*:terminate") == []
+
+
 def test_submit_without_waiting_returns_at_once(kfp: FakeKfp) -> None:
     kfp.script_next_run({"state": "RUNNING"})
     handle = backend(kfp.base_url).run(JobRequest(spec=SPEC), wait=False)

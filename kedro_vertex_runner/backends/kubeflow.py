@@ -160,38 +160,39 @@ class KubeflowBackend(Backend):
 
     def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
         interval = _poll_interval()
-        failures = 0
-        while True:
-            try:
-                run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
-                failures = 0
-            except KeyboardInterrupt:
-                self._interrupted(job, cancel_on_interrupt)
-                raise
-            except PluginError:
-                failures += 1
-                if failures > API_RETRIES:
-                    raise
-                self._kfp = None  # a fresh client: an IAP token lasts an hour, a run may last longer
-                time.sleep(min(interval, 2.0**failures))
-                continue
-            state = _state(run.state)
-            tasks = task_states(run, self._task_names.get(job.job_id))
-            self.reporter.progress(job, tasks, state)
-            if state in SUCCEEDED_STATES:
-                return
-            if state in FAILED_STATES:
-                raise JobFailed(_failure(job, run, state, tasks), job, state=state)
-            try:
+        failures = [0]
+        try:
+            while not self._poll(job, failures):
                 time.sleep(interval)
-            except KeyboardInterrupt:
-                self._interrupted(job, cancel_on_interrupt)
+        except KeyboardInterrupt:
+            self._interrupted(job, cancel_on_interrupt)
+            raise
+
+    def _poll(self, job: JobHandle, failures: list[int]) -> bool:
+        """Report the run's state once: True when it succeeded, False while it runs; JobFailed when it failed.
+        A few failed reads in a row are retried with a fresh client (an IAP token lasts an hour, a run longer)."""
+        try:
+            run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
+            failures[0] = 0
+        except PluginError:
+            failures[0] += 1
+            if failures[0] > API_RETRIES:
                 raise
+            self._kfp = None
+            return False
+        state = _state(run.state)
+        tasks = task_states(run, self._task_names.get(job.job_id))
+        self.reporter.progress(job, tasks, state)
+        if state in FAILED_STATES:
+            raise JobFailed(_failure(job, run, state, tasks), job, state=state)
+        return state in SUCCEEDED_STATES
 
     def _interrupted(self, job: JobHandle, cancel: bool) -> None:
         if cancel or self.reporter.confirm(f"Cancel Kubeflow Pipelines run {job.job_id}?"):
             self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
-            raise PluginError(f"interrupted: cancellation of run {job.job_id} requested", exit_code=130)
+            raise JobFailed(
+                f"interrupted: cancellation of run {job.job_id} requested", job, state="CANCELED", exit_code=130
+            )
         raise PluginError(
             f"interrupted: run {job.job_id} keeps running on Kubeflow Pipelines; stop it at {job.url}", exit_code=130
         )
