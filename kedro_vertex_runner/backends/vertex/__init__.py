@@ -41,6 +41,7 @@ from .api import (
 )
 from .experiments import ensure_experiment
 from .jobs import (
+    _display_name,
     attach_when_ready,
     build_pipeline_job,
     create_job,
@@ -50,11 +51,6 @@ from .jobs import (
     wait_for_job,
 )
 from .schedules import create_schedule, list_schedules
-
-
-def _display_name(spec: Mapping[str, Any]) -> str:
-    """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
-    return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
 
 
 def _when(value: Any) -> str:
