@@ -3,8 +3,9 @@
 ``kedro run --runner=VertexRunner`` builds the runner before the session exists, then calls :meth:`run` with the
 pipeline already filtered by ``--pipeline/--tags/--nodes/--from-nodes/--to-nodes``. The runner does not execute
 nodes itself: it compiles a PipelineSpec and hands it to a backend (:mod:`.backends`: every task in its own process
-on this machine, Vertex AI Pipelines…), chosen by ``run_config.backend`` or ``backend=``. Context and ``--params``/``--env`` reach it through the plugin's
-hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
+on this machine, Vertex AI Pipelines…), chosen by ``run_config.backend`` or ``backend=``. Context and
+``--params``/``--env`` reach it through the plugin's hooks. User-facing problems are printed as one line and end
+the command with a non-zero exit code.
 
 Runner params (``--runner-params k=v,…``): ``backend=NAME`` (a name of :data:`.backends.REGISTRY`),
 ``wait=true|false`` (a backend that can submit), ``max_workers=N`` and ``warm_start=true|false`` (the local backend's
@@ -131,7 +132,7 @@ class VertexRunner(AbstractRunner):
             return
         raw = _raw_run_config(project)
         backend = self.backend or raw.get("backend") or DEFAULT_BACKEND
-        if backend in REGISTRY:  # else the config check says what is wrong
+        if isinstance(backend, str) and backend in REGISTRY:  # else the config check says what is wrong
             backend_class(backend).prestart(project, raw, {"warm_start": self.warm_start})
 
     def run(

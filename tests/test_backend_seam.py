@@ -127,11 +127,14 @@ def test_the_shared_flow_tells_how_a_job_ended() -> None:
         def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
             raise JobFailed(f"job {job.job_id} FAILED", job)
 
+    def on_end(job: JobHandle, succeeded: bool) -> None:
+        ended.append((job.job_id, succeeded))
+
     EchoBackend.jobs.clear()
-    EchoBackend(config, SilentReporter()).run(JobRequest(spec=spec), on_end=lambda job, ok: ended.append((job.job_id, ok)))
+    EchoBackend(config, SilentReporter()).run(JobRequest(spec=spec), on_end=on_end)
     with pytest.raises(JobFailed, match="echo-2 FAILED"):
-        Failing(config).run(JobRequest(spec=spec), on_end=lambda job, ok: ended.append((job.job_id, ok)))
-    Failing(config).run(JobRequest(spec=spec), wait=False, on_end=lambda job, ok: ended.append((job.job_id, ok)))
+        Failing(config).run(JobRequest(spec=spec), on_end=on_end)
+    Failing(config).run(JobRequest(spec=spec), wait=False, on_end=on_end)
     assert ended == [("echo-1", True), ("echo-2", False)]  # a job left running has not ended
     with pytest.raises(PluginError, match="run_id=r1: only the local backend takes a run id"):
         EchoBackend(config).run(JobRequest(spec=spec, run_id="r1"))
