@@ -46,7 +46,7 @@ def check_tag(tag: str) -> str:
 
 def _bearer(url: str, config: PluginConfig) -> dict[str, str]:
     """The Authorization header for ``url`` (none for a local test server with anonymous credentials)."""
-    from .backends.vertex import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
+    from .backends.vertex.api import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
 
     if os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}:
         if not _is_local_endpoint(url):

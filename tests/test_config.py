@@ -814,7 +814,7 @@ def test_runner_params_show_lookalike_letters_escaped(capsys):
 
     with pytest.raises(SystemExit):
         VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
-    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local' or 'vertex'"
+    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local', 'vertex' or 'kubeflow'"
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -57,13 +57,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
 from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
 
+from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
 
 if TYPE_CHECKING:
@@ -144,11 +145,11 @@ class LocalRunResult:
         return sum(task.state == state for task in self.tasks.values())
 
 
-class LocalRunFailed(PluginError):
+class LocalRunFailed(JobFailed):
     """A local run ended with failed tasks; ``result`` holds every task's state."""
 
     def __init__(self, message: str, result: LocalRunResult):
-        super().__init__(message)
+        super().__init__(message, _handle(result.run_id))
         self.result = result
 
 
@@ -1227,6 +1228,7 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
 __all__ = [
     "CANCELLED",
     "FAILED",
+    "LocalBackend",
     "LocalRunFailed",
     "LocalRunResult",
     "MAX_LOCAL_BACKOFF",
@@ -1239,3 +1241,60 @@ __all__ = [
     "format_value",
     "run_spec",
 ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the backend seam
+
+
+def _handle(run_id: str) -> JobHandle:
+    """A local run: its id is the job's, and ``job_id=`` finds its MLflow run."""
+    return JobHandle(job_id=run_id, run_key={"job_id": run_id})
+
+
+class LocalBackend(Backend):
+    """Every task in its own process on this machine (:func:`run_spec`); the job lives as long as the launcher."""
+
+    name: ClassVar[str] = "local"
+    title: ClassVar[str] = "this machine"
+    root_schemes: ClassVar[tuple[str, ...]] = ("", "file", "gs")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RUN})
+    needs_gcp_project: ClassVar[bool] = False
+    remote_tasks: ClassVar[bool] = False
+    job_ends_with_launcher: ClassVar[bool] = True
+    takes_run_id: ClassVar[bool] = True
+
+    @classmethod
+    def prestart(cls, project_dir: Path, raw_run_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        """Start the warm-start process now, so that it preloads the project while Kedro loads the pipelines and
+        builds the session (see :mod:`.warm`); if the job turns out to go elsewhere it is simply unused."""
+        from . import warm
+
+        local = raw_run_config.get("local")
+        local = local if isinstance(local, dict) else {}
+        option = options.get("warm_start")
+        option = option if option is not None else local.get("warm_start")
+        if not warm.enabled(option if isinstance(option, bool) else None):
+            return
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"}
+        warm.prestart(project_dir, env, remote_root="://" in str(raw_run_config.get("root", "")))
+
+    def start(self, job: JobRequest) -> JobHandle:
+        """Run the job to its end (this backend cannot leave a job running); :class:`LocalRunFailed` if a task
+        failed."""
+        local = self.config.run_config.local
+        options = job.options
+        warm_start = options.get("warm_start")
+        result = run_spec(
+            job.spec,
+            project_dir=job.project_dir or Path.cwd(),
+            root=self.config.run_config.root,
+            run_id=job.run_id,
+            max_workers=options.get("max_workers") or local.max_workers,
+            fail_fast=self.config.run_config.failure_policy == "fast",
+            warm_start=warm_start if warm_start is not None else local.warm_start,
+        )
+        return _handle(result.run_id)
+
+    def launcher_job(self, job: JobRequest) -> JobHandle:
+        return _handle(job.run_id or "")
