@@ -1239,3 +1239,21 @@ __all__ = [
     "format_value",
     "run_spec",
 ]
+
+
+from typing import ClassVar  # noqa: E402
+
+from .base import Backend, Capability  # noqa: E402
+
+
+class LocalBackend(Backend):
+    """This machine, each task in its own process; declared by its facts (the configuration reads them)."""
+
+    name: ClassVar[str] = "local"
+    title: ClassVar[str] = "this machine (the same compiled spec, each task in its own process)"
+    root_schemes: ClassVar[tuple[str, ...]] = ("", "file", "gs")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RUN})
+    needs_gcp_project: ClassVar[bool] = True
+    remote_tasks: ClassVar[bool] = False
+    job_ends_with_launcher: ClassVar[bool] = True
+    takes_run_id: ClassVar[bool] = True

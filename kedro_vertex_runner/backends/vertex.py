@@ -1233,3 +1233,18 @@ def open_ui(config: PluginConfig, opener: Callable[[str], bool] | None = None) -
     if not opened:
         click.echo("No browser available: open the URL above.", err=True)
     return url
+
+
+from typing import ClassVar  # noqa: E402
+
+from .base import Backend, Capability  # noqa: E402
+
+
+class VertexBackend(Backend):
+    """Vertex AI Pipelines, declared by its facts (the configuration reads them)."""
+
+    name: ClassVar[str] = "vertex"
+    title: ClassVar[str] = "Vertex AI Pipelines (project_id, region)"
+    root_schemes: ClassVar[tuple[str, ...]] = ("gs",)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    needs_gcp_project: ClassVar[bool] = True
