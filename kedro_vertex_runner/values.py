@@ -52,11 +52,12 @@ PARAMETER_TYPES: tuple[tuple[type, str], ...] = (
     (list, "LIST"),
     (dict, "STRUCT"),
 )
+#: parameter type → what a value of it looks like, in words (for "expected …" messages)
 PARAMETER_TYPE_WORDS = {
-    "BOOLEAN": "true or false",
+    "STRING": "a string",
     "NUMBER_INTEGER": "a whole number",
     "NUMBER_DOUBLE": "a number",
-    "STRING": "a string",
+    "BOOLEAN": "true or false",
     "LIST": "a JSON list",
     "STRUCT": "a JSON object",
 }
