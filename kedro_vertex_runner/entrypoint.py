@@ -580,10 +580,10 @@ def _plain_logging(project_dir: Path, reconfigure: bool = False) -> bool:
     # Kedro's own config loader calls OmegaConf's deprecated register_new_resolver: two warnings per task that
     # say nothing about the user's pipeline and would crowd the log tail shown on failure
     warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", module=r"kedro\.")
-    plain = switch(os.environ.get(PLAIN_LOGS_ENV))
-    if plain is False or os.environ.get("KEDRO_LOGGING_CONFIG"):
+    wanted = switch(os.environ.get(PLAIN_LOGS_ENV))
+    if wanted is False or os.environ.get("KEDRO_LOGGING_CONFIG"):
         return False
-    if plain is not True and sys.stdout.isatty():
+    if wanted is not True and sys.stdout.isatty():
         return False
     if any((project_dir / "conf").glob("logging.y*ml")):
         return False
