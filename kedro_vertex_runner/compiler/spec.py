@@ -549,7 +549,7 @@ def _cpu_cores(cpu: str) -> float:
 def _memory_bytes(memory: str) -> float:
     try:
         return memory_quantity_bytes(memory)
-    except ValueError as exc:  # config.py validated the form already
+    except ValueError as exc:  # the configuration validated the form already
         raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
