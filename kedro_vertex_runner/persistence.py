@@ -78,7 +78,7 @@ def file_name(dataset_name: str) -> str:
 
 def run_dir(root: str, run_id: str) -> str:
     """``<root>/<run id>``; the run id must be usable as a single path segment."""
-    from .resolvers import check_run_id
+    from .values import check_run_id
 
     check_run_id(run_id)
     return f"{str(root).rstrip('/')}/{run_id}"

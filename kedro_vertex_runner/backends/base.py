@@ -221,6 +221,9 @@ class Backend:
     takes_run_id: ClassVar[bool] = False
     #: `run_config` keys the engine cannot honour: one warning line each when they are set
     unsupported_keys: ClassVar[Mapping[str, str]] = {}
+    #: top-level keys of vertexai.yml the backend cannot run without (besides `project_id`/`region`, which
+    #: `needs_gcp_project` asks for): a missing one is one error line naming the file and key
+    required_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import cpu_cores, memory_bytes, normalise_root
+from ..config import cpu_cores, normalise_root
 from ..errors import PluginError
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, HostAlias, TaskContract, TaskParam
+from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
 
@@ -50,15 +51,6 @@ EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
 TASK_NAME_MAX = 63
 # Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
 TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-PARAMETER_TYPES = (
-    (bool, "BOOLEAN"),  # before int: bool is an int subclass
-    (int, "NUMBER_INTEGER"),
-    (float, "NUMBER_DOUBLE"),
-    (str, "STRING"),
-    (list, "LIST"),
-    (dict, "STRUCT"),
-)
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPEkmgtpe]i?)?$")
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -280,9 +272,9 @@ def _pipeline_parameters(runtime_params: dict[str, Any]) -> list[_Parameter]:
 
 
 def _parameter_type(key: str, value: Any) -> str:
-    for python_type, spec_type in PARAMETER_TYPES:
-        if isinstance(value, python_type):
-            return spec_type
+    spec_type = parameter_type(value)
+    if spec_type is not None:
+        return spec_type
     shown = "null" if value is None else f"{value!r} ({type(value).__name__})"
     raise PluginError(
         f"--params {key}: value {shown} cannot be a pipeline parameter; use a string, number, boolean, list or "
@@ -556,16 +548,17 @@ def _cpu_cores(cpu: str) -> float:
 
 def _memory_bytes(memory: str) -> float:
     try:
-        return memory_bytes(memory)
-    except ValueError as exc:  # config.py validated the form already
+        return memory_quantity_bytes(memory)
+    except ValueError as exc:  # the configuration validated the form already
         raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
 def _memory_quantity(memory: str) -> str:
     """``16g`` → ``16G``: Kubernetes quantities have upper-case unit letters (``m`` would mean milli-bytes)."""
-    match = _MEMORY.match(memory)
-    unit = (match.group(2) if match else None) or ""
-    return memory[: len(memory) - len(unit)] + unit[:1].upper() + unit[1:]
+    try:
+        return memory_quantity(memory)
+    except ValueError as exc:  # config validated the form already
+        raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
 def _duration(seconds: float) -> str:
