@@ -56,9 +56,13 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
 _BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,220}[a-z0-9])?$")
+# S3 (and MinIO) bucket names: 3-63 lowercase letters, digits, '.' or '-', a letter or digit at both ends
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # the storage schemes each backend keeps job data under ("" is a local path); one row per backend
-ROOT_SCHEMES: dict[str, tuple[str, ...]] = {"vertex": ("gs",), "local": ("", "file", "gs")}
+ROOT_SCHEMES: dict[str, tuple[str, ...]] = {
+    "vertex": ("gs",), "kubeflow": ("gs", "s3"), "local": ("", "file", "gs", "s3"),
+}  # fmt: skip
 # Vertex AI's accelerator types (google.cloud.aiplatform_v1.types.AcceleratorType, without UNSPECIFIED); a test
 # compares this list with the installed client library, which the config must not import (it is slow to import)
 ACCELERATOR_TYPES = (
@@ -154,7 +158,7 @@ def check_root(root: str, backend: str) -> str:
         ValueError: what is wrong, without the key (the caller names it).
     """
     supported = ROOT_SCHEMES.get(backend, ())
-    shapes = " or ".join("a local folder" if scheme == "" else f"{scheme}://bucket/path" if scheme == "gs"
+    shapes = " or ".join("a local folder" if scheme == "" else f"{scheme}://bucket/path" if scheme in ("gs", "s3")
                          else f"{scheme}:///path" for scheme in supported)
     if not root.strip():
         raise ValueError(f"the root is empty: give {shapes}")
@@ -187,6 +191,15 @@ def check_root(root: str, backend: str) -> str:
             raise ValueError(
                 f"{root!a}: {bucket!a} is not a Cloud Storage bucket name (at most 63 lowercase letters, digits, "
                 "'-', '_' or '.', starting and ending with a letter or digit): give gs://bucket/path"
+            )
+    if scheme == "s3":
+        bucket = rest.split("/", 1)[0]
+        if not bucket:
+            raise ValueError(f"{root!a} names no bucket: give s3://bucket/path")
+        if not _S3_BUCKET.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"[\d.]+", bucket):
+            raise ValueError(
+                f"{root!a}: {bucket!a} is not an S3 bucket name (3 to 63 lowercase letters, digits, '-' or '.', "
+                "starting and ending with a letter or digit, not an IP address): give s3://bucket/path"
             )
     return normalised
 

@@ -583,7 +583,7 @@ def test_env_override_of_another_shape_names_the_key(conf):
         ("local", '"gs://"', "run_config.root: 'gs://' names no bucket"),
         ("vertex", '"gs:///x"', "run_config.root: 'gs:///x' names no bucket"),
         ("vertex", "s3://bucket/runs", "run_config.root: 's3://bucket/runs': backend 'vertex' cannot keep job data "
-         "in s3://; give gs://bucket/path"),
+         "in s3:// (backend 'kubeflow' does); give gs://bucket/path"),
         ("vertex", "file:///tmp/runs", "backend 'vertex' cannot keep job data in file:// (backend 'local' does)"),
         ("local", "hdfs://nn/runs", "backend 'local' cannot keep job data in hdfs://; give a local folder or "
          "file:///path or gs://bucket/path"),
