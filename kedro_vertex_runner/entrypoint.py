@@ -463,6 +463,9 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     root = _resolve_root(task.root, project_dir)
     if root is not None:
         from .persistence import run_dir
+        from .storage import require
+
+        require(root)  # s3:// without s3fs: one line before any node runs
 
         _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
     if code_uri:

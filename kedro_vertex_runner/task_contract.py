@@ -9,7 +9,9 @@ Form: every option is one list item, ``--option=value``, never ``--option value`
 (``--params title=-draft``, a node called ``--help``, a run id ``-x``), holds spaces, ``=``, quotes or nothing at
 all arrives intact, because nothing after the first ``=`` is ever read as an option. Placeholders
 (``{{$.pipeline_job_uuid}}``, ``{{$.inputs.parameters['p']}}``) sit inside the item and are substituted in place by
-Vertex AI and by the local backend. Two options pack several values into one item:
+Vertex AI and by the local backend. An engine that substitutes the job's ids only in task inputs (Kubeflow Pipelines)
+gets them as the input parameters :data:`JOB_ID_INPUTS` instead, and ``--run-id``/``--job-name`` read those
+(:func:`input_placeholder`). Two options pack several values into one item:
 
 * ``--param=TYPE:KEY=VALUE``: TYPE is one of :data:`PARAM_TYPES` (it never holds ``:``), KEY runs to the first
   ``=`` (a parameter name cannot hold ``=``; Kedro's ``--params`` never produces one), VALUE is the rest;
@@ -48,6 +50,16 @@ PLACEHOLDER_START = "{{$."
 #: placeholders the compiler puts into ``--run-id``/``--job-name``; the backend replaces them with the job's values
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
+#: for an engine that substitutes the job's ids only as ``runtimeValue`` constants of task inputs (Kubeflow
+#: Pipelines' driver, never inside container args): the input parameter of every task that carries each id
+RUN_ID_INPUT = "job_uuid"
+JOB_NAME_INPUT = "job_name"
+JOB_ID_INPUTS: dict[str, str] = {RUN_ID_INPUT: RUN_ID_PLACEHOLDER, JOB_NAME_INPUT: JOB_NAME_PLACEHOLDER}
+
+
+def input_placeholder(name: str) -> str:
+    """How a task's args read its input parameter ``name``: ``{{$.inputs.parameters['name']}}``."""
+    return f"{{{{$.inputs.parameters['{name}']}}}}"
 
 
 # --------------------------------------------------------------------------------------------- values

@@ -8,7 +8,8 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   leading ``python`` in the command becomes :data:`sys.executable`);
 * ``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_job_name}}``, ``{{$.pipeline_task_name}}``, ``{{$.pipeline_root}}``
   and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
-  JSON, lists and dicts as compact JSON);
+  JSON, lists and dicts as compact JSON); a task input whose ``runtimeValue`` constant is one of those job
+  placeholders takes the job's value, as Kubeflow Pipelines' driver does (the form compiled for that backend);
 * independent tasks run in parallel (at most ``max_workers`` at once); a failed task's dependents are skipped
   while tasks that do not depend on it carry on (Vertex AI's default "fail slow" policy); tasks with
   ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
@@ -372,7 +373,7 @@ def _plan(
             component = components.get(ref) if ref else None
             if component is None:
                 raise PluginError(f"task {name!r}{where}: component {ref!r} is not in the spec's components")
-            inputs = _task_inputs(task, component, scope, name)
+            inputs = _task_inputs(task, component, scope, name, {**context, "pipeline_task_name": name})
             trigger = task.get("triggerPolicy") or {}
             if trigger.get("condition"):
                 raise PluginError(f"task {name!r}: conditions (triggerPolicy.condition) are not supported locally")
@@ -443,7 +444,9 @@ def _typed(value: Any, parameter_type: str | None) -> Any:
     return value
 
 
-def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str) -> dict:
+def _task_inputs(
+    task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str, context: dict[str, str]
+) -> dict:
     values: dict[str, Any] = {}
     for key, source in ((task.get("inputs") or {}).get("parameters") or {}).items():
         if "componentInputParameter" in source:
@@ -454,7 +457,7 @@ def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: d
                 )
             values[key] = scope[parent_key]
         elif "runtimeValue" in source:
-            values[key] = (source["runtimeValue"] or {}).get("constant")
+            values[key] = _runtime_constant((source["runtimeValue"] or {}).get("constant"), context)
         else:
             kinds = ", ".join(sorted(source)) or "nothing"
             raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
@@ -464,6 +467,14 @@ def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: d
         if key in values:
             values[key] = _typed(values[key], definition.get("parameterType"))
     return values
+
+
+def _runtime_constant(value: Any, context: dict[str, str]) -> Any:
+    """A task input's constant as Kubeflow Pipelines' driver passes it: a constant that is exactly one job
+    placeholder (``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_task_name}}``…) becomes the job's value."""
+    match = _PLACEHOLDER.fullmatch(value) if isinstance(value, str) else None
+    key = match.group(1).strip() if match else ""
+    return context.get(key, value)
 
 
 def _make_task(
@@ -612,8 +623,13 @@ class _Storage:
         """Lock the run directory for this run (see the class docstring) and create the log folder.
 
         Raises:
-            PluginError: another run holds the run id, or a folder cannot be created or is a link.
+            PluginError: another run holds the run id, a folder cannot be created or is a link, or a remote root's
+                storage package (s3fs for ``s3://``) is not installed.
         """
+        if self.remote:
+            from ..storage import require
+
+            require(self.root)
         try:
             self.logs_dir.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -739,7 +755,7 @@ class _Storage:
             quiet.remove()
 
     def _filesystem(self) -> Any:
-        from fsspec.core import url_to_fs
+        from ..storage import url_to_fs
 
         options: dict[str, Any] = {"skip_instance_cache": True}
         if self.root.startswith(("gs://", "gcs://")):
@@ -1257,7 +1273,7 @@ class LocalBackend(Backend):
 
     name: ClassVar[str] = "local"
     title: ClassVar[str] = "this machine"
-    root_schemes: ClassVar[tuple[str, ...]] = ("", "file", "gs")
+    root_schemes: ClassVar[tuple[str, ...]] = ("", "file", "gs", "s3")
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RUN})
     needs_gcp_project: ClassVar[bool] = False
     remote_tasks: ClassVar[bool] = False

@@ -31,7 +31,7 @@ BUCKET_SCHEMES: dict[str, tuple[re.Pattern[str], int, str]] = {
     "gs": (_BUCKET, 63, "a Cloud Storage bucket name (at most 63 lowercase letters, digits, '-', '_' or '.', "
                         "starting and ending with a letter or digit)"),
     "s3": (_S3_BUCKET, 63, "an S3 bucket name (3 to 63 lowercase letters, digits, '-' or '.', starting and ending "
-                           "with a letter or digit)"),
+                           "with a letter or digit, not an IP address)"),
 }
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # Vertex AI's accelerator types (google.cloud.aiplatform_v1.types.AcceleratorType, without UNSPECIFIED); a test
@@ -183,7 +183,8 @@ def _check_bucket(root: str, scheme: str, bucket: str) -> None:
     if not bucket:
         raise ValueError(f"{root!a} names no bucket: give {scheme}://bucket/path")
     pattern, limit, rules = BUCKET_SCHEMES[scheme]
-    if not pattern.fullmatch(bucket) or ("." not in bucket and len(bucket) > limit):
+    s3_only = scheme == "s3" and (".." in bucket or re.fullmatch(r"[\d.]+", bucket))  # S3 forbids both
+    if not pattern.fullmatch(bucket) or ("." not in bucket and len(bucket) > limit) or s3_only:
         raise ValueError(f"{root!a}: {bucket!a} is not {rules}: give {scheme}://bucket/path")
 
 
