@@ -100,12 +100,13 @@ def s3_server():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example with ``root: s3://kedro-runs/jobs``."""
+    """The example with ``root: s3://kedro-runs/jobs`` and a Kubeflow Pipelines ``host`` (never contacted)."""
     project = _clean_example(tmp_path_factory.mktemp("s3"))
     config = project / "conf" / "base" / "vertexai.yml"
     text = config.read_text()
     assert "root: data/vertex_runs" in text
-    config.write_text(text.replace("root: data/vertex_runs", f"root: {ROOT}"))
+    text = text.replace("root: data/vertex_runs", f"root: {ROOT}")
+    config.write_text(f"host: http://127.0.0.1:9/pipeline\n{text}")
     return project
 
 

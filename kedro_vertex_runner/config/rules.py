@@ -129,9 +129,11 @@ def root_schemes(backend: str) -> tuple[str, ...]:
 
 
 def _backends_keeping(scheme: str) -> list[str]:
-    from ..backends import names
+    from ..backends import backend_class, names
 
-    return [name for name in names() if scheme in root_schemes(name)]
+    # a backend whose tasks run elsewhere first: the likelier meaning of a remote root on a remote backend
+    keeping = [name for name in names() if scheme in root_schemes(name)]
+    return sorted(keeping, key=lambda name: not backend_class(name).remote_tasks)
 
 
 def _root_shape(scheme: str) -> str:
