@@ -14,6 +14,8 @@ from typing import Any, Callable
 import click
 import kedro.runner
 
+from .backends import DEFAULT_BACKEND, names
+from .backends.base import Capability
 from .errors import PluginError
 from .runner import VertexRunner
 
@@ -61,6 +63,14 @@ template_option = click.option(
     help="Run this pipeline template from Artifact Registry instead of compiling: a URI, or a tag of this "
     "pipeline in run_config.pipeline_registry (default: run_config.template_uri).",
 )
+backend_option = click.option(
+    "--backend",
+    "backend_name",
+    default=None,
+    metavar="NAME",
+    help=f"Backend to use, one of {', '.join(names())} (default: run_config.backend when it runs jobs elsewhere, "
+    f"else {DEFAULT_BACKEND}).",
+)
 env_option = click.option("-e", "--env", default=None, help="Kedro configuration environment (default: local).")
 pipeline_option = click.option(
     "-p", "--pipeline", "pipeline_name", default="__default__", show_default=True, help="Registered pipeline."
@@ -94,7 +104,14 @@ def _env(ctx: click.Context, env: str | None) -> str | None:
 class _Job:
     """A Kedro session opened for one command, with the compiled spec on demand."""
 
-    def __init__(self, env: str | None, pipeline_name: str, params: dict[str, Any], backend: str | None = None):
+    def __init__(
+        self,
+        env: str | None,
+        pipeline_name: str,
+        params: dict[str, Any],
+        backend: str | None = None,
+        capability: Capability | None = None,
+    ):
         from kedro.framework.session import KedroSession
         from kedro.framework.startup import bootstrap_project
 
@@ -106,12 +123,19 @@ class _Job:
         self.session = KedroSession.create(project_path=project_path, env=env, runtime_params=params or None)
         self.context = self.session.load_context()
         self.config = load_config(self.context.config_loader)
-        if backend:  # run-once/schedule always target Vertex AI: read `root` as that backend does
+        self.backend: str | None = None  # where the spec will run, if known: the MLflow tracking URI must suit it
+        if capability is not None:  # a job command: its backend, and whether that backend can do it
+            from .backends import get_backend
+            from .console import command_backend
+
+            self.backend = command_backend(self.config, backend)
+            self.config = self.config.with_backend(self.backend)  # read `root` as that backend does
+            get_backend(self.backend, self.config).require(capability)
+        elif backend:  # compile for this backend (the spec's form may differ)
             self.config = self.config.with_backend(backend)
         self.pipeline_name = pipeline_name
         self.pipeline = get_pipeline(pipeline_name)
         self.params = params
-        self.backend = backend  # where the spec will run, if known: the MLflow tracking URI must suit it
         self.request: Any = None
         self.template_uri: str | None = None  # run this registry template instead of compiling
 
@@ -152,14 +176,23 @@ class _Job:
         self.session.close()
 
 
-def _open_job(env: str | None, pipeline_name: str, params: dict[str, Any], backend: str | None = None) -> _Job:
+def _open_job(
+    env: str | None,
+    pipeline_name: str,
+    params: dict[str, Any],
+    backend: str | None = None,
+    capability: Capability | None = None,
+) -> _Job:
     from kedro.framework.startup import ProjectMetadata  # noqa: F401 - fail early outside a project
 
-    return _Job(env, pipeline_name, params, backend)
+    return _Job(env, pipeline_name, params, backend, capability)
 
 
-def _open_vertex_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
-    return _open_job(env, pipeline_name, params, backend="vertex")
+def _backend_config(env: str | None, backend: str | None, capability: Capability) -> tuple[str, Any]:
+    """For a command that compiles nothing: the backend it targets and the config as that backend reads it."""
+    job = _open_job(env, "__default__", {}, backend, capability)
+    job.close()
+    return job.backend or DEFAULT_BACKEND, job.config
 
 
 @vertexai.command()
@@ -209,16 +242,29 @@ def init(
     help="Also print the tasks, their nodes, the longest chain of dependent tasks, and the estimated makespan "
     "and task count under each grouping.",
 )
+@backend_option
 @click.pass_context
 @_user_errors
 def compile_(
-    ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], output: str, explain: bool
+    ctx: click.Context,
+    env: str | None,
+    pipeline_name: str,
+    params: dict[str, Any],
+    output: str,
+    explain: bool,
+    backend_name: str | None,
 ) -> None:
-    """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials."""
+    """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials.
+
+    --backend compiles the form that backend runs (default: run_config.backend)."""
     from .compiler.spec import check_output_path, write_spec
 
+    if backend_name:
+        from .backends import backend_class
+
+        backend_class(backend_name)  # an unknown name is one line, before the session opens
     check_output_path(Path(output))  # before the few seconds a Kedro session takes to open
-    job = _open_job(_env(ctx, env), pipeline_name, params)
+    job = _open_job(_env(ctx, env), pipeline_name, params, backend_name)
     try:
         path = write_spec(job.spec(), Path(output))
         if explain:
@@ -275,6 +321,7 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
     "--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking."
 )
 @template_option
+@backend_option
 @click.pass_context
 @_user_errors
 def run_once(
@@ -285,24 +332,32 @@ def run_once(
     wait: bool,
     cancel_on_interrupt: bool,
     template: str | None,
+    backend_name: str | None,
 ) -> None:
-    """Compile a pipeline and submit it to Vertex AI Pipelines as one run.
+    """Compile a pipeline and submit it to Vertex AI Pipelines (or --backend) as one run.
 
     Waits for the job by default, showing each task's state; Ctrl-C asks whether to cancel the job.
     """
-    from .project import submit_to_vertex
+    from .project import run_on_backend
 
-    job = _open_vertex_job(_env(ctx, env), pipeline_name, params)
+    capability = Capability.RUN if wait else Capability.SUBMIT
+    job = _open_job(_env(ctx, env), pipeline_name, params, backend_name, capability)
     try:
         job.use_template(template)
-        if job.template_uri:
-            from .backends.vertex import submit
-
-            submit(job.spec(), job.config, pipeline_name=pipeline_name, wait=wait,
-                   cancel_on_interrupt=cancel_on_interrupt, params=params, template_uri=job.template_uri)
-        else:
-            spec = job.spec()
-            submit_to_vertex(spec, job.request, job.context, wait=wait, cancel_on_interrupt=cancel_on_interrupt)
+        spec = job.spec()
+        templated = job.template_uri is not None  # nothing compiled: the params go with the job
+        run_on_backend(
+            spec,
+            None if templated else job.request,
+            job.context,
+            backend=job.backend or DEFAULT_BACKEND,
+            wait=wait,
+            cancel_on_interrupt=cancel_on_interrupt,
+            params=params if templated else None,
+            template_uri=job.template_uri,
+            config=job.config,
+            pipeline_name=pipeline_name,
+        )
     finally:
         job.close()
 
@@ -315,6 +370,7 @@ def run_once(
 @click.option("--timezone", default=None, help="IANA time zone of --cron, e.g. Europe/Warsaw.")
 @click.option("--schedule", "schedule_name", default=None, help="Use the named entry of run_config.schedules.")
 @template_option
+@backend_option
 @click.pass_context
 @_user_errors
 def schedule(
@@ -326,6 +382,7 @@ def schedule(
     timezone: str | None,
     schedule_name: str | None,
     template: str | None,
+    backend_name: str | None,
 ) -> None:
     """Create a recurring schedule; replaces earlier schedules with the same display name.
 
@@ -333,23 +390,66 @@ def schedule(
     apply; --pipeline and --params override them). The display name is run_config.scheduled_run_name or the
     pipeline's name.
     """
-    from .backends.vertex import schedule_from_cli
+    from .console import create_schedule
 
     def open_job(env: str | None, pipeline_name: str, params: dict[str, Any]) -> _Job:
-        job = _open_vertex_job(env, pipeline_name, params)
+        job = _open_job(env, pipeline_name, params, backend_name, Capability.SCHEDULE)
         job.use_template(template)
         return job
 
-    schedule_from_cli(
-        _env(ctx, env),
-        pipeline_name,
-        params,
-        cron=cron,
-        timezone=timezone,
-        schedule_name=schedule_name,
-        open_job=open_job,
-        pipeline_given=ctx.get_parameter_source("pipeline_name") is click.core.ParameterSource.COMMANDLINE,
-    )
+    pipeline_given = ctx.get_parameter_source("pipeline_name") is click.core.ParameterSource.COMMANDLINE
+    job = open_job(_env(ctx, env), pipeline_name, params)
+    try:
+        job, cron, timezone, options = _schedule_options(
+            job, open_job, _env(ctx, env), cron, timezone, schedule_name, pipeline_given
+        )
+        spec = job.spec()
+    finally:
+        job.close()
+    create_schedule(spec, job.config, cron=cron, timezone_name=timezone, template_uri=job.template_uri,
+                    backend=job.backend, **options)
+
+
+def _schedule_options(
+    job: _Job,
+    open_job: Callable[[str | None, str, dict[str, Any]], _Job],
+    env: str | None,
+    cron: str | None,
+    timezone: str | None,
+    schedule_name: str | None,
+    pipeline_given: bool,
+) -> tuple[_Job, str, str | None, dict[str, Any]]:
+    """``--cron``/``--timezone``, or a named entry of ``run_config.schedules``: the job to compile (reopened when
+    the entry names another pipeline or params), the cron, the time zone and the entry's other settings.
+
+    A named schedule's ``pipeline`` applies unless ``--pipeline`` names another (``pipeline_given``, even as
+    ``__default__``); ``--params`` override its ``params``."""
+    config = job.config
+    if not schedule_name:
+        if not cron:
+            known = ", ".join(sorted(config.run_config.schedules))
+            hint = f" (run_config.schedules defines {known})" if known else ""
+            raise PluginError(f"give --cron EXPRESSION or --schedule NAME{hint}")
+        return job, cron, timezone, {}
+    if cron:
+        raise PluginError("give either --cron or --schedule, not both")
+    entry = config.run_config.schedules.get(schedule_name)
+    if entry is None:
+        known = ", ".join(sorted(config.run_config.schedules)) or "none"
+        raise PluginError(f"--schedule {schedule_name!r}: run_config.schedules defines {known}")
+    options = {
+        "start_time": entry.start_time,
+        "end_time": entry.end_time,
+        "max_run_count": entry.max_run_count,
+        "max_concurrent_run_count": entry.max_concurrent_run_count,
+        "allow_queueing": entry.allow_queueing,
+    }
+    wanted_pipeline = entry.pipeline if entry.pipeline and not pipeline_given else job.pipeline_name
+    wanted_params = {**entry.params, **job.params}
+    if wanted_pipeline != job.pipeline_name or wanted_params != job.params:
+        job.close()
+        job = open_job(env, wanted_pipeline, wanted_params)
+    return job, entry.cron, timezone or entry.timezone, options
 
 
 @vertexai.command(name="upload-pipeline")
@@ -357,24 +457,33 @@ def schedule(
 @pipeline_option
 @params_option
 @click.option("--tag", "tags", multiple=True, help="Tag the uploaded version (repeatable), e.g. --tag prod.")
+@backend_option
 @click.pass_context
 @_user_errors
 def upload_pipeline(
-    ctx: click.Context, env: str | None, pipeline_name: str, params: dict[str, Any], tags: tuple[str, ...]
+    ctx: click.Context,
+    env: str | None,
+    pipeline_name: str,
+    params: dict[str, Any],
+    tags: tuple[str, ...],
+    backend_name: str | None,
 ) -> None:
-    """Compile a pipeline and upload it as a template to run_config.pipeline_registry (Artifact Registry)."""
-    from .template_registry import registry_url, upload_template
+    """Compile a pipeline and upload it as a template to run_config.pipeline_registry (Artifact Registry), or as
+    a new version of a named pipeline of --backend."""
+    from .console import open_backend
 
-    job = _open_vertex_job(_env(ctx, env), pipeline_name, params)
+    job = _open_job(_env(ctx, env), pipeline_name, params, backend_name, Capability.UPLOAD)
+    engine = open_backend(job.config, job.backend)
     try:
-        registry_url(job.config)  # before compiling: a missing setting is the first thing to hear about
+        engine.check_upload()  # before compiling: a missing setting is the first thing to hear about
         spec = job.spec()
     finally:
         job.close()
-    package, version, uri = upload_template(spec, job.config, list(tags))
+    uploaded = engine.upload(spec, pipeline_name, list(tags))
     shown = f" (tags: {', '.join(tags)})" if tags else ""
-    click.echo(f"Uploaded pipeline template {package} version {version}{shown}")
-    click.echo(f"Template URI: {uri}")
+    click.echo(f"Uploaded pipeline template {uploaded.pipeline} version {uploaded.version}{shown}")
+    if uploaded.uri:
+        click.echo(f"Template URI: {uploaded.uri}")
 
 
 @vertexai.command(name="list-pipelines")
@@ -382,15 +491,15 @@ def upload_pipeline(
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many recent jobs to show."
 )
+@backend_option
 @click.pass_context
 @_user_errors
-def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
+def list_pipelines(ctx: click.Context, env: str | None, limit: int, backend_name: str | None) -> None:
     """List recent pipeline jobs (state and link) and schedules."""
-    from .backends.vertex import list_jobs_and_schedules
+    from .console import list_jobs_and_schedules
 
-    job = _open_job(_env(ctx, env), "__default__", {})
-    job.close()
-    list_jobs_and_schedules(job.config, limit=limit)
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.LIST)
+    list_jobs_and_schedules(config, limit=limit, backend=backend)
 
 
 @vertexai.command()
@@ -401,28 +510,29 @@ def list_pipelines(ctx: click.Context, env: str | None, limit: int) -> None:
     "--lines", default=20, show_default=True, type=click.IntRange(min=1, max=1000),
     help="How many of the last lines to show (at most 1000).",
 )
+@backend_option
 @click.pass_context
 @_user_errors
-def logs(ctx: click.Context, env: str | None, job_id: str, task: str | None, lines: int) -> None:
+def logs(ctx: click.Context, env: str | None, job_id: str, task: str | None, lines: int,
+         backend_name: str | None) -> None:
     """Show the last lines of a Vertex AI job's task log from Cloud Logging (needs roles/logging.viewer).
 
     JOB_ID is the job id printed on submit (or its full resource name). Without --task, shows every failed task.
     """
-    from .backends.vertex import show_logs
+    from .console import show_logs
 
-    job = _open_job(_env(ctx, env), "__default__", {})
-    job.close()
-    show_logs(job.config, job_id, task=task, lines=lines)
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.LOGS)
+    show_logs(config, job_id, task=task, lines=lines, backend=backend)
 
 
 @vertexai.command()
 @env_option
+@backend_option
 @click.pass_context
 @_user_errors
-def ui(ctx: click.Context, env: str | None) -> None:
+def ui(ctx: click.Context, env: str | None, backend_name: str | None) -> None:
     """Open the Vertex AI Pipelines page of the console (prints the URL without a browser)."""
-    from .backends.vertex import open_ui
+    from .console import open_ui
 
-    job = _open_job(_env(ctx, env), "__default__", {})
-    job.close()
-    open_ui(job.config)
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.UI)
+    open_ui(config, backend=backend)

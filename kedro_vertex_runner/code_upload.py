@@ -141,7 +141,7 @@ def code_root(root: str, project_dir: Path) -> str:
 
 def upload(package: CodePackage, uri: str) -> bool:
     """Store ``package`` at ``uri`` unless it is there already; returns whether anything was uploaded."""
-    from fsspec.core import url_to_fs
+    from .storage import url_to_fs
 
     fs, path = url_to_fs(uri)
     try:
@@ -175,8 +175,11 @@ def prepare(project_dir: Path, package_name: str, source_dir: str, root: str, ba
     project's requirements differ from what the tasks have: on the local backend, the packages installed here;
     on Vertex AI, the requirements of the previous upload (the image was built for those).
     """
-    package = package_project(project_dir, package_name, source_dir)
+    from .storage import require
+
     root = code_root(root, project_dir)
+    require(root)  # s3:// without s3fs: one line before packaging anything
+    package = package_project(project_dir, package_name, source_dir)
     uri = package.uri(root)
     if upload(package, uri):
         print(f"Uploaded the project's code ({len(package.files)} files) to {uri}", file=sys.stderr)
@@ -227,7 +230,7 @@ def requirements_warning(project_dir: Path, root: str, package: CodePackage) -> 
     needs a rebuild before the uploaded code can import what was added. The last upload's requirements are kept
     next to the code (``<root>/code/requirements.txt``).
     """
-    from fsspec.core import url_to_fs
+    from .storage import url_to_fs
 
     current = requirements(project_dir)
     record = f"{root.rstrip('/')}/{CODE_DIR}/requirements.txt"
@@ -297,7 +300,7 @@ def digest_of(uri: str) -> str:
 
 
 def _read(uri: str) -> bytes:
-    from fsspec.core import url_to_fs
+    from .storage import url_to_fs
 
     try:
         fs, path = url_to_fs(uri)

@@ -66,7 +66,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import PluginError
+from .errors import PluginError, report_error
 from .task_contract import (
     FAILED,
     PLACEHOLDER_START,
@@ -78,6 +78,7 @@ from .task_contract import (
     TaskReport,
     report_path,
 )
+from .values import is_on, switch
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -181,7 +182,7 @@ class _Watchdog:
 
     def _hard_exit(self) -> None:
         TaskReport(FAILED, self.describe(), f"timed out after {self.seconds:g} s").write(self.report)
-        sys.stderr.write(f"Error: {self.message()}\n")
+        report_error(self.message())
         sys.stderr.flush()
         os._exit(TIMEOUT_EXIT_CODE)
 
@@ -203,11 +204,9 @@ def mlflow_wanted(conf_dir: Path) -> bool:
     opens a run per task. Run by hand (no ``--job-name``), the entrypoint follows the project's own
     ``conf/*/mlflow.y*ml``. ``KEDRO_VERTEX_MLFLOW=0/1`` overrides both.
     """
-    switch = os.environ.get("KEDRO_VERTEX_MLFLOW", "").strip().lower()
-    if switch in {"0", "false", "no", "off"}:
-        return False
-    if switch in {"1", "true", "yes", "on"}:
-        return True
+    forced = switch(os.environ.get("KEDRO_VERTEX_MLFLOW"))
+    if forced is not None:
+        return forced
     if os.environ.get("KEDRO_VERTEX_JOB_NAME"):
         return False
     return any(conf_dir.glob("*/mlflow.y*ml"))
@@ -441,7 +440,7 @@ def _refuse_placeholders(task: TaskContract) -> None:
                 f"{flag}=VALUE"
             )
     if task.run_id is not None:
-        from .resolvers import check_run_id
+        from .values import check_run_id
 
         check_run_id(task.run_id)  # it names the run's folder: refused before the project is even loaded
 
@@ -464,6 +463,9 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     root = _resolve_root(task.root, project_dir)
     if root is not None:
         from .persistence import run_dir
+        from .storage import require
+
+        require(root)  # s3:// without s3fs: one line before any node runs
 
         _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
     if code_uri:
@@ -513,7 +515,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         _flush()
         assert watchdog is not None
         TaskReport(FAILED, watchdog.describe(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
-        print(f"Error: {exc}", file=sys.stderr)
+        report_error(exc)
         return TIMEOUT_EXIT_CODE
     except PluginError as exc:
         _raise_missing_module(exc, code_uri)
@@ -581,10 +583,10 @@ def _plain_logging(project_dir: Path, reconfigure: bool = False) -> bool:
     # Kedro's own config loader calls OmegaConf's deprecated register_new_resolver: two warnings per task that
     # say nothing about the user's pipeline and would crowd the log tail shown on failure
     warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", module=r"kedro\.")
-    switch = os.environ.get(PLAIN_LOGS_ENV, "").strip().lower()
-    if switch in {"0", "false", "no", "off"} or os.environ.get("KEDRO_LOGGING_CONFIG"):
+    wanted = switch(os.environ.get(PLAIN_LOGS_ENV))
+    if wanted is False or os.environ.get("KEDRO_LOGGING_CONFIG"):
         return False
-    if switch not in {"1", "true", "yes", "on"} and sys.stdout.isatty():
+    if wanted is not True and sys.stdout.isatty():
         return False
     if any((project_dir / "conf").glob("logging.y*ml")):
         return False
@@ -613,8 +615,6 @@ def _prepare_project(
     _plain_logging(project_dir)
     from kedro.framework.startup import bootstrap_project
 
-    from .resolvers import _truthy
-
     try:
         bootstrap_project(project_dir)
     except Exception as exc:  # missing [tool.kedro], bad settings.py, …
@@ -626,7 +626,7 @@ def _prepare_project(
     disabled = {"kedro-vertex-runner"} | {_normalise(name) for name in settings.DISABLE_HOOKS_FOR_PLUGINS}
     if not mlflow_wanted(project_dir / str(settings.CONF_SOURCE)):
         disabled.add("kedro-mlflow")
-    if _truthy(os.environ.get("DO_NOT_TRACK")) or _truthy(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
+    if is_on(os.environ.get("DO_NOT_TRACK")) or is_on(os.environ.get("KEDRO_DISABLE_TELEMETRY")):
         disabled.add("kedro-telemetry")
     _disable_plugins(disabled)
     _skip_needless_imports()
@@ -670,10 +670,7 @@ def _report_failure(exc: Exception, node: str | None) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     elif not user_error:
         sys.stderr.write("".join(_user_traceback(exc)))
-    if node is None:
-        print(f"Error: {_one_line(exc)}", file=sys.stderr)
-    else:
-        print(f"Error: node {node!r} failed: {_one_line(exc)}", file=sys.stderr)
+    report_error(_one_line(exc) if node is None else f"node {node!r} failed: {_one_line(exc)}")
 
 
 def _user_traceback(exc: BaseException) -> list[str]:
@@ -733,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         code = run_task(task)
     except PluginError as exc:
         _flush()
-        print(f"Error: {exc}", file=sys.stderr)
+        report_error(exc)
         code = exc.exit_code
     sys.stderr.flush()
     return code

@@ -6,6 +6,9 @@ The CLI and ``VertexRunner`` print that line and exit non-zero instead of showin
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
 
 class PluginError(Exception):
     """A problem the user can fix: bad config, bad input, missing credentials, a failed job."""
@@ -21,3 +24,14 @@ class PluginError(Exception):
 
 class ConfigError(PluginError):
     """Invalid or missing ``vertexai.yml`` configuration."""
+
+
+def report_error(problem: object) -> None:
+    """Print ``Error: <problem>`` on stderr: how every command and task tells the user what went wrong."""
+    print(f"Error: {problem}", file=sys.stderr)
+
+
+def exit_with(exc: PluginError) -> NoReturn:
+    """Print ``exc`` as one ``Error: …`` line on stderr and exit with its code (never a traceback)."""
+    report_error(exc)
+    raise SystemExit(exc.exit_code) from None

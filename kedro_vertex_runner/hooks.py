@@ -11,14 +11,13 @@ is harmless.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
 
 from . import resolvers  # noqa: F401 - registers the ${vertex:...} resolvers on import
 from .config import register_config_pattern
-from .errors import PluginError
+from .errors import PluginError, exit_with
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -52,8 +51,7 @@ class VertexHooks:
         try:
             check_project_tracking(context)
         except PluginError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            raise SystemExit(exc.exit_code) from None
+            exit_with(exc)
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's: the launcher opens no run, the job has its own
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from .backends import backend_class
 from .errors import PluginError
 
 if TYPE_CHECKING:
@@ -124,8 +125,8 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
 
     A local file store (``mlruns``, ``./mlruns``, ``file://…``, kedro-mlflow's default) is refused by MLflow 3
     unless ``MLFLOW_ALLOW_FILE_STORE=true``. With a ``backend`` (a job of VertexRunner) it is refused in any case,
-    since the job's tasks never share it; with ``backend="vertex"`` the URI must be a server: tasks on Vertex AI
-    cannot reach a sqlite file on the launching machine. The message says where the URI came from and never
+    since the job's tasks never share it; with a backend whose tasks run elsewhere (``remote_tasks``) the URI must be
+    a server: tasks on Vertex AI cannot reach a sqlite file on the launching machine. The message says where the URI came from and never
     assumes VertexRunner when no backend is given (the check also guards plain ``kedro run``).
     """
     source = "set in mlflow.yml" if uri else None
@@ -137,9 +138,10 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     if is_file and (backend is not None or os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true"):
         why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
         raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
-    if backend == "vertex" and scheme not in _SERVER_SCHEMES:
+    remote = None if backend is None else backend_class(backend)
+    if remote is not None and remote.remote_tasks and scheme not in _SERVER_SCHEMES:
         raise PluginError(
-            f"MLflow tracking URI {uri!r} is not reachable from tasks on Vertex AI ({source}): set "
+            f"MLflow tracking URI {uri!r} is not reachable from tasks on {remote.title} ({source}): set "
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )

@@ -78,7 +78,7 @@ def file_name(dataset_name: str) -> str:
 
 def run_dir(root: str, run_id: str) -> str:
     """``<root>/<run id>``; the run id must be usable as a single path segment."""
-    from .resolvers import check_run_id
+    from .values import check_run_id
 
     check_run_id(run_id)
     return f"{str(root).rstrip('/')}/{run_id}"
@@ -136,7 +136,7 @@ class PersistedDataset(AbstractDataset[Any, Any]):
         return {"name": self._name, "path": self._path}
 
     def _fs(self) -> tuple[Any, str]:
-        from fsspec.core import url_to_fs
+        from .storage import url_to_fs
 
         return url_to_fs(self._path, **self._storage_options)
 
@@ -470,7 +470,7 @@ def _read_version(path: str) -> str | None:
             with open(_local(path), "rb") as stream:
                 text = stream.read()
         else:
-            from fsspec.core import url_to_fs
+            from .storage import url_to_fs
 
             fs, remote = url_to_fs(path)
             text = fs.cat_file(remote)
@@ -482,7 +482,7 @@ def _read_version(path: str) -> str | None:
 def _create_exclusive(path: str, payload: bytes) -> bool:
     """Write ``payload`` at ``path`` unless something is there already; False when another writer was first."""
     if not _is_local(path):
-        from fsspec.core import url_to_fs
+        from .storage import url_to_fs
 
         fs, remote = url_to_fs(path)
         try:

@@ -25,6 +25,8 @@ from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
+
+    from .backends.base import JobHandle
     from kedro.pipeline import Pipeline
 
 FORWARDED_ENV_PREFIX = "KEDRO_CONFIG_"
@@ -166,7 +168,13 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
         return {}
     from .timings import last_run_durations
 
-    root = config.with_backend("local").run_config.root
+    from .backends import REGISTRY, backend_class
+
+    # the runs that record node times are those on this machine
+    here = next((name for name in REGISTRY if not backend_class(name).remote_tasks), None)
+    if here is None:
+        return {}
+    root = config.with_backend(here).run_config.root
     if "://" not in root:
         root = str(project_path / Path(root).expanduser())
     return last_run_durations(root, pipeline_names)
@@ -289,30 +297,43 @@ def close_mlflow_run(enabled: bool, context: Any, *, succeeded: bool, **job: str
         print(f"MLflow run: {run_id}", file=sys.stderr)
 
 
-def submit_to_vertex(
+def run_on_backend(
     spec: dict[str, Any],
-    request: CompileRequest,
-    context: KedroContext,
+    request: CompileRequest | None,
+    context: KedroContext | None,
     *,
+    backend: str,
     wait: bool,
-    cancel_on_interrupt: bool,
-) -> str:
-    """Submit ``spec`` to Vertex AI (following it when ``wait``); once the job has ended, its MLflow run gets the
-    job's outcome, which also covers tasks that were killed before they could report. Returns the job id."""
-    from .backends.vertex import submit
+    cancel_on_interrupt: bool = False,
+    run_id: str | None = None,
+    params: dict[str, Any] | None = None,
+    template_uri: str | None = None,
+    options: dict[str, Any] | None = None,
+    config: PluginConfig | None = None,
+    pipeline_name: str = "__default__",
+) -> JobHandle:
+    """Run ``spec`` on ``backend`` (following it when ``wait``). Once the job has ended, its MLflow run gets the
+    job's outcome (which also covers tasks that were killed before they could report): the one place that closes
+    it, for every backend. ``request`` is None for a registry template (nothing compiled here, no MLflow run)."""
+    from .backends import get_backend
+    from .backends.base import JobRequest
+    from .console import ConsoleReporter
 
-    try:
-        job_id = submit(
-            spec,
-            request.config,
-            pipeline_name=request.pipeline_names[0],
-            wait=wait,
-            cancel_on_interrupt=cancel_on_interrupt,
-        )
-    except PluginError as exc:
-        if getattr(exc, "job_id", None):  # the job exists and ended badly
-            close_mlflow_run(request.mlflow, context, succeeded=False, job_name=exc.job_id)
-        raise
-    if wait:
-        close_mlflow_run(request.mlflow, context, succeeded=True, job_name=job_id)
-    return job_id
+    config = config or request.config  # type: ignore[union-attr]  # one of them is given
+    job = JobRequest(
+        spec=spec,
+        pipeline_name=request.pipeline_names[0] if request else pipeline_name,
+        params=dict(params or {}),
+        template_uri=template_uri,
+        run_id=run_id,
+        project_dir=Path(context.project_path) if context is not None else None,
+        cancel_on_interrupt=cancel_on_interrupt,
+        options={key: value for key, value in (options or {}).items() if value is not None},
+    )
+
+    def ended(handle: JobHandle, succeeded: bool) -> None:
+        if request is not None:
+            close_mlflow_run(request.mlflow, context, succeeded=succeeded, **handle.run_key)
+
+    with ConsoleReporter() as reporter:
+        return get_backend(backend, config, reporter).run(job, wait=wait, on_end=ended)

@@ -44,6 +44,7 @@ import time
 from typing import Any
 
 from .errors import PluginError
+from .values import check_run_id, is_on
 
 logger = logging.getLogger(__name__)
 
@@ -58,35 +59,11 @@ _generated_run_id: str | None = None
 _git_cache: dict[str, str | None] = {}
 _warned_disabled = False
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# a run id names the job's folder and travels on task command lines: one safe path segment, never an option
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def check_run_id(value: Any, label: str = "run id ") -> str:
-    """``value`` as a run id, if it is one: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit
-    (so never ``..``, a path or an option), at most 128 characters.
-
-    The one rule for every place a run id enters: ``--runner-params run_id=``, the local backend, the entrypoint.
-
-    Raises:
-        PluginError: ``<label><value>: expected …`` (the value shown escaped).
-    """
-    text = str(value)
-    if not _RUN_ID.fullmatch(text):
-        raise PluginError(
-            f"{label}{text!a}: expected an id such as local-20240101-120000-abc123 (at most 128 letters, digits, "
-            "'-', '_' or '.', starting with a letter or digit)"
-        )
-    return text
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def disabled() -> bool:
     """Whether ``KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK`` switches the resolvers off."""
-    return _truthy(os.environ.get(DISABLE_ENV))
+    return is_on(os.environ.get(DISABLE_ENV))
 
 
 def new_local_run_id() -> str:

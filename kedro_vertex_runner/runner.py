@@ -2,13 +2,15 @@
 
 ``kedro run --runner=VertexRunner`` builds the runner before the session exists, then calls :meth:`run` with the
 pipeline already filtered by ``--pipeline/--tags/--nodes/--from-nodes/--to-nodes``. The runner does not execute
-nodes itself: it compiles a PipelineSpec and hands it to a backend — ``local`` (every task in its own process on
-this machine) or ``vertex`` (Vertex AI Pipelines). Context and ``--params``/``--env`` reach it through the plugin's
-hooks. User-facing problems are printed as one line and end the command with a non-zero exit code.
+nodes itself: it compiles a PipelineSpec and hands it to a backend (:mod:`.backends`: every task in its own process
+on this machine, Vertex AI Pipelines…), chosen by ``run_config.backend`` or ``backend=``. Context and
+``--params``/``--env`` reach it through the plugin's hooks. User-facing problems are printed as one line and end
+the command with a non-zero exit code.
 
-Runner params (``--runner-params k=v,…``): ``backend=local|vertex``, ``wait=true|false`` (vertex),
-``max_workers=N`` (local), ``cancel_on_interrupt=true`` (vertex), ``run_id=ID`` (local), ``warm_start=true|false``
-(local), ``code=image|upload`` (overrides ``run_config.code``).
+Runner params (``--runner-params k=v,…``): ``backend=NAME`` (a name of :data:`.backends.REGISTRY`),
+``wait=true|false`` (a backend that can submit), ``max_workers=N`` and ``warm_start=true|false`` (the local backend's
+options), ``cancel_on_interrupt=true``, ``run_id=ID`` (a backend that resumes runs), ``code=image|upload``
+(overrides ``run_config.code``).
 
 ``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
 ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro.runner import AbstractRunner
 
+from .backends import DEFAULT_BACKEND, REGISTRY, backend_class, names
 from .errors import PluginError
 
 if TYPE_CHECKING:
@@ -33,9 +36,8 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
     from pluggy import PluginManager
 
-_BACKENDS = ("local", "vertex")
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
-_EXAMPLES = {"backend": "local", "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
+_EXAMPLES = {"backend": DEFAULT_BACKEND, "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
              "run_id": "local-20240101-120000-abc123", "warm_start": "false",
              "code": "upload"}
 
@@ -68,7 +70,7 @@ class VertexRunner(AbstractRunner):
     ):
         """Args:
         is_async: accepted for Kedro compatibility; tasks always run in their own processes.
-        backend: ``local`` or ``vertex``; overrides ``run_config.backend``.
+        backend: a registered backend's name; overrides ``run_config.backend``.
         wait: (vertex) follow the job until it ends; default: true.
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
         cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
@@ -92,8 +94,8 @@ class VertexRunner(AbstractRunner):
                 None if value is _UNSET else value for value in (backend, wait, max_workers, run_id)
             )
             cancel_on_interrupt = False if cancel_on_interrupt is _UNSET else cancel_on_interrupt
-            if backend is not None and backend not in _BACKENDS:
-                raise PluginError(f"--runner-params backend={backend!a}: expected 'local' or 'vertex'")
+            if backend is not None and backend not in REGISTRY:
+                raise PluginError(f"--runner-params backend={backend!a}: expected {_one_of(names())}")
             self.backend = backend
             self.code = None if code is _UNSET else str(code).strip()
             if self.code is not None and self.code not in ("image", "upload"):
@@ -122,20 +124,16 @@ class VertexRunner(AbstractRunner):
             os.environ[RUN_ID_ENV] = self.run_id
 
     def _prestart_warm_tasks(self) -> None:
-        """Start the local backend's warm-start process now, so that it preloads the project while Kedro loads the
-        pipelines and builds the session (see :mod:`.backends.warm`). Decided from ``conf/base/vertexai.yml`` as
-        written (the validated config is not loaded yet); if the job turns out to go elsewhere it is simply unused."""
-        from .backends import warm
-
+        """Let the backend start what the job will need while Kedro loads the pipelines and builds the session
+        (:meth:`.backends.base.Backend.prestart`). Decided from ``conf/base/vertexai.yml`` as written (the validated
+        config is not loaded yet)."""
         project = _project_dir()
-        raw = _raw_run_config(project) if project else {}
-        backend = self.backend or raw.get("backend")
-        local = raw.get("local") if isinstance(raw.get("local"), dict) else {}
-        option = self.warm_start if self.warm_start is not None else local.get("warm_start")
-        if project is None or backend != "local" or not warm.enabled(option if isinstance(option, bool) else None):
+        if project is None:
             return
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"}
-        warm.prestart(project, env, remote_root="://" in str(raw.get("root", "")))
+        raw = _raw_run_config(project)
+        backend = self.backend or raw.get("backend") or DEFAULT_BACKEND
+        if isinstance(backend, str) and backend in REGISTRY:  # else the config check says what is wrong
+            backend_class(backend).prestart(project, raw, {"warm_start": self.warm_start})
 
     def run(
         self,
@@ -170,7 +168,7 @@ class VertexRunner(AbstractRunner):
         from .compiler import compile_spec
         from .config import load_config
         from .hooks import state
-        from .project import build_request, check_mlflow_backend, close_mlflow_run
+        from .project import build_request, check_mlflow_backend, run_on_backend
 
         context = state.context
         if context is None:
@@ -185,11 +183,8 @@ class VertexRunner(AbstractRunner):
         config = config.with_backend(backend)
         if self.code is not None:
             config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
-        if self.run_id is not None and backend != "local":
-            raise PluginError(
-                f"--runner-params run_id={self.run_id}: only the local backend takes a run id (on Vertex AI it is "
-                f"the job's uuid); add backend=local"
-            )
+        engine = backend_class(backend)
+        engine.check_run_id(self.run_id)
         request = build_request(
             context,
             pipeline,
@@ -200,34 +195,24 @@ class VertexRunner(AbstractRunner):
         )
         check_mlflow_backend(request, context, backend)
         spec = compile_spec(request)
-        if backend == "local":
-            from .backends.local import LocalRunFailed, run_spec
-            from .resolvers import current_run_id
+        from .backends.base import JobFailed
+        from .resolvers import current_run_id
 
-            run_id = current_run_id()
-            try:
-                run_spec(
-                    spec,
-                    project_dir=Path(context.project_path),
-                    root=config.run_config.root,
-                    run_id=run_id,
-                    max_workers=self.max_workers or config.run_config.local.max_workers,
-                    fail_fast=config.run_config.failure_policy == "fast",
-                    warm_start=self.warm_start if self.warm_start is not None else config.run_config.local.warm_start,
-                )
-            except LocalRunFailed as exc:
-                close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
+        try:
+            run_on_backend(
+                spec,
+                request,
+                context,
+                backend=backend,
+                wait=True if self.wait is None else self.wait,
+                cancel_on_interrupt=self.cancel_on_interrupt,
+                run_id=current_run_id() if engine.takes_run_id else None,
+                options={"max_workers": self.max_workers, "warm_start": self.warm_start},
+            )
+        except JobFailed as exc:
+            if getattr(exc, "result", None) is not None:  # a run whose tasks' data stays: say how to resume it
                 _print_resume_hint(exc, run_params, pipeline, self._catalog, self.backend)
-                raise
-            except BaseException:
-                close_mlflow_run(request.mlflow, context, succeeded=False, job_id=run_id)
-                raise
-            close_mlflow_run(request.mlflow, context, succeeded=True, job_id=run_id)
-        else:
-            from .project import submit_to_vertex
-
-            wait = True if self.wait is None else self.wait
-            submit_to_vertex(spec, request, context, wait=wait, cancel_on_interrupt=self.cancel_on_interrupt)
+            raise
 
 
 def _project_dir() -> Path | None:
@@ -368,7 +353,7 @@ def _print_resume_hint(
     run_id = failure.result.run_id
     if missing:
         run_id = _earlier_run(failure.result.root, run_id, missing) or "EARLIER_RUN_ID"
-    words += ["--runner-params", ("backend=local," if backend == "local" else "") + f"run_id={run_id}"]
+    words += ["--runner-params", (f"backend={backend}," if backend else "") + f"run_id={run_id}"]
     same = " (with the same --params)" if run_params.get("runtime_params") else ""
     command = shlex.join(words)
     if missing:
@@ -395,6 +380,11 @@ def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:
     except OSError:
         return None
     return newest.name if newest is not None else None
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    quoted = [repr(choice) for choice in choices]
+    return " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def _exit(exc: PluginError) -> None:

@@ -9,7 +9,9 @@ Form: every option is one list item, ``--option=value``, never ``--option value`
 (``--params title=-draft``, a node called ``--help``, a run id ``-x``), holds spaces, ``=``, quotes or nothing at
 all arrives intact, because nothing after the first ``=`` is ever read as an option. Placeholders
 (``{{$.pipeline_job_uuid}}``, ``{{$.inputs.parameters['p']}}``) sit inside the item and are substituted in place by
-Vertex AI and by the local backend. Two options pack several values into one item:
+Vertex AI and by the local backend. An engine that substitutes the job's ids only in task inputs (Kubeflow Pipelines)
+gets them as the input parameters :data:`JOB_ID_INPUTS` instead, and ``--run-id``/``--job-name`` read those
+(:func:`input_placeholder`). Two options pack several values into one item:
 
 * ``--param=TYPE:KEY=VALUE``: TYPE is one of :data:`PARAM_TYPES` (it never holds ``:``), KEY runs to the first
   ``=`` (a parameter name cannot hold ``=``; Kedro's ``--params`` never produces one), VALUE is the rest;
@@ -33,13 +35,14 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .errors import PluginError
+from .values import PARAMETER_TYPE_WORDS, typed_parameter
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
 #: the Vertex AI parameter types a ``--param`` can carry
-PARAM_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "LIST", "STRUCT")
+PARAM_TYPES = tuple(PARAMETER_TYPE_WORDS)
 #: environment variable naming the file a task writes its :class:`TaskReport` to (set by the local backend)
 TASK_REPORT_ENV = "KEDRO_VERTEX_TASK_REPORT"
 #: how every placeholder a backend substitutes begins
@@ -47,6 +50,16 @@ PLACEHOLDER_START = "{{$."
 #: placeholders the compiler puts into ``--run-id``/``--job-name``; the backend replaces them with the job's values
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
+#: for an engine that substitutes the job's ids only as ``runtimeValue`` constants of task inputs (Kubeflow
+#: Pipelines' driver, never inside container args): the input parameter of every task that carries each id
+RUN_ID_INPUT = "job_uuid"
+JOB_NAME_INPUT = "job_name"
+JOB_ID_INPUTS: dict[str, str] = {RUN_ID_INPUT: RUN_ID_PLACEHOLDER, JOB_NAME_INPUT: JOB_NAME_PLACEHOLDER}
+
+
+def input_placeholder(name: str) -> str:
+    """How a task's args read its input parameter ``name``: ``{{$.inputs.parameters['name']}}``."""
+    return f"{{{{$.inputs.parameters['{name}']}}}}"
 
 
 # --------------------------------------------------------------------------------------------- values
@@ -110,36 +123,11 @@ def parse_param(key: str, type_name: str, text: str) -> Any:
     kind = type_name.upper()
     if kind not in PARAM_TYPES:
         raise PluginError(f"--param {key}: unknown type {type_name!r}; expected one of {', '.join(PARAM_TYPES)}")
-    if kind == "STRING":
-        return text
-    expected = {"NUMBER_INTEGER": "a whole number", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false",
-                "LIST": "a JSON list", "STRUCT": "a JSON object"}[kind]  # fmt: skip
-    bad = PluginError(f"--param {key} {kind}: expected {expected}, got {text!r}")
-    if kind == "BOOLEAN":
-        lowered = text.strip().lower()
-        if lowered in {"true", "1"}:
-            return True
-        if lowered in {"false", "0"}:
-            return False
-        raise bad
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise bad from None
-    if kind == "NUMBER_INTEGER":
-        if isinstance(value, float) and value.is_integer():  # Vertex may render 3 as 3.0
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-    elif kind == "NUMBER_DOUBLE":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        value = float(value)
-    elif kind == "LIST" and not isinstance(value, list):
-        raise bad
-    elif kind == "STRUCT" and not isinstance(value, dict):
-        raise bad
-    return value
+        value = typed_parameter(text, kind)
+    except ValueError as exc:
+        raise PluginError(f"--param {key} {kind}: expected {exc}, got {text!r}") from None
+    return float(value) if kind == "NUMBER_DOUBLE" else value
 
 
 def _seconds(text: str) -> float:

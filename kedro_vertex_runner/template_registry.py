@@ -19,6 +19,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from .errors import PluginError
+from .values import is_on
 
 if TYPE_CHECKING:
     from .config import PluginConfig
@@ -46,9 +47,9 @@ def check_tag(tag: str) -> str:
 
 def _bearer(url: str, config: PluginConfig) -> dict[str, str]:
     """The Authorization header for ``url`` (none for a local test server with anonymous credentials)."""
-    from .backends.vertex import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
+    from .backends.vertex.api import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
 
-    if os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}:
+    if is_on(os.environ.get(ANONYMOUS_ENV)):
         if not _is_local_endpoint(url):
             raise PluginError(f"{ANONYMOUS_ENV} is honoured only for a registry on localhost, not {url}: unset it")
         return {}

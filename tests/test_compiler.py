@@ -606,6 +606,101 @@ def test_without_on_exit_pipeline_tasks_sit_in_the_root_dag():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the job's ids on an engine that substitutes them only in task inputs (Kubeflow Pipelines)
+
+
+def on_backend(config, backend):
+    """``config`` as run on ``backend`` (the compiler reads the backend from run_config.backend)."""
+    return config.model_copy(update={"run_config": config.run_config.model_copy(update={"backend": backend})})
+
+
+def compile_for(backend, pipeline, request_args=None, grouping="none", **run_config):
+    config = on_backend(make_config(grouping=grouping, **run_config), backend)
+    return compile_spec(CompileRequest(pipeline=pipeline, config=config, **(request_args or {})))
+
+
+JOB_IDS = {
+    "job_uuid": {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}},
+    "job_name": {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}},
+}
+EXIT_AND_PARAMS = {
+    "on_exit_pipeline": "notify",
+    "request_args": {
+        "on_exit": Pipeline([node(step, "params:title", None, name="notify")]),
+        "runtime_params": {"alpha": 0.5, "job_uuid": "mine"},
+    },
+}
+
+
+def container_tasks(spec):
+    """Every task that runs a container, with its DAG: the normal ones and the exit task."""
+    root = spec["root"]["dag"]["tasks"]
+    found = {name: task for name, task in dag_tasks(spec).items()}
+    found.update({name: task for name, task in root.items() if name != "exit-handler-1"})
+    return found
+
+
+def test_a_kubeflow_spec_passes_the_job_ids_as_task_inputs_never_inside_args():
+    spec = compile_for("kubeflow", DIAMOND, **EXIT_AND_PARAMS)
+    tasks = container_tasks(spec)
+    assert set(tasks) == {"split", "left", "right", "join", "on-exit-notify"}
+    for name, task in tasks.items():
+        inputs = task["inputs"]["parameters"]
+        assert {key: inputs[key] for key in JOB_IDS} == JOB_IDS
+        # the user's own `job_uuid` parameter keeps its value under another name
+        assert inputs["alpha"] == {"componentInputParameter": "alpha"}
+        assert inputs["job_uuid_2"] == {"componentInputParameter": "job_uuid_2"}
+        definitions = spec["components"][f"comp-{name}"]["inputDefinitions"]["parameters"]
+        assert definitions["job_uuid"] == definitions["job_name"] == {"parameterType": "STRING"}
+        c = container(spec, name)
+        assert not any("{{$.pipeline_job_" in item for item in c["args"] + [e["value"] for e in c["env"]])
+        task_contract = contract(spec, name)
+        assert task_contract.run_id == "{{$.inputs.parameters['job_uuid']}}"
+        assert task_contract.job_name == "{{$.inputs.parameters['job_name']}}"
+        assert TaskParam("job_uuid", "STRING", "{{$.inputs.parameters['job_uuid_2']}}") in task_contract.params
+    assert spec["root"]["inputDefinitions"]["parameters"]["job_uuid_2"]["defaultValue"] == "mine"
+    # the pipeline's own parameters stay pipeline parameters: the job ids are no input of the job
+    assert "job_uuid" not in spec["components"]["comp-exit-handler-1"]["inputDefinitions"]["parameters"]
+    _parse_with_kfp(spec)
+
+
+def test_the_vertex_and_local_specs_keep_the_job_ids_inside_the_args():
+    vertex = compile_for("vertex", DIAMOND, **EXIT_AND_PARAMS)
+    assert compile_for("local", DIAMOND, **EXIT_AND_PARAMS) == vertex
+    kubeflow = compile_for("kubeflow", DIAMOND, **EXIT_AND_PARAMS)
+    for name, task in container_tasks(vertex).items():
+        assert contract(vertex, name).run_id == "{{$.pipeline_job_uuid}}"
+        assert contract(vertex, name).job_name == "{{$.pipeline_job_name}}"
+        assert all("componentInputParameter" in source for source in task["inputs"]["parameters"].values())
+    # the two forms differ only in how the ids reach the tasks
+    for name, task in container_tasks(kubeflow).items():
+        for key in JOB_IDS:
+            task["inputs"]["parameters"].pop(key)
+            kubeflow["components"][f"comp-{name}"]["inputDefinitions"]["parameters"].pop(key)
+    text = json.dumps(kubeflow).replace("{{$.inputs.parameters['job_uuid']}}", "{{$.pipeline_job_uuid}}")
+    text = text.replace("{{$.inputs.parameters['job_name']}}", "{{$.pipeline_job_name}}")
+    assert json.loads(text.replace("job_uuid_2", "job_uuid")) == vertex
+
+
+def test_a_kubeflow_spec_without_runtime_params_still_gives_every_task_the_job_ids():
+    spec = compile_for("kubeflow", DIAMOND)
+    assert "inputDefinitions" not in spec["root"]
+    for name, task in container_tasks(spec).items():
+        assert task["inputs"]["parameters"] == JOB_IDS
+        assert contract(spec, name).params == ()
+
+
+def test_s3_credentials_in_run_config_env_are_refused_and_the_endpoint_is_kept():
+    endpoint = {"AWS_ENDPOINT_URL": "http://minio.kubeflow:9000"}
+    spec = compile_for("kubeflow", DIAMOND, env=endpoint, request_args={"extra_env": endpoint})
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio.kubeflow:9000"} in container(spec, "join")["env"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env = {**endpoint, name: "minio123"}
+        with pytest.raises(PluginError, match=f"^vertexai.yml: run_config.env.{name}: looks like a secret"):
+            compile_for("kubeflow", DIAMOND, env=env, request_args={"extra_env": env})
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # validity, determinism, safety
 
 

@@ -233,7 +233,7 @@ def test_accelerator_alone_means_one_gpu_and_reference_gpu_key_is_read(conf):
             "conf/base/vertexai.yml: run_config.grouping_options.task_startup: expected a duration such as 3600, "
             "'30m' or '2h', got 'soon'",
         ),
-        ("backend: cloud\n", "run_config.backend: expected one of 'vertex', 'local', got 'cloud'"),
+        ("backend: cloud\n", "run_config.backend: expected one of 'vertex', 'local', 'kubeflow', got 'cloud'"),
         (
             "schedules:\n  nightly: {cron: '0 6 * *'}\n",
             "conf/base/vertexai.yml: run_config.schedules.nightly.cron: expected a five-field cron expression",
@@ -583,7 +583,7 @@ def test_env_override_of_another_shape_names_the_key(conf):
         ("local", '"gs://"', "run_config.root: 'gs://' names no bucket"),
         ("vertex", '"gs:///x"', "run_config.root: 'gs:///x' names no bucket"),
         ("vertex", "s3://bucket/runs", "run_config.root: 's3://bucket/runs': backend 'vertex' cannot keep job data "
-         "in s3://; give gs://bucket/path"),
+         "in s3:// (backend 'kubeflow' does); give gs://bucket/path"),
         ("vertex", "file:///tmp/runs", "backend 'vertex' cannot keep job data in file:// (backend 'local' does)"),
         ("local", "hdfs://nn/runs", "backend 'local' cannot keep job data in hdfs://; give a local folder or "
          "file:///path or gs://bucket/path"),
@@ -727,7 +727,7 @@ def test_gpu_zero_under_an_inherited_accelerator_is_a_contradiction(conf, pipeli
     [
         # a Cyrillic 'о' in 'lоcal' must not print as 'lоcal'
         (with_run_config("backend: l\u043ecal\n"),
-         "run_config.backend: expected one of 'vertex', 'local', got 'l\\u043ecal'"),
+         "run_config.backend: expected one of 'vertex', 'local', 'kubeflow', got 'l\\u043ecal'"),
         (with_run_config("gr\u200bouping: chains\n"),
          "conf/base/vertexai.yml: run_config.'gr\\u200bouping': the key contains an invisible character "
          "('\\u200b' at position 3): retype it"),
@@ -814,7 +814,7 @@ def test_runner_params_show_lookalike_letters_escaped(capsys):
 
     with pytest.raises(SystemExit):
         VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
-    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local' or 'vertex'"
+    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local', 'vertex' or 'kubeflow'"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1005,3 +1005,160 @@ def test_kedro_vertexai_keys_without_an_equivalent_are_one_line(conf, extra, exp
     message = load_error(conf)
     assert message == f"conf/base/vertexai.yml: {expected}" or expected in message, message
     assert message.startswith("conf/base/vertexai.yml: run_config."), message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# backends from the registry; Kubeflow Pipelines keys
+
+KUBEFLOW = """\
+host: https://kubeflow.example.com/pipeline
+run_config:
+  backend: kubeflow
+  image: registry.example.com/img:1
+  root: s3://pipelines/runs
+"""
+
+
+def test_unknown_backend_names_the_key_the_file_and_every_registered_backend(conf):
+    write(conf, with_run_config("backend: argo\n"))
+    assert load_error(conf) == (
+        "conf/base/vertexai.yml: run_config.backend: expected one of 'vertex', 'local', 'kubeflow', got 'argo'"
+    )
+
+
+def test_kubeflow_config_needs_no_project_and_reads_its_keys(conf):
+    write(conf, KUBEFLOW + "  experiment_name: House prices (nightly)\n  kubeflow: {namespace: kubeflow-user-a}\n")
+    config = load(conf)
+    assert (config.project_id, config.region) == (None, None)
+    assert config.host == "https://kubeflow.example.com/pipeline"
+    assert config.run_config.root == "s3://pipelines/runs"
+    assert config.run_config.experiment_name == "House prices (nightly)"  # Vertex AI's naming rule is not KFP's
+    assert config.run_config.kubeflow.namespace == "kubeflow-user-a"
+
+
+def test_kubeflow_reads_a_root_without_scheme_as_a_bucket(conf):
+    write(conf, KUBEFLOW.replace("s3://pipelines/runs", "my-bucket/runs"))
+    assert load(conf).run_config.root == "gs://my-bucket/runs"
+
+
+def test_kubeflow_config_without_host_is_one_line(conf):
+    write(conf, KUBEFLOW.replace("host: https://kubeflow.example.com/pipeline\n", ""))
+    assert load_error(conf) == (
+        "conf/base/vertexai.yml: host: required key is missing for backend 'kubeflow': add it (see the README's "
+        "configuration reference)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        # refused as a secret before anything else looks at it
+        ("https://admin:s3cret@kubeflow.example.com/pipeline", "host: looks like a secret (its value looks like a URL "
+         "with a password)"),
+        ("https://admin@kubeflow.example.com", "host: the URL carries credentials"),
+        ("ftp://kubeflow.example.com", "host: expected an http:// or https:// URL of the Kubeflow Pipelines API"),
+        ("kubeflow.example.com/pipeline", "host: expected an http:// or https:// URL"),
+        ("https://kubeflow.example.com/pipeline?ns=x", "has a query or fragment"),
+        ("https://kubeflow.example.com/pipeline#runs", "has a query or fragment"),
+        ("https://kubeflow.example.com:port", "host: expected the URL of the Kubeflow Pipelines API"),
+    ],
+)
+def test_host_must_be_a_plain_http_url(conf, host, expected):
+    write(conf, KUBEFLOW.replace("https://kubeflow.example.com/pipeline", f"'{host}'"))
+    message = load_error(conf)
+    assert message.startswith("conf/base/vertexai.yml: host: ") and expected in message
+    assert "s3cret" not in message  # a password is never repeated back
+
+
+def test_host_of_ai_platform_pipelines_passes_without_its_trailing_slash(conf):
+    write(conf, KUBEFLOW.replace("https://kubeflow.example.com/pipeline",
+                                 "https://1a2b3c-dot-europe-west1.pipelines.googleusercontent.com/"))
+    assert load(conf).host == "https://1a2b3c-dot-europe-west1.pipelines.googleusercontent.com"
+
+
+@pytest.mark.parametrize("namespace", ["Team-A", "-team", "team-", "team_a", "a" * 64, ""])
+def test_namespace_must_be_a_kubernetes_name(conf, namespace):
+    write(conf, KUBEFLOW + f"  kubeflow: {{namespace: '{namespace}'}}\n")
+    message = load_error(conf)
+    assert message.startswith("conf/base/vertexai.yml: run_config.kubeflow.namespace: expected a Kubernetes namespace")
+    assert message.endswith(f"got {namespace!r}")
+
+
+@pytest.mark.parametrize("namespace", ["kubeflow", "kubeflow-user-example-com", "a", "team1"])
+def test_good_namespaces_pass(conf, namespace):
+    write(conf, KUBEFLOW + f"  kubeflow: {{namespace: {namespace}}}\n")
+    assert load(conf).run_config.kubeflow.namespace == namespace
+
+
+def test_kubeflow_experiment_name_must_not_be_blank(conf):
+    write(conf, KUBEFLOW + "  experiment_name: ' '\n")
+    assert load_error(conf) == (
+        "conf/base/vertexai.yml: run_config.experiment_name: the experiment name is empty: give a name or remove "
+        "the key"
+    )
+
+
+def test_switching_a_kubeflow_config_to_vertex_asks_for_the_project(conf):
+    write(conf, KUBEFLOW.replace("s3://pipelines/runs", "gs://pipelines/runs"))
+    config = load(conf)
+    with pytest.raises(ConfigError) as info:
+        config.with_backend("vertex")
+    assert str(info.value) == (
+        "conf/base/vertexai.yml: project_id: required key is missing for backend 'vertex': add it (see the README's "
+        "configuration reference) (the job runs on backend 'vertex')"
+    )
+    write(conf, "project_id: my-project\nregion: europe-west1\n" + KUBEFLOW.replace("s3://", "gs://"))
+    switched = load(conf).with_backend("vertex")
+    assert (switched.run_config.backend, switched.run_config.root) == ("vertex", "gs://pipelines/runs")
+
+
+def test_switching_to_vertex_applies_its_experiment_name_rule(conf):
+    write(conf, "project_id: my-project\nregion: europe-west1\n" + KUBEFLOW.replace("s3://", "gs://")
+          + "  experiment_name: House prices\n")
+    with pytest.raises(ConfigError, match=r"^conf/base/vertexai.yml: run_config.experiment_name: experiment name "
+                                          r"'House prices' may use only .* \(the job runs on backend 'vertex'\)$"):
+        load(conf).with_backend("vertex")
+
+
+def test_switching_to_an_unknown_backend_is_one_line(conf):
+    write(conf, VALID)
+    with pytest.raises(ConfigError, match=r"^backend 'argo' is not known: use one of 'vertex', 'local', 'kubeflow'$"):
+        load(conf).with_backend("argo")
+
+
+def test_switching_to_kubeflow_needs_its_host(conf):
+    write(conf, VALID)
+    with pytest.raises(ConfigError, match=r"^conf/base/vertexai.yml: host: required key is missing for backend "
+                                          r"'kubeflow'.*\(the job runs on backend 'kubeflow'\)$"):
+        load(conf).with_backend("kubeflow")
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_keys_kubeflow_cannot_honour_warn_once_each_naming_file_and_key(conf, caplog):
+    write(conf, KUBEFLOW + "  service_account: me@p.iam.gserviceaccount.com\n  labels: {}\n")
+    write(conf, "run_config:\n  failure_policy: fast\n", env="local")
+    with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
+        config = load(conf)
+        config.with_backend("kubeflow")  # the backend it already has: nothing new to say
+    assert _warnings(caplog) == [
+        "Warning: conf/base/vertexai.yml: run_config.service_account: backend 'kubeflow' ignores it: set the "
+        "pipeline runner's service account in the KFP installation instead",
+        "Warning: conf/local/vertexai.yml: run_config.failure_policy: backend 'kubeflow' ignores it: KFP applies its "
+        "own failure handling",
+    ]  # `labels: {}` is the default: not a setting KFP ignores
+
+
+def test_switching_to_kubeflow_warns_about_the_keys_it_ignores(conf, caplog):
+    network = "network: {vpc: projects/1/global/networks/n}\n"
+    write(conf, "host: https://kubeflow.example.com\n" + with_run_config(network))
+    with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
+        config = load(conf)
+        assert _warnings(caplog) == []  # vertex honours it
+        config.with_backend("kubeflow")
+    assert _warnings(caplog) == [
+        "Warning: conf/base/vertexai.yml: run_config.network: backend 'kubeflow' ignores it: KFP runs tasks on the "
+        "cluster's own network"
+    ]

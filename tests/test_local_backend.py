@@ -220,6 +220,28 @@ def test_placeholders_parameters_environment_and_interpreter(run: Run):
     assert "attempt 1 of 1" in log.read_text()
 
 
+def test_runtime_value_constants_of_task_inputs_take_the_jobs_values_as_on_kubeflow(run: Run):
+    """The form compiled for Kubeflow Pipelines: the job's ids reach a task only as input constants, which the
+    engine's driver replaces when a constant is exactly one job placeholder (other constants pass as they are)."""
+    constants = {"job_uuid": "{{$.pipeline_job_uuid}}", "job_name": "{{$.pipeline_job_name}}",
+                 "task": "{{$.pipeline_task_name}}", "plain": "x {{$.pipeline_job_uuid}}"}  # fmt: skip
+    args = [f"--{key}={{{{$.inputs.parameters['{key}']}}}}" for key in constants]
+    spec = make_spec({"probe": {"code": program(), "args": args}}, exit_tasks={"after": {"code": program(), "args": args}})
+    for dag in (spec["components"]["comp-exit-handler-1"]["dag"], spec["root"]["dag"]):
+        for name, task in dag["tasks"].items():
+            if name == "exit-handler-1":
+                continue
+            task["inputs"]["parameters"] = {k: {"runtimeValue": {"constant": v}} for k, v in constants.items()}
+            spec["components"][f"comp-{name}"]["inputDefinitions"] = {
+                "parameters": {key: {"parameterType": "STRING"} for key in constants}
+            }
+    run(spec, run_id="abc-123", job_name="my-job")
+    for task in ("probe", "after"):
+        assert run.record(task)["argv"][2:] == [
+            "--job_uuid=abc-123", "--job_name=my-job", f"--task={task}", "--plain=x {{$.pipeline_job_uuid}}"
+        ]
+
+
 def test_failure_skips_dependents_lets_siblings_finish_and_runs_exit_handler(run: Run):
     noisy_failure = program(
         """

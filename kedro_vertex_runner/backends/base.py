@@ -88,6 +88,8 @@ class TaskLog:
     task: str
     lines: Sequence[str]
     source: str = ""  # where the lines came from (a URL or a file), shown above them
+    state: str = ""  # the task's state when its log was read
+    note: str = ""  # without lines: why (the log cannot be read, none yet…), one line
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class ScheduleRequest:
     start_time: Any = None
     end_time: Any = None
     max_concurrent_runs: int | None = None
+    max_run_count: int | None = None
     allow_queueing: bool | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -155,6 +158,10 @@ class Reporter(Protocol):
 
     def warn(self, text: str) -> None: ...
 
+    def notice(self, text: str) -> None:
+        """A line about the launcher's own work (a retry, how to cancel a job left running), not a warning."""
+        ...
+
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None: ...
 
     def task_log(self, log: TaskLog) -> None: ...
@@ -173,6 +180,9 @@ class SilentReporter:
 
     def warn(self, text: str) -> None:
         self.lines.append(f"Warning: {text}")
+
+    def notice(self, text: str) -> None:
+        self.lines.append(text)
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
         pass
@@ -211,6 +221,9 @@ class Backend:
     takes_run_id: ClassVar[bool] = False
     #: `run_config` keys the engine cannot honour: one warning line each when they are set
     unsupported_keys: ClassVar[Mapping[str, str]] = {}
+    #: top-level keys of vertexai.yml the backend cannot run without (besides `project_id`/`region`, which
+    #: `needs_gcp_project` asks for): a missing one is one error line naming the file and key
+    required_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config
@@ -223,16 +236,14 @@ class Backend:
         """Start ``job``; with ``wait``, follow it to its end. ``on_end`` hears how a job that ended, ended (not
         called for a job left running). Raises :class:`JobFailed` for a job that did not succeed."""
         self.require(Capability.RUN if wait else Capability.SUBMIT)
-        if job.run_id is not None and not self.takes_run_id:
-            raise PluginError(
-                f"--runner-params run_id={job.run_id}: backend {self.name!r} names its jobs itself; "
-                "only a backend that resumes runs (local) takes a run id"
-            )
+        self.check_run_id(job.run_id)
         handle: JobHandle | None = None
         try:
             handle = self.start(job)
             if wait:
                 self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
+            else:
+                self.submitted(handle)
         except JobFailed as exc:
             if on_end:
                 on_end(exc.job, False)
@@ -245,12 +256,32 @@ class Backend:
             on_end(handle, True)
         return handle
 
+    @classmethod
+    def check_run_id(cls, run_id: str | None) -> None:
+        """Refuse a run id (``--runner-params run_id=``) unless this backend names its jobs by it."""
+        if run_id is not None and not cls.takes_run_id:
+            takers = [name for name in _registered() if backend_takes_run_id(name)]
+            raise PluginError(
+                f"--runner-params run_id={run_id}: only the {' or '.join(takers)} backend takes a run id (on "
+                f"{cls.title} it is the job's uuid); add backend={takers[0] if takers else '…'}"
+            )
+
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:
             raise PluginError(
                 f"backend {self.name!r} cannot {_VERBS[capability]}; set run_config.backend (or --runner-params "
                 f"backend=) to one that can: {', '.join(_able(capability)) or 'none'}"
             )
+
+    @classmethod
+    def prestart(cls, project_dir: Path, raw_run_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        """Called as soon as ``VertexRunner`` is built, before Kedro loads the session: start anything slow that
+        the job will need (the local backend's warm-start process). ``raw_run_config`` is ``run_config`` of
+        ``conf/base/vertexai.yml`` as written (not validated yet), ``options`` the runner params. A no-op here."""
+
+    def where(self) -> str:
+        """Where this backend's jobs live, for listings (a project and region, a host…)."""
+        return self.title
 
     def launcher_job(self, job: JobRequest) -> JobHandle:
         """The handle of a job that dies with the launcher before :meth:`start` returned (local backend)."""
@@ -265,6 +296,9 @@ class Backend:
 
     def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
         """Follow ``job`` until it ends, reporting task states; :class:`JobFailed` unless it succeeded."""
+
+    def submitted(self, job: JobHandle) -> None:
+        """After :meth:`start` when nobody waits for ``job`` (e.g. link it to an experiment once it runs)."""
 
     def schedule(self, request: ScheduleRequest) -> str:
         """Create (or replace, by name) a recurring run; returns its id."""
@@ -287,6 +321,10 @@ class Backend:
         self.require(Capability.LOGS)
         raise NotImplementedError
 
+    def check_upload(self) -> None:
+        """Before compiling for :meth:`upload`: refuse at once what would make the upload fail (a missing setting)."""
+        self.require(Capability.UPLOAD)
+
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         self.require(Capability.UPLOAD)
         raise NotImplementedError
@@ -301,6 +339,18 @@ _VERBS = {
     Capability.LOGS: "show task logs",
     Capability.UPLOAD: "upload pipelines",
 }
+
+
+def _registered() -> list[str]:
+    from . import REGISTRY
+
+    return list(REGISTRY)
+
+
+def backend_takes_run_id(name: str) -> bool:
+    from . import backend_class
+
+    return backend_class(name).takes_run_id
 
 
 def _able(capability: Capability) -> list[str]:

@@ -68,6 +68,7 @@ class KubeflowBackend(Backend):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.LOGS}
     needs_gcp_project: ClassVar[bool] = False
     job_ids_as_inputs: ClassVar[bool] = True
+    required_keys: ClassVar[tuple[str, ...]] = ("host",)
     unsupported_keys: ClassVar[dict[str, str]] = {
         "service_account": "set the pipeline runner's service account in the KFP installation instead",
         "network": "KFP runs tasks on the cluster's own network",

@@ -8,7 +8,8 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   leading ``python`` in the command becomes :data:`sys.executable`);
 * ``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_job_name}}``, ``{{$.pipeline_task_name}}``, ``{{$.pipeline_root}}``
   and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
-  JSON, lists and dicts as compact JSON);
+  JSON, lists and dicts as compact JSON); a task input whose ``runtimeValue`` constant is one of those job
+  placeholders takes the job's value, as Kubeflow Pipelines' driver does (the form compiled for that backend);
 * independent tasks run in parallel (at most ``max_workers`` at once); a failed task's dependents are skipped
   while tasks that do not depend on it carry on (Vertex AI's default "fail slow" policy); tasks with
   ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
@@ -57,13 +58,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
 from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
 
+from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
 
 if TYPE_CHECKING:
@@ -144,11 +146,11 @@ class LocalRunResult:
         return sum(task.state == state for task in self.tasks.values())
 
 
-class LocalRunFailed(PluginError):
+class LocalRunFailed(JobFailed):
     """A local run ended with failed tasks; ``result`` holds every task's state."""
 
     def __init__(self, message: str, result: LocalRunResult):
-        super().__init__(message)
+        super().__init__(message, _handle(result.run_id))
         self.result = result
 
 
@@ -371,7 +373,7 @@ def _plan(
             component = components.get(ref) if ref else None
             if component is None:
                 raise PluginError(f"task {name!r}{where}: component {ref!r} is not in the spec's components")
-            inputs = _task_inputs(task, component, scope, name)
+            inputs = _task_inputs(task, component, scope, name, {**context, "pipeline_task_name": name})
             trigger = task.get("triggerPolicy") or {}
             if trigger.get("condition"):
                 raise PluginError(f"task {name!r}: conditions (triggerPolicy.condition) are not supported locally")
@@ -442,7 +444,9 @@ def _typed(value: Any, parameter_type: str | None) -> Any:
     return value
 
 
-def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str) -> dict:
+def _task_inputs(
+    task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str, context: dict[str, str]
+) -> dict:
     values: dict[str, Any] = {}
     for key, source in ((task.get("inputs") or {}).get("parameters") or {}).items():
         if "componentInputParameter" in source:
@@ -453,7 +457,7 @@ def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: d
                 )
             values[key] = scope[parent_key]
         elif "runtimeValue" in source:
-            values[key] = (source["runtimeValue"] or {}).get("constant")
+            values[key] = _runtime_constant((source["runtimeValue"] or {}).get("constant"), context)
         else:
             kinds = ", ".join(sorted(source)) or "nothing"
             raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
@@ -463,6 +467,14 @@ def _task_inputs(task: Mapping[str, Any], component: Mapping[str, Any], scope: d
         if key in values:
             values[key] = _typed(values[key], definition.get("parameterType"))
     return values
+
+
+def _runtime_constant(value: Any, context: dict[str, str]) -> Any:
+    """A task input's constant as Kubeflow Pipelines' driver passes it: a constant that is exactly one job
+    placeholder (``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_task_name}}``…) becomes the job's value."""
+    match = _PLACEHOLDER.fullmatch(value) if isinstance(value, str) else None
+    key = match.group(1).strip() if match else ""
+    return context.get(key, value)
 
 
 def _make_task(
@@ -611,8 +623,13 @@ class _Storage:
         """Lock the run directory for this run (see the class docstring) and create the log folder.
 
         Raises:
-            PluginError: another run holds the run id, or a folder cannot be created or is a link.
+            PluginError: another run holds the run id, a folder cannot be created or is a link, or a remote root's
+                storage package (s3fs for ``s3://``) is not installed.
         """
+        if self.remote:
+            from ..storage import require
+
+            require(self.root)
         try:
             self.logs_dir.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -738,7 +755,7 @@ class _Storage:
             quiet.remove()
 
     def _filesystem(self) -> Any:
-        from fsspec.core import url_to_fs
+        from ..storage import url_to_fs
 
         options: dict[str, Any] = {"skip_instance_cache": True}
         if self.root.startswith(("gs://", "gcs://")):
@@ -1227,6 +1244,7 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
 __all__ = [
     "CANCELLED",
     "FAILED",
+    "LocalBackend",
     "LocalRunFailed",
     "LocalRunResult",
     "MAX_LOCAL_BACKOFF",
@@ -1239,3 +1257,60 @@ __all__ = [
     "format_value",
     "run_spec",
 ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the backend seam
+
+
+def _handle(run_id: str) -> JobHandle:
+    """A local run: its id is the job's, and ``job_id=`` finds its MLflow run."""
+    return JobHandle(job_id=run_id, run_key={"job_id": run_id})
+
+
+class LocalBackend(Backend):
+    """Every task in its own process on this machine (:func:`run_spec`); the job lives as long as the launcher."""
+
+    name: ClassVar[str] = "local"
+    title: ClassVar[str] = "this machine"
+    root_schemes: ClassVar[tuple[str, ...]] = ("", "file", "gs", "s3")
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RUN})
+    needs_gcp_project: ClassVar[bool] = False
+    remote_tasks: ClassVar[bool] = False
+    job_ends_with_launcher: ClassVar[bool] = True
+    takes_run_id: ClassVar[bool] = True
+
+    @classmethod
+    def prestart(cls, project_dir: Path, raw_run_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        """Start the warm-start process now, so that it preloads the project while Kedro loads the pipelines and
+        builds the session (see :mod:`.warm`); if the job turns out to go elsewhere it is simply unused."""
+        from . import warm
+
+        local = raw_run_config.get("local")
+        local = local if isinstance(local, dict) else {}
+        option = options.get("warm_start")
+        option = option if option is not None else local.get("warm_start")
+        if not warm.enabled(option if isinstance(option, bool) else None):
+            return
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"}
+        warm.prestart(project_dir, env, remote_root="://" in str(raw_run_config.get("root", "")))
+
+    def start(self, job: JobRequest) -> JobHandle:
+        """Run the job to its end (this backend cannot leave a job running); :class:`LocalRunFailed` if a task
+        failed."""
+        local = self.config.run_config.local
+        options = job.options
+        warm_start = options.get("warm_start")
+        result = run_spec(
+            job.spec,
+            project_dir=job.project_dir or Path.cwd(),
+            root=self.config.run_config.root,
+            run_id=job.run_id,
+            max_workers=options.get("max_workers") or local.max_workers,
+            fail_fast=self.config.run_config.failure_policy == "fast",
+            warm_start=warm_start if warm_start is not None else local.warm_start,
+        )
+        return _handle(result.run_id)
+
+    def launcher_job(self, job: JobRequest) -> JobHandle:
+        return _handle(job.run_id or "")

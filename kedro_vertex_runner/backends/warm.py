@@ -256,8 +256,9 @@ def enabled(option: bool | None) -> bool:
         return False
     if option is not None:
         return bool(option)
-    switch = os.environ.get(WARM_START_ENV, "").strip().lower()
-    return switch not in {"0", "false", "no", "off"}
+    from ..values import switch
+
+    return switch(os.environ.get(WARM_START_ENV)) is not False
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ item, never a shell — rendered from a :class:`~kedro_vertex_runner.task_contra
 items, so node names such as ``f([a;b]) -> [c]`` or ``--help`` and a parameter ``-draft`` arrive intact and inert.
 Runtime parameters (``--params``) become typed pipeline parameters whose values reach every task through
 placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec.
+The job's ids reach ``--run-id``/``--job-name`` as ``{{$.pipeline_job_uuid}}``/``{{$.pipeline_job_name}}`` inside the
+args, which Vertex AI substitutes there and which keeps a task's cache key the same from job to job; for a backend
+whose engine substitutes them only as ``runtimeValue`` constants of task inputs (``job_ids_as_inputs``: Kubeflow
+Pipelines), every task takes them as the input parameters ``job_uuid``/``job_name`` and the args read those.
 The environment of every task holds only non-secret values: a variable or runtime parameter that looks like a
 credential, by name or by value (:mod:`kedro_vertex_runner.secret_check`), is refused rather than written in plain
 text into a file that is uploaded and shown in the console.
@@ -23,16 +27,28 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import cpu_cores, memory_bytes, normalise_root
+from ..backends import backend_class
+from ..config import cpu_cores, normalise_root
 from ..errors import PluginError
 from ..secret_check import find_secret, secret_message, secret_reason
-from ..task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, HostAlias, TaskContract, TaskParam
+from ..task_contract import (
+    JOB_ID_INPUTS,
+    JOB_NAME_INPUT,
+    JOB_NAME_PLACEHOLDER,
+    RUN_ID_INPUT,
+    RUN_ID_PLACEHOLDER,
+    HostAlias,
+    TaskContract,
+    TaskParam,
+    input_placeholder,
+)
+from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
 
@@ -50,15 +66,6 @@ EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
 TASK_NAME_MAX = 63
 # Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
 TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-PARAMETER_TYPES = (
-    (bool, "BOOLEAN"),  # before int: bool is an int subclass
-    (int, "NUMBER_INTEGER"),
-    (float, "NUMBER_DOUBLE"),
-    (str, "STRING"),
-    (list, "LIST"),
-    (dict, "STRUCT"),
-)
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPEkmgtpe]i?)?$")
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -75,7 +82,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             f"pipeline {'+'.join(request.pipeline_names)!r} has no nodes to compile: check the pipeline name and "
             "any --tags/--nodes/--from-nodes/--to-nodes filters"
         )
-    params = _pipeline_parameters(request.runtime_params)
+    job_ids = _job_ids_as_inputs(run_config.backend)
+    params = _pipeline_parameters(request.runtime_params, reserved=JOB_ID_INPUTS if job_ids else ())
     settings = task_settings(run_config)
     groups = group_nodes(pipeline, run_config.grouping, fusable=settings.same, model=cost_model(request))
 
@@ -89,7 +97,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     names = _unique_task_names(labels, reserved)
     task_name_of = {group.key: name for group, name in zip(groups, names)}
 
-    common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None)
+    common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
     components: dict[str, Any] = {}
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
@@ -104,11 +112,11 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             if shared:
                 group_settings = replace(group_settings, caching=False)
                 not_cached.append((name, *shared))
-        task = _task(name, _display_name(group), group_settings, params)
+        task = _task(name, _display_name(group), group_settings, params, job_ids)
         if group.dependencies:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
         tasks[name] = task
-        components[f"comp-{name}"] = _component(name, params)
+        components[f"comp-{name}"] = _component(name, params, job_ids)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
@@ -121,10 +129,10 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         exit_name = names[-1]
         # never served from cache: the exit handler must run after every execution, whatever its outcome
         exit_settings = replace(settings.combine(exit_group), caching=False)
-        exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params)
+        exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params, job_ids)
         exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
         exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-        components[f"comp-{exit_name}"] = _component(exit_name, params)
+        components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
@@ -154,6 +162,11 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         "schemaVersion": SCHEMA_VERSION,
         "sdkVersion": f"kedro-vertex-runner-{__version__}",
     }
+
+
+def _job_ids_as_inputs(backend: str) -> bool:
+    """Whether ``backend``'s engine substitutes the job's ids only in task inputs (``Backend.job_ids_as_inputs``)."""
+    return backend_class(backend).job_ids_as_inputs
 
 
 def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
@@ -255,12 +268,14 @@ class _Parameter:
         return {"parameterType": self.type}
 
     def placeholder(self) -> str:
-        return f"{{{{$.inputs.parameters['{self.name}']}}}}"
+        return input_placeholder(self.name)
 
 
-def _pipeline_parameters(runtime_params: dict[str, Any]) -> list[_Parameter]:
+def _pipeline_parameters(runtime_params: dict[str, Any], reserved: Iterable[str] = ()) -> list[_Parameter]:
+    """The typed pipeline parameters of ``runtime_params``, named apart from each other and from ``reserved``
+    (the tasks' own inputs)."""
     params = []
-    used: set[str] = set()
+    used: set[str] = set(reserved)
     for key in sorted(runtime_params, key=str):
         value = runtime_params[key]
         type_ = _parameter_type(str(key), value)
@@ -280,9 +295,9 @@ def _pipeline_parameters(runtime_params: dict[str, Any]) -> list[_Parameter]:
 
 
 def _parameter_type(key: str, value: Any) -> str:
-    for python_type, spec_type in PARAMETER_TYPES:
-        if isinstance(value, python_type):
-            return spec_type
+    spec_type = parameter_type(value)
+    if spec_type is not None:
+        return spec_type
     shown = "null" if value is None else f"{value!r} ({type(value).__name__})"
     raise PluginError(
         f"--params {key}: value {shown} cannot be a pipeline parameter; use a string, number, boolean, list or "
@@ -308,8 +323,13 @@ def _check_json_value(path: str, value: Any) -> None:
         )
 
 
-def _task_inputs(params: list[_Parameter]) -> dict[str, Any]:
-    return {"parameters": {p.name: {"componentInputParameter": p.name} for p in params}}
+def _task_inputs(params: list[_Parameter], job_ids: bool = False) -> dict[str, Any]:
+    """A task's inputs: the pipeline parameters and, with ``job_ids``, the job's ids as ``runtimeValue`` constants
+    (the form kfp's own compiler gives ``dsl.PIPELINE_JOB_ID_PLACEHOLDER`` passed to a task)."""
+    inputs: dict[str, Any] = {p.name: {"componentInputParameter": p.name} for p in params}
+    if job_ids:
+        inputs.update({name: {"runtimeValue": {"constant": value}} for name, value in JOB_ID_INPUTS.items()})
+    return {"parameters": inputs}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -556,16 +576,17 @@ def _cpu_cores(cpu: str) -> float:
 
 def _memory_bytes(memory: str) -> float:
     try:
-        return memory_bytes(memory)
-    except ValueError as exc:  # config.py validated the form already
+        return memory_quantity_bytes(memory)
+    except ValueError as exc:  # the configuration validated the form already
         raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
 def _memory_quantity(memory: str) -> str:
     """``16g`` → ``16G``: Kubernetes quantities have upper-case unit letters (``m`` would mean milli-bytes)."""
-    match = _MEMORY.match(memory)
-    unit = (match.group(2) if match else None) or ""
-    return memory[: len(memory) - len(unit)] + unit[:1].upper() + unit[1:]
+    try:
+        return memory_quantity(memory)
+    except ValueError as exc:  # config validated the form already
+        raise PluginError(f"run_config.resources: memory: {exc}") from None
 
 
 def _duration(seconds: float) -> str:
@@ -584,14 +605,23 @@ class _CommonArgs:
     """What every task's contract shares (built once); a task adds its nodes, timeout and exit-handler flag."""
 
     def __init__(
-        self, request: CompileRequest, params: list[_Parameter], groups: list[TaskGroup], *, exit_handler: bool
+        self,
+        request: CompileRequest,
+        params: list[_Parameter],
+        groups: list[TaskGroup],
+        *,
+        exit_handler: bool,
+        job_ids: bool = False,
     ):
         run_config = request.config.run_config
+        run_id, job_name = RUN_ID_PLACEHOLDER, JOB_NAME_PLACEHOLDER
+        if job_ids:  # the engine substitutes the ids only in task inputs: the args read those inputs
+            run_id, job_name = input_placeholder(RUN_ID_INPUT), input_placeholder(JOB_NAME_INPUT)
         self.main = TaskContract(
             pipelines=tuple(request.pipeline_names),
             env=request.env or None,
-            run_id=RUN_ID_PLACEHOLDER,
-            job_name=JOB_NAME_PLACEHOLDER,
+            run_id=run_id,
+            job_name=job_name,
             root=normalise_root(run_config.root),
             params=tuple(TaskParam(p.key, p.type, p.placeholder()) for p in params),
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
@@ -670,14 +700,16 @@ def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bo
     return [{"name": name, "value": env[name]} for name in sorted(env)]
 
 
-def _task(name: str, display: str, settings: _GroupSettings, params: list[_Parameter]) -> dict[str, Any]:
+def _task(
+    name: str, display: str, settings: _GroupSettings, params: list[_Parameter], job_ids: bool = False
+) -> dict[str, Any]:
     task: dict[str, Any] = {
         "cachingOptions": {"enableCache": settings.caching},
         "componentRef": {"name": f"comp-{name}"},
         "taskInfo": {"name": display},
     }
-    if params:
-        task["inputs"] = _task_inputs(params)
+    if params or job_ids:
+        task["inputs"] = _task_inputs(params, job_ids)
     retries = settings.retries
     if retries is not None and retries.max_retries > 0:
         task["retryPolicy"] = {
@@ -689,10 +721,13 @@ def _task(name: str, display: str, settings: _GroupSettings, params: list[_Param
     return task
 
 
-def _component(name: str, params: list[_Parameter]) -> dict[str, Any]:
+def _component(name: str, params: list[_Parameter], job_ids: bool = False) -> dict[str, Any]:
     component: dict[str, Any] = {"executorLabel": f"exec-{name}"}
-    if params:
-        component["inputDefinitions"] = {"parameters": {p.name: p.type_only() for p in params}}
+    definitions = {p.name: p.type_only() for p in params}
+    if job_ids:
+        definitions.update({name: {"parameterType": "STRING"} for name in JOB_ID_INPUTS})
+    if definitions:
+        component["inputDefinitions"] = {"parameters": definitions}
     return component
 
 

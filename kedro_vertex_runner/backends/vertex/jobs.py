@@ -1,0 +1,484 @@
+"""Vertex AI pipeline jobs: build the job, submit it, follow it, read its tasks' logs.
+
+Nothing is submitted until credentials, the bucket and the experiment have been checked, so an error never leaves a
+half-submitted job. Tasks are reported as Vertex AI names them: by their ``taskInfo.name`` (the Kedro node names
+the compiler put there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job
+fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`..cloud_logging`) and reported
+before the one-line error; a log that cannot be read is one line and never replaces the job's own error.
+
+Nothing here prints: what the user should see while a job runs goes through the caller's
+:class:`~kedro_vertex_runner.backends.base.Reporter`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...compiler.spec import EXIT_HANDLER_TASK
+from ...errors import PluginError
+from ..base import JobFailed, JobHandle, TaskLog, TaskState
+from ..cloud_logging import (
+    LOGGING_ENDPOINT_ENV,
+    TAIL_LINES,
+    LogsUnavailable,
+    fetch_tail,
+    logging_endpoint,
+    logs_explorer_url,
+    pipeline_log_filter,
+    task_log_filter,
+)
+from .api import (
+    _FINAL_STATES,
+    ANONYMOUS_ENV,
+    API_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    EXPERIMENT_ATTACH_TIMEOUT,
+    FAILURE_POLICIES,
+    MAX_BACKOFF,
+    MAX_LOGS_SHOWN,
+    POLL_INTERVAL_ENV,
+    VertexApi,
+    _anonymous,
+    _api_error,
+    _brief,
+    _call,
+    _is_local_endpoint,
+    _is_transient,
+    _short_state,
+    api_endpoint,
+    console_url,
+)
+from .experiments import attach_to_experiment
+
+if TYPE_CHECKING:
+    from ...config import PluginConfig
+    from ..base import Reporter
+
+# ------------------------------------------------------------------------------------------------------------------
+# the job
+
+
+_CASTS: dict[str, tuple[str, Callable[[Any], Any]]] = {}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
+def _to_type(kind: type) -> Callable[[Any], Any]:
+    def cast(value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            value = json.loads(value)
+        if not isinstance(value, kind):
+            raise ValueError(value)
+        return value
+
+    return cast
+
+
+_CASTS.update(
+    {
+        "NUMBER_INTEGER": ("an integer", _to_int),
+        "NUMBER_DOUBLE": ("a number", _to_float),
+        "BOOLEAN": ("true or false", _to_bool),
+        "STRING": ("a string", str),
+        "STRUCT": ("a mapping", _to_type(dict)),
+        "LIST": ("a list", _to_type(list)),
+    }
+)
+
+
+def parameter_values(spec: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job's pipeline parameters, typed as the spec declares them (Vertex rejects e.g. "3" for an integer).
+
+    Values come from the spec's defaults (the compiler records ``--params`` there) and ``overrides``.
+    """
+    declared = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
+    overrides = dict(overrides or {})
+    values: dict[str, Any] = {}
+    for name, definition in declared.items():
+        if name in overrides:
+            value = overrides.pop(name)
+        elif "defaultValue" in definition:
+            value = definition["defaultValue"]
+        elif definition.get("isOptional"):
+            continue
+        else:
+            raise PluginError(f"pipeline parameter {name!r} has no value: pass it with --params {name}=…")
+        kind = definition.get("parameterType")
+        if kind in _CASTS and value is not None:
+            expected, cast = _CASTS[kind]
+            try:
+                value = cast(value)
+            except (ValueError, TypeError):
+                raise PluginError(f"pipeline parameter {name!r}: expected {expected}, got {value!r}") from None
+        values[name] = value
+    if overrides:
+        known = ", ".join(sorted(declared)) or "none"
+        raise PluginError(f"unknown pipeline parameter {sorted(overrides)[0]!r}: the pipeline declares {known}")
+    return values
+
+
+def _with_default_caching(spec: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    """``run_config.caching`` for every task the compiler left without its own ``cachingOptions``.
+
+    Unlike ``aiplatform``'s ``enable_caching`` this never overrides a per-node setting from ``resources``.
+    """
+    def fill(dag: dict[str, Any]) -> None:
+        for task in (dag.get("tasks") or {}).values():
+            task.setdefault("cachingOptions", {"enableCache": enabled})
+
+    import copy
+
+    spec = copy.deepcopy(spec)
+    fill((spec.get("root") or {}).get("dag") or {})
+    for component in (spec.get("components") or {}).values():
+        fill(component.get("dag") or {})
+    return spec
+
+
+def build_pipeline_job(
+    spec: dict[str, Any],
+    config: PluginConfig,
+    *,
+    display_name: str,
+    params: dict[str, Any] | None = None,
+    template_uri: str | None = None,
+) -> dict[str, Any]:
+    """The ``PipelineJob`` body (v1 API field names) for ``spec`` under ``config``; ``template_uri`` records the
+    registry template ``spec`` was fetched from."""
+    run_config = config.run_config
+    job: dict[str, Any] = {
+        "display_name": display_name[:128],
+        "pipeline_spec": _with_default_caching(spec, run_config.caching),
+        "labels": dict(run_config.labels),
+        "runtime_config": {
+            "gcs_output_directory": config.gcs_root,
+            "parameter_values": parameter_values(spec, params),
+        },
+    }
+    if run_config.failure_policy:
+        job["runtime_config"]["failure_policy"] = FAILURE_POLICIES[run_config.failure_policy]
+    if run_config.service_account:
+        job["service_account"] = run_config.service_account
+    if run_config.encryption_key:
+        job["encryption_spec"] = {"kms_key_name": run_config.encryption_key}
+    network = run_config.network
+    if network.vpc:
+        job["network"] = network.vpc
+    if network.reserved_ip_ranges:
+        job["reserved_ip_ranges"] = list(network.reserved_ip_ranges)
+    if network.psc_interface:
+        job["psc_interface_config"] = {
+            "network_attachment": network.psc_interface.network_attachment,
+            "dns_peering_configs": [peering.model_dump() for peering in network.psc_interface.dns_peering],
+        }
+    if template_uri:
+        job["template_uri"] = template_uri
+    return job
+
+
+def _display_name(spec: dict[str, Any]) -> str:
+    """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
+    return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
+
+
+
+def handle_for(config: PluginConfig, job_id: str) -> JobHandle:
+    """The handle of job ``job_id``: its console page, and ``job_name=`` finds its MLflow run."""
+    return JobHandle(job_id=job_id, url=console_url(config, job_id), run_key={"job_name": job_id})
+
+
+def create_job(api: VertexApi, body: dict[str, Any], job_id: str, reporter: Reporter, attempts: int = 4) -> Any:
+    """Create the job, retrying transient errors (429, 5xx, network).
+
+    The explicit job id makes a retry safe: if an earlier attempt did create the job and only its answer was
+    lost, Vertex AI answers ALREADY_EXISTS and we take that job instead of submitting a second one.
+    """
+    from google.api_core import exceptions as gexc
+
+    action = "submitting the pipeline job"
+    for attempt in range(attempts):
+        try:
+            return api.pipelines.create_pipeline_job(
+                parent=api.parent, pipeline_job=body, pipeline_job_id=job_id, timeout=API_TIMEOUT
+            )
+        except gexc.AlreadyExists as exc:
+            if attempt == 0:
+                raise _api_error(exc, action, api.config) from None
+            name = f"{api.parent}/pipelineJobs/{job_id}"
+            return _call(action, api.config, api.pipelines.get_pipeline_job, name=name)
+        except Exception as exc:
+            if attempt == attempts - 1 or not _is_transient(exc):
+                raise _api_error(exc, action, api.config) from None
+            delay = min(_poll_interval(), 2.0**attempt)
+            reporter.notice(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def attach_when_ready(api: VertexApi, job_name: str, experiment_context: str, reporter: Reporter) -> None:
+    """Vertex AI creates the run's metadata context shortly after the job starts; link it once it exists."""
+    deadline = time.monotonic() + EXPERIMENT_ATTACH_TIMEOUT
+    failures = [0]
+    while True:
+        job = _poll(api, job_name, reporter, failures)
+        run_context = job.job_detail.pipeline_run_context.name if job else ""
+        if run_context:
+            if attach_to_experiment(api, experiment_context, run_context, reporter):
+                reporter.info(f"Attached to experiment {experiment_context.rsplit('/', 1)[-1]}")
+            return
+        if (job and _short_state(job.state) in _FINAL_STATES) or time.monotonic() > deadline:
+            reporter.warn(
+                f"job {job_name.rsplit('/', 1)[-1]} has no run context yet; it was not attached to the experiment"
+            )
+            return
+        time.sleep(_poll_interval())
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# following a job
+
+
+def _poll_interval() -> float:
+    raw = os.environ.get(POLL_INTERVAL_ENV)
+    if not raw:
+        return DEFAULT_POLL_INTERVAL
+    try:
+        value = float(raw)
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise PluginError(f"{POLL_INTERVAL_ENV}={raw!r}: expected a positive number of seconds") from None
+
+
+def _poll(api: VertexApi, job_name: str, reporter: Reporter, failures: list[int] | None = None) -> Any:
+    """One GET of the job; transient errors (429, 5xx, network) are reported and answered with None.
+
+    ``failures`` counts consecutive transient failures (for the backoff); it is reset by an answer.
+    """
+    failures = failures if failures is not None else [0]
+    try:
+        job = api.pipelines.get_pipeline_job(name=job_name, timeout=API_TIMEOUT)
+    except Exception as exc:
+        if not _is_transient(exc):
+            raise _api_error(exc, f"following job {job_name.rsplit('/', 1)[-1]}", api.config) from None
+        failures[0] += 1
+        delay = min(_poll_interval() * 2 ** failures[0], MAX_BACKOFF)
+        code = getattr(exc, "code", None)
+        status = f"{int(code)} " if isinstance(code, int) else ""
+        reporter.notice(f"Vertex AI did not answer ({status}{_brief(exc)[:200]}); retrying in {delay:g}s")
+        time.sleep(delay)
+        return None
+    failures[0] = 0
+    return job
+
+
+def _task_details(job: Any) -> list[Any]:
+    """The job's container tasks as Vertex AI reports them (``taskName`` is the spec's ``taskInfo.name``).
+
+    Left out: the root entry that stands for the whole pipeline (no parent), and the sub-DAG entries (the exit
+    handler's group), which are parents of other tasks — the tasks inside the exit handler are listed.
+    """
+    details = list(job.job_detail.task_details)
+    parents = {d.parent_task_id for d in details if d.parent_task_id}
+    return [d for d in details if d.parent_task_id and d.task_id not in parents and d.task_name != EXIT_HANDLER_TASK]
+
+
+def _task_error(detail: Any) -> str:
+    return " ".join(str(detail.error.message).split()) if detail.error and detail.error.message else ""
+
+
+def _task_states(job: Any) -> list[tuple[str, str, str]]:
+    """``(task, state, error)`` for the job's container tasks, named as the console shows them."""
+    return [(detail.task_name, detail.state.name, _task_error(detail)) for detail in _task_details(job)]
+
+
+def _custom_job(detail: Any) -> str:
+    """The CustomJob that ran the task's container (its last attempt), or "" when none was started."""
+    executor = detail.executor_detail
+    return executor.container_detail.main_job if executor and executor.container_detail else ""
+
+
+def task_states(job: Any) -> list[TaskState]:
+    """The job's container tasks, named as the console shows them."""
+    return [TaskState(task, state, error) for task, state, error in _task_states(job)]
+
+
+def wait_for_job(
+    api: VertexApi,
+    job_name: str,
+    reporter: Reporter,
+    *,
+    cancel_on_interrupt: bool = False,
+    experiment_context: str | None = None,
+) -> Any:
+    """Poll the job until it ends, reporting per-task states; return it when it SUCCEEDED.
+
+    Raises:
+        JobFailed: the job ended FAILED (naming the failed task and its error) or CANCELLED.
+        PluginError: the job is PAUSED (not ended: its MLflow run stays open for when it is resumed); or the wait
+            was interrupted (exit code 130, after cancelling the job if the user said so).
+    """
+    job_id = job_name.rsplit("/", 1)[-1]
+    handle = handle_for(api.config, job_id)
+    url = handle.url
+    attached = experiment_context is None
+    failures = [0]
+    try:
+        while True:
+            job = _poll(api, job_name, reporter, failures)
+            if job is None:
+                continue
+            state = _short_state(job.state)
+            reporter.progress(handle, task_states(job), state)
+            run_context = job.job_detail.pipeline_run_context.name
+            if not attached and run_context:
+                attach_to_experiment(api, experiment_context or "", run_context, reporter)
+                attached = True
+            if state in _FINAL_STATES:
+                break
+            time.sleep(_poll_interval())
+    except KeyboardInterrupt:
+        _interrupted(api, job_name, cancel_on_interrupt, reporter)
+    if state == "SUCCEEDED":
+        reporter.info(f"Job {job_id} succeeded")
+        return job
+    if state == "FAILED":
+        failed_details = [d for d in _task_details(job) if d.state.name == "FAILED"]
+        for detail in failed_details[:MAX_LOGS_SHOWN]:
+            reporter.task_log(task_log(api, job, detail))
+        failed = [(task, error) for task, task_state, error in _task_states(job) if task_state == "FAILED"]
+        failed.sort(key=lambda item: not item[1])  # a task with an error message first
+        job_error = " ".join(str(job.error.message).split())
+        if failed:
+            task, error = failed[0]
+            reason = f"task {task} failed: {error or job_error or 'no error message'}"
+        else:
+            reason = job_error or "no error message"
+        raise JobFailed(f"job {job_id} FAILED: {reason} (details: {url})", handle, state="FAILED")
+    if state == "CANCELLED":
+        raise JobFailed(f"job {job_id} was CANCELLED (details: {url})", handle, state="CANCELLED")
+    raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
+
+
+def _interrupted(api: VertexApi, job_name: str, cancel: bool, reporter: Reporter) -> None:
+    job_id = job_name.rsplit("/", 1)[-1]
+    reporter.notice("")
+    if not cancel:
+        cancel = reporter.confirm(f"Cancel job {job_id} on Vertex AI?")
+    if cancel:
+        _call(f"cancelling job {job_id}", api.config, api.pipelines.cancel_pipeline_job, name=job_name)
+        raise PluginError(f"interrupted: cancellation of job {job_id} requested", exit_code=130)
+    endpoint = api_endpoint(api.config)
+    endpoint = endpoint if "://" in endpoint else f"https://{endpoint}"
+    reporter.notice(
+        f"Job {job_id} keeps running. Cancel it in the console ({console_url(api.config, job_id)}) or with:\n"
+        f'  curl -X POST -H "Authorization: Bearer $(gcloud auth print-access-token)" '
+        f"{shlex.quote(f'{endpoint}/v1/{job_name}:cancel')}"
+    )
+    raise PluginError(f"interrupted: job {job_id} keeps running on Vertex AI", exit_code=130)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# task logs
+
+
+def _job_start(job: Any) -> str | None:
+    """The job's creation time as RFC 3339 (bounds the log query), if known."""
+    created = job.create_time
+    try:
+        return created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else None
+    except AttributeError:  # pragma: no cover - proto-plus returns datetimes
+        return None
+
+
+def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINES) -> tuple[list[str], str]:
+    """The last ``lines`` lines of one task's log and the Logs Explorer link for all of it.
+
+    Raises:
+        LogsUnavailable: the log cannot be read (no CustomJob ran, no permission, API error); one line.
+    """
+    project = api.config.project_id
+    custom_job = _custom_job(detail)
+    if not custom_job:
+        url = logs_explorer_url(project, pipeline_log_filter(job.name.rsplit("/", 1)[-1]))
+        raise LogsUnavailable(f"Vertex AI started no container for it, so it has no log; the job's events: {url}")
+    log_filter = task_log_filter(custom_job, since=_job_start(job))
+    url = logs_explorer_url(project, log_filter)
+    if _anonymous() and not _is_local_endpoint(logging_endpoint()):
+        raise LogsUnavailable(f"{ANONYMOUS_ENV} is set, so logs are read only from a local {LOGGING_ENDPOINT_ENV}; "
+                              f"the log is at {url}")
+    try:
+        tail = fetch_tail(api.credentials, project, log_filter, lines)
+    except LogsUnavailable as exc:
+        raise LogsUnavailable(f"{exc}; the log is at {url}") from None
+    return [line.text for line in tail], url
+
+
+def task_log(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINES) -> TaskLog:
+    """A task's log tail and its Logs Explorer link; a log that cannot be read is a note, never an error."""
+    name, state = detail.task_name, detail.state.name
+    try:
+        tail, url = task_log_lines(api, job, detail, lines)
+    except LogsUnavailable as exc:
+        return TaskLog(task=name, lines=(), state=state, note=f"its log cannot be shown: {exc}")
+    if not tail:
+        return TaskLog(task=name, lines=(), state=state, source=url,
+                       note=f"no log lines in Cloud Logging yet; the log: {url}")
+    return TaskLog(task=name, lines=tail, source=url, state=state)
+
+
+def job_task_logs(api: VertexApi, job_ref: str, task: str | None = None, lines: int = TAIL_LINES) -> list[TaskLog]:
+    """``kedro vertexai logs JOB_ID [--task NAME]``: the log tail of the named task, else of every failed task.
+
+    Raises:
+        PluginError: unknown job or task, or a job without failed tasks when no ``--task`` is given.
+    """
+    if not 1 <= lines <= 1000:  # Cloud Logging's largest page
+        raise PluginError(f"--lines {lines}: expected a whole number from 1 to 1000")
+    config = api.config
+    job_id = job_ref.rstrip("/").rsplit("/", 1)[-1]
+    job = _call(f"reading job {job_id}", config, api.pipelines.get_pipeline_job,
+                name=f"{api.parent}/pipelineJobs/{job_id}")
+    details = _task_details(job)
+    names = ", ".join(repr(d.task_name) for d in details) or "none yet"
+    if task is not None:
+        chosen = [d for d in details if task in (d.task_name, d.task_unique_name)]
+        if not chosen:
+            raise PluginError(f"--task {task!r}: job {job_id} has no such task (its tasks: {names})")
+    else:
+        chosen = [d for d in details if d.state.name == "FAILED"]
+        if not chosen:
+            raise PluginError(
+                f"job {job_id} ({_short_state(job.state)}) has no failed task: choose one with --task NAME "
+                f"(its tasks: {names})"
+            )
+    return [task_log(api, job, detail, lines) for detail in chosen]
