@@ -95,14 +95,7 @@ def make_config(host: str, namespace: str | None = None, **run_config: Any) -> P
     raw = {"image": "registry.example.com/demo:1", "root": "gs://kfp-bucket/runs", "backend": "kubeflow", **run_config}
     if namespace:
         raw["kubeflow"] = {"namespace": namespace}
-    try:
-        return validate_config({"host": host, "run_config": raw})
-    except ConfigError:  # a schema without the kubeflow keys: the same values, set on a vertex-valid config
-        raw.pop("kubeflow", None)
-        raw["backend"] = "vertex"
-        config = validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": raw})
-        run = config.run_config.model_copy(update={"kubeflow": {"namespace": namespace} if namespace else None})
-        return config.model_copy(update={"host": host, "run_config": run})
+    return validate_config({"host": host, "run_config": raw} if host else {"run_config": raw})
 
 
 def backend(host: str, reporter: SilentReporter | None = None, **run_config: Any) -> KubeflowBackend:
@@ -288,15 +281,17 @@ def test_list_jobs_and_ui(kfp: FakeKfp) -> None:
 
 def test_upload_creates_the_pipeline_then_versions(kfp: FakeKfp) -> None:
     engine = backend(kfp.base_url, description="Demo pipeline")
-    first = engine.upload(SPEC, "demo-upload")
-    second = engine.upload(SPEC, "demo-upload", tags=["v2", "latest"])
+    named = {**SPEC, "pipelineInfo": {"name": "demo-upload"}}
+    first = engine.upload(named, "__default__")
+    second = engine.upload(named, "__default__", tags=["v2", "latest"])
 
     uploads = [r for r in kfp.requests if r["path"].startswith("/apis/v2beta1/pipelines/upload")]
     assert [r["path"] for r in uploads] == ["/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"]
     [pipeline] = [p for p in kfp.pipelines.values() if p["display_name"] == "demo-upload"]
     versions = kfp.versions[pipeline["pipeline_id"]]
     assert len(versions) == 2 and versions[1]["display_name"] == second.version != first.version
-    assert versions[1]["pipeline_spec"] == SPEC and "tags: v2, latest" in versions[1]["description"]
+    assert versions[1]["pipeline_spec"] == named and "tags: v2, latest" in versions[1]["description"]
+    assert first.pipeline == second.pipeline == "demo-upload"
     assert second.uri == (
         f"{kfp.base_url}/#/pipelines/details/{pipeline['pipeline_id']}/version/{versions[1]['pipeline_version_id']}"
     )
@@ -319,8 +314,8 @@ def test_logs_name_the_pod_in_one_line(kfp: FakeKfp) -> None:
 
 
 def test_missing_host_is_one_config_line(kfp: FakeKfp) -> None:
-    with pytest.raises(ConfigError, match="host: is not set"):
-        backend("").list_jobs()
+    with pytest.raises(ConfigError, match="host: required key is missing for backend 'kubeflow'"):
+        backend("")
 
 
 def test_unreachable_host_is_one_line(kfp: FakeKfp) -> None:

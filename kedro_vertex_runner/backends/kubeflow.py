@@ -175,10 +175,11 @@ class KubeflowBackend(Backend):
         try:
             run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
             failures[0] = 0
-        except PluginError:
+        except PluginError as exc:
             failures[0] += 1
             if failures[0] > API_RETRIES:
                 raise
+            self.reporter.notice(f"{exc}; retrying")
             self._kfp = None
             return False
         state = _state(run.state)
@@ -216,6 +217,11 @@ class KubeflowBackend(Backend):
             self.reporter.warn(
                 f"time zone {request.timezone} is not honoured: KFP runs cron schedules in the cluster's time zone "
                 "(UTC unless changed); write the cron in that time zone"
+            )
+        if request.max_run_count:
+            self.reporter.warn(
+                f"max_run_count {request.max_run_count} is not honoured: KFP recurring runs have no "
+                "run limit; give an end_time instead"
             )
         if request.allow_queueing:
             self.reporter.warn("allow_queueing is not honoured: KFP starts no queued runs beyond max_concurrency")
@@ -329,6 +335,9 @@ class KubeflowBackend(Backend):
             for run in self._recurring_runs()
         ]
 
+    def where(self) -> str:
+        return f"{self.host} (namespace {self.namespace})" if self.namespace else self.host
+
     def ui_url(self) -> str:
         self.require(Capability.UI)
         return f"{self.host}/#/runs"
@@ -344,10 +353,17 @@ class KubeflowBackend(Backend):
             f"{where}"
         )
 
-    def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
-        """A new version of pipeline ``name`` (the pipeline is created, with this as its first version, if
-        missing); ``tags`` go into the version's description (KFP version names are unique, tags are not)."""
+    def check_upload(self) -> None:
+        """Before compiling: the host, the credentials and the API answer."""
         self.require(Capability.UPLOAD)
+        self.client()
+
+    def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
+        """A new version of the KFP pipeline named after the compiled pipeline (``name``, the Kedro pipeline's,
+        when the spec names none); the pipeline is created, with this as its first version, when missing. ``tags``
+        go into the version's description (KFP version names are unique, tags are not)."""
+        self.require(Capability.UPLOAD)
+        name = str((spec.get("pipelineInfo") or {}).get("name") or name)
         client = self.client()
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
         version = f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{digest}"
@@ -397,7 +413,7 @@ class KubeflowBackend(Backend):
 
     def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
-        from .vertex import _with_default_caching, parameter_values
+        from .vertex.jobs import _with_default_caching, parameter_values
 
         values = parameter_values(dict(spec), dict(params))
         return _with_default_caching(dict(spec), self.config.run_config.caching), values
