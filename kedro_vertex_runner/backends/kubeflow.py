@@ -404,7 +404,6 @@ class KubeflowBackend(Backend):
                     description=description or None,
                 )
                 version_id = created.pipeline_version_id
-                self.reporter.info(f"Uploaded version {version!r} of pipeline {name!r} ({pipeline_id})")
         uri = f"{self.host}/#/pipelines/details/{pipeline_id}/version/{version_id}"
         return UploadedPipeline(pipeline=name, version=version, uri=uri)
 
