@@ -21,8 +21,10 @@ a task on a platform without ``fork``. At most ``max(2, os.cpu_count())`` nodes 
 next depending on which worker picks which node), and it runs neither this plugin's task hooks (the task report
 naming the running node, node timings) nor the session's hooks.
 
-A mapping sets the mode per node name or tag (``{__default__: processes, train_model: sequential}``); a task takes
-the most conservative mode of its nodes: ``sequential`` over ``processes`` over ``threads``.
+A node tagged ``task_runner.<mode>`` sets the mode of its task (``task_runner.sequential`` on a node that relies on
+what the nodes before it leave behind, or that is not fork-safe); a task takes the most conservative mode of its
+nodes: ``sequential`` over ``processes`` over ``threads``. Both the setting and the tags are in the compiled spec
+(``--task-runner``), so a task runs the same way on every backend.
 
 Imported by the task entrypoint: stdlib only at import time.
 """
@@ -35,39 +37,37 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any
 
 SEQUENTIAL, THREADS, PROCESSES = "sequential", "threads", "processes"
 MODES = (SEQUENTIAL, THREADS, PROCESSES)
 DEFAULT_MODE = PROCESSES
-DEFAULT_KEY = "__default__"
+TAG_PREFIX = "task_runner."
 #: precedence when a task's nodes ask for different modes: the most conservative wins
 _PRECEDENCE = {SEQUENTIAL: 0, PROCESSES: 1, THREADS: 2}
 
 
-def mode_for(setting: str | Mapping[str, str] | None, nodes: Iterable[Any]) -> str:
-    """The mode of a task holding ``nodes`` (Kedro nodes) under ``run_config.task_runner``: node name, then its
-    tags (the most conservative of them), then ``__default__``; across nodes the most conservative."""
-    if setting is None:
-        return DEFAULT_MODE
-    if isinstance(setting, str):
-        return setting
-    default = setting.get(DEFAULT_KEY, DEFAULT_MODE)
+def mode_for(setting: str | None, nodes: Iterable[Any]) -> str:
+    """The mode of a task holding ``nodes`` (Kedro nodes) under ``run_config.task_runner`` (None: the default):
+    a node's ``task_runner.<mode>`` tags override the setting for it; across nodes the most conservative wins."""
+    default = setting or DEFAULT_MODE
     chosen = THREADS
     for node in nodes:
-        mode = setting.get(node.name)
-        if mode is None:
-            tagged = [setting[tag] for tag in sorted(node.tags) if tag in setting]
-            mode = min(tagged, key=_PRECEDENCE.__getitem__) if tagged else default
-        chosen = min(chosen, mode, key=_PRECEDENCE.__getitem__)
+        tagged = [tag[len(TAG_PREFIX) :] for tag in node.tags if tag.startswith(TAG_PREFIX)]
+        modes = [mode for mode in tagged if mode in _PRECEDENCE] or [default]
+        chosen = min(chosen, *modes, key=_PRECEDENCE.__getitem__)
     return chosen
+
+
+#: a task runs at least this many nodes at once (more on a machine with more CPUs); the grouping's model assumes it
+MIN_WORKERS = 2
 
 
 def workers() -> int:
     """How many nodes of a task run at once."""
-    return max(2, os.cpu_count() or 1)
+    return max(MIN_WORKERS, os.cpu_count() or 1)
 
 
 def is_chain(pipeline: Any) -> bool:

@@ -28,7 +28,7 @@ def step(*values):
 DIAMOND = Pipeline(
     [
         node(step, "raw", "l", name="left", tags=["io"]),
-        node(step, "raw", "r", name="right", tags=["io", "plots"]),
+        node(step, "raw", "r", name="right", tags=["io", "task_runner.threads"]),
         node(step, ["l", "r"], "out", name="join"),
     ]
 )
@@ -48,19 +48,19 @@ def task_runner_args(task_runner=None) -> dict[str, str | None]:
 def test_a_fused_task_runs_its_branches_in_processes_by_default():
     assert task_runner_args() == {"left,right,join": "processes"}
     assert task_runner_args("sequential") == {"left,right,join": None}  # the entrypoint's own default
-    # per node name or tag: the most conservative mode of the task's nodes wins
-    assert task_runner_args({"__default__": "threads", "plots": "sequential"}) == {"left,right,join": None}
-    assert task_runner_args({"__default__": "threads"}) == {"left,right,join": "threads"}
-    assert task_runner_args({"__default__": "threads", "join": "processes"}) == {"left,right,join": "processes"}
+    assert task_runner_args("threads") == {"left,right,join": "threads"}
 
 
-def test_mode_for_a_single_node_and_tags():
+def test_a_node_tag_sets_the_mode_of_its_task_and_the_most_conservative_wins():
     by_name = {n.name: n for n in DIAMOND.nodes}
-    left, right, join = by_name["left"], by_name["right"], by_name["join"]
+    left, right = by_name["left"], by_name["right"]
     assert mode_for(None, [left]) == "processes"
-    assert mode_for({"io": "threads"}, [left, right]) == "threads"
-    assert mode_for({"io": "threads", "plots": "processes"}, [right]) == "processes"
-    assert mode_for({"__default__": "sequential", "io": "threads"}, [right, join]) == "sequential"
+    assert mode_for("sequential", [right]) == "threads"  # the tag beats the setting
+    assert mode_for("sequential", [left, right]) == "sequential"
+    assert mode_for(None, [left, right]) == "processes"
+    assert mode_for("threads", [left, right]) == "threads"
+    pinned = node(step, "x", "y", name="pinned", tags=["task_runner.sequential"])
+    assert mode_for("threads", [right, pinned]) == "sequential"
 
 
 def test_an_unknown_task_runner_is_a_config_error():
@@ -213,3 +213,24 @@ def test_a_failing_branch_fails_the_task_and_is_named(project: Path, tmp_path: P
     assert 'raise ValueError("boom in one branch")' in result.stderr  # the node's own traceback
     assert report is not None and report.state == "failed" and report.node == "explode"
     assert "steady" in records  # the other branch was not cut off mid-write
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the grouping's model knows that a task runs its branches side by side
+
+
+def test_the_model_counts_a_fused_tasks_branches_side_by_side():
+    from kedro_vertex_runner.compiler.grouping import CostModel, TaskGroup, estimate, group_nodes, optimal_key_of
+
+    fan = Pipeline([node(step, "raw", "s", name="split"), node(step, "s", "a", name="a"),
+                    node(step, "s", "b", name="b"), node(step, ["a", "b"], "out", name="join")])  # fmt: skip
+    sequential, side_by_side = CostModel(), CostModel(task_workers=2)
+    one_task = group_nodes(fan, "makespan", model=side_by_side)
+    assert [group.node_names for group in one_task] == [["split", "a", "b", "join"]]
+    assert estimate(one_task, sequential).makespan == 120 + 4 * 10
+    assert estimate(one_task, side_by_side).makespan == 120 + 3 * 10  # a and b overlap
+    assert optimal_key_of(fan, model=side_by_side)[:2] == (120 + 3 * 10, 1)
+    # in one task, more branches than workers queue: five 10 s nodes on two workers take 30 s
+    wide = TaskGroup("w0", tuple(node(step, "raw", f"o{i}", name=f"w{i}") for i in range(5)), ())
+    assert estimate([wide], side_by_side).makespan == 120 + 3 * 10
+    assert estimate([wide], sequential).makespan == 120 + 5 * 10
