@@ -28,8 +28,11 @@ naming the nodes.
 The model
 ---------
 The job is a DAG of tasks. A task starts when every task it depends on has ended, then costs ``task_startup``
-(default 120 s: scheduling, image pull, container and Kedro start) plus the sum of its nodes' run times; its
-outputs are visible to other tasks only once it ends. With as many machines as tasks (Vertex AI runs every ready
+(default 120 s: scheduling, image pull, container and Kedro start) plus its nodes' run time: the length of their
+schedule on ``task_workers`` workers (2 by default, since a task runs independent nodes side by side — see
+:mod:`kedro_vertex_runner.task_runners`; 1, the sum, with ``task_runner: sequential``); its outputs are visible to
+other tasks only once it ends. (The greedy below still reasons with sums; the exact scoring of its candidates, the
+merge pass and the exhaustive optimum use the schedule.) With as many machines as tasks (Vertex AI runs every ready
 task at once), the job's *makespan* is the longest path through the task DAG weighted that way. Node run times
 come from the last local run of the same pipeline (see :mod:`kedro_vertex_runner.timings`), otherwise a default
 ``node_duration`` (10 s: a typical node of a Kedro project runs for seconds; one that trains a model for
