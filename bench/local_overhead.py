@@ -100,7 +100,8 @@ def make_project(tmp: Path, node_seconds: float, default_grouping: bool = False)
     (package / "pipeline.py").write_text(SPACEFLIGHTS.format(seconds=node_seconds))
     if default_grouping:
         config = project / "conf" / "base" / "vertexai.yml"
-        config.write_text("".join(line for line in config.read_text().splitlines(True) if line.strip() != "grouping: chains"))
+        lines = config.read_text().splitlines(True)
+        config.write_text("".join(line for line in lines if line.strip() != "grouping: chains"))
     return project
 
 

@@ -144,7 +144,9 @@ def _fork_runner_class() -> type:
                 if failure is None:
                     for node in [n for n in todo if dependencies[n] <= done][: workers() - len(running)]:
                         todo.remove(node)
-                        task = Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=False, run_id=run_id)
+                        task = Task(
+                            node=node, catalog=catalog, hook_manager=hook_manager, is_async=False, run_id=run_id
+                        )
                         running[executor.submit(task)] = node
                 if not running:
                     break
@@ -235,10 +237,11 @@ class ForkExecutor(Executor):
         try:
             kind, body, duration, text = pickle.loads(payload) if payload else ("died", None, None, None)
         except Exception as exc:  # an output or exception that pickles but does not unpickle
-            kind, body, duration, text = "error", _substitute(exc, "cannot unpickle what the node returned: "), None, None
+            kind, duration, text = "error", None, None
+            body = _substitute(exc, "cannot unpickle what the node returned: ")
         if kind == "ok":
             try:
-                for dataset_name, data in body.items():
+                for dataset_name, data in (body or {}).items():
                     task.catalog.get(dataset_name).save(data)  # the node's process logged the save
             except Exception as exc:
                 self._tracker.failed(name, None)
