@@ -138,7 +138,9 @@ def _fork_runner_class() -> type:
             dependencies = pipeline.node_dependencies
             load_counts = Counter(chain.from_iterable(node.inputs for node in nodes))
             executor = ForkExecutor(self._tracker)
-            todo, done, running = list(nodes), set(), {}
+            todo = list(nodes)
+            done: set[Any] = set()
+            running: dict[Future[Any], Any] = {}
             failure: BaseException | None = None
             while todo or running:
                 if failure is None:
@@ -206,7 +208,7 @@ class ForkExecutor(Executor):
         self._threads: list[threading.Thread] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        task = fn
+        task: Any = fn  # a kedro.runner.task.Task
         future: Future[Any] = Future()
         name = task.node.name
         self._tracker.started(name)
