@@ -2,7 +2,8 @@
 
 For synthetic graphs (layered, fan-out/fan-in, long chains with side branches, random DAGs; 20 to 5000 nodes) and
 the example project, prints per grouping the number of tasks, the number of tasks on the longest chain of
-dependent tasks and the modelled makespan (a task costs ``task_startup`` plus its nodes' run times; see
+dependent tasks and the modelled makespan (a task costs ``task_startup`` plus its nodes' run times, with up to two
+independent nodes of one task side by side, as the default ``run_config.task_runner`` runs them; see
 ``kedro_vertex_runner/compiler/grouping.py``). For graphs of at most 12 nodes it also computes the exact optimum
 of the same model by enumerating every valid grouping, and reports how far ``makespan`` is from it.
 
@@ -11,6 +12,7 @@ Node run times are drawn (with a fixed seed) from two regimes: ``secs`` (1–20 
 
     python bench/grouping.py             # everything (the 5000-node graphs take a few seconds)
     python bench/grouping.py --small     # only the graphs compared with the optimum
+    python bench/grouping.py --sequential  # tasks run their nodes one after another (task_runner: sequential)
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner.compiler.grouping import CostModel, TaskGroup, estimate, group_nodes, optimal_key_of
+from kedro_vertex_runner.task_runners import MIN_WORKERS
 
 MODES = ("makespan", "chains", "none")
 STARTUP = 120.0
+WORKERS = 1 if "--sequential" in sys.argv else MIN_WORKERS
 
 
 def _step(*values: object) -> int:
@@ -145,7 +149,7 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
     pipeline = pipelines["__default__"]
     config = validate_config(yaml.safe_load((project / "conf" / "base" / "vertexai.yml").read_text()))
     recorded = last_run_durations(str(project / config.run_config.root), ("__default__",))
-    return pipeline, CostModel(task_startup=STARTUP, durations=recorded), task_settings(config.run_config).same
+    return pipeline, CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=recorded), task_settings(config.run_config).same
 
 
 def main(argv: list[str]) -> None:
@@ -159,7 +163,7 @@ def main(argv: list[str]) -> None:
                 for size in (8, 10, 12):
                     rng = random.Random(f"{shape}-{regime}-{seed}-{size}")
                     parents = build(size, 3, rng)
-                    model = CostModel(task_startup=STARTUP, durations=durations(size, regime, rng))
+                    model = CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=durations(size, regime, rng))
                     ratios += row(f"{shape} {regime} #{seed}", _pipeline(parents), model, optimum=True)
     worst, mean = max(ratios), sum(ratios) / len(ratios)
     print(f"small graphs: {len(ratios)}, worst makespan/optimum {worst:.3f}, mean {mean:.3f}")
@@ -170,7 +174,7 @@ def main(argv: list[str]) -> None:
             for size in (20, 100, 1000, 5000):
                 rng = random.Random(f"{shape}-{regime}-{size}")
                 parents = build(size, 20 if shape == "layered" else 4, rng)
-                model = CostModel(task_startup=STARTUP, durations=durations(size, regime, rng))
+                model = CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=durations(size, regime, rng))
                 row(f"{shape} {regime}", _pipeline(parents), model, optimum=False)
     found = example_project()
     if found is not None:

@@ -22,6 +22,8 @@ intact::
                                LIST or STRUCT; VALUE is the text Vertex AI substitutes (raw string, JSON number,
                                true/false, JSON list/object). A dotted KEY sets a nested parameter, as --params does.
     --timeout=SECONDS          fail the task with "node 'X' timed out after N s"
+    --task-runner=MODE         how nodes that do not depend on each other run: processes (each in a forked
+                               process), threads or sequential (default); see kedro_vertex_runner.task_runners
     --host-alias=IP=H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
     --project-dir=DIR          the Kedro project (default: the working directory)
@@ -159,9 +161,13 @@ class _Watchdog:
         self.describe = describe  # () -> node name, for the message
         self.report = report  # the task report file, if any
         self._hard: threading.Timer | None = None
+        self._expired: str | None = None  # the node named when the timeout expired (nodes killed after it end too)
+
+    def node(self) -> str:
+        return self._expired or self.describe()
 
     def message(self) -> str:
-        return f"node {self.describe()!r} timed out after {self.seconds:g} s"
+        return f"node {self.node()!r} timed out after {self.seconds:g} s"
 
     def start(self) -> None:
         if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
@@ -178,10 +184,18 @@ class _Watchdog:
             self._hard.cancel()
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
+        from .task_runners import kill_node_processes
+
+        self._expired = self.describe()
+        kill_node_processes()
         raise TaskTimeout(self.message())
 
     def _hard_exit(self) -> None:
-        TaskReport(FAILED, self.describe(), f"timed out after {self.seconds:g} s").write(self.report)
+        from .task_runners import kill_node_processes
+
+        self._expired = self._expired or self.describe()
+        kill_node_processes()
+        TaskReport(FAILED, self.node(), f"timed out after {self.seconds:g} s").write(self.report)
         report_error(self.message())
         sys.stderr.flush()
         os._exit(TIMEOUT_EXIT_CODE)
@@ -290,17 +304,47 @@ class _TaskHooks:
         self.failed_node: str | None = None
         self.persisted: dict[str, str] = {}
         self.durations: dict[str, float] = {}
-        self._started = 0.0
+        self._started: dict[str, float] = {}
+        self.running: list[str] = []  # nodes running in processes of their own, in the order they started
+        self.tracebacks: dict[str, str] = {}  # node → its traceback, as its process printed it
         self.versions: dict[str, str] = {}  # versioned datasets of this task → the job's version
         self._outputs: dict[str, Any] = {}  # versioned outputs → their dataset objects
         self._job_version: str | None = None
 
     def enter(self, node_name: str) -> None:
         """``node_name`` starts (loading its inputs, then running): say so in the task report."""
-        if node_name != self.current_node:
+        if node_name not in self._started:
             self.current_node = node_name
-            self._started = time.perf_counter()
+            self._started[node_name] = time.perf_counter()
             TaskReport(RUNNING, node_name).write(self.report)
+
+    # -- nodes in processes of their own (kedro_vertex_runner.task_runners.ForkExecutor) -------------------
+
+    def started(self, node_name: str) -> None:
+        self.running.append(node_name)
+        self.current_node = self.running[0]
+        TaskReport(RUNNING, self.current_node).write(self.report)
+
+    def finished(self, node_name: str, duration: float | None) -> None:
+        self.running.remove(node_name)
+        self.current_node = self.running[0] if self.running else None
+        if duration is not None:
+            self.durations[node_name] = duration
+
+    def failed(self, node_name: str, traceback_text: str | None) -> None:
+        self.running.remove(node_name)
+        self.current_node = self.running[0] if self.running else None
+        self.failed_node = self.failed_node or node_name
+        if traceback_text:
+            self.tracebacks[node_name] = traceback_text
+
+    def in_child(self) -> None:
+        """In a node's own process: the task's process keeps the report."""
+        self.report = None
+
+    @staticmethod
+    def traceback_text(exc: BaseException) -> str:
+        return "".join(_user_traceback(exc))
 
     def job_version(self) -> str:
         from .persistence import job_version
@@ -349,7 +393,7 @@ class _TaskHooks:
 
             @hook_impl
             def after_node_run(self, node: Any) -> None:
-                hooks.durations[node.name] = time.perf_counter() - hooks._started
+                hooks.durations[node.name] = time.perf_counter() - hooks._started.get(node.name, 0.0)
 
             @hook_impl
             def on_node_error(self, error: Exception, node: Any) -> None:
@@ -363,7 +407,8 @@ class _TaskHooks:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    kind = getattr(exc, "type_name", None) or type(exc).__name__  # task_runners.NodeFailed keeps the node's type
+    return f"{kind}: {text}" if text else kind
 
 
 def _plugin_cause(exc: BaseException) -> PluginError | None:
@@ -450,6 +495,11 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
     if not task.nodes:
         raise PluginError("no --node given: name at least one node to run")
+    from .task_runners import MODES, SEQUENTIAL
+
+    mode = task.task_runner or SEQUENTIAL
+    if mode not in MODES:
+        raise PluginError(f"--task-runner={mode}: expected one of {', '.join(MODES)}", exit_code=2)
     _refuse_placeholders(task)
     nodes = list(task.nodes)
     pipeline_names = list(task.pipelines) or ["__default__"]
@@ -491,9 +541,9 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
             logging.getLogger("kedro_vertex_runner.entrypoint").info("Running as the job's exit handler")
 
         from kedro.framework.session import KedroSession
-        from kedro.runner import SequentialRunner
 
         from .mlflow_tracking import task_run
+        from .task_runners import task_runner
 
         with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:
             hooks.register(session._hook_manager)
@@ -506,7 +556,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
                 pipeline_names=pipeline_names,
                 exit_handler=task.exit_handler,
             ):
-                session.run(pipeline_names=sources, node_names=nodes, runner=SequentialRunner())
+                runner = task_runner(mode, hooks)
+                session.run(pipeline_names=sources, node_names=nodes, runner=runner)
         if not task.exit_handler:
             from .timings import record_task
 
@@ -514,7 +565,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     except TaskTimeout as exc:
         _flush()
         assert watchdog is not None
-        TaskReport(FAILED, watchdog.describe(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
+        TaskReport(FAILED, watchdog.node(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
         report_error(exc)
         return TIMEOUT_EXIT_CODE
     except PluginError as exc:
@@ -527,7 +578,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         node = hooks.failed_node or hooks.current_node
         TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
         _raise_missing_module(exc, code_uri, node)
-        _report_failure(exc, node)
+        _report_failure(exc, node, hooks.tracebacks.get(node or ""))
         return 1
     finally:
         if watchdog:
@@ -653,7 +704,7 @@ def _prepare_project(
     return list(pipeline_names), full
 
 
-def _report_failure(exc: Exception, node: str | None) -> None:
+def _report_failure(exc: Exception, node: str | None, traceback_text: str | None = None) -> None:
     """Traceback (for a node's own exception), then the one line a user reads first: the last line on stderr.
 
     Errors outside any node (catalog, config) and dataset errors are user errors: one line, no traceback, unless
@@ -669,7 +720,7 @@ def _report_failure(exc: Exception, node: str | None) -> None:
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     elif not user_error:
-        sys.stderr.write("".join(_user_traceback(exc)))
+        sys.stderr.write(traceback_text or "".join(_user_traceback(exc)))
     report_error(_one_line(exc) if node is None else f"node {node!r} failed: {_one_line(exc)}")
 
 

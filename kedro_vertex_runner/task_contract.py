@@ -181,6 +181,10 @@ class TaskContract:
         "--host-alias", "host", "make the hostnames resolve to IP inside the task (repeatable)",
         "IP=HOST1,HOST2", ()
     )
+    task_runner: str | None = _option(
+        "--task-runner", "text", "how nodes that do not depend on each other run: processes, threads or sequential "
+        "(default)", "MODE"
+    )
     exit_handler: bool = _option("--exit-handler", "flag", "this task belongs to the on-exit pipeline", None, False)
     project_dir: str | None = _option("--project-dir", "text", "the Kedro project (default: the working directory)")
     code_uri: str | None = _option(

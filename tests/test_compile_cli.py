@@ -194,24 +194,9 @@ def test_compile_a_named_pipeline_in_an_env_to_yaml_with_an_exit_handler(project
             True,
         ),
         (
-            ["-o", "data"],
-            "Error: output file 'data': unknown suffix ''; use .json, .yaml or .yml",
-            True,
-        ),
-        (
-            ["-o", "pipeline.txt"],
-            "Error: output file 'pipeline.txt': unknown suffix '.txt'; use .json, .yaml or .yml",
-            True,
-        ),
-        (
             ["--params", "max_age"],
             "Error: --params 'max_age': item 'max_age' must contain a key and a value separated by '='. Use KEY=VALUE "
             "items separated by commas, e.g. --params alpha=0.5,model.depth=3",
-            True,
-        ),
-        (
-            ["--params", "features=[a"],
-            "Error: --params 'features=[a': cannot parse it (",
             True,
         ),
     ],
@@ -228,6 +213,29 @@ def test_bad_input_is_a_one_line_error(project, args, expected, before_session):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     assert not list(project.glob("pipeline*")) and not list(project.glob("**/.pipeline*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("output", "params", "expected"),
+    [
+        ("data", None, "output file 'data': unknown suffix ''; use .json, .yaml or .yml"),
+        ("pipeline.txt", None, "output file 'pipeline.txt': unknown suffix '.txt'; use .json, .yaml or .yml"),
+        ("pipeline.json", "features=[a", "--params 'features=[a': cannot parse it ("),
+    ],
+)
+def test_more_bad_output_paths_and_params_are_one_line_errors(tmp_path, output, params, expected):
+    """The checks the CLI runs before the session, in-process (the CLI path is proven by the cases above)."""
+    import click
+
+    from kedro_vertex_runner.cli import _split_params
+    from kedro_vertex_runner.compiler.spec import check_output_path
+    from kedro_vertex_runner.errors import PluginError
+
+    with pytest.raises((PluginError, click.ClickException)) as raised:
+        check_output_path(tmp_path / output) if params is None else _split_params(None, None, params)
+    message = raised.value.message if isinstance(raised.value, click.ClickException) else str(raised.value)
+    assert message.replace(str(tmp_path / output), output).startswith(expected), message
+    assert len(message.splitlines()) == 1
 
 
 def test_compiled_bytes_do_not_depend_on_the_process(project):

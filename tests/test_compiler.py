@@ -953,7 +953,8 @@ def test_makespan_grouping_uses_the_last_local_runs_node_times(tmp_path):
             node(step, "a", "c", name="train_other"),
         ]
     )
-    config = make_config(grouping="makespan", root="data/vertex_runs")
+    # tasks that run their nodes one after another (a task running them side by side is tests/test_task_runners.py)
+    config = make_config(grouping="makespan", root="data/vertex_runs", task_runner="sequential")
     # no timings yet: three 10 s nodes are cheaper in one task than in three
     assert len(dag_tasks(compile_spec(CompileRequest(pipeline=fork, config=config)))) == 1
 
@@ -970,7 +971,9 @@ def test_makespan_grouping_uses_the_last_local_runs_node_times(tmp_path):
     assert reports["makespan"].estimate.makespan == 2 * 120 + 2 + 900
     assert reports["chains"].estimate.tasks == 3
 
-    ignored = make_config(grouping="makespan", root="data/vertex_runs", grouping_options={"use_timings": False})
+    ignored = make_config(
+        grouping="makespan", root="data/vertex_runs", task_runner="sequential", grouping_options={"use_timings": False}
+    )
     assert recorded_durations(tmp_path, ignored, ("__default__",)) == {}
     request = CompileRequest(pipeline=fork, config=ignored, durations=durations)
     assert len(dag_tasks(compile_spec(request))) == 1

@@ -91,7 +91,15 @@ def cost_model(request: CompileRequest) -> CostModel:
 
     options = request.config.run_config.grouping_options
     durations = dict(request.durations) if options.use_timings else {}
-    return CostModel(task_startup=options.task_startup, node_duration=options.node_duration, durations=durations)
+    from ..task_runners import MIN_WORKERS, SEQUENTIAL
+
+    # a task runs independent nodes side by side unless the job says sequential (a node's tag may still say so:
+    # the model assumes the job's setting); at least MIN_WORKERS at once, whatever machine the task gets
+    workers = 1 if request.config.run_config.task_runner == SEQUENTIAL else MIN_WORKERS
+    return CostModel(
+        task_startup=options.task_startup, node_duration=options.node_duration, durations=durations,
+        task_workers=workers,
+    )
 
 
 def explain(request: CompileRequest) -> list[GroupingReport]:

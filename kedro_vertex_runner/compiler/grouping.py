@@ -28,8 +28,11 @@ naming the nodes.
 The model
 ---------
 The job is a DAG of tasks. A task starts when every task it depends on has ended, then costs ``task_startup``
-(default 120 s: scheduling, image pull, container and Kedro start) plus the sum of its nodes' run times; its
-outputs are visible to other tasks only once it ends. With as many machines as tasks (Vertex AI runs every ready
+(default 120 s: scheduling, image pull, container and Kedro start) plus its nodes' run time: the length of their
+schedule on ``task_workers`` workers (2 by default, since a task runs independent nodes side by side — see
+:mod:`kedro_vertex_runner.task_runners`; 1, the sum, with ``task_runner: sequential``); its outputs are visible to
+other tasks only once it ends. (The greedy below still reasons with sums; the exact scoring of its candidates, the
+merge pass and the exhaustive optimum use the schedule.) With as many machines as tasks (Vertex AI runs every ready
 task at once), the job's *makespan* is the longest path through the task DAG weighted that way. Node run times
 come from the last local run of the same pipeline (see :mod:`kedro_vertex_runner.timings`), otherwise a default
 ``node_duration`` (10 s: a typical node of a Kedro project runs for seconds; one that trains a model for
@@ -104,11 +107,14 @@ class CostModel:
         task_startup: seconds every task spends before its first node (container scheduling and start).
         node_duration: seconds assumed for a node with no recorded run time.
         durations: recorded run time per node name (from the last local run of the pipeline).
+        task_workers: how many nodes of one task run at once (``run_config.task_runner``: 1 when sequential);
+            a task's run time is then the length of its nodes' schedule on that many workers (see :func:`_span`).
     """
 
     task_startup: float = DEFAULT_TASK_STARTUP
     node_duration: float = DEFAULT_NODE_DURATION
     durations: Mapping[str, float] = field(default_factory=dict)
+    task_workers: int = 1
 
     def duration(self, node_name: str) -> float:
         return float(self.durations.get(node_name, self.node_duration))
@@ -222,7 +228,7 @@ def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
         for dep in group.dependencies:  # sorted: the first of equal finishes wins, whatever the hash seed
             if finish[dep] > ready:
                 ready, before = finish[dep], dep
-        finish[group.key] = ready + model.task_startup + sum(model.duration(n.name) for n in group.nodes)
+        finish[group.key] = ready + model.task_startup + _group_span(group, model)
         via[group.key] = before
     if not groups:
         return Estimate(0.0, 0, ())
@@ -236,11 +242,38 @@ def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
     return Estimate(finish[last], len(groups), tuple(reversed(path)), measured)
 
 
+def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: int) -> float:
+    """How long a task runs nodes ``weights`` (topological order; ``parents``: indices of the producers inside the
+    task) on ``workers`` workers: list scheduling in that order, each node on the first free worker once its
+    producers are done, as the task's runner starts them. One worker: the sum. Appending a node never changes
+    the schedule of the nodes before it, so a partial task's span bounds the whole task's from below."""
+    if workers <= 1:
+        return float(sum(weights))
+    free = [0.0] * workers  # a heap of the times the workers become free
+    end: list[float] = []
+    span = 0.0
+    for weight, node_parents in zip(weights, parents):
+        ready = max((end[p] for p in node_parents), default=0.0)
+        start = max(ready, heapq.heappop(free))
+        end.append(start + weight)
+        heapq.heappush(free, end[-1])
+        span = max(span, end[-1])
+    return span
+
+
+def _group_span(group: TaskGroup, model: CostModel) -> float:
+    producer = {name: i for i, node in enumerate(group.nodes) for name in node.outputs}
+    parents = [sorted({producer[name] for name in node.inputs if name in producer}) for node in group.nodes]
+    return _span([model.duration(node.name) for node in group.nodes], parents, model.task_workers)
+
+
 class _Graph:
     """The pipeline as index lists (topological order), with each node's duration."""
 
-    def __init__(self, nodes: list[Node], parents: list[list[int]], weight: list[float], startup: float):
-        self.nodes, self.parents, self.weight, self.startup = nodes, parents, weight, startup
+    def __init__(
+        self, nodes: list[Node], parents: list[list[int]], weight: list[float], startup: float, workers: int = 1
+    ):
+        self.nodes, self.parents, self.weight, self.startup, self.workers = nodes, parents, weight, startup, workers
         self.children: list[list[int]] = [[] for _ in nodes]
         for i, node_parents in enumerate(parents):
             for p in node_parents:
@@ -252,7 +285,8 @@ class _Graph:
         index = {node: i for i, node in enumerate(nodes)}
         dependencies = pipeline.node_dependencies
         parents = [sorted(index[p] for p in dependencies[node]) for node in nodes]
-        return cls(nodes, parents, [model.duration(node.name) for node in nodes], model.task_startup)
+        weights = [model.duration(node.name) for node in nodes]
+        return cls(nodes, parents, weights, model.task_startup, model.task_workers)
 
     def components(self) -> list[list[int]]:
         """Weakly connected components, each a sorted index list, ordered by their first node."""
@@ -281,6 +315,7 @@ class _Graph:
             [[local[p] for p in self.parents[i]] for i in indices],
             [self.weight[i] for i in indices],
             self.startup,
+            self.workers,
         )
 
     def bottom_levels(self, per_edge: float) -> list[float]:
@@ -290,13 +325,28 @@ class _Graph:
             level[i] = self.weight[i] + max((per_edge + level[c] for c in self.children[i]), default=0.0)
         return level
 
+    def _work(self, labels: list[int]) -> dict[int, float]:
+        """Each task's run time (its nodes' schedule on ``workers``), the start-up left out."""
+        work: dict[int, float] = {}
+        if self.workers <= 1:
+            for i, label in enumerate(labels):
+                work[label] = work.get(label, 0.0) + self.weight[i]
+            return work
+        members: dict[int, list[int]] = {}
+        for i, label in enumerate(labels):
+            members.setdefault(label, []).append(i)
+        for label, indices in members.items():
+            local = {i: k for k, i in enumerate(indices)}
+            parents = [[local[p] for p in self.parents[i] if labels[p] == label] for i in indices]
+            work[label] = _span([self.weight[i] for i in indices], parents, self.workers)
+        return work
+
     def evaluate(self, labels: list[int]) -> tuple[float, int]:
         """(makespan, tasks) of the grouping ``labels`` (node index → task id); infinite makespan if the task
         graph has a cycle."""
-        work: dict[int, float] = {}
+        work = self._work(labels)
         deps: dict[int, set[int]] = {}
         for i, label in enumerate(labels):
-            work[label] = work.get(label, 0.0) + self.weight[i]
             label_deps = deps.setdefault(label, set())
             for p in self.parents[i]:
                 if labels[p] != label:
@@ -524,6 +574,8 @@ def _pack(graph: _Graph, labels: list[int], same: Callable[[int, int], bool], ro
         trial = _merged(labels, merges)
         if graph.evaluate(trial)[0] > timing.makespan + 1e-9:
             trial = _merged(labels, merges[:1])
+            if graph.evaluate(trial)[0] > timing.makespan + 1e-9:  # the slack test adds run times, while a task
+                break  # running nodes side by side takes less; a merge it allowed may still cost (rare)
         labels = trial
     return labels
 
@@ -539,12 +591,11 @@ class _TaskTimes:
     def __init__(self, graph: _Graph, labels: list[int]):
         self.startup = graph.startup
         self.first: dict[int, int] = {}
-        self.work: dict[int, float] = {}
+        self.work: dict[int, float] = graph._work(labels)
         self.producers: dict[int, set[int]] = {}
         self.users: dict[int, set[int]] = {}
         for i, label in enumerate(labels):
             self.first.setdefault(label, i)
-            self.work[label] = self.work.get(label, 0.0) + graph.weight[i]
             self.producers.setdefault(label, set())
             self.users.setdefault(label, set())
             for p in graph.parents[i]:

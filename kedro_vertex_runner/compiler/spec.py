@@ -49,6 +49,7 @@ from ..task_contract import (
     input_placeholder,
 )
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
+from ..task_runners import SEQUENTIAL, mode_for
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
 
@@ -630,6 +631,14 @@ class _CommonArgs:
         self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
+        self._task_runner = run_config.task_runner
+
+    def task_runner(self, group: TaskGroup) -> str | None:
+        """``--task-runner`` of a task: left out (sequential) for a single node or a sequential mode."""
+        if len(group.nodes) < 2:
+            return None
+        mode = mode_for(self._task_runner, group.nodes)
+        return None if mode == SEQUENTIAL else mode
 
 
 class _NodePipelineIndex:
@@ -736,7 +745,9 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
     shared = common.exit if exit_handler else common.main
     node_pipelines = (smaller,) if smaller is not None else ()
-    args = shared.to_args(node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout)
+    args = shared.to_args(
+        node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout, task_runner=common.task_runner(group)
+    )
     container: dict[str, Any] = {
         "args": args,
         "command": list(ENTRYPOINT_COMMAND),

@@ -458,6 +458,13 @@ class RunConfig(_Model):
     grouping_options: GroupingOptions = Field(
         default_factory=GroupingOptions, description="The cost model of `makespan` (and of `compile --explain`)."
     )
+    task_runner: Literal["processes", "threads", "sequential"] = Field(
+        "processes",
+        description="How a task runs its nodes that do not depend on each other: 'processes' at the same time, each "
+        "in a process forked from the task (no global state shared), 'threads' at the same time in one interpreter "
+        "(module variables, env vars, matplotlib state shared), 'sequential' one after another. A node tagged "
+        "`task_runner.<mode>` sets it for its task (the most conservative mode of the task's nodes wins).",
+    )
     on_exit_pipeline: str | None = Field(
         None, description="Kedro pipeline run after the job, whatever its outcome; it may share no node with the job."
     )
