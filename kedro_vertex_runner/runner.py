@@ -89,7 +89,8 @@ class VertexRunner(AbstractRunner):
                      "code": code}
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
-                    raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={_EXAMPLES[name]}")
+                    example = _rehearsal_backend() if name == "backend" else _EXAMPLES[name]
+                    raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={example}")
             backend, wait, max_workers, run_id = (
                 None if value is _UNSET else value for value in (backend, wait, max_workers, run_id)
             )
@@ -213,6 +214,11 @@ class VertexRunner(AbstractRunner):
             if getattr(exc, "result", None) is not None:  # a run whose tasks' data stays: say how to resume it
                 _print_resume_hint(exc, run_params, pipeline, self._catalog, self.backend)
             raise
+
+
+def _rehearsal_backend() -> str:
+    """The backend whose tasks run on this machine (the usual `backend=` a user types), for examples."""
+    return next((name for name in names() if not backend_class(name).remote_tasks), DEFAULT_BACKEND)
 
 
 def _project_dir() -> Path | None:
