@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import kedro.runner
@@ -268,7 +269,8 @@ def compile_(
     try:
         path = write_spec(job.spec(), Path(output))
         if explain:
-            from .compiler import cost_model, explain as explain_request
+            from .compiler import cost_model
+            from .compiler import explain as explain_request
 
             _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
     finally:

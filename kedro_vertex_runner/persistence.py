@@ -50,8 +50,8 @@ import os
 import pickle
 import re
 import secrets
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kedro.io import AbstractDataset, DatasetError
@@ -564,12 +564,12 @@ __all__ = [
     "PersistedDataset",
     "TaskBoundary",
     "boundary_datasets",
-    "held_in_memory",
-    "job_version",
-    "pin_versions",
     "dataset_path",
     "file_name",
+    "held_in_memory",
+    "job_version",
     "persist_undeclared",
+    "pin_versions",
     "run_dir",
     "sweep_temp_files",
 ]

@@ -25,9 +25,9 @@ from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
+    from kedro.pipeline import Pipeline
 
     from .backends.base import JobHandle
-    from kedro.pipeline import Pipeline
 
 FORWARDED_ENV_PREFIX = "KEDRO_CONFIG_"
 
@@ -166,9 +166,8 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     for the ``makespan`` grouping; empty when timings are off or there was no such run."""
     if not config.run_config.grouping_options.use_timings:
         return {}
-    from .timings import last_run_durations
-
     from .backends import REGISTRY, backend_class
+    from .timings import last_run_durations
 
     # the runs that record node times are those on this machine
     here = next((name for name in REGISTRY if not backend_class(name).remote_tasks), None)

@@ -220,7 +220,7 @@ def _project_dir() -> Path | None:
         from kedro.utils import find_kedro_project
 
         return find_kedro_project(Path.cwd())
-    except Exception:  # noqa: BLE001 - no project: nothing to prestart
+    except Exception:  # no project: nothing to prestart
         return None
 
 

@@ -8,7 +8,7 @@ Adding a backend is one module here, holding a :class:`~.base.Backend` subclass,
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import PluginError
@@ -31,7 +31,7 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_class(name: str) -> type[Backend]:
     """The class registered as ``name``; an unknown name is one line listing the known ones."""
     try:

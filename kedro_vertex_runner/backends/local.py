@@ -64,7 +64,6 @@ from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
 from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
-
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
 
@@ -749,7 +748,7 @@ class _Storage:
                         raise TimeoutError(f"no answer in {LOG_UPLOAD_TIMEOUT:g} s")
                     if failure:
                         raise failure[0]
-                except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
+                except Exception as exc:  # a lost log must not fail the run
                     self._upload_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         finally:
             quiet.remove()
@@ -765,7 +764,7 @@ class _Storage:
     def _put(self, fs: Any, task: str, done: threading.Event, failure: list[BaseException]) -> None:
         try:
             fs.put_file(str(self.local_log(task)), fs._strip_protocol(self.location(task)))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             failure.append(exc)
         finally:
             done.set()
@@ -1244,14 +1243,14 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
 __all__ = [
     "CANCELLED",
     "FAILED",
-    "LocalBackend",
-    "LocalRunFailed",
-    "LocalRunResult",
     "MAX_LOCAL_BACKOFF",
     "PENDING",
     "RUNNING",
     "SKIPPED",
     "SUCCEEDED",
+    "LocalBackend",
+    "LocalRunFailed",
+    "LocalRunResult",
     "TaskResult",
     "backoff_seconds",
     "format_value",

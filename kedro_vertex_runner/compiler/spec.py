@@ -95,7 +95,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
     names = _unique_task_names(labels, reserved)
-    task_name_of = {group.key: name for group, name in zip(groups, names)}
+    task_name_of = {group.key: name for group, name in zip(groups, names, strict=True)}
 
     common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
     components: dict[str, Any] = {}
@@ -795,7 +795,7 @@ def _unique_task_names(labels: list[str], reserved: set[str]) -> list[str]:
 
     taken = set(reserved) | {base for base in bases if plain(base)}
     result: list[str] = []
-    for label, base in zip(labels, bases):
+    for label, base in zip(labels, bases, strict=True):
         if plain(base):
             result.append(base)
             continue

@@ -129,7 +129,7 @@ def _check_values(raw: Any, files: list[Path]) -> None:
                 bad = _invisible(value)
                 if bad:
                     raise ConfigError(
-                        f"{file_defining(files, here)}: {_key_path(here)}: {ascii(value)} contains an invisible "
+                        f"{file_defining(files, here)}: {_key_path(here)}: {value!a} contains an invisible "
                         f"character ({bad}): remove it (a YAML `|` block keeps the final line break: use `|-`)"
                     )
             walk(value, here, names_secret or here[-2:] == ("run_config", "env") or here[-1:] == ("params",))
@@ -143,7 +143,7 @@ def _invisible(text: str) -> str | None:
 
     for index, char in enumerate(text):
         if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Co", "Cn"} or (char.isspace() and char != " "):
-            return f"{ascii(char)} at position {index + 1}"
+            return f"{char!a} at position {index + 1}"
     return None
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
