@@ -331,7 +331,10 @@ def unpack(uri: str, workdir: Path, scratch: Path | None = None) -> Path:
             name = Path(member.name)
             if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
                 raise PluginError(f"--code-uri={uri}: unsafe entry {member.name!r} in the archive")
-        tar.extractall(target, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+        else:  # Python before 3.10.12 / 3.11.4: the checks above are the filter
+            tar.extractall(target)
     if (workdir / "pyproject.toml").is_file() and workdir.resolve() != target.resolve():
         for entry in sorted(workdir.iterdir()):
             if not (target / entry.name).exists():

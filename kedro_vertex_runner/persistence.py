@@ -229,7 +229,7 @@ def sweep_temp_files(directory: str) -> list[str]:
     if not _is_local(directory):
         return []
     folder = _local(directory)
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -319,7 +319,7 @@ class TaskBoundary:
 
     def _index(self) -> None:
         if self._readers is None:
-            full = self._full if hasattr(self._full, "nodes") else self._full()  # type: ignore[operator]
+            full = self._full if hasattr(self._full, "nodes") else self._full()
             readers: dict[str, set[str]] = {}
             produced: set[str] = set()
             for node in full.nodes:

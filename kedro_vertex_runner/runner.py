@@ -337,7 +337,7 @@ def _print_resume_hint(
         return ",".join(value) if value else None
 
     words = ["kedro", "run", "--runner=VertexRunner"]
-    pipelines = run_params.get("pipeline_names") or ()
+    pipelines: list[str] = list(run_params.get("pipeline_names") or ())
     if len(pipelines) == 1:
         words += ["--pipeline", pipelines[0]]
     elif pipelines:

@@ -39,7 +39,7 @@ def backend_class(name: str) -> type[Backend]:
     except KeyError:
         known = ", ".join(repr(known) for known in REGISTRY)
         raise PluginError(f"backend {name!r} is not known: use one of {known}") from None
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def get_backend(name: str, config: PluginConfig, reporter: Reporter | None = None) -> Backend:

@@ -219,7 +219,7 @@ def run_spec(
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
     storage = _Storage(str(root), run_id, project)
-    previous_sigterm = _NOT_INSTALLED
+    previous_sigterm: Any = _NOT_INSTALLED
     scheduler: _Scheduler | None = None
     try:
         tasks = _plan(

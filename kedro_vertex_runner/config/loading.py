@@ -19,6 +19,7 @@ from .table import _nested_model, _strip_optional
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
+    from pydantic_core import ErrorDetails
 
 CONFIG_KEY = "vertexai"
 CONFIG_PATTERNS = ["vertexai*", "vertexai*/**", "**/vertexai*"]
@@ -165,7 +166,7 @@ _TYPE_WORDS = {
 }
 
 
-def _describe(error: dict[str, Any], loc: tuple[str, ...] = ()) -> str:
+def _describe(error: ErrorDetails, loc: tuple[str, ...] = ()) -> str:
     kind = error["type"]
     got = _short_repr(error.get("input"))
     if kind == "missing":
@@ -195,7 +196,7 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     model: Any = PluginConfig
     parts = list(loc)
     while parts:
-        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) else None
+        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return None
         inner = _strip_optional(field.annotation)

@@ -185,6 +185,13 @@ class VertexApi:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def project_id(self) -> str:
+        """``project_id`` of the config (the Vertex backend requires it when the config is loaded)."""
+        if self.config.project_id is None:  # pragma: no cover - refused when vertexai.yml is read
+            raise PluginError("vertexai.yml: project_id is missing: add the Google Cloud project to run on")
+        return self.config.project_id
+
+    @property
     def parent(self) -> str:
         return f"projects/{self.config.project_id}/locations/{self.config.region}"
 
@@ -226,6 +233,7 @@ def _is_transient(exc: BaseException) -> bool:
     from google.api_core import exceptions as api
     from google.auth.exceptions import TransportError
 
+    network: tuple[type[BaseException], ...]
     try:
         import requests
 

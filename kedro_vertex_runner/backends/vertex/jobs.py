@@ -427,7 +427,7 @@ def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINE
     Raises:
         LogsUnavailable: the log cannot be read (no CustomJob ran, no permission, API error); one line.
     """
-    project = api.config.project_id
+    project = api.project_id
     custom_job = _custom_job(detail)
     if not custom_job:
         url = logs_explorer_url(project, pipeline_log_filter(job.name.rsplit("/", 1)[-1]))
