@@ -17,7 +17,7 @@ import kedro.runner
 
 from .backends import DEFAULT_BACKEND, names
 from .backends.base import Capability
-from .errors import PluginError
+from .errors import PluginError, exit_with
 from .runner import VertexRunner
 
 # `kedro run --runner=VertexRunner` resolves the bare name with load_obj(name, "kedro.runner")
@@ -48,8 +48,7 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except PluginError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            exit_with(exc)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

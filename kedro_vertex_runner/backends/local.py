@@ -62,8 +62,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
-from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
+from ..values import PARAMETER_TYPE_WORDS, check_run_id, typed_parameter
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
 
@@ -432,15 +432,18 @@ def _pipeline_values(root: Mapping[str, Any], overrides: dict[str, Any]) -> dict
             continue
         else:
             raise PluginError(f"pipeline parameter {name!r} has no default value: pass a value for it")
-        values[name] = _typed(value, definition.get("parameterType"))
+        values[name] = _typed(value, definition.get("parameterType"), f"pipeline parameter {name!r}")
     return values
 
 
-def _typed(value: Any, parameter_type: str | None) -> Any:
-    # protobuf Struct stores every number as a double: 3 comes back as 3.0
-    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _typed(value: Any, parameter_type: str | None, label: str) -> Any:
+    """``value`` as the spec declares it (a number travels as a double: 3 comes back as 3.0, and becomes 3)."""
+    if value is None or parameter_type not in PARAMETER_TYPE_WORDS:
+        return value
+    try:
+        return typed_parameter(value, parameter_type)
+    except ValueError as exc:
+        raise PluginError(f"{label}: expected {exc}, got {value!r}") from None
 
 
 def _task_inputs(
@@ -464,7 +467,7 @@ def _task_inputs(
         if key not in values and "defaultValue" in definition:
             values[key] = definition["defaultValue"]
         if key in values:
-            values[key] = _typed(values[key], definition.get("parameterType"))
+            values[key] = _typed(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
     return values
 
 

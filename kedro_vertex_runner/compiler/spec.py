@@ -95,7 +95,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
     names = _unique_task_names(labels, reserved)
-    task_name_of = {group.key: name for group, name in zip(groups, names, strict=True)}
+    # the exit task's name, last in ``names``, has no group here
+    task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
 
     common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
     components: dict[str, Any] = {}

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...errors import PluginError
+from ...values import is_on
 
 if TYPE_CHECKING:
     from ...config import PluginConfig
@@ -122,7 +123,7 @@ def _maybe_on_google_cloud() -> bool:
     Asking the metadata server elsewhere costs seconds of timeouts before google-auth gives up; this check is
     instant and lets us skip it, so missing credentials are reported at once.
     """
-    if os.environ.get("NO_GCE_CHECK") == "true":
+    if is_on(os.environ.get("NO_GCE_CHECK")):
         return False
     if any(os.environ.get(v) for v in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "K_SERVICE", "CLOUD_RUN_JOB",
                                        "FUNCTION_TARGET", "GAE_ENV", "KUBERNETES_SERVICE_HOST")):
@@ -135,7 +136,7 @@ def _maybe_on_google_cloud() -> bool:
 
 
 def _anonymous() -> bool:
-    return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return is_on(os.environ.get(ANONYMOUS_ENV))
 
 
 def load_credentials(config: PluginConfig) -> Any:
