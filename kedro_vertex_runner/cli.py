@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import kedro.runner
 
 from .backends import DEFAULT_BACKEND, names
 from .backends.base import Capability
-from .errors import PluginError
+from .errors import PluginError, exit_with
 from .runner import VertexRunner
 
 # `kedro run --runner=VertexRunner` resolves the bare name with load_obj(name, "kedro.runner")
@@ -47,8 +48,7 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except PluginError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            exit_with(exc)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -268,7 +268,8 @@ def compile_(
     try:
         path = write_spec(job.spec(), Path(output))
         if explain:
-            from .compiler import cost_model, explain as explain_request
+            from .compiler import cost_model
+            from .compiler import explain as explain_request
 
             _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
     finally:

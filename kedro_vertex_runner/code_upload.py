@@ -172,9 +172,10 @@ def prepare(project_dir: Path, package_name: str, source_dir: str, root: str, ba
     """Package and upload the project; returns the archive's URI for the tasks (``--code-uri``).
 
     Prints one line saying whether the code was uploaded or was there already, and one warning line when the
-    project's requirements differ from what the tasks have: on the local backend, the packages installed here;
-    on Vertex AI, the requirements of the previous upload (the image was built for those).
+    project's requirements differ from what the tasks have: for a backend running tasks on this machine, the
+    packages installed here; elsewhere, the requirements of the previous upload (the image was built for those).
     """
+    from .backends import backend_class
     from .storage import require
 
     root = code_root(root, project_dir)
@@ -185,7 +186,7 @@ def prepare(project_dir: Path, package_name: str, source_dir: str, root: str, ba
         print(f"Uploaded the project's code ({len(package.files)} files) to {uri}", file=sys.stderr)
     else:
         print(f"The project's code is unchanged: using {uri}", file=sys.stderr)
-    if backend == "local":
+    if not backend_class(backend).remote_tasks:  # the tasks use the packages installed here
         warning = unsatisfied_warning(requirements(project_dir))
     else:
         warning = requirements_warning(project_dir, root, package)
@@ -331,7 +332,10 @@ def unpack(uri: str, workdir: Path, scratch: Path | None = None) -> Path:
             name = Path(member.name)
             if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
                 raise PluginError(f"--code-uri={uri}: unsafe entry {member.name!r} in the archive")
-        tar.extractall(target, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+        else:  # Python before 3.10.12 / 3.11.4: the checks above are the filter
+            tar.extractall(target)
     if (workdir / "pyproject.toml").is_file() and workdir.resolve() != target.resolve():
         for entry in sorted(workdir.iterdir()):
             if not (target / entry.name).exists():

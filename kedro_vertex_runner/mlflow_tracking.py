@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 from .backends import backend_class
 from .errors import PluginError
+from .values import is_on
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -89,8 +90,8 @@ def compiled_task_env(
     tasks: Sequence[Sequence[str]],
     roots: Sequence[Sequence[str]],
     exit_handler: bool,
-    project_id: str,
-    region: str,
+    project_id: str | None = None,
+    region: str | None = None,
     audience: str | None = None,
 ) -> dict[str, str]:
     """Environment variables that switch tracking on in every task of a compiled job.
@@ -99,7 +100,7 @@ def compiled_task_env(
         tasks: node names of every regular task (the exit-handler task excluded).
         roots: node names of the tasks without dependencies, in compile order; the first one creates the run.
         exit_handler: whether the job has an on-exit task (it then decides the final status).
-        project_id / region: for the console link tag.
+        project_id / region: for the Vertex AI console link tag (no tag without them, e.g. on Kubeflow Pipelines).
         audience: ``run_config.mlflow.audience``; tasks mint their own identity token for it.
     """
     if not tasks or not roots:
@@ -109,8 +110,9 @@ def compiled_task_env(
         ENV_TASKS: str(len(tasks)),
         ENV_CREATOR: task_key(roots[0]),
         ENV_FINALIZER: "exit-handler" if exit_handler else "tasks",
-        ENV_CONSOLE_URL: CONSOLE_URL.format(region=region, project=project_id),
     }
+    if project_id and region:
+        env[ENV_CONSOLE_URL] = CONSOLE_URL.format(region=region, project=project_id)
     if audience:
         env[ENV_AUDIENCE] = audience
     return env
@@ -135,7 +137,7 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     uri, source = uri or "mlruns", source or "kedro-mlflow's default: mlflow.yml sets none"
     scheme = urlparse(uri).scheme.lower()
     is_file = scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":")  # C:\… on Windows
-    if is_file and (backend is not None or os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true"):
+    if is_file and (backend is not None or not is_on(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))):
         why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
         raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
     remote = None if backend is None else backend_class(backend)
@@ -580,12 +582,15 @@ def close_job_run(
 
     The job state is authoritative: it also covers tasks that were killed before they could report.
     """
+    config = getattr(context, "mlflow", None)  # kedro-mlflow's settings, set on the context by its hook
+    if config is None:
+        return None
     run = find_job_run(context, job_id=job_id, job_name=job_name)
     if run is None:
         return None
     status = FINISHED if succeeded else FAILED
     if run.info.status != status:
-        _client(context.mlflow.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
+        _client(config.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
     return run.info.run_id
 
 
@@ -595,13 +600,13 @@ __all__ = [
     "close_job_run",
     "compiled_task_env",
     "end_task",
-    "find_job_run",
     "exit_handler_status",
+    "find_job_run",
     "finish_job_run",
     "job_status",
-    "kedro_mlflow_active",
     "job_tags",
     "join_job_run",
+    "kedro_mlflow_active",
     "mint_identity_token",
     "start_task",
     "suppress_launcher_run",

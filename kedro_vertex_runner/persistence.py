@@ -50,8 +50,8 @@ import os
 import pickle
 import re
 import secrets
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kedro.io import AbstractDataset, DatasetError
@@ -229,7 +229,7 @@ def sweep_temp_files(directory: str) -> list[str]:
     if not _is_local(directory):
         return []
     folder = _local(directory)
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -319,7 +319,7 @@ class TaskBoundary:
 
     def _index(self) -> None:
         if self._readers is None:
-            full = self._full if hasattr(self._full, "nodes") else self._full()  # type: ignore[operator]
+            full = self._full if hasattr(self._full, "nodes") else self._full()
             readers: dict[str, set[str]] = {}
             produced: set[str] = set()
             for node in full.nodes:
@@ -564,12 +564,12 @@ __all__ = [
     "PersistedDataset",
     "TaskBoundary",
     "boundary_datasets",
-    "held_in_memory",
-    "job_version",
-    "pin_versions",
     "dataset_path",
     "file_name",
+    "held_in_memory",
+    "job_version",
     "persist_undeclared",
+    "pin_versions",
     "run_dir",
     "sweep_temp_files",
 ]

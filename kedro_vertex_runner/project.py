@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .compiler import CompileRequest
 from .config import (
@@ -25,9 +25,9 @@ from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
+    from kedro.pipeline import Pipeline
 
     from .backends.base import JobHandle
-    from kedro.pipeline import Pipeline
 
 FORWARDED_ENV_PREFIX = "KEDRO_CONFIG_"
 
@@ -166,9 +166,8 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     for the ``makespan`` grouping; empty when timings are off or there was no such run."""
     if not config.run_config.grouping_options.use_timings:
         return {}
-    from .timings import last_run_durations
-
     from .backends import REGISTRY, backend_class
+    from .timings import last_run_durations
 
     # the runs that record node times are those on this machine
     here = next((name for name in REGISTRY if not backend_class(name).remote_tasks), None)
@@ -202,9 +201,17 @@ def _source_dir(project_path: Path) -> str:
         return "src"
 
 
+class _CatalogFacts(TypedDict, total=False):
+    """The :class:`CompileRequest` fields :func:`_catalog_facts` fills."""
+
+    declared: frozenset[str] | None
+    in_memory: frozenset[str]
+    per_run: frozenset[str]
+
+
 def _catalog_facts(
     context: KedroContext, pipeline: Pipeline, config: PluginConfig, catalog: Any = None
-) -> dict[str, frozenset[str] | None]:
+) -> _CatalogFacts:
     """What the compiler needs to know of the catalog: the pipeline's datasets it ``declared`` (explicitly or by a
     pattern), those of them held ``in_memory`` (they pass between tasks like undeclared ones), and — only when some
     task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
@@ -217,7 +224,7 @@ def _catalog_facts(
         except Exception:  # no task is held back from cache; the tasks still store what crosses them
             return {"declared": None}
     declared = frozenset(name for name in pipeline.datasets() if name in catalog)
-    facts: dict[str, frozenset[str] | None] = {
+    facts: _CatalogFacts = {
         "declared": declared,
         "in_memory": frozenset(
             name for name in declared if not _is_parameter(name) and held_in_memory(catalog, name)
@@ -243,20 +250,23 @@ def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str])
     from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
 
     marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
+    from kedro.config import OmegaConfigLoader
+
     loader = context.config_loader
     saved = {key: os.environ.get(key) for key in (RUN_ID_ENV, JOB_NAME_ENV)}
     # OmegaConfigLoader resolves globals.yml once, when it is built (and caches it twice): resolve it again too
-    saved_globals = (getattr(loader, "_globals", None), getattr(loader, "_globals_oc", None))
+    omega = loader if isinstance(loader, OmegaConfigLoader) else None
+    saved_globals = (omega._globals, omega._globals_oc) if omega is not None and omega._globals else None
     os.environ[RUN_ID_ENV], os.environ[JOB_NAME_ENV] = marker, marker
     try:
-        if saved_globals[0]:
-            loader._globals, loader._globals_oc = loader["globals"], None
+        if omega is not None and saved_globals:
+            omega._globals, omega._globals_oc = loader["globals"], None
         raw = loader["catalog"]
     except Exception:  # the session loaded this config already; a second load failing leaves caching as configured
         return frozenset()
     finally:
-        if saved_globals[0]:
-            loader._globals, loader._globals_oc = saved_globals
+        if omega is not None and saved_globals:
+            omega._globals, omega._globals_oc = saved_globals
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

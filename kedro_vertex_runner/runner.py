@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from kedro.runner import AbstractRunner
 
 from .backends import DEFAULT_BACKEND, REGISTRY, backend_class, names
-from .errors import PluginError
+from .errors import PluginError, exit_with
+from .values import check_run_id, switch
 
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol
@@ -43,14 +44,10 @@ _EXAMPLES = {"backend": DEFAULT_BACKEND, "wait": "false", "max_workers": "4", "c
 
 
 def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise PluginError(f"--runner-params {name}={value!a}: expected true or false")
+    flag = switch(value)
+    if flag is None:
+        raise PluginError(f"--runner-params {name}={value!a}: expected true or false")
+    return flag
 
 
 class VertexRunner(AbstractRunner):
@@ -116,7 +113,7 @@ class VertexRunner(AbstractRunner):
             self.max_workers = max_workers
             self.run_id = None if run_id is None else _run_id(run_id)
         except PluginError as exc:
-            _exit(exc)
+            exit_with(exc)
         self._prestart_warm_tasks()
         if self.run_id is not None:
             from .resolvers import RUN_ID_ENV
@@ -153,7 +150,7 @@ class VertexRunner(AbstractRunner):
         try:
             self._run_job(pipeline)
         except PluginError as exc:
-            _exit(exc)
+            exit_with(exc)
         except KeyboardInterrupt:
             print("Interrupted.", file=sys.stderr)
             raise SystemExit(130) from None
@@ -226,7 +223,7 @@ def _project_dir() -> Path | None:
         from kedro.utils import find_kedro_project
 
         return find_kedro_project(Path.cwd())
-    except Exception:  # noqa: BLE001 - no project: nothing to prestart
+    except Exception:  # no project: nothing to prestart
         return None
 
 
@@ -245,8 +242,6 @@ def _raw_run_config(project: Path) -> dict[str, Any]:
 
 
 def _run_id(value: Any) -> str:
-    from .resolvers import check_run_id
-
     return check_run_id(str(value).strip(), "--runner-params run_id=")
 
 
@@ -343,7 +338,7 @@ def _print_resume_hint(
         return ",".join(value) if value else None
 
     words = ["kedro", "run", "--runner=VertexRunner"]
-    pipelines = run_params.get("pipeline_names") or ()
+    pipelines: list[str] = list(run_params.get("pipeline_names") or ())
     if len(pipelines) == 1:
         words += ["--pipeline", pipelines[0]]
     elif pipelines:
@@ -392,7 +387,3 @@ def _one_of(choices: tuple[str, ...]) -> str:
     quoted = [repr(choice) for choice in choices]
     return " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
-
-def _exit(exc: PluginError) -> None:
-    print(f"Error: {exc}", file=sys.stderr)
-    raise SystemExit(exc.exit_code)

@@ -410,9 +410,9 @@ class TaskReport:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("state"), str):
             return None
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"state"}
         values = {k: v for k, v in data.items() if k in known and (v is None or isinstance(v, str))}
-        return cls(**values)
+        return cls(state=data["state"], **values)
 
 
 def report_path() -> str | None:

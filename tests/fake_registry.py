@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import yaml
-
 from fake_http import LocalHTTPServer
 
 

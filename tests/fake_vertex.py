@@ -348,7 +348,7 @@ def _task_details(parent: str, job: dict[str, Any], scripted: dict[str, Any] | N
         elif key in scripted:
             value = scripted[key]
             states[key] = value if isinstance(value, tuple) else (value, None)
-    for key, _, parent_key, is_dag in reversed(tasks):  # children first: a DAG's state comes from its tasks
+    for key, _, _parent, is_dag in reversed(tasks):  # children first: a DAG's state comes from its tasks
         if is_dag:
             inner = [states[k][0] for k, _, p, _ in tasks if p == key and k in states]
             if inner:

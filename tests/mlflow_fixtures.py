@@ -1,6 +1,6 @@
 """A real MLflow tracking server for the tests: ``mlflow server`` from this venv on 127.0.0.1, sqlite backend.
 
-Import the fixture into a test module (``from mlflow_fixtures import mlflow_server``). Started once per session,
+A test module that needs it names this module in ``pytest_plugins``. Started once per session,
 waited for with a ``/health`` poll, always terminated.
 """
 
@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import BIN, free_port, subprocess_env
 
 STARTUP_TIMEOUT = 90.0

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import BIN, EXAMPLE
 from kedro.config import OmegaConfigLoader
 
-from conftest import BIN, EXAMPLE
 from kedro_vertex_runner.cli import commands
 from kedro_vertex_runner.config import load_config
 from kedro_vertex_runner.errors import PluginError

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, kedro_cmd, subprocess_env
 from kedro.pipeline import Pipeline, node
 
-from conftest import PYTHON, kedro_cmd, subprocess_env
 from kedro_vertex_runner import code_upload
 from kedro_vertex_runner.code_upload import package_project, project_files, unpack, upload
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
@@ -200,7 +200,7 @@ def _set_version(project: Path, version: str) -> None:
     (project / NOTIFY).write_text(NODE_CODE.replace("{VERSION}", version))
     params = project / "conf" / "base" / "parameters.yml"
     lines = [line for line in params.read_text().splitlines() if not line.startswith("report_title:")]
-    params.write_text("\n".join(lines + [f"report_title: title-{version}"]) + "\n")
+    params.write_text("\n".join([*lines, f"report_title: title-{version}"]) + "\n")
 
 
 def _task_log(fs, run_id: str) -> str:
@@ -212,7 +212,6 @@ def _task_log(fs, run_id: str) -> str:
 def uploaded(tmp_path_factory, gcs_emulator):
     """compile twice (v1), edit the project (v2), run the v1 spec, then `kedro run` the v2 project."""
     import gcsfs
-
     from conftest import _clean_example
 
     project = _clean_example(tmp_path_factory.mktemp("code_upload"))

@@ -12,10 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import kedro_cmd, subprocess_env
 from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Node, Pipeline
 
-from conftest import kedro_cmd, subprocess_env
 from kedro_vertex_runner.config import (
     ConfigError,
     check_against_pipeline,

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import kedro_cmd, subprocess_env
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ import pytest
 from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner.compiler.grouping import CostModel, _build_groups, estimate, group_nodes, optimal_key_of
-from kedro_vertex_runner.timings import last_run_durations, record_task
 from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.timings import last_run_durations, record_task
 
 
 def step(*values):

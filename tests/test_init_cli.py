@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import kedro_cmd, subprocess_env
 from kedro.config import OmegaConfigLoader
 
-from conftest import kedro_cmd, subprocess_env
 from kedro_vertex_runner.config import config_reference, load_config
 from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.scaffold import init_project, render, template_values

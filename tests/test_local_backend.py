@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 from rich.console import Console
 
 from kedro_vertex_runner.backends.local import (
@@ -25,8 +26,6 @@ from kedro_vertex_runner.backends.local import (
     run_spec,
 )
 from kedro_vertex_runner.errors import PluginError
-
-from conftest import subprocess_env
 
 # A task program: records its argv, a few env vars, cwd and start/end times in $OUT/<task>.json, then runs BODY.
 RECORDER = textwrap.dedent(

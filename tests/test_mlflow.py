@@ -17,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON, VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
 from fake_metadata import FakeMetadataServer
-from fake_vertex import FakeVertex
-from mlflow_fixtures import mlflow_server  # noqa: F401 - fixture
 
 from kedro_vertex_runner import mlflow_tracking as mt
 from kedro_vertex_runner.errors import PluginError
+
+# the ``mlflow_server`` fixture
+pytest_plugins = ("mlflow_fixtures",)
 
 EXPERIMENT = "kedro-vertex-tests"
 
@@ -219,7 +219,7 @@ def test_identity_token_minted_from_metadata_server(tmp_path):
                               env=subprocess_env(**metadata.env()), timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     token = done.stdout.strip()
-    header, payload, _ = token.split(".")
+    _, payload, _ = token.split(".")
     import base64
 
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

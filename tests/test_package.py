@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from conftest import PYTHON, subprocess_env
 
 HEAVY = ("kfp", "google.cloud.aiplatform", "mlflow", "kedro_mlflow")

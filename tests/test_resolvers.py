@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, subprocess_env
 from omegaconf import OmegaConf
 
-from conftest import PYTHON, subprocess_env
 from kedro_vertex_runner import resolvers
 from kedro_vertex_runner.errors import PluginError
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import failure_policy
 from fake_logging import FakeLogging
 from fake_vertex import FakeVertex, custom_job_id
+
 from kedro_vertex_runner import console
 from kedro_vertex_runner.backends import vertex
-from kedro_vertex_runner.backends.vertex import jobs as vertex_jobs
 from kedro_vertex_runner.backends.cloud_logging import LOGGING_ENDPOINT_ENV
+from kedro_vertex_runner.backends.vertex import jobs as vertex_jobs
 from kedro_vertex_runner.config import PluginConfig, validate_config
 from kedro_vertex_runner.errors import PluginError
 
@@ -204,7 +204,7 @@ def test_transient_error_on_submit_is_retried_once_created(api: FakeVertex, caps
 
 def test_not_found_names_project_and_region(api: FakeVertex) -> None:
     api.fail("create_job", 404, "Location europe-west99 is not found")
-    with pytest.raises(PluginError, match="not found .*check project_id 'proj-1' and region 'europe-west1'"):
+    with pytest.raises(PluginError, match=r"not found .*check project_id 'proj-1' and region 'europe-west1'"):
         console.submit(SPEC, make_config(api), wait=False)
 
 
@@ -402,7 +402,7 @@ def test_transient_errors_while_polling_are_retried(api: FakeVertex, capsys: pyt
 
 def test_non_transient_error_while_polling_ends_the_wait(api: FakeVertex) -> None:
     api.script_next_job("RUNNING", 403)
-    with pytest.raises(PluginError, match="following job .*permission denied"):
+    with pytest.raises(PluginError, match=r"following job .*permission denied"):
         console.submit(SPEC, make_config(api), wait=True)
 
 
@@ -416,7 +416,7 @@ def _interrupt_on_first_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(api: FakeVertex, monkeypatch: pytest.MonkeyPatch) -> None:
     api.script_next_job("RUNNING")
     _interrupt_on_first_sleep(monkeypatch)
-    with pytest.raises(PluginError, match="cancellation of job .* requested") as info:
+    with pytest.raises(PluginError, match=r"cancellation of job .* requested") as info:
         console.submit(SPEC, make_config(api), wait=True, cancel_on_interrupt=True)
     assert info.value.exit_code == 130
     assert len(api.calls("POST", r"/pipelineJobs/[^/]+:cancel$")) == 1

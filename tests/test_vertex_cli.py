@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import VERTEX_CONFIG_HEAD, failure_policy, kedro_cmd, subprocess_env
 from fake_logging import FakeLogging
 from fake_vertex import FakeVertex, custom_job_id
@@ -227,7 +226,7 @@ def test_interrupt_with_cancel_on_interrupt_cancels(project: Path, fake: FakeVer
         while not fake.calls("GET", r"/pipelineJobs/[^/]+$") and time.monotonic() < deadline:
             time.sleep(0.1)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, err

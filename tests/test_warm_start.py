@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import _clean_example, kedro_cmd, subprocess_env
 from test_e2e_local import _processes_in, kedro_run, output_of, set_config
 

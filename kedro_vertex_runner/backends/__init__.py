@@ -8,7 +8,7 @@ Adding a backend is one module here, holding a :class:`~.base.Backend` subclass,
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import PluginError
@@ -31,7 +31,7 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_class(name: str) -> type[Backend]:
     """The class registered as ``name``; an unknown name is one line listing the known ones."""
     try:
@@ -39,7 +39,7 @@ def backend_class(name: str) -> type[Backend]:
     except KeyError:
         known = ", ".join(repr(known) for known in REGISTRY)
         raise PluginError(f"backend {name!r} is not known: use one of {known}") from None
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def get_backend(name: str, config: PluginConfig, reporter: Reporter | None = None) -> Backend:

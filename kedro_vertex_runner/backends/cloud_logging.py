@@ -72,9 +72,9 @@ def fetch_tail(credentials: Any, project_id: str, log_filter: str, lines: int = 
     Raises:
         LogsUnavailable: permission denied (``roles/logging.viewer`` missing), an API error or no answer.
     """
+    import requests
     from google.auth.exceptions import GoogleAuthError
     from google.auth.transport.requests import AuthorizedSession
-    import requests
 
     body = {
         "resourceNames": [f"projects/{project_id}"],

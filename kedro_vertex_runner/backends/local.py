@@ -62,9 +62,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
-from ..resolvers import check_run_id
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
-
+from ..values import PARAMETER_TYPE_WORDS, check_run_id, typed_parameter
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
 
@@ -220,7 +219,7 @@ def run_spec(
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
     storage = _Storage(str(root), run_id, project)
-    previous_sigterm = _NOT_INSTALLED
+    previous_sigterm: Any = _NOT_INSTALLED
     scheduler: _Scheduler | None = None
     try:
         tasks = _plan(
@@ -433,15 +432,18 @@ def _pipeline_values(root: Mapping[str, Any], overrides: dict[str, Any]) -> dict
             continue
         else:
             raise PluginError(f"pipeline parameter {name!r} has no default value: pass a value for it")
-        values[name] = _typed(value, definition.get("parameterType"))
+        values[name] = _typed(value, definition.get("parameterType"), f"pipeline parameter {name!r}")
     return values
 
 
-def _typed(value: Any, parameter_type: str | None) -> Any:
-    # protobuf Struct stores every number as a double: 3 comes back as 3.0
-    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _typed(value: Any, parameter_type: str | None, label: str) -> Any:
+    """``value`` as the spec declares it (a number travels as a double: 3 comes back as 3.0, and becomes 3)."""
+    if value is None or parameter_type not in PARAMETER_TYPE_WORDS:
+        return value
+    try:
+        return typed_parameter(value, parameter_type)
+    except ValueError as exc:
+        raise PluginError(f"{label}: expected {exc}, got {value!r}") from None
 
 
 def _task_inputs(
@@ -465,7 +467,7 @@ def _task_inputs(
         if key not in values and "defaultValue" in definition:
             values[key] = definition["defaultValue"]
         if key in values:
-            values[key] = _typed(values[key], definition.get("parameterType"))
+            values[key] = _typed(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
     return values
 
 
@@ -749,7 +751,7 @@ class _Storage:
                         raise TimeoutError(f"no answer in {LOG_UPLOAD_TIMEOUT:g} s")
                     if failure:
                         raise failure[0]
-                except Exception as exc:  # noqa: BLE001 - a lost log must not fail the run
+                except Exception as exc:  # a lost log must not fail the run
                     self._upload_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         finally:
             quiet.remove()
@@ -765,7 +767,7 @@ class _Storage:
     def _put(self, fs: Any, task: str, done: threading.Event, failure: list[BaseException]) -> None:
         try:
             fs.put_file(str(self.local_log(task)), fs._strip_protocol(self.location(task)))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             failure.append(exc)
         finally:
             done.set()
@@ -1244,14 +1246,14 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
 __all__ = [
     "CANCELLED",
     "FAILED",
-    "LocalBackend",
-    "LocalRunFailed",
-    "LocalRunResult",
     "MAX_LOCAL_BACKOFF",
     "PENDING",
     "RUNNING",
     "SKIPPED",
     "SUCCEEDED",
+    "LocalBackend",
+    "LocalRunFailed",
+    "LocalRunResult",
     "TaskResult",
     "backoff_seconds",
     "format_value",

@@ -286,7 +286,7 @@ def _preload(project_dir: Path, remote_root: bool) -> None:
     for step in steps:
         try:
             step()
-        except BaseException:  # noqa: BLE001 - a task that needs it reports the problem itself, in its own log
+        except BaseException:  # a task that needs it reports the problem itself, in its own log
             continue
     import gc
 
@@ -327,16 +327,15 @@ def _import_hook_plugins(project_dir: Path) -> None:
             continue
         try:
             importlib.import_module(ep.module)
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
 
 
 def _import_dataset_types(project_dir: Path) -> None:
     """Import the dataset classes the catalog files name (read as plain YAML: no config loader, no resolver)."""
     import yaml
-    from kedro.io.core import parse_dataset_definition
-
     from kedro.framework.project import settings
+    from kedro.io.core import parse_dataset_definition
 
     types: set[str] = set()
     for path in sorted((project_dir / str(settings.CONF_SOURCE)).glob("*/catalog*.y*ml")):
@@ -351,7 +350,7 @@ def _import_dataset_types(project_dir: Path) -> None:
     for kind in sorted(types):
         try:
             parse_dataset_definition({"type": kind})
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
 
 
@@ -389,7 +388,7 @@ def _run_child(request: dict[str, Any], zygote_pid: int) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         code = 130
-    except BaseException:  # noqa: BLE001 - a crash of the task itself, reported in its log
+    except BaseException:  # a crash of the task itself, reported in its log
         import traceback
 
         traceback.print_exc()
@@ -401,7 +400,7 @@ def _run_child(request: dict[str, Any], zygote_pid: int) -> None:
             atexit._run_exitfuncs()  # what a fresh interpreter runs at exit (mlflow, logging, …)
             sys.stdout.flush()
             sys.stderr.flush()
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
         os._exit(code if isinstance(code, int) else 1)
 
@@ -412,7 +411,7 @@ def _reseed() -> None:
     if numpy is not None:
         try:
             numpy.random.seed()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

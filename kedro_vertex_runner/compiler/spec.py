@@ -96,7 +96,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
     names = _unique_task_names(labels, reserved)
-    task_name_of = {group.key: name for group, name in zip(groups, names)}
+    # the exit task's name, last in ``names``, has no group here
+    task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
 
     common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
     components: dict[str, Any] = {}
@@ -806,7 +807,7 @@ def _unique_task_names(labels: list[str], reserved: set[str]) -> list[str]:
 
     taken = set(reserved) | {base for base in bases if plain(base)}
     result: list[str] = []
-    for label, base in zip(labels, bases):
+    for label, base in zip(labels, bases, strict=True):
         if plain(base):
             result.append(base)
             continue

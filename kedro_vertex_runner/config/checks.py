@@ -118,7 +118,9 @@ def check_pipeline_names(config: PluginConfig, registered: Any, files: list[Path
     """
     files = config.source_files if files is None else list(files)
     registered = sorted(registered)
-    refs = [(("run_config", "on_exit_pipeline"), config.run_config.on_exit_pipeline)]
+    refs: list[tuple[tuple[str, ...], str | None]] = [
+        (("run_config", "on_exit_pipeline"), config.run_config.on_exit_pipeline)
+    ]
     refs += [(("run_config", "schedules", n, "pipeline"), s.pipeline) for n, s in config.run_config.schedules.items()]
     for loc, name in refs:
         if name is not None and name not in registered:

@@ -19,6 +19,7 @@ from .table import _nested_model, _strip_optional
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
+    from pydantic_core import ErrorDetails
 
 CONFIG_KEY = "vertexai"
 CONFIG_PATTERNS = ["vertexai*", "vertexai*/**", "**/vertexai*"]
@@ -129,7 +130,7 @@ def _check_values(raw: Any, files: list[Path]) -> None:
                 bad = _invisible(value)
                 if bad:
                     raise ConfigError(
-                        f"{file_defining(files, here)}: {_key_path(here)}: {ascii(value)} contains an invisible "
+                        f"{file_defining(files, here)}: {_key_path(here)}: {value!a} contains an invisible "
                         f"character ({bad}): remove it (a YAML `|` block keeps the final line break: use `|-`)"
                     )
             walk(value, here, names_secret or here[-2:] == ("run_config", "env") or here[-1:] == ("params",))
@@ -143,7 +144,7 @@ def _invisible(text: str) -> str | None:
 
     for index, char in enumerate(text):
         if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Co", "Cn"} or (char.isspace() and char != " "):
-            return f"{ascii(char)} at position {index + 1}"
+            return f"{char!a} at position {index + 1}"
     return None
 
 
@@ -165,7 +166,7 @@ _TYPE_WORDS = {
 }
 
 
-def _describe(error: dict[str, Any], loc: tuple[str, ...] = ()) -> str:
+def _describe(error: ErrorDetails, loc: tuple[str, ...] = ()) -> str:
     kind = error["type"]
     got = _short_repr(error.get("input"))
     if kind == "missing":
@@ -195,7 +196,7 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     model: Any = PluginConfig
     parts = list(loc)
     while parts:
-        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) else None
+        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return None
         inner = _strip_optional(field.annotation)

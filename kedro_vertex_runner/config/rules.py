@@ -266,7 +266,7 @@ def validate_cron(expression: str) -> None:
         raise ValueError(f"expected a five-field cron expression like '0 6 * * 1', got {expression!r}")
     limits = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
     names = [None, None, None, "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC", "SUN MON TUE WED THU FRI SAT"]
-    for field, (low, high), name_list in zip(fields, limits, names):
+    for field, (low, high), name_list in zip(fields, limits, names, strict=True):
         for part in field.split(","):
             base, _, step = part.partition("/")
             if step and (not step.isdigit() or int(step) == 0):

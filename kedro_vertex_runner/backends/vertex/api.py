@@ -24,12 +24,14 @@ import random
 import re
 import shlex
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...errors import PluginError
+from ...values import is_on
 
 if TYPE_CHECKING:
     from ...config import PluginConfig
@@ -121,7 +123,7 @@ def _maybe_on_google_cloud() -> bool:
     Asking the metadata server elsewhere costs seconds of timeouts before google-auth gives up; this check is
     instant and lets us skip it, so missing credentials are reported at once.
     """
-    if os.environ.get("NO_GCE_CHECK") == "true":
+    if is_on(os.environ.get("NO_GCE_CHECK")):
         return False
     if any(os.environ.get(v) for v in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "K_SERVICE", "CLOUD_RUN_JOB",
                                        "FUNCTION_TARGET", "GAE_ENV", "KUBERNETES_SERVICE_HOST")):
@@ -134,7 +136,7 @@ def _maybe_on_google_cloud() -> bool:
 
 
 def _anonymous() -> bool:
-    return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return is_on(os.environ.get(ANONYMOUS_ENV))
 
 
 def load_credentials(config: PluginConfig) -> Any:
@@ -184,6 +186,13 @@ class VertexApi:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def project_id(self) -> str:
+        """``project_id`` of the config (the Vertex backend requires it when the config is loaded)."""
+        if self.config.project_id is None:  # pragma: no cover - refused when vertexai.yml is read
+            raise PluginError("vertexai.yml: project_id is missing: add the Google Cloud project to run on")
+        return self.config.project_id
+
+    @property
     def parent(self) -> str:
         return f"projects/{self.config.project_id}/locations/{self.config.region}"
 
@@ -225,6 +234,7 @@ def _is_transient(exc: BaseException) -> bool:
     from google.api_core import exceptions as api
     from google.auth.exceptions import TransportError
 
+    network: tuple[type[BaseException], ...]
     try:
         import requests
 

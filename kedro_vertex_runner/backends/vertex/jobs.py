@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
+from ...values import PARAMETER_TYPE_WORDS, typed_parameter
 from ..base import JobFailed, JobHandle, TaskLog, TaskState
 from ..cloud_logging import (
     LOGGING_ENDPOINT_ENV,
@@ -61,57 +62,8 @@ if TYPE_CHECKING:
 # the job
 
 
-_CASTS: dict[str, tuple[str, Callable[[Any], Any]]] = {}
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes"}:
-        return True
-    if text in {"false", "0", "no"}:
-        return False
-    raise ValueError(value)
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(value)
-    return int(value)
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    return float(value)
-
-
-def _to_type(kind: type) -> Callable[[Any], Any]:
-    def cast(value: Any) -> Any:
-        if isinstance(value, str):
-            import json
-
-            value = json.loads(value)
-        if not isinstance(value, kind):
-            raise ValueError(value)
-        return value
-
-    return cast
-
-
-_CASTS.update(
-    {
-        "NUMBER_INTEGER": ("an integer", _to_int),
-        "NUMBER_DOUBLE": ("a number", _to_float),
-        "BOOLEAN": ("true or false", _to_bool),
-        "STRING": ("a string", str),
-        "STRUCT": ("a mapping", _to_type(dict)),
-        "LIST": ("a list", _to_type(list)),
-    }
-)
+#: how a submit refusal words a parameter type, where it says it differently from the shared words
+_EXPECTED = {"NUMBER_INTEGER": "an integer", "STRUCT": "a mapping", "LIST": "a list"}
 
 
 def parameter_values(spec: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -132,11 +84,11 @@ def parameter_values(spec: dict[str, Any], overrides: dict[str, Any] | None = No
         else:
             raise PluginError(f"pipeline parameter {name!r} has no value: pass it with --params {name}=…")
         kind = definition.get("parameterType")
-        if kind in _CASTS and value is not None:
-            expected, cast = _CASTS[kind]
+        if kind in PARAMETER_TYPE_WORDS and value is not None:
             try:
-                value = cast(value)
-            except (ValueError, TypeError):
+                value = typed_parameter(value, kind)
+            except ValueError:
+                expected = _EXPECTED.get(kind, PARAMETER_TYPE_WORDS[kind])
                 raise PluginError(f"pipeline parameter {name!r}: expected {expected}, got {value!r}") from None
         values[name] = value
     if overrides:
@@ -426,7 +378,7 @@ def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINE
     Raises:
         LogsUnavailable: the log cannot be read (no CustomJob ran, no permission, API error); one line.
     """
-    project = api.config.project_id
+    project = api.project_id
     custom_job = _custom_job(detail)
     if not custom_job:
         url = logs_explorer_url(project, pipeline_log_filter(job.name.rsplit("/", 1)[-1]))
