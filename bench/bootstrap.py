@@ -109,7 +109,7 @@ def main() -> None:
             "+node-pipe": [*entrypoint, "--node-pipeline", args.node_pipeline],
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        for name, cmd in commands.items():  # warm-up: byte-code caches, page cache
+        for cmd in commands.values():  # warm-up: byte-code caches, page cache
             measure(cmd, project)
         from kedro_vertex_runner.backends.warm import Zygote
 

@@ -39,10 +39,7 @@ def _step(*values: object) -> int:
 
 def _pipeline(parents: list[list[int]]) -> Pipeline:
     return Pipeline(
-        [
-            node(_step, [f"d{p}" for p in ps] or ["raw"], f"d{i}", name=f"n{i:04d}")
-            for i, ps in enumerate(parents)
-        ]
+        [node(_step, [f"d{p}" for p in ps] or ["raw"], f"d{i}", name=f"n{i:04d}") for i, ps in enumerate(parents)]
     )
 
 
@@ -149,7 +146,11 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
     pipeline = pipelines["__default__"]
     config = validate_config(yaml.safe_load((project / "conf" / "base" / "vertexai.yml").read_text()))
     recorded = last_run_durations(str(project / config.run_config.root), ("__default__",))
-    return pipeline, CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=recorded), task_settings(config.run_config).same
+    return (
+        pipeline,
+        CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=recorded),
+        task_settings(config.run_config).same,
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -163,7 +164,9 @@ def main(argv: list[str]) -> None:
                 for size in (8, 10, 12):
                     rng = random.Random(f"{shape}-{regime}-{seed}-{size}")
                     parents = build(size, 3, rng)
-                    model = CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=durations(size, regime, rng))
+                    model = CostModel(
+                        task_startup=STARTUP, task_workers=WORKERS, durations=durations(size, regime, rng)
+                    )
                     ratios += row(f"{shape} {regime} #{seed}", _pipeline(parents), model, optimum=True)
     worst, mean = max(ratios), sum(ratios) / len(ratios)
     print(f"small graphs: {len(ratios)}, worst makespan/optimum {worst:.3f}, mean {mean:.3f}")

@@ -233,9 +233,7 @@ def init(
 @env_option
 @pipeline_option
 @params_option
-@click.option(
-    "-o", "--output", default="pipeline.json", show_default=True, help="Output file (.json, .yaml or .yml)."
-)
+@click.option("-o", "--output", default="pipeline.json", show_default=True, help="Output file (.json, .yaml or .yml).")
 @click.option(
     "--explain",
     is_flag=True,
@@ -318,9 +316,7 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
     help="Follow the job's tasks until it ends and exit non-zero unless it succeeds; --no-wait returns once "
     "the job is submitted.",
 )
-@click.option(
-    "--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking."
-)
+@click.option("--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking.")
 @template_option
 @backend_option
 @click.pass_context
@@ -407,8 +403,15 @@ def schedule(
         spec = job.spec()
     finally:
         job.close()
-    create_schedule(spec, job.config, cron=cron, timezone_name=timezone, template_uri=job.template_uri,
-                    backend=job.backend, **options)
+    create_schedule(
+        spec,
+        job.config,
+        cron=cron,
+        timezone_name=timezone,
+        template_uri=job.template_uri,
+        backend=job.backend,
+        **options,
+    )
 
 
 def _schedule_options(
@@ -508,14 +511,18 @@ def list_pipelines(ctx: click.Context, env: str | None, limit: int, backend_name
 @click.argument("job_id")
 @click.option("--task", "task", default=None, help="Task name as the console shows it (default: every failed task).")
 @click.option(
-    "--lines", default=20, show_default=True, type=click.IntRange(min=1, max=1000),
+    "--lines",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1, max=1000),
     help="How many of the last lines to show (at most 1000).",
 )
 @backend_option
 @click.pass_context
 @_user_errors
-def logs(ctx: click.Context, env: str | None, job_id: str, task: str | None, lines: int,
-         backend_name: str | None) -> None:
+def logs(
+    ctx: click.Context, env: str | None, job_id: str, task: str | None, lines: int, backend_name: str | None
+) -> None:
     """Show the last lines of a Vertex AI job's task log from Cloud Logging (needs roles/logging.viewer).
 
     JOB_ID is the job id printed on submit (or its full resource name). Without --task, shows every failed task.

@@ -104,9 +104,7 @@ def project_files(project_dir: Path, package_name: str, source_dir: str = "src")
                 for path in top.rglob("*")
                 if path.is_file() and not path.is_symlink()
             ]
-    return sorted(
-        name for name in set(candidates) if not always.match_file(name) and not ignored.match_file(name)
-    )
+    return sorted(name for name in set(candidates) if not always.match_file(name) and not ignored.match_file(name))
 
 
 def package_project(project_dir: Path, package_name: str, source_dir: str = "src") -> CodePackage:

@@ -172,8 +172,13 @@ def submit(
 ) -> str:
     """Run ``spec`` as one job on ``backend`` (see :func:`command_backend`), following it when ``wait``; returns
     the job id."""
-    request = JobRequest(spec=spec, pipeline_name=pipeline_name, params=dict(params or {}),
-                         template_uri=template_uri, cancel_on_interrupt=cancel_on_interrupt)
+    request = JobRequest(
+        spec=spec,
+        pipeline_name=pipeline_name,
+        params=dict(params or {}),
+        template_uri=template_uri,
+        cancel_on_interrupt=cancel_on_interrupt,
+    )
     with ConsoleReporter() as reporter:
         return open_backend(config, backend, reporter).run(request, wait=wait, on_end=on_end).job_id
 
@@ -197,9 +202,17 @@ def create_schedule(
     or the compiled pipeline's name); returns the new schedule's id."""
     name = config.run_config.scheduled_run_name or (spec.get("pipelineInfo") or {}).get("name") or "kedro"
     request = ScheduleRequest(
-        spec=spec, name=name, cron=cron, timezone=timezone_name, params=dict(params or {}),
-        template_uri=template_uri, start_time=start_time, end_time=end_time, max_run_count=max_run_count,
-        max_concurrent_runs=max_concurrent_run_count, allow_queueing=allow_queueing,
+        spec=spec,
+        name=name,
+        cron=cron,
+        timezone=timezone_name,
+        params=dict(params or {}),
+        template_uri=template_uri,
+        start_time=start_time,
+        end_time=end_time,
+        max_run_count=max_run_count,
+        max_concurrent_runs=max_concurrent_run_count,
+        allow_queueing=allow_queueing,
     )
     with ConsoleReporter() as reporter:
         return open_backend(config, backend, reporter).schedule(request)
@@ -234,8 +247,9 @@ def print_listing(where: str, jobs: Sequence[JobSummary], schedules: Sequence[Sc
     console.print(table if schedules else "No schedules.")
 
 
-def show_logs(config: PluginConfig, job_ref: str, task: str | None = None, lines: int = 20,
-              backend: str | None = None) -> None:
+def show_logs(
+    config: PluginConfig, job_ref: str, task: str | None = None, lines: int = 20, backend: str | None = None
+) -> None:
     """``kedro vertexai logs JOB_ID [--task NAME]``: the log tail of the named task, else of every failed task."""
     with ConsoleReporter() as reporter:
         logs = open_backend(config, backend, reporter).task_logs(job_ref, task=task, lines=lines)

@@ -207,7 +207,7 @@ def _allow_default_file_store() -> None:
     logger.warning(
         "kedro-mlflow is installed but this project has no mlflow.yml: it logs to its default ./mlruns file store "
         "(MLFLOW_ALLOW_FILE_STORE=true set for this run, as MLflow 3 refuses file stores otherwise); run `kedro "
-        "mlflow init` to choose a tracking URI, or add \"kedro-mlflow\" to DISABLE_HOOKS_FOR_PLUGINS in settings.py"
+        'mlflow init` to choose a tracking URI, or add "kedro-mlflow" to DISABLE_HOOKS_FOR_PLUGINS in settings.py'
     )
 
 

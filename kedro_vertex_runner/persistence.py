@@ -145,7 +145,7 @@ class PersistedDataset(AbstractDataset[Any, Any]):
             self._name or "",
             f"dataset {self._name!r} not found at {self._path}: was the task producing it run in this job "
             f"(same run id and root)? A filtered local run can reuse an earlier run's data with "
-            f"--runner-params run_id=<that run's id>"
+            f"--runner-params run_id=<that run's id>",
         )
 
     def _unpicklable(self, data: Any, exc: BaseException) -> DatasetError:
@@ -414,8 +414,7 @@ def persist_undeclared(
         needed = sorted(inputs | {name for name in outputs if boundary.read_outside(name, own)})
         if needed:
             raise PluginError(
-                f"dataset {needed[0]!r} passes between tasks but no storage root was given "
-                f"(run_config.root / --root)"
+                f"dataset {needed[0]!r} passes between tasks but no storage root was given (run_config.root / --root)"
             )
         return {}
     placed: dict[str, str] = {}

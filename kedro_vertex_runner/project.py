@@ -226,9 +226,7 @@ def _catalog_facts(
     declared = frozenset(name for name in pipeline.datasets() if name in catalog)
     facts: _CatalogFacts = {
         "declared": declared,
-        "in_memory": frozenset(
-            name for name in declared if not _is_parameter(name) and held_in_memory(catalog, name)
-        ),
+        "in_memory": frozenset(name for name in declared if not _is_parameter(name) and held_in_memory(catalog, name)),
     }
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):

@@ -38,9 +38,15 @@ if TYPE_CHECKING:
     from pluggy import PluginManager
 
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
-_EXAMPLES = {"backend": DEFAULT_BACKEND, "wait": "false", "max_workers": "4", "cancel_on_interrupt": "true",
-             "run_id": "local-20240101-120000-abc123", "warm_start": "false",
-             "code": "upload"}
+_EXAMPLES = {
+    "backend": DEFAULT_BACKEND,
+    "wait": "false",
+    "max_workers": "4",
+    "cancel_on_interrupt": "true",
+    "run_id": "local-20240101-120000-abc123",
+    "warm_start": "false",
+    "code": "upload",
+}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -81,9 +87,15 @@ class VertexRunner(AbstractRunner):
             if unknown:
                 known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
-            given = {"backend": backend, "wait": wait, "max_workers": max_workers,
-                     "cancel_on_interrupt": cancel_on_interrupt, "run_id": run_id, "warm_start": warm_start,
-                     "code": code}
+            given = {
+                "backend": backend,
+                "wait": wait,
+                "max_workers": max_workers,
+                "cancel_on_interrupt": cancel_on_interrupt,
+                "run_id": run_id,
+                "warm_start": warm_start,
+                "code": code,
+            }
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
                     example = _rehearsal_backend() if name == "backend" else _EXAMPLES[name]
@@ -283,8 +295,11 @@ def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catal
     by_name = {node.name: node for node in pipeline.nodes}
     own = [by_name[name] for name in task_nodes if name in by_name]
     own_names = {node.name for node in own}
-    parents = {node.name: {p.name for p in ps} & own_names for node, ps in pipeline.node_dependencies.items()
-               if node.name in own_names}
+    parents = {
+        node.name: {p.name for p in ps} & own_names
+        for node, ps in pipeline.node_dependencies.items()
+        if node.name in own_names
+    }
     upstream: set[str] = set()
     todo = [failed]
     while todo:
@@ -345,8 +360,14 @@ def _print_resume_hint(
         words += ["--pipelines", ",".join(pipelines)]
     if run_params.get("env"):
         words += ["--env", str(run_params["env"])]
-    for flag, key in (("--tags", "tags"), ("--namespaces", "namespaces"), ("--nodes", "node_names"),
-                      ("--to-nodes", "to_nodes"), ("--from-inputs", "from_inputs"), ("--to-outputs", "to_outputs")):
+    for flag, key in (
+        ("--tags", "tags"),
+        ("--namespaces", "namespaces"),
+        ("--nodes", "node_names"),
+        ("--to-nodes", "to_nodes"),
+        ("--from-inputs", "from_inputs"),
+        ("--to-outputs", "to_outputs"),
+    ):
         value = joined(key)
         if value:
             words += [flag, value]
@@ -386,4 +407,3 @@ def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:
 def _one_of(choices: tuple[str, ...]) -> str:
     quoted = [repr(choice) for choice in choices]
     return " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-

@@ -165,25 +165,32 @@ class TaskContract:
     )
     env: str | None = _option("--env", "text", "Kedro config environment (default: the project's)", "ENV")
     node_pipelines: tuple[str, ...] = _option(
-        "--node-pipeline", "many", "a smaller registered pipeline holding every --node, loaded instead of "
-        "--pipeline to start sooner (repeatable)", "NAME", ()
+        "--node-pipeline",
+        "many",
+        "a smaller registered pipeline holding every --node, loaded instead of --pipeline to start sooner (repeatable)",
+        "NAME",
+        (),
     )
     nodes: tuple[str, ...] = _option("--node", "many", "node to run (repeatable)", "NODE", ())
     run_id: str | None = _option("--run-id", "text", "the job's run id (default: KEDRO_VERTEX_RUN_ID or a new id)")
     job_name: str | None = _option("--job-name", "text", "the job's name (${vertex:job_name})")
     root: str | None = _option("--root", "text", "where undeclared intermediates live: gs://bucket/path or a folder")
     params: tuple[TaskParam, ...] = _option(
-        "--param", "param", "a typed runtime parameter (repeatable); a dotted KEY sets a nested one",
-        "TYPE:KEY=VALUE", ()
+        "--param",
+        "param",
+        "a typed runtime parameter (repeatable); a dotted KEY sets a nested one",
+        "TYPE:KEY=VALUE",
+        (),
     )
     timeout: float | None = _option("--timeout", "seconds", "fail the task after this many seconds", "SECONDS")
     host_aliases: tuple[HostAlias, ...] = _option(
-        "--host-alias", "host", "make the hostnames resolve to IP inside the task (repeatable)",
-        "IP=HOST1,HOST2", ()
+        "--host-alias", "host", "make the hostnames resolve to IP inside the task (repeatable)", "IP=HOST1,HOST2", ()
     )
     task_runner: str | None = _option(
-        "--task-runner", "text", "how nodes that do not depend on each other run: processes, threads or sequential "
-        "(default)", "MODE"
+        "--task-runner",
+        "text",
+        "how nodes that do not depend on each other run: processes, threads or sequential (default)",
+        "MODE",
     )
     exit_handler: bool = _option("--exit-handler", "flag", "this task belongs to the on-exit pipeline", None, False)
     project_dir: str | None = _option("--project-dir", "text", "the Kedro project (default: the working directory)")

@@ -253,8 +253,10 @@ class ForkExecutor(Executor):
             future.set_result(task.node)
             return
         if kind == "died":
-            how = f"signal {-os.waitstatus_to_exitcode(status)}" if os.WIFSIGNALED(status) else (
-                f"exit status {os.waitstatus_to_exitcode(status)}"
+            how = (
+                f"signal {-os.waitstatus_to_exitcode(status)}"
+                if os.WIFSIGNALED(status)
+                else (f"exit status {os.waitstatus_to_exitcode(status)}")
             )
             body = NodeProcessDied(f"the process running node {name!r} ended ({how}) before the node returned")
         self._tracker.failed(name, text)
@@ -289,7 +291,7 @@ def _dumps(result: tuple[Any, ...]) -> bytes:
     try:
         return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        kind, body, duration, text = result
+        kind, body, _duration, text = result
         if kind == "ok":
             failure = _substitute(exc, "cannot send the node's outputs to the task's process (they must pickle): ")
             return pickle.dumps(("error", failure, None, None))

@@ -58,13 +58,18 @@ class FakeLogging(LocalHTTPServer):
             entries = self.entries.setdefault(custom_job_id, [])
             for index, line in enumerate(lines, start=len(entries)):
                 stamp = (start + timedelta(milliseconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                entries.append({
-                    "logName": "projects/p/logs/workerpool0-0",
-                    "resource": {"type": "ml_job", "labels": {"job_id": custom_job_id, "task_name": "workerpool0-0"}},
-                    "textPayload": line,
-                    "timestamp": stamp,
-                    "severity": "ERROR" if "Error" in line else "INFO",
-                })
+                entries.append(
+                    {
+                        "logName": "projects/p/logs/workerpool0-0",
+                        "resource": {
+                            "type": "ml_job",
+                            "labels": {"job_id": custom_job_id, "task_name": "workerpool0-0"},
+                        },
+                        "textPayload": line,
+                        "timestamp": stamp,
+                        "severity": "ERROR" if "Error" in line else "INFO",
+                    }
+                )
 
     def deny(self) -> None:
         with self.lock:
@@ -74,8 +79,9 @@ class FakeLogging(LocalHTTPServer):
         if method != "POST" or path != "/v2/entries:list":
             return 404, {"error": {"code": 404, "message": f"fake Cloud Logging has no {method} {path}"}}
         if self.denied:
-            return 403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
-                                   "message": "The caller does not have permission"}}
+            return 403, {
+                "error": {"code": 403, "status": "PERMISSION_DENIED", "message": "The caller does not have permission"}
+            }
         log_filter = str((body or {}).get("filter", ""))
         kind, job_id = _TYPE.search(log_filter), _JOB_ID.search(log_filter)
         if kind is None or kind.group(1) != "ml_job" or job_id is None:

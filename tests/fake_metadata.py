@@ -70,8 +70,11 @@ class FakeMetadataServer:
                     server.audiences.append(audience)
                     self._send(200, make_token(audience))
                 elif url.path == "/computeMetadata/v1/instance/service-accounts/default/":
-                    info = {"aliases": ["default"], "email": SERVICE_ACCOUNT,
-                            "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+                    info = {
+                        "aliases": ["default"],
+                        "email": SERVICE_ACCOUNT,
+                        "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                    }
                     self._send(200, json.dumps(info), "application/json")
                 elif url.path == "/computeMetadata/v1/instance/service-accounts/default/email":
                     self._send(200, SERVICE_ACCOUNT)

@@ -81,7 +81,6 @@ class FakeRegistry(LocalHTTPServer):
         self.serve(Handler)
         return self
 
-
     def _record(self, method: str, path: str, headers: Any) -> None:
         with self.lock:
             self.requests.append({"method": method, "path": path, "authorization": headers.get("Authorization")})

@@ -243,8 +243,11 @@ class FakeVertex(LocalHTTPServer):
         name = f"{parent}/schedules/{groups['id']}"
         if self.schedules.pop(name, None) is None:
             return _error(404, f"Schedule {name} not found")
-        return 200, {"name": f"{name}/operations/{next(self._ids)}", "done": True,
-                     "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+        return 200, {
+            "name": f"{name}/operations/{next(self._ids)}",
+            "done": True,
+            "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+        }
 
     def _pause_schedule(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
         schedule = self.schedules.get(f"{parent}/schedules/{groups['id']}")
@@ -269,9 +272,11 @@ class FakeVertex(LocalHTTPServer):
     def _create_store(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
         name = f"{parent}/metadataStores/{query.get('metadataStoreId', 'default')}"
         self.stores[name] = {"name": name, "createTime": _now()}
-        return 200, {"name": f"{name}/operations/{next(self._ids)}", "done": True,
-                     "response": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.MetadataStore",
-                                  **self.stores[name]}}
+        return 200, {
+            "name": f"{name}/operations/{next(self._ids)}",
+            "done": True,
+            "response": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.MetadataStore", **self.stores[name]},
+        }
 
     def _get_context(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
         context = self.contexts.get(f"{parent}/metadataStores/{groups['store']}/contexts/{groups['ctx']}")
@@ -297,8 +302,11 @@ class FakeVertex(LocalHTTPServer):
         return 200, {}
 
     def _get_operation(self, parent: str, groups: dict, query: dict, body: Any) -> tuple[int, Any]:
-        return 200, {"name": "operation", "done": True,
-                     "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+        return 200, {
+            "name": "operation",
+            "done": True,
+            "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+        }
 
 
 def custom_job_id(task_key: str) -> str:
@@ -327,8 +335,9 @@ def _spec_tasks(job: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
 _NOT_STARTED = {"PENDING", "NOT_TRIGGERED", "SKIPPED", "CANCELLING"}
 
 
-def _task_details(parent: str, job: dict[str, Any], scripted: dict[str, Any] | None,
-                  default_state: str) -> list[dict[str, Any]]:
+def _task_details(
+    parent: str, job: dict[str, Any], scripted: dict[str, Any] | None, default_state: str
+) -> list[dict[str, Any]]:
     """``jobDetail.taskDetails`` after the root entry, shaped as Vertex AI reports them: ``taskName`` is the task's
     ``taskInfo.name``; a sub-DAG (the exit handler) is an entry of its own whose tasks name it as their parent; a
     task whose container started names its CustomJob in ``executorDetail.containerDetail.mainJob``.

@@ -37,8 +37,9 @@ class EchoBackend(Backend):
     name: ClassVar[str] = "echo"
     title: ClassVar[str] = "Echo"
     root_schemes: ClassVar[tuple[str, ...]] = ("gs",)
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RUN, Capability.SUBMIT, Capability.LIST,
-                                                               Capability.UI})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.RUN, Capability.SUBMIT, Capability.LIST, Capability.UI}
+    )
     needs_gcp_project: ClassVar[bool] = False
     jobs: ClassVar[list[JobRequest]] = []
 
@@ -49,8 +50,10 @@ class EchoBackend(Backend):
         return handle
 
     def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        tasks = [TaskState(name=task["taskInfo"]["name"], state="SUCCEEDED")
-                 for task in EchoBackend.jobs[-1].spec["root"]["dag"]["tasks"].values()]
+        tasks = [
+            TaskState(name=task["taskInfo"]["name"], state="SUCCEEDED")
+            for task in EchoBackend.jobs[-1].spec["root"]["dag"]["tasks"].values()
+        ]
         self.reporter.progress(job, tasks, "SUCCEEDED")
 
     def list_jobs(self, limit: int = 20) -> list[JobSummary]:
@@ -106,8 +109,8 @@ def test_a_command_the_backend_cannot_do_is_one_line(echo: Path) -> None:
     assert refused.exit_code == 1
     assert [line for line in refused.stderr.splitlines() if line.startswith("Error:")] == [
         "Error: backend 'echo' cannot schedule recurring runs; set run_config.backend (or --runner-params "
-        "backend=) to one that can: " + ", ".join(name for name in REGISTRY
-                                                 if Capability.SCHEDULE in backend_class(name).capabilities)
+        "backend=) to one that can: "
+        + ", ".join(name for name in REGISTRY if Capability.SCHEDULE in backend_class(name).capabilities)
     ]
     assert EchoBackend.jobs == []
     unknown = invoke("ui", "--backend", "nope")
@@ -118,8 +121,9 @@ def test_a_command_the_backend_cannot_do_is_one_line(echo: Path) -> None:
 def test_the_shared_flow_tells_how_a_job_ended() -> None:
     from kedro_vertex_runner.config import validate_config
 
-    config = validate_config({"project_id": "proj-1", "region": "europe-west1",
-                              "run_config": {"image": "i", "root": "gs://b/r"}})
+    config = validate_config(
+        {"project_id": "proj-1", "region": "europe-west1", "run_config": {"image": "i", "root": "gs://b/r"}}
+    )
     spec = {"root": {"dag": {"tasks": {"a": {"taskInfo": {"name": "a"}}}}}}
     ended: list[tuple[str, bool]] = []
 
@@ -148,14 +152,18 @@ def _backend_literals(path: Path) -> list[str]:
         id(node.body[0].value)
         for node in ast.walk(tree)
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
     }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             text = node.value
-            if any(text == name or f"'{name}'" in text or f'"{name}"' in text or f"backend={name}" in text
-                   for name in REGISTRY):
+            if any(
+                text == name or f"'{name}'" in text or f'"{name}"' in text or f"backend={name}" in text
+                for name in REGISTRY
+            ):
                 found.append(f"{path.name}:{node.lineno}: {text!r}")
     return found
 

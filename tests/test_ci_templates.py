@@ -113,7 +113,7 @@ def test_workflow_builds_the_commit_image_then_runs_branches_and_schedules_main(
     assert schedule["if"] == "github.ref_name == 'main'"
     assert run_once["steps"][-1]["run"].startswith("kedro vertexai run-once ")
     assert schedule["steps"][-1]["run"].startswith("kedro vertexai schedule ")
-    assert "--cron \"$SCHEDULE_CRON\"" in schedule["steps"][-1]["run"]
+    assert '--cron "$SCHEDULE_CRON"' in schedule["steps"][-1]["run"]
     for job in (run_once, schedule):
         assert "python -m pip install ." in _steps(job)["Install the project"]["run"]
 

@@ -177,7 +177,7 @@ def test_task_whose_image_lacks_a_module_the_uploaded_code_imports_is_one_line(t
 
 ROOT = "gs://test-bucket/code-upload"
 NOTIFY = "src/demo_project/pipelines/notify/nodes.py"
-NODE_CODE = '''
+NODE_CODE = """
 import logging
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ logger = logging.getLogger(__name__)
 
 def log_run_finished(report_title: str) -> None:
     print(f"CODE {VERSION} title={report_title} file={__file__}")
-'''
+"""
 
 
 def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -217,9 +217,9 @@ def uploaded(tmp_path_factory, gcs_emulator):
     project = _clean_example(tmp_path_factory.mktemp("code_upload"))
     config = project / "conf" / "base" / "vertexai.yml"
     config.write_text(
-        config.read_text().replace("root: data/vertex_runs", f"root: {ROOT}").replace(
-            "  backend: local\n", "  backend: local\n  code: upload\n"
-        )
+        config.read_text()
+        .replace("root: data/vertex_runs", f"root: {ROOT}")
+        .replace("  backend: local\n", "  backend: local\n  code: upload\n")
     )
     _write(project, {
         "conf/local/credentials.yml": "api_token: s3cr3t\n",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import kedro_cmd, subprocess_env, task_by_node
 
 pytestmark = pytest.mark.slow
@@ -250,7 +249,9 @@ def test_compiled_bytes_do_not_depend_on_the_process(project):
     assert outputs[0] == outputs[1]
     spec = json.loads(outputs[0])
     assert spec["root"]["inputDefinitions"]["parameters"]["flag"] == {
-        "defaultValue": True, "isOptional": True, "parameterType": "BOOLEAN"
+        "defaultValue": True,
+        "isOptional": True,
+        "parameterType": "BOOLEAN",
     }
 
 
@@ -288,10 +289,14 @@ def test_caching_skips_only_tasks_whose_per_run_outputs_others_read(project):
     (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n  caching: true\n")
     (project / "conf" / "base" / "globals.yml").write_text("reports: data/runs/${vertex:job_name}/reporting\n")
     catalog = project / "conf" / "base" / "catalog.yml"
-    catalog.write_text(catalog.read_text().replace(
-        "filepath: data/04_feature/model_input_table.parquet",
-        "filepath: data/runs/${vertex:run_id}/model_input_table.parquet",
-    ).replace("filepath: data/08_reporting/price_buckets.csv", "filepath: ${globals:reports}/price_buckets.csv"))
+    catalog.write_text(
+        catalog.read_text()
+        .replace(
+            "filepath: data/04_feature/model_input_table.parquet",
+            "filepath: data/runs/${vertex:run_id}/model_input_table.parquet",
+        )
+        .replace("filepath: data/08_reporting/price_buckets.csv", "filepath: ${globals:reports}/price_buckets.csv")
+    )
     result = run_compile(project, "-o", "pipeline.json")
     assert result.returncode == 0, result.stderr
     spec = json.loads((project / "pipeline.json").read_text())

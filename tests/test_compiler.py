@@ -196,7 +196,7 @@ def test_awkward_node_names_arrive_intact_through_the_entrypoint_parser(name):
 SHELL_HOSTILE = [
     "f([a;b]) -> [c]",
     "name with spaces",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "x; rm -rf / $(touch pwned) `id` | cat > out &",
     "UPPER.Name [1]",
 ]
@@ -229,8 +229,28 @@ def test_shell_hostile_node_names_arrive_intact_and_inert(name, tmp_path):
 
 # characters that break naive command lines: option dashes, the contract's own separators, quotes, shell syntax,
 # whitespace, placeholders' braces, non-ASCII
-AWKWARD = ["-", "--", "=", ":", ",", " ", "\t", "\n", "'", '"', "$(", "`", ";", "{{$.", "}}", "é", "日本", "\u200b",
-           "a", "Z9"]
+AWKWARD = [
+    "-",
+    "--",
+    "=",
+    ":",
+    ",",
+    " ",
+    "\t",
+    "\n",
+    "'",
+    '"',
+    "$(",
+    "`",
+    ";",
+    "{{$.",
+    "}}",
+    "é",
+    "日本",
+    "\u200b",
+    "a",
+    "Z9",
+]
 
 
 def awkward_text(rng, allow_empty=True, forbid=""):
@@ -523,8 +543,9 @@ def test_caching_never_skips_a_task_whose_per_run_outputs_other_tasks_read(capsy
     The exit handler is never cached: it must run after every execution."""
     on_exit = Pipeline([node(step, "params:title", None, name="notify")])
     declared = frozenset({"raw", "l", "out"})  # r, l2, r2 are undeclared
-    spec = compile_(DIAMOND, caching=True, on_exit_pipeline="notify",
-                    request_args={"declared": declared, "on_exit": on_exit})
+    spec = compile_(
+        DIAMOND, caching=True, on_exit_pipeline="notify", request_args={"declared": declared, "on_exit": on_exit}
+    )
     tasks = dag_tasks(spec)
     cached = {name: task["cachingOptions"]["enableCache"] for name, task in tasks.items()}
     assert cached == {"split": False, "left": False, "right": False, "join": True}
@@ -547,8 +568,10 @@ def test_per_run_catalog_paths_and_memory_datasets_are_never_cached(capsys):
     cached = {name: task["cachingOptions"]["enableCache"] for name, task in dag_tasks(spec).items()}
     assert cached == {"split": True, "left": True, "right": True, "join": False}
     (warning,) = capsys.readouterr().err.strip().splitlines()
-    assert warning.startswith("Warning: caching is off for task 'join': its output 'out' is stored under a per-run "
-                              "path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})")
+    assert warning.startswith(
+        "Warning: caching is off for task 'join': its output 'out' is stored under a per-run "
+        "path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})"
+    )
 
     spec = compile_(DIAMOND, caching=True, request_args={"declared": everything, "in_memory": frozenset({"l2"})})
     cached = {name: task["cachingOptions"]["enableCache"] for name, task in dag_tasks(spec).items()}
@@ -559,12 +582,18 @@ def test_per_run_catalog_paths_and_memory_datasets_are_never_cached(capsys):
         "it is stored under <root>/<run id>/ like an undeclared dataset; declare a persistent type for it in the "
         "catalog, or group the nodes into one task (run_config.grouping)"
     )
-    assert caching.startswith("Warning: caching is off for task 'left': its output 'l2' is read by other tasks and "
-                              "stored per run (it is declared as a memory dataset)")
+    assert caching.startswith(
+        "Warning: caching is off for task 'left': its output 'l2' is read by other tasks and "
+        "stored per run (it is declared as a memory dataset)"
+    )
     # in one task, the memory dataset never leaves memory: no warning, cached
     chain = Pipeline([node(step, "raw", "m", name="first"), node(step, "m", "end", name="second")])
-    spec = compile_(chain, grouping="chains", caching=True,
-                    request_args={"declared": frozenset({"raw", "m", "end"}), "in_memory": frozenset({"m"})})
+    spec = compile_(
+        chain,
+        grouping="chains",
+        caching=True,
+        request_args={"declared": frozenset({"raw", "m", "end"}), "in_memory": frozenset({"m"})},
+    )
     assert [task["cachingOptions"]["enableCache"] for task in dag_tasks(spec).values()] == [True]
     assert capsys.readouterr().err == ""
 
@@ -830,9 +859,16 @@ def test_secret_looking_task_env_is_refused(name):
         ({"db_password": "hunter2"}, "--params db_password", "its name contains 'PASSW'"),
         ({"api_token": "hunter2"}, "--params api_token", "its name contains 'TOKEN'"),
         ({"model": {"pwd": "hunter2"}}, "--params model.pwd", "its name contains 'PWD'"),
-        ({"source": "https://me:hunter2@example.com/data"}, "--params source", "its value looks like a URL with a "
-         "password"),
-        ({"keys": ["-----BEGIN OPENSSH PRIVATE KEY----- hunter2"]}, "--params keys[0]", "its value looks like a private key"),
+        (
+            {"source": "https://me:hunter2@example.com/data"},
+            "--params source",
+            "its value looks like a URL with a password",
+        ),
+        (
+            {"keys": ["-----BEGIN OPENSSH PRIVATE KEY----- hunter2"]},
+            "--params keys[0]",
+            "its value looks like a private key",
+        ),
     ],
 )
 def test_secret_looking_runtime_params_are_refused_without_echoing_them(params, where, reason):
@@ -901,9 +937,7 @@ def test_mlflow_tracking_tells_every_task_about_the_shared_run():
     from kedro_vertex_runner.mlflow_tracking import task_key
 
     on_exit = Pipeline([node(step, "params:title", None, name="notify")])
-    spec = compile_(
-        DIAMOND, on_exit_pipeline="notify", request_args={"mlflow": True, "on_exit": on_exit}
-    )
+    spec = compile_(DIAMOND, on_exit_pipeline="notify", request_args={"mlflow": True, "on_exit": on_exit})
     envs = [
         {item["name"]: item["value"] for item in executor["container"]["env"]}
         for executor in spec["deploymentSpec"]["executors"].values()

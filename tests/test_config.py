@@ -262,7 +262,10 @@ def test_accelerator_alone_means_one_gpu_and_reference_gpu_key_is_read(conf):
         ("timeout: .inf\n", "run_config.timeout: expected a positive, finite duration"),
         ("timeout: .nan\n", "run_config.timeout: expected a positive, finite duration"),
         ("retries: {max_retries: 2, backoff: .inf}\n", "run_config.retries.backoff: expected a positive, finite"),
-        ("retries: {max_retries: 2, backoff_factor: .inf}\n", "run_config.retries.backoff_factor: expected a finite number"),
+        (
+            "retries: {max_retries: 2, backoff_factor: .inf}\n",
+            "run_config.retries.backoff_factor: expected a finite number",
+        ),
         ("schedules:\n  nightly: {cron: '*/0 3 * * *'}\n", "run_config.schedules.nightly.cron: bad step '0'"),
         (
             "schedules:\n  nightly: {cron: '0 3 * * *', params: {model: {alpha: null}}}\n",
@@ -381,8 +384,11 @@ def test_resources_entry_naming_no_node_or_tag_is_an_error(conf, pipeline):
 def test_resources_entry_error_names_the_env_file_that_defines_it(conf, pipeline):
     write(conf, VALID)
     write(conf, "run_config:\n  resources:\n    zzz: {cpu: 4}\n", env="prod")
-    with pytest.raises(ConfigError, match=r"^conf/prod/vertexai.yml: run_config.resources.zzz: names no node or tag "
-                       r"of pipeline 'model': use a node name, a tag or __default__$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^conf/prod/vertexai.yml: run_config.resources.zzz: names no node or tag "
+        r"of pipeline 'model': use a node name, a tag or __default__$",
+    ):
         check_against_pipeline(load(conf, env="prod"), pipeline, pipeline_name="model")
 
 
@@ -419,8 +425,14 @@ def test_config_reference_is_a_well_formed_table_of_every_key():
     table = config_reference().splitlines()
     assert all(row.count("|") == 5 for row in table), [row for row in table if row.count("|") != 5]
     keys = [row.split("`")[1] for row in table[2:]]
-    for key in ("project_id", "run_config.resources.<name>.cpu", "run_config.schedules.<name>.cron",
-                "run_config.network.host_aliases[].ip", "run_config.retries.backoff", "run_config.local.max_workers"):
+    for key in (
+        "project_id",
+        "run_config.resources.<name>.cpu",
+        "run_config.schedules.<name>.cron",
+        "run_config.network.host_aliases[].ip",
+        "run_config.retries.backoff",
+        "run_config.local.max_workers",
+    ):
         assert key in keys
     assert "| `run_config.description` | string, optional |" in config_reference()
     assert "one of `makespan`, `chains`, `none`, `namespace`, `tags`" in config_reference()
@@ -582,11 +594,18 @@ def test_env_override_of_another_shape_names_the_key(conf):
         ("vertex", '"gs://"', "run_config.root: 'gs://' names no bucket: give gs://bucket/path"),
         ("local", '"gs://"', "run_config.root: 'gs://' names no bucket"),
         ("vertex", '"gs:///x"', "run_config.root: 'gs:///x' names no bucket"),
-        ("vertex", "s3://bucket/runs", "run_config.root: 's3://bucket/runs': backend 'vertex' cannot keep job data "
-         "in s3:// (backend 'kubeflow' does); give gs://bucket/path"),
+        (
+            "vertex",
+            "s3://bucket/runs",
+            "run_config.root: 's3://bucket/runs': backend 'vertex' cannot keep job data "
+            "in s3:// (backend 'kubeflow' does); give gs://bucket/path",
+        ),
         ("vertex", "file:///tmp/runs", "backend 'vertex' cannot keep job data in file:// (backend 'local' does)"),
-        ("local", "hdfs://nn/runs", "backend 'local' cannot keep job data in hdfs://; give a local folder or "
-         "file:///path or gs://bucket/path"),
+        (
+            "local",
+            "hdfs://nn/runs",
+            "backend 'local' cannot keep job data in hdfs://; give a local folder or file:///path or gs://bucket/path",
+        ),
         ("local", "-runs", "run_config.root: '-runs' starts with '-'"),
         ("vertex", "-bucket/runs", "run_config.root: '-bucket/runs' starts with '-'"),
         ("local", '"gs:/bucket/runs"', "looks like a URL without '//' after 'gs:'"),
@@ -642,9 +661,7 @@ def test_local_root_is_where_the_local_backend_keeps_a_cloud_project_s_data(conf
     assert load_error(conf).startswith("conf/base/vertexai.yml: run_config.local.root: '-x' starts with '-'")
 
 
-@pytest.mark.parametrize(
-    "project_id", ["my-project", "abcdef", "a" * 30, "p-123456", "example.com:my-project"]
-)
+@pytest.mark.parametrize("project_id", ["my-project", "abcdef", "a" * 30, "p-123456", "example.com:my-project"])
 def test_valid_project_ids_pass(conf, project_id):
     write(conf, VALID.replace("project_id: my-project", f"project_id: {project_id}"))
     assert load(conf).project_id == project_id
@@ -686,12 +703,16 @@ def test_accelerator_types_are_vertex_ai_s_own():
             "resources:\n  train: {accelerator: NVIDIA_L4, gpu: 0}\n",
             "conf/base/vertexai.yml: run_config.resources.train.gpu: 0 contradicts accelerator NVIDIA_L4: remove",
         ),
-        ("resources:\n  train: {gpu: 17, accelerator: NVIDIA_L4}\n", "run_config.resources.train.gpu: must be "
-         "less than or equal to 16, got 17"),
+        (
+            "resources:\n  train: {gpu: 17, accelerator: NVIDIA_L4}\n",
+            "run_config.resources.train.gpu: must be less than or equal to 16, got 17",
+        ),
         ("resources:\n  train: {cpu: 5000}\n", "run_config.resources.train.cpu: 5000 is more than 1024 cores"),
         ("resources:\n  train: {memory: 1Pi}\n", "run_config.resources.train.memory: '1Pi' is more than 64Ti"),
-        ("retries: {max_retries: 2, backoff_factor: 1e200}\n", "run_config.retries.backoff_factor: must be "
-         "less than or equal to 100, got 1e+200"),
+        (
+            "retries: {max_retries: 2, backoff_factor: 1e200}\n",
+            "run_config.retries.backoff_factor: must be less than or equal to 100, got 1e+200",
+        ),
         ("retries: {max_retries: 2, backoff: 2d}\n", "run_config.retries.backoff: '2d' is longer than the limit of 1d"),
         ("retries: {max_retries: 2, max_backoff: 1e9}\n", "run_config.retries.max_backoff: 1000000000.0 is longer"),
         ("timeout: 400d\n", "run_config.timeout: '400d' is longer than the limit of 30d"),
@@ -726,15 +747,21 @@ def test_gpu_zero_under_an_inherited_accelerator_is_a_contradiction(conf, pipeli
     ("text", "expected"),
     [
         # a Cyrillic 'о' in 'lоcal' must not print as 'lоcal'
-        (with_run_config("backend: l\u043ecal\n"),
-         "run_config.backend: expected one of 'vertex', 'local', 'kubeflow', got 'l\\u043ecal'"),
-        (with_run_config("gr\u200bouping: chains\n"),
-         "conf/base/vertexai.yml: run_config.'gr\\u200bouping': the key contains an invisible character "
-         "('\\u200b' at position 3): retype it"),
-        (with_run_config("service_account: |\n    me@x.iam.gserviceaccount.com\n"),
-         "run_config.service_account: 'me@x.iam.gserviceaccount.com\\n' contains an invisible character ('\\n' at "
-         "position 29): remove it"),
-        (with_run_config("env: {LOG_LEVEL: \"INFO\\u00a0\"}\n"), "run_config.env.LOG_LEVEL: 'INFO\\xa0' contains"),
+        (
+            with_run_config("backend: l\u043ecal\n"),
+            "run_config.backend: expected one of 'vertex', 'local', 'kubeflow', got 'l\\u043ecal'",
+        ),
+        (
+            with_run_config("gr\u200bouping: chains\n"),
+            "conf/base/vertexai.yml: run_config.'gr\\u200bouping': the key contains an invisible character "
+            "('\\u200b' at position 3): retype it",
+        ),
+        (
+            with_run_config("service_account: |\n    me@x.iam.gserviceaccount.com\n"),
+            "run_config.service_account: 'me@x.iam.gserviceaccount.com\\n' contains an invisible character ('\\n' at "
+            "position 29): remove it",
+        ),
+        (with_run_config('env: {LOG_LEVEL: "INFO\\u00a0"}\n'), "run_config.env.LOG_LEVEL: 'INFO\\xa0' contains"),
         (VALID.replace("europe-west1", "europe-west\u0031\u200b"), "region: 'europe-west1\\u200b' contains"),
     ],
     ids=["lookalike", "zero-width-key", "trailing-newline", "no-break-space", "zero-width-value"],
@@ -756,18 +783,42 @@ def test_free_text_keeps_its_line_breaks(conf):
         ("env: {DB_PASS: hunter2}\n", "run_config.env.DB_PASS", "its name contains 'PASS'"),
         ("env: {dbPwd: hunter2}\n", "run_config.env.dbPwd", "its name contains 'PWD'"),
         ("env: {AWS_CREDS: hunter2}\n", "run_config.env.AWS_CREDS", "its name contains 'CREDS'"),
-        ("env: {DB: 'postgresql://app:hunter2@db/x'}\n", "run_config.env.DB", "its value looks like a URL with a "
-         "password"),
-        ("env: {KEY_FILE: \"-----BEGIN PRIVATE KEY-----\\nhunter2\\n-----END PRIVATE KEY-----\"}\n",
-         "run_config.env.KEY_FILE", "its value looks like a private key"),
+        (
+            "env: {DB: 'postgresql://app:hunter2@db/x'}\n",
+            "run_config.env.DB",
+            "its value looks like a URL with a password",
+        ),
+        (
+            'env: {KEY_FILE: "-----BEGIN PRIVATE KEY-----\\nhunter2\\n-----END PRIVATE KEY-----"}\n',
+            "run_config.env.KEY_FILE",
+            "its value looks like a private key",
+        ),
         ("description: 'uses AKIAHUNTER2HUNTER2XX'\n", "run_config.description", "its value looks like an AWS"),
-        ("env: {X: AIzahunter2hunter2hunter2hunter2hunter2h}\n", "run_config.env.X", "its value looks like a Google API key"),
-        ("env: {X: ya29.hunter2hunter2hunter2hunter2}\n", "run_config.env.X", "its value looks like a Google OAuth token"),
-        ("env: {X: ghp_hunter2hunter2hunter2hunter2hunter2hu}\n", "run_config.env.X", "its value looks like a GitHub token"),
-        ("mlflow: {audience: 'https://u:hunter2@mlflow.example.com'}\n", "run_config.mlflow.audience", "its value "
-         "looks like a URL with a password"),
-        ("schedules:\n  nightly: {cron: '0 3 * * *', params: {db: {password: hunter2}}}\n",
-         "run_config.schedules.nightly.params.db.password", "its name contains 'PASSW'"),
+        (
+            "env: {X: AIzahunter2hunter2hunter2hunter2hunter2h}\n",
+            "run_config.env.X",
+            "its value looks like a Google API key",
+        ),
+        (
+            "env: {X: ya29.hunter2hunter2hunter2hunter2}\n",
+            "run_config.env.X",
+            "its value looks like a Google OAuth token",
+        ),
+        (
+            "env: {X: ghp_hunter2hunter2hunter2hunter2hunter2hu}\n",
+            "run_config.env.X",
+            "its value looks like a GitHub token",
+        ),
+        (
+            "mlflow: {audience: 'https://u:hunter2@mlflow.example.com'}\n",
+            "run_config.mlflow.audience",
+            "its value looks like a URL with a password",
+        ),
+        (
+            "schedules:\n  nightly: {cron: '0 3 * * *', params: {db: {password: hunter2}}}\n",
+            "run_config.schedules.nightly.params.db.password",
+            "its name contains 'PASSW'",
+        ),
     ],
 )
 def test_secrets_in_the_config_are_refused_without_echoing_them(conf, extra, key, reason):
@@ -814,7 +865,10 @@ def test_runner_params_show_lookalike_letters_escaped(capsys):
 
     with pytest.raises(SystemExit):
         VertexRunner(backend="l\u043ecal")  # a Cyrillic 'о'
-    assert capsys.readouterr().err.strip() == "Error: --runner-params backend='l\\u043ecal': expected 'local', 'vertex' or 'kubeflow'"
+    assert (
+        capsys.readouterr().err.strip()
+        == "Error: --runner-params backend='l\\u043ecal': expected 'local', 'vertex' or 'kubeflow'"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -822,7 +876,9 @@ def test_runner_params_show_lookalike_letters_escaped(capsys):
 
 
 def test_production_job_settings_load(conf):
-    write(conf, with_run_config("""\
+    write(
+        conf,
+        with_run_config("""\
         encryption_key: projects/kms-proj/locations/europe-west1/keyRings/ml/cryptoKeys/pipelines
         failure_policy: fast
         labels: {team: pricing}
@@ -834,7 +890,8 @@ def test_production_job_settings_load(conf):
             dns_peering: [{domain: corp.example.com., target_project: host, target_network: shared}]
         schedules:
           nightly: {cron: "0 2 * * *", allow_queueing: true}
-        """))
+        """),
+    )
     run_config = load(conf).run_config
     assert run_config.failure_policy == "fast"
     assert run_config.network.reserved_ip_ranges == ["vertex-ai-range"]
@@ -845,22 +902,34 @@ def test_production_job_settings_load(conf):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("encryption_key: my-key\n",
-         "run_config.encryption_key: expected a Cloud KMS key name 'projects/<project>/locations/<region>/keyRings/"),
-        ("encryption_key: projects/k/locations/us-east1/keyRings/r/cryptoKeys/c\n",
-         "run_config.encryption_key: the key is in location 'us-east1', but Vertex AI needs a key in the job's "
-         "region 'europe-west1'"),
+        (
+            "encryption_key: my-key\n",
+            "run_config.encryption_key: expected a Cloud KMS key name 'projects/<project>/locations/<region>/keyRings/",
+        ),
+        (
+            "encryption_key: projects/k/locations/us-east1/keyRings/r/cryptoKeys/c\n",
+            "run_config.encryption_key: the key is in location 'us-east1', but Vertex AI needs a key in the job's "
+            "region 'europe-west1'",
+        ),
         ("failure_policy: quick\n", "run_config.failure_policy: expected one of 'fast', 'slow', got 'quick'"),
-        ("labels: {vertex-ai-pipelines-run-billing-id: x}\n",
-         "label key 'vertex-ai-pipelines-run-billing-id' is reserved"),
+        (
+            "labels: {vertex-ai-pipelines-run-billing-id: x}\n",
+            "label key 'vertex-ai-pipelines-run-billing-id' is reserved",
+        ),
         ("labels: {goog-managed: x}\n", "label key 'goog-managed' is reserved"),
-        ("network: {reserved_ip_ranges: [r1]}\n",
-         "run_config.network: reserved_ip_ranges are ranges of the peered VPC: set network.vpc too"),
-        ("network: {psc_interface: {network_attachment: 'Bad Name'}}\n",
-         "run_config.network.psc_interface.network_attachment: expected a network attachment name"),
-        ("network: {psc_interface: {network_attachment: att, dns_peering: [{domain: corp, target_project: p, "
-         "target_network: n}]}}\n",
-         "run_config.network.psc_interface.dns_peering.0.domain: expected a DNS suffix ending with a dot"),
+        (
+            "network: {reserved_ip_ranges: [r1]}\n",
+            "run_config.network: reserved_ip_ranges are ranges of the peered VPC: set network.vpc too",
+        ),
+        (
+            "network: {psc_interface: {network_attachment: 'Bad Name'}}\n",
+            "run_config.network.psc_interface.network_attachment: expected a network attachment name",
+        ),
+        (
+            "network: {psc_interface: {network_attachment: att, dns_peering: [{domain: corp, target_project: p, "
+            "target_network: n}]}}\n",
+            "run_config.network.psc_interface.dns_peering.0.domain: expected a DNS suffix ending with a dot",
+        ),
     ],
 )
 def test_bad_production_job_settings_are_one_line(conf, extra, expected):
@@ -926,8 +995,11 @@ KEDRO_VERTEXAI_WARNINGS = [
     "run_config.resources.train_model.accelerator: NVIDIA_TESLA_T4 instead",
     "run_config.dynamic_config_providers.0 is a kedro-vertexai key: write run_config.mlflow.audience: "
     "iap-client-id.apps.googleusercontent.com instead",
-    *[f"run_config.schedules.default_schedule.{key} is a kedro-vertexai key: write `{key}: null` (YAML reads 'none' "
-      "as a string) or remove the key instead" for key in ("start_time", "end_time", "max_run_count")],
+    *[
+        f"run_config.schedules.default_schedule.{key} is a kedro-vertexai key: write `{key}: null` (YAML reads 'none' "
+        "as a string) or remove the key instead"
+        for key in ("start_time", "end_time", "max_run_count")
+    ],
     "run_config.schedules.default_schedule.cron_expression is a kedro-vertexai key: write "
     "run_config.schedules.default_schedule.cron instead",
 ]
@@ -947,29 +1019,39 @@ def test_kedro_vertexai_config_loads_with_one_warning_per_translated_key(conf, c
     assert run_config.mlflow.audience == "iap-client-id.apps.googleusercontent.com"
     schedule = run_config.schedules["default_schedule"]
     assert (schedule.cron, schedule.timezone, schedule.start_time, schedule.max_run_count) == (
-        "0 * * * *", "Etc/UTC", None, None)
+        "0 * * * *",
+        "Etc/UTC",
+        None,
+        None,
+    )
 
 
 def test_kedro_vertexai_request_header_provider_in_kedro_mlflow_shape(conf):
-    write(conf, with_run_config("""\
+    write(
+        conf,
+        with_run_config("""\
         mlflow:
           request_header_provider:
             type: kedro_vertexai.auth.gcp.MLFlowGoogleIAMRequestHeaderProvider
             pass_context: true
             init_kwargs: {client_id: my-client-id, service_account: sa@p.iam.gserviceaccount.com}
-        """))
+        """),
+    )
     assert load(conf).run_config.mlflow.audience == "my-client-id"
 
 
 def test_kedro_vertexai_mlflow_header_params_and_identity_grouper(conf, caplog):
-    write(conf, with_run_config("""\
+    write(
+        conf,
+        with_run_config("""\
         grouping: {cls: kedro_vertexai.grouping.IdentityNodeGrouper}
         mlflow:
           request_header_provider_params: {client_id: my-client-id}
         dynamic_config_providers: []
         resources:
           __default__: {cpu: None, memory: None}
-        """))
+        """),
+    )
     with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
         run_config = load(conf).run_config
     assert run_config.grouping == "none"
@@ -977,27 +1059,44 @@ def test_kedro_vertexai_mlflow_header_params_and_identity_grouper(conf, caplog):
     assert run_config.resources["__default__"].cpu is None
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 5, warnings
-    assert "conf/base/vertexai.yml: run_config.mlflow.request_header_provider_params is a kedro-vertexai key: write " \
-           "run_config.mlflow.audience: my-client-id instead" in warnings
+    assert (
+        "conf/base/vertexai.yml: run_config.mlflow.request_header_provider_params is a kedro-vertexai key: write "
+        "run_config.mlflow.audience: my-client-id instead" in warnings
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("grouping: {cls: my_project.MyGrouper}\n",
-         "run_config.grouping.cls: 'my_project.MyGrouper' has no equivalent: use grouping: chains, none, namespace"),
-        ("grouping: {cls: kedro_vertexai.grouping.TagNodeGrouper, params: {tag_prefix: 'g:'}}\n",
-         "run_config.grouping.params.tag_prefix: 'g:': tag grouping reads tags `group.<name>`"),
-        ("node_selectors: {train: {cloud.google.com/gke-nodepool: big}}\n",
-         "run_config.node_selectors.train.cloud.google.com/gke-nodepool: has no equivalent on Vertex AI Pipelines"),
-        ("dynamic_config_providers: [{cls: my_project.Secrets, params: {a: b}}]\n",
-         "run_config.dynamic_config_providers.0: 'my_project.Secrets' has no equivalent"),
-        ("mlflow: {request_header_provider_params: {token: x}}\n",
-         "run_config.mlflow.request_header_provider_params: has no equivalent besides `client_id`"),
-        ("node_selectors: {train: NVIDIA_TESLA_T4}\n", "run_config.node_selectors.train: expected a mapping, got "
-         "'NVIDIA_TESLA_T4'"),
-        ("dynamic_config_providers: [{cls: kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider, "
-         "params: [x]}]\n", "run_config.dynamic_config_providers.0.params: expected a mapping, got ['x']"),
+        (
+            "grouping: {cls: my_project.MyGrouper}\n",
+            "run_config.grouping.cls: 'my_project.MyGrouper' has no equivalent: use grouping: chains, none, namespace",
+        ),
+        (
+            "grouping: {cls: kedro_vertexai.grouping.TagNodeGrouper, params: {tag_prefix: 'g:'}}\n",
+            "run_config.grouping.params.tag_prefix: 'g:': tag grouping reads tags `group.<name>`",
+        ),
+        (
+            "node_selectors: {train: {cloud.google.com/gke-nodepool: big}}\n",
+            "run_config.node_selectors.train.cloud.google.com/gke-nodepool: has no equivalent on Vertex AI Pipelines",
+        ),
+        (
+            "dynamic_config_providers: [{cls: my_project.Secrets, params: {a: b}}]\n",
+            "run_config.dynamic_config_providers.0: 'my_project.Secrets' has no equivalent",
+        ),
+        (
+            "mlflow: {request_header_provider_params: {token: x}}\n",
+            "run_config.mlflow.request_header_provider_params: has no equivalent besides `client_id`",
+        ),
+        (
+            "node_selectors: {train: NVIDIA_TESLA_T4}\n",
+            "run_config.node_selectors.train: expected a mapping, got 'NVIDIA_TESLA_T4'",
+        ),
+        (
+            "dynamic_config_providers: [{cls: kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider, "
+            "params: [x]}]\n",
+            "run_config.dynamic_config_providers.0.params: expected a mapping, got ['x']",
+        ),
     ],
 )
 def test_kedro_vertexai_keys_without_an_equivalent_are_one_line(conf, extra, expected):
@@ -1053,8 +1152,10 @@ def test_kubeflow_config_without_host_is_one_line(conf):
     ("host", "expected"),
     [
         # refused as a secret before anything else looks at it
-        ("https://admin:s3cret@kubeflow.example.com/pipeline", "host: looks like a secret (its value looks like a URL "
-         "with a password)"),
+        (
+            "https://admin:s3cret@kubeflow.example.com/pipeline",
+            "host: looks like a secret (its value looks like a URL with a password)",
+        ),
         ("https://admin@kubeflow.example.com", "host: the URL carries credentials"),
         ("ftp://kubeflow.example.com", "host: expected an http:// or https:// URL of the Kubeflow Pipelines API"),
         ("kubeflow.example.com/pipeline", "host: expected an http:// or https:// URL"),
@@ -1071,8 +1172,12 @@ def test_host_must_be_a_plain_http_url(conf, host, expected):
 
 
 def test_host_of_ai_platform_pipelines_passes_without_its_trailing_slash(conf):
-    write(conf, KUBEFLOW.replace("https://kubeflow.example.com/pipeline",
-                                 "https://1a2b3c-dot-europe-west1.pipelines.googleusercontent.com/"))
+    write(
+        conf,
+        KUBEFLOW.replace(
+            "https://kubeflow.example.com/pipeline", "https://1a2b3c-dot-europe-west1.pipelines.googleusercontent.com/"
+        ),
+    )
     assert load(conf).host == "https://1a2b3c-dot-europe-west1.pipelines.googleusercontent.com"
 
 
@@ -1113,10 +1218,17 @@ def test_switching_a_kubeflow_config_to_vertex_asks_for_the_project(conf):
 
 
 def test_switching_to_vertex_applies_its_experiment_name_rule(conf):
-    write(conf, "project_id: my-project\nregion: europe-west1\n" + KUBEFLOW.replace("s3://", "gs://")
-          + "  experiment_name: House prices\n")
-    with pytest.raises(ConfigError, match=r"^conf/base/vertexai.yml: run_config.experiment_name: experiment name "
-                                          r"'House prices' may use only .* \(the job runs on backend 'vertex'\)$"):
+    write(
+        conf,
+        "project_id: my-project\nregion: europe-west1\n"
+        + KUBEFLOW.replace("s3://", "gs://")
+        + "  experiment_name: House prices\n",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^conf/base/vertexai.yml: run_config.experiment_name: experiment name "
+        r"'House prices' may use only .* \(the job runs on backend 'vertex'\)$",
+    ):
         load(conf).with_backend("vertex")
 
 
@@ -1128,8 +1240,11 @@ def test_switching_to_an_unknown_backend_is_one_line(conf):
 
 def test_switching_to_kubeflow_needs_its_host(conf):
     write(conf, VALID)
-    with pytest.raises(ConfigError, match=r"^conf/base/vertexai.yml: host: required key is missing for backend "
-                                          r"'kubeflow'.*\(the job runs on backend 'kubeflow'\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^conf/base/vertexai.yml: host: required key is missing for backend "
+        r"'kubeflow'.*\(the job runs on backend 'kubeflow'\)$",
+    ):
         load(conf).with_backend("kubeflow")
 
 

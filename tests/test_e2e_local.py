@@ -109,8 +109,9 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     assert list(Path(run_dir).glob("raw_data_summary*")), sorted(p.name for p in Path(run_dir).iterdir())
     # so did the declared MemoryDataset, with one warning naming it and both tasks
     assert (Path(run_dir) / "rooms_histogram.pkl").is_file()
-    warning = [line for line in result.stderr.splitlines() if "'rooms_histogram' is declared as a MemoryDataset" in
-               line]
+    warning = [
+        line for line in result.stderr.splitlines() if "'rooms_histogram' is declared as a MemoryDataset" in line
+    ]
     assert len(warning) == 1 and "task 'count-rooms' writes it and task 'create-rooms-report' reads it" in warning[0]
     rooms = json.loads((project / "data/08_reporting/rooms_report.json").read_text())
     assert sum(rooms["houses_per_room_count"].values()) == 300 and rooms["n_price_buckets"] == 5
@@ -143,8 +144,11 @@ def test_filtered_run_runs_only_the_selected_nodes(project: Path, demo_project_w
 
     assert written(project, "data/06_models/regressor.pkl")
     assert (project / "data/08_reporting/metrics.json").is_file()
-    for not_selected in ("data/02_intermediate/houses_clean.parquet", "data/08_reporting/report.json",
-                         "data/08_reporting/price_buckets.csv"):
+    for not_selected in (
+        "data/02_intermediate/houses_clean.parquet",
+        "data/08_reporting/report.json",
+        "data/08_reporting/price_buckets.csv",
+    ):
         assert not (project / not_selected).exists(), f"{not_selected} should not have been produced"
     assert "model.split_data" not in result.stdout
     assert "create_report" not in result.stdout
@@ -309,8 +313,12 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
     # outputs written before the failure stay; dependents never ran; the independent branch finished
     assert (project / "data/02_intermediate/houses_clean.parquet").is_file()
     assert (project / "data/08_reporting/price_buckets.csv").is_file()
-    for never in (f"data/runs/{run_id}/model_input_table.parquet", "data/06_models/regressor.pkl",
-                  "data/08_reporting/metrics.json", "data/08_reporting/report.json"):
+    for never in (
+        f"data/runs/{run_id}/model_input_table.parquet",
+        "data/06_models/regressor.pkl",
+        "data/08_reporting/metrics.json",
+        "data/08_reporting/report.json",
+    ):
         assert not (project / never).exists(), f"{never} was written although its upstream failed"
     assert re.search(r"\(model\.train_model\): SKIPPED", result.stdout)
     # the exit handler ran whatever the outcome
@@ -354,8 +362,15 @@ def test_resume_starts_at_the_first_node_of_a_fused_task(project: Path):
     hint = re.search(r"^To resume .*: kedro run (.*)$", result.stdout, re.M)
     assert hint, result.stdout[-3000:]
     args = hint.group(1).split()
-    assert args == ["--runner=VertexRunner", "--pipeline", "reporting", "--from-nodes", "summarize_raw_data",
-                    "--runner-params", f"run_id={run_id}"]
+    assert args == [
+        "--runner=VertexRunner",
+        "--pipeline",
+        "reporting",
+        "--from-nodes",
+        "summarize_raw_data",
+        "--runner-params",
+        f"run_id={run_id}",
+    ]
 
     metrics.write_text(json.dumps({"r2": 0.5, "mae": 1.0, "n_test": 3}))
     resumed = kedro_run(project, *args[1:])
@@ -523,8 +538,10 @@ def test_overlapping_jobs_read_their_own_versions_and_a_run_id_is_one_jobs_at_a_
     (probe / "pipeline.py").write_text(VERSIONS_PIPELINE)
     (project / "conf" / "base" / "parameters_versions.yml").write_text('job_tag: ${vertex:run_id}\ngate: ""\n')
     catalog = project / "conf" / "base" / "catalog.yml"
-    catalog.write_text(catalog.read_text() + "\nstamped:\n  type: pickle.PickleDataset\n"
-                       "  filepath: data/stamped.pkl\n  versioned: true\n")
+    catalog.write_text(
+        catalog.read_text() + "\nstamped:\n  type: pickle.PickleDataset\n"
+        "  filepath: data/stamped.pkl\n  versioned: true\n"
+    )
     gate = project / "data" / "go"
     versions = project / "data" / "stamped.pkl"
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON, subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -80,7 +79,7 @@ def nap(value):
     return value
 '''
 
-VTEST_PIPELINE = '''
+VTEST_PIPELINE = """
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import explode, fetch, nap, param_types, resolved, slow_value, sleepy, unpicklable
@@ -99,7 +98,7 @@ def create_pipeline(**kwargs):
         Node(unpicklable, "params:report_title", "generator_out", name="unpicklable"),
         Node(nap, "resolved", "napped", name="nap_after_resolved"),
     ])
-'''
+"""
 
 VTEST_PARAMS = """
 p_list: [0]
@@ -245,15 +244,14 @@ def test_failing_node_exit_code_and_final_line(project: Path, tmp_path: Path):
     # output to a file or pipe is plain logging, one record per line, no rich boxes or column padding
     output = result.stdout + result.stderr
     assert not set("╭╰│─") & set(output), output
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - kedro\.pipeline\.node - INFO - Running node: explode", output,
-                     re.M), output
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - kedro\.pipeline\.node - INFO - Running node: explode", output, re.M
+    ), output
     assert "register_new_resolver" not in output
 
     debug = run(project, "--pipeline", "vtest", "--node", "explode", "--run-id", "f", "--root", str(tmp_path),
                 env={"KEDRO_VERTEX_DEBUG": "1"})  # fmt: skip
     assert "kedro/runner/" in debug.stderr and last_line(debug.stderr) == last_line(result.stderr)
-
-
 
 
 def test_unknown_pipeline_is_one_line(project: Path):
@@ -291,7 +289,7 @@ def test_unpicklable_output_names_the_dataset(project: Path, tmp_path: Path):
 
 def test_host_alias_resolves_inside_the_task(project: Path, tmp_path: Path):
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server API
+        def do_GET(self):
             body = f"hello from {self.headers['Host']}".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -482,8 +480,6 @@ def test_help_is_cheap():
     assert "--host-alias" in result.stdout
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert not {m for m in imported if m.split(".")[0] in {"kfp", "mlflow", "kedro"}}
-
-
 
 
 def test_exit_handler_task_runs_like_any_other(project: Path, tmp_path: Path):

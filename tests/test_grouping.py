@@ -67,9 +67,7 @@ def test_chains_never_fuses_across_a_diamond():
 
 
 def test_chains_fuses_branch_tails_but_keeps_branches_parallel():
-    pipeline = DIAMOND + Pipeline(
-        [node(step, "l2", "l3", name="left_more"), node(step, "l3", "l4", name="left_last")]
-    )
+    pipeline = DIAMOND + Pipeline([node(step, "l2", "l3", name="left_more"), node(step, "l3", "l4", name="left_last")])
     # left now has two consumers (join, left_more); left_more → left_last is an exclusive chain
     groups = shape(group_nodes(pipeline, "chains"))
     assert groups["left_more"] == (["left_more", "left_last"], ["left"])
@@ -84,7 +82,9 @@ def test_chains_respects_the_fusable_callback():
 
 def test_namespace_uses_the_top_level_namespace():
     inner = Pipeline(
-        [node(step, "x", "y", name="prep"), node(step, "y", "z", name="fit")], namespace="model", inputs={"x"},
+        [node(step, "x", "y", name="prep"), node(step, "y", "z", name="fit")],
+        namespace="model",
+        inputs={"x"},
         outputs={"z"},
     )
     pipeline = Pipeline([node(step, "raw", "x", name="load")]) + inner + Pipeline([node(step, "z", "r", name="report")])
@@ -168,12 +168,18 @@ def test_groups_come_in_dependency_order(mode):
 # ---------------------------------------------------------------------------------------------------------------
 # makespan: the default grouping, under the cost model (task start-up + its nodes' run times)
 
+
 def graph(edges: dict[str, list[str]], settings: dict[str, str] | None = None) -> Pipeline:
     """``{node: [producers]}`` as a pipeline: each node writes its own dataset; ``settings`` tags nodes."""
     return Pipeline(
         [
-            node(step, [f"d_{p}" for p in producers] or ["raw"], f"d_{name}", name=name,
-                 tags=[(settings or {}).get(name, "std")])
+            node(
+                step,
+                [f"d_{p}" for p in producers] or ["raw"],
+                f"d_{name}",
+                name=name,
+                tags=[(settings or {}).get(name, "std")],
+            )
             for name, producers in edges.items()
         ]
     )
@@ -285,8 +291,17 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
     assert estimate(group_nodes(sandwich, fusable=by_tag, model=model()), model()).makespan == 390
     # the example project's shape: a preprocessing chain and a training node with settings of their own
     example = graph(
-        {"bucket": [], "clean": [], "summarize": [], "add": ["clean"], "select": ["add"], "split": ["select"],
-         "train": ["split"], "evaluate": ["train", "split"], "report": ["summarize", "evaluate"]},
+        {
+            "bucket": [],
+            "clean": [],
+            "summarize": [],
+            "add": ["clean"],
+            "select": ["add"],
+            "split": ["select"],
+            "train": ["split"],
+            "evaluate": ["train", "split"],
+            "report": ["summarize", "evaluate"],
+        },
         settings={"clean": "prep", "add": "prep", "select": "prep", "train": "gpu"},
     )
     assert optimal_key_of(example, by_tag, model())[:2] == (550, 5)
@@ -294,8 +309,19 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
     assert (found.makespan, found.tasks) == (550, 5)
     assert found.critical_path == ("clean", "split", "train", "evaluate")
     # with run times measured in milliseconds the two independent reporting nodes still share one task
-    tiny = CostModel(durations={"bucket": 0.06, "clean": 0.05, "summarize": 0.002, "add": 0.002, "select": 0.003,
-                                "split": 0.01, "train": 0.7, "evaluate": 0.6, "report": 0.0})
+    tiny = CostModel(
+        durations={
+            "bucket": 0.06,
+            "clean": 0.05,
+            "summarize": 0.002,
+            "add": 0.002,
+            "select": 0.003,
+            "split": 0.01,
+            "train": 0.7,
+            "evaluate": 0.6,
+            "report": 0.0,
+        }
+    )
     found = estimate(group_nodes(example, fusable=by_tag, model=tiny), tiny)
     assert (round(found.makespan, 6), found.tasks) == (round(optimal_key_of(example, by_tag, tiny)[0], 6), 5)
     with pytest.raises(PluginError, match="limited to 12 nodes"):
@@ -317,8 +343,12 @@ def test_makespan_grouping_is_the_same_whatever_the_hash_seed():
     )
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(Path(__file__).parents[1]),
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=str(Path(__file__).parents[1]),
         ).stdout
         for seed in ("1", "2", "3")
     }

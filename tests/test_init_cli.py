@@ -221,16 +221,32 @@ def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line
         (["--runner-params", "max_workers=1.5"], "Error: --runner-params max_workers=1.5: expected a whole number"),
         (["--only-missing-outputs"], "Error: --only-missing-outputs: VertexRunner cannot use it"),
         (["--load-versions", "houses_clean:2024-01-01T00.00.00.000Z"], "Error: --load-versions: VertexRunner does"),
-        (["--conf-source", "elsewhere"],
-         ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/")),
-        (["--runner-params", "backend=local,run_id=-x"],
-         "Error: --runner-params run_id='-x': expected an id such as local-20240101-120000-abc123 (at most 128 "),
-        (["--params", "db_password=hunter2"],
-         ("Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
-          "Secret Manager")),
+        (
+            ["--conf-source", "elsewhere"],
+            ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/"),
+        ),
+        (
+            ["--runner-params", "backend=local,run_id=-x"],
+            "Error: --runner-params run_id='-x': expected an id such as local-20240101-120000-abc123 (at most 128 ",
+        ),
+        (
+            ["--params", "db_password=hunter2"],
+            (
+                "Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
+                "Secret Manager",
+            ),
+        ),
     ],
-    ids=["empty-run-id", "empty-backend", "fractional-workers", "only-missing", "load-versions", "conf-source",
-         "option-like-run-id", "secret-param"],
+    ids=[
+        "empty-run-id",
+        "empty-backend",
+        "fractional-workers",
+        "only-missing",
+        "load-versions",
+        "conf-source",
+        "option-like-run-id",
+        "secret-param",
+    ],
 )
 def test_kedro_run_refuses_what_tasks_could_not_honour(demo_project, args, expected):
     """Options the tasks could not honour are one `Error:` line before anything runs, not silently dropped."""

@@ -90,11 +90,17 @@ def make_spec(
             out[name] = task
         return out
 
-    definitions = {name: {"parameterType": kind, "defaultValue": value} for name, (kind, value) in (params or {}).items()}
+    definitions = {
+        name: {"parameterType": kind, "defaultValue": value} for name, (kind, value) in (params or {}).items()
+    }
     root_tasks = dag_tasks(tasks, False)
     if exit_tasks:
-        components["comp-exit-handler-1"] = {"dag": {"tasks": root_tasks}, "inputDefinitions": {"parameters": {
-            name: {"parameterType": d["parameterType"]} for name, d in definitions.items()}}}
+        components["comp-exit-handler-1"] = {
+            "dag": {"tasks": root_tasks},
+            "inputDefinitions": {
+                "parameters": {name: {"parameterType": d["parameterType"]} for name, d in definitions.items()}
+            },
+        }
         root_tasks = {
             "exit-handler-1": {
                 "taskInfo": {"name": "exit-handler-1"},
@@ -185,7 +191,7 @@ def test_max_workers_one_runs_tasks_one_at_a_time(run: Run):
 
 def test_placeholders_parameters_environment_and_interpreter(run: Run):
     params = {
-        "text": ("STRING", "it's $(rm -rf /); echo \"hi\" | cat"),
+        "text": ("STRING", 'it\'s $(rm -rf /); echo "hi" | cat'),
         "count": ("NUMBER_INTEGER", 3.0),  # protobuf Struct numbers come back as doubles
         "ratio": ("NUMBER_DOUBLE", 0.5),
         "flag": ("BOOLEAN", True),
@@ -196,7 +202,14 @@ def test_placeholders_parameters_environment_and_interpreter(run: Run):
     for name, (kind, _) in params.items():
         args.append(f"--param={kind}:{name}={{{{$.inputs.parameters['{name}']}}}}")
     spec = make_spec(
-        {"probe": {"code": program(), "args": args, "inputs": list(params), "env": {"WHO": "{{$.pipeline_task_name}}@{{$.pipeline_job_uuid}}"}}},
+        {
+            "probe": {
+                "code": program(),
+                "args": args,
+                "inputs": list(params),
+                "env": {"WHO": "{{$.pipeline_task_name}}@{{$.pipeline_job_uuid}}"},
+            }
+        },
         params=params,
     )
     run(spec, run_id="abc-123", job_name="my-job", parameter_values={"ratio": 2.5}, extra_env={"EXTRA": "yes"})
@@ -225,7 +238,9 @@ def test_runtime_value_constants_of_task_inputs_take_the_jobs_values_as_on_kubef
     constants = {"job_uuid": "{{$.pipeline_job_uuid}}", "job_name": "{{$.pipeline_job_name}}",
                  "task": "{{$.pipeline_task_name}}", "plain": "x {{$.pipeline_job_uuid}}"}  # fmt: skip
     args = [f"--{key}={{{{$.inputs.parameters['{key}']}}}}" for key in constants]
-    spec = make_spec({"probe": {"code": program(), "args": args}}, exit_tasks={"after": {"code": program(), "args": args}})
+    spec = make_spec(
+        {"probe": {"code": program(), "args": args}}, exit_tasks={"after": {"code": program(), "args": args}}
+    )
     for dag in (spec["components"]["comp-exit-handler-1"]["dag"], spec["root"]["dag"]):
         for name, task in dag["tasks"].items():
             if name == "exit-handler-1":
@@ -237,7 +252,10 @@ def test_runtime_value_constants_of_task_inputs_take_the_jobs_values_as_on_kubef
     run(spec, run_id="abc-123", job_name="my-job")
     for task in ("probe", "after"):
         assert run.record(task)["argv"][2:] == [
-            "--job_uuid=abc-123", "--job_name=my-job", f"--task={task}", "--plain=x {{$.pipeline_job_uuid}}"
+            "--job_uuid=abc-123",
+            "--job_name=my-job",
+            f"--task={task}",
+            "--plain=x {{$.pipeline_job_uuid}}",
         ]
 
 
@@ -296,10 +314,12 @@ def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run:
         {
             "broken": {"code": program("open(os.path.join(os.environ['OUT'], 'failing'), 'w').close(); sys.exit(2)")},
             # still running when broken fails: waits for it, then a little longer than the scheduler's poll
-            "slow-sibling": {"code": program(
-                "while not os.path.exists(os.path.join(os.environ['OUT'], 'failing')): time.sleep(0.02)\n"
-                "time.sleep(0.5)"
-            )},
+            "slow-sibling": {
+                "code": program(
+                    "while not os.path.exists(os.path.join(os.environ['OUT'], 'failing')): time.sleep(0.02)\n"
+                    "time.sleep(0.5)"
+                )
+            },
             "later": {"code": program()},  # independent, but waits for a free worker
         },
         exit_tasks={"notify": {"code": program()}},
@@ -310,6 +330,8 @@ def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run:
     assert states == {"broken": "FAILED", "slow-sibling": "SUCCEEDED", "later": "SKIPPED", "notify": "SUCCEEDED"}
     assert not run.ran("later") and run.ran("notify")
     assert "later (node_later): SKIPPED (failure_policy fast: broken failed)" in run.output
+
+
 # a task says which node failed, or was running when it ended, in its report file (task_contract.TaskReport)
 REPORTS = "from kedro_vertex_runner.task_contract import TaskReport, report_path\n"
 
@@ -320,7 +342,7 @@ def test_failed_node_of_a_multi_node_task_is_named(run: Run):
             "chain": {
                 "code": program(
                     REPORTS + 'TaskReport("failed", "b.second", "RuntimeError: x").write(report_path())\n'
-                    'print("Error: node \'b.second\' failed: RuntimeError: x", file=sys.stderr); sys.exit(1)'
+                    "print(\"Error: node 'b.second' failed: RuntimeError: x\", file=sys.stderr); sys.exit(1)"
                 ),
                 "node": "a.first",
                 "args": ["--node=b.second"],
@@ -336,12 +358,15 @@ def test_failed_node_of_a_multi_node_task_is_named(run: Run):
 
 
 def test_node_running_when_its_task_is_killed_is_named(run: Run):
-    killed = REPORTS + """
+    killed = (
+        REPORTS
+        + """
 TaskReport("running", "a.first").write(report_path())
 TaskReport("running", "b.second").write(report_path())
 print("b.second is working", flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
+    )
     spec = make_spec({"chain": {"code": "import signal\n" + program(killed), "node": "a.first",
                                 "args": ["--node=b.second", "--node=c.third"]}})  # fmt: skip
     with pytest.raises(LocalRunFailed) as caught:
@@ -540,10 +565,16 @@ def test_live_table_on_a_terminal(run: Run):
         (lambda s: s["root"]["dag"]["tasks"]["a"].update(dependentTasks=["b"]), {}, "cycle"),
         (lambda s: s["root"]["dag"]["tasks"]["a"].update(dependentTasks=["ghost"]), {}, "'ghost'"),
         (lambda s: s["deploymentSpec"]["executors"].pop("exec-a"), {}, "executor 'exec-a'"),
-        (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("{{$.outputs.x}}"), {},
-         "not supported"),
-        (lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("--timeout=soon"), {},
-         "--timeout 'soon'"),
+        (
+            lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("{{$.outputs.x}}"),
+            {},
+            "not supported",
+        ),
+        (
+            lambda s: s["deploymentSpec"]["executors"]["exec-a"]["container"]["args"].append("--timeout=soon"),
+            {},
+            "--timeout 'soon'",
+        ),
         (lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"), {}, "no default value"),
         (lambda s: None, {"run_id": "../escape"}, "run id '../escape': expected an id such as"),
     ],
@@ -582,7 +613,7 @@ def test_a_run_id_belongs_to_one_run_at_a_time(run: Run, tmp_path: Path):
     gate = tmp_path / "gate"
     waiter = program(f"""
         import pathlib
-        pathlib.Path({str(tmp_path / 'started')!r}).touch()
+        pathlib.Path({str(tmp_path / "started")!r}).touch()
         while not pathlib.Path({str(gate)!r}).exists():
             time.sleep(0.02)
     """)

@@ -85,10 +85,18 @@ def _run_tasks(uri: str, job_id: str, tasks: list[dict], tmp_path: Path) -> list
     expected = sum(1 for t in tasks if not t.get("exit_handler"))
 
     def run(task: dict) -> dict:
-        spec = {"uri": uri, "experiment": EXPERIMENT, "job_id": job_id, "job_name": f"demo-{job_id[:8]}",
-                "expected": expected, "nodes": [task["name"]], **task}
-        done = subprocess.run([PYTHON, str(script), json.dumps(spec)], capture_output=True, text=True,
-                              env=subprocess_env(), timeout=120)
+        spec = {
+            "uri": uri,
+            "experiment": EXPERIMENT,
+            "job_id": job_id,
+            "job_name": f"demo-{job_id[:8]}",
+            "expected": expected,
+            "nodes": [task["name"]],
+            **task,
+        }
+        done = subprocess.run(
+            [PYTHON, str(script), json.dumps(spec)], capture_output=True, text=True, env=subprocess_env(), timeout=120
+        )
         outcome = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
         return {"rc": done.returncode, "stderr": done.stderr, **outcome}
 
@@ -215,8 +223,13 @@ TOKEN_SCRIPT = textwrap.dedent(
 def test_identity_token_minted_from_metadata_server(tmp_path):
     audience = "https://mlflow-abc-ew.a.run.app"
     with FakeMetadataServer() as metadata:
-        done = subprocess.run([PYTHON, "-c", TOKEN_SCRIPT, audience], capture_output=True, text=True,
-                              env=subprocess_env(**metadata.env()), timeout=60)
+        done = subprocess.run(
+            [PYTHON, "-c", TOKEN_SCRIPT, audience],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(**metadata.env()),
+            timeout=60,
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     token = done.stdout.strip()
     _, payload, _ = token.split(".")
@@ -229,18 +242,29 @@ def test_identity_token_minted_from_metadata_server(tmp_path):
 
 
 def test_identity_token_error_is_one_line():
-    env = subprocess_env(GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9",
-                         GCE_METADATA_TIMEOUT="1", GCE_METADATA_DETECT_RETRIES="1")
-    done = subprocess.run([PYTHON, "-c", TOKEN_SCRIPT, "https://x.example"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    env = subprocess_env(
+        GCE_METADATA_HOST="127.0.0.1:9",
+        GCE_METADATA_IP="127.0.0.1:9",
+        GCE_METADATA_TIMEOUT="1",
+        GCE_METADATA_DETECT_RETRIES="1",
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", TOKEN_SCRIPT, "https://x.example"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 3
     line = done.stdout.strip()
     assert "\n" not in line and "cannot mint a Google identity token" in line and "service_account" in line
 
 
 def test_audience_only_in_compiled_env():
-    env = mt.compiled_task_env(tasks=[["a"], ["b"]], roots=[["a"]], exit_handler=False, project_id="p",
-                               region="europe-west1", audience="https://mlflow.example")
+    env = mt.compiled_task_env(
+        tasks=[["a"], ["b"]],
+        roots=[["a"]],
+        exit_handler=False,
+        project_id="p",
+        region="europe-west1",
+        audience="https://mlflow.example",
+    )
     assert env[mt.ENV_AUDIENCE] == "https://mlflow.example"
     assert env[mt.ENV_CREATOR] == mt.task_key(["a"]) and env[mt.ENV_TASKS] == "2"
     assert not any("TOKEN" in name for name in env)
@@ -266,11 +290,17 @@ def test_file_store_gets_one_line(uri, monkeypatch):
 def test_file_store_message_names_where_the_uri_comes_from(monkeypatch):
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
-    with pytest.raises(PluginError, match=r"^MLflow tracking URI './mlruns' is a local file store, which MLflow 3 "
-                       r"refuses \(from MLFLOW_TRACKING_URI\): set"):
+    with pytest.raises(
+        PluginError,
+        match=r"^MLflow tracking URI './mlruns' is a local file store, which MLflow 3 "
+        r"refuses \(from MLFLOW_TRACKING_URI\): set",
+    ):
         mt.check_tracking_uri(None)
-    with pytest.raises(PluginError, match=r"^MLflow tracking URI 'mlruns' is a local file store, which MLflow 3 refuses "
-                       r"and the job's tasks could not share \(set in mlflow.yml\): set"):
+    with pytest.raises(
+        PluginError,
+        match=r"^MLflow tracking URI 'mlruns' is a local file store, which MLflow 3 refuses "
+        r"and the job's tasks could not share \(set in mlflow.yml\): set",
+    ):
         mt.check_tracking_uri("mlruns", backend="local")
 
 
@@ -393,8 +423,9 @@ def test_plain_kedro_run_is_untouched_without_kedro_mlflow(demo_project):
     """The example as shipped (kedro-mlflow disabled in settings.py) with an mlflow.yml on the old ./mlruns default:
     the plugin's hook neither stops nor slows a plain session run, and imports nothing MLflow-related."""
     (demo_project / "conf" / "base" / "mlflow.yml").write_text("server:\n  mlflow_tracking_uri: mlruns\n")
-    done = subprocess.run([PYTHON, "-c", HOOK_SCRIPT], cwd=demo_project, capture_output=True, text=True,
-                          env=subprocess_env(), timeout=300)
+    done = subprocess.run(
+        [PYTHON, "-c", HOOK_SCRIPT], cwd=demo_project, capture_output=True, text=True, env=subprocess_env(), timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = [x for x in done.stdout.splitlines() if x.startswith("NEW_IMPORTS")][-1]
     assert line.startswith("NEW_IMPORTS [] TOOK"), line
@@ -413,8 +444,14 @@ def test_plain_kedro_run_without_mlflow_yml_runs_with_kedro_mlflow_installed(dem
     env = subprocess_env()
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_ALLOW_FILE_STORE", None)
-    done = subprocess.run(kedro_cmd("run", "--pipeline", "data_processing"), cwd=demo_project, capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = subprocess.run(
+        kedro_cmd("run", "--pipeline", "data_processing"),
+        cwd=demo_project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "Traceback" not in output and "MlflowException" not in output and "Error:" not in output
@@ -427,8 +464,14 @@ def test_old_mlruns_default_is_one_line(demo_project):
     """kedro-mlflow on, mlflow.yml left on ./mlruns: `kedro run --runner=VertexRunner` says what to change, in one
     line."""
     project = _track(demo_project, "mlruns", "demo", LOCAL_YML)
-    done = subprocess.run(kedro_cmd("run", "--runner=VertexRunner"), cwd=project, capture_output=True, text=True,
-                          env=subprocess_env(), timeout=300)
+    done = subprocess.run(
+        kedro_cmd("run", "--runner=VertexRunner"),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert done.returncode == 1
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "MlflowException" not in output
@@ -500,13 +543,18 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     experiment_name = f"{EXPERIMENT}-e2e-{uuid.uuid4().hex[:6]}"
     project = _track(demo_project, mlflow_server, experiment_name, LOCAL_YML)
     # outputs of three different tasks become artifacts of the run (conf/local overrides these catalog entries)
-    artifacts = {"model_metrics": ("json.JSONDataset", "data/08_reporting/metrics.json"),
-                 "price_buckets": ("pandas.CSVDataset", "data/08_reporting/price_buckets.csv"),
-                 "report": ("json.JSONDataset", "data/08_reporting/report.json")}
-    (project / "conf" / "local" / "catalog.yml").write_text("".join(
-        f"{name}:\n  type: kedro_mlflow.io.artifacts.MlflowArtifactDataset\n  dataset:\n    type: {kind}\n"
-        f"    filepath: {path}\n" for name, (kind, path) in artifacts.items()
-    ))
+    artifacts = {
+        "model_metrics": ("json.JSONDataset", "data/08_reporting/metrics.json"),
+        "price_buckets": ("pandas.CSVDataset", "data/08_reporting/price_buckets.csv"),
+        "report": ("json.JSONDataset", "data/08_reporting/report.json"),
+    }
+    (project / "conf" / "local" / "catalog.yml").write_text(
+        "".join(
+            f"{name}:\n  type: kedro_mlflow.io.artifacts.MlflowArtifactDataset\n  dataset:\n    type: {kind}\n"
+            f"    filepath: {path}\n"
+            for name, (kind, path) in artifacts.items()
+        )
+    )
     env = subprocess_env(KEDRO_CONFIG_COMMIT_ID=COMMIT, MLFLOW_TRACKING_TOKEN="launcher-secret-token")
 
     def kedro_run(*extra: str) -> subprocess.CompletedProcess:
@@ -550,11 +598,14 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
 
 
-VERTEX_YML = VERTEX_CONFIG_HEAD + """\
+VERTEX_YML = (
+    VERTEX_CONFIG_HEAD
+    + """\
   service_account: tasks@demo-gcp.iam.gserviceaccount.com
   mlflow:
     audience: https://mlflow-abc123-ew.a.run.app
 """
+)
 
 
 @pytest.mark.slow
@@ -567,10 +618,15 @@ def test_run_once_on_vertex_compiles_tracking_and_no_token(mlflow_server, client
     project = _track(demo_project, mlflow_server, experiment_name, VERTEX_YML.format(endpoint=fake.endpoint))
     fake.script_next_job("RUNNING", "SUCCEEDED")
     with FakeMetadataServer() as metadata:  # any identity token minted on the launcher would come from here
-        env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05",
-                             MLFLOW_TRACKING_TOKEN="launcher-secret-token", **metadata.env())
-        done = subprocess.run(kedro_cmd("vertexai", "run-once"), cwd=project, capture_output=True, text=True,
-                              env=env, timeout=300)
+        env = subprocess_env(
+            KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1",
+            KEDRO_VERTEX_POLL_INTERVAL="0.05",
+            MLFLOW_TRACKING_TOKEN="launcher-secret-token",
+            **metadata.env(),
+        )
+        done = subprocess.run(
+            kedro_cmd("vertexai", "run-once"), cwd=project, capture_output=True, text=True, env=env, timeout=300
+        )
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
     assert metadata.audiences == []
     assert fake.unknown == []
@@ -634,8 +690,14 @@ def test_enabled_without_kedro_mlflow_is_one_line(demo_project):
     """`mlflow.enabled: true` in a project whose kedro-mlflow is disabled (settings.py): compile refuses in one line
     naming the file and key, instead of compiling tasks that would all fail to join a run."""
     (demo_project / "conf" / "base" / "vertexai.yml").write_text(LOCAL_YML + "  mlflow:\n    enabled: true\n")
-    done = subprocess.run(kedro_cmd("vertexai", "compile", "-o", "spec.json"), cwd=demo_project, capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300)
+    done = subprocess.run(
+        kedro_cmd("vertexai", "compile", "-o", "spec.json"),
+        cwd=demo_project,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     (line,) = [x for x in done.stderr.splitlines() if "run_config.mlflow.enabled" in x]
     assert "conf/base/vertexai.yml: run_config.mlflow.enabled: true needs kedro-mlflow" in line
@@ -643,8 +705,9 @@ def test_enabled_without_kedro_mlflow_is_one_line(demo_project):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [("vertexai", "run-once"), ("vertexai", "schedule", "--cron", "0 1 * * *")],
-                         ids=["run-once", "schedule"])
+@pytest.mark.parametrize(
+    "command", [("vertexai", "run-once"), ("vertexai", "schedule", "--cron", "0 1 * * *")], ids=["run-once", "schedule"]
+)
 def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(command, demo_project, fake):
     """`kedro vertexai run-once`/`schedule` with kedro-mlflow on a sqlite file: one line saying tasks on Vertex AI
     cannot reach it, and nothing is created (the same check as `kedro run --runner=VertexRunner`, backend vertex)."""

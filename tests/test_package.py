@@ -41,7 +41,10 @@ def test_short_runner_name_resolves_when_the_project_runs_as_a_package(demo_proj
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.strip().splitlines()[-1] == "Error: --runner-params backend='bogus': expected 'local', 'vertex' or 'kubeflow'"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "Error: --runner-params backend='bogus': expected 'local', 'vertex' or 'kubeflow'"
+    )
 
 
 def test_every_package_directory_ships_in_the_wheel():

@@ -194,7 +194,8 @@ def test_declared_memory_datasets_cross_tasks_like_undeclared_ones():
     assert placed == {"shared": "/r/run/shared.pkl", "decl": "/r/run/decl.pkl"}  # the pattern matches decl too
     assert isinstance(catch_all["shared"], PersistedDataset)
     assert persist_undeclared(catch_all_catalog(), pipeline.filter(node_names=["p1"]), pipeline, "/r", "run") == {
-        "shared": "/r/run/shared.pkl"}  # `given` is not produced in the job: the catalog's own value stays
+        "shared": "/r/run/shared.pkl"
+    }  # `given` is not produced in the job: the catalog's own value stays
 
 
 def test_boundary_is_linear_in_the_group_for_a_big_job():
@@ -212,12 +213,17 @@ class _SparkLikeFrame:
     """Pickles the way a Spark DataFrame does: its SparkContext refuses with a multi-line runtime error."""
 
     def __reduce__(self):
-        raise RuntimeError("[CONTEXT_ONLY_VALID_ON_DRIVER] It appears that you are attempting to reference\n"
-                           "SparkContext from a broadcast variable, action, or transformation.")
+        raise RuntimeError(
+            "[CONTEXT_ONLY_VALID_ON_DRIVER] It appears that you are attempting to reference\n"
+            "SparkContext from a broadcast variable, action, or transformation."
+        )
 
 
-@pytest.mark.parametrize("value", [_SparkLikeFrame(), __import__("threading").Lock(), (i for i in range(2))],
-                         ids=["spark-like", "lock", "generator"])
+@pytest.mark.parametrize(
+    "value",
+    [_SparkLikeFrame(), __import__("threading").Lock(), (i for i in range(2))],
+    ids=["spark-like", "lock", "generator"],
+)
 def test_unpicklable_values_fail_with_our_own_line(tmp_path: Path, value):
     dataset = PersistedDataset(str(tmp_path / "x.pkl"), name="features")
     with pytest.raises(DatasetError) as caught:
@@ -244,8 +250,10 @@ def test_one_version_per_job_recorded_once(tmp_path: Path):
 
 def _versioned_catalog(tmp_path: Path) -> DataCatalog:
     return DataCatalog.from_config(
-        {"model": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "model.pkl"), "versioned": True},
-         "earlier": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "earlier.pkl"), "versioned": True}}
+        {
+            "model": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "model.pkl"), "versioned": True},
+            "earlier": {"type": "pickle.PickleDataset", "filepath": str(tmp_path / "earlier.pkl"), "versioned": True},
+        }
     )
 
 

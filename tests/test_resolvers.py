@@ -134,8 +134,21 @@ def test_run_ids_that_name_one_folder_pass(run_id):
 
 
 @pytest.mark.parametrize(
-    "run_id", ["", "-x", "--root=/tmp", "..", ".hidden", "a/b", "a\\b", "a b", "x\n", "{{$.pipeline_job_uuid}}",
-               "r" * 129, "caf\u00e9"]
+    "run_id",
+    [
+        "",
+        "-x",
+        "--root=/tmp",
+        "..",
+        ".hidden",
+        "a/b",
+        "a\\b",
+        "a b",
+        "x\n",
+        "{{$.pipeline_job_uuid}}",
+        "r" * 129,
+        "caf\u00e9",
+    ],
 )
 def test_run_ids_that_could_be_misread_are_refused_in_one_line(run_id):
     """One rule for every place a run id enters (runner params, local backend, entrypoint): a single safe path

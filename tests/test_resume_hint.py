@@ -17,13 +17,15 @@ def _f(*args):
 
 
 # a -> (m, in memory) -> b -> (stored) -> c ; d independent of b inside the same task ; e in another task reads c
-PIPELINE = Pipeline([
-    node(_f, "raw", "m", name="a"),
-    node(_f, "m", "stored", name="b"),
-    node(_f, "stored", "x", name="c"),
-    node(_f, "raw", "y", name="d"),
-    node(_f, "x", "z", name="e"),
-])
+PIPELINE = Pipeline(
+    [
+        node(_f, "raw", "m", name="a"),
+        node(_f, "m", "stored", name="b"),
+        node(_f, "stored", "x", name="c"),
+        node(_f, "raw", "y", name="d"),
+        node(_f, "x", "z", name="e"),
+    ]
+)
 # declared: the failed run wrote it where the catalog says
 CATALOG = DataCatalog.from_config({"stored": {"type": "pickle.PickleDataset", "filepath": "never-written.pkl"}})
 TASK = ["a", "b", "c", "d"]
@@ -42,8 +44,14 @@ def test_hint_repeats_the_run_filters(capsys):
     failed = TaskResult(name="t", nodes=tuple(TASK), state="FAILED", failed_node="b")
     done = TaskResult(name="u", nodes=("e",), state="SKIPPED")
     failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", tasks={"t": failed, "u": done}))
-    run_params = {"pipeline_names": ["model", "reporting"], "env": "prod", "tags": ["x", "y"],
-                  "to_nodes": ["e"], "node_names": [], "runtime_params": {"k": 1}}
+    run_params = {
+        "pipeline_names": ["model", "reporting"],
+        "env": "prod",
+        "tags": ["x", "y"],
+        "to_nodes": ["e"],
+        "node_names": [],
+        "runtime_params": {"k": 1},
+    }
     _print_resume_hint(failure, run_params, PIPELINE, CATALOG, backend="local")
     line = capsys.readouterr().out.strip()
     assert line == (
@@ -53,7 +61,7 @@ def test_hint_repeats_the_run_filters(capsys):
     )
 
 
-HOSTILE = ["two words", "a;rm -rf ~", "$(touch pwned)", "it's \"quoted\"", "-leading-dash", "`id`|cat>x&"]
+HOSTILE = ["two words", "a;rm -rf ~", "$(touch pwned)", 'it\'s "quoted"', "-leading-dash", "`id`|cat>x&"]
 
 
 def test_hint_quotes_every_value_so_a_shell_reads_it_back_unchanged(capsys):

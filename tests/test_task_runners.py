@@ -9,9 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, _clean_example, subprocess_env
 from kedro.pipeline import Pipeline, node
 
-from conftest import PYTHON, _clean_example, subprocess_env
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.task_contract import TaskContract, TaskReport
@@ -135,7 +135,7 @@ def steady(x):
     return "steady"
 '''
 
-PIPELINE = '''
+PIPELINE = """
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import explode, join, left, right, steady
@@ -149,7 +149,7 @@ def create_pipeline(**kwargs):
         Node(explode, "params:report_title", "pt_exploded", name="explode"),
         Node(steady, "params:report_title", "pt_steady", name="steady"),
     ])
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -83,8 +83,14 @@ def commands(tmp_path_factory, registry, fake, gcs_emulator):
     full = f"{registry.url}/demo-project/{version}"
     scheduled = _kedro(project, "vertexai", "schedule", "--cron", "0 6 * * *", "--template-uri", full)
     assert fake.unknown == []
-    return {"uploaded": uploaded, "ran": ran, "scheduled": scheduled, "full": full,
-            "jobs": fake.calls("POST", r"/pipelineJobs$"), "schedules": fake.calls("POST", r"/schedules$")}
+    return {
+        "uploaded": uploaded,
+        "ran": ran,
+        "scheduled": scheduled,
+        "full": full,
+        "jobs": fake.calls("POST", r"/pipelineJobs$"),
+        "schedules": fake.calls("POST", r"/schedules$"),
+    }
 
 
 @pytest.mark.slow

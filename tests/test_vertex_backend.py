@@ -64,9 +64,7 @@ def api(fake: FakeVertex, gcs_emulator: str, fake_logging: FakeLogging, monkeypa
 
 def make_config(fake: FakeVertex, **run_config: Any) -> PluginConfig:
     raw = {"image": "europe-docker.pkg.dev/p/r/img:1", "root": "gs://test-bucket/root", **run_config}
-    return validate_config(
-        {"project_id": PROJECT, "region": REGION, "api_endpoint": fake.endpoint, "run_config": raw}
-    )
+    return validate_config({"project_id": PROJECT, "region": REGION, "api_endpoint": fake.endpoint, "run_config": raw})
 
 
 def created_jobs(fake: FakeVertex) -> list[dict[str, Any]]:
@@ -260,9 +258,14 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
         api,
         encryption_key=key,
         failure_policy="fast",
-        network={"vpc": "projects/123/global/networks/vpc-1", "reserved_ip_ranges": ["range-a", "range-b"],
-                 "psc_interface": {"network_attachment": "att-1",
-                                   "dns_peering": [{"domain": "corp.", "target_project": "h", "target_network": "n"}]}},
+        network={
+            "vpc": "projects/123/global/networks/vpc-1",
+            "reserved_ip_ranges": ["range-a", "range-b"],
+            "psc_interface": {
+                "network_attachment": "att-1",
+                "dns_peering": [{"domain": "corp.", "target_project": "h", "target_network": "n"}],
+            },
+        },
     )
     console.submit(SPEC, config, wait=False)
     body = created_jobs(api)[0]["body"]
@@ -286,15 +289,29 @@ EXIT_SPEC: dict[str, Any] = {
     "pipelineInfo": {"name": "demo-project"},
     "schemaVersion": "2.1.0",
     "components": {
-        "comp-exit-handler-1": {"dag": {"tasks": {
-            "clean-houses": {"taskInfo": {"name": "clean_houses + add_features"}},
-            "train-model": {"taskInfo": {"name": "train_model"}, "dependentTasks": ["clean-houses"]},
-        }}},
+        "comp-exit-handler-1": {
+            "dag": {
+                "tasks": {
+                    "clean-houses": {"taskInfo": {"name": "clean_houses + add_features"}},
+                    "train-model": {"taskInfo": {"name": "train_model"}, "dependentTasks": ["clean-houses"]},
+                }
+            }
+        },
     },
-    "root": {"dag": {"tasks": {
-        "exit-handler-1": {"componentRef": {"name": "comp-exit-handler-1"}, "taskInfo": {"name": "exit-handler-1"}},
-        "on-exit-notify": {"taskInfo": {"name": "on exit: log_run_finished"}, "dependentTasks": ["exit-handler-1"]},
-    }}},
+    "root": {
+        "dag": {
+            "tasks": {
+                "exit-handler-1": {
+                    "componentRef": {"name": "comp-exit-handler-1"},
+                    "taskInfo": {"name": "exit-handler-1"},
+                },
+                "on-exit-notify": {
+                    "taskInfo": {"name": "on exit: log_run_finished"},
+                    "dependentTasks": ["exit-handler-1"],
+                },
+            }
+        }
+    },
 }
 
 
@@ -306,14 +323,24 @@ def test_tasks_are_named_as_vertex_reports_them_exit_handler_included(
     fake_logging.add_lines(custom_job_id("train-model"), [f"line {i}" for i in range(30)] + ["KeyError: 'price'"])
     api.script_next_job(
         {"state": "RUNNING", "tasks": {"clean-houses": "RUNNING"}},
-        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "train-model": ("FAILED", "exit code 1"),
-                                      "on-exit-notify": "SUCCEEDED"}},
+        {
+            "state": "FAILED",
+            "tasks": {
+                "clean-houses": "SUCCEEDED",
+                "train-model": ("FAILED", "exit code 1"),
+                "on-exit-notify": "SUCCEEDED",
+            },
+        },
     )
     with pytest.raises(PluginError, match=r"FAILED: task train_model failed: exit code 1"):
         console.submit(EXIT_SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out.splitlines()
-    for line in ("clean_houses + add_features: RUNNING", "clean_houses + add_features: SUCCEEDED",
-                 "train_model: FAILED", "on exit: log_run_finished: SUCCEEDED"):
+    for line in (
+        "clean_houses + add_features: RUNNING",
+        "clean_houses + add_features: SUCCEEDED",
+        "train_model: FAILED",
+        "on exit: log_run_finished: SUCCEEDED",
+    ):
         assert line in out
     assert not [line for line in out if line.startswith(("exit-handler-1", "demo-project-"))], out
     # the failed task's log tail, from the CustomJob that ran it, then the link for the rest
@@ -334,14 +361,18 @@ def test_unreadable_logs_are_one_line_and_never_hide_the_job_error(
         console.submit(SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("Task train")]
-    assert ("its log cannot be shown: no permission to read logs of project proj-1: grant the account "
-            "roles/logging.viewer") in line
+    assert (
+        "its log cannot be shown: no permission to read logs of project proj-1: grant the account roles/logging.viewer"
+    ) in line
     assert "https://console.cloud.google.com/logs/query" in line
 
 
-def test_a_task_that_never_started_a_container_has_no_log(api: FakeVertex, fake_logging: FakeLogging,
-                                                         capsys: pytest.CaptureFixture) -> None:
-    api.script_next_job({"state": "FAILED", "tasks": {"train": ("NOT_TRIGGERED", "")}}, )
+def test_a_task_that_never_started_a_container_has_no_log(
+    api: FakeVertex, fake_logging: FakeLogging, capsys: pytest.CaptureFixture
+) -> None:
+    api.script_next_job(
+        {"state": "FAILED", "tasks": {"train": ("NOT_TRIGGERED", "")}},
+    )
     console.submit(SPEC, make_config(api), wait=False)
     job_id = created_jobs(api)[0]["query"]["pipelineJobId"]
     with pytest.raises(PluginError, match=rf"--task 'nope': job {job_id} has no such task \(its tasks: 'train'\)"):
@@ -521,7 +552,12 @@ def test_schedule_replaces_earlier_ones_with_the_same_name(api: FakeVertex, caps
     other = api.add_schedule(PROJECT, REGION, "someone-else")
     config = make_config(api, scheduled_run_name="nightly-prices", labels={"team": "pricing"})
     name = console.create_schedule(
-        SPEC, config, cron="0 6 * * 1-5", timezone_name="Europe/Warsaw", max_run_count=10, params={"depth": 5},
+        SPEC,
+        config,
+        cron="0 6 * * 1-5",
+        timezone_name="Europe/Warsaw",
+        max_run_count=10,
+        params={"depth": 5},
         allow_queueing=True,
     )
     (create,) = api.calls("POST", r"/schedules$")

@@ -23,7 +23,9 @@ PROJECT, REGION = "demo-gcp", "europe-west1"
 # the example's tasks as Vertex AI names them (their taskInfo.name), keyed in scripts by their spec task keys
 CLEAN_TASK = "clean_houses + … + model.split_data (4 nodes)"  # task clean-houses (a chain of four nodes)
 TRAIN_TASK = "model.train_model"  # task model-train-model
-CONFIG = VERTEX_CONFIG_HEAD + """\
+CONFIG = (
+    VERTEX_CONFIG_HEAD
+    + """\
   grouping: chains  # a task per branch, named in the job states below (makespan would give two tasks)
   service_account: runner@demo-gcp.iam.gserviceaccount.com
   network:
@@ -39,6 +41,7 @@ CONFIG = VERTEX_CONFIG_HEAD + """\
       pipeline: data_processing
       params: {{learning_rate: 0.3}}
 """
+)
 
 
 @pytest.fixture
@@ -55,8 +58,12 @@ _LOGGING_ENDPOINT = [""]  # the module's fake Cloud Logging, set by the `project
 
 
 def env(**extra: str) -> dict[str, str]:
-    return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05",
-                          KEDRO_VERTEX_LOGGING_ENDPOINT=_LOGGING_ENDPOINT[0], **extra)
+    return subprocess_env(
+        KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1",
+        KEDRO_VERTEX_POLL_INTERVAL="0.05",
+        KEDRO_VERTEX_LOGGING_ENDPOINT=_LOGGING_ENDPOINT[0],
+        **extra,
+    )
 
 
 def run(project: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -119,8 +126,13 @@ def test_run_once_failed_job_exits_non_zero(project: Path, fake: FakeVertex) -> 
     assert_one_line_error(result, f"FAILED: task {TRAIN_TASK} failed: KeyError: 'price'")
 
     # a failed task without its own message: the job's message is shown instead
-    fake.script_next_job({"state": "FAILED", "tasks": {"model-train-model": "FAILED"},
-                          "error": "The DAG failed because some tasks failed."})
+    fake.script_next_job(
+        {
+            "state": "FAILED",
+            "tasks": {"model-train-model": "FAILED"},
+            "error": "The DAG failed because some tasks failed.",
+        }
+    )
     result = run(project, "vertexai", "run-once")
     assert_one_line_error(result, f"task {TRAIN_TASK} failed: The DAG failed because some tasks failed.")
 
@@ -174,8 +186,9 @@ def test_bad_credentials_file_submits_nothing(project: Path, fake: FakeVertex, t
     assert fake.requests == []
 
 
-def test_unreachable_token_endpoint_is_one_line_in_bounded_time(project: Path, fake: FakeVertex,
-                                                                 tmp_path: Path) -> None:
+def test_unreachable_token_endpoint_is_one_line_in_bounded_time(
+    project: Path, fake: FakeVertex, tmp_path: Path
+) -> None:
     """Well-formed service-account credentials whose token endpoint cannot be reached (offline): one line about
     network and credentials after the bounded bucket check, nothing submitted."""
     import socket
@@ -190,11 +203,19 @@ def test_unreachable_token_endpoint_is_one_line_in_bounded_time(project: Path, f
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "1", "private_key": key.decode(),
-        "client_email": f"ci@{PROJECT}.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": f"http://127.0.0.1:{dead}/token",
-    }))
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "1",
+                "private_key": key.decode(),
+                "client_email": f"ci@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"http://127.0.0.1:{dead}/token",
+            }
+        )
+    )
     environ = env(GOOGLE_APPLICATION_CREDENTIALS=str(key_file), KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT="2")
     environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS")
     started = time.monotonic()
@@ -207,8 +228,9 @@ def test_unreachable_token_endpoint_is_one_line_in_bounded_time(project: Path, f
 
 def test_kedro_run_with_vertex_runner(project: Path, fake: FakeVertex) -> None:
     fake.script_next_job("RUNNING", "SUCCEEDED")
-    result = run(project, "run", "--runner=VertexRunner", "--runner-params", "backend=vertex", "--params",
-                 "learning_rate=0.4")
+    result = run(
+        project, "run", "--runner=VertexRunner", "--runner-params", "backend=vertex", "--params", "learning_rate=0.4"
+    )
     assert result.returncode == 0, result.stderr
     (create,) = fake.calls("POST", r"/pipelineJobs$")
     assert create["body"]["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.4
@@ -219,7 +241,12 @@ def test_interrupt_with_cancel_on_interrupt_cancels(project: Path, fake: FakeVer
     fake.script_next_job("RUNNING")
     process = subprocess.Popen(
         kedro_cmd("vertexai", "run-once", "--cancel-on-interrupt"),
-        cwd=project, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        cwd=project,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -258,9 +285,7 @@ def test_named_schedule_from_config(project: Path, fake: FakeVertex) -> None:
     # --pipeline overrides the entry's pipeline, even when it names __default__
     again = run(project, "vertexai", "schedule", "--schedule", "weekday-mornings", "-p", "__default__")
     assert again.returncode == 0, again.stderr
-    assert sorted(s["displayName"] for s in fake.schedules.values()) == [
-        "demo-project", "demo-project-data-processing"
-    ]
+    assert sorted(s["displayName"] for s in fake.schedules.values()) == ["demo-project", "demo-project-data-processing"]
 
 
 def test_schedule_whose_old_one_cannot_be_deleted_never_fires_twice(project: Path, fake: FakeVertex) -> None:
@@ -313,7 +338,9 @@ def test_list_pipelines_and_ui(project: Path, fake: FakeVertex) -> None:
     assert f"https://console.cloud.google.com/vertex-ai/pipelines/runs?project={PROJECT}" in ui.stdout
 
 
-PRODUCTION_CONFIG = VERTEX_CONFIG_HEAD + """\
+PRODUCTION_CONFIG = (
+    VERTEX_CONFIG_HEAD
+    + """\
   labels: {{team: pricing, env: prod}}
   encryption_key: projects/kms-proj/locations/europe-west1/keyRings/ml/cryptoKeys/pipelines
   failure_policy: fast
@@ -326,6 +353,7 @@ PRODUCTION_CONFIG = VERTEX_CONFIG_HEAD + """\
   schedules:
     nightly: {{cron: "0 2 * * *", allow_queueing: true}}
 """
+)
 
 
 def test_production_settings_reach_the_job_and_the_schedule(project: Path, fake: FakeVertex) -> None:
@@ -356,13 +384,21 @@ def test_production_settings_reach_the_job_and_the_schedule(project: Path, fake:
 def test_failed_task_log_in_the_terminal_and_the_logs_command(
     project: Path, fake: FakeVertex, fake_logging: FakeLogging
 ) -> None:
-    traceback = ["Traceback (most recent call last):", '  File "nodes.py", line 12, in train_model',
-                 "KeyError: 'price'"]
+    traceback = [
+        "Traceback (most recent call last):",
+        '  File "nodes.py", line 12, in train_model',
+        "KeyError: 'price'",
+    ]
     fake_logging.add_lines(custom_job_id("model-train-model"), ["INFO Loading data"] * 25 + traceback)
     fake.script_next_job(
         {"state": "RUNNING", "tasks": {"clean-houses": "RUNNING"}},
-        {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED",
-                                      "model-train-model": ("FAILED", "The replica workerpool0-0 exited with 1")}},
+        {
+            "state": "FAILED",
+            "tasks": {
+                "clean-houses": "SUCCEEDED",
+                "model-train-model": ("FAILED", "The replica workerpool0-0 exited with 1"),
+            },
+        },
     )
     result = run(project, "vertexai", "run-once")
     # named as the console names them: the task's nodes, not the spec's task keys
@@ -386,5 +422,7 @@ def test_failed_task_log_in_the_terminal_and_the_logs_command(
     denied = run(project, "vertexai", "logs", job_id, "--task", CLEAN_TASK)
     assert denied.returncode == 0 and "Traceback" not in denied.stderr, denied.stderr
     (line,) = [line for line in denied.stdout.splitlines() if line.startswith("Task ")]
-    assert line.startswith(f"Task {CLEAN_TASK} (SUCCEEDED): its log cannot be shown: no permission to read logs of "
-                           "project demo-gcp: grant the account roles/logging.viewer"), line
+    assert line.startswith(
+        f"Task {CLEAN_TASK} (SUCCEEDED): its log cannot be shown: no permission to read logs of "
+        "project demo-gcp: grant the account roles/logging.viewer"
+    ), line

@@ -56,8 +56,7 @@ def task_log_filter(custom_job: str, since: str | None = None) -> str:
 def pipeline_log_filter(pipeline_job_id: str) -> str:
     """The filter of the events Vertex AI logs for a pipeline job itself (no task container involved)."""
     return (
-        'resource.type="aiplatform.googleapis.com/PipelineJob" AND '
-        f'resource.labels.pipeline_job_id="{pipeline_job_id}"'
+        f'resource.type="aiplatform.googleapis.com/PipelineJob" AND resource.labels.pipeline_job_id="{pipeline_job_id}"'
     )
 
 

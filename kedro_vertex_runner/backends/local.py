@@ -240,8 +240,14 @@ def run_spec(
         from . import warm
 
         scheduler = _Scheduler(
-            tasks, project, storage, display, max_workers, max_backoff,
-            fail_fast=fail_fast, warm_start=warm.enabled(warm_start),
+            tasks,
+            project,
+            storage,
+            display,
+            max_workers,
+            max_backoff,
+            fail_fast=fail_fast,
+            warm_start=warm.enabled(warm_start),
         )
         scheduler.run()
         scheduler.close()
@@ -353,8 +359,9 @@ def _plan(
         components = spec["components"]
         executors = spec["deploymentSpec"]["executors"]
     except (KeyError, TypeError) as exc:
-        raise PluginError(f"not a compiled pipeline spec: missing {exc} (expected root.dag, components, "
-                          "deploymentSpec.executors)") from None
+        raise PluginError(
+            f"not a compiled pipeline spec: missing {exc} (expected root.dag, components, deploymentSpec.executors)"
+        ) from None
     values = _pipeline_values(spec["root"], parameter_values)
     context = {"pipeline_job_uuid": run_id, "pipeline_job_name": job_name, "pipeline_root": pipeline_root}
     tasks: dict[str, _Task] = {}
@@ -1001,12 +1008,14 @@ class _Scheduler:
             return
         result.reason = reason
         if result.attempts <= task.max_retries:
-            wait = backoff_seconds(task.backoff, task.backoff_factor, task.backoff_max, result.attempts, self.max_backoff)
+            wait = backoff_seconds(
+                task.backoff, task.backoff_factor, task.backoff_max, result.attempts, self.max_backoff
+            )
             result.state = RETRYING
             task.retry_at = now + wait
             self.display.event(
-                task, f"FAILED ({reason}), retrying in {wait:.1f}s (attempt {result.attempts + 1} of "
-                f"{task.max_retries + 1})"
+                task,
+                f"FAILED ({reason}), retrying in {wait:.1f}s (attempt {result.attempts + 1} of {task.max_retries + 1})",
             )
             return
         result.state = FAILED

@@ -7,8 +7,8 @@ groups into the spec and writes it to a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ class CompileRequest:
     code_uri: str | None = None
 
 
-
 @dataclass(frozen=True)
 class GroupingReport:
     """One grouping of the request's pipeline and what the cost model says of it (``compile --explain``).
@@ -97,7 +96,9 @@ def cost_model(request: CompileRequest) -> CostModel:
     # the model assumes the job's setting); at least MIN_WORKERS at once, whatever machine the task gets
     workers = 1 if request.config.run_config.task_runner == SEQUENTIAL else MIN_WORKERS
     return CostModel(
-        task_startup=options.task_startup, node_duration=options.node_duration, durations=durations,
+        task_startup=options.task_startup,
+        node_duration=options.node_duration,
+        durations=durations,
         task_workers=workers,
     )
 

@@ -252,7 +252,7 @@ def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: i
     free = [0.0] * workers  # a heap of the times the workers become free
     end: list[float] = []
     span = 0.0
-    for weight, node_parents in zip(weights, parents):
+    for weight, node_parents in zip(weights, parents, strict=True):
         ready = max((end[p] for p in node_parents), default=0.0)
         start = max(ready, heapq.heappop(free))
         end.append(start + weight)
@@ -392,7 +392,7 @@ def _makespan_keys(
             return same(indices[a], indices[b])
 
         part_labels = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
-        for i, label in zip(indices, part_labels):
+        for i, label in zip(indices, part_labels, strict=True):
             labels[i] = offset + label
         offset += len(indices)
     return _keys_from_labels(graph.nodes, _pack(graph, labels, same))
@@ -418,9 +418,9 @@ def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys:
 def _keys_from_labels(nodes: list[Node], labels: list[int]) -> dict[Node, str]:
     """Each task is keyed by its first node's name in topological order (unique, as node names are)."""
     first: dict[int, str] = {}
-    for node, label in zip(nodes, labels):
+    for node, label in zip(nodes, labels, strict=True):
         first.setdefault(label, node.name)
-    return {node: first[label] for node, label in zip(nodes, labels)}
+    return {node: first[label] for node, label in zip(nodes, labels, strict=True)}
 
 
 class _Tasks:

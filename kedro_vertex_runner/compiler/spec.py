@@ -48,8 +48,8 @@ from ..task_contract import (
     TaskParam,
     input_placeholder,
 )
-from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from ..task_runners import SEQUENTIAL, mode_for
+from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
 
@@ -302,8 +302,7 @@ def _parameter_type(key: str, value: Any) -> str:
         return spec_type
     shown = "null" if value is None else f"{value!r} ({type(value).__name__})"
     raise PluginError(
-        f"--params {key}: value {shown} cannot be a pipeline parameter; use a string, number, boolean, list or "
-        "mapping"
+        f"--params {key}: value {shown} cannot be a pipeline parameter; use a string, number, boolean, list or mapping"
     )
 
 
@@ -685,7 +684,9 @@ def _task_env(request: CompileRequest, groups: list[TaskGroup], exit_handler: bo
     for name, value in request.extra_env.items():
         reason = secret_reason(name, value)
         if reason:
-            where = f"run_config.env.{name}" if name in request.config.run_config.env else f"environment variable {name}"
+            where = (
+                f"run_config.env.{name}" if name in request.config.run_config.env else f"environment variable {name}"
+            )
             raise PluginError(secret_message(where, reason))
         env[name] = str(value)
     if request.commit_id:

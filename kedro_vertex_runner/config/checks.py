@@ -17,6 +17,7 @@ from .sources import _key_path, file_defining
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
 
+
 def check_against_pipeline(
     config: PluginConfig,
     pipeline: Pipeline,
@@ -129,4 +130,3 @@ def check_pipeline_names(config: PluginConfig, registered: Any, files: list[Path
             raise ConfigError(
                 f"{file_defining(files, loc)}: {'.'.join(loc)}: no pipeline {name!r} is registered ({hint})"
             )
-

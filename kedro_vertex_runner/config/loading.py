@@ -148,7 +148,6 @@ def _invisible(text: str) -> str | None:
     return None
 
 
-
 _TYPE_WORDS = {
     "string_type": "a string",
     "int_type": "a whole number",
@@ -196,7 +195,9 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     model: Any = PluginConfig
     parts = list(loc)
     while parts:
-        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = (
+            model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
         if field is None:
             return None
         inner = _strip_optional(field.annotation)
@@ -204,7 +205,6 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
             parts.pop(0)  # the entry's name or index
         model = _nested_model(inner)
     return model
-
 
 
 def _loader_error(exc: Exception, files: list[Path]) -> str:
@@ -299,4 +299,3 @@ def _get(data: Any, loc: tuple[str, ...]) -> Any:
     for part in loc:
         data = data[part]
     return data
-

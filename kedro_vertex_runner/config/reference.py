@@ -41,8 +41,9 @@ class _Translation:
         return file_defining(self.files, ("run_config", *loc))
 
     def warn(self, loc: tuple[str, ...], instead: str) -> None:
-        logger.warning("%s: run_config.%s is a kedro-vertexai key: write %s instead", self.where(loc),
-                       ".".join(loc), instead)
+        logger.warning(
+            "%s: run_config.%s is a kedro-vertexai key: write %s instead", self.where(loc), ".".join(loc), instead
+        )
 
     def fail(self, loc: tuple[str, ...], reason: str) -> typing.NoReturn:
         raise ConfigError(f"{self.where(loc)}: run_config.{'.'.join(loc)}: {reason}")
@@ -63,7 +64,8 @@ def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[
         if key in value:
             value.pop(key)
             logger.warning(
-                "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it", tr.where((key,)),
+                "%s: run_config.%s is ignored: it has no meaning on Vertex AI Pipelines; remove it",
+                tr.where((key,)),
                 key,
             )
     if "vertex_ai_networking" in value and "network" not in value:
@@ -112,8 +114,10 @@ def _translate_grouping(grouping: dict[str, Any], tr: _Translation) -> Any:
     if params:
         tr.fail(("grouping", "params"), f"{sorted(params)[0]!r} has no equivalent: remove it")
     if mode == "tags" and prefix != "group.":
-        tr.fail(("grouping", "params", "tag_prefix"),
-                f"{prefix!r}: tag grouping reads tags `group.<name>`: rename the tags and use grouping: tags")
+        tr.fail(
+            ("grouping", "params", "tag_prefix"),
+            f"{prefix!r}: tag grouping reads tags `group.<name>`: rename the tags and use grouping: tags",
+        )
     tr.warn(("grouping",), f"`grouping: {mode}`")
     return mode
 
@@ -134,8 +138,9 @@ def _translate_node_selectors(value: dict[str, Any], tr: _Translation) -> None:
         for selector, accelerator in tr.mapping(entry, ("node_selectors", str(name))).items():
             loc = ("node_selectors", str(name), str(selector))
             if selector != _ACCELERATOR_SELECTOR:
-                tr.fail(loc, "has no equivalent on Vertex AI Pipelines (only the accelerator type can be chosen): "
-                             "remove it")
+                tr.fail(
+                    loc, "has no equivalent on Vertex AI Pipelines (only the accelerator type can be chosen): remove it"
+                )
             tr.warn(loc, f"run_config.resources.{name}.accelerator: {accelerator}")
             resources[name] = {**tr.mapping(resources.get(name), ("resources", str(name))), "accelerator": accelerator}
     value["resources"] = resources
@@ -146,16 +151,21 @@ def _translate_config_providers(value: dict[str, Any], tr: _Translation) -> None
     if not isinstance(providers, list):
         tr.fail(("dynamic_config_providers",), f"expected a list, got {_short_repr(providers)}")
     if not providers:
-        logger.warning("%s: run_config.dynamic_config_providers is ignored: it is empty; remove it",
-                       tr.where(("dynamic_config_providers",)))
+        logger.warning(
+            "%s: run_config.dynamic_config_providers is ignored: it is empty; remove it",
+            tr.where(("dynamic_config_providers",)),
+        )
         return
     for index, provider in enumerate(providers):
         loc = ("dynamic_config_providers", str(index))
         provider = tr.mapping(provider, loc)
         params = tr.mapping(provider.get("params"), (*loc, "params"))
         if provider.get("cls") not in _REFERENCE_TOKEN_PROVIDERS or "client_id" not in params:
-            tr.fail(loc, f"{provider.get('cls')!r} has no equivalent: tasks mint MLflow identity tokens themselves "
-                         "with run_config.mlflow.audience; write other files in a Kedro hook")
+            tr.fail(
+                loc,
+                f"{provider.get('cls')!r} has no equivalent: tasks mint MLflow identity tokens themselves "
+                "with run_config.mlflow.audience; write other files in a Kedro hook",
+            )
         tr.warn(loc, f"run_config.mlflow.audience: {params['client_id']}")
         _set_audience(value, str(params["client_id"]), loc, tr)
 
@@ -172,8 +182,11 @@ def _translate_mlflow(mlflow: dict[str, Any], tr: _Translation) -> dict[str, Any
         params.pop("service_account", None)  # tasks mint the token as the job's service account
         client_id = params.pop("client_id", None) or params.pop("audience", None)
         if params or not client_id:
-            tr.fail(loc, "has no equivalent besides `client_id`: set run_config.mlflow.audience to the OAuth client "
-                         "id of the MLflow server and remove the other keys")
+            tr.fail(
+                loc,
+                "has no equivalent besides `client_id`: set run_config.mlflow.audience to the OAuth client "
+                "id of the MLflow server and remove the other keys",
+            )
         tr.warn(loc, f"run_config.mlflow.audience: {client_id}")
         mlflow.setdefault("audience", client_id)
     return mlflow
@@ -194,4 +207,3 @@ def _translate_schedule(name: str, entry: dict[str, Any], tr: _Translation) -> d
         cron = entry.pop("cron_expression")
         entry.setdefault("cron", cron)
     return entry
-

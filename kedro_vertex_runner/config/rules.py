@@ -28,10 +28,18 @@ _S3_BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{1,61}[a-z0-9])$")
 # object stores whose roots are `<scheme>://bucket/path`: the bucket-name pattern, the length limit of a name
 # without dots, and the rule in words
 BUCKET_SCHEMES: dict[str, tuple[re.Pattern[str], int, str]] = {
-    "gs": (_BUCKET, 63, "a Cloud Storage bucket name (at most 63 lowercase letters, digits, '-', '_' or '.', "
-                        "starting and ending with a letter or digit)"),
-    "s3": (_S3_BUCKET, 63, "an S3 bucket name (3 to 63 lowercase letters, digits, '-' or '.', starting and ending "
-                           "with a letter or digit, not an IP address)"),
+    "gs": (
+        _BUCKET,
+        63,
+        "a Cloud Storage bucket name (at most 63 lowercase letters, digits, '-', '_' or '.', "
+        "starting and ending with a letter or digit)",
+    ),
+    "s3": (
+        _S3_BUCKET,
+        63,
+        "an S3 bucket name (3 to 63 lowercase letters, digits, '-' or '.', starting and ending "
+        "with a letter or digit, not an IP address)",
+    ),
 }
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # Vertex AI's accelerator types (google.cloud.aiplatform_v1.types.AcceleratorType, without UNSPECIFIED); a test
@@ -290,7 +298,9 @@ def check_host(value: str) -> str:
     """``value`` if it is the address of a Kubeflow Pipelines API (``https://kubeflow.example.com/pipeline``), else
     ``ValueError``: http(s), a host name, no ``user:password@`` (credentials come from the environment, never the
     file) and no ``?query`` or ``#fragment``. A trailing ``/`` is dropped."""
-    example = "e.g. 'https://kubeflow.example.com/pipeline' or 'https://<id>-dot-<region>.pipelines.googleusercontent.com'"
+    example = (
+        "e.g. 'https://kubeflow.example.com/pipeline' or 'https://<id>-dot-<region>.pipelines.googleusercontent.com'"
+    )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - a port that is not a number raises here

@@ -80,7 +80,8 @@ class RetryPolicy(_Model):
 
     max_retries: int = Field(0, ge=0, le=10, description="Retries after the first failed attempt (0 = none).")
     backoff: float = Field(
-        30, description="Seconds (or '30s', '5m') before the first retry; at most a day.",
+        30,
+        description="Seconds (or '30s', '5m') before the first retry; at most a day.",
         json_schema_extra={"example": "30s"},
     )
     backoff_factor: float = Field(
@@ -110,12 +111,15 @@ class TaskSettings(_Model):
     )
     memory: str | None = Field(None, description="Memory limit, e.g. '512Mi', '4Gi', '16G'; at most 64Ti.")
     gpu: int | None = Field(
-        None, ge=0, le=MAX_GPUS, description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one "
-        "is refused)."
+        None,
+        ge=0,
+        le=MAX_GPUS,
+        description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one is refused).",
     )
     accelerator: str | None = Field(
-        None, description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
-        "Vertex AI does not know is refused, with the closest one suggested)."
+        None,
+        description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
+        "Vertex AI does not know is refused, with the closest one suggested).",
     )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
     timeout: float | None = Field(
@@ -175,7 +179,6 @@ class TaskSettings(_Model):
     @classmethod
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
-
 
 
 class HostAlias(_Model):
@@ -239,9 +242,7 @@ class PscInterface(_Model):
 
 
 class NetworkConfig(_Model):
-    vpc: str | None = Field(
-        None, description="Peered VPC network, `projects/<number>/global/networks/<name>`."
-    )
+    vpc: str | None = Field(None, description="Peered VPC network, `projects/<number>/global/networks/<name>`.")
     reserved_ip_ranges: list[str] = Field(
         default_factory=list,
         description="Names of reserved IP ranges of `vpc` the tasks get their addresses from (needs `vpc`).",
@@ -298,8 +299,9 @@ class ScheduleConfig(_Model):
                 raise ValueError(f"{path}: null cannot be a pipeline parameter; give it a value or remove the key")
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"{path}: {item!r} is not a finite number; give a finite number or a string")
-            for key, nested in (item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list)
-                                else ()):
+            for key, nested in (
+                item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+            ):
                 check(f"{path}.{key}", nested)
 
         for key, item in value.items():
@@ -736,7 +738,10 @@ def warn_ignored_keys(config: PluginConfig, files: list[Path]) -> None:
         if _is_set(config.run_config, key.split(".")):
             logger.warning(
                 "Warning: %s: run_config.%s: backend %r ignores it: %s",
-                file_defining(files, ("run_config", *key.split("."))), key, backend, reason,
+                file_defining(files, ("run_config", *key.split("."))),
+                key,
+                backend,
+                reason,
             )
 
 

@@ -15,11 +15,9 @@ def _key_path(loc: tuple[str, ...]) -> str:
     return ".".join(part if part.isascii() and part.isprintable() else ascii(part) for part in loc)
 
 
-
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = ascii(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 
 def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Path]:
@@ -69,4 +67,3 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(Path(*path.parts[-3:])) if len(path.parts) > 3 else str(path)
-

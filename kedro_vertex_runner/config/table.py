@@ -120,4 +120,3 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def _is_mapping(annotation: Any) -> bool:
     return typing.get_origin(annotation) is dict
-

@@ -87,8 +87,9 @@ class VertexBackend(Backend):
         config = self.config
         api = self.api
         spec = dict(job.spec)
-        body = build_pipeline_job(spec, config, display_name=_display_name(spec), params=dict(job.params),
-                                  template_uri=job.template_uri)
+        body = build_pipeline_job(
+            spec, config, display_name=_display_name(spec), params=dict(job.params), template_uri=job.template_uri
+        )
         check_root_bucket(config, api.credentials)
         experiment = config.run_config.experiment_name
         self._experiment = (
@@ -106,12 +107,18 @@ class VertexBackend(Backend):
             try:
                 attach_when_ready(self.api, self._job_name(job.job_id), self._experiment, self.reporter)
             except PluginError as exc:  # the job runs: never make the user resubmit it over the experiment link
-                self.reporter.warn(f"job {job.job_id} was submitted and runs, but it was not attached to its "
-                                   f"experiment ({exc})")
+                self.reporter.warn(
+                    f"job {job.job_id} was submitted and runs, but it was not attached to its experiment ({exc})"
+                )
 
     def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        wait_for_job(self.api, self._job_name(job.job_id), self.reporter, cancel_on_interrupt=cancel_on_interrupt,
-                     experiment_context=self._experiment)
+        wait_for_job(
+            self.api,
+            self._job_name(job.job_id),
+            self.reporter,
+            cancel_on_interrupt=cancel_on_interrupt,
+            experiment_context=self._experiment,
+        )
 
     def _job_name(self, job_id: str) -> str:
         return f"{self.api.parent}/pipelineJobs/{job_id}"
@@ -129,8 +136,15 @@ class VertexBackend(Backend):
         try:
             for job in pager:
                 job_id = job.name.rsplit("/", 1)[-1]
-                jobs.append(JobSummary(job_id=job_id, state=_short_state(job.state), created=_when(job.create_time),
-                                       url=console_url(config, job_id), pipeline=job.display_name))
+                jobs.append(
+                    JobSummary(
+                        job_id=job_id,
+                        state=_short_state(job.state),
+                        created=_when(job.create_time),
+                        url=console_url(config, job_id),
+                        pipeline=job.display_name,
+                    )
+                )
                 if len(jobs) >= limit:
                     break
         except Exception as exc:
@@ -139,8 +153,13 @@ class VertexBackend(Backend):
 
     def list_schedules(self) -> list[ScheduleSummary]:
         return [
-            ScheduleSummary(name=item.display_name, cron=item.cron, state=item.state.name,
-                            next_run=_when(item.next_run_time), schedule_id=item.name.rsplit("/", 1)[-1])
+            ScheduleSummary(
+                name=item.display_name,
+                cron=item.cron,
+                state=item.state.name,
+                next_run=_when(item.next_run_time),
+                schedule_id=item.name.rsplit("/", 1)[-1],
+            )
             for item in list_schedules(self.api)
         ]
 

@@ -125,8 +125,18 @@ def _maybe_on_google_cloud() -> bool:
     """
     if is_on(os.environ.get("NO_GCE_CHECK")):
         return False
-    if any(os.environ.get(v) for v in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "K_SERVICE", "CLOUD_RUN_JOB",
-                                       "FUNCTION_TARGET", "GAE_ENV", "KUBERNETES_SERVICE_HOST")):
+    if any(
+        os.environ.get(v)
+        for v in (
+            "GCE_METADATA_HOST",
+            "GCE_METADATA_IP",
+            "K_SERVICE",
+            "CLOUD_RUN_JOB",
+            "FUNCTION_TARGET",
+            "GAE_ENV",
+            "KUBERNETES_SERVICE_HOST",
+        )
+    ):
         return True
     try:
         with open("/sys/class/dmi/id/product_name") as fh:
@@ -328,8 +338,15 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
 
     client = storage.Client(project=config.project_id, credentials=credentials)
     try:
-        list(client.list_blobs(bucket, prefix=prefix or None, max_results=1, timeout=20,
-                               retry=DEFAULT_RETRY.with_timeout(BUCKET_CHECK_TIMEOUT)))
+        list(
+            client.list_blobs(
+                bucket,
+                prefix=prefix or None,
+                max_results=1,
+                timeout=20,
+                retry=DEFAULT_RETRY.with_timeout(BUCKET_CHECK_TIMEOUT),
+            )
+        )
     except (api.RetryError, TransportError) as exc:  # offline, or the credentials' token endpoint is unreachable
         cause = getattr(exc, "cause", None) or exc
         raise PluginError(

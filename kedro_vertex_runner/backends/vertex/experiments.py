@@ -45,8 +45,14 @@ def ensure_experiment(api: VertexApi, name: str, description: str | None) -> str
     try:
         api.metadata.get_metadata_store(name=store, timeout=API_TIMEOUT)
     except gexc.NotFound:
-        operation = _call(action, config, api.metadata.create_metadata_store, parent=api.parent,
-                          metadata_store={}, metadata_store_id="default")
+        operation = _call(
+            action,
+            config,
+            api.metadata.create_metadata_store,
+            parent=api.parent,
+            metadata_store={},
+            metadata_store_id="default",
+        )
         try:
             operation.result(timeout=300)
         except Exception as exc:

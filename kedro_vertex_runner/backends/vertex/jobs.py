@@ -102,6 +102,7 @@ def _with_default_caching(spec: dict[str, Any], enabled: bool) -> dict[str, Any]
 
     Unlike ``aiplatform``'s ``enable_caching`` this never overrides a per-node setting from ``resources``.
     """
+
     def fill(dag: dict[str, Any]) -> None:
         for task in (dag.get("tasks") or {}).values():
             task.setdefault("cachingOptions", {"enableCache": enabled})
@@ -159,7 +160,6 @@ def build_pipeline_job(
 def _display_name(spec: dict[str, Any]) -> str:
     """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
     return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
-
 
 
 def handle_for(config: PluginConfig, job_id: str) -> JobHandle:
@@ -386,8 +386,9 @@ def task_log_lines(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINE
     log_filter = task_log_filter(custom_job, since=_job_start(job))
     url = logs_explorer_url(project, log_filter)
     if _anonymous() and not _is_local_endpoint(logging_endpoint()):
-        raise LogsUnavailable(f"{ANONYMOUS_ENV} is set, so logs are read only from a local {LOGGING_ENDPOINT_ENV}; "
-                              f"the log is at {url}")
+        raise LogsUnavailable(
+            f"{ANONYMOUS_ENV} is set, so logs are read only from a local {LOGGING_ENDPOINT_ENV}; the log is at {url}"
+        )
     try:
         tail = fetch_tail(api.credentials, project, log_filter, lines)
     except LogsUnavailable as exc:
@@ -403,8 +404,9 @@ def task_log(api: VertexApi, job: Any, detail: Any, lines: int = TAIL_LINES) -> 
     except LogsUnavailable as exc:
         return TaskLog(task=name, lines=(), state=state, note=f"its log cannot be shown: {exc}")
     if not tail:
-        return TaskLog(task=name, lines=(), state=state, source=url,
-                       note=f"no log lines in Cloud Logging yet; the log: {url}")
+        return TaskLog(
+            task=name, lines=(), state=state, source=url, note=f"no log lines in Cloud Logging yet; the log: {url}"
+        )
     return TaskLog(task=name, lines=tail, source=url, state=state)
 
 
@@ -418,8 +420,9 @@ def job_task_logs(api: VertexApi, job_ref: str, task: str | None = None, lines: 
         raise PluginError(f"--lines {lines}: expected a whole number from 1 to 1000")
     config = api.config
     job_id = job_ref.rstrip("/").rsplit("/", 1)[-1]
-    job = _call(f"reading job {job_id}", config, api.pipelines.get_pipeline_job,
-                name=f"{api.parent}/pipelineJobs/{job_id}")
+    job = _call(
+        f"reading job {job_id}", config, api.pipelines.get_pipeline_job, name=f"{api.parent}/pipelineJobs/{job_id}"
+    )
     details = _task_details(job)
     names = ", ".join(repr(d.task_name) for d in details) or "none yet"
     if task is not None:

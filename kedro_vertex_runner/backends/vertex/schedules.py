@@ -59,8 +59,13 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
         except (ZoneInfoNotFoundError, ValueError):
             raise PluginError(f"unknown time zone {timezone_name!r}: use an IANA name like Europe/Warsaw") from None
     display_name = request.name
-    job_body = build_pipeline_job(dict(request.spec), config, display_name=display_name, params=dict(request.params),
-                                  template_uri=request.template_uri)
+    job_body = build_pipeline_job(
+        dict(request.spec),
+        config,
+        display_name=display_name,
+        params=dict(request.params),
+        template_uri=request.template_uri,
+    )
     schedule: dict[str, Any] = {
         "display_name": display_name,
         "cron": f"TZ={timezone_name} {cron}" if timezone_name else cron,
@@ -83,8 +88,9 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
             if old.state.name == "ACTIVE":
                 _call(f"pausing earlier schedule {old.name}", config, api.schedules.pause_schedule, name=old.name)
                 paused.append(old)
-        created = _call("creating the schedule", config, api.schedules.create_schedule, parent=api.parent,
-                        schedule=schedule)
+        created = _call(
+            "creating the schedule", config, api.schedules.create_schedule, parent=api.parent, schedule=schedule
+        )
     except PluginError:
         for old in paused:  # put things back as they were; best effort, the original error is the news
             try:
@@ -96,8 +102,9 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
     failures: list[str] = []
     for old in earlier:
         try:
-            operation = _call(f"deleting earlier schedule {old.name}", config, api.schedules.delete_schedule,
-                              name=old.name)
+            operation = _call(
+                f"deleting earlier schedule {old.name}", config, api.schedules.delete_schedule, name=old.name
+            )
             try:
                 operation.result(timeout=120)
             except Exception as exc:
