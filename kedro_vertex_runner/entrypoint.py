@@ -66,7 +66,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import PluginError, report_error
 from .task_contract import (
@@ -278,7 +278,7 @@ def _skip_needless_imports() -> None:
     if not callable(getattr(memory_dataset, "_infer_copy_mode", None)):  # pragma: no cover - a future Kedro
         return
 
-    def infer_copy_mode(data: Any) -> str:
+    def infer_copy_mode(data: Any) -> Literal["deepcopy", "copy", "assign"]:
         pd, np, ibis = (sys.modules.get(name) for name in ("pandas", "numpy", "ibis"))
         if (pd is not None and isinstance(data, pd.DataFrame)) or (np is not None and isinstance(data, np.ndarray)):
             return "copy"
@@ -545,7 +545,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         from .mlflow_tracking import task_run
         from .task_runners import task_runner
 
-        with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:
+        session: KedroSession
+        with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
             hooks.register(session._hook_manager)
             # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
             with task_run(
@@ -734,7 +735,7 @@ def _user_traceback(exc: BaseException) -> list[str]:
     import traceback
 
     hidden = tuple(
-        str(Path(module.__file__).parent) + os.sep
+        str(Path(str(module.__file__)).parent) + os.sep
         for module in (sys.modules.get("kedro"), sys.modules.get(__package__ or "kedro_vertex_runner"))
         if module is not None and getattr(module, "__file__", None)
     )
