@@ -41,7 +41,6 @@ from urllib.parse import urlparse
 
 from .backends import backend_class
 from .errors import PluginError
-from .values import is_on
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -137,7 +136,9 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     uri, source = uri or "mlruns", source or "kedro-mlflow's default: mlflow.yml sets none"
     scheme = urlparse(uri).scheme.lower()
     is_file = scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":")  # C:\… on Windows
-    if is_file and (backend is not None or not is_on(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))):
+    # MLflow's own reading of its switch (mlflow.environment_variables: "true" or "1"), not the plugin's on words
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
+    if is_file and (backend is not None or not allowed):
         why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
         raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
     remote = None if backend is None else backend_class(backend)

@@ -412,10 +412,10 @@ class KubeflowBackend(Backend):
 
     def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
-        from .vertex.jobs import _with_default_caching, parameter_values
+        from .submission import parameter_values, with_default_caching
 
         values = parameter_values(dict(spec), dict(params))
-        return _with_default_caching(dict(spec), self.config.run_config.caching), values
+        return with_default_caching(dict(spec), self.config.run_config.caching), values
 
     def _experiment_id(self) -> str:
         """Get or create ``run_config.experiment_name`` (KFP's ``Default`` when unset) in the namespace."""
@@ -535,7 +535,7 @@ def _rfc3339(value: Any) -> str | None:
 
 
 def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
-    from .vertex import job_id_for
+    from .submission import job_id_for
 
     return job_id_for(pipeline_name, dict(spec))
 

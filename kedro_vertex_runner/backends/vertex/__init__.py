@@ -24,6 +24,7 @@ from ..base import (
     TaskLog,
     UploadedPipeline,
 )
+from ..submission import job_id_for, parameter_values
 from .api import (
     ANONYMOUS_ENV,
     POLL_INTERVAL_ENV,
@@ -35,7 +36,6 @@ from .api import (
     check_root_bucket,
     connect,
     console_url,
-    job_id_for,
     load_credentials,
     pipelines_console_url,
 )
@@ -47,7 +47,6 @@ from .jobs import (
     create_job,
     handle_for,
     job_task_logs,
-    parameter_values,
     wait_for_job,
 )
 from .schedules import create_schedule, list_schedules

@@ -20,13 +20,10 @@ Environment variables:
 from __future__ import annotations
 
 import os
-import random
 import re
 import shlex
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -58,24 +55,6 @@ _LOGIN_HINT = (
 
 # ------------------------------------------------------------------------------------------------------------------
 # names and links
-
-
-def job_id_for(pipeline_name: str, spec: dict[str, Any] | None = None, now: datetime | None = None) -> str:
-    """A fresh, Vertex-valid job id: ``<pipeline>-<yyyymmddhhmmss>-<random>``.
-
-    Vertex AI's default id is the name plus a second-resolution timestamp, which collides when two runs start
-    in the same second; the random suffix makes it unique. ``__default__`` is named after the compiled
-    pipeline (the project). Ids are lowercase ``[a-z0-9-]``, start with a letter and stay under 128 characters.
-    """
-    base = pipeline_name
-    if pipeline_name == "__default__":
-        base = ((spec or {}).get("pipelineInfo") or {}).get("name") or "kedro"
-    base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-") or "kedro"
-    if not base[0].isalpha():
-        base = f"kedro-{base}"
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
-    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
-    return f"{base[:100].rstrip('-')}-{stamp}-{suffix}"
 
 
 def console_url(config: PluginConfig, job_id: str) -> str:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
-from ...values import PARAMETER_TYPE_WORDS, typed_parameter
 from ..base import JobFailed, JobHandle, TaskLog, TaskState
 from ..cloud_logging import (
     LOGGING_ENDPOINT_ENV,
@@ -31,6 +30,7 @@ from ..cloud_logging import (
     pipeline_log_filter,
     task_log_filter,
 )
+from ..submission import parameter_values, with_default_caching
 from .api import (
     _FINAL_STATES,
     ANONYMOUS_ENV,
@@ -62,60 +62,6 @@ if TYPE_CHECKING:
 # the job
 
 
-#: how a submit refusal words a parameter type, where it says it differently from the shared words
-_EXPECTED = {"NUMBER_INTEGER": "an integer", "STRUCT": "a mapping", "LIST": "a list"}
-
-
-def parameter_values(spec: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The job's pipeline parameters, typed as the spec declares them (Vertex rejects e.g. "3" for an integer).
-
-    Values come from the spec's defaults (the compiler records ``--params`` there) and ``overrides``.
-    """
-    declared = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
-    overrides = dict(overrides or {})
-    values: dict[str, Any] = {}
-    for name, definition in declared.items():
-        if name in overrides:
-            value = overrides.pop(name)
-        elif "defaultValue" in definition:
-            value = definition["defaultValue"]
-        elif definition.get("isOptional"):
-            continue
-        else:
-            raise PluginError(f"pipeline parameter {name!r} has no value: pass it with --params {name}=…")
-        kind = definition.get("parameterType")
-        if kind in PARAMETER_TYPE_WORDS and value is not None:
-            try:
-                value = typed_parameter(value, kind)
-            except ValueError:
-                expected = _EXPECTED.get(kind, PARAMETER_TYPE_WORDS[kind])
-                raise PluginError(f"pipeline parameter {name!r}: expected {expected}, got {value!r}") from None
-        values[name] = value
-    if overrides:
-        known = ", ".join(sorted(declared)) or "none"
-        raise PluginError(f"unknown pipeline parameter {sorted(overrides)[0]!r}: the pipeline declares {known}")
-    return values
-
-
-def _with_default_caching(spec: dict[str, Any], enabled: bool) -> dict[str, Any]:
-    """``run_config.caching`` for every task the compiler left without its own ``cachingOptions``.
-
-    Unlike ``aiplatform``'s ``enable_caching`` this never overrides a per-node setting from ``resources``.
-    """
-
-    def fill(dag: dict[str, Any]) -> None:
-        for task in (dag.get("tasks") or {}).values():
-            task.setdefault("cachingOptions", {"enableCache": enabled})
-
-    import copy
-
-    spec = copy.deepcopy(spec)
-    fill((spec.get("root") or {}).get("dag") or {})
-    for component in (spec.get("components") or {}).values():
-        fill(component.get("dag") or {})
-    return spec
-
-
 def build_pipeline_job(
     spec: dict[str, Any],
     config: PluginConfig,
@@ -129,7 +75,7 @@ def build_pipeline_job(
     run_config = config.run_config
     job: dict[str, Any] = {
         "display_name": display_name[:128],
-        "pipeline_spec": _with_default_caching(spec, run_config.caching),
+        "pipeline_spec": with_default_caching(spec, run_config.caching),
         "labels": dict(run_config.labels),
         "runtime_config": {
             "gcs_output_directory": config.gcs_root,
