@@ -525,11 +525,14 @@ RUN_CASES = {
 
 @pytest.mark.slow
 def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, tmp_path):
-    """Every case through `kedro run --runner=VertexRunner` (the command users run most), all started at once to
-    keep the test short: one `Error:` line naming the file and key, a non-zero exit, no traceback, nothing run."""
+    """Every case through `kedro run --runner=VertexRunner` (the command users run most), in one batch of kedro
+    commands to keep the test short: one `Error:` line naming the file and key, a non-zero exit, no traceback,
+    nothing run."""
     import shutil
 
-    started = {}
+    from conftest import kedro_batch
+
+    projects = {}
     for index, (case, (edit, _)) in enumerate(RUN_CASES.items()):
         project = shutil.copytree(demo_project, tmp_path / f"case{index}" / "demo_project")
         config = project / "conf" / "base" / "vertexai.yml"
@@ -541,24 +544,15 @@ def test_kedro_run_with_bad_config_prints_one_error_line_per_case(demo_project, 
             text = config.read_text()
             assert edit[0] in text, case
             config.write_text(text.replace(edit[0], edit[1], 1))
-        started[case] = (
-            project,
-            subprocess.Popen(
-                kedro_cmd("run", "--runner=VertexRunner"),
-                cwd=project,
-                env=subprocess_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
+        projects[case] = project
+    results = kedro_batch([(project, ["run", "--runner=VertexRunner"]) for project in projects.values()])
     problems = []
-    for case, (project, process) in started.items():
-        stdout, stderr = process.communicate(timeout=400)
+    for (case, project), result in zip(projects.items(), results, strict=True):
+        stdout, stderr = result.stdout, result.stderr
         expected = RUN_CASES[case][1]
         errors = [line for line in stderr.splitlines() if line.startswith("Error")]
-        if process.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1 or "hunter2" in stderr:
-            problems.append(f"{case}: exit {process.returncode}, stderr: {stderr[-2000:]}")
+        if result.returncode == 0 or "Traceback" in stdout + stderr or len(errors) != 1 or "hunter2" in stderr:
+            problems.append(f"{case}: exit {result.returncode}, stderr: {stderr[-2000:]}")
         elif not errors[0].startswith(expected):
             problems.append(f"{case}: {errors[0]!r} does not start with {expected!r}")
         elif (project / "data" / "vertex_runs").exists():

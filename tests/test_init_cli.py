@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import kedro_cmd, subprocess_env
+from conftest import EXAMPLE, kedro_cmd, subprocess_env
 from kedro.config import OmegaConfigLoader
 
 from kedro_vertex_runner.config import config_reference, load_config
@@ -202,10 +202,66 @@ def test_init_then_help_then_compile_in_the_example_project(demo_project):
     assert (demo_project / "pipeline.json").exists()
 
 
+REFUSALS = dict(
+    zip(
+        [
+            "empty-run-id",
+            "empty-backend",
+            "fractional-workers",
+            "only-missing",
+            "load-versions",
+            "conf-source",
+            "option-like-run-id",
+            "secret-param",
+        ],
+        [
+            (["--runner-params", "run_id="], "Error: --runner-params run_id=: give a value, e.g. run_id=local-"),
+            (["--runner-params", "backend="], "Error: --runner-params backend=: give a value, e.g. backend=local"),
+            (["--runner-params", "max_workers=1.5"], "Error: --runner-params max_workers=1.5: expected a whole number"),
+            (["--only-missing-outputs"], "Error: --only-missing-outputs: VertexRunner cannot use it"),
+            (["--load-versions", "houses_clean:2024-01-01T00.00.00.000Z"], "Error: --load-versions: VertexRunner does"),
+            (
+                ["--conf-source", "elsewhere"],
+                ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/"),
+            ),
+            (
+                ["--runner-params", "backend=local,run_id=-x"],
+                "Error: --runner-params run_id='-x': expected an id such as local-20240101-120000-abc123 (at most 128 ",
+            ),
+            (
+                ["--params", "db_password=hunter2"],
+                (
+                    "Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
+                    "Secret Manager",
+                ),
+            ),
+        ],
+        strict=True,
+    )
+)
+RUNNERS = ["VertexRunner", "kedro_vertex_runner.VertexRunner"]
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Every refusal case (and both runner names with a bad runner param) through `kedro run`, in one batch."""
+    from conftest import _copy_project, kedro_batch
+
+    project = _copy_project(EXAMPLE, tmp_path_factory.mktemp("refusals") / "demo_project")
+    shutil.copytree(project / "conf", project / "elsewhere")
+    commands = {
+        f"runner-{runner}": ["run", f"--runner={runner}", "--runner-params", "backend=bogus"] for runner in RUNNERS
+    }
+    commands |= {case: ["run", "--runner=VertexRunner", *args] for case, (args, _) in REFUSALS.items()}
+    results = kedro_batch([(project, args) for args in commands.values()])
+    assert not (project / "data" / "vertex_runs").exists()  # no task ran
+    return dict(zip(commands, results, strict=True))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("runner", ["VertexRunner", "kedro_vertex_runner.VertexRunner"])
-def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line(demo_project, runner):
-    result = _kedro(demo_project, "run", f"--runner={runner}", "--runner-params", "backend=bogus")
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line(refused, runner):
+    result = refused[f"runner-{runner}"]
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
@@ -213,50 +269,14 @@ def test_kedro_run_resolves_the_runner_and_reports_bad_runner_params_in_one_line
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--runner-params", "run_id="], "Error: --runner-params run_id=: give a value, e.g. run_id=local-"),
-        (["--runner-params", "backend="], "Error: --runner-params backend=: give a value, e.g. backend=local"),
-        (["--runner-params", "max_workers=1.5"], "Error: --runner-params max_workers=1.5: expected a whole number"),
-        (["--only-missing-outputs"], "Error: --only-missing-outputs: VertexRunner cannot use it"),
-        (["--load-versions", "houses_clean:2024-01-01T00.00.00.000Z"], "Error: --load-versions: VertexRunner does"),
-        (
-            ["--conf-source", "elsewhere"],
-            ("Error: --conf-source ", "/elsewhere: VertexRunner tasks read the project's own conf/"),
-        ),
-        (
-            ["--runner-params", "backend=local,run_id=-x"],
-            "Error: --runner-params run_id='-x': expected an id such as local-20240101-120000-abc123 (at most 128 ",
-        ),
-        (
-            ["--params", "db_password=hunter2"],
-            (
-                "Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
-                "Secret Manager",
-            ),
-        ),
-    ],
-    ids=[
-        "empty-run-id",
-        "empty-backend",
-        "fractional-workers",
-        "only-missing",
-        "load-versions",
-        "conf-source",
-        "option-like-run-id",
-        "secret-param",
-    ],
-)
-def test_kedro_run_refuses_what_tasks_could_not_honour(demo_project, args, expected):
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_kedro_run_refuses_what_tasks_could_not_honour(refused, case):
     """Options the tasks could not honour are one `Error:` line before anything runs, not silently dropped."""
-    if "--conf-source" in args:
-        shutil.copytree(demo_project / "conf", demo_project / "elsewhere")
-    result = _kedro(demo_project, "run", "--runner=VertexRunner", *args)
+    result = refused[case]
+    expected = REFUSALS[case][1]
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     line = result.stderr.strip().splitlines()[-1]
     first, *rest = (expected,) if isinstance(expected, str) else expected
     assert line.startswith(first) and all(part in line for part in rest), result.stderr[-2000:]
     assert "hunter2" not in result.stderr + result.stdout
-    assert not (demo_project / "data" / "vertex_runs").exists()  # no task ran

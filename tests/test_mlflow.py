@@ -705,17 +705,17 @@ def test_enabled_without_kedro_mlflow_is_one_line(demo_project):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "command", [("vertexai", "run-once"), ("vertexai", "schedule", "--cron", "0 1 * * *")], ids=["run-once", "schedule"]
-)
-def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(command, demo_project, fake):
+def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(demo_project, fake):
     """`kedro vertexai run-once`/`schedule` with kedro-mlflow on a sqlite file: one line saying tasks on Vertex AI
     cannot reach it, and nothing is created (the same check as `kedro run --runner=VertexRunner`, backend vertex)."""
+    from conftest import kedro_batch
+
     fake.reset()
     project = _track(demo_project, "sqlite:///mlflow.db", "any", VERTEX_YML.format(endpoint=fake.endpoint))
     env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1")
-    done = subprocess.run(kedro_cmd(*command), cwd=project, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error:")]
-    assert "'sqlite:///mlflow.db' is not reachable from tasks on Vertex AI" in line
+    commands = [["vertexai", "run-once"], ["vertexai", "schedule", "--cron", "0 1 * * *"]]
+    for done in kedro_batch([(project, command) for command in commands], env):
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.args
+        (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error:")]
+        assert "'sqlite:///mlflow.db' is not reachable from tasks on Vertex AI" in line
     assert [r for r in fake.requests if r["method"] != "GET"] == []

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VERTEX_CONFIG_HEAD, failure_policy, kedro_cmd, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, failure_policy, kedro_batch, kedro_cmd, subprocess_env
 from fake_logging import FakeLogging
 from fake_vertex import FakeVertex, custom_job_id
 
@@ -309,17 +309,17 @@ def test_schedule_that_cannot_be_created_leaves_the_earlier_one_running(project:
     assert list(fake.schedules) == [old] and fake.schedules[old]["state"] == "ACTIVE"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("--cron", "61 * * * *"), "--cron: cron field '61'"),
-        (("--schedule", "nope"), "--schedule 'nope': run_config.schedules defines weekday-mornings"),
-        ((), "give --cron EXPRESSION or --schedule NAME (run_config.schedules defines weekday-mornings)"),
-    ],
-)
-def test_bad_schedule_options(project: Path, fake: FakeVertex, args: tuple[str, ...], message: str) -> None:
-    result = run(project, "vertexai", "schedule", *args)
-    assert_one_line_error(result, message)
+BAD_SCHEDULE_OPTIONS = [
+    (("--cron", "61 * * * *"), "--cron: cron field '61'"),
+    (("--schedule", "nope"), "--schedule 'nope': run_config.schedules defines weekday-mornings"),
+    ((), "give --cron EXPRESSION or --schedule NAME (run_config.schedules defines weekday-mornings)"),
+]
+
+
+def test_bad_schedule_options(project: Path, fake: FakeVertex) -> None:
+    results = kedro_batch([(project, ["vertexai", "schedule", *args]) for args, _ in BAD_SCHEDULE_OPTIONS], env())
+    for result, (_, message) in zip(results, BAD_SCHEDULE_OPTIONS, strict=True):
+        assert_one_line_error(result, message)
     assert fake.schedules == {}
 
 
