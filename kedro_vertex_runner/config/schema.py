@@ -409,10 +409,11 @@ class RunConfig(_Model):
     image: str = Field(description="Container image every task runs in (e.g. 'europe-docker.pkg.dev/p/r/img:tag').")
     root: str = Field(
         min_length=1,
-        description="Job storage root, 'gs://bucket/path'. With backend 'vertex', 'bucket/path' means the same; "
-        "with backend 'local', a path without a scheme is a directory relative to the project (file:// and gs:// "
-        "work too). A root naming no bucket, a scheme the backend cannot use or a value starting with '-' is "
-        "refused. Undeclared datasets live under `<root>/<run id>/`.",
+        description="Job storage root, 'gs://bucket/path'. With backend 'vertex' or 'kubeflow', 'bucket/path' means "
+        "the same ('kubeflow' also takes 's3://bucket/path'); with backend 'local', a path without a scheme is a "
+        "directory relative to the project (file://, gs:// and s3:// work too). A root naming no bucket, a scheme the "
+        "backend cannot use or a value starting with '-' is refused. Undeclared datasets live under "
+        "`<root>/<run id>/`.",
     )
     backend: str = Field(
         default_factory=lambda: _default_backend(),
