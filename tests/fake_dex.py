@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from fake_http import LocalHTTPServer
+from fake_http import LocalHTTPServer, QuietHandler
 from fake_metadata import make_token
 
 _LOGIN_FORM = """<html><body><h2>Log in to Your Account</h2>{error}
@@ -57,11 +57,8 @@ class FakeDexProxy(LocalHTTPServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
 
             def _send(
                 self, code: int, body: str = "", headers: dict[str, str] | None = None, cookies: list[str] = ()
@@ -142,15 +139,6 @@ class FakeDexProxy(LocalHTTPServer):
                 self.wfile.write(body)
                 connection.close()
 
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
         return Handler
 
 
@@ -171,10 +159,7 @@ class FakeTokenEndpoint(LocalHTTPServer):
     def start(self) -> FakeTokenEndpoint:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(length).decode())

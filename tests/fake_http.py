@@ -7,6 +7,26 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps test output clean and sends GET, POST and DELETE to one ``_handle(method)``
+    (a subclass defines it; a fake that answers only some methods overrides ``do_<METHOD>`` instead)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _handle(self, method: str) -> None:
+        self.send_error(405)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+
 class LocalHTTPServer:
     """A fake API: subclasses build their request handler class and pass it to :meth:`serve`."""
 

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from fake_http import LocalHTTPServer
+from fake_http import LocalHTTPServer, QuietHandler
 
 API = "/apis/v2beta1"
 
@@ -94,11 +94,8 @@ class FakeKfp(LocalHTTPServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
 
             def _reply(self, code: int, body: Any = None, content_type: str = "application/json") -> None:
                 data = (json.dumps(body) if content_type == "application/json" else str(body or "")).encode()
@@ -133,15 +130,6 @@ class FakeKfp(LocalHTTPServer):
                 except KeyError as exc:
                     code, body = 404, {"error": f"not found: {exc}", "code": 5, "message": f"not found: {exc}"}
                 self._reply(code, body)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
 
         return Handler
 
