@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from pluggy import PluginManager
 
 _UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
+# example values in "give a value" errors; `backend=` names the backend that runs on this machine (_rehearsal_backend)
 _EXAMPLES = {
-    "backend": DEFAULT_BACKEND,
     "wait": "false",
     "max_workers": "4",
     "cancel_on_interrupt": "true",
