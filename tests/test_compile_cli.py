@@ -133,8 +133,8 @@ def test_compile_the_example_project_without_credentials_network_or_secrets(proj
         assert secret not in text
     spec = json.loads(text)
 
-    fused = [nodes for nodes in node_args(spec) if len(nodes) > 1]
-    assert ["clean_houses", "add_features", "select_features"] in fused  # a linear chain: one task
+    preprocessing = next(nodes for nodes in node_args(spec) if "clean_houses" in nodes)
+    assert preprocessing[:3] == ["clean_houses", "add_features", "select_features"]  # a linear chain: one task
     all_nodes = sorted(n for nodes in node_args(spec) for n in nodes)
     assert "model.train_model" in all_nodes and "create_report" in all_nodes
     assert any(n.startswith("bucket_prices") for n in all_nodes)  # the auto-named node
@@ -286,7 +286,8 @@ def test_caching_skips_only_tasks_whose_per_run_outputs_others_read(project):
     MemoryDataset read by another task; one more warning names it and both tasks) and, here, the feature chain's and
     bucket_prices', whose outputs the catalog puts under `${vertex:run_id}` (directly, and through globals.yml).
     One caching warning says so."""
-    (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n  caching: true\n")
+    # `chains` keeps these writers and their readers in tasks of their own (`makespan` would fuse most of them)
+    (project / "conf" / "local" / "vertexai.yml").write_text("run_config:\n  caching: true\n  grouping: chains\n")
     (project / "conf" / "base" / "globals.yml").write_text("reports: data/runs/${vertex:job_name}/reporting\n")
     catalog = project / "conf" / "base" / "catalog.yml"
     catalog.write_text(
@@ -392,15 +393,16 @@ def explained(result: subprocess.CompletedProcess) -> dict[str, tuple[int, int, 
 
 def test_compile_explain_with_the_default_grouping(project):
     config = project / "conf" / "base" / "vertexai.yml"
-    config.write_text(config.read_text().replace("  grouping: chains\n", ""))  # the default: makespan
+    config.write_text(config.read_text().replace("  grouping: makespan\n", ""))  # the default all the same
 
     result = run_compile(project, "--explain")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Cost model: 2m00s start-up per task; node run times: 0 of 11 from the last local run, the others 10s" in out
     assert "Tasks (grouping 'makespan'):" in out
-    assert "  clean_houses: clean_houses, add_features, select_features\n" in out  # one line per task, its nodes
-    assert "  model.train_model: model.train_model  (after model.split_data)\n" in out
+    # one line per task, its nodes: split_data (2Gi) joins the preprocessing chain (4Gi) in a task asking for 4Gi
+    assert "  clean_houses: clean_houses, add_features, select_features, model.split_data\n" in out
+    assert "  model.train_model: model.train_model  (after clean_houses)\n" in out
     chain = out.split("Longest chain of dependent tasks: ", 1)[1].splitlines()[0].split(" -> ")
     assert chain[0] == "clean_houses" and "model.train_model" in chain
     rows = explained(result)
@@ -408,7 +410,10 @@ def test_compile_explain_with_the_default_grouping(project):
     spec = json.loads((project / "pipeline.json").read_text())
     assert rows["makespan"][0] == len(tasks_of(spec)) < rows["chains"][0] < rows["none"][0] == 11
     assert rows["makespan"][1] == len(chain) < rows["chains"][1]
-    # nodes with their own settings keep their own task: train_model asks for 4 CPUs, preprocessing for 4Gi
+    preprocessing = spec["deploymentSpec"]["executors"][f"exec-{task_by_node(spec, 'model.split_data')}"]
+    assert preprocessing["container"]["resources"]["resourceMemoryLimit"] == "4Gi"
+    # a node with its own retries and timeout keeps its own task
+    assert (rows["makespan"][0], rows["makespan"][1], rows["chains"][0], rows["chains"][1]) == (4, 3, 8, 4)
     assert [["model.train_model"]] == [n for n in node_args(spec) if "model.train_model" in n]
 
     # a serial pipeline (clean_houses → add_features → select_features, one settings group) is one task

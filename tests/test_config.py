@@ -489,7 +489,7 @@ def test_compile_with_resources_entry_naming_no_node_prints_one_error_line(demo_
 # missing file, a file that is not text, a secret); every message of the schema itself is tested in-process above
 RUN_CASES = {
     "unknown key": (
-        ("  grouping: chains\n", "  grouping: chains\n  imagee: x\n"),
+        ("  grouping: makespan\n", "  grouping: makespan\n  imagee: x\n"),
         "Error: conf/base/vertexai.yml: run_config.imagee: unknown key: remove it or fix its spelling (did you mean "
         "'image'?)",
     ),
@@ -508,7 +508,7 @@ RUN_CASES = {
         "Error: conf/base/vertexai.yml: run_config.root: 'gs://' names no bucket: give gs://bucket/path",
     ),
     "secret in env": (
-        ("  grouping: chains\n", "  grouping: chains\n  env: {DB_PASS: hunter2}\n"),
+        ("  grouping: makespan\n", "  grouping: makespan\n  env: {DB_PASS: hunter2}\n"),
         "Error: conf/base/vertexai.yml: run_config.env.DB_PASS: looks like a secret (its name contains 'PASS') and "
         "must never be stored in the compiled pipeline",
     ),

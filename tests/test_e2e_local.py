@@ -99,6 +99,9 @@ def finished(result: subprocess.CompletedProcess[str]) -> tuple[str, int, str]:
 
 
 def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
+    # `chains` keeps count_rooms and create_rooms_report in tasks of their own, so that the declared MemoryDataset
+    # between them has to travel through storage (the default `makespan` puts them into one task)
+    set_config(project, **{"  grouping: makespan\n": "  grouping: chains\n"})
     result = kedro_run(project)
     run_id, succeeded, run_dir = finished(result)
 
@@ -542,6 +545,7 @@ def test_overlapping_jobs_read_their_own_versions_and_a_run_id_is_one_jobs_at_a_
         catalog.read_text() + "\nstamped:\n  type: pickle.PickleDataset\n"
         "  filepath: data/stamped.pkl\n  versioned: true\n"
     )
+    set_config(project, **{"  grouping: makespan\n": "  grouping: none\n"})  # stamp, hold and read: a task each
     gate = project / "data" / "go"
     versions = project / "data" / "stamped.pkl"
 

@@ -373,12 +373,15 @@ class _SettingsCache:
             if retries is not None:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
-            cached = (s.cpu, s.memory, s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
+            # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
+            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
             self._keys[node.name] = cached
         return cached
 
     def same(self, parent: Node, child: Node) -> bool:
-        """Whether two nodes may share a task (``makespan``, ``chains``): only when all their settings agree."""
+        """Whether two nodes may share a task (``makespan``, ``chains``): when their image, GPUs, accelerator,
+        retries, timeout and caching agree. CPU and memory requests may differ: :meth:`combine` gives the task the
+        most of each."""
         return self.key(parent) == self.key(child)
 
     def combine(self, group: TaskGroup) -> _GroupSettings:
