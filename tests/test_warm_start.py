@@ -53,13 +53,18 @@ except ImportError:  # another library-global: the decimal context
 STATE = {"touched_by": None}
 
 
-def _parent() -> str:
-    return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\\0", b" ").decode()
+def _cmdline(pid) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\\0", b" ").decode()
+
+
+def _parent_of(pid) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def observe(name):
     seen = {"global": STATE["touched_by"], "env": os.environ.get("PROBE_LEAK"), "style": _style(),
-            "parent": _parent(), "pid": os.getpid()}
+            "parent": os.getppid(), "parent_cmdline": _cmdline(os.getppid()),
+            "grandparent_cmdline": _cmdline(_parent_of(os.getppid())), "pid": os.getpid()}
     STATE["touched_by"] = name
     os.environ["PROBE_LEAK"] = name
     _set_style()
@@ -164,11 +169,13 @@ def test_nothing_a_task_does_reaches_the_next_task(probe_project: Path, warm: bo
         assert record["global"] is None, f"task {name} saw the module global set by {record['global']}"
         assert record["env"] is None, f"task {name} saw PROBE_LEAK={record['env']}"
     assert len({record["pid"] for record in seen.values()}) == 3
-    parents = {record["parent"] for record in seen.values()}
-    if warm:  # forked by the warm-start process, not started by `kedro run`
-        assert all("kedro_vertex_runner.backends.warm" in parent for parent in parents), parents
+    launcher = "run --runner=VertexRunner --pipeline probes"
+    if warm:  # forked by the warm-start process (itself forked from `kedro run`), not started by `kedro run`
+        assert len({record["parent"] for record in seen.values()}) == 1, seen
+        assert all(launcher in record["grandparent_cmdline"] for record in seen.values()), seen
     else:
-        assert all("kedro_vertex_runner.backends.warm" not in parent and "kedro" in parent for parent in parents)
+        assert all(launcher in record["parent_cmdline"] for record in seen.values()), seen
+        assert all(launcher not in record["grandparent_cmdline"] for record in seen.values()), seen
     # a child the task started in a session of its own did not outlive the task
     assert _all_dead([int((probe_project / "data/daemon.pid").read_text())])
 
@@ -223,3 +230,29 @@ def test_a_killed_launcher_leaves_no_task_process_and_no_temporary_file(probe_pr
     assert _processes_in(probe_project) == []  # the warm-start process is gone too
     leftovers = [p.name for run_dir in run_dirs for p in run_dir.glob(".*.tmp")]
     assert leftovers == []
+
+
+def test_a_launcher_with_threads_starts_its_warm_start_process_fresh_instead_of_forking(probe_project: Path):
+    """Forking copies no thread but every lock a thread holds: with a thread running, the zygote is not forked
+    from the launcher but started as a fresh interpreter, and tasks still start warm from it."""
+    import threading
+
+    from kedro_vertex_runner.backends import warm
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        zygote = warm.Zygote(probe_project, subprocess_env(), fork=True)
+    finally:
+        stop.set()
+        thread.join()
+    try:
+        assert isinstance(zygote.process, subprocess.Popen)
+        assert "kedro_vertex_runner.backends.warm" in " ".join(zygote.process.args)
+        log = probe_project / "data" / "fresh_zygote_task.log"
+        task = zygote.start(["--help"], subprocess_env(), probe_project, log)
+        assert task.wait(timeout=120) == 0, log.read_text()
+        assert "--node" in log.read_text()  # the entrypoint's own help, from a task forked by that process
+    finally:
+        zygote.close()

@@ -847,6 +847,7 @@ class _Scheduler:
         self.running: list[_Task] = []
         self.warm_start = warm_start
         self._zygote: Zygote | None = None
+        self._news = 0  # the zygote's message count when the scheduler last looked
 
     def close(self) -> None:
         """Stop the warm-start process (if any), then remove what interrupted writes left in the run folder."""
@@ -867,7 +868,10 @@ class _Scheduler:
                     if not self.running and all(t.result.state in TERMINAL_STATES for t in self.tasks.values()):
                         break
                     self.display.refresh()
-                    time.sleep(_POLL_INTERVAL)
+                    if self._zygote is not None:  # woken as soon as a warm task has exited
+                        self._news = self._zygote.wait_for_news(self._news, _POLL_INTERVAL)
+                    else:
+                        time.sleep(_POLL_INTERVAL)
                 self.display.refresh(force=True)
         except KeyboardInterrupt:
             self._interrupt()

@@ -29,7 +29,15 @@ removes the temporary files of interrupted writes in the run folder (sent as ``{
 It also dies with the launcher (``PR_SET_PDEATHSIG``) and kills any orphan adopted from a finished task.
 
 ``VertexRunner`` starts the zygote as soon as Kedro builds it (:func:`prestart`), when ``conf/base/vertexai.yml``
-or ``--runner-params`` select the local backend, so preloading overlaps Kedro's own start-up in the launcher.
+or ``--runner-params`` select the local backend, so preloading overlaps Kedro's own start-up in the launcher. It
+does so by *forking* the launcher (:func:`_forked_zygote`): Kedro builds the runner before it creates the session,
+so at that moment the launcher holds no session, context, configuration or MLflow run, only imported modules —
+Kedro, its CLI and the CLI plugins (kedro-mlflow's imports mlflow) — which the zygote then need not import again.
+The fork resets what a fresh zygote would not have: environment, working directory, standard streams (the
+launcher's output never reaches the zygote or a task), signal handlers and session. Where forking is not safe — the
+launcher already runs a second thread (a fork copies no thread but every lock one holds) — or a zygote is started
+later (``run_spec`` called directly), it is a fresh ``python -m kedro_vertex_runner.backends.warm`` instead, which
+preloads everything itself; the protocol and what tasks get are the same either way.
 
 Only tasks whose command is ``python -m kedro_vertex_runner.entrypoint …`` start warm; anything else, and every
 task where ``fork`` is unavailable or warm start is switched off, starts as a fresh process.
@@ -123,20 +131,28 @@ class WarmProcess:
 class Zygote:
     """The launcher's handle on one zygote process: start tasks, learn when they end, stop it."""
 
-    def __init__(self, project_dir: Path, env: dict[str, str], remote_root: bool = False):
-        command = [sys.executable, "-m", __name__, "--project-dir", str(project_dir)]
-        if remote_root:
-            command.append("--remote-root")
-        self.process = subprocess.Popen(
-            command,
-            cwd=project_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the launcher, which stops tasks in order
-        )
+    def __init__(self, project_dir: Path, env: dict[str, str], remote_root: bool = False, fork: bool = False):
+        """``fork``: fork the zygote from this process when that is safe (see :func:`_forked_zygote`), so it
+        starts with what the launcher has imported already; otherwise, or when it is not safe, start it fresh."""
+        self.process: subprocess.Popen[bytes] | _ForkedZygote
+        forked = _forked_zygote(project_dir, env, remote_root) if fork else None
+        if forked is not None:
+            self.process = forked
+        else:
+            command = [sys.executable, "-m", __name__, "--project-dir", str(project_dir)]
+            if remote_root:
+                command.append("--remote-root")
+            self.process = subprocess.Popen(
+                command,
+                cwd=project_dir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the launcher, which stops tasks in order
+            )
         self.changed = threading.Condition()
+        self.events = 0  # messages received so far (under ``changed``): see :meth:`wait_for_news`
         self.alive = True
         self._next_key = 0
         self._by_key: dict[int, WarmProcess] = {}
@@ -196,6 +212,7 @@ class Zygote:
                     process = self._by_pid.pop(message["pid"], None)
                     if process is not None:
                         process.returncode = int(message["status"])
+                self.events += 1
                 self.changed.notify_all()
         with self.changed:  # the zygote is gone: its children died with it (parent-death signal)
             self.alive = False
@@ -205,7 +222,16 @@ class Zygote:
                     process.error = "the warm-start process exited"
             self._by_key.clear()
             self._by_pid.clear()
+            self.events += 1
             self.changed.notify_all()
+
+    def wait_for_news(self, seen: int, timeout: float) -> int:
+        """Wait until a task has been forked or has exited since ``seen`` (an earlier return value), at most
+        ``timeout`` seconds; returns the current count. The launcher reacts at once instead of at its next poll."""
+        with self.changed:
+            if self.events == seen:
+                self.changed.wait(timeout)
+            return self.events
 
     def close(self, timeout: float = 10.0) -> None:
         """End the zygote: it kills whatever task is still running, sweeps temporary files, and exits."""
@@ -221,6 +247,93 @@ class Zygote:
         self._reader.join(timeout=1)
 
 
+class _ForkedZygote:
+    """A zygote forked from the launcher: the part of :class:`subprocess.Popen` that :class:`Zygote` uses."""
+
+    def __init__(self, pid: int, requests: int, replies: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdin: IO[bytes] = os.fdopen(requests, "wb")
+        self.stdout: IO[bytes] = os.fdopen(replies, "rb")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL  # reaped elsewhere
+            else:
+                if pid:
+                    self.returncode = _returncode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired([sys.executable, "-m", __name__], timeout or 0)
+            time.sleep(0.01)
+        return self.returncode  # type: ignore[return-value]
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _forked_zygote(project_dir: Path, env: dict[str, str], remote_root: bool) -> _ForkedZygote | None:
+    """Fork the zygote from this (the launcher's) process, or None where that is not safe.
+
+    The fork inherits every module the launcher has imported (Kedro, its CLI, mlflow…), so the zygote's own
+    preloading is only what the launcher has not imported yet, and it does not compete with the launcher for the
+    CPU as long. Safe only before the launcher has started threads (a fork copies no thread but every lock) and
+    while no Kedro session exists (``VertexRunner`` is built before Kedro creates the session); the zygote then
+    preloads as a fresh one does, and resets what it inherited that a task must not see: environment, working
+    directory, signal handlers, standard streams (the launcher's own output never reaches the zygote or a task).
+    """
+    if not available() or threading.active_count() > 1:
+        return None
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered is copied into the child, to be written twice
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (requests_read, requests_write, replies_read, replies_write):
+            os.close(fd)
+        return None
+    if pid == 0:  # the zygote: never returns into the launcher's code
+        code = 0
+        try:
+            os.setsid()  # Ctrl-C reaches the launcher, which stops tasks in order
+            os.close(requests_write)
+            os.close(replies_read)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_DFL)
+            os.chdir(project_dir)
+            os.environ.clear()
+            os.environ.update(env)
+            sys.argv = [__file__, "--project-dir", str(project_dir)]
+            _serve(project_dir, remote_root, requests_read, replies_write)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(requests_read)
+    os.close(replies_write)
+    return _ForkedZygote(pid, requests_write, replies_read)
+
+
 _prestarted: dict[Path, Zygote] = {}
 
 
@@ -231,7 +344,7 @@ def prestart(project_dir: Path, env: dict[str, str], remote_root: bool = False) 
     if project_dir in _prestarted or not available():
         return
     try:
-        zygote = Zygote(project_dir, env, remote_root)
+        zygote = Zygote(project_dir, env, remote_root, fork=True)
     except OSError:
         return
     import atexit
@@ -354,7 +467,7 @@ def _import_dataset_types(project_dir: Path) -> None:
             continue
 
 
-def _run_child(request: dict[str, Any], zygote_pid: int) -> None:
+def _run_child(request: dict[str, Any], zygote_pid: int, protocol: tuple[int, int] = (0, 1)) -> None:
     """In the forked child: become the task, run the entrypoint, exit. Never returns."""
     code = 1
     try:
@@ -375,6 +488,10 @@ def _run_child(request: dict[str, Any], zygote_pid: int) -> None:
         os.dup2(log, 2)
         os.close(log)
         os.close(null)
+        for fd in protocol:
+            if fd > 2:
+                os.close(fd)
+        _unbuffered_stdio()
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -405,6 +522,23 @@ def _run_child(request: dict[str, Any], zygote_pid: int) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
+def _unbuffered_stdio() -> None:
+    """``sys.stdout``/``sys.stderr`` writing straight to the task's log, as with ``PYTHONUNBUFFERED`` (a forked
+    zygote inherits the launcher's, buffered when its output is a pipe): a killed task loses no line."""
+    import io
+
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        stream = io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding=getattr(old, "encoding", None) or "utf-8",
+            errors=getattr(old, "errors", None) or "backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
 def _reseed() -> None:
     """Fresh random state, as a fresh process has (``random`` reseeds itself after fork; numpy does not)."""
     numpy = sys.modules.get("numpy")
@@ -427,7 +561,8 @@ def _configure_logging(project_dir: Path) -> None:
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, requests: int = 0, replies: int = 1) -> None:
+        self.requests, self.replies = requests, replies  # the protocol's file descriptors
         self.sweep: str | None = None
         self.pid = os.getpid()
         self.tasks: set[int] = set()
@@ -436,13 +571,13 @@ class _Server:
     def send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
         while data:
-            data = data[os.write(1, data) :]
+            data = data[os.write(self.replies, data) :]
 
     def serve(self) -> None:
         while True:
-            ready, _, _ = select.select([0], [], [], _REAP_INTERVAL)
+            ready, _, _ = select.select([self.requests], [], [], _REAP_INTERVAL)
             if ready:
-                chunk = os.read(0, 65536)
+                chunk = os.read(self.requests, 65536)
                 if not chunk:
                     break
                 self.buffer += chunk
@@ -466,7 +601,7 @@ class _Server:
             self.send({"key": request["key"], "error": f"fork failed: {exc}"})
             return
         if pid == 0:
-            _run_child(request, self.pid)
+            _run_child(request, self.pid, (self.requests, self.replies))
         self.tasks.add(pid)
         self.send({"key": request["key"], "pid": pid})
 
@@ -542,10 +677,13 @@ def _returncode(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
 
 
+_REQUESTS_FD = [0]
+
+
 def _close_stdin(signum: int, frame: Any) -> None:
-    """SIGTERM: end as if stdin had closed (once; a second signal finds it closed already)."""
+    """SIGTERM: end as if the requests pipe had closed (once; a second signal finds it closed already)."""
     try:
-        os.close(0)
+        os.close(_REQUESTS_FD[0])
     except OSError:
         pass
 
@@ -557,18 +695,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project-dir", required=True)
     parser.add_argument("--remote-root", action="store_true", help="preload gcsfs")
     args = parser.parse_args(argv)
+    _serve(Path(args.project_dir), args.remote_root, 0, 1)
+
+
+def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int) -> None:
+    """The zygote's life: preload, then fork a task per request until the requests pipe closes."""
     from .processes import become_subreaper, die_with_parent
 
     die_with_parent(signal.SIGTERM)
     become_subreaper()
-    server = _Server()
+    server = _Server(requests, replies)
+    _REQUESTS_FD[0] = requests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the launcher died (parent-death signal) or stops us: end like a closed stdin, killing every task first
     signal.signal(signal.SIGTERM, _close_stdin)
-    _preload(Path(args.project_dir), remote_root=args.remote_root)
+    _preload(project_dir, remote_root=remote_root)
     try:
         server.serve()
-    except OSError:  # stdin closed by the SIGTERM handler
+    except OSError:  # requests closed by the SIGTERM handler
         server.shutdown()
 
 
