@@ -295,6 +295,7 @@ def _forked_zygote(project_dir: Path, env: dict[str, str], remote_root: bool) ->
     """
     if not available() or threading.active_count() > 1:
         return None
+    project_imported = _import_node_modules()
     requests_read, requests_write = os.pipe()
     replies_read, replies_write = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is copied into the child, to be written twice
@@ -324,7 +325,7 @@ def _forked_zygote(project_dir: Path, env: dict[str, str], remote_root: bool) ->
             os.environ.clear()
             os.environ.update(env)
             sys.argv = [__file__, "--project-dir", str(project_dir)]
-            _serve(project_dir, remote_root, requests_read, replies_write)
+            _serve(project_dir, remote_root, requests_read, replies_write, project_imported)
         except BaseException:
             code = 1
         finally:
@@ -332,6 +333,39 @@ def _forked_zygote(project_dir: Path, env: dict[str, str], remote_root: bool) ->
     os.close(requests_read)
     os.close(replies_write)
     return _ForkedZygote(pid, requests_write, replies_read)
+
+
+def _import_node_modules() -> bool:
+    """In the launcher, before it forks the zygote: import the node modules of the pipelines Kedro is about to run.
+
+    Kedro would import them a moment later anyway (in ``session.run``, for the pipelines named on the command line),
+    so this only moves that work before the fork: the zygote then inherits them instead of importing them again
+    beside the launcher. The Pipeline objects built here are dropped, and Kedro builds its own as it always does;
+    a pipeline that fails to import is left for Kedro to report. Returns whether the pipelines loaded.
+    """
+    project = sys.modules.get("kedro.framework.project")
+    if project is None or getattr(project, "PACKAGE_NAME", None) is None:
+        return False
+    names: list[str] | None = None
+    click = sys.modules.get("click")
+    context = click.get_current_context(silent=True) if click is not None else None
+    if context is not None:  # `kedro run --pipeline X` / `--pipelines X,Y`: only what Kedro will load
+        params = context.params
+        named = [params.get("pipeline"), *(params.get("pipelines") or ())]
+        names = [name for name in named if isinstance(name, str) and name] or None
+    import warnings
+
+    pipelines = project.pipelines
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pipelines.set_requested(names)
+            pipelines.keys()
+        except Exception:
+            return False
+        finally:
+            pipelines.configure(pipelines._pipelines_module)
+    return True
 
 
 _prestarted: dict[Path, Zygote] = {}
@@ -378,7 +412,7 @@ def enabled(option: bool | None) -> bool:
 # zygote side
 
 
-def _preload(project_dir: Path, remote_root: bool) -> None:
+def _preload(project_dir: Path, remote_root: bool, project_imported: bool = False) -> None:
     """Import what tasks import, and nothing that holds run state (see the module docstring)."""
     from .. import entrypoint
 
@@ -390,7 +424,7 @@ def _preload(project_dir: Path, remote_root: bool) -> None:
         lambda: __import__("pydantic").BaseModel,  # imported lazily when Kedro validates parameters
         lambda: __import__("kedro_vertex_runner.persistence"),
         lambda: __import__("kedro_vertex_runner.mlflow_tracking"),
-        lambda: _import_project(project_dir),
+        lambda: _import_project(project_dir, node_modules=not project_imported),
         lambda: _import_hook_plugins(project_dir),
         lambda: _import_dataset_types(project_dir),
     ]
@@ -403,17 +437,21 @@ def _preload(project_dir: Path, remote_root: bool) -> None:
             continue
     import gc
 
-    gc.collect()
-    if hasattr(gc, "freeze"):
-        gc.freeze()  # keep the preloaded objects' pages shared between children
+    if hasattr(gc, "freeze"):  # keep the preloaded objects' pages shared between children (no collection first:
+        gc.freeze()  # on a heap this size it costs a quarter of a second, and the garbage is a few kB per child)
 
 
-def _import_project(project_dir: Path) -> None:
+def _import_project(project_dir: Path, node_modules: bool = True) -> None:
+    """Bootstrap the project as every task will (dynaconf's settings loader walks the stack with ``inspect``,
+    whose module cache a child then inherits warm: a third of a second per task otherwise) and, with
+    ``node_modules``, import every node module (unless the launcher did before forking the zygote)."""
     from kedro.framework.project import pipelines, settings
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project_dir)
     _ = settings.CONF_SOURCE  # the settings module is imported lazily
+    if not node_modules:
+        return
     try:
         pipelines.keys()  # imports every node module; the Pipeline objects built are thrown away below
     finally:
@@ -698,8 +736,11 @@ def main(argv: list[str] | None = None) -> None:
     _serve(Path(args.project_dir), args.remote_root, 0, 1)
 
 
-def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int) -> None:
-    """The zygote's life: preload, then fork a task per request until the requests pipe closes."""
+def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int, project_imported: bool = False) -> None:
+    """The zygote's life: preload, then fork a task per request until the requests pipe closes.
+
+    ``project_imported``: forked from a launcher that has bootstrapped the project and imported its node modules
+    (:func:`_import_node_modules`), so the zygote need not do that again."""
     from .processes import become_subreaper, die_with_parent
 
     die_with_parent(signal.SIGTERM)
@@ -709,7 +750,7 @@ def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int) ->
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the launcher died (parent-death signal) or stops us: end like a closed stdin, killing every task first
     signal.signal(signal.SIGTERM, _close_stdin)
-    _preload(project_dir, remote_root=remote_root)
+    _preload(project_dir, remote_root=remote_root, project_imported=project_imported)
     try:
         server.serve()
     except OSError:  # requests closed by the SIGTERM handler
