@@ -19,8 +19,11 @@ The modes (``run_config.grouping``):
 ``tags``
     Nodes tagged ``group.<name>`` share one task per name; untagged nodes get a task each.
 
-``makespan`` and ``chains`` never put nodes whose task settings differ (image, resources, accelerator, retries,
-timeout, caching) into one task, so a node given its own GPU or image in ``vertexai.yml`` keeps its own task.
+``makespan`` and ``chains`` never put nodes whose task settings differ (image, GPUs, accelerator, retries, timeout,
+caching) into one task, so a node given its own GPU or image in ``vertexai.yml`` keeps its own task. CPU and memory
+requests are the exception: they only size the machine, so nodes asking for different amounts may share a task,
+which then asks for the most of each (a two-minute container start costs more than a few minutes on a larger
+machine).
 ``namespace`` and ``tags`` can merge nodes that have an outside node between them (A → X → B with A and B in one
 group), which would make the groups depend on each other in a cycle; such a grouping is rejected with an error
 naming the nodes.
