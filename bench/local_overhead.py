@@ -8,9 +8,8 @@ faster than Kedro's sequential runner. Projects, each a private copy of ``exampl
 * ``example``: its default pipeline (``kedro run`` against ``kedro run --runner=VertexRunner``);
 * ``spaceflights``: a generated pipeline shaped like Kedro's spaceflights starter (two preprocessing branches,
   a model input table, a split, two models trained and evaluated in parallel branches) whose nodes each work for
-  ``--node-seconds`` (default 1.5 s), run with ``--pipeline spaceflights``, in a second copy that uses the default
-  grouping (``makespan``, which makes it one task running its branches side by side) instead of the ``chains``
-  grouping the example pins.
+  ``--node-seconds`` (default 1.5 s), run with ``--pipeline spaceflights``. The default grouping (``makespan``,
+  which the example uses too) makes it one task running its branches side by side.
 
 Each command runs ``--repeat`` times (alternating, after one untimed warm-up of each); the medians and the ratios
 to plain ``kedro run`` are printed, for warm start on and off (``--runner-params warm_start=false``).
@@ -90,18 +89,14 @@ def create_pipeline(**kwargs):
 '''
 
 
-def make_project(tmp: Path, node_seconds: float, default_grouping: bool = False) -> Path:
-    project = tmp / ("spaceflights" if default_grouping else "demo_project")
+def make_project(tmp: Path, name: str, node_seconds: float) -> Path:
+    project = tmp / name
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "mlruns", "vertex_runs")
     shutil.copytree(EXAMPLE, project, ignore=ignore)
     package = project / "src" / "demo_project" / "pipelines" / "spaceflights"
     package.mkdir()
     (package / "__init__.py").write_text("from .pipeline import create_pipeline\n")
     (package / "pipeline.py").write_text(SPACEFLIGHTS.format(seconds=node_seconds))
-    if default_grouping:
-        config = project / "conf" / "base" / "vertexai.yml"
-        lines = config.read_text().splitlines(True)
-        config.write_text("".join(line for line in lines if line.strip() != "grouping: chains"))
     return project
 
 
@@ -130,7 +125,7 @@ def main() -> None:
         for name, selection in projects.items():
             if args.only and name != args.only:
                 continue
-            project = make_project(Path(tmp), args.node_seconds, default_grouping=name == "spaceflights")
+            project = make_project(Path(tmp), name, args.node_seconds)
             commands = {
                 "kedro run": [kedro, "run", *selection],
                 "local, warm": [kedro, "run", "--runner=VertexRunner", *selection, "--runner-params", local],

@@ -133,7 +133,11 @@ def probe_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"from demo_project.pipelines.probes.pipeline import {name} as create_pipeline\n"
         )
     (project / "conf" / "base" / "parameters_probes.yml").write_text("probe_a: a\nprobe_b: b\nprobe_c: c\n")
-    set_config(project, **{"  resources:\n": "  resources:\n    hang: {timeout: 3}\n"})
+    # one task per probe node, whatever the last run's node times make of the default grouping
+    set_config(
+        project,
+        **{"  resources:\n": "  resources:\n    hang: {timeout: 3}\n", "  grouping: makespan\n": "  grouping: none\n"},
+    )
     return project
 
 
