@@ -12,8 +12,8 @@ smallest registered pipeline holding the node, so only the node modules of ``S``
 ``warm fork``, is the same entrypoint task forked by the local backend's warm-start process
 (:mod:`kedro_vertex_runner.backends.warm`) once it has preloaded the project: what a local task costs by default.
 
-Last measured (2 runs each, shared 2-core machine, load average ≈2): first node after 5.12 s (``kedro run``),
-3.80 s (entrypoint, 0.74x), 1.71 s (``--node-pipeline``, 0.33x), 0.37 s (warm fork, 0.07x).
+Last measured (3 runs each, shared 2-core machine, load average ≈0.8): first node after 4.79 s (``kedro run``),
+3.85 s (entrypoint, 0.80x), 1.90 s (``--node-pipeline``, 0.40x), 0.43 s (warm fork, 0.09x).
 
     python bench/bootstrap.py [--node summarize_raw_data] [--pipeline __default__] [--node-pipeline reporting]
                               [--repeat 5]
