@@ -167,15 +167,12 @@ def test_missing_credentials_submit_nothing(project: Path, fake: FakeVertex, tmp
     environ = subprocess_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
     environ.pop("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", None)
     environ.pop("NO_GCE_CHECK", None)  # as on a user's laptop: nothing may wait for a metadata server
-    started = time.monotonic()
     result = run(project, "vertexai", "run-once", environ=environ)
-    elapsed = time.monotonic() - started
+    # this line comes from the check made before google-auth is asked (which would probe for a metadata server,
+    # 3 s or more per try on a laptop; that check's own time is bounded in test_vertex_backend.py)
     assert_one_line_error(result, "no Google Cloud credentials found: run `gcloud auth application-default login`")
     assert "GOOGLE_APPLICATION_CREDENTIALS" in result.stderr
     assert fake.requests == []
-    # the whole command, Kedro start-up included (a few seconds here); a metadata-server probe would add 3 s or more
-    # per try (the check itself is timed below one second in test_vertex_backend.py)
-    assert elapsed < 15, elapsed
 
 
 def test_bad_credentials_file_submits_nothing(project: Path, fake: FakeVertex, tmp_path: Path) -> None:
