@@ -296,6 +296,8 @@ def _forked_zygote(project_dir: Path, env: dict[str, str], remote_root: bool) ->
     if not available() or threading.active_count() > 1:
         return None
     project_imported = _import_node_modules()
+    if threading.active_count() > 1:  # a node module started one
+        return None
     requests_read, requests_write = os.pipe()
     replies_read, replies_write = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is copied into the child, to be written twice
