@@ -717,15 +717,17 @@ def _returncode(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
 
 
-_REQUESTS_FD = [0]
+def _closing(fd: int) -> Any:
+    """A SIGTERM handler ending the zygote as if the requests pipe ``fd`` had closed (once; a second signal finds
+    it closed already)."""
 
+    def close(signum: int, frame: Any) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
-def _close_stdin(signum: int, frame: Any) -> None:
-    """SIGTERM: end as if the requests pipe had closed (once; a second signal finds it closed already)."""
-    try:
-        os.close(_REQUESTS_FD[0])
-    except OSError:
-        pass
+    return close
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -748,10 +750,9 @@ def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int, pr
     die_with_parent(signal.SIGTERM)
     become_subreaper()
     server = _Server(requests, replies)
-    _REQUESTS_FD[0] = requests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the launcher died (parent-death signal) or stops us: end like a closed stdin, killing every task first
-    signal.signal(signal.SIGTERM, _close_stdin)
+    signal.signal(signal.SIGTERM, _closing(requests))
     _preload(project_dir, remote_root=remote_root, project_imported=project_imported)
     try:
         server.serve()
