@@ -31,6 +31,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_server(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def kedro_cmd(*args: str) -> list[str]:
     """``kedro …`` from the test's own environment (never a kedro found elsewhere on PATH)."""
     return [str(BIN / "kedro"), *args]

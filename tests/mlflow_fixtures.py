@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import BIN, free_port, subprocess_env
+from conftest import BIN, free_port, stop_server, subprocess_env
 
 STARTUP_TIMEOUT = 90.0
 
@@ -49,12 +49,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
         _wait_healthy(url, process, home / "server.log")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process, timeout=15)
         log.close()
 
 

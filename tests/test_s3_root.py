@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import BIN, _clean_example, free_port, subprocess_env
+from conftest import BIN, _clean_example, free_port, stop_server, subprocess_env
 from rich.console import Console
 
 from kedro_vertex_runner.config import check_root
@@ -90,12 +90,7 @@ def s3_server():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")
