@@ -240,6 +240,12 @@ def init(
     help="Also print the tasks, their nodes, the longest chain of dependent tasks, and the estimated makespan "
     "and task count under each grouping.",
 )
+@click.option(
+    "--list-code",
+    is_flag=True,
+    help="List the files code upload (run_config.code: upload) ships, and their count, bytes and digest; then "
+    "stop: nothing is compiled or uploaded.",
+)
 @backend_option
 @click.pass_context
 @_user_errors
@@ -250,6 +256,7 @@ def compile_(
     params: dict[str, Any],
     output: str,
     explain: bool,
+    list_code: bool,
     backend_name: str | None,
 ) -> None:
     """Compile a pipeline to a Vertex AI PipelineSpec file; needs no GCP credentials.
@@ -257,6 +264,9 @@ def compile_(
     --backend compiles the form that backend runs (default: run_config.backend)."""
     from .compiler.spec import check_output_path, write_spec
 
+    if list_code:
+        _list_code(_env(ctx, env), params)
+        return
     if backend_name:
         from .backends import backend_class
 
@@ -273,6 +283,22 @@ def compile_(
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
+
+
+def _list_code(env: str | None, params: dict[str, Any]) -> None:
+    """``compile --list-code``: the files code upload ships, one a line, then what they add up to."""
+    from .project import code_package
+
+    job = _open_job(env, "__default__", params)
+    try:
+        package = code_package(Path(job.context.project_path), job.config)
+    finally:
+        job.close()
+    for name in package.files:
+        click.echo(name)
+    for line in package.warnings():
+        click.echo(f"Warning: {line}", err=True)
+    click.echo(f"Code upload would ship {package.summary()} (nothing uploaded)")
 
 
 def _duration(seconds: float) -> str:

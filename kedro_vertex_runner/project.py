@@ -187,7 +187,22 @@ def upload_code(project_path: Path, config: PluginConfig) -> str:
 
     package = PACKAGE_NAME or project_path.name
     source_dir = _source_dir(project_path)
-    return prepare(project_path, package, source_dir, config.run_config.root, config.run_config.backend)
+    run_config = config.run_config
+    return prepare(
+        project_path, package, source_dir, run_config.root, run_config.backend, run_config.code_upload.max_file_size
+    )
+
+
+def code_package(project_path: Path, config: PluginConfig) -> Any:
+    """What code upload would ship (a ``CodePackage``), without storing anything: ``compile --list-code``."""
+    from kedro.framework.project import PACKAGE_NAME
+
+    from .code_upload import package_project
+
+    package = PACKAGE_NAME or project_path.name
+    return package_project(
+        project_path, package, _source_dir(project_path), config.run_config.code_upload.max_file_size
+    )
 
 
 def _source_dir(project_path: Path) -> str:

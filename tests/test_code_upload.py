@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,132 @@ def test_packages_code_and_conf_without_local_conf_credentials_or_ignored_files(
 def test_missing_package_is_one_line(tree):
     with pytest.raises(PluginError, match=r"^run_config.code: upload: no package at .*/src/other: check"):
         project_files(tree, "other")
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """A project inside a git repository, with what must never ship next to what must."""
+    repo = tmp_path / "repo"
+    root = repo / "proj"
+    _write(repo, {
+        ".git/config": "[core]\n",
+        ".git/info/exclude": "proj/conf/base/excluded_by_info.yml\n",
+        ".gitignore": "*.bak\n",  # the repository's top, above the project
+    })  # fmt: skip
+    _write(root, {
+        "pyproject.toml": '[tool.kedro]\npackage_name = "pkg"\nproject_name = "pkg"\nkedro_init_version = "1.7.0"\n',
+        ".gitignore": "*.log\nbuild/\n",
+        ".dockerignore": "logs\n",  # Docker anchors it: the project's top logs/ only
+        "src/pkg/__init__.py": "",
+        "src/pkg/nodes.py": "def f(): return 1\n",
+        "src/pkg/.gitignore": "generated/\n!generated/keep.py\n*.tmp\n!keep.tmp\n/local_only.py\n",
+        "src/pkg/generated/keep.py": "",  # its folder is ignored: a negation cannot bring it back (git)
+        "src/pkg/a.tmp": "", "src/pkg/keep.tmp": "",
+        "src/pkg/local_only.py": "", "src/pkg/sub/local_only.py": "",  # the pattern is anchored to src/pkg/
+        "src/pkg/sub/build/x.py": "", "src/pkg/build": "",  # build/ matches folders only
+        "src/pkg/sub/run.log": "", "src/pkg/old.py.bak": "",
+        "src/pkg/logs/handler.py": "",
+        # key material
+        "src/pkg/id_rsa": "PRIVATE s3cr3t", "src/pkg/.ssh/config": "IdentityFile s3cr3t", "src/pkg/a.pem": "s3cr3t",
+        "conf/base/.netrc": "machine x password s3cr3t", "conf/base/my-service-account.json": '{"k": "s3cr3t"}',
+        "conf/.env.prod": "TOKEN=s3cr3t", "conf/base/credentials.yml": "token: s3cr3t\n",
+        # vendored repositories: their code ships, their .git never
+        "src/pkg/vendor/lib/__init__.py": "", "src/pkg/vendor/lib/.git/config": "url = https://tok:s3cr3t@h/r\n",
+        "src/pkg/vendor/other/mod.py": "", "src/pkg/vendor/other/.git": "gitdir: ../../../../.git/modules/o\n",
+        "conf/base/catalog.yml": "a: 1\n",
+        "conf/base/.gitignore": "*.local.yml\n", "conf/base/mine.local.yml": "",
+        "conf/base/excluded_by_info.yml": "",
+        "conf/local/parameters.yml": "alpha: 2\n", "conf/local/credentials.yml": "token: s3cr3t\n",
+        "elsewhere/notes.md": "",  # neither code nor conf/
+    })  # fmt: skip
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.yml").write_text("s3cr3t")
+    (root / "src/pkg/outside").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (root / "conf/base/linked.yml").symlink_to(tmp_path / "outside" / "secret.yml")
+    (root / "src/pkg/alias.py").symlink_to("nodes.py")  # inside the project: followed
+    (root / "src/pkg/sub/loop").symlink_to("..", target_is_directory=True)
+    (root / "conf/base/sneaky.yml").symlink_to("../local/credentials.yml")
+    with open(root / "conf/base/big.bin", "wb") as big:  # sparse: 200 MB that take no room
+        big.truncate(200_000_000)
+    return root
+
+
+SHIPPED = [
+    "conf/base/.gitignore",
+    "conf/base/catalog.yml",
+    "pyproject.toml",
+    "src/pkg/.gitignore",
+    "src/pkg/__init__.py",
+    "src/pkg/alias.py",
+    "src/pkg/build",
+    "src/pkg/keep.tmp",
+    "src/pkg/logs/handler.py",
+    "src/pkg/nodes.py",
+    "src/pkg/sub/local_only.py",
+    "src/pkg/vendor/lib/__init__.py",
+    "src/pkg/vendor/other/mod.py",
+]
+
+
+def test_code_upload_ships_exactly_what_git_sees_without_keys_git_dirs_or_links_out(hostile, tmp_path):
+    import tarfile
+
+    assert project_files(hostile, "pkg") == sorted([*SHIPPED, "conf/base/big.bin"])
+    # a file over the limit: one line naming it, its size, the limit and what to do
+    with pytest.raises(PluginError) as refused:
+        package_project(hostile, "pkg")
+    assert str(refused.value) == (
+        "run_config.code: upload: conf/base/big.bin is 200.0 MB (200,000,000 bytes), over the 20.0 MB limit for one "
+        "file: add it to .gitignore (or keep it out of conf/ and src/), or raise run_config.code_upload.max_file_size"
+    )
+    (hostile / "conf/base/big.bin").unlink()
+    (hostile / "conf/base/big.bin").write_bytes(b"x" * 2000)
+    with pytest.raises(PluginError, match=r"conf/base/big.bin is 2,000 bytes, over the 1,000 bytes limit"):
+        package_project(hostile, "pkg", max_file_size=1000)
+    (hostile / "conf/base/big.bin").unlink()
+
+    package = package_project(hostile, "pkg")
+    assert package.files == tuple(SHIPPED)
+    with tarfile.open(fileobj=io.BytesIO(package.data), mode="r:gz") as tar:
+        assert tar.getnames() == SHIPPED and all(member.isfile() for member in tar.getmembers())
+        contents = b"".join(tar.extractfile(member).read() for member in tar.getmembers())
+        assert tar.extractfile("src/pkg/alias.py").read() == b"def f(): return 1\n"
+    assert b"s3cr3t" not in contents
+    assert package.size == len(contents)
+    outside = tmp_path / "outside"
+    assert package.warnings() == [
+        "code upload left out 7 files or folders that look like credentials or keys: conf/.env.prod, "
+        "conf/base/.netrc, conf/base/credentials.yml, conf/base/my-service-account.json, src/pkg/.ssh/, "
+        "src/pkg/a.pem, src/pkg/id_rsa",
+        f"code upload did not follow 4 links: conf/base/linked.yml -> {outside}/secret.yml (leaves the project), "
+        "conf/base/sneaky.yml -> ../local/credentials.yml (its target is not shipped itself), "
+        f"src/pkg/outside -> {outside} (leaves the project), src/pkg/sub/loop -> .. (a loop)",
+    ]
+    assert package.summary() == f"13 files, {package.size:,} bytes, sha256 {package.digest[:12]}"
+
+
+def test_a_package_the_ignore_files_exclude_whole_is_one_line(hostile):
+    (hostile / ".gitignore").write_text("src/\n")
+    with pytest.raises(PluginError, match=r"^run_config.code: upload: no file of src/pkg/ would be shipped: the "):
+        project_files(hostile, "pkg")
+
+
+def test_max_file_size_takes_bytes_or_a_size():
+    from kedro_vertex_runner.errors import ConfigError
+
+    def limit(value):
+        return validate_config(
+            {
+                "project_id": "proj-1",
+                "region": "europe-west1",
+                "run_config": {"image": "img:1", "root": "gs://b/r", "code_upload": {"max_file_size": value}},
+            }
+        ).run_config.code_upload
+
+    assert limit(1000).max_file_size == 1000
+    assert limit("50M").max_file_size == 50_000_000 and limit("1Gi").max_file_size == 2**30
+    with pytest.raises(ConfigError, match=r"run_config.code_upload.max_file_size: expected a number of bytes or a "):
+        limit("big")
 
 
 def test_archive_is_deterministic_and_content_addressed(tree):
@@ -147,6 +274,43 @@ def test_config_and_runner_param_name_the_mode():
     with pytest.raises(ConfigError, match=r"run_config.code: expected one of 'image', 'upload'"):
         validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": {
             "image": "img:1", "root": "gs://b/r", "code": "uploaded"}})  # fmt: skip
+
+
+def test_compile_list_code_lists_what_would_ship_without_storage_and_refuses_a_big_file(tmp_path):
+    from conftest import _clean_example, free_port, kedro_batch
+
+    listed = _clean_example(tmp_path / "listed")
+    config = listed / "conf" / "base" / "vertexai.yml"
+    # a gs:// root whose storage is not there: listing never contacts it
+    config.write_text(config.read_text().replace("root: data/vertex_runs", "root: gs://no-such-bucket/runs")
+                      .replace("  backend: local\n", "  backend: local\n  code: upload\n"))  # fmt: skip
+    _write(listed, {"conf/base/credentials.yml": "api_token: s3cr3t\n", "conf/local/credentials.yml": "x: s3cr3t\n"})
+    big = _clean_example(tmp_path / "big")
+    config = big / "conf" / "base" / "vertexai.yml"
+    config.write_text(config.read_text() + "  code_upload:\n    max_file_size: 10k\n")
+    (big / "conf" / "base" / "model.bin").write_bytes(b"x" * 10_001)
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = subprocess_env(STORAGE_EMULATOR_HOST=dead)
+    listing, refused = kedro_batch([
+        (listed, ["vertexai", "compile", "--list-code"]), (big, ["vertexai", "compile", "--list-code"])
+    ], env=env)  # fmt: skip
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    package = package_project(listed, "demo_project")
+    lines = listing.stdout.strip().splitlines()  # (Kedro's own log lines may come first)
+    assert lines[-len(package.files) - 1 : -1] == list(package.files)
+    assert "conf/base/catalog.yml" in package.files and not [line for line in lines if "credentials" in line]
+    assert lines[-1] == f"Code upload would ship {package.summary()} (nothing uploaded)"
+    assert "Warning: code upload left out 1 files or folders that look like credentials or keys: " \
+        "conf/base/credentials.yml\n" in listing.stderr  # fmt: skip
+    assert not (listed / "pipeline.json").exists()
+
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "Error: run_config.code: upload: conf/base/model.bin is 10,001 bytes, over the 10,000 bytes limit "
+        "for one file: add it to .gitignore (or keep it out of conf/ and src/), or raise "
+        "run_config.code_upload.max_file_size"
+    )
 
 
 @pytest.mark.slow
@@ -262,9 +426,13 @@ def test_the_code_is_uploaded_once_content_addressed_and_the_spec_is_determinist
     (archive,) = uploaded["after_first"]
     assert archive.startswith("test-bucket/code-upload/code/") and archive.endswith("/code.tar.gz")
     uri = f"gs://{archive}"
-    assert "Uploaded the project's code (" in uploaded["first"].stderr and uri in uploaded["first"].stderr
+    digest = archive.split("/")[-2]
+    shipped = re.search(rf"Uploaded the project's code \((\d+) files, ([\d,]+) bytes, sha256 {digest[:12]}\) to {uri}\n",
+                        uploaded["first"].stderr)  # fmt: skip
+    assert shipped, uploaded["first"].stderr[-2000:]
     # (the emulator serves from this process's threads: its own messages may share stderr, so look for the line)
-    assert f"The project's code is unchanged: using {uri}\n" in uploaded["second"]
+    assert f"The project's code is unchanged ({shipped[1]} files, {shipped[2]} bytes, sha256 {digest[:12]}): using " \
+        f"{uri}\n" in uploaded["second"]  # fmt: skip
     assert "Uploaded" not in uploaded["second"]
     assert uploaded["second_uri"] == uri
     assert uploaded["after_second"] == uploaded["after_first"]  # nothing new stored

@@ -392,6 +392,24 @@ class LocalConfig(_Model):
     )
 
 
+class CodeUploadConfig(_Model):
+    max_file_size: int = Field(
+        20_000_000,
+        description="Largest file code upload ships, in bytes or a size such as '50M' or '1Gi': a bigger one is "
+        "refused in one line naming it (leave it out with .gitignore, or raise this).",
+    )
+
+    @field_validator("max_file_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not _MEMORY.match(str(value).strip()):
+            raise ValueError(f"expected a number of bytes or a size such as '50M' or '1Gi', got {value!r}")
+        size = int(memory_bytes(str(value).strip()))
+        if size <= 0:
+            raise ValueError(f"expected a positive size such as '50M' or '1Gi', got {value!r}")
+        return size
+
+
 class KubeflowConfig(_Model):
     namespace: str | None = Field(
         None,
@@ -490,6 +508,9 @@ class RunConfig(_Model):
         description="Where tasks get the project's code and conf/: 'image' (built into `image`) or 'upload' "
         "(packaged at submit to `<root>/code/<sha256>/`, unpacked by every task; the image needs only the "
         "dependencies).",
+    )
+    code_upload: CodeUploadConfig = Field(
+        default_factory=CodeUploadConfig, description="What code upload (`code: upload`) ships."
     )
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")
