@@ -278,19 +278,8 @@ def _select(project_dir: Path, package_name: str, source_dir: str) -> _Selection
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.name == ".git":  # a repository's own files, here or in a vendored one: never
                 continue
-            target = entry.path
             is_link = entry.is_symlink()
-            if is_link:
-                target = os.path.realpath(entry.path)
-                shown = f"{rel} -> {os.readlink(entry.path)}"
-                if os.path.commonpath([real_project, target]) != real_project:
-                    if wanted(rel, os.path.isdir(target)):
-                        found.links.append(f"{shown} (leaves the project)")
-                    continue
-                if not os.path.exists(target):
-                    if wanted(rel, False):
-                        found.links.append(f"{shown} (leads nowhere)")
-                    continue
+            target = os.path.realpath(entry.path) if is_link else entry.path
             is_dir = os.path.isdir(target)
             if not wanted(rel, is_dir) or rel == LOCAL_CONF or rel.startswith(LOCAL_CONF + "/"):
                 continue
@@ -299,12 +288,19 @@ def _select(project_dir: Path, package_name: str, source_dir: str) -> _Selection
                 continue
             if _matches(entry.name, CACHES) or rules.ignored(rel, is_dir):
                 continue
-            if is_link and is_dir and target in chain:
-                found.links.append(f"{shown} (a loop)")
-                continue
             if is_link:
+                shown = f"{rel} -> {os.readlink(entry.path)}"
                 inside = os.path.relpath(target, real_project).replace(os.sep, "/")
-                if inside == "." or _never_shipped(inside) or rules.hidden(inside, is_dir):
+                if os.path.commonpath([real_project, target]) != real_project:
+                    found.links.append(f"{shown} (leaves the project)")
+                    continue
+                if not os.path.exists(target):
+                    found.links.append(f"{shown} (leads nowhere)")
+                    continue
+                if is_dir and target in chain:
+                    found.links.append(f"{shown} (a loop)")
+                    continue
+                if _never_shipped(inside) or rules.hidden(inside, is_dir):
                     found.links.append(f"{shown} (its target is not shipped itself)")
                     continue
             if is_dir:

@@ -115,6 +115,8 @@ def hostile(tmp_path: Path) -> Path:
     (root / "src/pkg/alias.py").symlink_to("nodes.py")  # inside the project: followed
     (root / "src/pkg/sub/loop").symlink_to("..", target_is_directory=True)
     (root / "conf/base/sneaky.yml").symlink_to("../local/credentials.yml")
+    (root / "src/pkg/dangling.py").symlink_to("missing.py")
+    (root / "src/pkg/out.log").symlink_to(tmp_path / "outside" / "secret.yml")  # ignored (*.log): not a word
     with open(root / "conf/base/big.bin", "wb") as big:  # sparse: 200 MB that take no room
         big.truncate(200_000_000)
     return root
@@ -167,8 +169,9 @@ def test_code_upload_ships_exactly_what_git_sees_without_keys_git_dirs_or_links_
         "code upload left out 7 files or folders that look like credentials or keys: conf/.env.prod, "
         "conf/base/.netrc, conf/base/credentials.yml, conf/base/my-service-account.json, src/pkg/.ssh/, "
         "src/pkg/a.pem, src/pkg/id_rsa",
-        f"code upload did not follow 4 links: conf/base/linked.yml -> {outside}/secret.yml (leaves the project), "
+        f"code upload did not follow 5 links: conf/base/linked.yml -> {outside}/secret.yml (leaves the project), "
         "conf/base/sneaky.yml -> ../local/credentials.yml (its target is not shipped itself), "
+        "src/pkg/dangling.py -> missing.py (leads nowhere), "
         f"src/pkg/outside -> {outside} (leaves the project), src/pkg/sub/loop -> .. (a loop)",
     ]
     assert package.summary() == f"13 files, {package.size:,} bytes, sha256 {package.digest[:12]}"
