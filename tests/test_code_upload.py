@@ -177,6 +177,14 @@ def test_code_upload_ships_exactly_what_git_sees_without_keys_git_dirs_or_links_
     assert package.summary() == f"13 files, {package.size:,} bytes, sha256 {package.digest[:12]}"
 
 
+def test_info_exclude_of_a_linked_work_tree_applies(tree, tmp_path):
+    # the project is a linked work tree (`git worktree add`): .git is a file, info/exclude is the main repository's
+    _write(tmp_path, {"main/.git/worktrees/proj/commondir": "../..\n", "main/.git/info/exclude": "/conf/prod/\n"})
+    (tree / ".git").write_text(f"gitdir: {tmp_path}/main/.git/worktrees/proj\n")
+    assert "conf/prod/parameters.yml" not in project_files(tree, "pkg")
+    assert "conf/base/catalog.yml" in project_files(tree, "pkg")
+
+
 def test_a_package_the_ignore_files_exclude_whole_is_one_line(hostile):
     (hostile / ".gitignore").write_text("src/\n")
     with pytest.raises(PluginError, match=r"^run_config.code: upload: no file of src/pkg/ would be shipped: the "):
