@@ -94,6 +94,12 @@ def commands() -> None:
 @click.pass_context
 def vertexai(ctx: click.Context, env: str | None) -> None:
     """Compile, run and schedule Kedro pipelines on Google Cloud Vertex AI Pipelines."""
+    from .values import check_environment
+
+    try:
+        check_environment()
+    except PluginError as exc:
+        exit_with(exc)
     ctx.meta["kedro_vertex_env"] = env
 
 
@@ -527,8 +533,13 @@ def logs(
 
     JOB_ID is the job id printed on submit (or its full resource name). Without --task, shows every failed task.
     """
+    from .config.rules import check_job_id
     from .console import show_logs
 
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
     backend, config = _backend_config(_env(ctx, env), backend_name, Capability.LOGS)
     show_logs(config, job_id, task=task, lines=lines, backend=backend)
 
