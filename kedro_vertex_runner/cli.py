@@ -435,6 +435,7 @@ def _schedule_options(
     A named schedule's ``pipeline`` applies unless ``--pipeline`` names another (``pipeline_given``, even as
     ``__default__``); ``--params`` override its ``params``."""
     config = job.config
+    _check_schedule_options(cron, timezone)
     if not schedule_name:
         if not cron:
             known = ", ".join(sorted(config.run_config.schedules))
@@ -460,6 +461,23 @@ def _schedule_options(
         job.close()
         job = open_job(env, wanted_pipeline, wanted_params)
     return job, entry.cron, timezone or entry.timezone, options
+
+
+def _check_schedule_options(cron: str | None, timezone: str | None) -> None:
+    """``--cron`` (a five-field one: a backend may take another form, e.g. KFP's six fields) and ``--timezone``,
+    checked before anything is compiled."""
+    from .config.rules import check_timezone, validate_cron
+
+    try:
+        if cron is not None and len(cron.split()) != 6:
+            validate_cron(cron)
+    except ValueError as exc:
+        raise PluginError(f"--cron: {exc}") from None
+    try:
+        if timezone is not None:
+            check_timezone(timezone)
+    except ValueError as exc:
+        raise PluginError(f"--timezone: {exc}") from None
 
 
 @vertexai.command(name="upload-pipeline")

@@ -377,6 +377,19 @@ def validate_cron(expression: str) -> None:
                 )
 
 
+def check_timezone(value: str) -> str:
+    """``value`` if it is an IANA time zone (``Europe/Warsaw``, ``UTC``) the zoneinfo database knows, else
+    ``ValueError``; without a tz database on this machine the check is left to the backend."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        if zoneinfo.available_timezones():
+            raise ValueError(f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!a}") from None
+    return value
+
+
 # a Kubernetes namespace is a DNS label (RFC 1123)
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 

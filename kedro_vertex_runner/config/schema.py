@@ -60,6 +60,7 @@ from .rules import (
     check_project_id,
     check_region,
     check_root,
+    check_timezone,
     check_vertex_experiment,
     cpu_cores,
     memory_bytes,
@@ -336,18 +337,7 @@ class ScheduleConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        import zoneinfo
-
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            if zoneinfo.available_timezones():  # without a tz database, leave the check to Vertex AI
-                raise ValueError(
-                    f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!r}"
-                ) from None
-        return value
+        return None if value is None else check_timezone(value)
 
     @field_validator("start_time", "end_time", mode="before")
     @classmethod
