@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import math
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
-
-logger = logging.getLogger(__name__)
 
 TIMINGS_DIR = "timings"
 _SAFE = "-_.+"
@@ -148,7 +146,7 @@ def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], du
         write_inside(base, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body)
         write_inside(base, (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt"), run_id + "\n")
     except OSError as exc:
-        logger.warning("Warning: node timings not recorded under %s: %s", base, exc.strerror or exc)
+        _warn(f"node timings not recorded under {base}: {exc.strerror or exc}")
 
 
 def _sane(seconds: object) -> bool:
@@ -160,10 +158,13 @@ def _sane(seconds: object) -> bool:
     )
 
 
+def _warn(text: str) -> None:
+    """One plain line on stderr (never wrapped by a logging handler): the task's log, or the compile's output."""
+    print(f"Warning: {text}", file=sys.stderr, flush=True)
+
+
 def _ignored(path: Path, reason: str) -> None:
-    logger.warning(
-        "Warning: node timings %s %s: ignored (delete it; it is written again by the next local run)", path, reason
-    )
+    _warn(f"node timings {path} {reason}: ignored (delete it; it is written again by the next local run)")
 
 
 def last_run_durations(root: str | None, pipeline_names: Iterable[str]) -> dict[str, float]:
