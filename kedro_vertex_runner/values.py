@@ -179,7 +179,8 @@ def check_max_workers(value: Any, label: str = "--runner-params max_workers=") -
     """
     text = str(value).strip()
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_WORKERS):  # not int(): it cuts 1.5 to 1
-        raise PluginError(f"{label}{text[:40]!a}: expected a whole number from 1 to {MAX_WORKERS}")
+        shown = ascii(value[:40]) if isinstance(value, str) else ascii(value)
+        raise PluginError(f"{label}{shown}: expected a whole number from 1 to {MAX_WORKERS}")
     return int(text)
 
 
