@@ -19,7 +19,6 @@ from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.task_runners import mode_for
 from kedro_vertex_runner.timings import last_run_durations, record_task
 from kedro_vertex_runner.values import check_environment
-from tests.conftest import kedro_batch
 
 BASE: dict[str, Any] = {
     "project_id": "my-project",
@@ -346,7 +345,7 @@ def test_corrupt_timing_records_are_ignored_with_one_warning_each(tmp_path: Path
     assert warned == ["huge.json", "inf.json", "nan.json", "negative.json", "text.json", "utf16.json"]
 
 
-def test_compile_explain_works_with_corrupt_timings(demo_project: Path):
+def test_compile_explain_works_with_corrupt_timings(demo_project: Path, monkeypatch: pytest.MonkeyPatch):
     runs = demo_project / "data" / "vertex_runs"
     (runs / "timings").mkdir(parents=True)
     (runs / "timings" / "__default__.txt").write_text("run-1\n")
@@ -354,13 +353,12 @@ def test_compile_explain_works_with_corrupt_timings(demo_project: Path):
     (runs / "run-1" / "timings").mkdir(parents=True)
     (runs / "run-1" / "timings" / "clean_houses.json").write_text(json.dumps({"nodes": {"clean_houses": 5}}))
     (runs / "run-1" / "timings" / "bad.json").write_text('{"nodes": {"add_features": Infinity}}')
-    default, serial = kedro_batch(
-        [
-            (demo_project, ["vertexai", "compile", "--explain"]),
-            (demo_project, ["vertexai", "compile", "-p", "data_processing", "--explain", "-o", "serial.json"]),
-        ]
-    )
-    assert default.returncode == 0 and serial.returncode == 0, default.stderr + serial.stderr
+    from kedro_vertex_runner.cli import commands
+
+    monkeypatch.chdir(demo_project)
+    default = CliRunner().invoke(commands, ["vertexai", "compile", "--explain"])
+    serial = CliRunner().invoke(commands, ["vertexai", "compile", "-p", "data_processing", "--explain", "-o", "s.json"])
+    assert default.exit_code == 0 and serial.exit_code == 0, default.output + serial.output
     assert "Traceback" not in default.stderr + serial.stderr
     assert "node run times: 1 of 11 from the last local run" in default.stdout
     bad = runs / "run-1" / "timings" / "bad.json"

@@ -343,7 +343,7 @@ def cli_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-@profile(60)
+@profile(45)
 @given(command=_command_lines())
 def test_every_generated_command_line_is_done_or_one_error_line(
     command: tuple[list[str], dict[str, str]], cli_project: Path, watched: list[Any], monkeypatch: pytest.MonkeyPatch
