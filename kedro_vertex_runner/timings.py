@@ -37,6 +37,8 @@ _MAX_RECORD_BYTES = 4 * 2**20  # a timing record larger than this is not one
 #: flags that never follow a link at the last path component (``O_NOFOLLOW``; 0 where the OS has none)
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW
+# timings need folders opened relative to their parent without following links (POSIX); elsewhere none are kept
+_SAFE_PATHS = NOFOLLOW != 0 and {os.open, os.mkdir, os.stat, os.rename, os.unlink} <= os.supports_dir_fd
 
 
 def pipeline_key(pipeline_names: Iterable[str]) -> str:
@@ -136,7 +138,7 @@ def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], du
     with one warning line in the task's log.
     """
     base = _local_root(root)
-    if base is None or not durations:
+    if base is None or not durations or not _SAFE_PATHS:
         return
     key = pipeline_key(pipeline_names)
     first = next(iter(durations))
@@ -172,7 +174,7 @@ def last_run_durations(root: str | None, pipeline_names: Iterable[str]) -> dict[
 
     A record or index that is not sane (see the module docstring) is skipped with one warning line naming it."""
     base = _local_root(root)
-    if base is None:
+    if base is None or not _SAFE_PATHS:
         return {}
     key = pipeline_key(pipeline_names)
     index = (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt")
