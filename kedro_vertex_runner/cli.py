@@ -94,6 +94,12 @@ def commands() -> None:
 @click.pass_context
 def vertexai(ctx: click.Context, env: str | None) -> None:
     """Compile, run and schedule Kedro pipelines on Google Cloud Vertex AI Pipelines."""
+    from .values import check_environment
+
+    try:
+        check_environment()
+    except PluginError as exc:
+        exit_with(exc)
     ctx.meta["kedro_vertex_env"] = env
 
 
@@ -455,6 +461,7 @@ def _schedule_options(
     A named schedule's ``pipeline`` applies unless ``--pipeline`` names another (``pipeline_given``, even as
     ``__default__``); ``--params`` override its ``params``."""
     config = job.config
+    _check_schedule_options(cron, timezone)
     if not schedule_name:
         if not cron:
             known = ", ".join(sorted(config.run_config.schedules))
@@ -480,6 +487,23 @@ def _schedule_options(
         job.close()
         job = open_job(env, wanted_pipeline, wanted_params)
     return job, entry.cron, timezone or entry.timezone, options
+
+
+def _check_schedule_options(cron: str | None, timezone: str | None) -> None:
+    """``--cron`` (a five-field one: a backend may take another form, e.g. KFP's six fields) and ``--timezone``,
+    checked before anything is compiled."""
+    from .config.rules import check_timezone, validate_cron
+
+    try:
+        if cron is not None and len(cron.split()) != 6:
+            validate_cron(cron)
+    except ValueError as exc:
+        raise PluginError(f"--cron: {exc}") from None
+    try:
+        if timezone is not None:
+            check_timezone(timezone)
+    except ValueError as exc:
+        raise PluginError(f"--timezone: {exc}") from None
 
 
 @vertexai.command(name="upload-pipeline")
@@ -553,8 +577,13 @@ def logs(
 
     JOB_ID is the job id printed on submit (or its full resource name). Without --task, shows every failed task.
     """
+    from .config.rules import check_job_id
     from .console import show_logs
 
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
     backend, config = _backend_config(_env(ctx, env), backend_name, Capability.LOGS)
     show_logs(config, job_id, task=task, lines=lines, backend=backend)
 

@@ -30,7 +30,7 @@ from kedro.runner import AbstractRunner
 
 from .backends import DEFAULT_BACKEND, REGISTRY, backend_class, names
 from .errors import PluginError, exit_with
-from .values import check_run_id, switch
+from .values import check_environment, check_max_workers, check_run_id, switch
 
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol
@@ -84,6 +84,7 @@ class VertexRunner(AbstractRunner):
         """
         super().__init__(is_async=is_async)
         try:
+            check_environment()
             if unknown:
                 known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
@@ -114,14 +115,7 @@ class VertexRunner(AbstractRunner):
             self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
             self.warm_start = None if warm_start is _UNSET else _as_bool("warm_start", warm_start)
             if max_workers is not None:
-                try:
-                    max_workers = int(str(max_workers).strip())  # not int(): that would cut 1.5 to 1
-                    if max_workers < 1:
-                        raise ValueError
-                except (TypeError, ValueError):
-                    raise PluginError(
-                        f"--runner-params max_workers={max_workers!a}: expected a whole number ≥ 1"
-                    ) from None
+                max_workers = check_max_workers(max_workers)
             self.max_workers = max_workers
             self.run_id = None if run_id is None else _run_id(run_id)
         except PluginError as exc:

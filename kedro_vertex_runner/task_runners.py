@@ -31,6 +31,7 @@ Imported by the task entrypoint: stdlib only at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -51,11 +52,20 @@ _PRECEDENCE = {SEQUENTIAL: 0, PROCESSES: 1, THREADS: 2}
 
 def mode_for(setting: str | None, nodes: Iterable[Any]) -> str:
     """The mode of a task holding ``nodes`` (Kedro nodes) under ``run_config.task_runner`` (None: the default):
-    a node's ``task_runner.<mode>`` tags override the setting for it; across nodes the most conservative wins."""
+    a node's ``task_runner.<mode>`` tags override the setting for it; across nodes the most conservative wins.
+    A ``task_runner.<x>`` tag naming no mode is one warning line naming the node (each node is in one task, so
+    compiling warns once per node)."""
     default = setting or DEFAULT_MODE
     chosen = THREADS
     for node in nodes:
         tagged = [tag[len(TAG_PREFIX) :] for tag in node.tags if tag.startswith(TAG_PREFIX)]
+        for unknown in sorted(mode for mode in tagged if mode not in _PRECEDENCE):
+            logging.getLogger(__name__).warning(
+                "Warning: node %a: tag %a names no task runner mode, so it is ignored: use %s",
+                node.name,
+                TAG_PREFIX + unknown,
+                ", ".join(TAG_PREFIX + mode for mode in MODES),
+            )
         modes = [mode for mode in tagged if mode in _PRECEDENCE] or [default]
         chosen = min(chosen, *modes, key=_PRECEDENCE.__getitem__)
     return chosen

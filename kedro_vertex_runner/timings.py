@@ -7,20 +7,38 @@ nodes have run, and records the run as the latest of its pipeline in the index `
 the same pipeline later reads the timing files of that run. Only local roots are used: compiling never touches
 the network, and Vertex AI tasks do not spend an upload on it.
 
+Nothing is written through a link or outside the root: every folder below the root is opened with
+``O_NOFOLLOW`` (a folder or file planted as a symbolic link is refused, never followed), and files are created
+with the permissions the umask leaves (as ``open()`` would), then renamed into place. A record or index that
+does not read as sane durations (not UTF-8, not JSON, NaN, infinite, negative or longer than
+:data:`MAX_NODE_SECONDS`) is ignored with one warning line.
+
 Imported by the in-task entrypoint: standard library only.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
-import tempfile
+import secrets
+import stat
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
 TIMINGS_DIR = "timings"
 _SAFE = "-_.+"
+#: a node time beyond this (30 days, the longest task timeout) is not a measurement
+MAX_NODE_SECONDS = 30 * 86400.0
+_MAX_RECORD_BYTES = 4 * 2**20  # a timing record larger than this is not one
+#: flags that never follow a link at the last path component (``O_NOFOLLOW``; 0 where the OS has none)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW
+# timings need folders opened relative to their parent without following links (POSIX); elsewhere none are kept
+_SAFE_PATHS = NOFOLLOW != 0 and {os.open, os.mkdir, os.stat, os.rename, os.unlink} <= os.supports_dir_fd
 
 
 def pipeline_key(pipeline_names: Iterable[str]) -> str:
@@ -36,51 +54,173 @@ def _local_root(root: str | None) -> Path | None:
     return None if "://" in root else Path(root)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+def _open_dir(base: Path, parts: tuple[str, ...], create: bool) -> int:
+    """A descriptor of ``base/<parts…>``, each part created if ``create`` (with the umask's permissions) and
+    opened with ``O_NOFOLLOW`` relative to its parent: a part that is a symbolic link raises ``OSError``."""
+    fd = os.open(base, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # the root itself may be a link the user made
+    try:
+        for part in parts:
+            if part in {"", ".", ".."} or "/" in part:
+                raise OSError(f"{part!r} is not one path segment")
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
+                    raise OSError(errno.ELOOP, f"{part} is a symbolic link (never followed): remove it") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_inside(base: Path, parts: tuple[str, ...], text: str) -> None:
+    """Write ``text`` to ``base/<parts…>`` atomically, never through a link below ``base`` (see the module
+    docstring); the file gets the permissions ``open()`` would give (``0o666`` less the umask).
+
+    Raises:
+        OSError: a folder cannot be created, a part of the path is a symbolic link, or the write failed.
+    """
+    *folders, name = parts
+    base.mkdir(parents=True, exist_ok=True)
+    fd = _open_dir(base, tuple(folders), create=True)
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o666, dir_fd=fd)
+        try:
+            with os.fdopen(out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)  # a link at `name` is replaced, not followed
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=fd)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
+def _read_inside(base: Path, parts: tuple[str, ...]) -> bytes:
+    """The bytes of ``base/<parts…>``, never through a link below ``base``; ``OSError`` otherwise."""
+    *folders, name = parts
+    fd = _open_dir(base, tuple(folders), create=False)
+    try:
+        handle = os.open(name, os.O_RDONLY | NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise OSError(errno.EINVAL, "not a regular file")
+    with os.fdopen(handle, "rb") as stream:
+        return stream.read(_MAX_RECORD_BYTES + 1)
+
+
+def _list_inside(base: Path, parts: tuple[str, ...]) -> list[str]:
+    fd = _open_dir(base, parts, create=False)
+    try:
+        return sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
 
 
 def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], durations: Mapping[str, float]) -> None:
     """Store one task's node run times and mark ``run_id`` as its pipeline's latest timed run (local roots only).
 
-    Never fails the task: a root that cannot be written only loses the timings.
+    Never fails the task: a root that cannot be written (or a symbolic link planted in it) only loses the timings,
+    with one warning line in the task's log.
     """
     base = _local_root(root)
-    if base is None or not durations:
+    if base is None or not durations or not _SAFE_PATHS:
         return
     key = pipeline_key(pipeline_names)
     first = next(iter(durations))
-    body = json.dumps({"pipeline": key, "nodes": {k: round(v, 3) for k, v in durations.items()}}, sort_keys=True)
+    nodes = {k: round(v, 3) for k, v in durations.items() if _sane(v)}
+    body = json.dumps({"pipeline": key, "nodes": nodes}, sort_keys=True, allow_nan=False)
     try:
-        _write_atomic(base / run_id / TIMINGS_DIR / f"{quote(first, safe=_SAFE)}.json", body)
-        _write_atomic(base / TIMINGS_DIR / f"{quote(key, safe=_SAFE)}.txt", run_id + "\n")
-    except OSError:
-        pass
+        write_inside(base, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body)
+        write_inside(base, (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt"), run_id + "\n")
+    except OSError as exc:
+        _warn(f"node timings not recorded under {base}: {exc.strerror or exc}")
+
+
+def _sane(seconds: object) -> bool:
+    return (
+        isinstance(seconds, (int, float))
+        and not isinstance(seconds, bool)
+        and math.isfinite(seconds)
+        and 0 <= seconds <= MAX_NODE_SECONDS
+    )
+
+
+def _warn(text: str) -> None:
+    """One plain line on stderr (never wrapped by a logging handler): the task's log, or the compile's output."""
+    print(f"Warning: {text}", file=sys.stderr, flush=True)
+
+
+def _ignored(path: Path, reason: str) -> None:
+    _warn(f"node timings {path} {reason}: ignored (delete it; it is written again by the next local run)")
 
 
 def last_run_durations(root: str | None, pipeline_names: Iterable[str]) -> dict[str, float]:
-    """Node → seconds from the latest local run of ``pipeline_names`` under ``root``; empty when there is none."""
+    """Node → seconds from the latest local run of ``pipeline_names`` under ``root``; empty when there is none.
+
+    A record or index that is not sane (see the module docstring) is skipped with one warning line naming it."""
     base = _local_root(root)
-    if base is None:
+    if base is None or not _SAFE_PATHS:
         return {}
     key = pipeline_key(pipeline_names)
+    index = (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt")
     try:
-        run_id = (base / TIMINGS_DIR / f"{quote(key, safe=_SAFE)}.txt").read_text(encoding="utf-8").strip()
+        data = _read_inside(base, index)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        _ignored(base.joinpath(*index), f"cannot be read ({exc.strerror or exc})")
+        return {}
+    try:
+        run_id = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        _ignored(base.joinpath(*index), "is not UTF-8 text")
+        return {}
+    if not run_id or len(run_id) > 128 or "/" in run_id or "\\" in run_id or run_id in {".", ".."}:
+        _ignored(base.joinpath(*index), f"does not hold a run id ({run_id[:40]!a})")
+        return {}
+    try:
+        names = [name for name in _list_inside(base, (run_id, TIMINGS_DIR)) if name.endswith(".json")]
     except OSError:
         return {}
-    if not run_id or "/" in run_id or run_id in {".", ".."}:
-        return {}
     found: dict[str, float] = {}
-    for path in sorted((base / run_id / TIMINGS_DIR).glob("*.json")):
+    for name in names:
+        path = base / run_id / TIMINGS_DIR / name
         try:
-            nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
-        except (OSError, ValueError, AttributeError):
+            data = _read_inside(base, (run_id, TIMINGS_DIR, name))
+            if len(data) > _MAX_RECORD_BYTES:
+                raise ValueError("is larger than any timing record")
+            record = json.loads(data.decode("utf-8"))
+            nodes = record.get("nodes") if isinstance(record, dict) else None
+            if not isinstance(nodes, dict):
+                raise ValueError("has no 'nodes' mapping")
+            bad = next((str(v) for v in nodes.values() if not _sane(v)), None)
+            if bad is not None:
+                raise ValueError(f"holds {bad[:20]!a}, not a duration from 0 to {MAX_NODE_SECONDS:.0f} s")
+        except OSError as exc:
+            _ignored(path, f"cannot be read ({exc.strerror or exc})")
             continue
-        for name, seconds in nodes.items() if isinstance(nodes, dict) else ():
-            if isinstance(seconds, (int, float)) and seconds >= 0:
-                found[str(name)] = float(seconds)
+        except UnicodeDecodeError:
+            _ignored(path, "is not UTF-8 text")
+            continue
+        except (ValueError, RecursionError) as exc:  # json.JSONDecodeError included
+            reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else "is not JSON"
+            _ignored(path, reason)
+            continue
+        for node, seconds in nodes.items():
+            found[str(node)] = float(seconds)
     return found

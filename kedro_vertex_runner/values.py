@@ -162,3 +162,75 @@ def check_run_id(value: Any, label: str = "run id ") -> str:
             "'-', '_' or '.', starting with a letter or digit)"
         )
     return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tasks at once, and the environment switches a user sets
+
+#: tasks the local backend runs at once (``--runner-params max_workers=``, ``run_config.local.max_workers``)
+MAX_WORKERS = 1024
+
+
+def check_max_workers(value: Any, label: str = "--runner-params max_workers=") -> int:
+    """``value`` (a number or its text) as a count of tasks run at once, 1 to :data:`MAX_WORKERS`.
+
+    Raises:
+        PluginError: ``<label><value>: expected a whole number from 1 to 1024``.
+    """
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_WORKERS):  # not int(): it cuts 1.5 to 1
+        shown = ascii(value[:40]) if isinstance(value, str) else ascii(value)
+        raise PluginError(f"{label}{shown}: expected a whole number from 1 to {MAX_WORKERS}")
+    return int(text)
+
+
+#: on/off environment variables a user sets (``1 true yes on`` / ``0 false no off``)
+ENV_SWITCHES = ("KEDRO_VERTEX_WARM_START", "KEDRO_VERTEX_PLAIN_LOGS", "KEDRO_VERTEX_ANONYMOUS_CREDENTIALS")
+#: environment variables holding seconds: the longest sane value of each
+ENV_SECONDS = {"KEDRO_VERTEX_POLL_INTERVAL": 3600.0, "KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT": 3600.0}
+
+
+def env_seconds(name: str, default: float, environ: Any = None) -> float:
+    """Seconds from the environment variable ``name`` (``default`` when unset or empty): a finite number above 0
+    and at most its bound in :data:`ENV_SECONDS`.
+
+    Raises:
+        PluginError: ``NAME='x': expected a number of seconds above 0 and at most 3600; fix or unset it``.
+    """
+    import math
+    import os
+
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None or not raw.strip():
+        return default
+    maximum = ENV_SECONDS.get(name, math.inf)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= maximum):
+        raise PluginError(
+            f"{name}={raw[:40]!a}: expected a number of seconds above 0 and at most {maximum:g}; fix or unset it"
+        )
+    return value
+
+
+def check_environment(environ: Any = None) -> None:
+    """Every ``KEDRO_VERTEX_*`` variable a user sets, checked before anything starts: on/off words for the
+    switches, a sane number of seconds for the others.
+
+    Raises:
+        PluginError: one line naming the variable, its value and what it takes.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    for name in ENV_SWITCHES:
+        raw = environ.get(name)
+        if raw is not None and raw.strip() and switch(raw) is None:
+            raise PluginError(
+                f"{name}={raw[:40]!a}: expected an on/off word ({', '.join(sorted(TRUE_WORDS))} / "
+                f"{', '.join(sorted(FALSE_WORDS))}); fix or unset it"
+            )
+    for name in ENV_SECONDS:
+        env_seconds(name, 0.0, environ)

@@ -881,7 +881,7 @@ def test_production_job_settings_load(conf):
           reserved_ip_ranges: [vertex-ai-range]
           psc_interface:
             network_attachment: projects/p/regions/europe-west1/networkAttachments/att-1
-            dns_peering: [{domain: corp.example.com., target_project: host, target_network: shared}]
+            dns_peering: [{domain: corp.example.com., target_project: host-project, target_network: shared}]
         schedules:
           nightly: {cron: "0 2 * * *", allow_queueing: true}
         """),

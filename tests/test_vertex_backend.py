@@ -263,7 +263,7 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
             "reserved_ip_ranges": ["range-a", "range-b"],
             "psc_interface": {
                 "network_attachment": "att-1",
-                "dns_peering": [{"domain": "corp.", "target_project": "h", "target_network": "n"}],
+                "dns_peering": [{"domain": "corp.", "target_project": "host-project", "target_network": "n"}],
             },
         },
     )
@@ -274,7 +274,7 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
     assert body["reservedIpRanges"] == ["range-a", "range-b"]
     assert body["pscInterfaceConfig"] == {
         "networkAttachment": "att-1",
-        "dnsPeeringConfigs": [{"domain": "corp.", "targetProject": "h", "targetNetwork": "n"}],
+        "dnsPeeringConfigs": [{"domain": "corp.", "targetProject": "host-project", "targetNetwork": "n"}],
     }
     # nothing of it is sent when not configured
     api.reset()

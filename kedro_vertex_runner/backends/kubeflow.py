@@ -541,14 +541,9 @@ def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
 
 
 def _poll_interval() -> float:
-    raw = os.environ.get(POLL_INTERVAL_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_POLL_INTERVAL
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise PluginError(f"{POLL_INTERVAL_ENV}={raw!r}: expected a positive number of seconds")
-    return value
+    from ..values import env_seconds
+
+    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
 
 
 def _brief(exc: BaseException) -> str:

@@ -48,6 +48,20 @@ class _Translation:
     def fail(self, loc: tuple[str, ...], reason: str) -> typing.NoReturn:
         raise ConfigError(f"{self.where(loc)}: run_config.{'.'.join(loc)}: {reason}")
 
+    def moved(self, entry: dict[str, Any], loc: tuple[str, ...], new: str, parent: tuple[str, ...]) -> None:
+        """Move ``entry[loc[-1]]`` (a reference key) to ``entry[new]`` with one warning line; both set to different
+        values is one error line (which one was meant cannot be known)."""
+        old = loc[-1]
+        value = entry.pop(old)
+        instead = f"run_config.{'.'.join((*parent, new))}"
+        if new in entry and entry[new] != value:
+            self.fail(
+                loc,
+                f"contradicts {instead} ({_short_repr(value)} against {_short_repr(entry[new])}): keep only {instead}",
+            )
+        self.warn(loc, instead)
+        entry[new] = value
+
     def mapping(self, item: Any, loc: tuple[str, ...]) -> dict[str, Any]:
         """``item`` as a dict (``None`` is empty); anything else is one error line."""
         if item is None:
@@ -68,9 +82,8 @@ def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[
                 tr.where((key,)),
                 key,
             )
-    if "vertex_ai_networking" in value and "network" not in value:
-        tr.warn(("vertex_ai_networking",), "run_config.network")
-        value["network"] = value.pop("vertex_ai_networking")
+    if "vertex_ai_networking" in value:
+        tr.moved(value, ("vertex_ai_networking",), "network", ())
     if isinstance(value.get("grouping"), dict):
         value["grouping"] = _translate_grouping(value["grouping"], tr)
     if isinstance(value.get("resources"), dict):
@@ -105,14 +118,19 @@ def _drop_none_texts(entry: dict[str, Any], loc: tuple[str, ...], tr: _Translati
 
 
 def _translate_grouping(grouping: dict[str, Any], tr: _Translation) -> Any:
-    cls_name = str(grouping.get("cls", "kedro_vertexai.grouping.IdentityNodeGrouper"))
+    cls_name = grouping.get("cls", "kedro_vertexai.grouping.IdentityNodeGrouper")
+    if not isinstance(cls_name, str):
+        tr.fail(
+            ("grouping", "cls"),
+            f"expected a class name, got {_short_repr(cls_name)}: use grouping: chains, none, namespace or tags",
+        )
     mode = _REFERENCE_GROUPERS.get(cls_name)
     if mode is None:
         tr.fail(("grouping", "cls"), f"{cls_name!r} has no equivalent: use grouping: chains, none, namespace or tags")
     params = tr.mapping(grouping.get("params"), ("grouping", "params"))
     prefix = params.pop("tag_prefix", "group.")
     if params:
-        tr.fail(("grouping", "params"), f"{sorted(params)[0]!r} has no equivalent: remove it")
+        tr.fail(("grouping", "params"), f"{sorted(map(str, params))[0]!r} has no equivalent: remove it")
     if mode == "tags" and prefix != "group.":
         tr.fail(
             ("grouping", "params", "tag_prefix"),
@@ -125,9 +143,7 @@ def _translate_grouping(grouping: dict[str, Any], tr: _Translation) -> Any:
 def _translate_resources(name: Any, entry: dict[str, Any], tr: _Translation) -> dict[str, Any]:
     entry = _drop_none_texts(dict(entry), ("resources", str(name)), tr)
     if _GPU_RESOURCE in entry:
-        tr.warn(("resources", str(name), _GPU_RESOURCE), f"run_config.resources.{name}.gpu")
-        gpus = entry.pop(_GPU_RESOURCE)
-        entry.setdefault("gpu", gpus)
+        tr.moved(entry, ("resources", str(name), _GPU_RESOURCE), "gpu", ("resources", str(name)))
     return entry
 
 
@@ -187,8 +203,10 @@ def _translate_mlflow(mlflow: dict[str, Any], tr: _Translation) -> dict[str, Any
                 "has no equivalent besides `client_id`: set run_config.mlflow.audience to the OAuth client "
                 "id of the MLflow server and remove the other keys",
             )
+        if mlflow.get("audience") not in (None, client_id):
+            tr.fail(loc, f"its client_id contradicts run_config.mlflow.audience {mlflow['audience']!r}: keep one")
         tr.warn(loc, f"run_config.mlflow.audience: {client_id}")
-        mlflow.setdefault("audience", client_id)
+        mlflow["audience"] = client_id
     return mlflow
 
 
@@ -203,7 +221,5 @@ def _set_audience(value: dict[str, Any], audience: str, loc: tuple[str, ...], tr
 def _translate_schedule(name: str, entry: dict[str, Any], tr: _Translation) -> dict[str, Any]:
     entry = _drop_none_texts(dict(entry), ("schedules", name), tr)
     if "cron_expression" in entry:
-        tr.warn(("schedules", name, "cron_expression"), f"run_config.schedules.{name}.cron")
-        cron = entry.pop("cron_expression")
-        entry.setdefault("cron", cron)
+        tr.moved(entry, ("schedules", name, "cron_expression"), "cron", ("schedules", name))
     return entry

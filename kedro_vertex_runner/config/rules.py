@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from ..values import MEMORY_QUANTITY, memory_quantity_bytes
 
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 # GCP project ids: 6-30 characters, lowercase letters, digits, hyphens, a letter first, no hyphen last; legacy
 # domain-scoped projects carry a `domain:` prefix
@@ -73,7 +72,12 @@ MAX_BACKOFF_SECONDS = 86400  # a wait of more than a day between retries is a ty
 MAX_TIMEOUT_SECONDS = 30 * 86400
 _VPC = re.compile(r"^projects/[^/\s]+/global/networks/[^/\s]+$")
 _EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+# Google Cloud's limits on labels and on a schedule's run count (int64); more concurrent runs than
+# MAX_CONCURRENT_RUNS is a typo
+MAX_LABELS = 64
+MAX_CONCURRENT_RUNS = 1000
+MAX_RUN_COUNT = 2**63 - 1
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _KMS_KEY = re.compile(r"^projects/[^/\s]+/locations/(?P<location>[^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+$")
 _NETWORK_ATTACHMENT = re.compile(
     r"^(projects/[^/\s]+/regions/[a-z0-9-]+/networkAttachments/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -213,26 +217,81 @@ def _leading_number(value: Any) -> float:
     return float(re.match(r"\d+(?:\.\d+)?", str(value)).group())  # type: ignore[union-attr]  # format checked
 
 
+def _label_characters_ok(text: str) -> bool:
+    """Only lowercase letters (international ones included), digits, ``_`` and ``-``, as Google Cloud labels take."""
+    return all(c in "_-" or (c.isdecimal() and c.isascii()) or (c.isalpha() and not c.isupper()) for c in text)
+
+
 def _check_label_key(key: str) -> str:
-    if not _LABEL_KEY.match(key):
+    first = key[:1]
+    if not (1 <= len(key) <= 63 and first.isalpha() and not first.isupper() and _label_characters_ok(key)):
         raise ValueError(
-            f"label key {key!r} must start with a lowercase letter and use only lowercase letters, digits, '_' or "
-            "'-' (at most 63 characters)"
+            f"label key {key!a} must start with a lowercase letter and use only lowercase letters (international ones "
+            "too), digits, '_' or '-' (at most 63 characters)"
         )
     if key.startswith(_RESERVED_LABEL_PREFIXES):
         raise ValueError(
-            f"label key {key!r} is reserved (keys starting with {' or '.join(map(repr, _RESERVED_LABEL_PREFIXES))} "
+            f"label key {key!a} is reserved (keys starting with {' or '.join(map(repr, _RESERVED_LABEL_PREFIXES))} "
             "are set by Google Cloud and Vertex AI Pipelines): choose another key"
         )
     return key
 
 
 def _check_label_value(value: str) -> str:
-    if not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _label_characters_ok(value):
         raise ValueError(
-            f"label value {value!r} may use only lowercase letters, digits, '_' or '-' (at most 63 characters)"
+            f"label value {value!a} may use only lowercase letters (international ones too), digits, '_' or '-' (at "
+            "most 63 characters)"
         )
     return value
+
+
+def check_label_count(labels: dict[str, Any]) -> dict[str, Any]:
+    """At most :data:`MAX_LABELS` labels: Google Cloud refuses a resource with more."""
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"{len(labels)} labels: Google Cloud allows at most {MAX_LABELS} per job; remove some")
+    return labels
+
+
+def check_dns_domain(value: str) -> str:
+    """A DNS suffix ending with a dot (``corp.example.com.``): labels of letters, digits and ``-``, at most 253
+    characters."""
+    labels = value[:-1].split(".") if value.endswith(".") else []
+    if not labels or len(value) > 254 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"expected a DNS suffix ending with a dot, such as 'corp.example.com.' (labels of letters, digits and '-', "
+            f"not starting or ending with '-'), got {value!a}"
+        )
+    return value
+
+
+def check_network_name(value: str) -> str:
+    """A VPC network name (``my-vpc``), or its resource name ``projects/<project>/global/networks/<name>``."""
+    if not (_IP_RANGE_NAME.fullmatch(value) or _VPC.fullmatch(value)):
+        raise ValueError(
+            "expected a VPC network name such as 'corp-vpc' (lowercase letters, digits and '-', at most 63, starting "
+            f"with a letter) or 'projects/<project>/global/networks/<name>', got {value!a}"
+        )
+    return value
+
+
+# a Vertex AI pipeline job id (as `kedro vertexai logs` takes it), or its full resource name
+_JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+_JOB_NAME = re.compile(r"^projects/[^/\s]+/locations/[a-z0-9-]+/pipelineJobs/(?P<id>[^/\s]+)$")
+
+
+def check_job_id(value: str) -> str:
+    """The job id of ``value``: a pipeline job id (lowercase letters, digits and ``-``, at most 128) or the job's
+    resource name ``projects/<p>/locations/<region>/pipelineJobs/<id>``; ``ValueError`` otherwise."""
+    text = str(value).strip().rstrip("/")
+    match = _JOB_NAME.fullmatch(text)
+    job_id = match.group("id") if match else text
+    if not _JOB_ID.fullmatch(job_id):
+        raise ValueError(
+            f"{value!a} is not a job id: give the id printed on submit (lowercase letters, digits and '-', e.g. "
+            "'my-pipeline-20240101120000') or 'projects/<p>/locations/<region>/pipelineJobs/<id>'"
+        )
+    return job_id
 
 
 def _check_env_name(name: str) -> str:
@@ -267,27 +326,68 @@ def normalise_root(root: str, backend: str | None = None) -> str:
     return f"{schemes[0]}://{root}"
 
 
+_CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_CRON_LIMITS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {name: number for number, name in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)},
+    {name: number for number, name in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+)
+
+
 def validate_cron(expression: str) -> None:
-    """Raise ``ValueError`` unless ``expression`` is a five-field cron expression (Vertex AI's dialect)."""
-    fields = str(expression).split()
+    """Raise ``ValueError`` unless ``expression`` is a five-field cron expression (Vertex AI's dialect): each field
+    ``*``, a number in the field's range (minute 0-59, hour 0-23, day 1-31, month 1-12 or JAN-DEC, day of week 0-7
+    or SUN-SAT), a range ``a-b`` with ``a <= b``, a list of those, each optionally with a step ``/n`` (n >= 1)."""
+    text = str(expression)
+    fields = text.split()
     if len(fields) != 5:
-        raise ValueError(f"expected a five-field cron expression like '0 6 * * 1', got {expression!r}")
-    limits = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-    names = [None, None, None, "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC", "SUN MON TUE WED THU FRI SAT"]
-    for field, (low, high), name_list in zip(fields, limits, names, strict=True):
+        raise ValueError(f"expected a five-field cron expression like '0 6 * * 1', got {text!a}")
+    for index, field in enumerate(fields):
+        (low, high), names, what = _CRON_LIMITS[index], _CRON_NAMES[index], _CRON_FIELDS[index]
+        allowed = f"'*' or numbers from {low} to {high}" + (f" (or {', '.join(names)})" if names else "")
         for part in field.split(","):
-            base, _, step = part.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                raise ValueError(f"bad step {step!r} in cron expression {expression!r}")
+            base, slash, step = part.partition("/")
+            if slash and (not step.isdigit() or not step.isascii() or not 1 <= int(step) <= high):
+                raise ValueError(
+                    f"bad step {step!a} in cron expression {text!a}: the {what} step must be a whole number from 1 "
+                    f"to {high}"
+                )
             if base == "*":
                 continue
-            for bound in base.split("-"):
-                if name_list and bound.upper() in name_list.split():
-                    continue
-                if not bound.isdigit() or not low <= int(bound) <= high:
-                    raise ValueError(
-                        f"cron field {field!r} in {expression!r} must be '*' or numbers from {low} to {high}"
-                    )
+            bounds = base.split("-")
+            if len(bounds) > 2 or not all(bounds):
+                raise ValueError(f"cron field {field!a} in {text!a}: the {what} must be {allowed}, or a range a-b")
+            values = []
+            for position, bound in enumerate(bounds):
+                name = bound.upper()
+                if name in names:
+                    # SUN ends a range as 7 (MON-SUN); anywhere else it is 0
+                    values.append(7 if index == 4 and name == "SUN" and position == 1 else names[name])
+                elif bound.isdigit() and bound.isascii() and low <= int(bound) <= high:
+                    values.append(int(bound))
+                else:
+                    raise ValueError(f"cron field {field!a} in {text!a}: the {what} must be {allowed}")
+            if len(values) == 2 and values[0] > values[1]:
+                raise ValueError(
+                    f"cron field {field!a} in {text!a}: the {what} range {base!a} runs backwards ({values[0]} > "
+                    f"{values[1]}): write the smaller bound first, e.g. {bounds[1]}-{bounds[0]}"
+                )
+
+
+def check_timezone(value: str) -> str:
+    """``value`` if it is an IANA time zone (``Europe/Warsaw``, ``UTC``) the zoneinfo database knows, else
+    ``ValueError``; without a tz database on this machine the check is left to the backend."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        if zoneinfo.available_timezones():
+            raise ValueError(f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!a}") from None
+    return value
 
 
 # a Kubernetes namespace is a DNS label (RFC 1123)

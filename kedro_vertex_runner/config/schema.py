@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
+from ..values import MAX_WORKERS
 from .reference import _translate_reference_keys
 from .rules import (
     _CPU,
@@ -41,19 +42,25 @@ from .rules import (
     ACCELERATOR_TYPES,
     MAX_BACKOFF_FACTOR,
     MAX_BACKOFF_SECONDS,
+    MAX_CONCURRENT_RUNS,
     MAX_CPU_CORES,
     MAX_GPUS,
     MAX_MEMORY_BYTES,
+    MAX_RUN_COUNT,
     _check_env_name,
     _check_label_key,
     _check_label_value,
     _leading_number,
     _scalar_text,
+    check_dns_domain,
     check_host,
+    check_label_count,
     check_namespace,
+    check_network_name,
     check_project_id,
     check_region,
     check_root,
+    check_timezone,
     check_vertex_experiment,
     cpu_cores,
     memory_bytes,
@@ -216,9 +223,17 @@ class DnsPeering(_Model):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str) -> str:
-        if not value.endswith(".") or len(value) < 2:
-            raise ValueError(f"expected a DNS suffix ending with a dot, such as 'corp.example.com.', got {value!r}")
-        return value
+        return check_dns_domain(value)
+
+    @field_validator("target_project")
+    @classmethod
+    def _target_project(cls, value: str) -> str:
+        return check_project_id(value)
+
+    @field_validator("target_network")
+    @classmethod
+    def _target_network(cls, value: str) -> str:
+        return check_network_name(value)
 
 
 class PscInterface(_Model):
@@ -233,7 +248,7 @@ class PscInterface(_Model):
     @field_validator("network_attachment")
     @classmethod
     def _attachment(cls, value: str) -> str:
-        if not _NETWORK_ATTACHMENT.match(value):
+        if not _NETWORK_ATTACHMENT.fullmatch(value):
             raise ValueError(
                 "expected a network attachment name or 'projects/<project>/regions/<region>/networkAttachments/"
                 f"<name>', got {value!r}"
@@ -258,7 +273,7 @@ class NetworkConfig(_Model):
     @classmethod
     def _ranges(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _IP_RANGE_NAME.match(name):
+            if not _IP_RANGE_NAME.fullmatch(name):
                 raise ValueError(f"expected the name of a reserved IP range such as 'vertex-ai-range', got {name!r}")
         return value
 
@@ -273,7 +288,7 @@ class NetworkConfig(_Model):
     @field_validator("vpc")
     @classmethod
     def _vpc(cls, value: str | None) -> str | None:
-        if value is not None and not _VPC.match(value):
+        if value is not None and not _VPC.fullmatch(value):
             raise ValueError(f"expected 'projects/<project number>/global/networks/<name>', got {value!r}")
         return value
 
@@ -283,8 +298,13 @@ class ScheduleConfig(_Model):
     timezone: str | None = Field(None, description="IANA time zone for `cron`, e.g. 'Europe/Warsaw'.")
     start_time: str | None = Field(None, description="RFC 3339 time before which no run starts.")
     end_time: str | None = Field(None, description="RFC 3339 time after which no run starts.")
-    max_run_count: int | None = Field(None, gt=0, description="Stop after this many runs.")
-    max_concurrent_run_count: int = Field(1, gt=0, description="Runs of this schedule allowed at once.")
+    max_run_count: int | None = Field(None, gt=0, le=MAX_RUN_COUNT, description="Stop after this many runs.")
+    max_concurrent_run_count: int = Field(
+        1,
+        gt=0,
+        le=MAX_CONCURRENT_RUNS,
+        description=f"Runs of this schedule allowed at once (1 to {MAX_CONCURRENT_RUNS}).",
+    )
     allow_queueing: bool = Field(
         False, description="Queue a run due while `max_concurrent_run_count` runs are active (else it is skipped)."
     )
@@ -317,18 +337,7 @@ class ScheduleConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        import zoneinfo
-
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            if zoneinfo.available_timezones():  # without a tz database, leave the check to Vertex AI
-                raise ValueError(
-                    f"expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got {value!r}"
-                ) from None
-        return value
+        return None if value is None else check_timezone(value)
 
     @field_validator("start_time", "end_time", mode="before")
     @classmethod
@@ -377,7 +386,10 @@ class GroupingOptions(_Model):
 
 class LocalConfig(_Model):
     max_workers: int | None = Field(
-        None, gt=0, le=1024, description="Tasks run at once by the local backend (default: CPUs)."
+        None,
+        gt=0,
+        le=MAX_WORKERS,
+        description=f"Tasks run at once by the local backend, 1 to {MAX_WORKERS} (default: CPUs).",
     )
     warm_start: bool | None = Field(
         None,
@@ -564,7 +576,7 @@ class RunConfig(_Model):
     @field_validator("encryption_key")
     @classmethod
     def _encryption_key(cls, value: str | None) -> str | None:
-        if value is not None and not _KMS_KEY.match(value):
+        if value is not None and not _KMS_KEY.fullmatch(value):
             raise ValueError(
                 "expected a Cloud KMS key name 'projects/<project>/locations/<region>/keyRings/<ring>/cryptoKeys/"
                 f"<key>', got {value!r}"
@@ -577,6 +589,11 @@ class RunConfig(_Model):
         if value is not None and not value.strip():
             raise ValueError("the experiment name is empty: give a name or remove the key")
         return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_count(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_label_count(value)
 
     @field_validator("labels", "env", mode="before")
     @classmethod

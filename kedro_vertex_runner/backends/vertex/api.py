@@ -41,7 +41,8 @@ MAX_BACKOFF = 60.0
 EXPERIMENT_ATTACH_TIMEOUT = 120.0
 API_TIMEOUT = 60.0
 MAX_LOGS_SHOWN = 3  # failed tasks whose log tail is printed when a job fails
-BUCKET_CHECK_TIMEOUT = float(os.environ.get("KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT", "30"))
+BUCKET_CHECK_TIMEOUT_ENV = "KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT"
+DEFAULT_BUCKET_CHECK_TIMEOUT = 30.0
 CONSOLE = "https://console.cloud.google.com"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _EXPERIMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
@@ -315,6 +316,9 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
     from google.cloud import storage
     from google.cloud.storage.retry import DEFAULT_RETRY
 
+    from ...values import env_seconds
+
+    timeout = env_seconds(BUCKET_CHECK_TIMEOUT_ENV, DEFAULT_BUCKET_CHECK_TIMEOUT)
     client = storage.Client(project=config.project_id, credentials=credentials)
     try:
         list(
@@ -323,13 +327,13 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
                 prefix=prefix or None,
                 max_results=1,
                 timeout=20,
-                retry=DEFAULT_RETRY.with_timeout(BUCKET_CHECK_TIMEOUT),
+                retry=DEFAULT_RETRY.with_timeout(timeout),
             )
         )
     except (api.RetryError, TransportError) as exc:  # offline, or the credentials' token endpoint is unreachable
         cause = getattr(exc, "cause", None) or exc
         raise PluginError(
-            f"checking bucket gs://{bucket}: no answer from Google Cloud within {BUCKET_CHECK_TIMEOUT:.0f} s "
+            f"checking bucket gs://{bucket}: no answer from Google Cloud within {timeout:.0f} s "
             f"({type(cause).__name__}: {_brief(cause)}): check the network connection and credentials "
             "(`gcloud auth application-default login`); nothing was submitted"
         ) from None

@@ -12,7 +12,6 @@ Nothing here prints: what the user should see while a job runs goes through the 
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 from typing import TYPE_CHECKING, Any
@@ -165,16 +164,9 @@ def attach_when_ready(api: VertexApi, job_name: str, experiment_context: str, re
 
 
 def _poll_interval() -> float:
-    raw = os.environ.get(POLL_INTERVAL_ENV)
-    if not raw:
-        return DEFAULT_POLL_INTERVAL
-    try:
-        value = float(raw)
-        if value <= 0:
-            raise ValueError
-        return value
-    except ValueError:
-        raise PluginError(f"{POLL_INTERVAL_ENV}={raw!r}: expected a positive number of seconds") from None
+    from ...values import env_seconds
+
+    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
 
 
 def _poll(api: VertexApi, job_name: str, reporter: Reporter, failures: list[int] | None = None) -> Any:

@@ -52,11 +52,11 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
     except ValueError as exc:
         raise PluginError(f"--cron: {exc}") from None
     if timezone_name:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from ...config.rules import check_timezone
 
         try:
-            ZoneInfo(timezone_name)
-        except (ZoneInfoNotFoundError, ValueError):
+            check_timezone(timezone_name)
+        except ValueError:
             raise PluginError(f"unknown time zone {timezone_name!r}: use an IANA name like Europe/Warsaw") from None
     display_name = request.name
     job_body = build_pipeline_job(
