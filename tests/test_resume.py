@@ -146,11 +146,15 @@ def test_printed_command_resumes_exactly_the_failed_run(project: Path):
     # 2. resuming with other options is refused, in one line naming the option and both values; nothing runs
     resume = ["--runner-params", f"resume={run_id}"]
     without_env = [*OPTIONS[:2], *OPTIONS[4:]]
-    changed, other_env, unknown = kedro_batch(
+    run = ["run", "--runner=VertexRunner", *OPTIONS]
+    changed, other_env, unknown, both_ids, alone, remote = kedro_batch(
         [
             (project, ["run", "--runner=VertexRunner", *OPTIONS, "--params", "alpha=0.7,label=two words", *resume]),
             (project, ["run", "--runner=VertexRunner", *without_env, "--params", "alpha=0.5,label=two words", *resume]),
             (project, ["run", "--runner=VertexRunner", *OPTIONS, "--runner-params", "resume=no-such-run"]),
+            (project, [*run, "--runner-params", f"resume={run_id},run_id=other"]),
+            (project, [*run, "--runner-params", "resume_changed=true"]),
+            (project, [*run, "--runner-params", f"backend=vertex,resume={run_id}"]),
         ]
     )
     assert changed.returncode == 1 and changed.stderr.strip().splitlines()[-1] == (
@@ -168,6 +172,12 @@ def test_printed_command_resumes_exactly_the_failed_run(project: Path):
         "id of a local run (its printed resume command has it), or start the nodes to run again yourself with "
         "--from-nodes NODES --runner-params run_id=no-such-run"
     ), unknown.stderr[-2000:]
+    assert [result.stderr.strip().splitlines()[-1] for result in (both_ids, alone, remote)] == [
+        f"Error: --runner-params resume={run_id},run_id=other: a resumed run keeps its run id; drop run_id=",
+        "Error: --runner-params resume_changed=true: only with resume=ID (the run to resume)",
+        f"Error: --runner-params resume={run_id}: only the backend that runs tasks on this machine resumes runs (on "
+        "Vertex AI, retry the job in the console); add backend=local",
+    ]
     assert runs(project) == {"first": 1, "prepare": 1, "second": 1, "third": 0, "side": 1}
 
     # 3. asked for explicitly, it resumes with the new value: only the failed task (compiled anew: run whole) and
