@@ -458,6 +458,7 @@ def _param_text(value: Any) -> str:
     """A ``--params`` value as typed: Kedro reads it as YAML, so a string YAML would read as something else (a
     number, ``true``, empty) is written quoted, and other values as JSON (which YAML reads back unchanged)."""
     import json
+    import math
 
     if isinstance(value, str):
         from omegaconf import OmegaConf
@@ -468,6 +469,8 @@ def _param_text(value: Any) -> str:
                 return value
         except Exception:  # not a value YAML reads back: quoted below
             pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"inf": ".inf", "-inf": "-.inf"}.get(str(value), ".nan")  # YAML's spelling, not JSON's
     return json.dumps(value)
 
 

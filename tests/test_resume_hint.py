@@ -98,7 +98,8 @@ def test_params_in_the_hint_read_back_as_the_same_values(capsys):
 
     params = {
         "alpha": 0.5, "n": 3, "flag": True, "text": "0.5", "yes": "true", "empty": "", "none": None,
-        "colon": "x: y", "dash": "-draft", "quote": "it's", "nested": {"a": {"b": 1}},
+        "colon": "x: y", "dash": "-draft", "quote": "it's", "nested": {"a": {"b": 1}}, "small": 1e-05,
+        "inf": float("inf"), "yes_text": "yes", "tilde": "~", "hash": "#x",
     }  # fmt: skip
     failed = TaskResult(name="t", nodes=tuple(TASK), state="FAILED", failed_node="b")
     failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", root="/runs", tasks={"t": failed}))
