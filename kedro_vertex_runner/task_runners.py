@@ -120,6 +120,7 @@ def _without_resume_suggestion(runner_class: type) -> type:
             return None
 
     Runner.__name__ = Runner.__qualname__ = runner_class.__name__
+    Runner.__module__ = runner_class.__module__  # its log lines keep Kedro's logger (AbstractRunner._logger)
     return Runner
 
 
