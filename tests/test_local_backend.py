@@ -761,3 +761,15 @@ def test_a_resumed_run_runs_the_failed_task_from_its_node_and_what_depends_on_it
     assert "Run run-1 finished: 4 tasks succeeded (1 of them in an earlier run); " in run.output
     record = json.loads((run.project / "runs" / "run-1" / "run.json").read_text())
     assert record["tasks"]["fused"]["nodes"] == ["node_fused", "second", "third"]  # the spec's, for the next resume
+
+
+def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_emulator: str):
+    from kedro_vertex_runner.backends.local import read_run_record
+
+    spec = make_spec({"ok": {"code": program()}, "bad": {"code": program("sys.exit(1)")}})
+    with pytest.raises(LocalRunFailed):
+        run(spec, root="gs://test-bucket/record-runs", run_id="gcs-record", record={"tags": ["t"]})
+    record = read_run_record("gs://test-bucket/record-runs", run.project, "gcs-record")
+    assert record is not None and record["options"] == {"tags": ["t"]} and record["spec"] == spec
+    assert {name: task["state"] for name, task in record["tasks"].items()} == {"ok": "SUCCEEDED", "bad": "FAILED"}
+    assert read_run_record("gs://test-bucket/record-runs", run.project, "no-such-run") is None

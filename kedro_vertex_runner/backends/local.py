@@ -33,6 +33,10 @@ A task's nodes and timeout are read from its arguments through the task contract
 the entrypoint names each node there before it runs, so a node that ends its process hard (``os._exit``, a signal,
 a timeout) is named too. Nothing is read back from a task's log but the lines shown to the user.
 
+The run's record goes to ``<root>/<run id>/run.json`` (:func:`read_run_record`): the options that define the run,
+its spec and each task's state, so that a failed run can be resumed (``earlier=``, ``resume_nodes=`` of
+:func:`run_spec`).
+
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
 fsspec as each task ends, by a background thread: slow or unreachable storage never delays starting, watching or
