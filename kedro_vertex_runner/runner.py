@@ -366,15 +366,16 @@ def _print_resume_hint(
     Every value is quoted for a POSIX shell, so none can change what the pasted command does.
     """
     names = {node.name for node in pipeline.nodes}
+    failed = [task for task in failure.result.tasks.values() if task.state == "FAILED" and names & set(task.nodes)]
+    if not failed:  # e.g. only the exit handler failed
+        return
     starts: set[str] = set()
     missing: set[str] = set()
-    for task in failure.result.tasks.values():
-        if task.state == "FAILED" and task.failed_node in names:  # not e.g. the exit handler
+    for task in failed:
+        if task.failed_node in names:
             starts |= _resume_starts(list(task.nodes), task.failed_node, pipeline, catalog)
             if getattr(task, "missing_data", None):
                 missing.add(task.missing_data)
-    if not starts:
-        return
     import shlex
 
     options = _run_options(run_params)

@@ -143,3 +143,19 @@ def test_hint_after_missing_stored_data_names_an_earlier_run_never_this_one(caps
     _print_resume_hint(failure, {"from_nodes": ["e"]}, PIPELINE, CATALOG, backend=None)
     words = shlex.split(capsys.readouterr().out.strip().split(": ", 1)[1])
     assert words[-4:] == ["--from-nodes", "e", "--runner-params", "run_id=old-with-x"]
+
+
+def test_hint_without_a_named_node_and_none_for_a_failed_exit_handler(capsys):
+    # a task killed before it named a node: resuming runs it whole, so the command is printed all the same
+    unnamed = TaskResult(name="t", nodes=tuple(TASK), state="FAILED", failed_node=None)
+    failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", root="/runs", tasks={"t": unnamed}))
+    _print_resume_hint(failure, {}, PIPELINE, CATALOG, backend=None)
+    assert capsys.readouterr().out.strip() == (
+        "To resume the failed task(s) with this run's stored data: kedro run --runner=VertexRunner --runner-params "
+        "resume=local-1"
+    )
+    # only the exit handler (nodes of another pipeline) failed: nothing to resume
+    handler = TaskResult(name="exit", nodes=("notify",), state="FAILED", failed_node="notify")
+    failure = SimpleNamespace(result=SimpleNamespace(run_id="local-1", root="/runs", tasks={"exit": handler}))
+    _print_resume_hint(failure, {}, PIPELINE, CATALOG, backend=None)
+    assert capsys.readouterr().out == ""
