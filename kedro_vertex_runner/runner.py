@@ -10,13 +10,17 @@ the command with a non-zero exit code.
 Runner params (``--runner-params k=v,…``): ``backend=NAME`` (a name of :data:`.backends.REGISTRY`),
 ``wait=true|false`` (a backend that can submit), ``max_workers=N`` and ``warm_start=true|false`` (the local backend's
 options), ``cancel_on_interrupt=true``, ``run_id=ID`` (a backend that resumes runs), ``code=image|upload``
-(overrides ``run_config.code``).
+(overrides ``run_config.code``), ``resume=ID`` and ``resume_changed=true`` (the local backend).
 
-``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
-``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
-earlier run stored (a free input of a filtered pipeline is read from storage, never rejected as Kedro's own
-runners would). The id is set before the session loads any config, so ``${vertex:run_id}`` in the launcher's
-catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
+``resume=ID`` resumes a failed local run exactly: the run's options, spec and task states are recorded in
+``<root>/<ID>/run.json``; the command printed after a failure repeats every option and runs only the failed tasks
+and what depends on them (:func:`_resumed_run`); other options are refused unless ``resume_changed=true``.
+
+``run_id`` re-runs chosen nodes of a failed local run by hand: tasks read and write the undeclared datasets under
+``<root>/<ID>/``, so ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>``
+finds what the earlier run stored (a free input of a filtered pipeline is read from storage, never rejected as
+Kedro's own runners would). Either id is set before the session loads any config, so ``${vertex:run_id}`` in the
+launcher's catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kedro.runner import AbstractRunner
 
@@ -46,6 +50,8 @@ _EXAMPLES = {
     "run_id": "local-20240101-120000-abc123",
     "warm_start": "false",
     "code": "upload",
+    "resume": "local-20240101-120000-abc123",
+    "resume_changed": "true",
 }
 
 
@@ -69,6 +75,8 @@ class VertexRunner(AbstractRunner):
         run_id: Any = _UNSET,
         warm_start: Any = _UNSET,
         code: Any = _UNSET,
+        resume: Any = _UNSET,
+        resume_changed: Any = _UNSET,
         **unknown: Any,
     ):
         """Args:
@@ -81,12 +89,17 @@ class VertexRunner(AbstractRunner):
         warm_start: (local) fork tasks from a process that has preloaded the project; default:
             ``run_config.local.warm_start``, else ``KEDRO_VERTEX_WARM_START``, else on.
         code: ``image`` or ``upload``; overrides ``run_config.code`` (upload: ship the code with the job).
+        resume: (local) the id of a failed run to resume: its failed tasks and what depends on them run again, with
+            its recorded spec (see :func:`_resumed_run`).
+        resume_changed: with ``resume``: resume even though ``--params``/``--env``/the pipeline or filters differ.
         """
         super().__init__(is_async=is_async)
         try:
             check_environment()
             if unknown:
-                known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code"
+                known = (
+                    "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code, resume, resume_changed"
+                )
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
             given = {
                 "backend": backend,
@@ -96,6 +109,8 @@ class VertexRunner(AbstractRunner):
                 "run_id": run_id,
                 "warm_start": warm_start,
                 "code": code,
+                "resume": resume,
+                "resume_changed": resume_changed,
             }
             for name, value in given.items():
                 if value is None or (isinstance(value, str) and not value.strip()):
@@ -118,6 +133,16 @@ class VertexRunner(AbstractRunner):
                 max_workers = check_max_workers(max_workers)
             self.max_workers = max_workers
             self.run_id = None if run_id is None else _run_id(run_id)
+            self.resume = None if resume is _UNSET else _run_id(resume, "resume")
+            self.resume_changed = False if resume_changed is _UNSET else _as_bool("resume_changed", resume_changed)
+            if self.resume is not None and self.run_id not in (None, self.resume):
+                raise PluginError(
+                    f"--runner-params resume={self.resume},run_id={self.run_id}: a resumed run keeps its run id; "
+                    "drop run_id="
+                )
+            if self.resume is None and self.resume_changed:
+                raise PluginError("--runner-params resume_changed=true: only with resume=ID (the run to resume)")
+            self.run_id = self.resume or self.run_id
         except PluginError as exc:
             exit_with(exc)
         self._prestart_warm_tasks()
@@ -188,6 +213,9 @@ class VertexRunner(AbstractRunner):
         if self.code is not None:
             config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
         engine = backend_class(backend)
+        resumed = _resumed_run(
+            self.resume, self.resume_changed, run_params, engine, config, context, pipeline, self._catalog
+        )
         engine.check_run_id(self.run_id)
         request = build_request(
             context,
@@ -198,7 +226,7 @@ class VertexRunner(AbstractRunner):
             catalog=self._catalog,
         )
         check_mlflow_backend(request, context, backend)
-        spec = compile_spec(request)
+        spec = resumed.spec if resumed.spec is not None else compile_spec(request)
         from .backends.base import JobFailed
         from .resolvers import current_run_id
 
@@ -211,7 +239,7 @@ class VertexRunner(AbstractRunner):
                 wait=True if self.wait is None else self.wait,
                 cancel_on_interrupt=self.cancel_on_interrupt,
                 run_id=current_run_id() if engine.takes_run_id else None,
-                options={"max_workers": self.max_workers, "warm_start": self.warm_start},
+                options={"max_workers": self.max_workers, "warm_start": self.warm_start, **resumed.options},
             )
         except JobFailed as exc:
             if getattr(exc, "result", None) is not None:  # a run whose tasks' data stays: say how to resume it
@@ -247,8 +275,8 @@ def _raw_run_config(project: Path) -> dict[str, Any]:
     return {}
 
 
-def _run_id(value: Any) -> str:
-    return check_run_id(str(value).strip(), "--runner-params run_id=")
+def _run_id(value: Any, key: str = "run_id") -> str:
+    return check_run_id(str(value).strip(), f"--runner-params {key}=")
 
 
 def _usable(run_id: str) -> bool:
@@ -322,65 +350,230 @@ def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catal
 def _print_resume_hint(
     failure: Any, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any, backend: str | None
 ) -> None:
-    """After a failed local run: the command that re-runs from the failed task(s) with this run's stored data.
+    """After a failed local run: the command that resumes it (see :func:`_resumed_run`).
 
-    Data a task passed between its own nodes in memory was never stored, so the command may start before the
-    failed node (see :func:`_resume_starts`). Every filter of the failed run is repeated. When a failed task lacked
-    a dataset this run never stored (a filtered run started with a new run id), resuming this run would fail the
-    same way: the command takes an earlier run's id instead — one that stored it, when the local root has one.
+    It repeats every option that defined the run (:data:`_RUN_OPTIONS`, ``--params`` included) and adds
+    ``--runner-params resume=<run id>``: the failed tasks and what depends on them run again, the others are not.
+    When a failed task lacked a dataset this run never stored (a filtered run started with a new run id), resuming
+    this run would fail the same way: the command then starts at the failed node(s) (or earlier in their task, see
+    :func:`_resume_starts`) with ``run_id=`` of an earlier run — one that stored it, when the local root has one.
     Every value is quoted for a POSIX shell, so none can change what the pasted command does.
     """
     names = {node.name for node in pipeline.nodes}
+    failed = [task for task in failure.result.tasks.values() if task.state == "FAILED" and names & set(task.nodes)]
+    if not failed:  # e.g. only the exit handler failed
+        return
     starts: set[str] = set()
     missing: set[str] = set()
-    for task in failure.result.tasks.values():
-        if task.state == "FAILED" and task.failed_node in names:  # not e.g. the exit handler
+    for task in failed:
+        if task.failed_node in names:
             starts |= _resume_starts(list(task.nodes), task.failed_node, pipeline, catalog)
             if getattr(task, "missing_data", None):
                 missing.add(task.missing_data)
-    if not starts:
-        return
     import shlex
 
-    def joined(key: str) -> str | None:
-        value = run_params.get(key)
-        return ",".join(value) if value else None
-
-    words = ["kedro", "run", "--runner=VertexRunner"]
-    pipelines: list[str] = list(run_params.get("pipeline_names") or ())
-    if len(pipelines) == 1:
-        words += ["--pipeline", pipelines[0]]
-    elif pipelines:
-        words += ["--pipelines", ",".join(pipelines)]
-    if run_params.get("env"):
-        words += ["--env", str(run_params["env"])]
-    for flag, key in (
-        ("--tags", "tags"),
-        ("--namespaces", "namespaces"),
-        ("--nodes", "node_names"),
-        ("--to-nodes", "to_nodes"),
-        ("--from-inputs", "from_inputs"),
-        ("--to-outputs", "to_outputs"),
-    ):
-        value = joined(key)
-        if value:
-            words += [flag, value]
-    words += ["--from-nodes", ",".join(sorted(starts))]
-    run_id = failure.result.run_id
+    options = _run_options(run_params)
+    chosen = f"backend={backend}," if backend else ""
     if missing:
-        run_id = _earlier_run(failure.result.root, run_id, missing) or "EARLIER_RUN_ID"
-    words += ["--runner-params", (f"backend={backend}," if backend else "") + f"run_id={run_id}"]
-    same = " (with the same --params)" if run_params.get("runtime_params") else ""
-    command = shlex.join(words)
-    if missing:
+        run_id = _earlier_run(failure.result.root, failure.result.run_id, missing) or "EARLIER_RUN_ID"
+        words = _option_words(options, without="from_nodes")
+        words += ["--from-nodes", ",".join(sorted(starts)), "--runner-params", f"{chosen}run_id={run_id}"]
         datasets = ", ".join(repr(name) for name in sorted(missing))
         print(
             f"Run {failure.result.run_id} has no stored {datasets} to resume from; to run the failed task(s) with "
-            f"the data of an earlier run that stored it{same}: {command}",
+            f"the data of an earlier run that stored it: {shlex.join(words)}",
             flush=True,
         )
         return
-    print(f"To resume from the failed task(s) with this run's stored data{same}: {command}", flush=True)
+    words = [*_option_words(options), "--runner-params", f"{chosen}resume={failure.result.run_id}"]
+    print(f"To resume the failed task(s) with this run's stored data: {shlex.join(words)}", flush=True)
+
+
+#: The ``kedro run`` options that define a run (``run_params`` key, option), kept in its run record and repeated,
+#: in this order, by the resume command. ``--conf-source`` is not one: VertexRunner refuses any but the project's
+#: (:func:`_check_run_options`); ``--load-versions`` and ``--only-missing-outputs`` are refused too.
+_RUN_OPTIONS = (
+    ("pipeline_names", "--pipeline"),
+    ("env", "--env"),
+    ("tags", "--tags"),
+    ("namespaces", "--namespaces"),
+    ("node_names", "--nodes"),
+    ("from_nodes", "--from-nodes"),
+    ("to_nodes", "--to-nodes"),
+    ("from_inputs", "--from-inputs"),
+    ("to_outputs", "--to-outputs"),
+    ("runtime_params", "--params"),
+)
+
+
+def _run_options(run_params: dict[str, Any]) -> dict[str, Any]:
+    """The options of :data:`_RUN_OPTIONS` as JSON values: lists of names, the env or None, and ``--params`` as a
+    flat mapping (``a.b`` for ``{"a": {"b": …}}``, as typed on the command line)."""
+    import json
+
+    options: dict[str, Any] = {}
+    for key, _ in _RUN_OPTIONS:
+        value = run_params.get(key)
+        if key == "env":
+            options[key] = str(value) if value else None
+        elif key == "runtime_params":
+            options[key] = _flat(json.loads(json.dumps(dict(value or {}), default=str)))
+        else:
+            options[key] = [str(item) for item in value or ()]
+    return options
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _option_words(options: dict[str, Any], without: str = "") -> list[str]:
+    """``kedro run --runner=VertexRunner`` and every recorded option (not quoted yet)."""
+    words = ["kedro", "run", "--runner=VertexRunner"]
+    for key, flag in _RUN_OPTIONS:
+        value = options.get(key)
+        if not value or key == without:
+            continue
+        if key == "pipeline_names" and len(value) > 1:
+            words += ["--pipelines", ",".join(value)]
+        elif key == "runtime_params":
+            words += ["--params", ",".join(f"{name}={_param_text(item)}" for name, item in value.items())]
+        else:
+            words += [flag, value if isinstance(value, str) else ",".join(value)]
+    return words
+
+
+def _param_text(value: Any) -> str:
+    """A ``--params`` value as typed: Kedro reads it as YAML, so a string YAML would read as something else (a
+    number, ``true``, empty) is written quoted, and other values as JSON (which YAML reads back unchanged)."""
+    import json
+    import math
+
+    if isinstance(value, str):
+        from omegaconf import OmegaConf
+
+        try:
+            read: Any = OmegaConf.to_container(OmegaConf.from_dotlist([f"k={value}"]))
+            if value and read["k"] == value:
+                return value
+        except Exception:  # not a value YAML reads back: quoted below
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"inf": ".inf", "-inf": "-.inf"}.get(str(value), ".nan")  # YAML's spelling, not JSON's
+    return json.dumps(value)
+
+
+def _shown(value: Any, param: bool = False) -> str:
+    """A recorded option's value (``param``: of ``--params``, where None is ``null``) in an error line."""
+    import json
+
+    if value is _UNSET or (not param and value in (None, [])):
+        return "not given"
+    if isinstance(value, list) and not param:
+        return ",".join(value)
+    if isinstance(value, str):
+        return value if value and not any(c.isspace() for c in value) else repr(value)
+    return json.dumps(value)
+
+
+def _first_difference(before: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """The first option (in :data:`_RUN_OPTIONS` order) whose value differs, as ``--params alpha was 0.5, now
+    0.7``; None when the run's options are the same."""
+    import json
+
+    def same(a: Any, b: Any) -> bool:  # 1 and true, 1 and 1.0 differ
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    for key, flag in _RUN_OPTIONS:
+        if key == "runtime_params":
+            old, new = before.get(key) or {}, now.get(key) or {}
+            for name in [*old, *(name for name in new if name not in old)]:
+                if (name in old) != (name in new) or not same(old[name], new[name]):
+                    was, now_ = _shown(old.get(name, _UNSET), True), _shown(new.get(name, _UNSET), True)
+                    return f"--params {name} was {was}, now {now_}"
+        elif not same(before.get(key) or None, now.get(key) or None):
+            return f"{flag} was {_shown(before.get(key))}, now {_shown(now.get(key))}"
+    return None
+
+
+class _Resume(NamedTuple):
+    spec: dict[str, Any] | None  # the recorded spec, run again when the run's options are the same
+    options: dict[str, Any]  # for the backend: this run's options to record, and the tasks that succeeded earlier
+
+
+def _resumed_run(
+    resume: str | None,
+    changed: bool,
+    run_params: dict[str, Any],
+    engine: Any,
+    config: Any,
+    context: Any,
+    pipeline: Pipeline,
+    catalog: Any,
+) -> _Resume:
+    """What ``--runner-params resume=ID`` resumes: the run record ``<root>/<ID>/run.json`` the local backend keeps.
+
+    The resumed run runs the recorded spec (a grouping that new node timings would change cannot change the
+    tasks); the tasks that succeeded there are not run again (their stored outputs are read) unless a task they
+    depend on runs, and a failed task runs from its failed node (:func:`_from_failed_nodes`). Options that differ
+    from the recorded ones (``--params``, ``--env``, the pipeline, the filters) are refused, naming the first,
+    unless ``resume_changed=true``: then the spec is compiled from the new options, the earlier tasks with the
+    same name and nodes are kept and the other tasks run whole.
+    """
+    options = _run_options(run_params)
+    if not engine.takes_run_id:
+        if resume is not None:
+            raise PluginError(
+                f"--runner-params resume={resume}: only the backend that runs tasks on this machine resumes runs "
+                f"(on Vertex AI, retry the job in the console); add backend={_rehearsal_backend()}"
+            )
+        return _Resume(None, {})
+    if resume is None:
+        return _Resume(None, {"record": options})
+    from .backends.local import RUN_RECORD, SUCCEEDED, read_run_record
+
+    root = config.run_config.root
+    record = read_run_record(root, context.project_path, resume)
+    if record is None:
+        raise PluginError(
+            f"--runner-params resume={resume}: no run record {root.rstrip('/')}/{resume}/{RUN_RECORD}: give the id "
+            f"of a local run (its printed resume command has it), or start the nodes to run again yourself with "
+            f"--from-nodes NODES --runner-params run_id={resume}"
+        )
+    difference = _first_difference(record["options"], options)
+    if difference and not changed:
+        raise PluginError(
+            f"resume of run {resume}: {difference}: pass the same options (the printed resume command has them), or "
+            "add resume_changed=true to --runner-params to resume with the new ones"
+        )
+    tasks = {name: task for name, task in record["tasks"].items() if isinstance(task, dict)}
+    earlier = {name: list(task.get("nodes") or ()) for name, task in tasks.items() if task.get("state") == SUCCEEDED}
+    if difference:
+        return _Resume(None, {"record": options, "earlier": earlier})
+    resume_nodes = _from_failed_nodes(tasks, pipeline, catalog)
+    return _Resume(record["spec"], {"record": options, "earlier": earlier, "resume_nodes": resume_nodes})
+
+
+def _from_failed_nodes(tasks: dict[str, Any], pipeline: Pipeline, catalog: Any) -> dict[str, list[str]]:
+    """The nodes each failed task of a run record runs when resumed: from its failed node (or from earlier in the
+    task, where that node needs data the task kept in memory: :func:`_resume_starts`), not from its first node."""
+    names = {node.name for node in pipeline.nodes}
+    resume_nodes: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        nodes = [str(node) for node in task.get("nodes") or ()]
+        failed = task.get("failed_node")
+        if task.get("state") == "SUCCEEDED" or failed not in nodes or not set(nodes) <= names:
+            continue
+        starts = _resume_starts(nodes, failed, pipeline, catalog)
+        following = {node.name for node in pipeline.from_nodes(*starts).nodes}
+        resume_nodes[name] = [node for node in nodes if node in following]
+    return resume_nodes
 
 
 def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:

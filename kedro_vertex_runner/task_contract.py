@@ -39,7 +39,7 @@ from .values import PARAMETER_TYPE_WORDS, typed_parameter
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
 #: the Vertex AI parameter types a ``--param`` can carry
 PARAM_TYPES = tuple(PARAMETER_TYPE_WORDS)
@@ -321,6 +321,33 @@ class TaskContract:
                 target = child
             target[leaf] = value
         return result
+
+
+def keep_nodes(argv: Sequence[str], nodes: Collection[str]) -> list[str]:
+    """``argv`` (a task's command line) running only those of its ``--node`` items that are in ``nodes``: a resumed
+    run's failed task starts again from its failed node, not from its first."""
+    flag = _option_flag("nodes")
+    kept: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        index += 1
+        name, equals, value = item.partition("=")
+        if name != flag:
+            kept.append(item)
+            continue
+        if not equals and index < len(items):  # `--node NAME`, as typed by hand
+            value = items[index]
+            index += 1
+            item = f"{flag}={value}"
+        if value in nodes:
+            kept.append(item)
+    return kept
+
+
+def _option_flag(field_name: str) -> str:
+    return next(flag for flag, _kind, name in _OPTIONS if name == field_name)
 
 
 _OPTIONS: tuple[tuple[str, str, str], ...] = tuple(

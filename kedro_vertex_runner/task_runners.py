@@ -110,12 +110,28 @@ def make_runner(mode: str, pipeline: Any, tracker: Any) -> Any:
     from kedro.runner import SequentialRunner, ThreadRunner
 
     if mode == SEQUENTIAL or len(pipeline.nodes) < 2 or is_chain(pipeline):
-        return SequentialRunner()
+        return _without_resume_suggestion(SequentialRunner)()
     if mode == THREADS:
-        return ThreadRunner(max_workers=workers())
+        return _without_resume_suggestion(ThreadRunner)(max_workers=workers())
     if not hasattr(os, "fork") or sys.platform == "darwin":  # macOS: fork is unsafe with its system libraries
-        return SequentialRunner()
+        return _without_resume_suggestion(SequentialRunner)()
     return _fork_runner_class()(tracker)
+
+
+def _without_resume_suggestion(runner_class: type) -> type:
+    """``runner_class`` without Kedro's "You can resume the pipeline run from the nearest nodes with persisted
+    inputs by adding the following argument to your previous command: --from-nodes …" warning, which a failing
+    node makes Kedro's runners log: inside a task it names a command that would run Kedro's own runner with none
+    of the run's options (the launcher prints the command that resumes the job). ``_suggest_resume_scenario`` is
+    Kedro's private name for it (``kedro.runner.AbstractRunner``): the one place the plugin relies on it."""
+
+    class Runner(runner_class):
+        def _suggest_resume_scenario(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    Runner.__name__ = Runner.__qualname__ = runner_class.__name__
+    Runner.__module__ = runner_class.__module__  # its log lines keep Kedro's logger (AbstractRunner._logger)
+    return Runner
 
 
 def _fork_runner_class() -> type:
@@ -173,8 +189,7 @@ def _fork_runner_class() -> type:
                     self._logger.info("Completed node: %s", node.name)
                     self._logger.info("Completed %d out of %d tasks", len(done), len(nodes))
                     self._release_datasets(node, catalog, load_counts, pipeline)
-            if failure is not None:
-                self._suggest_resume_scenario(pipeline, done, catalog)
+            if failure is not None:  # no Kedro resume suggestion: see _without_resume_suggestion
                 raise failure
             if todo:  # pragma: no cover - a pipeline is a DAG
                 raise RuntimeError(f"could not schedule {', '.join(n.name for n in todo)}")

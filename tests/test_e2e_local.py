@@ -32,7 +32,10 @@ CATALOG_OUTPUTS = [
     "data/08_reporting/rooms_report.json",
 ]
 VERSIONED = {"data/06_models/regressor.pkl"}  # a folder of versions: <path>/<version>/regressor.pkl
-FINISHED = re.compile(r"^Run (\S+) finished: (\d+) tasks? succeeded; intermediate data in (.+)/$", re.MULTILINE)
+FINISHED = re.compile(
+    r"^Run (\S+) finished: (\d+) tasks? succeeded(?: \(\d+ of them in an earlier run\))?; intermediate data in (.+)/$",
+    re.MULTILINE,
+)
 
 
 def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -271,12 +274,12 @@ def test_dash_parameter_arrives_and_a_hard_exit_inside_a_fused_task_names_its_no
     run_id = error.split()[2]
     assert error.startswith(f"Error: run {run_id} failed: node 'fused_middle' (task "), error
     assert "failed (exit 3)" in error
-    # fused_a stayed in the task's memory: the resume starts at the task's first node, with this run's data
+    # the resume command repeats the run's options, the dash parameter included
     hint = re.search(r"^To resume .*?: (kedro run .*)$", result.stdout, re.M)
     assert hint, result.stdout[-3000:]
     assert shlex.split(hint.group(1)) == [
-        "kedro", "run", "--runner=VertexRunner", "--pipeline", "fused", "--from-nodes", "fused_first",
-        "--runner-params", f"run_id={run_id}",
+        "kedro", "run", "--runner=VertexRunner", "--pipeline", "fused", "--params", "fused_title=-draft",
+        "--runner-params", f"resume={run_id}",
     ]  # fmt: skip
 
 
@@ -335,7 +338,7 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
     hint = re.search(r"^To resume .*: kedro run (.*)$", result.stdout, re.M)
     assert hint, result.stdout[-3000:]
     args = hint.group(1).split()
-    assert args == ["--runner=VertexRunner", "--from-nodes", "add_features", "--runner-params", f"run_id={run_id}"]
+    assert args == ["--runner=VertexRunner", "--runner-params", f"resume={run_id}"]
     nodes.write_text(original)
     cleaned = (project / "data/02_intermediate/houses_clean.parquet").stat().st_mtime_ns  # not written again
     resumed = kedro_run(project, *args[1:])
@@ -343,7 +346,10 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
 
     assert resumed_id == run_id and Path(run_dir).name == run_id
     assert (project / "data/02_intermediate/houses_clean.parquet").stat().st_mtime_ns == cleaned
-    assert "clean_houses" not in resumed.stdout and "summarize_raw_data" not in resumed.stdout
+    # the failed task starts at add_features (houses_clean is stored); the task that succeeded does not run again
+    started = re.findall(r"^\[\d\d:\d\d:\d\d\] \S+ \((.*)\): RUNNING", resumed.stdout, re.M)
+    assert started and not [nodes for nodes in started if re.search(r"clean_houses|summarize_raw_data", nodes)]
+    assert re.search(r"\(.*summarize_raw_data.*\): SUCCEEDED \(earlier run\)$", resumed.stdout, re.M)
     # ${vertex:run_id} gave the writing task and the reading task the same path
     assert (project / f"data/runs/{run_id}/model_input_table.parquet").is_file()
     assert [p.name for p in (project / "data" / "runs").iterdir()] == [run_id]
@@ -353,8 +359,8 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
 
 def test_resume_starts_at_the_first_node_of_a_fused_task(project: Path):
     """With ``--pipeline reporting`` create_report shares summarize_raw_data's task (raw_data_summary stays in
-    memory, never stored). When create_report fails, the printed resume command keeps the pipeline, starts at the
-    task's first node, and finishes once the cause is fixed."""
+    memory, never stored). When create_report fails, the printed resume command keeps the pipeline, runs that task
+    from its first node, and finishes once the cause is fixed."""
     metrics = project / "data/08_reporting/metrics.json"
     metrics.write_text("{ this is not json")
     result = kedro_run(project, "--pipeline", "reporting")
@@ -365,21 +371,17 @@ def test_resume_starts_at_the_first_node_of_a_fused_task(project: Path):
     hint = re.search(r"^To resume .*: kedro run (.*)$", result.stdout, re.M)
     assert hint, result.stdout[-3000:]
     args = hint.group(1).split()
-    assert args == [
-        "--runner=VertexRunner",
-        "--pipeline",
-        "reporting",
-        "--from-nodes",
-        "summarize_raw_data",
-        "--runner-params",
-        f"run_id={run_id}",
-    ]
+    assert args == ["--runner=VertexRunner", "--pipeline", "reporting", "--runner-params", f"resume={run_id}"]
 
     metrics.write_text(json.dumps({"r2": 0.5, "mae": 1.0, "n_test": 3}))
     resumed = kedro_run(project, *args[1:])
     resumed_id, succeeded, _ = finished(resumed)
-    assert resumed_id == run_id and succeeded == 1
-    assert "bucket_prices" not in resumed.stdout  # the task that had succeeded did not run again
+    assert resumed_id == run_id and succeeded == 2 and "(1 of them in an earlier run)" in resumed.stdout
+    # the task that had succeeded did not run again
+    assert re.search(
+        r"\(bucket_prices\S*, count_rooms, create_rooms_report\): SUCCEEDED \(earlier run\)$", resumed.stdout, re.M
+    )
+    assert re.search(r"\(summarize_raw_data, create_report\): RUNNING", resumed.stdout), resumed.stdout[-3000:]
     report = json.loads((project / "data/08_reporting/report.json").read_text())
     assert report["model_metrics"]["r2"] == 0.5 and report["raw_data"]["n_rows"] > 0
 

@@ -707,3 +707,69 @@ def test_unreachable_storage_never_delays_a_timeout_and_is_reported_once(run: Ru
     import shutil
 
     shutil.rmtree(kept)
+
+
+def test_run_record_keeps_options_spec_and_states_and_is_never_written_through_a_link(run: Run, tmp_path: Path):
+    outside = tmp_path / "outside.json"
+    outside.write_text("precious\n")
+    run_dir = run.project / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").symlink_to(outside)
+    spec = make_spec(
+        {
+            "ok": {"code": program()},
+            "bad": {"code": program("sys.exit(1)"), "deps": ["ok"]},
+            "after": {"code": program(), "deps": ["bad"]},
+        }
+    )
+    previous = os.umask(0o027)
+    try:
+        with pytest.raises(LocalRunFailed):
+            run(spec, record={"env": "prod", "runtime_params": {"alpha": 0.5}})
+    finally:
+        os.umask(previous)
+    assert outside.read_text() == "precious\n"  # the link was replaced, never followed
+    path = run_dir / "run.json"
+    assert not path.is_symlink() and path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask
+    record = json.loads(path.read_text())
+    assert record["options"] == {"env": "prod", "runtime_params": {"alpha": 0.5}} and record["spec"] == spec
+    assert {name: (task["nodes"], task["state"]) for name, task in record["tasks"].items()} == {
+        "ok": (["node_ok"], "SUCCEEDED"), "bad": (["node_bad"], "FAILED"), "after": (["node_after"], "SKIPPED"),
+    }  # fmt: skip
+    assert record["tasks"]["bad"]["failed_node"] == "node_bad"
+    assert not list(run_dir.glob(".run.json.*"))
+
+
+def test_a_resumed_run_runs_the_failed_task_from_its_node_and_what_depends_on_it(run: Run):
+    spec = make_spec(
+        {
+            "ok": {"code": program()},
+            "other": {"code": program()},
+            "fused": {"code": program(), "deps": ["ok"], "args": ["--node=second", "--node=third"]},
+            "after": {"code": program(), "deps": ["fused"]},
+        }
+    )
+    earlier = {"ok": ["node_ok"], "other": ["node_other_was_different"], "after": ["node_after"]}
+    result = run(spec, earlier=earlier, resume_nodes={"fused": ["second", "third"]})
+    # `ok` succeeded earlier; `other` did too but with other nodes, and `after` depends on a task that runs now
+    assert not run.ran("ok") and run.ran("other") and run.ran("fused") and run.ran("after")
+    assert "ok (node_ok): SUCCEEDED (earlier run)" in run.output
+    assert "SUCCEEDED (earlier run)" not in run.output.replace("ok (node_ok): SUCCEEDED (earlier run)", "")
+    # the failed task runs only the nodes it is given: its first node had stored its output
+    assert [a for a in run.record("fused")["argv"] if a.startswith("--node")] == ["--node=second", "--node=third"]
+    assert result.tasks["fused"].nodes == ("second", "third")
+    assert "Run run-1 finished: 4 tasks succeeded (1 of them in an earlier run); " in run.output
+    record = json.loads((run.project / "runs" / "run-1" / "run.json").read_text())
+    assert record["tasks"]["fused"]["nodes"] == ["node_fused", "second", "third"]  # the spec's, for the next resume
+
+
+def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_emulator: str):
+    from kedro_vertex_runner.backends.local import read_run_record
+
+    spec = make_spec({"ok": {"code": program()}, "bad": {"code": program("sys.exit(1)")}})
+    with pytest.raises(LocalRunFailed):
+        run(spec, root="gs://test-bucket/record-runs", run_id="gcs-record", record={"tags": ["t"]})
+    record = read_run_record("gs://test-bucket/record-runs", run.project, "gcs-record")
+    assert record is not None and record["options"] == {"tags": ["t"]} and record["spec"] == spec
+    assert {name: task["state"] for name, task in record["tasks"].items()} == {"ok": "SUCCEEDED", "bad": "FAILED"}
+    assert read_run_record("gs://test-bucket/record-runs", run.project, "no-such-run") is None

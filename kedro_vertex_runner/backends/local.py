@@ -33,6 +33,10 @@ A task's nodes and timeout are read from its arguments through the task contract
 the entrypoint names each node there before it runs, so a node that ends its process hard (``os._exit``, a signal,
 a timeout) is named too. Nothing is read back from a task's log but the lines shown to the user.
 
+The run's record goes to ``<root>/<run id>/run.json`` (:func:`read_run_record`): the options that define the run,
+its spec and each task's state, so that a failed run can be resumed (``earlier=``, ``resume_nodes=`` of
+:func:`run_spec`).
+
 Logs go to ``<root>/<run id>/logs/<task>.log``. A local root that is relative is taken relative to the project
 directory; for a remote root (``gs://…``) logs are written to a temporary folder during the run and uploaded with
 fsspec as each task ends, by a background thread: slow or unreachable storage never delays starting, watching or
@@ -54,7 +58,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +66,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
-from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport
+from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport, keep_nodes
 from ..values import PARAMETER_TYPE_WORDS, check_run_id, typed_parameter
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
@@ -80,6 +84,10 @@ FAILED = "FAILED"
 SKIPPED = "SKIPPED"
 CANCELLED = "CANCELLED"
 TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED})
+#: The reason of a task a resumed run did not run again: it succeeded in an earlier run of the same run id.
+EARLIER_RUN = "earlier run"
+#: The run record in ``<root>/<run id>/``: the run's options, its spec and every task's state (resume=).
+RUN_RECORD = "run.json"
 
 #: Upper bound, in seconds, of one wait between attempts of a failing task (see the module docstring).
 MAX_LOCAL_BACKOFF = 5.0
@@ -171,6 +179,9 @@ def run_spec(
     max_backoff: float = MAX_LOCAL_BACKOFF,
     fail_fast: bool = False,
     warm_start: bool | None = None,
+    record: Mapping[str, Any] | None = None,
+    earlier: Mapping[str, Collection[str]] | None = None,
+    resume_nodes: Mapping[str, Collection[str]] | None = None,
 ) -> LocalRunResult:
     """Run every task of ``spec`` as a local process and wait for the run to end.
 
@@ -193,6 +204,13 @@ def run_spec(
             ones finish; the exit handler still runs), as Vertex AI's PIPELINE_FAILURE_POLICY_FAIL_FAST does.
         warm_start: fork entrypoint tasks from a process that has preloaded the project (see :mod:`.warm`);
             default: on unless ``KEDRO_VERTEX_WARM_START`` is ``0``/``false``; always off without ``fork``.
+        record: the ``kedro run`` options that define the run, kept in ``<root>/<run id>/run.json`` with the spec
+            and every task's state (see :func:`read_run_record`), for resuming the run.
+        earlier: tasks (name: nodes) that succeeded in an earlier run of this run id (a resumed run): they do not
+            run again, unless a task they depend on runs (their stored outputs are read), and are shown as
+            ``SUCCEEDED (earlier run)``.
+        resume_nodes: failed tasks of that earlier run (name: nodes) that run only these of their nodes: the
+            failed node and what follows it in the task (what ran before it stored its outputs).
 
     Returns:
         the run's :class:`LocalRunResult` when every task succeeded.
@@ -221,6 +239,7 @@ def run_spec(
     storage = _Storage(str(root), run_id, project)
     previous_sigterm: Any = _NOT_INSTALLED
     scheduler: _Scheduler | None = None
+    writer: _RecordWriter | None = None
     try:
         tasks = _plan(
             spec,
@@ -237,6 +256,12 @@ def run_spec(
         display = _Display(console, tasks)
         previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
+        planned = {name: list(task.nodes) for name, task in tasks.items()}  # recorded: the spec's, never narrowed
+        _mark_earlier(tasks, earlier or {}, display)
+        _keep_nodes(tasks, resume_nodes or {})
+        record_writer = _RecordWriter(storage, spec, dict(record or {}), result, planned)
+        record_writer.write(first=True)
+        writer = record_writer
         from . import warm
 
         scheduler = _Scheduler(
@@ -248,6 +273,7 @@ def run_spec(
             max_backoff,
             fail_fast=fail_fast,
             warm_start=warm.enabled(warm_start),
+            on_task_end=record_writer.write,
         )
         scheduler.run()
         scheduler.close()
@@ -258,6 +284,8 @@ def run_spec(
     finally:
         if scheduler is not None:
             scheduler.close()
+        if writer is not None:
+            writer.write(last=True)
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
@@ -278,6 +306,118 @@ def _sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _mark_earlier(tasks: dict[str, _Task], earlier: Mapping[str, Collection[str]], display: _Display) -> None:
+    """A resumed run: tasks that succeeded earlier (with the same nodes), and depend on no task that runs now, count
+    as succeeded."""
+    kept: set[str] = set()
+    for name, task in tasks.items():  # topological order
+        nodes = earlier.get(name)
+        if nodes is not None and tuple(nodes) == task.nodes and all(dep in kept for dep in task.deps):
+            kept.add(name)
+            task.result.state, task.result.reason = SUCCEEDED, EARLIER_RUN
+            display.event(task, f"SUCCEEDED ({EARLIER_RUN})")
+
+
+def _keep_nodes(tasks: dict[str, _Task], resume_nodes: Mapping[str, Collection[str]]) -> None:
+    for name, nodes in resume_nodes.items():
+        task = tasks.get(name)
+        kept = tuple(node for node in task.nodes if node in nodes) if task is not None else ()
+        if task is not None and task.result.state == PENDING and kept and kept != task.nodes:
+            task.argv = keep_nodes(task.argv, kept)
+            task.nodes = task.result.nodes = kept
+
+
+def read_run_record(root: str, project_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """The run record (``<root>/<run id>/run.json``) of an earlier run, or None when there is none.
+
+    It holds ``options`` (the ``kedro run`` options that defined the run: pipelines, env, filters, ``--params``),
+    ``spec`` (the compiled PipelineSpec the run ran) and ``tasks`` (each task's nodes and last state).
+
+    Raises:
+        PluginError: the record exists but cannot be read or is not a run record.
+    """
+    check_run_id(run_id)
+    if "://" in root:
+        from ..storage import url_to_fs
+
+        fs, path = url_to_fs(f"{root.rstrip('/')}/{run_id}/{RUN_RECORD}")
+        where = f"{root.rstrip('/')}/{run_id}/{RUN_RECORD}"
+        try:
+            data = fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise PluginError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
+    else:
+        base = Path(root).expanduser()
+        file = (base if base.is_absolute() else Path(project_dir) / base) / run_id / RUN_RECORD
+        where = str(file)
+        try:
+            with os.fdopen(os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as stream:
+                data = stream.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PluginError(f"cannot read {where}: {exc.strerror or exc}") from None
+    try:
+        loaded = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        loaded = None
+    if not (
+        isinstance(loaded, dict)
+        and isinstance(loaded.get("options"), dict)
+        and isinstance(loaded.get("spec"), dict)
+        and isinstance(loaded.get("tasks"), dict)
+    ):
+        raise PluginError(f"{where} is not a run record (expected a JSON object with options, spec and tasks)")
+    return loaded
+
+
+class _RecordWriter:
+    """Keeps ``<root>/<run id>/run.json`` (:data:`RUN_RECORD`) up to date: written when the run starts, again each
+    time a task has succeeded or failed for good (a local root), and when the run ends.
+
+    A local record is replaced atomically (a new file created next to it, never through a link, with the
+    process's umask, then renamed onto it); for a remote root it is uploaded when the run starts and ends."""
+
+    def __init__(
+        self,
+        storage: _Storage,
+        spec: Mapping[str, Any],
+        options: dict[str, Any],
+        result: LocalRunResult,
+        nodes: dict[str, list[str]],
+    ):
+        self.nodes = nodes
+        self.storage = storage
+        self.spec = spec
+        self.options = options
+        self.result = result
+        self.warning: str | None = None
+
+    def payload(self) -> bytes:
+        tasks = {
+            name: {"nodes": self.nodes[name], "state": task.state, "failed_node": task.failed_node}
+            for name, task in self.result.tasks.items()
+        }
+        record = {"run_id": self.result.run_id, "options": self.options, "tasks": tasks, "spec": self.spec}
+        return json.dumps(record, indent=1, default=str).encode("utf-8")
+
+    def write(self, first: bool = False, last: bool = False) -> None:
+        if self.storage.remote and not (first or last):
+            return
+        try:
+            self.storage.write_record(self.payload())
+        except Exception as exc:
+            problem = f"{exc.strerror or exc}" if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            where = f"{self.storage.run_dir}/{RUN_RECORD}"
+            if first and not self.storage.remote:
+                raise PluginError(f"cannot write the run record {where}: {problem}") from None
+            if self.warning is None:
+                self.warning = f"Could not write the run record {where} ({problem}): this run cannot be resumed"
+                print(self.warning, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -688,6 +828,26 @@ class _Storage:
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}\n".encode(), 0)
         self._lock_fd = fd
 
+    def write_record(self, data: bytes) -> None:
+        """Replace ``<run dir>/run.json`` with ``data``: atomically and never through a link (local root)."""
+        if self.remote:
+            fs = self._filesystem()
+            fs.pipe_file(fs._strip_protocol(f"{self.run_dir}/{RUN_RECORD}"), data)
+            return
+        import secrets
+
+        from ..persistence import open_new
+
+        target = Path(self.run_dir) / RUN_RECORD
+        temp = target.parent / f".{RUN_RECORD}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # swept if a kill leaves it
+        try:
+            with open_new(str(temp)) as stream:  # O_EXCL | O_NOFOLLOW, mode 0o666 less the umask
+                stream.write(data)
+            os.replace(temp, target)  # a link at the record's name is replaced, never written through
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
     def local_log(self, task: str) -> Path:
         if not task or task in {".", ".."} or "/" in task or "\\" in task or "\0" in task:
             raise PluginError(f"task name {task!r} cannot name a log file: use letters, digits and '-'")
@@ -836,7 +996,9 @@ class _Scheduler:
         max_backoff: float,
         fail_fast: bool = False,
         warm_start: bool = False,
+        on_task_end: Any = None,
     ):
+        self.on_task_end = on_task_end  # called once a task has succeeded or failed for good (the run record)
         self.fail_fast = fail_fast
         self.tasks = tasks
         self.project_dir = project_dir
@@ -1030,6 +1192,8 @@ class _Scheduler:
         warning = self.storage.publish(task.name)
         if warning:
             self.display.warn(warning)
+        if self.on_task_end is not None:
+            self.on_task_end()
 
     # -- Ctrl-C -----------------------------------------------------------------------------------------------
 
@@ -1206,8 +1370,10 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
     succeeded = result.count(SUCCEEDED)
     if not failed:
         noun = "task" if succeeded == 1 else "tasks"
+        earlier = sum(task.state == SUCCEEDED and task.reason == EARLIER_RUN for task in result.tasks.values())
+        then = f" ({earlier} of them in an earlier run)" if earlier else ""
         console.print(
-            f"Run {result.run_id} finished: {succeeded} {noun} succeeded; intermediate data in {result.run_dir}/",
+            f"Run {result.run_id} finished: {succeeded} {noun} succeeded{then}; intermediate data in {result.run_dir}/",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -1270,6 +1436,7 @@ __all__ = [
     "TaskResult",
     "backoff_seconds",
     "format_value",
+    "read_run_record",
     "run_spec",
 ]
 
@@ -1324,6 +1491,9 @@ class LocalBackend(Backend):
             max_workers=options.get("max_workers") or local.max_workers,
             fail_fast=self.config.run_config.failure_policy == "fast",
             warm_start=warm_start if warm_start is not None else local.warm_start,
+            record=options.get("record"),
+            earlier=options.get("earlier"),
+            resume_nodes=options.get("resume_nodes"),
         )
         return _handle(result.run_id)
 
