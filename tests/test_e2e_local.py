@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import kedro_cmd, subprocess_env
+from conftest import installed_metadata, kedro_cmd, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,9 @@ CATALOG_OUTPUTS = [
     "data/08_reporting/rooms_report.json",
 ]
 VERSIONED = {"data/06_models/regressor.pkl"}  # a folder of versions: <path>/<version>/regressor.pkl
-FINISHED = re.compile(r"^Run (\S+) finished: (\d+) tasks? succeeded; intermediate data in (.+)/$", re.MULTILINE)
+FINISHED = re.compile(
+    r"^Run (\S+) finished: (\d+) tasks? succeeded; intermediate data in (.+)/; logs in \3/logs/$", re.MULTILINE
+)
 
 
 def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -167,6 +169,12 @@ from kedro.pipeline import Node, Pipeline
 
 
 def describe(options, items, text):
+    import warnings
+
+    from omegaconf import OmegaConf
+
+    warnings.warn("probe: a warning of the node's own")
+    OmegaConf.register_new_resolver("probe_resolver", lambda: 1, replace=True)  # deprecated, called by the user
     Path("data/probe.json").write_text(json.dumps({
         "options": options, "options_type": type(options).__name__,
         "items": items, "items_type": type(items).__name__,
@@ -204,7 +212,10 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
         )
     )
     params = f"probe_options.alpha=0.5,probe_options.nested.flag=true,probe_items=[7],probe_text={SHELL_TEXT}"
-    result = kedro_run(project, "--pipeline", "probe", "--params", params, KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK="true")
+    site = installed_metadata(project.parent / "site")  # the plugin as installed: its `kedro.init` entry point
+    result = kedro_run(
+        project, "--pipeline", "probe", "--params", params, KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK="true", PYTHONPATH=site
+    )
     output = output_of(result)
 
     described = json.loads((project / "data" / "probe.json").read_text())
@@ -214,7 +225,16 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
     assert described["text"] == SHELL_TEXT
     assert not (project / "pwned").exists()
     # the node whose name starts with a dash and is not ASCII ran too
-    finished(result)
+    _, _, run_dir = finished(result)
+    # a clean terminal and clean task logs: no deprecation warning about what Kedro or kedro-mlflow call; the node's
+    # own warnings (its own call of the deprecated register_new_resolver too) are in its task's log
+    logs = {path.name: path.read_text() for path in (Path(run_dir) / "logs").glob("*.log")}
+    assert "register_new_resolver" not in output, output[-3000:]
+    assert "Add type hints" not in output and "UserWarning" not in output, output[-3000:]
+    (log,) = [text for text in logs.values() if "describe_params" in text]
+    assert "UserWarning: probe: a warning of the node's own" in log
+    assert log.count("register_new_resolver() is deprecated") == 1 and "pipeline.py" in log, log[-3000:]
+    assert all("register_new_resolver" not in text for text in logs.values() if text is not log)
     assert (project / "data" / "odd_node_ran.txt").read_text() == "described"
     assert "-odd.nämé_with-dashes" in result.stdout
     # the config hook can be switched off, and says so
