@@ -309,7 +309,12 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
             '    """Add derived features."""\n    raise ValueError("boom from the test")\n',
         )
     )
-    set_config(project, **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify"})
+    # `chains` keeps the preprocessing chain, the price buckets and the raw data summary in tasks of their own, so
+    # that the independent branches finish and the summary passes between tasks (`makespan` fuses them)
+    set_config(
+        project,
+        **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify", "  grouping: makespan\n": "  grouping: chains\n"},
+    )
     # a catalog path templated with the run id: written by one task, read by another (and by the resumed run)
     catalog = project / "conf" / "base" / "catalog.yml"
     catalog.write_text(
@@ -437,7 +442,11 @@ def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
 def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
     import fsspec
 
-    set_config(project, **{"root: data/vertex_runs": "root: gs://test-bucket/runs"})
+    # `chains`: the undeclared raw_data_summary passes between two tasks through the bucket (`makespan` fuses them)
+    set_config(
+        project,
+        **{"root: data/vertex_runs": "root: gs://test-bucket/runs", "  grouping: makespan\n": "  grouping: chains\n"},
+    )
     result = kedro_run(project, STORAGE_EMULATOR_HOST=gcs_emulator)
     run_id, succeeded, run_dir = finished(result)
 
