@@ -401,23 +401,25 @@ def _makespan_keys(
         same = lambda a, b: fusable(graph.nodes[a], graph.nodes[b])  # noqa: E731
     chain_key = _chain_keys(pipeline, fusable)
     labels = [-1] * len(graph.nodes)
-    offset = 0
+    offset, shortest = 0, 0.0
     for indices in graph.components():
         part = graph.subgraph(indices)
 
         def part_same(a: int, b: int, indices: list[int] = indices) -> bool:
             return same(indices[a], indices[b])
 
-        part_labels = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
+        part_labels, part_shortest = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
+        shortest = max(shortest, part_shortest)  # the parts run side by side
         for i, label in zip(indices, part_labels, strict=True):
             labels[i] = offset + label
         offset += len(indices)
-    limit = graph.evaluate(labels)[0] + SAME_ESTIMATE  # never more than that above the grouping chosen
+    limit = shortest + SAME_ESTIMATE  # never more than that above the shortest candidate
     return _keys_from_labels(graph.nodes, _fewest_tasks(graph, same, _pack(graph, labels, same, limit), limit))
 
 
-def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys: list[str]) -> list[int]:
-    """The best by (makespan, tasks) of the greedy variants, ``chains`` and a single task, each packed."""
+def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys: list[str]) -> tuple[list[int], float]:
+    """The fewest tasks among the greedy variants, ``chains`` and a single task whose makespan is within
+    :data:`SAME_ESTIMATE` of the shortest of them (then the shortest); and that shortest makespan."""
     n = len(graph.nodes)
     priority = graph.bottom_levels(graph.startup)
     candidates: list[list[int]] = []
@@ -433,7 +435,7 @@ def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys:
     shortest = min(makespan for makespan, _, _ in scored)
     # the fewest tasks among those whose estimate is the same (within SAME_ESTIMATE), then the shortest
     tied = [(tasks, makespan, position) for makespan, tasks, position in scored if makespan <= shortest + SAME_ESTIMATE]
-    return candidates[min(tied)[2]]
+    return candidates[min(tied)[2]], shortest
 
 
 def _keys_from_labels(nodes: list[Node], labels: list[int]) -> dict[Node, str]:
