@@ -312,25 +312,59 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
+def _explain_width() -> int:
+    """The width ``compile --explain`` wraps to: the terminal's, or 100 columns when output is not a terminal."""
+    if sys.stdout.isatty():
+        import shutil
+
+        return max(40, shutil.get_terminal_size().columns)
+    return 100
+
+
 def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
-    """What ``compile --explain`` prints: the configured grouping in full, then every grouping in one line."""
+    """What ``compile --explain`` prints: the configured grouping's tasks, wrapped to the terminal, then one line
+    per grouping (a grouping with the same tasks as one above is named, not repeated)."""
+    import textwrap
+
+    from .compiler.spec import task_names
+
+    width = _explain_width()
+
+    def echo(text: str, indent: str = "", more: str = "      ") -> None:
+        click.echo(textwrap.fill(text, width, initial_indent=indent, subsequent_indent=more, break_on_hyphens=False))
+
     chosen = reports[0]
     measured = chosen.estimate.measured if chosen.estimate else 0
-    click.echo(
+    echo(
         f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
-        f"from the last local run, the others {_duration(model.node_duration)} each"
+        f"from the last local run, the others {_duration(model.node_duration)} each",
+        more="  ",
     )
     click.echo(f"Tasks (grouping {chosen.mode!r}):")
-    for group in chosen.groups:
-        after = f"  (after {', '.join(group.dependencies)})" if group.dependencies else ""
-        click.echo(f"  {group.key}: {', '.join(group.node_names)}{after}")
+    names = task_names(list(chosen.groups))
+    number = {group.key: i for i, group in enumerate(chosen.groups, 1)}
+    for i, (group, name) in enumerate(zip(chosen.groups, names, strict=True), 1):
+        count = len(group.nodes)
+        line = f"task {i} {name!r} ({count} node{'s' if count != 1 else ''}): {', '.join(group.node_names)}"
+        if group.dependencies:
+            after = ", ".join(str(number[key]) for key in group.dependencies)
+            line += f"; after task{'s' if len(group.dependencies) > 1 else ''} {after}"
+        echo(line, indent="  ")
     if chosen.estimate is not None:
-        click.echo(f"Longest chain of dependent tasks: {' -> '.join(chosen.estimate.critical_path)}")
+        name_of = dict(zip((group.key for group in chosen.groups), names, strict=True))
+        chain = " -> ".join(name_of[key] for key in chosen.estimate.critical_path)
+        echo(f"Longest chain of dependent tasks: {chain}", more="  ")
     click.echo("Grouping     tasks  longest chain  estimated makespan")
+    seen: dict[frozenset[frozenset[str]], str] = {}
     for report in reports:
         if report.estimate is None:
-            click.echo(f"  {report.mode:<10} refused: {report.error}")
+            echo(f"{report.mode:<10} refused: {report.error}", indent="  ")
             continue
+        tasks = frozenset(frozenset(group.node_names) for group in report.groups)
+        if tasks in seen:
+            click.echo(f"  {report.mode:<10} the same tasks as {seen[tasks]}")
+            continue
+        seen[tasks] = report.mode
         found = report.estimate
         click.echo(
             f"  {report.mode:<10} {found.tasks:>5}  {len(found.critical_path):>13}  {_duration(found.makespan):>18}"

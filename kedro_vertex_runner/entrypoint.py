@@ -630,11 +630,6 @@ def _plain_logging(project_dir: Path, reconfigure: bool = False) -> bool:
 
     Returns whether plain logging was chosen.
     """
-    import warnings
-
-    # Kedro's own config loader calls OmegaConf's deprecated register_new_resolver: two warnings per task that
-    # say nothing about the user's pipeline and would crowd the log tail shown on failure
-    warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", module=r"kedro\.")
     wanted = switch(os.environ.get(PLAIN_LOGS_ENV))
     if wanted is False or os.environ.get("KEDRO_LOGGING_CONFIG"):
         return False

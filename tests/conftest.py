@@ -46,6 +46,25 @@ def kedro_cmd(*args: str) -> list[str]:
     return [str(BIN / "kedro"), *args]
 
 
+def installed_metadata(directory: Path) -> str:
+    """The package's metadata as ``pip install`` writes it from pyproject.toml (the entry points in particular),
+    in ``directory``; returns a PYTHONPATH with it first, where Kedro then finds this plugin's entry points (the
+    shared environment's metadata may be older than pyproject.toml)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    info = directory / f"kedro_vertex_runner-{project['version']}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: kedro-vertex-runner\nVersion: {project['version']}\n")
+    groups = {**project["entry-points"], "console_scripts": project["scripts"]}
+    (info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n" for group, eps in groups.items()
+        )
+    )
+    return os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")])
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

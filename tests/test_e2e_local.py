@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import kedro_cmd, subprocess_env
+from conftest import installed_metadata, kedro_cmd, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,8 @@ CATALOG_OUTPUTS = [
 ]
 VERSIONED = {"data/06_models/regressor.pkl"}  # a folder of versions: <path>/<version>/regressor.pkl
 FINISHED = re.compile(
-    r"^Run (\S+) finished: (\d+) tasks? succeeded(?: \(\d+ of them in an earlier run\))?; intermediate data in (.+)/$",
+    r"^Run (\S+) finished: (\d+) tasks? succeeded(?: \(\d+ of them in an earlier run\))?; intermediate data in (.+)/; "
+    r"logs in \3/logs/$",
     re.MULTILINE,
 )
 
@@ -170,6 +171,12 @@ from kedro.pipeline import Node, Pipeline
 
 
 def describe(options, items, text):
+    import warnings
+
+    from omegaconf import OmegaConf
+
+    warnings.warn("probe: a warning of the node's own")
+    OmegaConf.register_new_resolver("probe_resolver", lambda: 1, replace=True)  # deprecated, called by the user
     Path("data/probe.json").write_text(json.dumps({
         "options": options, "options_type": type(options).__name__,
         "items": items, "items_type": type(items).__name__,
@@ -207,7 +214,10 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
         )
     )
     params = f"probe_options.alpha=0.5,probe_options.nested.flag=true,probe_items=[7],probe_text={SHELL_TEXT}"
-    result = kedro_run(project, "--pipeline", "probe", "--params", params, KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK="true")
+    site = installed_metadata(project.parent / "site")  # the plugin as installed: its `kedro.init` entry point
+    result = kedro_run(
+        project, "--pipeline", "probe", "--params", params, KEDRO_VERTEXAI_DISABLE_CONFIG_HOOK="true", PYTHONPATH=site
+    )
     output = output_of(result)
 
     described = json.loads((project / "data" / "probe.json").read_text())
@@ -217,7 +227,16 @@ def test_runtime_params_arrive_typed_and_odd_names_are_safe(project: Path):
     assert described["text"] == SHELL_TEXT
     assert not (project / "pwned").exists()
     # the node whose name starts with a dash and is not ASCII ran too
-    finished(result)
+    _, _, run_dir = finished(result)
+    # a clean terminal and clean task logs: no deprecation warning about what Kedro or kedro-mlflow call; the node's
+    # own warnings (its own call of the deprecated register_new_resolver too) are in its task's log
+    logs = {path.name: path.read_text() for path in (Path(run_dir) / "logs").glob("*.log")}
+    assert "register_new_resolver" not in output, output[-3000:]
+    assert "Add type hints" not in output and "UserWarning" not in output, output[-3000:]
+    (log,) = [text for text in logs.values() if "describe_params" in text]
+    assert "UserWarning: probe: a warning of the node's own" in log
+    assert log.count("register_new_resolver() is deprecated") == 1 and "pipeline.py" in log, log[-3000:]
+    assert all("register_new_resolver" not in text for text in logs.values() if text is not log)
     assert (project / "data" / "odd_node_ran.txt").read_text() == "described"
     assert "-odd.nämé_with-dashes" in result.stdout
     # the config hook can be switched off, and says so
@@ -292,7 +311,12 @@ def test_failing_node_stops_its_dependents_and_a_resumed_run_reuses_its_data(pro
             '    """Add derived features."""\n    raise ValueError("boom from the test")\n',
         )
     )
-    set_config(project, **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify"})
+    # `chains` keeps the preprocessing chain, the price buckets and the raw data summary in tasks of their own, so
+    # that the independent branches finish and the summary passes between tasks (`makespan` fuses them)
+    set_config(
+        project,
+        **{"# on_exit_pipeline: notify": "on_exit_pipeline: notify", "  grouping: makespan\n": "  grouping: chains\n"},
+    )
     # a catalog path templated with the run id: written by one task, read by another (and by the resumed run)
     catalog = project / "conf" / "base" / "catalog.yml"
     catalog.write_text(
@@ -419,7 +443,11 @@ def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
 def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
     import fsspec
 
-    set_config(project, **{"root: data/vertex_runs": "root: gs://test-bucket/runs"})
+    # `chains`: the undeclared raw_data_summary passes between two tasks through the bucket (`makespan` fuses them)
+    set_config(
+        project,
+        **{"root: data/vertex_runs": "root: gs://test-bucket/runs", "  grouping: makespan\n": "  grouping: chains\n"},
+    )
     result = kedro_run(project, STORAGE_EMULATOR_HOST=gcs_emulator)
     run_id, succeeded, run_dir = finished(result)
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from kedro_vertex_runner.compiler.grouping import CostModel, _build_groups, estimate, group_nodes, optimal_key_of
+from kedro_vertex_runner.compiler.grouping import (
+    SAME_ESTIMATE,
+    CostModel,
+    _build_groups,
+    estimate,
+    group_nodes,
+    optimal_key_of,
+)
 from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.timings import last_run_durations, record_task
 
@@ -264,7 +271,11 @@ def test_makespan_groups_are_valid_and_never_slower_than_chains(seed):
         assert len({tuple(n.tags) for n in g.nodes}) == 1  # settings respected
         assert all(position[d] < position[g.key] for d in g.dependencies)  # acyclic, in dependency order
     chains = estimate(group_nodes(pipeline, "chains", fusable=by_tag), cost)
-    assert estimate(groups, cost).makespan <= chains.makespan
+    found = estimate(groups, cost)
+    # never slower than chains, unless by less than a second (the same estimate) with fewer tasks
+    assert found.makespan <= chains.makespan or (
+        found.makespan <= chains.makespan + SAME_ESTIMATE and found.tasks < chains.tasks
+    )
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -308,7 +319,8 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
     found = estimate(group_nodes(example, fusable=by_tag, model=model()), model())
     assert (found.makespan, found.tasks) == (550, 5)
     assert found.critical_path == ("clean", "split", "train", "evaluate")
-    # with run times measured in milliseconds the two independent reporting nodes still share one task
+    # with run times measured in milliseconds the independent reporting nodes share one task, and the preprocessing
+    # chain joins them: 0.06 s longer than the optimum's five tasks, the same estimate to the second, one task fewer
     tiny = CostModel(
         durations={
             "bucket": 0.06,
@@ -323,9 +335,78 @@ def test_exhaustive_optimum_of_small_hand_made_graphs():
         }
     )
     found = estimate(group_nodes(example, fusable=by_tag, model=tiny), tiny)
-    assert (round(found.makespan, 6), found.tasks) == (round(optimal_key_of(example, by_tag, tiny)[0], 6), 5)
+    best, best_tasks, _ = optimal_key_of(example, by_tag, tiny)
+    assert best_tasks == 5 and best < found.makespan <= best + SAME_ESTIMATE and found.tasks == 4
     with pytest.raises(PluginError, match="limited to 12 nodes"):
         optimal_key_of(graph({f"n{i}": [] for i in range(13)}))
+
+
+def test_a_tie_between_groupings_goes_to_fewer_tasks():
+    # two independent 10 s nodes: side by side in one task (2 workers) they end when two tasks would, so one task
+    pair = graph({"a": [], "b": []})
+    side_by_side = CostModel(task_workers=2)
+    assert shape(group_nodes(pair, model=side_by_side)) == {"a": (["a", "b"], [])}
+    assert estimate(group_nodes(pair, model=side_by_side), side_by_side).makespan == 130
+    # one after another they would take 10 s more: two tasks
+    assert len(group_nodes(pair, model=CostModel(task_workers=1))) == 2
+    # a fan-out of three 10 s branches and a join: a task of three nodes after a task of one ties with three
+    # tasks that run the branches apart (2 workers: the third branch waits 10 s, the join's start-up is saved)
+    fan = graph({"root": [], "x": ["root"], "y": ["root"], "z": ["root"], "join": ["x", "y", "z"]})
+    found = group_nodes(fan, model=side_by_side)
+    assert estimate(found, side_by_side).makespan == optimal_key_of(fan, model=side_by_side)[0]
+    assert len(found) == optimal_key_of(fan, model=side_by_side)[1]
+
+
+def spaceflights_pandas() -> Pipeline:
+    """The shape of Kedro's spaceflights-pandas starter: data processing, data science and reporting."""
+    return Pipeline(
+        [
+            node(step, "companies", "preprocessed_companies", name="preprocess_companies_node"),
+            node(step, "shuttles", "preprocessed_shuttles", name="preprocess_shuttles_node"),
+            node(
+                step,
+                ["preprocessed_shuttles", "preprocessed_companies", "reviews"],
+                "model_input_table",
+                name="create_model_input_table_node",
+            ),
+            node(
+                lambda *values: (1, 2, 3, 4),
+                ["model_input_table", "params:model_options"],
+                ["X_train", "X_test", "y_train", "y_test"],
+                name="split_data_node",
+            ),
+            node(step, ["X_train", "y_train"], "regressor", name="train_model_node"),
+            node(step, ["regressor", "X_test", "y_test"], "metrics", name="evaluate_model_node"),
+            node(step, "preprocessed_shuttles", "plot_exp", name="compare_passenger_capacity_exp"),
+            node(step, "preprocessed_shuttles", "plot_go", name="compare_passenger_capacity_go"),
+            node(step, "companies", "dummy_confusion_matrix", name="create_confusion_matrix"),
+        ]
+    )
+
+
+def test_the_spaceflights_pandas_starter_is_one_task_after_a_local_run():
+    # run times as a local run of the starter records them: sub-second nodes, the plots the slowest. The confusion
+    # matrix (a part of the pipeline of its own) in a second task would end the job 0.05 s sooner: the same
+    # estimate to the second (2m01s), so one task
+    measured = {
+        "preprocess_companies_node": 0.05,
+        "preprocess_shuttles_node": 0.04,
+        "create_model_input_table_node": 0.21,
+        "split_data_node": 0.02,
+        "train_model_node": 0.08,
+        "evaluate_model_node": 0.03,
+        "compare_passenger_capacity_exp": 1.2,
+        "compare_passenger_capacity_go": 0.3,
+        "create_confusion_matrix": 0.4,
+    }
+    for workers in (2, 1):
+        cost = CostModel(durations=measured, task_workers=workers)
+        groups = group_nodes(spaceflights_pandas(), model=cost)
+        assert len(groups) == 1, shape(groups)
+        best, best_tasks, _ = optimal_key_of(spaceflights_pandas(), model=cost)
+        assert best_tasks == 2 and estimate(groups, cost).makespan <= best + SAME_ESTIMATE
+    # before any run (every node 10 s), the confusion matrix in a task of its own saves 10 s: two tasks
+    assert len(group_nodes(spaceflights_pandas(), model=CostModel(task_workers=2))) == 2
 
 
 def test_estimate_reports_the_longest_chain_of_tasks():

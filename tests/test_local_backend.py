@@ -176,7 +176,10 @@ def test_independent_tasks_overlap_and_dependencies_wait(run: Run):
     assert {t.state for t in result.tasks.values()} == {"SUCCEEDED"}
     run_dir = run.project / "runs" / "run-1"
     assert result.run_dir == str(run_dir)
-    assert f"Run run-1 finished: 4 tasks succeeded; intermediate data in {run_dir}/" in run.output
+    assert (
+        f"Run run-1 finished: 4 tasks succeeded; intermediate data in {run_dir}/; logs in {run_dir}/logs/" in run.output
+    )
+    assert sorted(p.name for p in (run_dir / "logs").glob("*.log")) == ["join.log", "last.log", "left.log", "right.log"]
     # plain status lines: one per state change, with the task's node
     assert "left (node_left): RUNNING" in run.output
     assert "last (node_last): SUCCEEDED in " in run.output
@@ -773,3 +776,28 @@ def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_em
     assert record is not None and record["options"] == {"tags": ["t"]} and record["spec"] == spec
     assert {name: task["state"] for name, task in record["tasks"].items()} == {"ok": "SUCCEEDED", "bad": "FAILED"}
     assert read_run_record("gs://test-bucket/record-runs", run.project, "no-such-run") is None
+
+
+def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
+    from kedro_vertex_runner.backends.local import RUNNING, SUCCEEDED, TaskResult, _Display, _Task
+    from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
+
+    def task(name: str, nodes: tuple[str, ...], state: str, report: TaskReport | None) -> _Task:
+        path = tmp_path / f"{name}.json"
+        if report is not None:
+            report.write(path)
+        env = {TASK_REPORT_ENV: str(path)}
+        result = TaskResult(name, nodes, state=state)
+        return _Task(name, nodes, [], env, (), False, None, 0, 0, 1, 1, result, started=time.monotonic())
+
+    tasks = {
+        "prep": task("prep", ("clean", "add_features", "split"), RUNNING, TaskReport("running", "add_features")),
+        "train": task("train", ("train",), RUNNING, TaskReport("started")),  # loading, before its first node
+        "done": task("done", ("report",), SUCCEEDED, TaskReport("succeeded")),
+    }
+    console = Console(record=True, width=160, force_terminal=True, color_system=None)
+    console.print(_Display(console, tasks)._table())
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2}
+    assert "RUNNING: add_features" in rows["prep"]
+    assert "RUNNING" in rows["train"] and "RUNNING:" not in rows["train"]
+    assert "SUCCEEDED" in rows["done"] and "report" in rows["done"]

@@ -1333,6 +1333,9 @@ class _Display:
             else:
                 elapsed = ""
             state = result.state if not result.reason else f"{result.state} ({result.reason})"
+            node = _running_node(task) if result.state == RUNNING else None
+            if node:
+                state = f"{state}: {node}"
             table.add_row(
                 task.name,
                 ", ".join(task.nodes),
@@ -1341,6 +1344,13 @@ class _Display:
                 str(result.attempts or ""),
             )
         return table
+
+
+def _running_node(task: _Task) -> str | None:
+    """The node the task's report names as running (None before its first node, or without a report)."""
+    path = task.env.get(TASK_REPORT_ENV)
+    report = TaskReport.read(path) if path else None
+    return report.node if report is not None and report.state == "running" else None  # TaskReport's state
 
 
 def _escape(text: str) -> str:
@@ -1373,7 +1383,8 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
         earlier = sum(task.state == SUCCEEDED and task.reason == EARLIER_RUN for task in result.tasks.values())
         then = f" ({earlier} of them in an earlier run)" if earlier else ""
         console.print(
-            f"Run {result.run_id} finished: {succeeded} {noun} succeeded{then}; intermediate data in {result.run_dir}/",
+            f"Run {result.run_id} finished: {succeeded} {noun} succeeded{then}; intermediate data in {result.run_dir}/; "
+            f"logs in {storage.logs_location}/",
             markup=False,
             highlight=False,
             soft_wrap=True,

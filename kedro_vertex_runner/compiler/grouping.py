@@ -6,7 +6,9 @@ hands its outputs on only when it ends, so merging two nodes that could run side
 The modes (``run_config.grouping``):
 
 ``makespan`` (default)
-    The grouping that minimises the job's modelled wall time on Vertex AI, then its number of tasks (see below).
+    The grouping that minimises the job's modelled wall time on Vertex AI, then its number of tasks (see below);
+    estimates less than :data:`SAME_ESTIMATE` (a second) apart count as the same, so a task is never added to save
+    less than that.
 ``chains``
     Fuse a node into its predecessor when it is that predecessor's *only* consumer and the predecessor is its
     *only* producer. Such a pair can never run in parallel anyway, so fusing removes a container start without
@@ -65,12 +67,17 @@ delays every task that reads from it. ``makespan`` adapts DSC to that:
 4. Each weakly connected part of the pipeline is solved on its own. The greedy runs three times (remaining path
    as pure run time or with a start-up per edge; with and without filling committed slack); these candidates,
    the ``chains`` grouping and (when all settings agree) a single task are evaluated exactly under the model,
-   and the best by (makespan, tasks) is kept, so ``makespan`` is never worse than ``chains`` under the model.
-5. A final pass merges tasks without lengthening the job: a task into one of its producer tasks (allowed when
-   every other producer starts before that one ends, so no path joins them), or two tasks with the same
-   producers, wherever the exact earliest start / latest finish of every task leaves room. A few rounds, each
-   applying every merge found and keeping them only if the exact makespan did not grow (else only the first,
-   which the slack test guarantees). This also packs the tasks of separate parts together.
+   and the one with the fewest tasks among those within :data:`SAME_ESTIMATE` of the shortest is kept, so
+   ``makespan`` is never more than that slower than ``chains`` under the model.
+5. A final pass merges tasks while the job's exact makespan stays within :data:`SAME_ESTIMATE` of the grouping
+   chosen: with at most :data:`ALL_PAIRS_TASKS` tasks any two (no path between them through a third task),
+   otherwise a task with one of its producer tasks (when every other producer starts before that one ends, so no
+   path joins them) or with a few tasks of the same producers; wherever the exact earliest start / latest finish
+   of every task leaves room for the merged task (its nodes scheduled on the workers). Rounds of merges go on
+   while merges are found, within :data:`PACK_BUDGET`. This also packs the tasks of separate parts together.
+6. For at most :data:`EXHAUSTIVE_MAX_NODES` nodes, a branch and bound over every valid grouping, limited to
+   :data:`EXHAUSTIVE_BUDGET` steps, looks for one with fewer tasks still within that makespan (merging whole
+   tasks cannot move a node from one task to another).
 
 Each greedy pass is O((V + E) log V) with lazily cleaned heaps and each merge round O(V + E), so the mode is
 near-linear: a thousand nodes take well under a second. :func:`optimal_key_of` enumerates every valid grouping
@@ -99,7 +106,14 @@ GROUP_TAG_PREFIX = "group."
 DEFAULT_TASK_STARTUP = 120.0
 DEFAULT_NODE_DURATION = 10.0
 EXHAUSTIVE_MAX_NODES = 12
+EXHAUSTIVE_BUDGET = 4000  # steps of the search for fewer tasks on a small graph (a few tens of milliseconds)
 SIBLINGS_TRIED = 8  # siblings a task is tried with in one merge round (keeps a round linear)
+ALL_PAIRS_TASKS = 64  # up to this many tasks, the merge pass tries every pair of tasks
+PACK_BUDGET = 100_000  # merge rounds stop after about this many node and edge visits (at least MIN_PACK_ROUNDS)
+MIN_PACK_ROUNDS = 4
+#: seconds by which a grouping with fewer tasks may exceed the shortest estimate and still count as the same
+#: estimate: below what the estimate resolves (it is shown to the second), while a task start costs minutes
+SAME_ESTIMATE = 1.0
 
 
 @dataclass(frozen=True)
@@ -387,22 +401,25 @@ def _makespan_keys(
         same = lambda a, b: fusable(graph.nodes[a], graph.nodes[b])  # noqa: E731
     chain_key = _chain_keys(pipeline, fusable)
     labels = [-1] * len(graph.nodes)
-    offset = 0
+    offset, shortest = 0, 0.0
     for indices in graph.components():
         part = graph.subgraph(indices)
 
         def part_same(a: int, b: int, indices: list[int] = indices) -> bool:
             return same(indices[a], indices[b])
 
-        part_labels = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
+        part_labels, part_shortest = _best_candidate(part, part_same, [chain_key[n] for n in part.nodes])
+        shortest = max(shortest, part_shortest)  # the parts run side by side
         for i, label in zip(indices, part_labels, strict=True):
             labels[i] = offset + label
         offset += len(indices)
-    return _keys_from_labels(graph.nodes, _pack(graph, labels, same))
+    limit = shortest + SAME_ESTIMATE  # never more than that above the shortest candidate
+    return _keys_from_labels(graph.nodes, _fewest_tasks(graph, same, _pack(graph, labels, same, limit), limit))
 
 
-def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys: list[str]) -> list[int]:
-    """The best by (makespan, tasks) of the greedy variants, ``chains`` and a single task, each packed."""
+def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys: list[str]) -> tuple[list[int], float]:
+    """The fewest tasks among the greedy variants, ``chains`` and a single task whose makespan is within
+    :data:`SAME_ESTIMATE` of the shortest of them (then the shortest); and that shortest makespan."""
     n = len(graph.nodes)
     priority = graph.bottom_levels(graph.startup)
     candidates: list[list[int]] = []
@@ -415,7 +432,10 @@ def _best_candidate(graph: _Graph, same: Callable[[int, int], bool], chain_keys:
     if all(same(0, i) for i in range(1, n)):
         candidates.append([0] * n)
     scored = [(*graph.evaluate(labels), position) for position, labels in enumerate(candidates)]
-    return candidates[min(scored)[2]]
+    shortest = min(makespan for makespan, _, _ in scored)
+    # the fewest tasks among those whose estimate is the same (within SAME_ESTIMATE), then the shortest
+    tied = [(tasks, makespan, position) for makespan, tasks, position in scored if makespan <= shortest + SAME_ESTIMATE]
+    return candidates[min(tied)[2]], shortest
 
 
 def _keys_from_labels(nodes: list[Node], labels: list[int]) -> dict[Node, str]:
@@ -563,23 +583,36 @@ def _greedy(
     return label
 
 
-def _pack(graph: _Graph, labels: list[int], same: Callable[[int, int], bool], rounds: int = 4) -> list[int]:
-    """Fewer tasks at no cost in makespan: merge a task into its only producer task, or two tasks with the same
-    producers, where the exact slack allows it. Each round merges every such pair found against the round's
-    exact timings, keeps them if the exact makespan did not grow, else only the first (which the exact slack
-    guarantees); at most ``rounds`` rounds, so the pass stays linear."""
+def _pack(graph: _Graph, labels: list[int], same: Callable[[int, int], bool], horizon: float) -> list[int]:
+    """Fewer tasks for the same estimate: merge two tasks wherever the merged task, its nodes scheduled on the
+    task's workers, ends within the latest finish of both that keeps the job within :data:`SAME_ESTIMATE` of the
+    grouping chosen, and no cycle appears. Each round finds such pairs against the round's exact timings and keeps
+    as many of them (all, else the first half, quarter …; else the same without the first) as keep the exact
+    makespan within that bound: together they can cost more than each alone (two merges using the same slack, a
+    cycle through both). Rounds go on while merges are found, within about :data:`PACK_BUDGET` node and edge
+    visits (at least a few rounds), so the pass stays near-linear."""
     labels = list(labels)
-    for _ in range(rounds):
-        timing = _TaskTimes(graph, labels)
-        merges = timing.merges(same)
-        if not merges:
+    size = len(graph.nodes) + sum(len(p) for p in graph.parents)
+    budget = PACK_BUDGET
+    for done in range(len(graph.nodes)):
+        if done >= MIN_PACK_ROUNDS and budget <= 0:
             break
-        trial = _merged(labels, merges)
-        if graph.evaluate(trial)[0] > timing.makespan + 1e-9:
-            trial = _merged(labels, merges[:1])
-            if graph.evaluate(trial)[0] > timing.makespan + 1e-9:  # the slack test adds run times, while a task
-                break  # running nodes side by side takes less; a merge it allowed may still cost (rare)
-        labels = trial
+        timing = _TaskTimes(graph, labels, horizon)
+        timing.budget = max(0, budget // 4)  # exact spans of pairs: at most a quarter of what is left per round
+        merges = timing.merges(same)
+        budget -= 2 * size + (max(0, budget // 4) - timing.budget)  # the timings and the pairs tried
+        found = False
+        while merges and not found and (budget > 0 or done < MIN_PACK_ROUNDS):
+            count = len(merges)
+            while count and not found:
+                trial = _merged(labels, merges[:count])
+                budget -= 2 * size
+                if graph.evaluate(trial)[0] <= horizon + 1e-9:
+                    labels, found = trial, True
+                count //= 2
+            merges = [] if found or budget <= 0 else merges[1:]  # the first alone costs: the others without it
+        if not found:
+            break
     return labels
 
 
@@ -591,14 +624,20 @@ def _merged(labels: list[int], merges: list[tuple[int, int]]) -> list[int]:
 class _TaskTimes:
     """Exact start, finish and latest finish of every task of a grouping (for :func:`_pack`)."""
 
-    def __init__(self, graph: _Graph, labels: list[int]):
+    def __init__(self, graph: _Graph, labels: list[int], horizon: float = 0.0):
+        self.graph = graph
+        self.budget = 0  # node visits left for merged_work
         self.startup = graph.startup
         self.first: dict[int, int] = {}
+        self.members: dict[int, list[int]] = {}
+        self.total: dict[int, float] = {}  # run time of the task's nodes one after another
         self.work: dict[int, float] = graph._work(labels)
         self.producers: dict[int, set[int]] = {}
         self.users: dict[int, set[int]] = {}
         for i, label in enumerate(labels):
             self.first.setdefault(label, i)
+            self.members.setdefault(label, []).append(i)
+            self.total[label] = self.total.get(label, 0.0) + graph.weight[i]
             self.producers.setdefault(label, set())
             self.users.setdefault(label, set())
             for p in graph.parents[i]:
@@ -611,10 +650,11 @@ class _TaskTimes:
         for t in order:
             self.start[t] = max((self.finish(p) for p in self.producers[t]), default=0.0)
         self.makespan = max((self.finish(t) for t in order), default=0.0)
+        self.horizon = max(self.makespan, horizon)  # what the job may take: the latest finishes count back from it
         self.latest: dict[int, float] = {}
         self._two_latest: dict[int, tuple[float, int, float]] = {}
         for t in reversed(order):
-            best, best_user, second = self.makespan, -1, self.makespan
+            best, best_user, second = self.horizon, -1, self.horizon
             for u in self.users[t]:
                 value = self.latest_start(u)
                 if value < best:
@@ -651,8 +691,76 @@ class _TaskTimes:
         best, best_user, second = self._two_latest[t]
         return second if best_user == skip else best
 
+    def merged_work(self, a: int, b: int) -> float:
+        """The run time of one task holding the nodes of tasks ``a`` and ``b`` (their schedule on the workers)."""
+        graph = self.graph
+        if graph.workers <= 1:
+            return self.work[a] + self.work[b]
+        indices = sorted(self.members[a] + self.members[b])
+        self.budget -= len(indices)
+        local = {i: k for k, i in enumerate(indices)}
+        parents = [[local[p] for p in graph.parents[i] if p in local] for i in indices]
+        return _span([graph.weight[i] for i in indices], parents, graph.workers)
+
+    def _fits(self, start: float, a: int, b: int, latest: float) -> bool:
+        """Whether tasks ``a`` and ``b`` merged, starting at ``start``, end by ``latest`` (a lower bound first)."""
+        room = latest + 1e-9 - start - self.startup
+        if self.work[a] + self.work[b] <= room:  # one after the other they fit (nearly always: the pass checks)
+            return True
+        if max(self.work[a], self.work[b], (self.total[a] + self.total[b]) / self.graph.workers) > room:
+            return False
+        return self.budget > 0 and self.merged_work(a, b) <= room
+
+    def _reach(self) -> dict[int, int]:
+        """Per task, the tasks reachable from it through one or more dependencies, as a bit set."""
+        bit = {t: 1 << i for i, t in enumerate(self.order)}
+        reach: dict[int, int] = {}
+        for t in reversed(self.order):
+            mask = 0
+            for u in self.users[t]:
+                mask |= bit[u] | reach[u]
+            reach[t] = mask
+        return reach
+
     def merges(self, same: Callable[[int, int], bool]) -> list[tuple[int, int]]:
-        """(kept, absorbed) pairs, each task in at most one, smallest absorbed work first."""
+        """(kept, absorbed) pairs, each task in at most one, smallest absorbed work first. With few tasks every pair
+        is tried; otherwise a task with each of its producers and with the next few tasks of the same producers."""
+        if len(self.order) <= ALL_PAIRS_TASKS:
+            found = self._all_pairs(same)
+        else:
+            found = self._near_pairs(same)
+        found.sort()
+        used: set[int] = set()
+        result = []
+        for _, _, kept, absorbed in found:
+            if kept not in used and absorbed not in used:
+                used.update((kept, absorbed))
+                result.append((kept, absorbed))
+        return result
+
+    def _all_pairs(self, same: Callable[[int, int], bool]) -> list[tuple[float, int, int, int]]:
+        reach = self._reach()
+        bit = {t: 1 << i for i, t in enumerate(self.order)}
+        found: list[tuple[float, int, int, int]] = []
+        for i, a in enumerate(self.order):
+            for b in self.order[i + 1 :]:  # topological: b never reaches a
+                if b in self.users[a]:
+                    if any(reach[u] & bit[b] for u in self.users[a] if u != b):
+                        continue  # a path a -> u -> b would become a cycle
+                    others = [self.finish(z) for z in self.producers[b] if z != a]
+                    begin = max([self.start[a], *others])
+                    latest = min(self.latest[b], self._latest_except(a, b))
+                elif reach[a] & bit[b]:
+                    continue
+                else:
+                    begin = max(self.start[a], self.start[b])
+                    latest = min(self.latest[a], self.latest[b])
+                if self._fits(begin, a, b, latest) and same(self.first[a], self.first[b]):
+                    kept, absorbed = (a, b) if self.first[a] < self.first[b] else (b, a)
+                    found.append((self.work[absorbed], self.first[absorbed], kept, absorbed))
+        return found
+
+    def _near_pairs(self, same: Callable[[int, int], bool]) -> list[tuple[float, int, int, int]]:
         found: list[tuple[float, int, int, int]] = []
         siblings: dict[frozenset[int], list[int]] = {}
         for t in self.order:
@@ -663,8 +771,9 @@ class _TaskTimes:
                 others = [self.finish(z) for z in producers if z != y and self.start[z] < self.finish(y)]
                 if len(others) < len(producers) - 1:
                     continue
-                end = max([self.start[y], *others]) + self.startup + self.work[y] + self.work[t]
-                if end <= min(self.latest[t], self._latest_except(y, t)) + 1e-9 and same(self.first[y], self.first[t]):
+                begin = max([self.start[y], *others])
+                latest = min(self.latest[t], self._latest_except(y, t))
+                if self._fits(begin, y, t, latest) and same(self.first[y], self.first[t]):
                     found.append((self.work[t], self.first[t], y, t))
         for group in siblings.values():
             group.sort(key=lambda t: (self.work[t], self.first[t]))
@@ -673,20 +782,12 @@ class _TaskTimes:
                 for b in group[i + 1 : i + 1 + SIBLINGS_TRIED]:
                     if a in paired:
                         break
-                    end = self.start[a] + self.startup + self.work[a] + self.work[b]
-                    fits = end <= min(self.latest[a], self.latest[b]) + 1e-9
+                    fits = self._fits(self.start[a], a, b, min(self.latest[a], self.latest[b]))
                     if b not in paired and fits and same(self.first[a], self.first[b]):
                         kept, absorbed = (a, b) if self.first[a] < self.first[b] else (b, a)
                         found.append((self.work[absorbed], self.first[absorbed], kept, absorbed))
                         paired.update((a, b))
-        found.sort()
-        used: set[int] = set()
-        result = []
-        for _, _, kept, absorbed in found:
-            if kept not in used and absorbed not in used:
-                used.update((kept, absorbed))
-                result.append((kept, absorbed))
-        return result
+        return found
 
 
 def _alone(consumers: list[int], weight: list[float], rest: list[float], startup: float) -> float:
@@ -713,9 +814,26 @@ def optimal_key_of(
     if n > EXHAUSTIVE_MAX_NODES:
         raise PluginError(f"exhaustive grouping is limited to {EXHAUSTIVE_MAX_NODES} nodes, got {n}")
     same = (lambda a, b: True) if fusable is None else (lambda a, b: fusable(graph.nodes[a], graph.nodes[b]))
+    best = _partitions(graph, same, [float("inf"), n + 1, None])
+    return best[0], best[1], _keys_from_labels(graph.nodes, best[2])
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def _partitions(
+    graph: _Graph, same: Callable[[int, int], bool], best: list[Any], limit: float | None = None, budget: int = 0
+) -> list[Any]:
+    """Branch and bound over the valid groupings of ``graph``; ``best`` is [makespan, tasks, labels] to beat.
+
+    Without ``limit``: the least (makespan, tasks). With ``limit``: the fewest tasks (then the shortest) among the
+    groupings whose makespan is at most ``limit``. ``budget``: give up after that many steps (0: never), keeping
+    the best found so far."""
+    n = len(graph.nodes)
     labels = [-1] * n
     blocks: list[list[int]] = []
-    best: list[Any] = [float("inf"), n + 1, None]
+    steps = [0]
 
     def reaches(source: int, targets: set[int]) -> bool:
         seen, stack = {source}, [source]
@@ -731,9 +849,18 @@ def optimal_key_of(
                         stack.append(lc)
         return False
 
+    def worse(makespan: float, tasks: int) -> bool:
+        """Whether a partial grouping (its makespan and tasks can only grow) cannot beat ``best``."""
+        if limit is None:
+            return makespan > best[0] + 1e-9 or (makespan > best[0] - 1e-9 and tasks >= best[1])
+        return makespan > limit + 1e-9 or tasks > best[1] or (tasks == best[1] and makespan >= best[0] - 1e-9)
+
     def search(v: int) -> None:
+        steps[0] += 1
+        if budget and steps[0] > budget:
+            raise _OutOfBudget
         partial = graph.evaluate([label for label in labels[:v]]) if v else (0.0, 0)
-        if partial[0] > best[0] + 1e-9 or (partial[0] > best[0] - 1e-9 and partial[1] >= best[1]):
+        if worse(*partial):
             return
         if v == n:
             best[:] = [partial[0], partial[1], list(labels)]
@@ -752,8 +879,21 @@ def optimal_key_of(
         blocks.pop()
         labels[v] = -1
 
-    search(0)
-    return best[0], best[1], _keys_from_labels(graph.nodes, best[2])
+    try:
+        search(0)
+    except _OutOfBudget:
+        pass
+    return best
+
+
+def _fewest_tasks(graph: _Graph, same: Callable[[int, int], bool], labels: list[int], limit: float) -> list[int]:
+    """For a small graph, a grouping with fewer tasks than ``labels`` whose makespan is at most ``limit``, if a
+    bounded exhaustive search finds one (the merge pass only merges whole tasks; this may also move nodes)."""
+    if len(graph.nodes) > EXHAUSTIVE_MAX_NODES:
+        return labels
+    makespan, tasks = graph.evaluate(labels)
+    best = _partitions(graph, same, [makespan, tasks, labels], limit=limit, budget=EXHAUSTIVE_BUDGET)
+    return best[2]
 
 
 def _namespace_keys(pipeline: Pipeline) -> tuple[dict[Node, str], dict[str, str]]:

@@ -826,6 +826,11 @@ def _unique_task_names(labels: list[str], reserved: set[str]) -> list[str]:
     return result
 
 
+def task_names(groups: list[TaskGroup]) -> list[str]:
+    """The task names the compiled spec gives ``groups`` (``compile --explain`` shows them)."""
+    return _unique_task_names([_task_base_name(group) for group in groups], {EXIT_HANDLER_TASK})
+
+
 def _node_summary(group: TaskGroup) -> str:
     names = group.node_names
     if len(names) <= 3:
