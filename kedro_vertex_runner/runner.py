@@ -72,7 +72,7 @@ class VertexRunner(AbstractRunner):
         **unknown: Any,
     ):
         """Args:
-        is_async: accepted for Kedro compatibility; tasks always run in their own processes.
+        is_async: refused (``--async``): tasks always run in their own processes.
         backend: a registered backend's name; overrides ``run_config.backend``.
         wait: (vertex) follow the job until it ends; default: true.
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
@@ -84,6 +84,11 @@ class VertexRunner(AbstractRunner):
         """
         super().__init__(is_async=is_async)
         try:
+            if is_async:
+                raise PluginError(
+                    "--async: VertexRunner runs every task in its own process, which loads and saves that task's "
+                    "datasets itself; --async does not apply: drop it"
+                )
             if unknown:
                 known = "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code"
                 raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
@@ -155,8 +160,8 @@ class VertexRunner(AbstractRunner):
     ) -> dict[str, Any]:
         """Compile ``pipeline`` and run it on the backend. Returns ``{}``: outputs live in storage, not memory.
 
-        Unlike Kedro's runners this does not check that free inputs are in the catalog: a task reads an
-        undeclared free input from the job's storage root.
+        Like Kedro's runners this refuses free inputs nobody can load, before anything starts; an undeclared free
+        input is one stored under ``<root>/<run id>/`` by the run whose id is given (``run_id=``).
         """
         self._catalog = catalog  # which datasets are declared (caching, resume hint); not built a second time
         try:
@@ -178,7 +183,7 @@ class VertexRunner(AbstractRunner):
         from .compiler import compile_spec
         from .config import load_config
         from .hooks import state
-        from .project import build_request, check_mlflow_backend, run_on_backend
+        from .project import build_request, check_free_inputs, check_mlflow_backend, run_on_backend
 
         context = state.context
         if context is None:
@@ -195,6 +200,15 @@ class VertexRunner(AbstractRunner):
             config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
         engine = backend_class(backend)
         engine.check_run_id(self.run_id)
+        check_free_inputs(
+            pipeline,
+            self._catalog,
+            project_path=Path(context.project_path),
+            config=config,
+            pipeline_names=run_params.get("pipeline_names"),
+            run_id=self.run_id,
+            takes_run_id=engine.takes_run_id,
+        )
         request = build_request(
             context,
             pipeline,
