@@ -90,7 +90,11 @@ def test_alternative_pipelines_writing_the_same_dataset_each_run_and_a_full_disk
     assert "Traceback" not in second.stderr
 
 
-def test_refusals_before_anything_runs(project: Path):
+def test_refusals_before_anything_runs(project: Path, gcs_emulator: str, tmp_path: Path):
+    import shutil
+
+    import fsspec
+
     runs = project / "data" / "vertex_runs"
     # an earlier run that stored raw_data_summary (what a whole run leaves there), and one that did not
     stored = runs / "local-20240101-000000-aaaaaa"
@@ -130,7 +134,25 @@ def test_refusals_before_anything_runs(project: Path):
         "timezone": ["vertexai", "schedule", "--cron", "0 6 * * *", "--timezone", "Mars/Olympus"],
         "logs": ["vertexai", "logs", "Not A Job"],
     }
-    results = dict(zip(commands, kedro_batch([(project, args) for args in commands.values()]), strict=True))
+    # the same project with a bucket as its root, where one run stored rooms_histogram only
+    remote = shutil.copytree(project, tmp_path / "remote" / "demo_project")
+    config = remote / "conf" / "base" / "vertexai.yml"
+    config.write_text(config.read_text().replace("root: data/vertex_runs", "root: gs://test-bucket/early"))
+    bucket = fsspec.filesystem("gs", token="anon", endpoint_url=gcs_emulator)
+    bucket.pipe_file("test-bucket/early/kept-1/rooms_histogram.pkl", pickle.dumps({"rooms": 1}))
+    in_bucket = {
+        "bucket, other run": [
+            "run",
+            "--runner=VertexRunner",
+            "--from-nodes",
+            "create_report",
+            "--runner-params",
+            "run_id=other-1",
+        ],
+        "bucket, no run id": ["run", "--runner=VertexRunner", "--from-nodes", "create_report"],
+    }
+    batch = [(project, args) for args in commands.values()] + [(remote, args) for args in in_bucket.values()]
+    results = dict(zip([*commands, *in_bucket], kedro_batch(batch), strict=True))
     last = {name: result.stderr.strip().splitlines()[-1] for name, result in results.items()}
     assert all(result.returncode != 0 for result in results.values()), last
     assert all("Traceback" not in result.stderr for result in results.values()), last
@@ -167,3 +189,16 @@ def test_refusals_before_anything_runs(project: Path):
     assert last["timezone"] == "Error: unknown time zone 'Mars/Olympus': use an IANA name like Europe/Warsaw"
     assert last["logs"].startswith("Error: job id 'Not A Job': expected the id printed on submit")
     assert not any("credentials" in line for line in last.values()), last
+
+    # a bucket is asked only about the run id given (no earlier run is looked for there); with a new run id it is
+    # not asked at all
+    assert last["bucket, other run"] == (
+        "Error: input 'raw_data_summary' of the selected nodes (made by node 'summarize_raw_data', not selected) is "
+        "stored by no catalog entry, and run other-1 did not store it under gs://test-bucket/early/other-1/: run node "
+        "'summarize_raw_data' too, declare it in the catalog or give --runner-params run_id=ID of a run that stored it"
+    )
+    assert last["bucket, no run id"].endswith(
+        "a new run has nothing stored: run node 'summarize_raw_data' too, declare it in the catalog or give "
+        "--runner-params run_id=ID of a run that stored it"
+    )
+    assert bucket.find("test-bucket/early/") == ["test-bucket/early/kept-1/rooms_histogram.pkl"]  # nothing written
