@@ -14,9 +14,10 @@ options), ``cancel_on_interrupt=true``, ``run_id=ID`` (a backend that resumes ru
 
 ``run_id`` resumes a failed local run: tasks read and write the undeclared datasets under ``<root>/<ID>/``, so
 ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>`` finds what the
-earlier run stored (a free input of a filtered pipeline is read from storage, never rejected as Kedro's own
-runners would). The id is set before the session loads any config, so ``${vertex:run_id}`` in the launcher's
-catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
+earlier run stored (a free input of a filtered pipeline is read from storage; one stored nowhere is refused before
+anything runs, as Kedro's own runners refuse a free input missing from the catalog). The id is set before the
+session loads any config, so ``${vertex:run_id}`` in the launcher's catalog and in every task agree. On Vertex AI
+the run id is the job's uuid, so there it cannot be chosen.
 """
 
 from __future__ import annotations
