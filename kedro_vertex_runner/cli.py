@@ -15,7 +15,7 @@ from typing import Any
 import click
 import kedro.runner
 
-from .backends import DEFAULT_BACKEND, names
+from .backends import DEFAULT_BACKEND, backend_class, names
 from .backends.base import Capability
 from .errors import PluginError, exit_with
 from .runner import VertexRunner
@@ -167,12 +167,30 @@ class _Job:
             click.echo(f"Using the pipeline template {self.template_uri}", err=True)
             return fetch_template(self.template_uri, self.config)
 
+        catalog = None
+        if self.backend:  # a job command: its tasks must find every input (`compile` only writes a file)
+            from .project import check_free_inputs
+
+            try:
+                catalog = self.context.catalog
+            except Exception:  # built only in the container (credentials): the tasks will say what is missing
+                catalog = None
+            check_free_inputs(
+                self.pipeline,
+                catalog,
+                project_path=Path(self.context.project_path),
+                config=self.config,
+                pipeline_names=[self.pipeline_name],
+                run_id=None,
+                takes_run_id=False,
+            )
         self.request = request = build_request(
             self.context,
             self.pipeline,
             pipeline_names=[self.pipeline_name],
             runtime_params=self.params,
             config=self.config,
+            catalog=catalog,
         )
         if self.backend:
             check_mlflow_backend(request, self.context, self.backend)
@@ -466,6 +484,8 @@ def schedule(
         job, cron, timezone, options = _schedule_options(
             job, open_job, _env(ctx, env), cron, timezone, schedule_name, pipeline_given
         )
+        # offline checks first: a bad cron is the news, not missing credentials or an upload
+        backend_class(job.backend or DEFAULT_BACKEND).check_schedule(cron, timezone)
         spec = job.spec()
     finally:
         job.close()

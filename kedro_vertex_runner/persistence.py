@@ -158,12 +158,37 @@ class PersistedDataset(AbstractDataset[Any, Any]):
             f"in one task (run_config.grouping)"
         )
 
+    def _not_saved(self, exc: OSError) -> DatasetError:
+        """The storage's own error (no space, a file-size limit, permissions, a read-only filesystem), named as
+        such with the dataset and the path: never mistaken for a value that cannot be pickled."""
+        import errno
+
+        code = errno.errorcode.get(exc.errno or 0)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != self._path else ""
+        fix = {
+            errno.ENOSPC: "free space there",
+            errno.EDQUOT: "free space there (a disk quota is reached)",
+            errno.EFBIG: "raise the file-size limit (ulimit -f)",
+            errno.EACCES: "make the folder writable",
+            errno.EPERM: "make the folder writable",
+            errno.EROFS: "it is on a read-only filesystem",
+        }.get(exc.errno or 0, "check that storage")
+        return DatasetError(
+            f"dataset {self._name!r} could not be saved to {self._path}{where}: {reason}"
+            f"{f' ({code})' if code else ''}; {fix}, or set run_config.root to a writable place with room"
+        )
+
     def _pickled(self, data: Any, stream: Any = None) -> bytes | None:
         try:
             if stream is None:
                 return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(data, stream, protocol=pickle.HIGHEST_PROTOCOL)
             return None
+        except OSError as exc:
+            if stream is not None and exc.errno is not None:  # writing the file failed, not pickling the value
+                raise self._not_saved(exc) from None
+            raise self._unpicklable(data, exc) from None
         except Exception as exc:  # PicklingError, TypeError, Spark's PySparkRuntimeError, a failing __reduce__ …
             raise self._unpicklable(data, exc) from None
 
@@ -184,10 +209,13 @@ class PersistedDataset(AbstractDataset[Any, Any]):
     def save(self, data: Any) -> None:
         if data is None:
             raise DatasetError(f"node output {self._name!r} is None: Kedro cannot save None to a dataset")
-        if _is_local(self._path):
-            self._save_local(data)
-        else:
-            self._save_remote(data)
+        try:
+            if _is_local(self._path):
+                self._save_local(data)
+            else:
+                self._save_remote(data)
+        except OSError as exc:  # creating the folder, the file, flushing, renaming, uploading
+            raise self._not_saved(exc) from None
 
     def _save_local(self, data: Any) -> None:
         target = _local(self._path)

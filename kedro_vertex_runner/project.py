@@ -6,6 +6,7 @@ is the same whichever way it was produced.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -80,19 +81,102 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
 
 
-def check_config_against_project(config: PluginConfig) -> dict[str, frozenset[str]]:
+def check_config_against_project(config: PluginConfig, running: Pipeline) -> dict[str, frozenset[str]]:
     """Pipeline and node names in the config must exist in the project; returns each registered pipeline's nodes.
 
-    Checked against every registered pipeline, not the filtered one: with ``-p model`` or ``--tags`` an entry for
-    a node that is merely left out of this run is still valid.
+    Names are checked against every registered pipeline, not the filtered one: with ``-p model`` or ``--tags`` an
+    entry for a node that is merely left out of this run is still valid. The registered pipelines are read one by
+    one, never added up (two alternative pipelines may write the same dataset); the node settings (GPU counts) are
+    checked for the nodes that run: ``running`` (the filtered pipeline) and the on-exit pipeline.
     """
     from kedro.framework.project import pipelines
-    from kedro.pipeline import Pipeline
 
     pipelines.set_requested(None)  # Kedro 1.7 loads only the pipelines named on the command line
     check_pipeline_names(config, pipelines.keys())
-    check_against_pipeline(config, sum(pipelines.values(), Pipeline([])), pipeline_name=None)
+    registered = list(pipelines.values())
+    on_exit = config.run_config.on_exit_pipeline
+    for pipeline in (running, pipelines[on_exit]) if on_exit else (running,):
+        check_against_pipeline(config, pipeline, pipeline_name=None, names_from=registered)
     return {name: frozenset(node.name for node in pipeline.nodes) for name, pipeline in pipelines.items()}
+
+
+def check_free_inputs(
+    pipeline: Pipeline,
+    catalog: Any,
+    *,
+    project_path: Path,
+    config: PluginConfig,
+    pipeline_names: Any,
+    run_id: str | None,
+    takes_run_id: bool,
+) -> None:
+    """Refuse, before anything is compiled or started, a run whose tasks could not load one of their inputs.
+
+    Every free input of ``pipeline`` (what none of its nodes produces) must be a parameter, a dataset the catalog
+    stores, or stored under ``<root>/<run_id>/`` (the given ``run_id``: a new run has nothing stored). The
+    datasets read from there are those :class:`.persistence.TaskBoundary` says enter the pipeline (undeclared, or
+    a declared memory dataset a node of the job's pipelines produces). A local root is looked at; a remote root
+    (``gs://``, ``s3://``) only when a run id is given, and a failing look there leaves the check to the tasks.
+    Nothing is checked when the catalog is unknown (``None``).
+
+    Raises:
+        PluginError: one line naming the first missing dataset, the node that produces it, and an earlier local
+        run that stored it (its run id) when there is one.
+    """
+    if catalog is None:
+        return
+    from kedro.framework.project import pipelines
+    from kedro.pipeline import Pipeline as KedroPipeline
+
+    from .persistence import TaskBoundary, dataset_path
+
+    @functools.cache
+    def job() -> KedroPipeline:  # Kedro built the same sum for the run, so it cannot fail here
+        return sum((pipelines[name] for name in pipeline_names or ("__default__",)), KedroPipeline([]))
+
+    needed, _ = TaskBoundary.of_catalog(job, catalog).crossing(pipeline.nodes)
+    if not needed:
+        return
+    root = config.run_config.root
+    if "://" not in root:
+        root = str(project_path / Path(root).expanduser())
+    for name in sorted(needed):
+        if run_id is not None and _stored(dataset_path(root, run_id, name)):
+            continue
+        producers = [node.name for node in job().nodes if name in node.outputs]
+        made_by = f" (made by node {producers[0]!r}, not selected)" if producers else ""
+        where = f"run {run_id} did not store it under {root}/{run_id}/" if run_id else "a new run has nothing stored"
+        earlier = _earlier_local_run(root, run_id, name) if takes_run_id else None
+        if earlier:
+            fix = f"{'use' if run_id else 'add'} --runner-params run_id={earlier} (that run stored it)"
+        else:
+            options = [f"run node {producers[0]!r} too" if producers else "run the node that makes it"]
+            options.append("declare it in the catalog")
+            if takes_run_id:
+                options.append("give --runner-params run_id=ID of a run that stored it")
+            fix = ", ".join(options[:-1]) + " or " + options[-1]
+        raise PluginError(
+            f"input {name!r} of the selected nodes{made_by} is stored by no catalog entry, and {where}: {fix}"
+        )
+
+
+def _stored(path: str) -> bool:
+    """Whether a dataset file exists (a remote one: True when storage cannot be asked, the tasks will say)."""
+    if "://" not in path:
+        return Path(path).is_file()
+    try:
+        from .storage import url_to_fs
+
+        fs, remote = url_to_fs(path)
+        return bool(fs.exists(remote))
+    except Exception:
+        return True
+
+
+def _earlier_local_run(root: str, run_id: str | None, name: str) -> str | None:
+    from .runner import _earlier_run
+
+    return _earlier_run(root, run_id or "", {name})
 
 
 def mlflow_enabled(context: KedroContext, config: PluginConfig) -> bool:
@@ -128,7 +212,7 @@ def build_request(
     from kedro.framework.project import PACKAGE_NAME
 
     config = config or load_config(context.config_loader)
-    registered = check_config_against_project(config)
+    registered = check_config_against_project(config, pipeline)
     on_exit = None
     if config.run_config.on_exit_pipeline:
         on_exit = get_pipeline(config.run_config.on_exit_pipeline)
@@ -139,10 +223,7 @@ def build_request(
             (node.name for node in on_exit.nodes),
         )
     commit, branch = git_info(Path(context.project_path))
-    code_uri = None
-    if config.run_config.code == "upload":
-        code_uri = upload_code(Path(context.project_path), config)
-    return CompileRequest(
+    request = CompileRequest(
         pipeline=pipeline,
         config=config,
         pipeline_names=tuple(pipeline_names or ("__default__",)),
@@ -157,8 +238,15 @@ def build_request(
         registered=registered,
         **_catalog_facts(context, pipeline, config, catalog),
         durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
-        code_uri=code_uri,
     )
+    if config.run_config.code != "upload":
+        return request
+    from dataclasses import replace
+
+    from .compiler import compile_spec
+
+    compile_spec(request)  # what the compiler refuses (a --params value, a grouping) is heard before any upload
+    return replace(request, code_uri=upload_code(Path(context.project_path), config))
 
 
 def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names: Any) -> dict[str, float]:

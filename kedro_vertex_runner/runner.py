@@ -18,8 +18,8 @@ and what depends on them (:func:`_resumed_run`); other options are refused unles
 
 ``run_id`` re-runs chosen nodes of a failed local run by hand: tasks read and write the undeclared datasets under
 ``<root>/<ID>/``, so ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>``
-finds what the earlier run stored (a free input of a filtered pipeline is read from storage, never rejected as
-Kedro's own runners would). Either id is set before the session loads any config, so ``${vertex:run_id}`` in the
+finds what the earlier run stored (a free input of a filtered pipeline is read from storage; one stored nowhere is
+refused before anything runs, as Kedro's own runners refuse a free input missing from the catalog). Either id is set before the session loads any config, so ``${vertex:run_id}`` in the
 launcher's catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
 """
 
@@ -80,7 +80,7 @@ class VertexRunner(AbstractRunner):
         **unknown: Any,
     ):
         """Args:
-        is_async: accepted for Kedro compatibility; tasks always run in their own processes.
+        is_async: refused (``--async``): tasks always run in their own processes.
         backend: a registered backend's name; overrides ``run_config.backend``.
         wait: (vertex) follow the job until it ends; default: true.
         max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
@@ -96,6 +96,11 @@ class VertexRunner(AbstractRunner):
         super().__init__(is_async=is_async)
         try:
             check_environment()
+            if is_async:
+                raise PluginError(
+                    "--async: VertexRunner runs every task in its own process, which loads and saves that task's "
+                    "datasets itself; --async does not apply: drop it"
+                )
             if unknown:
                 known = (
                     "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code, resume, resume_changed"
@@ -174,8 +179,8 @@ class VertexRunner(AbstractRunner):
     ) -> dict[str, Any]:
         """Compile ``pipeline`` and run it on the backend. Returns ``{}``: outputs live in storage, not memory.
 
-        Unlike Kedro's runners this does not check that free inputs are in the catalog: a task reads an
-        undeclared free input from the job's storage root.
+        Like Kedro's runners this refuses free inputs nobody can load, before anything starts; an undeclared free
+        input is one stored under ``<root>/<run id>/`` by the run whose id is given (``run_id=``).
         """
         self._catalog = catalog  # which datasets are declared (caching, resume hint); not built a second time
         try:
@@ -197,7 +202,7 @@ class VertexRunner(AbstractRunner):
         from .compiler import compile_spec
         from .config import load_config
         from .hooks import state
-        from .project import build_request, check_mlflow_backend, run_on_backend
+        from .project import build_request, check_free_inputs, check_mlflow_backend, run_on_backend
 
         context = state.context
         if context is None:
@@ -217,6 +222,15 @@ class VertexRunner(AbstractRunner):
             self.resume, self.resume_changed, run_params, engine, config, context, pipeline, self._catalog
         )
         engine.check_run_id(self.run_id)
+        check_free_inputs(
+            pipeline,
+            self._catalog,
+            project_path=Path(context.project_path),
+            config=config,
+            pipeline_names=run_params.get("pipeline_names"),
+            run_id=self.run_id,
+            takes_run_id=engine.takes_run_id,
+        )
         request = build_request(
             context,
             pipeline,
@@ -291,7 +305,7 @@ def _check_run_options(run_params: dict[str, Any], context: Any) -> None:
     if run_params.get("only_missing_outputs"):
         raise PluginError(
             "--only-missing-outputs: VertexRunner cannot use it (tasks run every node they are given); choose the "
-            "nodes with --from-nodes/--nodes, or resume a failed local run with --runner-params run_id=ID"
+            "nodes with --from-nodes/--nodes, or resume a failed local run with --runner-params resume=RUN_ID"
         )
     if run_params.get("load_versions"):
         raise PluginError(

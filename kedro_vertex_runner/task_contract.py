@@ -41,8 +41,11 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Collection, Sequence
 
-#: the Vertex AI parameter types a ``--param`` can carry
-PARAM_TYPES = tuple(PARAMETER_TYPE_WORDS)
+#: a ``--param`` whose value is None (``--params k=null``): fixed in the task's args, as no Vertex AI pipeline
+#: parameter type holds a null
+NULL_PARAM = "NULL"
+#: the Vertex AI parameter types a ``--param`` can carry, and :data:`NULL_PARAM`
+PARAM_TYPES = (*PARAMETER_TYPE_WORDS, NULL_PARAM)
 #: environment variable naming the file a task writes its :class:`TaskReport` to (set by the local backend)
 TASK_REPORT_ENV = "KEDRO_VERTEX_TASK_REPORT"
 #: how every placeholder a backend substitutes begins
@@ -123,6 +126,10 @@ def parse_param(key: str, type_name: str, text: str) -> Any:
     kind = type_name.upper()
     if kind not in PARAM_TYPES:
         raise PluginError(f"--param {key}: unknown type {type_name!r}; expected one of {', '.join(PARAM_TYPES)}")
+    if kind == NULL_PARAM:
+        if text:
+            raise PluginError(f"--param {key} {kind}: expected no value, got {text!r}")
+        return None
     try:
         value = typed_parameter(text, kind)
     except ValueError as exc:

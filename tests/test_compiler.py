@@ -537,9 +537,17 @@ def test_parameter_names_that_sanitise_alike_get_distinct_names():
     assert TaskParam("A.B", "NUMBER_INTEGER", "{{$.inputs.parameters['a_b']}}") in contract(spec, "split").params
 
 
+def test_a_null_runtime_param_reaches_every_task_as_none_without_a_pipeline_parameter():
+    spec = compile_(DIAMOND, request_args={"runtime_params": {"gone": None, "kept": 2}})
+    assert sorted(spec["root"]["inputDefinitions"]["parameters"]) == ["kept"]
+    task = contract(spec, "split")
+    assert TaskParam("gone", "NULL", "") in task.params
+    assert [param.value() for param in task.params if param.key == "gone"] == [None]
+
+
 @pytest.mark.parametrize(
     ("value", "fragment"),
-    [(None, "--params bad: value null"), (math.nan, "--params bad: nan is not a finite number"), ({1: 2}, "key 1")],
+    [(math.nan, "--params bad: nan is not a finite number"), ({1: 2}, "key 1")],
 )
 def test_unusable_runtime_params_are_one_line_errors(value, fragment):
     with pytest.raises(PluginError) as error:

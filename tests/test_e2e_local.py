@@ -410,36 +410,6 @@ def test_resume_starts_at_the_first_node_of_a_fused_task(project: Path):
     assert report["model_metrics"]["r2"] == 0.5 and report["raw_data"]["n_rows"] > 0
 
 
-def test_free_input_of_a_filtered_run_is_read_from_storage(project: Path):
-    result = kedro_run(project, "--from-nodes", "create_report")
-    output = output_of(result)
-
-    assert result.returncode != 0, output[-3000:]
-    error = result.stderr.strip().splitlines()[-1]
-    # not Kedro's "Pipeline input(s) {...} not found in the DataCatalog": the task looked in the run's storage
-    assert "not found in the DataCatalog" not in output
-    match = re.search(r"dataset 'raw_data_summary' not found at (\S+):", error)
-    assert match, error
-    assert match.group(1).endswith("/raw_data_summary.pkl") and "/data/vertex_runs/local-" in match.group(1)
-    assert "--runner-params run_id=" in error
-    assert not (project / "data/08_reporting/report.json").exists()
-    # resuming the run that just failed would fail the same way: the hint asks for an earlier run's id
-    run_id = error.split()[2]
-    hint = re.search(r"^Run (\S+) has no stored 'raw_data_summary' to resume from; .*?: (kedro run .*)$", result.stdout,
-                     re.M)  # fmt: skip
-    assert hint and hint.group(1) == run_id, result.stdout[-3000:]
-    assert hint.group(2).split()[-2:] == ["--runner-params", "run_id=EARLIER_RUN_ID"]
-    assert run_id not in hint.group(2) and "To resume" not in result.stdout
-
-    # a run id only makes sense for the local backend
-    vertex = kedro_run(project, "--from-nodes", "create_report", "--runner-params", "backend=vertex,run_id=abc")
-    assert vertex.returncode != 0
-    assert vertex.stderr.strip().splitlines()[-1] == (
-        "Error: --runner-params run_id=abc: only the local backend takes a run id (on Vertex AI it is the job's "
-        "uuid); add backend=local"
-    )
-
-
 def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
     import fsspec
 

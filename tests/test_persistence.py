@@ -138,6 +138,29 @@ def test_failed_pickle_keeps_previous_value_and_no_temp(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.pkl"]
 
 
+def test_a_storage_error_while_saving_is_reported_as_that_error_not_as_pickling(tmp_path: Path):
+    """Real OS errors, also when the tests run as root (who may write into a chmod'ed folder): a file where the
+    run folder should be, and a folder of sysfs, where nobody creates files."""
+    (tmp_path / "taken").write_text("a file, not a folder")
+    path = tmp_path / "taken" / "run-1" / "x.pkl"
+    with pytest.raises(DatasetError) as error:
+        PersistedDataset(str(path), name="my.data").save({"v": 1})
+    message = str(error.value)
+    assert message.startswith(f"dataset 'my.data' could not be saved to {path} ("), message
+    assert "Not a directory (ENOTDIR)" in message and "pickle" not in message
+    sysfs = Path("/sys/kernel")
+    try:
+        (sysfs / "kedro-vertex-probe").mkdir()
+    except PermissionError:
+        with pytest.raises(DatasetError) as error:
+            PersistedDataset(str(sysfs / "run-1" / "x.pkl"), name="x").save(1)
+        assert "Operation not permitted (EPERM); make the folder writable" in str(error.value)
+    except OSError:  # another kind of refusal on this system: the first case stands alone
+        pass
+    else:  # pragma: no cover - a writable sysfs: leave it as it was
+        (sysfs / "kedro-vertex-probe").rmdir()
+
+
 def test_missing_value_names_dataset_and_path(tmp_path: Path):
     dataset = PersistedDataset(str(tmp_path / "r" / "x.pkl"), name="x")
     with pytest.raises(DatasetError, match=r"dataset 'x' not found at .*/r/x.pkl: was the task producing it run"):

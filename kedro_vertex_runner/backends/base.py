@@ -266,6 +266,24 @@ class Backend:
                 f"{cls.title} it is the job's uuid); add backend={takers[0] if takers else '…'}"
             )
 
+    @classmethod
+    def check_schedule(cls, cron: str, timezone: str | None) -> None:
+        """Refuse a cron expression or time zone this backend cannot schedule: called before anything is compiled
+        or any credential is looked for (Vertex AI's five-field cron, an IANA time zone)."""
+        from ..config import validate_cron
+
+        try:
+            validate_cron(cron)
+        except ValueError as exc:
+            raise PluginError(f"--cron: {exc}") from None
+        if timezone:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise PluginError(f"unknown time zone {timezone!r}: use an IANA name like Europe/Warsaw") from None
+
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:
             raise PluginError(

@@ -205,6 +205,10 @@ class KubeflowBackend(Backend):
     # ---------------------------------------------------------------------------------------------------------
     # recurring runs
 
+    @classmethod
+    def check_schedule(cls, cron: str, timezone: str | None) -> None:
+        kfp_cron(cron)  # five or six fields; the time zone is not honoured (a warning when scheduling)
+
     def schedule(self, request: ScheduleRequest) -> str:
         self.require(Capability.SCHEDULE)
         if request.template_uri:

@@ -41,6 +41,7 @@ from ..task_contract import (
     JOB_ID_INPUTS,
     JOB_NAME_INPUT,
     JOB_NAME_PLACEHOLDER,
+    NULL_PARAM,
     RUN_ID_INPUT,
     RUN_ID_PLACEHOLDER,
     HostAlias,
@@ -280,6 +281,8 @@ def _pipeline_parameters(runtime_params: dict[str, Any], reserved: Iterable[str]
     used: set[str] = set(reserved)
     for key in sorted(runtime_params, key=str):
         value = runtime_params[key]
+        if value is None:  # no parameter type holds a null: the tasks get it as a fixed arg (_null_params)
+            continue
         type_ = _parameter_type(str(key), value)
         _check_json_value(str(key), value)
         secret = find_secret({str(key): value}, "")
@@ -294,6 +297,13 @@ def _pipeline_parameters(runtime_params: dict[str, Any], reserved: Iterable[str]
         used.add(name)
         params.append(_Parameter(str(key), name, type_, value))
     return params
+
+
+def _null_params(request: CompileRequest) -> tuple[TaskParam, ...]:
+    """``--params k=null``: as in a plain ``kedro run`` the nodes get None. Fixed in the compiled tasks' args
+    (``--param=NULL:k=``), not a pipeline parameter: no Vertex AI parameter type holds a null."""
+    params = request.runtime_params
+    return tuple(TaskParam(str(key), NULL_PARAM, "") for key in sorted(params, key=str) if params[key] is None)
 
 
 def _parameter_type(key: str, value: Any) -> str:
@@ -627,7 +637,7 @@ class _CommonArgs:
             run_id=run_id,
             job_name=job_name,
             root=normalise_root(run_config.root),
-            params=tuple(TaskParam(p.key, p.type, p.placeholder()) for p in params),
+            params=tuple(TaskParam(p.key, p.type, p.placeholder()) for p in params) + _null_params(request),
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
             code_uri=request.code_uri,
         )

@@ -7,6 +7,7 @@ They need the pipelines, which only the project gives, so they run after loading
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,14 @@ def check_against_pipeline(
     *,
     pipeline_name: str | None = "__default__",
     files: list[Path] | None = None,
+    names_from: Iterable[Pipeline] | None = None,
 ) -> None:
     """Check the parts of the config that refer to nodes: every ``run_config.resources`` entry must name a node
     or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type.
+
+    ``names_from``: the pipelines whose node names and tags an entry may name instead of ``pipeline``'s (each
+    registered pipeline, read one by one: two of them may write the same dataset, so they cannot be added up);
+    the GPU settings are then checked for ``pipeline``'s nodes only, the nodes that run.
 
     A misspelt entry would otherwise be ignored without a word and the node would run with the default machine.
     Pass the unfiltered pipeline(s) the entries may refer to (plus the on-exit pipeline), not a pipeline narrowed
@@ -39,8 +45,9 @@ def check_against_pipeline(
     """
     files = config.source_files if files is None else list(files)
     run_config = config.run_config
-    node_names = {node.name for node in pipeline.nodes}
-    tags = {tag for node in pipeline.nodes for tag in node.tags}
+    named = [node for source in (names_from if names_from is not None else (pipeline,)) for node in source.nodes]
+    node_names = {node.name for node in named}
+    tags = {tag for node in named for tag in node.tags}
     for key in run_config.resources:
         if key == DEFAULT_KEY or key in node_names or key in tags:
             continue
