@@ -19,8 +19,8 @@ and what depends on them (:func:`_resumed_run`); other options are refused unles
 ``run_id`` re-runs chosen nodes of a failed local run by hand: tasks read and write the undeclared datasets under
 ``<root>/<ID>/``, so ``kedro run --runner=VertexRunner --from-nodes X --runner-params run_id=<the failed run's id>``
 finds what the earlier run stored (a free input of a filtered pipeline is read from storage; one stored nowhere is
-refused before anything runs, as Kedro's own runners refuse a free input missing from the catalog). Either id is set before the session loads any config, so ``${vertex:run_id}`` in the
-launcher's catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
+refused before anything runs, as Kedro's own runners refuse a free input missing from the catalog). Either id is
+set before the session loads any config, so ``${vertex:run_id}`` in the launcher's catalog and in every task agree. On Vertex AI the run id is the job's uuid, so there it cannot be chosen.
 """
 
 from __future__ import annotations
