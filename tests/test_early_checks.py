@@ -186,7 +186,9 @@ def test_refusals_before_anything_runs(project: Path, gcs_emulator: str, tmp_pat
     )
     # offline inputs before credentials (there are none here: they would be the error otherwise)
     assert last["cron"] == "Error: --cron: expected a five-field cron expression like '0 6 * * 1', got 'every day'"
-    assert last["timezone"] == "Error: unknown time zone 'Mars/Olympus': use an IANA name like Europe/Warsaw"
+    assert last["timezone"] == (
+        "Error: --timezone: expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got 'Mars/Olympus'"
+    )
     assert last["logs"].startswith("Error: job id 'Not A Job': expected the id printed on submit")
     assert not any("credentials" in line for line in last.values()), last
 

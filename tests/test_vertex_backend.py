@@ -582,7 +582,10 @@ def test_schedule_replaces_earlier_ones_with_the_same_name(api: FakeVertex, caps
     ("kwargs", "message"),
     [
         ({"cron": "0 6 * *"}, "--cron: expected a five-field cron expression"),
-        ({"cron": "0 6 * * *", "timezone_name": "Mars/Base"}, "unknown time zone 'Mars/Base'"),
+        (
+            {"cron": "0 6 * * *", "timezone_name": "Mars/Base"},
+            "--timezone: expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got 'Mars/Base'",
+        ),
         ({"cron": "0 6 * * *", "start_time": "tomorrow"}, "start_time 'tomorrow': expected an RFC 3339 time"),
     ],
 )

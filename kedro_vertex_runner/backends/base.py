@@ -277,12 +277,12 @@ class Backend:
         except ValueError as exc:
             raise PluginError(f"--cron: {exc}") from None
         if timezone:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+            from ..config.rules import check_timezone
 
             try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise PluginError(f"unknown time zone {timezone!r}: use an IANA name like Europe/Warsaw") from None
+                check_timezone(timezone)
+            except ValueError as exc:
+                raise PluginError(f"--timezone: {exc}") from None
 
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:

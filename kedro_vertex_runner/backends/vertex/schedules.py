@@ -56,8 +56,8 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
 
         try:
             check_timezone(timezone_name)
-        except ValueError:
-            raise PluginError(f"unknown time zone {timezone_name!r}: use an IANA name like Europe/Warsaw") from None
+        except ValueError as exc:
+            raise PluginError(f"--timezone: {exc}") from None
     display_name = request.name
     job_body = build_pipeline_job(
         dict(request.spec),
