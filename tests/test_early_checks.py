@@ -189,7 +189,7 @@ def test_refusals_before_anything_runs(project: Path, gcs_emulator: str, tmp_pat
     assert last["timezone"] == (
         "Error: --timezone: expected an IANA time zone such as 'Europe/Warsaw' or 'UTC', got 'Mars/Olympus'"
     )
-    assert last["logs"].startswith("Error: job id 'Not A Job': expected the id printed on submit")
+    assert last["logs"].startswith("Error: JOB_ID 'Not A Job' is not a job id: give the id printed on submit")
     assert not any("credentials" in line for line in last.values()), last
 
     # a bucket is asked only about the run id given (no earlier run is looked for there); with a new run id it is

@@ -166,14 +166,13 @@ class VertexBackend(Backend):
         return pipelines_console_url(self.config)
 
     def task_logs(self, job_id: str, task: str | None = None, lines: int = 20) -> list[TaskLog]:
-        import re
+        from ...config.rules import check_job_id
 
         # offline first: a mistyped job id or task is the news, not missing credentials
-        if not re.fullmatch(r"(projects/[^/]+/locations/[^/]+/pipelineJobs/)?[a-z0-9][a-z0-9-]{0,127}", job_id):
-            raise PluginError(
-                f"job id {job_id!r}: expected the id printed on submit (lowercase letters, digits and '-') or "
-                "projects/P/locations/R/pipelineJobs/ID"
-            )
+        try:
+            check_job_id(job_id)
+        except ValueError as exc:
+            raise PluginError(f"JOB_ID {exc}") from None
         if task is not None and not task.strip():
             raise PluginError("--task: give a task name as the console shows it, or leave --task out")
         return job_task_logs(self.api, job_id, task=task, lines=lines)
