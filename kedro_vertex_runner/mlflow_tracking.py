@@ -130,6 +130,8 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     a server: tasks on Vertex AI cannot reach a sqlite file on the launching machine. The message says where the URI came from and never
     assumes VertexRunner when no backend is given (the check also guards plain ``kedro run``).
     """
+    if backend is not None:
+        refuse_credentials(uri)
     source = "set in mlflow.yml" if uri else None
     if not uri and os.environ.get("MLFLOW_TRACKING_URI"):
         uri, source = os.environ["MLFLOW_TRACKING_URI"], "from MLFLOW_TRACKING_URI"
@@ -148,6 +150,20 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )
+
+
+def refuse_credentials(uri: str | None) -> None:
+    """One line when the tracking URI (``uri`` from mlflow.yml, else ``MLFLOW_TRACKING_URI``) carries a user name or
+    password: MLflow and kedro-mlflow quote the URI in messages and tracebacks.
+
+    Raises:
+        PluginError: naming the key, never the value, and the variables that carry the credentials instead.
+    """
+    from .network import refuse_userinfo
+
+    refuse_userinfo("server.mlflow_tracking_uri in mlflow.yml", uri)
+    if not uri:
+        refuse_userinfo("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 def project_mlflow_config(config_loader: Any) -> dict[str, Any] | None:
@@ -609,6 +625,7 @@ __all__ = [
     "join_job_run",
     "kedro_mlflow_active",
     "mint_identity_token",
+    "refuse_credentials",
     "start_task",
     "suppress_launcher_run",
     "task_key",
