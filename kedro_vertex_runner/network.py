@@ -44,6 +44,15 @@ def network_timeout() -> float:
     return value
 
 
+def timeout_setting() -> float:
+    """:func:`network_timeout`, or its default when the variable is not a valid number (for module constants read
+    at import; the commands refuse a bad value with :func:`network_timeout`'s one line)."""
+    try:
+        return network_timeout()
+    except PluginError:
+        return DEFAULT_NETWORK_TIMEOUT
+
+
 def has_userinfo(url: str) -> bool:
     return "://" in url and "@" in (urlsplit(url.strip()).netloc or "")
 
