@@ -584,12 +584,22 @@ def find_job_run(context: KedroContext, *, job_id: str | None = None, job_name: 
     config = getattr(context, "mlflow", None)
     if config is None:
         return None
+    _bound_launcher_requests()
     client = _client(config.server.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(config.tracking.experiment.name)
     if experiment is None:
         return None
     runs = _job_runs(client, experiment.experiment_id, job_id=job_id, job_name=job_name)
     return runs[0] if runs else None
+
+
+def _bound_launcher_requests() -> None:
+    """The launcher's MLflow requests wait at most the network time limit, retried once (MLflow's own defaults: 120 s
+    and 7 retries with backoff), unless the user set MLflow's variables."""
+    from .network import network_timeout
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(network_timeout()))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 
 
 def close_job_run(
