@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 from .backends import backend_class
 from .errors import PluginError
+from .network import redact
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -142,11 +143,11 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
     if is_file and (backend is not None or not allowed):
         why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
-        raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
+        raise PluginError(f"MLflow tracking URI {redact(uri)!r} is a local file store, which {why} ({source}): {_FIX}")
     remote = None if backend is None else backend_class(backend)
     if remote is not None and remote.remote_tasks and scheme not in _SERVER_SCHEMES:
         raise PluginError(
-            f"MLflow tracking URI {uri!r} is not reachable from tasks on {remote.title} ({source}): set "
+            f"MLflow tracking URI {redact(uri)!r} is not reachable from tasks on {remote.title} ({source}): set "
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )

@@ -294,3 +294,16 @@ def test_registry_urls_are_checked_before_any_request() -> None:
         with pytest.raises(PluginError, match=f"^{message}") as caught:
             template_uri("prod", _registry_config(url), "demo-project")
         assert PASSWORD not in str(caught.value)
+
+
+def test_urls_in_messages_lose_their_credentials_and_a_bad_limit_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kedro_vertex_runner.network import network_timeout, redact, scrub
+
+    assert redact(f"https://user:{PASSWORD}@host.example/x?y=1") == "https://host.example/x?y=1"
+    assert scrub(f"ProxyError('http://me:{PASSWORD}@proxy:3128' refused)") == "ProxyError('http://proxy:3128' refused)"
+    for bad in ("soon", "0", "-5", "7200"):
+        monkeypatch.setenv("KEDRO_VERTEX_NETWORK_TIMEOUT", bad)
+        with pytest.raises(PluginError, match=rf"^KEDRO_VERTEX_NETWORK_TIMEOUT='{bad}': expected a number of seconds"):
+            network_timeout()
+    monkeypatch.setenv("KEDRO_VERTEX_NETWORK_TIMEOUT", "2.5")
+    assert network_timeout() == 2.5

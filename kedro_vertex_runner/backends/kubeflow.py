@@ -580,7 +580,9 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        return str(exc).splitlines()[0][:300] if str(exc) else "ValueError"
+        from ..network import scrub
+
+        return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
 
 
