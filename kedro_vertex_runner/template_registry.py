@@ -102,7 +102,7 @@ def _http_error(exc: Exception, action: str, url: str) -> PluginError:
 
     url = redact(url)
     if isinstance(exc, (requests.Timeout, TimeoutError)):
-        return no_answer(url, f"when {action} it")
+        return no_answer(url, "to the upload" if action.startswith("uploading") else "to the download")
     response = getattr(exc, "response", None)
     if response is not None:
         detail = " ".join((response.text or "").split())[:200]

@@ -8,7 +8,6 @@ Every server here is in-process on a free 127.0.0.1 port and closed at the end.
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import _clean_example, kedro_batch, kedro_cmd, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, _clean_example, kedro_batch, subprocess_env
 from fake_http import QuietHandler
 from fake_metadata import FakeMetadataServer
 
@@ -112,32 +111,42 @@ run_config:
 """
 
 
-def test_a_kfp_api_that_never_answers_ends_run_once_within_the_time_limit(tmp_path: Path) -> None:
-    project = _clean_example(tmp_path)
-    with serving(_HealthyThenSilent) as kfp:
-        (project / "conf" / "base" / "vertexai.yml").write_text(KFP_CONFIG.format(host=kfp.url))
-        env = subprocess_env(KEDRO_VERTEX_NETWORK_TIMEOUT="2", KEDRO_VERTEX_WARM_START="0")
+def test_servers_that_never_answer_end_run_once_within_the_time_limit(tmp_path: Path) -> None:
+    """A KFP API that answers its health check and holds every other call, and a template registry that accepts
+    connections and never answers: ``run-once --no-wait`` ends after the 2 s limit with one line naming the host."""
+    kfp_project = _clean_example(tmp_path / "kfp")
+    registry_project = _clean_example(tmp_path / "registry")
+    with serving(_HealthyThenSilent) as kfp, silent_socket() as port:
+        (kfp_project / "conf" / "base" / "vertexai.yml").write_text(KFP_CONFIG.format(host=kfp.url))
+        registry = f"http://127.0.0.1:{port}/demo-gcp/pipelines"
+        (registry_project / "conf" / "base" / "vertexai.yml").write_text(
+            VERTEX_CONFIG_HEAD.format(endpoint="127.0.0.1:9") + f"  pipeline_registry: {registry}\n"
+        )
+        env = subprocess_env(KEDRO_VERTEX_NETWORK_TIMEOUT="2", KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1")
         started = time.monotonic()
-        done = subprocess.run(
-            kedro_cmd("vertexai", "run-once", "--no-wait"),
-            cwd=project,
+        kfp_run, registry_run = kedro_batch(
+            [
+                (kfp_project, ["vertexai", "run-once", "--no-wait"]),
+                (registry_project, ["vertexai", "run-once", "--no-wait", "--template-uri", "prod"]),
+            ],
             env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
         )
         elapsed = time.monotonic() - started
         calls = [seen["path"] for seen in kfp.seen]
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
-    assert errors == [
+    for result in (kfp_run, registry_run):
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+    assert [line for line in kfp_run.stderr.splitlines() if line.startswith("Error:")] == [
         f"Error: {kfp.url} gave no answer to getting the experiment within 2 s (KEDRO_VERTEX_NETWORK_TIMEOUT): check "
         "that it is reachable and up, or raise the limit"
-    ], done.stdout + done.stderr
+    ], kfp_run.stdout + kfp_run.stderr
     assert calls[0].startswith(kfp_auth.HEALTHZ)
     assert len([call for call in calls if not call.startswith(kfp_auth.HEALTHZ)]) == 1  # held once, not retried
-    assert elapsed < 45  # Kedro's start-up and the compile, then 2 s (it waited forever before)
+    assert registry_run.stderr.strip().splitlines()[-1] == (
+        f"Error: {registry}/demo-project/prod gave no answer to the download within 2 s "
+        "(KEDRO_VERTEX_NETWORK_TIMEOUT): check that it is reachable and up, or raise the limit"
+    )
+    assert elapsed < 60  # Kedro's start-up and two project loads, then 2 s each (both waited forever before)
 
 
 def test_credentials_in_urls_are_refused_without_being_shown(tmp_path: Path) -> None:

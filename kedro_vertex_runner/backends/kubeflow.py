@@ -595,8 +595,12 @@ def _bound_requests(client: Any) -> None:
     from ..network import network_timeout
 
     limit = network_timeout()
-    api_client = client._run_api.api_client  # one ApiClient behind every service API of the client
-    rest = api_client.rest_client
+    # one ApiClient behind every service API of the client; a kfp release laid out otherwise is refused, not unbounded
+    rest = getattr(getattr(getattr(client, "_run_api", None), "api_client", None), "rest_client", None)
+    if rest is None or not hasattr(rest, "pool_manager"):
+        raise PluginError(
+            "this kfp release has no kfp_server_api REST client to bound: install kfp 2.x (pip install kfp)"
+        )
     rest.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
     request = rest.request
 
@@ -610,7 +614,9 @@ def _timed_out(exc: BaseException) -> bool:
     """Whether a client error is a request that got no answer in time (urllib3's, possibly wrapped)."""
     import urllib3.exceptions
 
-    while exc is not None:
+    for _ in range(10):  # the exception, its reason, their contexts
+        if exc is None:
+            return False
         if isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)):
             return True
         reason = getattr(exc, "reason", None)
