@@ -123,7 +123,16 @@ class _Job:
         self.session = KedroSession.create(project_path=project_path, env=env, runtime_params=params or None)
         if capability is None:  # compile: offline, so kedro-mlflow does not set up its tracking server
             _without_kedro_mlflow(self.session)
-        self.context = self.session.load_context()
+        from .mlflow_tracking import launcher_requests, setup_failure
+
+        try:
+            with launcher_requests():  # kedro-mlflow's setup asks its tracking server: bounded, one line if it fails
+                self.context = self.session.load_context()
+        except Exception as exc:
+            failure = setup_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
         self.config = load_config(self.context.config_loader)
         self.backend: str | None = None  # where the spec will run, if known: the MLflow tracking URI must suit it
         if capability is not None:  # a job command: its backend, and whether that backend can do it

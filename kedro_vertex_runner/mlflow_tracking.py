@@ -585,22 +585,56 @@ def find_job_run(context: KedroContext, *, job_id: str | None = None, job_name: 
     config = getattr(context, "mlflow", None)
     if config is None:
         return None
-    _bound_launcher_requests()
-    client = _client(config.server.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment.name)
-    if experiment is None:
-        return None
-    runs = _job_runs(client, experiment.experiment_id, job_id=job_id, job_name=job_name)
+    with launcher_requests():
+        client = _client(config.server.mlflow_tracking_uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment.name)
+        if experiment is None:
+            return None
+        runs = _job_runs(client, experiment.experiment_id, job_id=job_id, job_name=job_name)
     return runs[0] if runs else None
 
 
-def _bound_launcher_requests() -> None:
-    """The launcher's MLflow requests wait at most the network time limit, retried once (MLflow's own defaults: 120 s
-    and 7 retries with backoff), unless the user set MLflow's variables."""
+@contextlib.contextmanager
+def launcher_requests() -> Iterator[None]:
+    """While inside: the launcher's MLflow requests wait at most the network time limit and are retried once
+    (MLflow's defaults: 120 s and 7 retries with backoff), unless the user set MLflow's variables. The variables are
+    put back afterwards, so task processes started later inherit none of it."""
     from .network import network_timeout
 
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(network_timeout()))))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    bounds = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(network_timeout()))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    }
+    added = [name for name in bounds if name not in os.environ]
+    os.environ.update({name: bounds[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def setup_failure(exc: BaseException) -> PluginError | None:
+    """One line for kedro-mlflow failing to set up its tracking server as the project loads (None: not that)."""
+    if not type(exc).__module__.startswith(("mlflow", "kedro_mlflow", "requests", "urllib3")):
+        return None
+    import re
+
+    from .network import scrub
+
+    text = " ".join(str(exc).split())
+    request = re.search(r"API request to (\S+) failed", text)
+    status = re.search(r"too many (\d{3}) error responses", text)
+    if request:
+        detail = f"request to {request.group(1)} failed" + (f" with HTTP {status.group(1)}" if status else "")
+    else:
+        detail = text.split(". Response body", 1)[0][:200]
+    detail = scrub(detail)
+    return PluginError(
+        f"kedro-mlflow could not set up the MLflow tracking server of mlflow.yml ({type(exc).__name__}: {detail}): "
+        "check server.mlflow_tracking_uri and that the server is up, or list kedro-mlflow in "
+        "DISABLE_HOOKS_FOR_PLUGINS (settings.py) to run without tracking"
+    )
 
 
 def close_job_run(
@@ -618,7 +652,8 @@ def close_job_run(
         return None
     status = FINISHED if succeeded else FAILED
     if run.info.status != status:
-        _client(config.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
+        with launcher_requests():
+            _client(config.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
     return run.info.run_id
 
 
@@ -635,8 +670,10 @@ __all__ = [
     "job_tags",
     "join_job_run",
     "kedro_mlflow_active",
+    "launcher_requests",
     "mint_identity_token",
     "refuse_credentials",
+    "setup_failure",
     "start_task",
     "suppress_launcher_run",
     "task_key",

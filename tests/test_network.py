@@ -156,18 +156,22 @@ def test_credentials_in_urls_are_refused_without_being_shown(tmp_path: Path) -> 
     (host_project / "conf" / "base" / "vertexai.yml").write_text(
         KFP_CONFIG.format(host=f"https://admin:{PASSWORD}@kubeflow.example.test/pipeline")
     )
-    with serving(_Record) as mlflow_server:
+    with serving(_Record) as mlflow_server, serving(_Record) as failing_server:
         creds_project = _mlflow_project(tmp_path / "creds", f"http://user:{PASSWORD}@127.0.0.1:9/")
         offline_project = _mlflow_project(tmp_path / "offline", mlflow_server.url)
-        # one process: the first project's settings.py (kedro-mlflow on) is the one all three see
-        creds_compile, offline_compile, host_run = kedro_batch(
+        failing_project = _mlflow_project(tmp_path / "failing", failing_server.url)
+        # one process: the first project's settings.py (kedro-mlflow on) is the one all of them see
+        creds_compile, offline_compile, failing_run, host_run = kedro_batch(
             [
                 (creds_project, ["vertexai", "compile", "-o", "spec.json"]),
                 (offline_project, ["vertexai", "compile", "-o", "spec.json"]),
+                (failing_project, ["vertexai", "run-once", "--no-wait"]),
                 (host_project, ["vertexai", "run-once", "--no-wait"]),
-            ]
+            ],
+            env=subprocess_env(KEDRO_VERTEX_NETWORK_TIMEOUT="2"),
         )
         contacted = list(mlflow_server.seen)
+        asked, failing_url = len(failing_server.seen), failing_server.url
 
     for result in (host_run, creds_compile):
         assert result.returncode != 0
@@ -185,6 +189,17 @@ def test_credentials_in_urls_are_refused_without_being_shown(tmp_path: Path) -> 
     assert offline_compile.returncode == 0, offline_compile.stdout + offline_compile.stderr
     assert "KEDRO_VERTEX_MLFLOW" in (offline_project / "spec.json").read_text()  # compiled with tracking on
     assert contacted == []
+    # a submitting command keeps kedro-mlflow's setup: a server answering 503 is one line, after one retry
+    assert failing_run.returncode != 0 and "Traceback" not in failing_run.stderr
+    assert (
+        failing_run.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "Error: kedro-mlflow could not set up the MLflow tracking server of mlflow.yml (MlflowException: request to "
+            f"{failing_url}/api/2.0/mlflow/experiments/get-by-name failed with HTTP 503): check "
+        )
+    ), failing_run.stderr[-2000:]
+    assert 1 <= asked <= 2
 
 
 def _mlflow_project(where: Path, tracking_uri: str) -> Path:
