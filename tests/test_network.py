@@ -331,3 +331,16 @@ def test_urls_in_messages_lose_their_credentials_and_a_bad_limit_is_one_line(mon
             network_timeout()
     monkeypatch.setenv("KEDRO_VERTEX_NETWORK_TIMEOUT", "2.5")
     assert network_timeout() == 2.5
+
+
+def test_a_kfp_health_check_or_dex_login_that_never_answers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEDRO_VERTEX_NETWORK_TIMEOUT", "1")
+    with silent_socket() as port:
+        host = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        with pytest.raises(PluginError, match=rf"^{host} gave no answer to its health check within 1 s"):
+            kfp_auth.check_access(host, kfp_auth.KfpAuth())
+        with pytest.raises(PluginError, match=rf"^{host} gave no answer to the Dex login within 1 s") as dex:
+            kfp_auth.authenticate(host, {"DEX_USERNAME": "user@example.com", "DEX_PASSWORD": PASSWORD})
+        assert time.monotonic() - started < 2 * 1 + 2
+    assert PASSWORD not in str(dex.value)

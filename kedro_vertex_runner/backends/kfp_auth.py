@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import PluginError
-from ..network import network_timeout, refuse_userinfo, require_https, timed_auth_request
+from ..network import network_timeout, no_answer, refuse_userinfo, require_https, timed_auth_request
 
 IAP_CLIENT_ID_ENV = "IAP_CLIENT_ID"
 DEX_USERNAME_ENV = "DEX_USERNAME"
@@ -254,6 +254,8 @@ def dex_session(host: str, username: str, password: str, timeout: float | None =
             raise PluginError(
                 f"logging in to {host} through Dex failed: HTTP {answer.status_code} at {_no_query(answer.url)}"
             )
+    except requests.Timeout:
+        raise no_answer(host, "to the Dex login") from None
     except requests.RequestException as exc:
         raise PluginError(f"cannot reach {host} to log in through Dex ({_reason(exc)}): check `host:`") from None
     cookies = _host_cookies(session.cookies, host)
@@ -335,6 +337,8 @@ def check_access(host: str, auth: KfpAuth, timeout: float | None = None) -> dict
         answer = requests.get(
             url, headers={"Accept": "application/json", **auth.headers()}, timeout=timeout, allow_redirects=False
         )
+    except requests.Timeout:
+        raise no_answer(host, "to its health check") from None
     except requests.RequestException as exc:
         raise PluginError(
             f"cannot reach Kubeflow Pipelines at {host} ({_reason(exc)}): check `host:` and the network"
