@@ -127,7 +127,18 @@ class _Job:
         project_path = Path.cwd()
         bootstrap_project(project_path)
         self.session = KedroSession.create(project_path=project_path, env=env, runtime_params=params or None)
-        self.context = self.session.load_context()
+        if capability is None:  # compile: offline, so kedro-mlflow does not set up its tracking server
+            _without_kedro_mlflow(self.session)
+        from .mlflow_tracking import launcher_requests, setup_failure
+
+        try:
+            with launcher_requests():  # kedro-mlflow's setup asks its tracking server: bounded, one line if it fails
+                self.context = self.session.load_context()
+        except Exception as exc:
+            failure = setup_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
         self.config = load_config(self.context.config_loader)
         self.backend: str | None = None  # where the spec will run, if known: the MLflow tracking URI must suit it
         if capability is not None:  # a job command: its backend, and whether that backend can do it
@@ -194,10 +205,23 @@ class _Job:
         )
         if self.backend:
             check_mlflow_backend(request, self.context, self.backend)
+        elif request.mlflow:
+            from .mlflow_tracking import project_tracking_uri, refuse_credentials
+
+            refuse_credentials(project_tracking_uri(self.context.config_loader))
         return compile_spec(request)
 
     def close(self) -> None:
         self.session.close()
+
+
+def _without_kedro_mlflow(session: Any) -> None:
+    """Unregister kedro-mlflow's hooks from ``session``: its ``after_context_created`` sets the tracking URI and
+    gets or creates the experiment on the tracking server, which compiling needs no more than any other server."""
+    manager = session._hook_manager
+    for plugin in list(manager.get_plugins()):
+        if type(plugin).__module__.startswith("kedro_mlflow."):
+            manager.unregister(plugin)
 
 
 def _open_job(

@@ -401,9 +401,9 @@ def code_root(root: str, project_dir: Path) -> str:
 
 def upload(package: CodePackage, uri: str) -> bool:
     """Store ``package`` at ``uri`` unless it is there already; returns whether anything was uploaded."""
-    from .storage import url_to_fs
+    from .storage import bounded_options, url_to_fs
 
-    fs, path = url_to_fs(uri)
+    fs, path = url_to_fs(uri, **bounded_options(uri))
     try:
         if fs.exists(path):
             return False
@@ -502,12 +502,12 @@ def requirements_warning(project_dir: Path, root: str, package: CodePackage) -> 
     needs a rebuild before the uploaded code can import what was added. The last upload's requirements are kept
     next to the code (``<root>/code/requirements.txt``).
     """
-    from .storage import url_to_fs
+    from .storage import bounded_options, url_to_fs
 
     current = requirements(project_dir)
     record = f"{root.rstrip('/')}/{CODE_DIR}/requirements.txt"
     try:
-        fs, path = url_to_fs(record)
+        fs, path = url_to_fs(record, **bounded_options(record))
         previous = fs.cat_file(path).decode("utf-8").splitlines() if fs.exists(path) else None
         if previous != current:
             if "://" not in record:

@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 from .backends import backend_class
 from .errors import PluginError
+from .network import redact
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
@@ -130,6 +131,8 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     a server: tasks on Vertex AI cannot reach a sqlite file on the launching machine. The message says where the URI came from and never
     assumes VertexRunner when no backend is given (the check also guards plain ``kedro run``).
     """
+    if backend is not None:
+        refuse_credentials(uri)
     source = "set in mlflow.yml" if uri else None
     if not uri and os.environ.get("MLFLOW_TRACKING_URI"):
         uri, source = os.environ["MLFLOW_TRACKING_URI"], "from MLFLOW_TRACKING_URI"
@@ -140,14 +143,28 @@ def check_tracking_uri(uri: str | None, *, backend: str | None = None) -> None:
     allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
     if is_file and (backend is not None or not allowed):
         why = "MLflow 3 refuses and the job's tasks could not share" if backend else "MLflow 3 refuses"
-        raise PluginError(f"MLflow tracking URI {uri!r} is a local file store, which {why} ({source}): {_FIX}")
+        raise PluginError(f"MLflow tracking URI {redact(uri)!r} is a local file store, which {why} ({source}): {_FIX}")
     remote = None if backend is None else backend_class(backend)
     if remote is not None and remote.remote_tasks and scheme not in _SERVER_SCHEMES:
         raise PluginError(
-            f"MLflow tracking URI {uri!r} is not reachable from tasks on {remote.title} ({source}): set "
+            f"MLflow tracking URI {redact(uri)!r} is not reachable from tasks on {remote.title} ({source}): set "
             "server.mlflow_tracking_uri in conf/<env>/mlflow.yml to an http(s):// MLflow server "
             "(behind IAP or Cloud Run, also set run_config.mlflow.audience)"
         )
+
+
+def refuse_credentials(uri: str | None) -> None:
+    """One line when the tracking URI (``uri`` from mlflow.yml, else ``MLFLOW_TRACKING_URI``) carries a user name or
+    password: MLflow and kedro-mlflow quote the URI in messages and tracebacks.
+
+    Raises:
+        PluginError: naming the key, never the value, and the variables that carry the credentials instead.
+    """
+    from .network import refuse_userinfo
+
+    refuse_userinfo("server.mlflow_tracking_uri in mlflow.yml", uri)
+    if not uri:
+        refuse_userinfo("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 def project_mlflow_config(config_loader: Any) -> dict[str, Any] | None:
@@ -568,12 +585,56 @@ def find_job_run(context: KedroContext, *, job_id: str | None = None, job_name: 
     config = getattr(context, "mlflow", None)
     if config is None:
         return None
-    client = _client(config.server.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment.name)
-    if experiment is None:
-        return None
-    runs = _job_runs(client, experiment.experiment_id, job_id=job_id, job_name=job_name)
+    with launcher_requests():
+        client = _client(config.server.mlflow_tracking_uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment.name)
+        if experiment is None:
+            return None
+        runs = _job_runs(client, experiment.experiment_id, job_id=job_id, job_name=job_name)
     return runs[0] if runs else None
+
+
+@contextlib.contextmanager
+def launcher_requests() -> Iterator[None]:
+    """While inside: the launcher's MLflow requests wait at most the network time limit and are retried once
+    (MLflow's defaults: 120 s and 7 retries with backoff), unless the user set MLflow's variables. The variables are
+    put back afterwards, so task processes started later inherit none of it."""
+    from .network import network_timeout
+
+    bounds = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(network_timeout()))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    }
+    added = [name for name in bounds if name not in os.environ]
+    os.environ.update({name: bounds[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def setup_failure(exc: BaseException) -> PluginError | None:
+    """One line for kedro-mlflow failing to set up its tracking server as the project loads (None: not that)."""
+    if not type(exc).__module__.startswith(("mlflow", "kedro_mlflow", "requests", "urllib3")):
+        return None
+    import re
+
+    from .network import scrub
+
+    text = " ".join(str(exc).split())
+    request = re.search(r"API request to (\S+) failed", text)
+    status = re.search(r"too many (\d{3}) error responses", text)
+    if request:
+        detail = f"request to {request.group(1)} failed" + (f" with HTTP {status.group(1)}" if status else "")
+    else:
+        detail = text.split(". Response body", 1)[0][:200]
+    detail = scrub(detail)
+    return PluginError(
+        f"kedro-mlflow could not set up the MLflow tracking server of mlflow.yml ({type(exc).__name__}: {detail}): "
+        "check server.mlflow_tracking_uri and that the server is up, or list kedro-mlflow in "
+        "DISABLE_HOOKS_FOR_PLUGINS (settings.py) to run without tracking"
+    )
 
 
 def close_job_run(
@@ -591,7 +652,8 @@ def close_job_run(
         return None
     status = FINISHED if succeeded else FAILED
     if run.info.status != status:
-        _client(config.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
+        with launcher_requests():
+            _client(config.server.mlflow_tracking_uri).set_terminated(run.info.run_id, status)
     return run.info.run_id
 
 
@@ -608,7 +670,10 @@ __all__ = [
     "job_tags",
     "join_job_run",
     "kedro_mlflow_active",
+    "launcher_requests",
     "mint_identity_token",
+    "refuse_credentials",
+    "setup_failure",
     "start_task",
     "suppress_launcher_run",
     "task_key",

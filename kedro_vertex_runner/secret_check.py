@@ -74,6 +74,12 @@ def find_secret(data: Any, path: str, *, names: bool = True) -> tuple[str, str] 
 
 def secret_message(where: str, reason: str) -> str:
     """The one line that refuses a secret found at ``where``."""
+    if reason == "its value looks like a URL with a password":
+        from .network import credentials_instead
+
+        instead = credentials_instead(where)
+        if instead:  # a URL the launcher itself calls: the credentials have their own variables
+            return f"{where}: looks like a secret ({reason}): remove the 'user:password@' part and {instead}"
     return (
         f"{where}: looks like a secret ({reason}) and must never be stored in the compiled pipeline (it is uploaded "
         f"and shown in the Vertex AI console): {HOW_TO_PASS_SECRETS}"

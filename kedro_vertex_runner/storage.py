@@ -81,3 +81,24 @@ def url_to_fs(url: str, **options: Any) -> tuple[Any, str]:
         if line is None:
             raise
         raise PluginError(line) from None
+
+
+def bounded_options(url: str) -> dict[str, Any]:
+    """fsspec options that make each request to ``url``'s storage wait at most the network time limit
+    (``KEDRO_VERTEX_NETWORK_TIMEOUT``), for the launcher's own calls (code upload): gcsfs's ``requests_timeout``,
+    botocore's connect and read timeouts with one retry. Nothing for a local path."""
+    from .network import network_timeout
+
+    limit = network_timeout()
+    kind = _PACKAGES.get(scheme(url), ("", None))[0]
+    if kind == "gcsfs":
+        return {"requests_timeout": limit}
+    if kind == "s3fs":
+        return {
+            "config_kwargs": {
+                "connect_timeout": limit,
+                "read_timeout": limit,
+                "retries": {"max_attempts": 2, "mode": "standard"},
+            }
+        }
+    return {}

@@ -81,9 +81,18 @@ def fetch_tail(credentials: Any, project_id: str, log_filter: str, lines: int = 
         "orderBy": "timestamp desc",
         "pageSize": lines,
     }
-    session = AuthorizedSession(credentials)
+    from ..errors import PluginError
+    from ..network import network_timeout, require_https
+
+    endpoint = logging_endpoint()
     try:
-        response = session.post(f"{logging_endpoint()}/v2/entries:list", json=body, timeout=TIMEOUT)
+        require_https(endpoint, "your Google access token", LOGGING_ENDPOINT_ENV)
+        limit = min(TIMEOUT, network_timeout())
+    except PluginError as exc:
+        raise LogsUnavailable(str(exc)) from None
+    session = AuthorizedSession(credentials, refresh_timeout=limit)
+    try:
+        response = session.post(f"{endpoint}/v2/entries:list", json=body, timeout=limit)
     except (requests.exceptions.RequestException, GoogleAuthError, OSError) as exc:
         raise LogsUnavailable(f"Cloud Logging did not answer ({type(exc).__name__})") from None
     finally:

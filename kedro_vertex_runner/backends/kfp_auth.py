@@ -31,11 +31,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import PluginError
+from ..network import network_timeout, no_answer, refuse_userinfo, require_https, timed_auth_request
 
 IAP_CLIENT_ID_ENV = "IAP_CLIENT_ID"
 DEX_USERNAME_ENV = "DEX_USERNAME"
 DEX_PASSWORD_ENV = "DEX_PASSWORD"
-HTTP_TIMEOUT = 30.0
 HEALTHZ = "/apis/v2beta1/healthz"
 _LOGIN_HOPS = 4  # pages between the host and Dex's password form (connector choice, "log in with email"…)
 # AI Platform Pipelines' inverse proxy: it takes the caller's Google access token (kfp.Client's own rule)
@@ -79,6 +79,7 @@ def authenticate(host: str, env: Mapping[str, str] | None = None) -> KfpAuth:
     ``IAP_CLIENT_ID``, a Dex session with ``DEX_USERNAME``/``DEX_PASSWORD``, a Google access token for an AI
     Platform Pipelines host (``*.googleusercontent.com``), else none."""
     env = os.environ if env is None else env
+    refuse_userinfo("`host:` in vertexai.yml", host)
     client_id = (env.get(IAP_CLIENT_ID_ENV) or "").strip()
     username, password = env.get(DEX_USERNAME_ENV) or "", env.get(DEX_PASSWORD_ENV) or ""
     if client_id and (username or password):
@@ -86,6 +87,8 @@ def authenticate(host: str, env: Mapping[str, str] | None = None) -> KfpAuth:
             f"both {IAP_CLIENT_ID_ENV} (IAP) and {DEX_USERNAME_ENV}/{DEX_PASSWORD_ENV} (Dex) are set: a KFP host sits "
             "behind one proxy, unset the other"
         )
+    if client_id or username or password or _INVERSE_PROXY.match(host):
+        require_https(host, "a login token or session", "`host:` in vertexai.yml")
     if client_id:
         return KfpAuth(token=iap_id_token(client_id, env), method="iap")
     if username or password:
@@ -109,11 +112,10 @@ def iap_id_token(audience: str, env: Mapping[str, str] | None = None) -> str:
         PluginError: user credentials (which cannot mint ID tokens), no credentials at all, or a refused request.
     """
     from google.auth.exceptions import GoogleAuthError
-    from google.auth.transport.requests import Request
 
     env = os.environ if env is None else env
     path, info = _adc_info(env)
-    request = Request()
+    request = timed_auth_request()
     try:
         credentials = _id_token_credentials(audience, path, info, request)
         credentials.refresh(request)
@@ -132,11 +134,10 @@ def gcp_access_token(host: str) -> str:
     """An access token of the Application Default Credentials, as AI Platform Pipelines' proxy wants it."""
     import google.auth
     from google.auth.exceptions import GoogleAuthError
-    from google.auth.transport.requests import Request
 
     try:
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        credentials.refresh(Request())
+        credentials.refresh(timed_auth_request())
     except GoogleAuthError as exc:
         raise PluginError(
             f"no usable Google credentials for {host} ({_first_line(exc)}): run `gcloud auth application-default "
@@ -224,7 +225,7 @@ class _LoginPage(HTMLParser):
             self.links.append(values["href"])
 
 
-def dex_session(host: str, username: str, password: str, timeout: float = HTTP_TIMEOUT) -> str:
+def dex_session(host: str, username: str, password: str, timeout: float | None = None) -> str:
     """Log in through Dex's static-password form as a browser would; the ``Cookie`` header value for ``host``.
 
     Raises:
@@ -233,13 +234,16 @@ def dex_session(host: str, username: str, password: str, timeout: float = HTTP_T
     """
     import requests
 
+    timeout = network_timeout() if timeout is None else timeout
     session = requests.Session()
     session.headers["Accept"] = "text/html,application/xhtml+xml"  # oauth2-proxy answers 401, not a redirect, to APIs
     try:
         page = session.get(host, timeout=timeout)
         form = _password_form(session, page, host, timeout)
         data = {**form.fields, "login": username, "password": password}
-        answer = session.post(urljoin(page.url, form.action) if form.action else page.url, data=data, timeout=timeout)
+        target = urljoin(page.url, form.action) if form.action else page.url
+        require_https(target, f"{DEX_PASSWORD_ENV}", f"the Dex login form of {_no_query(host)}")
+        answer = session.post(target, data=data, timeout=timeout)
         # Dex shows the form again after a refused password (200), or answers 401 for it
         if answer.status_code in (401, 403) or _password_form_in(answer.text):
             raise PluginError(
@@ -250,6 +254,8 @@ def dex_session(host: str, username: str, password: str, timeout: float = HTTP_T
             raise PluginError(
                 f"logging in to {host} through Dex failed: HTTP {answer.status_code} at {_no_query(answer.url)}"
             )
+    except requests.Timeout:
+        raise no_answer(host, "to the Dex login") from None
     except requests.RequestException as exc:
         raise PluginError(f"cannot reach {host} to log in through Dex ({_reason(exc)}): check `host:`") from None
     cookies = _host_cookies(session.cookies, host)
@@ -321,15 +327,18 @@ def _host_cookies(jar: Any, host: str) -> dict[str, str]:
 # the pre-flight check
 
 
-def check_access(host: str, auth: KfpAuth, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
+def check_access(host: str, auth: KfpAuth, timeout: float | None = None) -> dict[str, Any]:
     """Ask ``host``'s health endpoint with ``auth``; its answer (``multi_user``…) or one line saying what is wrong."""
     import requests
 
+    timeout = network_timeout() if timeout is None else timeout
     url = host.rstrip("/") + HEALTHZ
     try:
         answer = requests.get(
             url, headers={"Accept": "application/json", **auth.headers()}, timeout=timeout, allow_redirects=False
         )
+    except requests.Timeout:
+        raise no_answer(host, "to its health check") from None
     except requests.RequestException as exc:
         raise PluginError(
             f"cannot reach Kubeflow Pipelines at {host} ({_reason(exc)}): check `host:` and the network"

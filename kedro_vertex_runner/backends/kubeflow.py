@@ -95,6 +95,13 @@ class KubeflowBackend(Backend):
                 "vertexai.yml: host: is not set, and backend 'kubeflow' needs the Kubeflow Pipelines API URL: set "
                 "host: https://kubeflow.example.com/pipeline (or the AI Platform Pipelines dashboard URL)"
             )
+        from ..network import has_userinfo, refuse_userinfo
+
+        if has_userinfo(host):
+            try:
+                refuse_userinfo("`host:` in vertexai.yml", host)
+            except PluginError as exc:
+                raise ConfigError(str(exc)) from None
         if not host.startswith(("http://", "https://")):
             raise ConfigError(f"vertexai.yml: host: {host!r} is not a URL: write it with https://")
         return host
@@ -118,6 +125,7 @@ class KubeflowBackend(Backend):
                 import kfp
 
                 self._kfp = kfp.Client(host=host, namespace=self.namespace or "kubeflow", **auth.client_kwargs())
+            _bound_requests(self._kfp)
         return self._kfp
 
     def _call(self, action: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -128,6 +136,10 @@ class KubeflowBackend(Backend):
         except PluginError:
             raise
         except Exception as exc:  # any client error (HTTP, network, a bad answer) is one line
+            if _timed_out(exc):
+                from ..network import no_answer
+
+                raise no_answer(self.host, f"to {action}") from None
             raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
 
     # ---------------------------------------------------------------------------------------------------------
@@ -567,8 +579,48 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        return str(exc).splitlines()[0][:300] if str(exc) else "ValueError"
+        from ..network import scrub
+
+        return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
+
+
+def _bound_requests(client: Any) -> None:
+    """Make every request of ``client`` (a :class:`kfp.Client`) wait at most the network time limit to connect and
+    as long for an answer, retried at most once on a failed connection (kfp_server_api sets no timeout, and
+    urllib3 retries a timed-out read three times)."""
+    import urllib3
+
+    from ..network import network_timeout
+
+    limit = network_timeout()
+    # one ApiClient behind every service API of the client; a kfp release laid out otherwise is refused, not unbounded
+    rest = getattr(getattr(getattr(client, "_run_api", None), "api_client", None), "rest_client", None)
+    if rest is None or not hasattr(rest, "pool_manager"):
+        raise PluginError(
+            "this kfp release has no kfp_server_api REST client to bound: install kfp 2.x (pip install kfp)"
+        )
+    rest.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
+    request = rest.request
+
+    def bounded(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or (limit, limit), **kwargs)
+
+    rest.request = bounded
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a client error is a request that got no answer in time (urllib3's, possibly wrapped)."""
+    import urllib3.exceptions
+
+    for _ in range(10):  # the exception, its reason, their contexts
+        if exc is None:
+            return False
+        if isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)):
+            return True
+        reason = getattr(exc, "reason", None)
+        exc = reason if isinstance(reason, BaseException) else exc.__context__  # type: ignore[assignment]
+    return False
 
 
 @contextlib.contextmanager

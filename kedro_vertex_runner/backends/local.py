@@ -51,6 +51,7 @@ import logging
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -750,15 +751,16 @@ class _Storage:
         self.remote = "://" in root
         if self.remote:
             self.root = root.rstrip("/")
-            self._tmp: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="vertex-logs-")
-            self.logs_dir = Path(self._tmp.name)
+            # staged in the user's cache folder, not a temp folder: if storage fails they stay where we say they are
+            self._staging: Path | None = _staging_folder(run_id)
+            self.logs_dir = self._staging
         else:
             path = Path(root).expanduser()
             self.root = str(path if path.is_absolute() else (project_dir / path).resolve())
-            self._tmp = None
+            self._staging = None
             self.logs_dir = Path(self.root) / run_id / "logs"
         self.run_dir = f"{self.root}/{run_id}"
-        self.logs_location = f"{self.run_dir}/logs"
+        self._remote_logs = f"{self.run_dir}/logs"
         # the tasks' reports (task_contract.TaskReport): private to this run, gone when it ends
         self._reports = tempfile.TemporaryDirectory(prefix="vertex-reports-")
         self._lock_fd: int | None = None
@@ -767,6 +769,11 @@ class _Storage:
         self._upload_error: str | None = None
         self._warned = False
         self._keep_local = False
+
+    @property
+    def logs_location(self) -> str:
+        """Where the logs are: the run's ``logs/`` folder, or the local copies once a remote root failed."""
+        return str(self.logs_dir) if self._keep_local else self._remote_logs
 
     def prepare(self) -> None:
         """Lock the run directory for this run (see the class docstring) and create the log folder.
@@ -945,7 +952,7 @@ class _Storage:
         self._warned = True
         self._keep_local = True
         return (
-            f"Storage unreachable: could not upload task logs to {self.logs_location}/ ({self._upload_error}); "
+            f"Storage unreachable: could not upload task logs to {self._remote_logs}/ ({self._upload_error}); "
             f"the remaining uploads are skipped and every log is kept in {self.logs_dir}/"
         )
 
@@ -953,9 +960,22 @@ class _Storage:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock; the file stays, with the last holder's details
             self._lock_fd = None
-        if self._tmp is not None and not self._keep_local:
-            self._tmp.cleanup()
+        if self._staging is not None and not self._keep_local:
+            shutil.rmtree(self._staging, ignore_errors=True)
         self._reports.cleanup()
+
+
+def _staging_folder(run_id: str) -> Path:
+    """A new folder for a run's logs on their way to a remote root: under ``$XDG_CACHE_HOME`` (default
+    ``~/.cache``) ``/kedro-vertex-runner/logs/``, kept when the upload fails, removed after a run that uploaded
+    them."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kedro-vertex-runner" / "logs"
+    prefix = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)[:80] + "-"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    except OSError as exc:
+        raise PluginError(f"cannot create a folder for the task logs in {base}: {exc.strerror or exc}") from None
 
 
 #: Seconds one log upload may take before storage is taken as unreachable.

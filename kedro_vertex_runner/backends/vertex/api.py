@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...errors import PluginError
+from ...network import refuse_userinfo, require_https, scrub, timeout_setting
 from ...values import is_on
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ DEFAULT_POLL_INTERVAL = 10.0
 MAX_BACKOFF = 60.0
 # how long a --no-wait submit waits for Vertex AI to create the run's metadata context (experiment link)
 EXPERIMENT_ATTACH_TIMEOUT = 120.0
-API_TIMEOUT = 60.0
+API_TIMEOUT = timeout_setting()  # KEDRO_VERTEX_NETWORK_TIMEOUT, default 60 s
 MAX_LOGS_SHOWN = 3  # failed tasks whose log tail is printed when a job fails
 BUCKET_CHECK_TIMEOUT_ENV = "KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT"
 DEFAULT_BUCKET_CHECK_TIMEOUT = 30.0
@@ -216,7 +217,12 @@ class VertexApi:
 
 
 def connect(config: PluginConfig) -> VertexApi:
-    """Credentials checked, clients ready; no request is sent yet."""
+    """Credentials checked, clients ready; no request is sent yet. An ``api_endpoint`` written as a URL must be
+    https:// (the Google token goes with every call), or a loopback test server."""
+    endpoint = api_endpoint(config)
+    if "://" in endpoint:
+        refuse_userinfo("api_endpoint", endpoint)
+        require_https(endpoint, "your Google access token", "api_endpoint")
     return VertexApi(config, load_credentials(config))
 
 
@@ -246,7 +252,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 def _brief(exc: BaseException) -> str:
     """The error's message on one line, without the request line the REST transport puts in front."""
-    message = " ".join(str(getattr(exc, "message", None) or exc).split())
+    message = scrub(" ".join(str(getattr(exc, "message", None) or exc).split()))
     return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", message)
 
 
