@@ -264,10 +264,20 @@ class ForkExecutor(Executor):
 
 
 def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover - runs in the child
-    """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, leave with ``os._exit``."""
+    """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, then end as a fresh
+    interpreter would: the exit handlers registered in this process run (loky's and multiprocessing's stop the
+    workers the node started; the task's own, inherited, do not run twice), whatever the node started is killed,
+    and the process leaves with ``os._exit``."""
+    import atexit
+
     from kedro.io import MemoryDataset
 
+    from .backends.processes import finish
+
+    inherited_hooks = len(getattr(threading, "_threading_atexits", []))
+    atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's
     tracker.in_child()
+    fresh_random_state()
     started = time.perf_counter()
     try:
         node = task.execute()
@@ -277,6 +287,8 @@ def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover
             if isinstance(dataset, MemoryDataset):
                 outputs[dataset_name] = dataset.load()
         payload = _dumps(("ok", outputs, time.perf_counter() - started, None))
+    except SystemExit as exc:
+        payload = _dumps(("error", NodeExited(exc.code), None, tracker.traceback_text(exc)))
     except BaseException as exc:
         payload = _dumps(("error", exc, None, tracker.traceback_text(exc)))
     try:
@@ -284,7 +296,34 @@ def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover
             pipe.write(payload)
         _flush_all()
     finally:
-        os._exit(0)
+        finish(0, inherited_hooks)
+
+
+class NodeExited(Exception):
+    """A node called ``sys.exit`` (or raised ``SystemExit``): the node fails, never the task silently succeeds."""
+
+    def __init__(self, code: Any):
+        super().__init__(f"the node called sys.exit({code!r}); a node must return its outputs or raise")
+        self.code = code
+        self.type_name = "SystemExit"  # how the error line names it
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return NodeExited, (self.code,)
+
+
+def fresh_random_state() -> None:
+    """Reseed, from the OS's entropy, every generator a fresh interpreter seeds that way and a fork copies:
+    ``random`` (Python reseeds it after ``os.fork``; done again for a fork that skipped that) and numpy's legacy
+    global generator (``numpy.random.rand`` and friends; ``default_rng()`` reads fresh entropy on each call)."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            numpy.random.seed()
+        except Exception:
+            pass
 
 
 def _dumps(result: tuple[Any, ...]) -> bytes:
