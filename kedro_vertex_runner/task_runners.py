@@ -197,8 +197,9 @@ class ForkExecutor(Executor):
     The fork happens in the caller's thread (Kedro's scheduling loop, the main thread), so the child holds the
     task's state as it is: the catalog with the inputs already computed, the session's hooks, the job's active
     MLflow run. The child runs the task, pickles the outputs that live in a ``MemoryDataset`` back through a pipe
-    and leaves with ``os._exit`` (no exit handler of the parent's libraries runs twice). A reader thread per child
-    saves those outputs into this process's catalog, then completes the future with the node.
+    and ends (:func:`_child`: only the exit handlers registered in the child run, never the parent's twice). A
+    reader thread per child saves those outputs into this process's catalog, then completes the future with the
+    node.
 
     ``tracker`` gets ``started(name)``, ``finished(name, duration)`` and ``failed(name, traceback_text)``.
     """
@@ -265,9 +266,9 @@ class ForkExecutor(Executor):
 
 def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover - runs in the child
     """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, then end as a fresh
-    interpreter would: the exit handlers registered in this process run (loky's and multiprocessing's stop the
-    workers the node started; the task's own, inherited, do not run twice), whatever the node started is killed,
-    and the process leaves with ``os._exit``."""
+    interpreter would, at once: the exit handlers registered in this process run (a loky executor the node started
+    stops its workers; the task's own handlers, inherited, do not run twice), whatever the node started and left
+    running (a pool, workers, a thread) is killed or abandoned, and the process leaves with ``os._exit``."""
     import atexit
 
     from kedro.io import MemoryDataset

@@ -244,3 +244,25 @@ def test_a_node_that_exits_fails_its_task_with_threads_too(exit_project: Path, t
     state = TaskReport.read(report)
     assert state is not None and state.state == "failed" and state.node == "exit_three"
     assert not (exit_project / "data" / "exit_later_ran.json").exists()
+
+
+HANGING_EXIT = """
+import atexit, subprocess, sys, time
+from kedro_vertex_runner.backends import processes
+
+processes.EXIT_GRACE = 0.5
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(child.pid, flush=True)
+atexit.register(time.sleep, 600)  # an exit handler that never returns
+processes.finish(5)
+"""
+
+
+def test_exit_handlers_that_hang_never_keep_a_task_alive(tmp_path: Path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [PYTHON, "-c", HANGING_EXIT], env=subprocess_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 5 and time.monotonic() - started < 30, result.stderr
+    assert "exit handlers still running after 0.5 s: ending without them" in result.stderr
+    assert not _alive(int(result.stdout.split()[0]))  # what the process started is gone with it
