@@ -579,6 +579,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         from .task_runners import NodeExited
 
         node = _exiting_node(exc) or hooks.failed_node or hooks.current_node
+        if node is None:  # not from a node (no node had started): the exit it asks for
+            raise
         failure = NodeExited(exc.code)
         TaskReport(FAILED, node, _one_line(failure)).write(hooks.report)
         _report_not_run(nodes, hooks, node)
@@ -654,7 +656,9 @@ class _ExitGuard:
             report_error(f"node {node!r} failed: {reason}" if node else reason)
             sys.stderr.flush()
         finally:
-            self.real(1)
+            from .backends.processes import finish
+
+            finish(1)  # as the task would have ended: exit handlers, then whatever it started is killed
 
 
 def _missing_data(exc: BaseException | None) -> str | None:
