@@ -198,7 +198,7 @@ class _Watchdog:
         TaskReport(FAILED, self.node(), f"timed out after {self.seconds:g} s").write(self.report)
         report_error(self.message())
         sys.stderr.flush()
-        os._exit(TIMEOUT_EXIT_CODE)
+        getattr(os._exit, "__wrapped__", os._exit)(TIMEOUT_EXIT_CODE)  # not _ExitGuard's: this is no node's exit
 
 
 # --------------------------------------------------------------------------------------------- plugins and hooks
@@ -310,9 +310,11 @@ class _TaskHooks:
         self.versions: dict[str, str] = {}  # versioned datasets of this task → the job's version
         self._outputs: dict[str, Any] = {}  # versioned outputs → their dataset objects
         self._job_version: str | None = None
+        self.by_thread: dict[int, str] = {}
 
     def enter(self, node_name: str) -> None:
         """``node_name`` starts (loading its inputs, then running): say so in the task report."""
+        self.by_thread[threading.get_ident()] = node_name  # the node a thread runs (``threads`` mode)
         if node_name not in self._started:
             self.current_node = node_name
             self._started[node_name] = time.perf_counter()
@@ -558,7 +560,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
                 exit_handler=task.exit_handler,
             ):
                 runner = task_runner(mode, hooks)
-                session.run(pipeline_names=sources, node_names=nodes, runner=runner)
+                with _ExitGuard(hooks, nodes):
+                    session.run(pipeline_names=sources, node_names=nodes, runner=runner)
         if not task.exit_handler:
             from .timings import record_task
 
@@ -572,6 +575,17 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     except PluginError as exc:
         _raise_missing_module(exc, code_uri)
         raise
+    except SystemExit as exc:  # a node called sys.exit: that node failed, the task's later nodes did not run
+        from .task_runners import NodeExited
+
+        node = _exiting_node(exc) or hooks.failed_node or hooks.current_node
+        if node is None:  # not from a node (no node had started): the exit it asks for
+            raise
+        failure = NodeExited(exc.code)
+        TaskReport(FAILED, node, _one_line(failure)).write(hooks.report)
+        _report_not_run(nodes, hooks, node)
+        _report_failure(failure, node, "".join(_user_traceback(exc)))
+        return 1
     except Exception as exc:
         cause = _plugin_cause(exc)
         if cause is not None:
@@ -579,12 +593,72 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         node = hooks.failed_node or hooks.current_node
         TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
         _raise_missing_module(exc, code_uri, node)
+        _report_not_run(nodes, hooks, node)
         _report_failure(exc, node, hooks.tracebacks.get(node or ""))
         return 1
     finally:
         if watchdog:
             watchdog.stop()
     return 0
+
+
+def _exiting_node(exc: BaseException) -> str | None:
+    """The node whose code raised ``exc``: the innermost frame of ``kedro.pipeline.Node`` the traceback passes."""
+    node_type = getattr(sys.modules.get("kedro.pipeline.node"), "Node", None)
+    found = None
+    tb = exc.__traceback__
+    while tb is not None and node_type is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, node_type):
+            found = owner.name
+        tb = tb.tb_next
+    return found
+
+
+def _report_not_run(nodes: list[str], hooks: _TaskHooks, failed: str | None) -> None:
+    """Name the task's nodes that never completed because ``failed`` ended the task (none for a one-node task)."""
+    left = [name for name in nodes if name != failed and name not in hooks.durations]
+    if left and failed is not None:
+        _flush()
+        print(f"Not run, because node {failed!r} failed: {', '.join(left)}", file=sys.stderr)
+
+
+class _ExitGuard:
+    """While the task's nodes run, ``os._exit`` in the task's own process (a node calling it, in-process) fails
+    the node with a line naming it instead of ending the task as if it had succeeded. A process forked from the
+    task (a node's own process, a library's worker) exits as it asks."""
+
+    def __init__(self, hooks: _TaskHooks, nodes: list[str]):
+        self.hooks, self.nodes = hooks, nodes
+        self.pid = os.getpid()
+        self.real = os._exit
+
+    def __enter__(self) -> _ExitGuard:
+        def guarded(status: int) -> Any:
+            if os.getpid() != self.pid:
+                self.real(status)
+            self._exited(status)
+
+        guarded.__wrapped__ = self.real  # type: ignore[attr-defined]
+        os._exit = guarded
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        os._exit = self.real
+
+    def _exited(self, status: int) -> None:
+        hooks = self.hooks
+        node = hooks.by_thread.get(threading.get_ident()) or hooks.current_node
+        reason = f"the node called os._exit({status!r}); a node must return its outputs or raise"
+        try:
+            TaskReport(FAILED, node, reason).write(hooks.report)
+            _report_not_run(self.nodes, hooks, node)
+            report_error(f"node {node!r} failed: {reason}" if node else reason)
+            sys.stderr.flush()
+        finally:
+            from .backends.processes import finish
+
+            finish(1)  # as the task would have ended: exit handlers, then whatever it started is killed
 
 
 def _missing_data(exc: BaseException | None) -> str | None:
@@ -850,6 +924,26 @@ def _sweep_when_gone(folder: str) -> None:
     os.read(ready_r, 1)
 
 
+def _main_and_exit() -> None:
+    """``python -m kedro_vertex_runner.entrypoint``: run the task, then end as a warm-started task does
+    (:func:`~kedro_vertex_runner.backends.processes.finish`): exit handlers run, no thread or worker is waited for."""
+    code = 1
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        from .backends.processes import finish
+
+        finish(code)
+
+
 if __name__ == "__main__":
     _watch_launcher()
-    sys.exit(main())
+    _main_and_exit()

@@ -222,8 +222,9 @@ class ForkExecutor(Executor):
     The fork happens in the caller's thread (Kedro's scheduling loop, the main thread), so the child holds the
     task's state as it is: the catalog with the inputs already computed, the session's hooks, the job's active
     MLflow run. The child runs the task, pickles the outputs that live in a ``MemoryDataset`` back through a pipe
-    and leaves with ``os._exit`` (no exit handler of the parent's libraries runs twice). A reader thread per child
-    saves those outputs into this process's catalog, then completes the future with the node.
+    and ends (:func:`_child`: only the exit handlers registered in the child run, never the parent's twice). A
+    reader thread per child saves those outputs into this process's catalog, then completes the future with the
+    node.
 
     ``tracker`` gets ``started(name)``, ``finished(name, duration)`` and ``failed(name, traceback_text)``.
     """
@@ -289,10 +290,20 @@ class ForkExecutor(Executor):
 
 
 def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover - runs in the child
-    """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, leave with ``os._exit``."""
+    """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, then end as a fresh
+    interpreter would, at once: the exit handlers registered in this process run (a loky executor the node started
+    stops its workers; the task's own handlers, inherited, do not run twice), whatever the node started and left
+    running (a pool, workers, a thread) is killed or abandoned, and the process leaves with ``os._exit``."""
+    import atexit
+
     from kedro.io import MemoryDataset
 
+    from .backends.processes import finish
+
+    inherited_hooks = len(getattr(threading, "_threading_atexits", []))
+    atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's
     tracker.in_child()
+    fresh_random_state()
     started = time.perf_counter()
     try:
         node = task.execute()
@@ -302,6 +313,8 @@ def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover
             if isinstance(dataset, MemoryDataset):
                 outputs[dataset_name] = dataset.load()
         payload = _dumps(("ok", outputs, time.perf_counter() - started, None))
+    except SystemExit as exc:
+        payload = _dumps(("error", NodeExited(exc.code), None, tracker.traceback_text(exc)))
     except BaseException as exc:
         payload = _dumps(("error", exc, None, tracker.traceback_text(exc)))
     try:
@@ -309,7 +322,34 @@ def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover
             pipe.write(payload)
         _flush_all()
     finally:
-        os._exit(0)
+        finish(0, inherited_hooks)
+
+
+class NodeExited(Exception):
+    """A node called ``sys.exit`` (or raised ``SystemExit``): the node fails, never the task silently succeeds."""
+
+    def __init__(self, code: Any):
+        super().__init__(f"the node called sys.exit({code!r}); a node must return its outputs or raise")
+        self.code = code
+        self.type_name = "SystemExit"  # how the error line names it
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return NodeExited, (self.code,)
+
+
+def fresh_random_state() -> None:
+    """Reseed, from the OS's entropy, every generator a fresh interpreter seeds that way and a fork copies:
+    ``random`` (Python reseeds it after ``os.fork``; done again for a fork that skipped that) and numpy's legacy
+    global generator (``numpy.random.rand`` and friends; ``default_rng()`` reads fresh entropy on each call)."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            numpy.random.seed()
+        except Exception:
+            pass
 
 
 def _dumps(result: tuple[Any, ...]) -> bytes:

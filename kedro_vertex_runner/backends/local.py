@@ -1164,11 +1164,12 @@ class _Scheduler:
             _signal_group(task.process, signal.SIGKILL if _POSIX else signal.SIGTERM)
             task.tree.kill_left()
             self.running.remove(task)
+            reason: str | None
             if task.timed_out or (code == TIMEOUT_EXIT_CODE and task.timeout is not None):
                 # the entrypoint's own watchdog may see the same --timeout expire first
                 reason = f"timed out after {_number(task.timeout)} s"
             elif code == 0:
-                reason = None
+                reason = self._ended_mid_node(task)
             elif getattr(task.process, "error", None):
                 reason = str(task.process.error)  # type: ignore[union-attr]
             elif code < 0:
@@ -1176,6 +1177,16 @@ class _Scheduler:
             else:
                 reason = f"exit {code}"
             self._attempt_ended(task, code, reason)
+
+    def _ended_mid_node(self, task: _Task) -> str | None:
+        """Why a task that exited with 0 failed all the same: its report still names a node as running (the
+        process ended inside that node without a word, e.g. a C extension's ``_exit(0)``), else None."""
+        from ..task_contract import RUNNING as NODE_RUNNING
+
+        report = TaskReport.read(self.storage.report_path(task.name))
+        if report is None or report.state != NODE_RUNNING:
+            return None
+        return f"exit 0 while node {report.node!r} was running: a node must return or raise, not end its process"
 
     def _attempt_ended(self, task: _Task, code: int | None, reason: str | None) -> None:
         result = task.result

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -126,4 +129,73 @@ class Descendants:
         self._seen.clear()
 
 
-__all__ = ["Descendants", "become_subreaper", "children", "descendants", "die_with_parent", "kill", "kill_tree"]
+#: how long a task's exit handlers may take before the task ends without them (never a library's idle timeout)
+EXIT_GRACE = 10.0
+
+
+def finish(code: int, inherited_hooks: int = 0) -> NoReturn:
+    """End this process as a fresh interpreter's exit would shut its libraries down, without waiting for them.
+
+    What ``Py_Finalize`` runs, in its order: the shutdown hooks libraries register with ``threading`` (loky's and
+    ``concurrent.futures``' executors stop their workers there), then the :mod:`atexit` handlers (multiprocessing
+    terminates its pools, mlflow ends its run, logging flushes). Unlike an interpreter it never joins a thread left
+    running, and gives the handlers at most :data:`EXIT_GRACE` seconds; then it kills every process still
+    descended from this one (a worker, a resource tracker, a JVM) and leaves with ``os._exit(code)``.
+
+    ``inherited_hooks``: the number of ``threading`` shutdown hooks this process inherited through a fork and must
+    not run (they belong to the parent's executors); 0 in a process that runs its own.
+    """
+    import atexit
+    import threading
+
+    def overdue() -> None:
+        _write_stderr(f"exit handlers still running after {EXIT_GRACE:g} s: ending without them\n")
+        _end(code)
+
+    timer = threading.Timer(EXIT_GRACE, overdue)
+    timer.daemon = True
+    try:
+        timer.start()
+        hooks = list(getattr(threading, "_threading_atexits", []))[inherited_hooks:]
+        threading._SHUTTING_DOWN = True  # type: ignore[attr-defined]  # no new executor from here on
+        for hook in reversed(hooks):
+            try:
+                hook()
+            except BaseException:
+                pass
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    _end(code)
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _end(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for child in children(os.getpid()):
+        kill_tree(child)
+    real_exit: Callable[[int], NoReturn] = getattr(os._exit, "__wrapped__", os._exit)  # even while a task guards it
+    real_exit(code)
+
+
+__all__ = [
+    "Descendants",
+    "become_subreaper",
+    "children",
+    "descendants",
+    "die_with_parent",
+    "finish",
+    "kill",
+    "kill_tree",
+]

@@ -19,7 +19,9 @@ What each child does before it runs the entrypoint's ``main(argv)`` with the tas
 session and process group (``setsid``), the kernel's parent-death signal, subreaper status (an orphaned descendant
 stays the task's), stdout/stderr into the task's log, stdin from ``/dev/null``, the task's environment (replacing
 the zygote's), working directory, default signal handlers, fresh random seeds (``random`` and numpy's global
-generator). The task's argv format is the entrypoint's business: the zygote passes it through unchanged.
+generator). The task's argv format is the entrypoint's business: the zygote passes it through unchanged. When the
+entrypoint returns, the child ends as a fresh interpreter would (:func:`.processes.finish`: threading's shutdown
+hooks, then the ``atexit`` handlers, then whatever is left running is killed), never waiting on a library's workers.
 
 Protocol, one JSON object per line: the launcher writes ``{"key", "argv", "env", "cwd", "log"}`` to the zygote's
 stdin; the zygote answers ``{"key", "pid"}`` (or ``{"key", "error"}``) once forked and ``{"pid", "status"}`` when
@@ -551,15 +553,11 @@ def _run_child(request: dict[str, Any], zygote_pid: int, protocol: tuple[int, in
         traceback.print_exc()
         code = 1
     finally:
-        try:
-            import atexit
+        from .processes import finish
 
-            atexit._run_exitfuncs()  # what a fresh interpreter runs at exit (mlflow, logging, …)
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-        os._exit(code if isinstance(code, int) else 1)
+        # what a fresh interpreter runs at exit, threading's shutdown hooks first: without them multiprocessing's
+        # exit handler waited for loky's idle workers (GridSearchCV(n_jobs=-1)) for their 300 s timeout
+        finish(code if isinstance(code, int) else 1)
 
 
 def _unbuffered_stdio() -> None:
@@ -580,13 +578,10 @@ def _unbuffered_stdio() -> None:
 
 
 def _reseed() -> None:
-    """Fresh random state, as a fresh process has (``random`` reseeds itself after fork; numpy does not)."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        try:
-            numpy.random.seed()
-        except Exception:
-            pass
+    """Fresh random state, as a fresh process has (see :func:`~kedro_vertex_runner.task_runners.fresh_random_state`)."""
+    from ..task_runners import fresh_random_state
+
+    fresh_random_state()
 
 
 def _configure_logging(project_dir: Path) -> None:
