@@ -34,12 +34,12 @@ DIAMOND = Pipeline(
 )
 
 
-def task_runner_args(task_runner=None) -> dict[str, str | None]:
+def task_runner_args(task_runner=None, **request) -> dict[str, str | None]:
     run_config = {"image": "img:1", "root": "bucket/runs", "grouping": "makespan"}
     if task_runner is not None:
         run_config["task_runner"] = task_runner
     config = validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": run_config})
-    spec = compile_spec(CompileRequest(pipeline=DIAMOND, config=config))
+    spec = compile_spec(CompileRequest(pipeline=DIAMOND, config=config, **request))
     executors = spec["deploymentSpec"]["executors"].values()
     contracts = [TaskContract.from_args(executor["container"]["args"]) for executor in executors]
     return {",".join(c.nodes): c.task_runner for c in contracts}
@@ -49,6 +49,15 @@ def test_a_fused_task_runs_its_branches_in_processes_by_default():
     assert task_runner_args() == {"left,right,join": "processes"}
     assert task_runner_args("sequential") == {"left,right,join": None}  # the entrypoint's own default
     assert task_runner_args("threads") == {"left,right,join": "threads"}
+
+
+def test_a_task_runs_side_by_side_only_where_that_pays():
+    # the last local run timed the branches at half a second: forking them would cost more than it saves
+    assert task_runner_args(durations={"left": 0.5, "right": 0.5, "join": 0.1}) == {"left,right,join": None}
+    assert task_runner_args(durations={"left": 5, "right": 5, "join": 0.1}) == {"left,right,join": "processes"}
+    # the branches hand their values to the join in memory (nothing declared): one process runs all three
+    assert task_runner_args(declared=frozenset()) == {"left,right,join": None}
+    assert task_runner_args(declared=frozenset({"l", "r"})) == {"left,right,join": "processes"}
 
 
 def test_a_node_tag_sets_the_mode_of_its_task_and_the_most_conservative_wins():
@@ -61,6 +70,25 @@ def test_a_node_tag_sets_the_mode_of_its_task_and_the_most_conservative_wins():
     assert mode_for("threads", [left, right]) == "threads"
     pinned = node(step, "x", "y", name="pinned", tags=["task_runner.sequential"])
     assert mode_for("threads", [right, pinned]) == "sequential"
+
+
+def test_nodes_linked_in_memory_share_a_process_and_groups_never_wait_for_each_other():
+    from kedro_vertex_runner.task_runners import can_overlap, memory_groups
+
+    def names(groups):
+        return [[n.name for n in group] for group in groups]
+
+    # a0 -> m (memory) -> a1, and b -> s (stored) -> a1: a0 and a1 share a process, which waits for b
+    late = Pipeline([node(step, "x", "m", name="a0"), node(step, ["m", "s"], "o", name="a1"),
+                     node(step, "y", "s", name="b")])  # fmt: skip
+    groups = memory_groups(late, lambda name: name == "m")
+    assert names(groups) == [["b"], ["a0", "a1"]] and not can_overlap(groups)
+    # a -> m (memory) -> c with b stored in between: a, b and c would wait for each other, so share a process
+    cycle = Pipeline([node(step, "x", ["m", "s1"], name="a"), node(step, "s1", "s2", name="b"),
+                      node(step, ["m", "s2"], "o", name="c"), node(step, "x", "z", name="d")])  # fmt: skip
+    groups = memory_groups(cycle, lambda name: name == "m")
+    assert names(groups) == [["a", "b", "c"], ["d"]] and can_overlap(groups)
+    assert not can_overlap(memory_groups(DIAMOND, lambda name: True))  # a diamond linked in memory: one process
 
 
 def test_an_unknown_task_runner_is_a_config_error():
@@ -76,6 +104,7 @@ NODES = '''
 import json
 import os
 import sys
+import threading
 import time
 
 import matplotlib
@@ -133,12 +162,86 @@ def steady(x):
     time.sleep(1.0)
     _record("steady")
     return "steady"
+
+
+class Guarded:
+    """What plain ``kedro run`` passes between nodes in memory but pickle cannot send: a lock and a lambda."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.bump = lambda value: value + 1
+
+
+def make_guarded(x):
+    _record("make_guarded")
+    return Guarded()
+
+
+def guarded_a(guarded):
+    with guarded.lock:
+        _record("guarded_a")
+    return guarded.bump  # a lambda
+
+
+def guarded_b(guarded):
+    _record("guarded_b")
+    return guarded.bump(1)
+
+
+def guarded_join(bump, value):
+    _record("guarded_join", value=bump(value))
+    return value
+
+
+def spark_left(x):
+    time.sleep(0.3)
+    _record("spark_left")
+    return "l"
+
+
+def spark_right(x):
+    time.sleep(0.3)
+    _record("spark_right")
+    return "r"
+
+
+def spark_join(l, r):
+    _record("spark_join")
+    return l + r
 '''
+
+DATASETS = """
+from kedro_datasets.pickle import PickleDataset
+
+
+class SparkFrameDataset(PickleDataset):
+    \"\"\"Named like a Spark dataset: the task runner treats a task using it as a Spark task (no JVM needed here).\"\"\"
+"""
+
+#: the branches' outputs are stored (pickle files): the only way values leave a forked group
+CATALOG = """
+pt_guarded:  # holds a lock: kept as is (a deep copy of a lock fails), as a Spark DataFrame would be
+  type: MemoryDataset
+  copy_mode: assign
+pt_left:
+  type: pickle.PickleDataset
+  filepath: data/08_reporting/pt_left.pkl
+pt_right:
+  type: pickle.PickleDataset
+  filepath: data/08_reporting/pt_right.pkl
+pt_spark_left:
+  type: demo_project.datasets.SparkFrameDataset
+  filepath: data/08_reporting/pt_spark_left.pkl
+pt_spark_right:
+  type: pickle.PickleDataset
+  filepath: data/08_reporting/pt_spark_right.pkl
+"""
 
 PIPELINE = """
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import explode, join, left, right, steady
+from .nodes import (explode, guarded_a, guarded_b, guarded_join, join, left, make_guarded, right, spark_join,
+                    spark_left, spark_right, steady)
 
 
 def create_pipeline(**kwargs):
@@ -148,6 +251,13 @@ def create_pipeline(**kwargs):
         Node(join, ["pt_left", "pt_right"], "pt_joined", name="join"),
         Node(explode, "params:report_title", "pt_exploded", name="explode"),
         Node(steady, "params:report_title", "pt_steady", name="steady"),
+        Node(make_guarded, "params:report_title", "pt_guarded", name="make_guarded"),
+        Node(guarded_a, "pt_guarded", "pt_guarded_a", name="guarded_a"),
+        Node(guarded_b, "pt_guarded", "pt_guarded_b", name="guarded_b"),
+        Node(guarded_join, ["pt_guarded_a", "pt_guarded_b"], "pt_guarded_out", name="guarded_join"),
+        Node(spark_left, "params:report_title", "pt_spark_left", name="spark_left"),
+        Node(spark_right, "params:report_title", "pt_spark_right", name="spark_right"),
+        Node(spark_join, ["pt_spark_left", "pt_spark_right"], "pt_spark_out", name="spark_join"),
     ])
 """
 
@@ -160,6 +270,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (package / "__init__.py").write_text("from .pipeline import create_pipeline\n")
     (package / "nodes.py").write_text(textwrap.dedent(NODES))
     (package / "pipeline.py").write_text(textwrap.dedent(PIPELINE))
+    (project / "src" / "demo_project" / "datasets.py").write_text(textwrap.dedent(DATASETS))
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(catalog.read_text() + CATALOG)
     return project
 
 
@@ -203,6 +316,25 @@ def test_branches_see_none_of_each_others_global_state(branches):
     assert records["join"]["seen"] == [] and records["join"]["env"] is None
     assert records["join"]["linewidth"] != 7.0 and records["join"]["linewidth"] != 3.0
     assert len({records[name]["pid"] for name in ("left", "right", "join")}) == 3
+
+
+def test_values_kept_in_memory_never_leave_their_process(project: Path, tmp_path: Path):
+    # a diamond whose branches pass a lock and a lambda in memory (pickle cannot send them): plain `kedro run`
+    # keeps them in memory, and so does the task, running the four nodes one after another in one process
+    result, records, report = run_task(project, tmp_path, "make_guarded", "guarded_a", "guarded_b", "guarded_join")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert records["guarded_join"]["value"] == 3
+    names = ("make_guarded", "guarded_a", "guarded_b", "guarded_join")
+    assert len({records[name]["pid"] for name in names}) == 1
+    assert report is not None and report.state == "succeeded"
+
+
+def test_a_task_using_spark_never_forks_its_nodes(project: Path, tmp_path: Path):
+    # the same shape as left/right/join (stored outputs, so it would fork), but one output is a Spark dataset:
+    # the task keeps one process, so its nodes would share one SparkSession (one JVM)
+    result, records, _ = run_task(project, tmp_path, "spark_left", "spark_right", "spark_join")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len({records[name]["pid"] for name in ("spark_left", "spark_right", "spark_join")}) == 1
 
 
 def test_a_failing_branch_fails_the_task_and_is_named(project: Path, tmp_path: Path):

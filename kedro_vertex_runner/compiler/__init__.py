@@ -90,7 +90,7 @@ def cost_model(request: CompileRequest) -> CostModel:
 
     options = request.config.run_config.grouping_options
     durations = dict(request.durations) if options.use_timings else {}
-    from ..task_runners import MIN_WORKERS, SEQUENTIAL
+    from ..task_runners import FORK_COST, MIN_WORKERS, SEQUENTIAL
 
     # a task runs independent nodes side by side unless the job says sequential (a node's tag may still say so:
     # the model assumes the job's setting); at least MIN_WORKERS at once, whatever machine the task gets
@@ -100,6 +100,7 @@ def cost_model(request: CompileRequest) -> CostModel:
         node_duration=options.node_duration,
         durations=durations,
         task_workers=workers,
+        parallel_cost=FORK_COST,
     )
 
 
