@@ -4,12 +4,16 @@ The grouping fuses short parallel branches into one task (a Vertex AI task costs
 hold nodes that plain ``kedro run`` with a parallel runner would overlap. ``run_config.task_runner`` chooses, per
 task, how the entrypoint runs them:
 
-* ``processes`` (default): every node of the task runs in its own process, forked from the task's process when its
-  inputs are ready. A node sees the task's state as it was before any node ran: what one node does to module-level
-  variables, ``os.environ``, matplotlib's pyplot state or random seeds reaches no other node (plain ``kedro run``
-  lets a node see what the nodes before it left behind; nothing overlaps). Outputs held in memory between the
-  task's nodes are pickled back to the task's process; inputs reach a node through the fork, without a copy.
-  Kedro's hooks (kedro-mlflow's included) run in the node's process, inside the job's one MLflow run.
+* ``processes`` (default): never slower than plain ``kedro run``. Nodes linked by a dataset kept in memory
+  (:func:`memory_groups`) form a group that runs in one process, one node after another, so no value held in
+  memory is ever pickled; groups that can overlap run side by side, each in a process forked from the task's
+  process when its inputs are ready, where the compiler's estimate says it pays (``--task-runner=processes`` in
+  the spec) and the task uses no Spark (:func:`uses_spark`); otherwise the task runs in-process, sequentially.
+  A group sees the task's state as it was before any node ran: what one group's node does to module-level
+  variables, ``os.environ``, matplotlib's pyplot state or random seeds reaches no other group (plain ``kedro run``
+  lets a node see what the nodes before it left behind; nothing overlaps). Inputs reach a group through the
+  fork, without a copy. Kedro's hooks (kedro-mlflow's included) run in the group's process, inside the job's one
+  MLflow run.
 * ``threads``: Kedro's ``ThreadRunner``: nodes share one interpreter, so module-level variables, environment
   variables and matplotlib state are shared *while they run* (use it for I/O-bound nodes known not to touch
   global state); a timed-out task ends up to 15 s after its timeout (a thread cannot be interrupted).
