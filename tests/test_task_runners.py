@@ -366,3 +366,20 @@ def test_the_model_counts_a_fused_tasks_branches_side_by_side():
     wide = TaskGroup("w0", tuple(node(step, "raw", f"o{i}", name=f"w{i}") for i in range(5)), ())
     assert estimate([wide], side_by_side).makespan == 120 + 3 * 10
     assert estimate([wide], sequential).makespan == 120 + 5 * 10
+
+
+def test_the_model_counts_what_the_runner_does_the_cost_of_forking_and_values_kept_in_memory():
+    from kedro_vertex_runner.compiler.grouping import CostModel, estimate, group_nodes
+
+    fan = Pipeline([node(step, "raw", "s", name="split"), node(step, "s", "a", name="a"),
+                    node(step, "s", "b", name="b"), node(step, ["a", "b"], "out", name="join")])  # fmt: skip
+    one_task = group_nodes(fan, "makespan", model=CostModel(task_workers=2))
+
+    def span(**model):
+        return estimate(one_task, CostModel(task_workers=2, parallel_cost=2, **model)).makespan - 120
+
+    assert span() == 3 * 10 + 2  # a and b overlap, at the cost of forking
+    assert span(durations={"split": 1, "a": 1, "b": 1, "join": 1}) == 4  # forking would cost more: one by one
+    assert span(transient=frozenset()) == 3 * 10 + 2  # everything is stored: a and b still overlap
+    assert span(transient=frozenset({"s"})) == 4 * 10  # split hands s to both in memory: one process for all
+    assert span(transient=frozenset({"a", "b"})) == 4 * 10  # both reach the join in memory: one process

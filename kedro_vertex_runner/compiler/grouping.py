@@ -117,6 +117,10 @@ class CostModel:
         parallel_cost: seconds a task loses when it runs nodes side by side (processes forked, libraries' pools
             set up again; ``kedro_vertex_runner.task_runners.FORK_COST``): a task whose schedule plus this is not
             shorter than the sum of its nodes runs them one after another, and costs the sum.
+        transient: datasets that stay in memory between the nodes of a task (undeclared, or memory datasets);
+            nodes linked by one run in one process, one after another (see
+            ``kedro_vertex_runner.task_runners.memory_groups``), so only such groups overlap. None: unknown, every
+            node overlaps on its own.
     """
 
     task_startup: float = DEFAULT_TASK_STARTUP
@@ -124,6 +128,7 @@ class CostModel:
     durations: Mapping[str, float] = field(default_factory=dict)
     task_workers: int = 1
     parallel_cost: float = 0.0
+    transient: frozenset[str] | None = None
 
     def duration(self, node_name: str) -> float:
         return float(self.durations.get(node_name, self.node_duration))
@@ -273,11 +278,39 @@ def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: i
     return min(total, span + cost)
 
 
+def _task_span(
+    nodes: Sequence[Node],
+    weights: Sequence[float],
+    parents: Sequence[Sequence[int]],
+    workers: int,
+    cost: float,
+    transient: frozenset[str] | None,
+) -> float:
+    """:func:`_span` of a task's ``nodes`` where nodes linked by a ``transient`` dataset run as one (in one
+    process, one after another, as the task runner runs them)."""
+    if workers > 1 and transient and any(name in transient for node in nodes for name in node.inputs):
+        from types import SimpleNamespace
+
+        from ..task_runners import memory_groups
+
+        units = memory_groups(SimpleNamespace(nodes=list(nodes)), transient.__contains__)
+        if len(units) < len(nodes):
+            position = {node: k for k, node in enumerate(nodes)}
+            unit_of = {node: u for u, unit in enumerate(units) for node in unit}
+            unit_weights = [sum(weights[position[node]] for node in unit) for unit in units]
+            unit_parents = [
+                sorted({unit_of[nodes[p]] for node in unit for p in parents[position[node]]} - {u})
+                for u, unit in enumerate(units)
+            ]
+            return _span(unit_weights, unit_parents, workers, cost)
+    return _span(weights, parents, workers, cost)
+
+
 def _group_span(group: TaskGroup, model: CostModel) -> float:
     producer = {name: i for i, node in enumerate(group.nodes) for name in node.outputs}
     parents = [sorted({producer[name] for name in node.inputs if name in producer}) for node in group.nodes]
     weights = [model.duration(node.name) for node in group.nodes]
-    return _span(weights, parents, model.task_workers, model.parallel_cost)
+    return _task_span(group.nodes, weights, parents, model.task_workers, model.parallel_cost, model.transient)
 
 
 class _Graph:
@@ -291,9 +324,10 @@ class _Graph:
         startup: float,
         workers: int = 1,
         parallel_cost: float = 0.0,
+        transient: frozenset[str] | None = None,
     ):
         self.nodes, self.parents, self.weight, self.startup, self.workers = nodes, parents, weight, startup, workers
-        self.parallel_cost = parallel_cost
+        self.parallel_cost, self.transient = parallel_cost, transient
         self.children: list[list[int]] = [[] for _ in nodes]
         for i, node_parents in enumerate(parents):
             for p in node_parents:
@@ -306,7 +340,9 @@ class _Graph:
         dependencies = pipeline.node_dependencies
         parents = [sorted(index[p] for p in dependencies[node]) for node in nodes]
         weights = [model.duration(node.name) for node in nodes]
-        return cls(nodes, parents, weights, model.task_startup, model.task_workers, model.parallel_cost)
+        return cls(
+            nodes, parents, weights, model.task_startup, model.task_workers, model.parallel_cost, model.transient
+        )
 
     def components(self) -> list[list[int]]:
         """Weakly connected components, each a sorted index list, ordered by their first node."""
@@ -337,6 +373,7 @@ class _Graph:
             self.startup,
             self.workers,
             self.parallel_cost,
+            self.transient,
         )
 
     def bottom_levels(self, per_edge: float) -> list[float]:
@@ -359,7 +396,14 @@ class _Graph:
         for label, indices in members.items():
             local = {i: k for k, i in enumerate(indices)}
             parents = [[local[p] for p in self.parents[i] if labels[p] == label] for i in indices]
-            work[label] = _span([self.weight[i] for i in indices], parents, self.workers, self.parallel_cost)
+            work[label] = _task_span(
+                [self.nodes[i] for i in indices],
+                [self.weight[i] for i in indices],
+                parents,
+                self.workers,
+                self.parallel_cost,
+                self.transient,
+            )
         return work
 
     def evaluate(self, labels: list[int]) -> tuple[float, int]:
