@@ -436,7 +436,7 @@ class _GroupTracker:
 
     def finished(self, name: str, duration: float | None) -> None:
         group = self.groups.pop(name)
-        times = group.catalog.times.load() if group.catalog.times._data is not None else {}
+        times = group.catalog.times.load() if group.catalog.times.exists() else {}
         self._tracker.finished(name, times.get(name, duration))
         for node in group.nodes[1:]:
             self._tracker.started(node.name)

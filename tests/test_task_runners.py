@@ -153,6 +153,10 @@ def join(l, r):
     return {"inputs": [l, r]}
 
 
+def prepare(x):
+    return x
+
+
 def explode(x):
     time.sleep(0.2)
     raise ValueError("boom in one branch")
@@ -240,7 +244,7 @@ pt_spark_right:
 PIPELINE = """
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import (explode, guarded_a, guarded_b, guarded_join, join, left, make_guarded, right, spark_join,
+from .nodes import (explode, guarded_a, prepare, guarded_b, guarded_join, join, left, make_guarded, right, spark_join,
                     spark_left, spark_right, steady)
 
 
@@ -249,7 +253,8 @@ def create_pipeline(**kwargs):
         Node(left, "params:report_title", "pt_left", name="left"),
         Node(right, "params:report_title", "pt_right", name="right"),
         Node(join, ["pt_left", "pt_right"], "pt_joined", name="join"),
-        Node(explode, "params:report_title", "pt_exploded", name="explode"),
+        Node(prepare, "params:report_title", "pt_prepared", name="prepare"),
+        Node(explode, "pt_prepared", "pt_exploded", name="explode"),
         Node(steady, "params:report_title", "pt_steady", name="steady"),
         Node(make_guarded, "params:report_title", "pt_guarded", name="make_guarded"),
         Node(guarded_a, "pt_guarded", "pt_guarded_a", name="guarded_a"),
@@ -288,6 +293,8 @@ def run_task(project: Path, tmp: Path, *nodes: str) -> tuple[subprocess.Complete
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     records = {path.stem: json.loads(path.read_text()) for path in log.glob("*.json")}
+    timings = [json.loads(path.read_text())["nodes"] for path in (tmp / "root" / "r1" / "timings").glob("*.json")]
+    records["timings"] = {name: seconds for nodes in timings for name, seconds in nodes.items()}
     return result, records, TaskReport.read(report)
 
 
@@ -302,7 +309,9 @@ def test_independent_nodes_of_one_task_overlap(branches):
     left, right, join = records["left"], records["right"], records["join"]
     # each branch started before the other ended: they ran at the same time, not one after the other
     assert left["start"] < right["end"] and right["start"] < left["end"]
-    assert join["inputs"] == ["left", "right"]  # outputs held in memory reached the join
+    assert join["inputs"] == ["left", "right"]  # stored outputs reached the join
+    # each node's own run time is recorded for the next compile, though it ran in a process of its own
+    assert sorted(records["timings"]) == ["join", "left", "right"] and records["timings"]["left"] >= 1.0
     assert report is not None and report.state == "succeeded"
 
 
@@ -338,7 +347,8 @@ def test_a_task_using_spark_never_forks_its_nodes(project: Path, tmp_path: Path)
 
 
 def test_a_failing_branch_fails_the_task_and_is_named(project: Path, tmp_path: Path):
-    result, records, report = run_task(project, tmp_path, "explode", "steady")
+    # explode runs after prepare in their process (prepare hands it a value in memory), beside steady
+    result, records, report = run_task(project, tmp_path, "prepare", "explode", "steady")
     assert result.returncode == 1
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert last == "Error: node 'explode' failed: ValueError: boom in one branch"
