@@ -9,7 +9,8 @@ faster than Kedro's sequential runner. Projects, each a private copy of ``exampl
 * ``spaceflights``: a generated pipeline shaped like Kedro's spaceflights starter (two preprocessing branches,
   a model input table, a split, two models trained and evaluated in parallel branches) whose nodes each work for
   ``--node-seconds`` (default 1.5 s), run with ``--pipeline spaceflights``. The default grouping (``makespan``,
-  which the example uses too) makes it one task running its branches side by side.
+  which the example uses too) makes it one task; its branches pass DataFrames in memory, so that task runs them
+  one after another in its process, as plain ``kedro run`` does.
 
 Each command runs ``--repeat`` times (alternating, after one untimed warm-up of each); the medians and the ratios
 to plain ``kedro run`` are printed, for warm start on and off (``--runner-params warm_start=false``).

@@ -22,8 +22,9 @@ intact::
                                LIST or STRUCT; VALUE is the text Vertex AI substitutes (raw string, JSON number,
                                true/false, JSON list/object). A dotted KEY sets a nested parameter, as --params does.
     --timeout=SECONDS          fail the task with "node 'X' timed out after N s"
-    --task-runner=MODE         how nodes that do not depend on each other run: processes (each in a forked
-                               process), threads or sequential (default); see kedro_vertex_runner.task_runners
+    --task-runner=MODE         how nodes that do not depend on each other run: processes (each group of nodes
+                               linked in memory in a forked process), threads or sequential (default); see
+                               kedro_vertex_runner.task_runners
     --host-alias=IP=H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
     --project-dir=DIR          the Kedro project (default: the working directory)

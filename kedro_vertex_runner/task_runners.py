@@ -4,12 +4,16 @@ The grouping fuses short parallel branches into one task (a Vertex AI task costs
 hold nodes that plain ``kedro run`` with a parallel runner would overlap. ``run_config.task_runner`` chooses, per
 task, how the entrypoint runs them:
 
-* ``processes`` (default): every node of the task runs in its own process, forked from the task's process when its
-  inputs are ready. A node sees the task's state as it was before any node ran: what one node does to module-level
-  variables, ``os.environ``, matplotlib's pyplot state or random seeds reaches no other node (plain ``kedro run``
-  lets a node see what the nodes before it left behind; nothing overlaps). Outputs held in memory between the
-  task's nodes are pickled back to the task's process; inputs reach a node through the fork, without a copy.
-  Kedro's hooks (kedro-mlflow's included) run in the node's process, inside the job's one MLflow run.
+* ``processes`` (default): never slower than plain ``kedro run``. Nodes linked by a dataset kept in memory
+  (:func:`memory_groups`) form a group that runs in one process, one node after another, so no value held in
+  memory is ever pickled; groups that can overlap run side by side, each in a process forked from the task's
+  process when its inputs are ready, where the compiler's estimate says it pays (``--task-runner=processes`` in
+  the spec) and the task uses no Spark (:func:`uses_spark`); otherwise the task runs in-process, sequentially.
+  A group sees the task's state as it was before any node ran: what one group's node does to module-level
+  variables, ``os.environ``, matplotlib's pyplot state or random seeds reaches no other group (plain ``kedro run``
+  lets a node see what the nodes before it left behind; nothing overlaps). Inputs reach a group through the
+  fork, without a copy. Kedro's hooks (kedro-mlflow's included) run in the group's process, inside the job's one
+  MLflow run.
 * ``threads``: Kedro's ``ThreadRunner``: nodes share one interpreter, so module-level variables, environment
   variables and matplotlib state are shared *while they run* (use it for I/O-bound nodes known not to touch
   global state); a timed-out task ends up to 15 s after its timeout (a thread cannot be interrupted).
@@ -34,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import random
 import signal
 import sys
 import threading
@@ -92,7 +97,7 @@ def task_runner(mode: str, tracker: Any) -> Any:
     class TaskRunner(AbstractRunner):
         def run(self, pipeline: Any, catalog: Any, hook_manager: Any = None, run_id: str | None = None,
                 only_missing_outputs: bool = False) -> dict[str, Any]:  # fmt: skip
-            runner = make_runner(mode, pipeline, tracker)
+            runner = make_runner(mode, pipeline, tracker, catalog)
             return runner.run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
 
         def _get_executor(self, max_workers: int) -> Executor | None:  # pragma: no cover - run() delegates
@@ -104,9 +109,14 @@ def task_runner(mode: str, tracker: Any) -> Any:
     return TaskRunner()
 
 
-def make_runner(mode: str, pipeline: Any, tracker: Any) -> Any:
+def make_runner(mode: str, pipeline: Any, tracker: Any, catalog: Any = None) -> Any:
     """The Kedro runner for a task running ``pipeline`` in ``mode``; ``tracker`` is told which node starts and ends
-    in which process (see :class:`ForkExecutor`)."""
+    in which process (see :class:`ForkExecutor`); ``catalog`` (the task's, its stored datasets already swapped in)
+    says which datasets stay in memory between the task's nodes and whether the task uses Spark.
+
+    ``processes`` forks only where that cannot cost what plain ``kedro run`` would not: the task's nodes are split
+    into groups linked by in-memory datasets (:func:`memory_groups`), each group runs in one process, and the
+    task runs in-process, one node after another, when no two groups could overlap or the task uses Spark."""
     from kedro.runner import SequentialRunner, ThreadRunner
 
     if mode == SEQUENTIAL or len(pipeline.nodes) < 2 or is_chain(pipeline):
@@ -115,7 +125,175 @@ def make_runner(mode: str, pipeline: Any, tracker: Any) -> Any:
         return _without_resume_suggestion(ThreadRunner)(max_workers=workers())
     if not hasattr(os, "fork") or sys.platform == "darwin":  # macOS: fork is unsafe with its system libraries
         return _without_resume_suggestion(SequentialRunner)()
-    return _fork_runner_class()(tracker)
+    import logging
+
+    logger = logging.getLogger(__name__)
+    spark = uses_spark(catalog, pipeline)
+    if spark:
+        logger.info("The task uses Spark (%s): its nodes run one after another in its process", spark)
+        return _without_resume_suggestion(SequentialRunner)()
+    groups = memory_groups(pipeline, lambda name: kept_in_memory(catalog, name))
+    if not can_overlap(groups):
+        logger.info("No two of the task's nodes can overlap without passing a value in memory: they run in order")
+        return _without_resume_suggestion(SequentialRunner)()
+    return _fork_runner_class()(tracker, groups)
+
+
+#: what a group of nodes forked into a process of its own is assumed to lose, in seconds: the fork, and what its
+#: libraries set up again there (worker pools, caches). The compiler asks a task to run its branches side by side
+#: only where that saves more (see ``kedro_vertex_runner.compiler.grouping.CostModel.parallel_cost``)
+FORK_COST = 2.0
+
+
+def kept_in_memory(catalog: Any, name: str) -> bool:
+    """Whether the value of ``name`` stays in the task's memory between its nodes (undeclared, or declared as a
+    memory dataset): it then never leaves the process that produced it. Without a catalog: every dataset."""
+    if catalog is None or name not in catalog:
+        return True
+    from .persistence import held_in_memory
+
+    return held_in_memory(catalog, name)
+
+
+def _dataset_type(catalog: Any, name: str) -> str:
+    """The dataset class of ``name`` as a dotted path (``kedro_datasets.spark.SparkDataset``, or as the catalog
+    entry names it: ``spark.SparkDataset``); empty when undeclared. Never builds a dataset just to ask."""
+    built = getattr(catalog, "_datasets", None)
+    if isinstance(built, dict) and name in built:
+        kind: Any = type(built[name])
+        return f"{kind.__module__}.{kind.__qualname__}"
+    resolver = getattr(catalog, "config_resolver", None)
+    if resolver is None or name not in catalog:
+        return ""
+    config = resolver.config.get(name)
+    if config is None:
+        try:
+            config = resolver.resolve_pattern(name)
+        except Exception:
+            return ""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if isinstance(kind, type):
+        return f"{kind.__module__}.{kind.__qualname__}"
+    return str(kind or "")
+
+
+def uses_spark(catalog: Any, pipeline: Any) -> str:
+    """Why the task uses Spark (empty: it does not): one of its datasets is a Spark dataset (from a ``spark`` or
+    ``pyspark`` module, or a class named ``Spark…``), or ``pyspark`` is imported (by a node module or a hook).
+    Such a task keeps one SparkSession (one JVM) for all its nodes: it never forks them."""
+    if "pyspark" in sys.modules:
+        return "pyspark is imported"
+    if catalog is None:
+        return ""
+    for name in sorted(pipeline.datasets()):
+        kind = _dataset_type(catalog, name)
+        parts = kind.split(".")
+        if any(part in ("spark", "pyspark") for part in parts[:-1]) or parts[-1].startswith("Spark"):
+            return f"dataset {name!r} is a {kind}"
+    return ""
+
+
+def memory_groups(pipeline: Any, in_memory: Callable[[str], bool]) -> list[list[Any]]:
+    """The task's nodes in groups that never pass an in-memory value to each other: nodes linked by a dataset
+    ``in_memory`` says stays in memory share a group, and groups that would wait for each other (A → X → B, with A
+    and B linked in memory and X stored in between) are one group too, so the groups' dependencies form a DAG.
+    Each group in topological order; the groups in topological order of their dependencies, ties by their first
+    node (Kedro's order, ties by name)."""
+    nodes = list(pipeline.nodes)
+    index = {node: i for i, node in enumerate(nodes)}
+    producer = {name: i for i, node in enumerate(nodes) for name in node.outputs}
+    root = list(range(len(nodes)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    edges: set[tuple[int, int]] = set()
+    for i, node in enumerate(nodes):
+        for name in node.inputs:
+            if name in producer:
+                edges.add((producer[name], i))
+                if in_memory(name):
+                    a, b = find(producer[name]), find(i)
+                    root[max(a, b)] = min(a, b)
+    # the groups' graph; every cycle of it becomes one group (Kosaraju's strongly connected components)
+    out: dict[int, set[int]] = {}
+    into: dict[int, set[int]] = {}
+    for a, b in edges:
+        ga, gb = find(a), find(b)
+        if ga != gb:
+            out.setdefault(ga, set()).add(gb)
+            into.setdefault(gb, set()).add(ga)
+    order: list[int] = []
+    seen: set[int] = set()
+    for start in sorted({find(i) for i in range(len(nodes))}):
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(sorted(out.get(start, ()))))]
+        while stack:
+            key, children = stack[-1]
+            child = next((c for c in children if c not in seen), None)
+            if child is None:
+                stack.pop()
+                order.append(key)
+            else:
+                seen.add(child)
+                stack.append((child, iter(sorted(out.get(child, ())))))
+    component: dict[int, int] = {}
+    for start in reversed(order):
+        if start in component:
+            continue
+        component[start] = start
+        todo = [start]
+        while todo:
+            key = todo.pop()
+            for parent in into.get(key, ()):
+                if parent not in component:
+                    component[parent] = start
+                    todo.append(parent)
+    members: dict[int, list[Any]] = {}
+    for node in nodes:
+        members.setdefault(component[find(index[node])], []).append(node)
+    # the groups in topological order (a group can start before a group holding an earlier node), ties by first node
+    import heapq
+
+    first = {key: index[group[0]] for key, group in members.items()}
+    waits = {key: 0 for key in members}
+    after: dict[int, set[int]] = {}
+    for a, b in edges:
+        ga, gb = component[find(a)], component[find(b)]
+        if ga != gb and gb not in after.setdefault(ga, set()):
+            after[ga].add(gb)
+            waits[gb] += 1
+    ready = [(first[key], key) for key, count in waits.items() if count == 0]
+    heapq.heapify(ready)
+    ordered: list[list[Any]] = []
+    while ready:
+        _, key = heapq.heappop(ready)
+        ordered.append(members[key])
+        for child in after.get(key, ()):
+            waits[child] -= 1
+            if waits[child] == 0:
+                heapq.heappush(ready, (first[child], child))
+    return ordered
+
+
+def can_overlap(groups: list[list[Any]]) -> bool:
+    """Whether two of ``groups`` (from :func:`memory_groups`) could run at the same time: they are not one chain."""
+    if len(groups) < 2:
+        return False
+    group_of = {node: g for g, group in enumerate(groups) for node in group}
+    produced = {name: group_of[node] for group in groups for node in group for name in node.outputs}
+    depth = [0] * len(groups)
+    for g, group in enumerate(groups):  # a producer group comes first (topological order)
+        for node in group:
+            for name in node.inputs:
+                if name in produced and produced[name] != g:
+                    depth[g] = max(depth[g], depth[produced[name]] + 1)
+    return len(set(depth)) < len(groups)
 
 
 def _without_resume_suggestion(runner_class: type) -> type:
@@ -138,16 +316,19 @@ def _fork_runner_class() -> type:
     from kedro.runner import AbstractRunner
 
     class ForkRunner(AbstractRunner):
-        """Every node in a process of its own; at most :func:`workers` at once, started in pipeline order.
+        """Every group of nodes (:func:`memory_groups`) in a process of its own, its nodes one after another; at
+        most :func:`workers` at once, started in pipeline order. No value kept in memory crosses a process: the
+        groups hand their values on through stored datasets only.
 
         Not ``AbstractRunner._run``: that submits every ready node at once, in the order of a set (which varies
-        with the hash seed); here the ready nodes start in Kedro's topological order, so which node waits for a
+        with the hash seed); here the ready groups start in Kedro's topological order, so which group waits for a
         free slot is the same in every run, and every fork happens in this (the main) thread.
         """
 
-        def __init__(self, tracker: Any):
+        def __init__(self, tracker: Any, groups: list[list[Any]]):
             super().__init__(is_async=False)
-            self._tracker = tracker
+            self._tracker = _GroupTracker(tracker)
+            self._groups = groups
 
         def _get_executor(self, max_workers: int) -> Executor:  # pragma: no cover - _run forks itself
             return ForkExecutor(self._tracker)
@@ -157,44 +338,151 @@ def _fork_runner_class() -> type:
             from concurrent.futures import FIRST_COMPLETED, wait
             from itertools import chain
 
-            from kedro.runner.task import Task
-
             nodes = pipeline.nodes  # topological order, ties by name
-            position = {node: index for index, node in enumerate(nodes)}
-            dependencies = pipeline.node_dependencies
+            groups = [tuple(group) for group in self._groups]
+            position = {group: index for index, group in enumerate(groups)}
+            group_of = {node: group for group in groups for node in group}
+            node_dependencies = pipeline.node_dependencies
+            dependencies = {
+                group: {group_of[p] for node in group for p in node_dependencies[node]} - {group} for group in groups
+            }
             load_counts = Counter(chain.from_iterable(node.inputs for node in nodes))
             executor = ForkExecutor(self._tracker)
-            todo = list(nodes)
+            todo = list(groups)
             done: set[Any] = set()
+            done_nodes: set[Any] = set()
             running: dict[Future[Any], Any] = {}
             failure: BaseException | None = None
             while todo or running:
                 if failure is None:
-                    for node in [n for n in todo if dependencies[n] <= done][: workers() - len(running)]:
-                        todo.remove(node)
-                        task = Task(
-                            node=node, catalog=catalog, hook_manager=hook_manager, is_async=False, run_id=run_id
-                        )
-                        running[executor.submit(task)] = node
+                    for group in [g for g in todo if dependencies[g] <= done][: workers() - len(running)]:
+                        todo.remove(group)
+                        task = _GroupTask(group, catalog, hook_manager, run_id, self._tracker)
+                        running[executor.submit(task)] = group
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: position[running[f]]):
-                    node = running.pop(future)
+                    group = running.pop(future)
                     error = future.exception()
                     if error is not None:
                         failure = failure or error
                         continue
-                    done.add(node)
-                    self._logger.info("Completed node: %s", node.name)
-                    self._logger.info("Completed %d out of %d tasks", len(done), len(nodes))
-                    self._release_datasets(node, catalog, load_counts, pipeline)
+                    done.add(group)
+                    for node in group:
+                        done_nodes.add(node)
+                        self._logger.info("Completed node: %s", node.name)
+                        self._logger.info("Completed %d out of %d tasks", len(done_nodes), len(nodes))
+                        self._release_datasets(node, catalog, load_counts, pipeline)
             if failure is not None:  # no Kedro resume suggestion: see _without_resume_suggestion
                 raise failure
-            if todo:  # pragma: no cover - a pipeline is a DAG
-                raise RuntimeError(f"could not schedule {', '.join(n.name for n in todo)}")
+            if todo:  # pragma: no cover - the groups form a DAG
+                raise RuntimeError(f"could not schedule {', '.join(group[0].name for group in todo)}")
 
     return ForkRunner
+
+
+#: the pseudo output through which a group's process sends its nodes' run times back (see :class:`_GroupTask`)
+_TIMES = "__kedro_vertex_group_times__"
+
+
+class _GroupNode:
+    """What :class:`ForkExecutor` sees of a group: a name (its first node's) and one in-memory output, the run
+    times of the group's nodes."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.outputs = [_TIMES]
+
+
+class _GroupCatalog:
+    """The task's catalog, plus the group's run times as a memory dataset (saved in the group's process, sent back
+    by :class:`ForkExecutor` and saved again in the task's process)."""
+
+    def __init__(self, catalog: Any):
+        from kedro.io import MemoryDataset
+
+        self.catalog = catalog
+        self.times: Any = MemoryDataset(copy_mode="assign")
+
+    def get(self, name: str) -> Any:
+        return self.times if name == _TIMES else self.catalog.get(name)
+
+
+class _GroupTask:
+    """A group of nodes as one :class:`ForkExecutor` task: in the forked process, Kedro's ``Task`` per node, one
+    after another in topological order, each in-memory value released once the group's last reader of it ran."""
+
+    def __init__(self, nodes: tuple[Any, ...], catalog: Any, hook_manager: Any, run_id: str | None, tracker: Any):
+        self.nodes = nodes
+        self.node = _GroupNode(nodes[0].name)
+        self.catalog = _GroupCatalog(catalog)
+        self._hook_manager, self._run_id, self._tracker = hook_manager, run_id, tracker
+        tracker.groups[self.node.name] = self
+
+    def __call__(self) -> _GroupNode:
+        return self.execute()
+
+    def execute(self) -> _GroupNode:
+        from collections import Counter
+
+        from kedro.runner.task import Task
+
+        catalog = self.catalog.catalog
+        reads = Counter(name for node in self.nodes for name in node.inputs)
+        produced = {name for node in self.nodes for name in node.outputs}
+        times: dict[str, float] = {}
+        for node in self.nodes:
+            self._tracker.running = node.name  # this process's copy: names the node an error comes from
+            started = time.perf_counter()
+            task = Task(
+                node=node, catalog=catalog, hook_manager=self._hook_manager, is_async=False, run_id=self._run_id
+            )
+            task.execute()
+            times[node.name] = time.perf_counter() - started
+            for name in node.inputs:
+                reads[name] -= 1
+                if reads[name] == 0 and name in produced and kept_in_memory(catalog, name):
+                    catalog.release(name)
+        self.catalog.times.save(times)
+        return self.node
+
+
+class _GroupTracker:
+    """The task's tracker as :class:`ForkExecutor` reports groups to it: a group's success is each of its nodes'
+    (with its own run time); a failure is the node that failed (its name travels ahead of the traceback)."""
+
+    def __init__(self, tracker: Any):
+        self._tracker = tracker
+        self.groups: dict[str, _GroupTask] = {}
+        self.running: str | None = None
+
+    def started(self, name: str) -> None:
+        self._tracker.started(name)
+
+    def finished(self, name: str, duration: float | None) -> None:
+        group = self.groups.pop(name)
+        times = group.catalog.times.load() if group.catalog.times.exists() else {}
+        self._tracker.finished(name, times.get(name, duration))
+        for node in group.nodes[1:]:
+            self._tracker.started(node.name)
+            self._tracker.finished(node.name, times.get(node.name))
+
+    def failed(self, name: str, traceback_text: str | None) -> None:
+        self.groups.pop(name, None)
+        node, _, text = (traceback_text or "").partition("\0")
+        if not node or node == name:
+            self._tracker.failed(name, text or None)
+            return
+        self._tracker.started(node)
+        self._tracker.failed(node, text or None)
+        self._tracker.finished(name, None)
+
+    def in_child(self) -> None:
+        self._tracker.in_child()
+
+    def traceback_text(self, exc: BaseException) -> str:
+        return f"{self.running or ''}\0{self._tracker.traceback_text(exc)}"
 
 
 # --------------------------------------------------------------------------------------------- fork executor
@@ -240,10 +528,11 @@ class ForkExecutor(Executor):
         self._tracker.started(name)
         _flush_all()
         read_end, write_end = os.pipe()
+        python_state = random.getstate()  # Python reseeds `random` in a forked child: derive from the parent's
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
             os.close(read_end)
-            _child(task, write_end, self._tracker)
+            _child(task, write_end, self._tracker, python_state)
         os.close(write_end)
         _LIVE[pid] = name
         thread = threading.Thread(target=self._collect, args=(pid, read_end, task, future), daemon=True)
@@ -289,7 +578,7 @@ class ForkExecutor(Executor):
         future.set_exception(body)
 
 
-def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover - runs in the child
+def _child(task: Any, write_end: int, tracker: Any, python_state: Any = None) -> None:  # pragma: no cover
     """Run ``task`` here, write ``(kind, body, duration, traceback)`` to ``write_end``, then end as a fresh
     interpreter would, at once: the exit handlers registered in this process run (a loky executor the node started
     stops its workers; the task's own handlers, inherited, do not run twice), whatever the node started and left
@@ -303,7 +592,7 @@ def _child(task: Any, write_end: int, tracker: Any) -> None:  # pragma: no cover
     inherited_hooks = len(getattr(threading, "_threading_atexits", []))
     atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's
     tracker.in_child()
-    fresh_random_state()
+    fresh_random_state(task.node.name, python_state)
     started = time.perf_counter()
     try:
         node = task.execute()
@@ -337,17 +626,32 @@ class NodeExited(Exception):
         return NodeExited, (self.code,)
 
 
-def fresh_random_state() -> None:
-    """Reseed, from the OS's entropy, every generator a fresh interpreter seeds that way and a fork copies:
-    ``random`` (Python reseeds it after ``os.fork``; done again for a fork that skipped that) and numpy's legacy
-    global generator (``numpy.random.rand`` and friends; ``default_rng()`` reads fresh entropy on each call)."""
+def fresh_random_state(key: str, python_state: Any = None) -> None:
+    """Give this freshly forked process random state of its own, derived from its parent's and ``key`` (what it
+    runs: a task's arguments, a group's first node): ``random`` (whose state ``python_state`` is as the parent held
+    it before the fork; Python reseeds it after ``os.fork``) and numpy's legacy global generator
+    (``numpy.random.rand`` and friends; ``default_rng()`` reads fresh entropy on each call anyway).
+
+    Processes forked side by side thus never draw the same numbers, and the draws are as repeatable as the parent's
+    state: fresh from the OS's entropy in every run when nothing seeded it (as in a new interpreter), the same in
+    every run when the project seeded it (``np.random.seed(0)`` when a module is imported), one stream per key."""
+    import hashlib
     import random
 
-    random.seed()
+    def seed_from(*parts: bytes) -> bytes:
+        digest = hashlib.sha256(key.encode("utf-8", "backslashreplace"))
+        for part in parts:
+            digest.update(part)
+        return digest.digest()
+
+    state = random.getstate() if python_state is None else python_state
+    random.seed(int.from_bytes(seed_from(repr(state).encode()), "big"))
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         try:
-            numpy.random.seed()
+            legacy = numpy.random.get_state(legacy=True)
+            seed = seed_from(numpy.asarray(legacy[1]).tobytes(), repr(legacy[2:]).encode())
+            numpy.random.seed(numpy.frombuffer(seed, dtype=numpy.uint32))
         except Exception:
             pass
 

@@ -509,7 +509,9 @@ def _import_dataset_types(project_dir: Path) -> None:
             continue
 
 
-def _run_child(request: dict[str, Any], zygote_pid: int, protocol: tuple[int, int] = (0, 1)) -> None:
+def _run_child(
+    request: dict[str, Any], zygote_pid: int, protocol: tuple[int, int] = (0, 1), python_state: Any = None
+) -> None:
     """In the forked child: become the task, run the entrypoint, exit. Never returns."""
     code = 1
     try:
@@ -537,7 +539,7 @@ def _run_child(request: dict[str, Any], zygote_pid: int, protocol: tuple[int, in
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        _reseed()
+        _reseed("\0".join(request["argv"]), python_state)
         from .. import entrypoint
 
         sys.argv = [entrypoint.__file__ or ENTRYPOINT_MODULE, *request["argv"]]
@@ -577,11 +579,12 @@ def _unbuffered_stdio() -> None:
         setattr(sys, f"__{name}__", stream)
 
 
-def _reseed() -> None:
-    """Fresh random state, as a fresh process has (see :func:`~kedro_vertex_runner.task_runners.fresh_random_state`)."""
+def _reseed(key: str, python_state: Any) -> None:
+    """Random state of the task's own, derived from the warm-start process's and the task's arguments (see
+    :func:`~kedro_vertex_runner.task_runners.fresh_random_state`)."""
     from ..task_runners import fresh_random_state
 
-    fresh_random_state()
+    fresh_random_state(key, python_state)
 
 
 def _configure_logging(project_dir: Path) -> None:
@@ -630,13 +633,16 @@ class _Server:
             self.fork(request)
 
     def fork(self, request: dict[str, Any]) -> None:
+        import random
+
+        python_state = random.getstate()  # Python reseeds `random` in a forked child: the task derives from this
         try:
             pid = os.fork()
         except OSError as exc:
             self.send({"key": request["key"], "error": f"fork failed: {exc}"})
             return
         if pid == 0:
-            _run_child(request, self.pid, (self.requests, self.replies))
+            _run_child(request, self.pid, (self.requests, self.replies), python_state)
         self.tasks.add(pid)
         self.send({"key": request["key"], "pid": pid})
 

@@ -90,16 +90,26 @@ def cost_model(request: CompileRequest) -> CostModel:
 
     options = request.config.run_config.grouping_options
     durations = dict(request.durations) if options.use_timings else {}
-    from ..task_runners import MIN_WORKERS, SEQUENTIAL
+    from ..task_runners import FORK_COST, MIN_WORKERS, SEQUENTIAL
 
     # a task runs independent nodes side by side unless the job says sequential (a node's tag may still say so:
     # the model assumes the job's setting); at least MIN_WORKERS at once, whatever machine the task gets
     workers = 1 if request.config.run_config.task_runner == SEQUENTIAL else MIN_WORKERS
+    transient = None  # datasets kept in memory inside a task: nodes linked by one never overlap
+    if request.declared is not None:
+        declared, in_memory = request.declared, request.in_memory
+        transient = frozenset(
+            name
+            for name in request.pipeline.datasets()
+            if (name not in declared or name in in_memory) and not name.startswith("params:") and name != "parameters"
+        )
     return CostModel(
         task_startup=options.task_startup,
         node_duration=options.node_duration,
         durations=durations,
         task_workers=workers,
+        parallel_cost=FORK_COST,
+        transient=transient,
     )
 
 

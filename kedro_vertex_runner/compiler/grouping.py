@@ -35,7 +35,9 @@ The model
 The job is a DAG of tasks. A task starts when every task it depends on has ended, then costs ``task_startup``
 (default 120 s: scheduling, image pull, container and Kedro start) plus its nodes' run time: the length of their
 schedule on ``task_workers`` workers (2 by default, since a task runs independent nodes side by side — see
-:mod:`kedro_vertex_runner.task_runners`; 1, the sum, with ``task_runner: sequential``); its outputs are visible to
+:mod:`kedro_vertex_runner.task_runners`; 1, the sum, with ``task_runner: sequential``) plus ``parallel_cost``, or
+the sum when that is shorter (the task then runs its nodes one after another, as the compiled spec says); its
+outputs are visible to
 other tasks only once it ends. (The greedy below still reasons with sums; the exact scoring of its candidates, the
 merge pass and the exhaustive optimum use the schedule.) With as many machines as tasks (Vertex AI runs every ready
 task at once), the job's *makespan* is the longest path through the task DAG weighted that way. Node run times
@@ -126,12 +128,21 @@ class CostModel:
         durations: recorded run time per node name (from the last local run of the pipeline).
         task_workers: how many nodes of one task run at once (``run_config.task_runner``: 1 when sequential);
             a task's run time is then the length of its nodes' schedule on that many workers (see :func:`_span`).
+        parallel_cost: seconds a task loses when it runs nodes side by side (processes forked, libraries' pools
+            set up again; ``kedro_vertex_runner.task_runners.FORK_COST``): a task whose schedule plus this is not
+            shorter than the sum of its nodes runs them one after another, and costs the sum.
+        transient: datasets that stay in memory between the nodes of a task (undeclared, or memory datasets);
+            nodes linked by one run in one process, one after another (see
+            ``kedro_vertex_runner.task_runners.memory_groups``), so only such groups overlap. None: unknown, every
+            node overlaps on its own.
     """
 
     task_startup: float = DEFAULT_TASK_STARTUP
     node_duration: float = DEFAULT_NODE_DURATION
     durations: Mapping[str, float] = field(default_factory=dict)
     task_workers: int = 1
+    parallel_cost: float = 0.0
+    transient: frozenset[str] | None = None
 
     def duration(self, node_name: str) -> float:
         return float(self.durations.get(node_name, self.node_duration))
@@ -259,13 +270,16 @@ def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
     return Estimate(finish[last], len(groups), tuple(reversed(path)), measured)
 
 
-def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: int) -> float:
+def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: int, cost: float = 0.0) -> float:
     """How long a task runs nodes ``weights`` (topological order; ``parents``: indices of the producers inside the
     task) on ``workers`` workers: list scheduling in that order, each node on the first free worker once its
     producers are done, as the task's runner starts them. One worker: the sum. Appending a node never changes
-    the schedule of the nodes before it, so a partial task's span bounds the whole task's from below."""
+    the schedule of the nodes before it, so a partial task's span bounds the whole task's from below. With a
+    ``cost`` of running side by side, the shorter of the sum and the schedule plus ``cost`` (still a bound: both
+    only grow as nodes are appended)."""
+    total = float(sum(weights))
     if workers <= 1:
-        return float(sum(weights))
+        return total
     free = [0.0] * workers  # a heap of the times the workers become free
     end: list[float] = []
     span = 0.0
@@ -275,22 +289,59 @@ def _span(weights: Sequence[float], parents: Sequence[Sequence[int]], workers: i
         end.append(start + weight)
         heapq.heappush(free, end[-1])
         span = max(span, end[-1])
-    return span
+    return min(total, span + cost)
+
+
+def _task_span(
+    nodes: Sequence[Node],
+    weights: Sequence[float],
+    parents: Sequence[Sequence[int]],
+    workers: int,
+    cost: float,
+    transient: frozenset[str] | None,
+) -> float:
+    """:func:`_span` of a task's ``nodes`` where nodes linked by a ``transient`` dataset run as one (in one
+    process, one after another, as the task runner runs them)."""
+    if workers > 1 and transient and any(name in transient for node in nodes for name in node.inputs):
+        from types import SimpleNamespace
+
+        from ..task_runners import memory_groups
+
+        units = memory_groups(SimpleNamespace(nodes=list(nodes)), transient.__contains__)
+        if len(units) < len(nodes):
+            position = {node: k for k, node in enumerate(nodes)}
+            unit_of = {node: u for u, unit in enumerate(units) for node in unit}
+            unit_weights = [sum(weights[position[node]] for node in unit) for unit in units]
+            unit_parents = [
+                sorted({unit_of[nodes[p]] for node in unit for p in parents[position[node]]} - {u})
+                for u, unit in enumerate(units)
+            ]
+            return _span(unit_weights, unit_parents, workers, cost)
+    return _span(weights, parents, workers, cost)
 
 
 def _group_span(group: TaskGroup, model: CostModel) -> float:
     producer = {name: i for i, node in enumerate(group.nodes) for name in node.outputs}
     parents = [sorted({producer[name] for name in node.inputs if name in producer}) for node in group.nodes]
-    return _span([model.duration(node.name) for node in group.nodes], parents, model.task_workers)
+    weights = [model.duration(node.name) for node in group.nodes]
+    return _task_span(group.nodes, weights, parents, model.task_workers, model.parallel_cost, model.transient)
 
 
 class _Graph:
     """The pipeline as index lists (topological order), with each node's duration."""
 
     def __init__(
-        self, nodes: list[Node], parents: list[list[int]], weight: list[float], startup: float, workers: int = 1
+        self,
+        nodes: list[Node],
+        parents: list[list[int]],
+        weight: list[float],
+        startup: float,
+        workers: int = 1,
+        parallel_cost: float = 0.0,
+        transient: frozenset[str] | None = None,
     ):
         self.nodes, self.parents, self.weight, self.startup, self.workers = nodes, parents, weight, startup, workers
+        self.parallel_cost, self.transient = parallel_cost, transient
         self.children: list[list[int]] = [[] for _ in nodes]
         for i, node_parents in enumerate(parents):
             for p in node_parents:
@@ -303,7 +354,9 @@ class _Graph:
         dependencies = pipeline.node_dependencies
         parents = [sorted(index[p] for p in dependencies[node]) for node in nodes]
         weights = [model.duration(node.name) for node in nodes]
-        return cls(nodes, parents, weights, model.task_startup, model.task_workers)
+        return cls(
+            nodes, parents, weights, model.task_startup, model.task_workers, model.parallel_cost, model.transient
+        )
 
     def components(self) -> list[list[int]]:
         """Weakly connected components, each a sorted index list, ordered by their first node."""
@@ -333,6 +386,8 @@ class _Graph:
             [self.weight[i] for i in indices],
             self.startup,
             self.workers,
+            self.parallel_cost,
+            self.transient,
         )
 
     def bottom_levels(self, per_edge: float) -> list[float]:
@@ -355,7 +410,14 @@ class _Graph:
         for label, indices in members.items():
             local = {i: k for k, i in enumerate(indices)}
             parents = [[local[p] for p in self.parents[i] if labels[p] == label] for i in indices]
-            work[label] = _span([self.weight[i] for i in indices], parents, self.workers)
+            work[label] = _task_span(
+                [self.nodes[i] for i in indices],
+                [self.weight[i] for i in indices],
+                parents,
+                self.workers,
+                self.parallel_cost,
+                self.transient,
+            )
         return work
 
     def evaluate(self, labels: list[int]) -> tuple[float, int]:

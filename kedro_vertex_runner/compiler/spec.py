@@ -49,7 +49,7 @@ from ..task_contract import (
     TaskParam,
     input_placeholder,
 )
-from ..task_runners import SEQUENTIAL, mode_for
+from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mode_for
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
@@ -645,13 +645,54 @@ class _CommonArgs:
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
         self._task_runner = run_config.task_runner
+        self._request = request
+        self._boundary: Any = None
+        self._model: Any = None
 
     def task_runner(self, group: TaskGroup) -> str | None:
-        """``--task-runner`` of a task: left out (sequential) for a single node or a sequential mode."""
+        """``--task-runner`` of a task: left out (sequential) for a single node or a sequential mode, and for
+        ``processes`` where running side by side does not pay (:meth:`side_by_side_pays`)."""
         if len(group.nodes) < 2:
             return None
         mode = mode_for(self._task_runner, group.nodes)
+        if mode == PROCESSES and not self.side_by_side_pays(group):
+            return None
         return None if mode == SEQUENTIAL else mode
+
+    def side_by_side_pays(self, group: TaskGroup) -> bool:
+        """Whether the task's nodes, in groups linked by values kept in memory (each group one process, see
+        :func:`kedro_vertex_runner.task_runners.memory_groups`), finish sooner side by side, on the workers the
+        cost model assumes and with its cost of forking, than one after another, by the cost model's node times
+        (the last local run's, or the default). Where the catalog is unknown, every node is a group of its own."""
+        from types import SimpleNamespace
+
+        from . import cost_model
+        from .grouping import _span
+
+        request = self._request
+        kept: set[str] = set()
+        if request.declared is not None:
+            if self._boundary is None:
+                from ..persistence import TaskBoundary
+
+                self._boundary = TaskBoundary(
+                    request.pipeline, request.declared.__contains__, request.in_memory.__contains__
+                )
+            kept = self._boundary.kept_in_memory(group.nodes)
+        units = memory_groups(SimpleNamespace(nodes=list(group.nodes)), kept.__contains__)
+        if not can_overlap(units):
+            return False
+        if self._model is None:
+            self._model = cost_model(request)
+        model = self._model
+        unit_of = {node.name: u for u, unit in enumerate(units) for node in unit}
+        producer = {name: unit_of[node.name] for node in group.nodes for name in node.outputs}
+        weights = [sum(model.duration(node.name) for node in unit) for unit in units]
+        parents = [
+            sorted({producer[name] for node in unit for name in node.inputs if name in producer} - {u})
+            for u, unit in enumerate(units)
+        ]
+        return _span(weights, parents, max(model.task_workers, 2), model.parallel_cost) < sum(weights) - 1e-9
 
 
 class _NodePipelineIndex:
