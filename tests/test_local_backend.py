@@ -732,7 +732,7 @@ def test_run_record_keeps_options_spec_and_states_and_is_never_written_through_a
             "after": {"code": program(), "deps": ["bad"]},
         }
     )
-    previous = os.umask(0o027)
+    previous = os.umask(0o002)
     try:
         with pytest.raises(LocalRunFailed):
             run(spec, record={"env": "prod", "runtime_params": {"alpha": 0.5}})
@@ -740,7 +740,9 @@ def test_run_record_keeps_options_spec_and_states_and_is_never_written_through_a
         os.umask(previous)
     assert outside.read_text() == "precious\n"  # the link was replaced, never followed
     path = run_dir / "run.json"
-    assert not path.is_symlink() and path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask
+    assert not path.is_symlink() and path.stat().st_mode & 0o777 == 0o664  # 0o666 less the umask
+    # the logs and the run lock too: group-writable where the umask says so
+    assert {p.stat().st_mode & 0o777 for p in [*(run_dir / "logs").iterdir(), run_dir / ".lock"]} == {0o664}
     record = json.loads(path.read_text())
     assert record["options"] == {"env": "prod", "runtime_params": {"alpha": 0.5}} and record["spec"] == spec
     assert {name: (task["nodes"], task["state"]) for name, task in record["tasks"].items()} == {

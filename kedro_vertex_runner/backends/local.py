@@ -818,7 +818,7 @@ class _Storage:
 
         path = self._lock_path()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # the umask decides
         except OSError as exc:
             raise PluginError(f"cannot create the run lock {path}: {exc.strerror or exc}") from None
         try:
@@ -868,7 +868,7 @@ class _Storage:
         path = self.local_log(task)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.fdopen(os.open(path, flags, 0o644), "ab")
+            return os.fdopen(os.open(path, flags, 0o666), "ab")
         except OSError as exc:
             if path.is_symlink():
                 raise PluginError(
