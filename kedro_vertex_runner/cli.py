@@ -45,10 +45,15 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .network import CommandTimeout, command_deadline
+
         try:
-            return func(*args, **kwargs)
+            with command_deadline(f"kedro vertexai {func.__name__.rstrip('_').replace('_', '-')}"):
+                return func(*args, **kwargs)
         except PluginError as exc:
             exit_with(exc)
+        except CommandTimeout as exc:
+            exit_with(exc.as_error())
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -10,6 +10,10 @@ no call waits longer than the network time limit.
 * **A time limit.** Each request waits at most :func:`network_timeout` seconds to connect and as long for an
   answer: ``KEDRO_VERTEX_NETWORK_TIMEOUT`` (default 60). A server that accepts and never answers ends the command
   with one line naming the host once that time has passed.
+* **A ceiling per command.** Whatever a command does itself — loading the project, compiling, every call to a
+  server, one after another — ends within ``KEDRO_VERTEX_COMMAND_TIMEOUT`` seconds (default 900)
+  (:func:`command_deadline`); following a job is not counted, since a job runs for as long as its tasks do
+  (:func:`following`).
 
 Standard library only.
 """
@@ -19,6 +23,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -155,3 +163,63 @@ def no_answer(host: str, what: str = "") -> PluginError:
         f"{redact(host)} gave no answer{doing} within {limit:g} s ({NETWORK_TIMEOUT_ENV}): check that it is "
         "reachable and up, or raise the limit"
     )
+
+
+COMMAND_TIMEOUT_ENV = "KEDRO_VERTEX_COMMAND_TIMEOUT"
+DEFAULT_COMMAND_TIMEOUT = 900.0
+
+
+class CommandTimeout(BaseException):
+    """The command ran past its ceiling (:func:`command_deadline`). A ``BaseException``, like ``KeyboardInterrupt``,
+    so that no library's ``except Exception`` swallows it; the command turns it into its one ``Error:`` line
+    (:meth:`as_error`)."""
+
+    def as_error(self) -> PluginError:
+        return PluginError(str(self))
+
+
+def _can_time() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def command_deadline(what: str) -> Iterator[None]:
+    """End ``what`` (a command) with one line once it has run ``KEDRO_VERTEX_COMMAND_TIMEOUT`` seconds, wherever
+    it is: a blocking call to a server is interrupted (``SIGALRM`` in the main thread), and the command unwinds as
+    from any error, so nothing it started is left behind. Time spent in :func:`following` is not counted. Nested
+    deadlines leave the outer one in force; off the main thread (or without ``setitimer``) nothing is bounded."""
+    from .values import env_seconds
+
+    seconds = env_seconds(COMMAND_TIMEOUT_ENV, DEFAULT_COMMAND_TIMEOUT)
+    if not _can_time() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise CommandTimeout(
+            f"{what} did not finish within {seconds:g} s ({COMMAND_TIMEOUT_ENV}; following a job is not counted): "
+            "check that the servers it calls are reachable and up, or raise the limit"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def following() -> Iterator[None]:
+    """Stop the command's ceiling while a job is followed (or run here, by the local backend), and resume it with
+    the time that was left."""
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _can_time() else 0.0
+    if remaining <= 0:
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, remaining)

@@ -182,11 +182,16 @@ class VertexRunner(AbstractRunner):
         Like Kedro's runners this refuses free inputs nobody can load, before anything starts; an undeclared free
         input is one stored under ``<root>/<run id>/`` by the run whose id is given (``run_id=``).
         """
+        from .network import CommandTimeout, command_deadline
+
         self._catalog = catalog  # which datasets are declared (caching, resume hint); not built a second time
         try:
-            self._run_job(pipeline)
+            with command_deadline("kedro run --runner=VertexRunner"):
+                self._run_job(pipeline)
         except PluginError as exc:
             exit_with(exc)
+        except CommandTimeout as exc:
+            exit_with(exc.as_error())
         except KeyboardInterrupt:
             print("Interrupted.", file=sys.stderr)
             raise SystemExit(130) from None

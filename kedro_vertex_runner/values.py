@@ -187,7 +187,11 @@ def check_max_workers(value: Any, label: str = "--runner-params max_workers=") -
 #: on/off environment variables a user sets (``1 true yes on`` / ``0 false no off``)
 ENV_SWITCHES = ("KEDRO_VERTEX_WARM_START", "KEDRO_VERTEX_PLAIN_LOGS", "KEDRO_VERTEX_ANONYMOUS_CREDENTIALS")
 #: environment variables holding seconds: the longest sane value of each
-ENV_SECONDS = {"KEDRO_VERTEX_POLL_INTERVAL": 3600.0, "KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT": 3600.0}
+ENV_SECONDS = {
+    "KEDRO_VERTEX_POLL_INTERVAL": 3600.0,
+    "KEDRO_VERTEX_BUCKET_CHECK_TIMEOUT": 3600.0,
+    "KEDRO_VERTEX_COMMAND_TIMEOUT": 86400.0,
+}
 
 
 def env_seconds(name: str, default: float, environ: Any = None) -> float:

@@ -344,3 +344,33 @@ def test_a_kfp_health_check_or_dex_login_that_never_answers_is_one_line(monkeypa
             kfp_auth.authenticate(host, {"DEX_USERNAME": "user@example.com", "DEX_PASSWORD": PASSWORD})
         assert time.monotonic() - started < 2 * 1 + 2
     assert PASSWORD not in str(dex.value)
+
+
+def test_a_command_ends_at_its_ceiling_whatever_it_waits_for(tmp_path: Path) -> None:
+    """Below the per-request limit, ``KEDRO_VERTEX_COMMAND_TIMEOUT`` ends a command held by a server in one line."""
+    project = _clean_example(tmp_path / "kfp")
+    with serving(_HealthyThenSilent) as kfp:
+        (project / "conf" / "base" / "vertexai.yml").write_text(KFP_CONFIG.format(host=kfp.url))
+        env = subprocess_env(KEDRO_VERTEX_NETWORK_TIMEOUT="120", KEDRO_VERTEX_COMMAND_TIMEOUT="8")
+        started = time.monotonic()
+        (result,) = kedro_batch([(project, ["vertexai", "run-once", "--no-wait"])], env=env)
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
+        "Error: kedro vertexai run-once did not finish within 8 s (KEDRO_VERTEX_COMMAND_TIMEOUT; following a job is "
+        "not counted): check that the servers it calls are reachable and up, or raise the limit"
+    ]
+    assert elapsed < 60  # Kedro's start-up, then 8 s: not the 120 s a request may wait
+
+
+def test_following_a_job_is_not_counted_against_the_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kedro_vertex_runner.network import CommandTimeout, command_deadline, following
+
+    monkeypatch.setenv("KEDRO_VERTEX_COMMAND_TIMEOUT", "0.4")
+    with command_deadline("kedro vertexai run-once"):
+        with following():
+            time.sleep(0.6)  # a job running longer than the ceiling
+        time.sleep(0.2)  # what is left of the ceiling still holds
+    with pytest.raises(CommandTimeout, match=r"^kedro vertexai run-once did not finish within 0.4 s"):
+        with command_deadline("kedro vertexai run-once"):
+            time.sleep(1)

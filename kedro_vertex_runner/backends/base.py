@@ -237,11 +237,18 @@ class Backend:
         called for a job left running). Raises :class:`JobFailed` for a job that did not succeed."""
         self.require(Capability.RUN if wait else Capability.SUBMIT)
         self.check_run_id(job.run_id)
+        from ..network import following
+
         handle: JobHandle | None = None
         try:
-            handle = self.start(job)
+            if self.job_ends_with_launcher:  # the job runs here, for as long as its tasks do
+                with following():
+                    handle = self.start(job)
+            else:
+                handle = self.start(job)
             if wait:
-                self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
+                with following():
+                    self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
             else:
                 self.submitted(handle)
         except JobFailed as exc:
