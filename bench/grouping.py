@@ -146,11 +146,24 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
     pipeline = pipelines["__default__"]
     config = validate_config(yaml.safe_load((project / "conf" / "base" / "vertexai.yml").read_text()))
     recorded = last_run_durations(str(project / config.run_config.root), ("__default__",))
-    return (
-        pipeline,
-        CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=recorded),
-        task_settings(config.run_config).same,
+    # as compile models it: nodes linked by a value kept in memory run in one process, one after another
+    from kedro.framework.session import KedroSession
+
+    from kedro_vertex_runner.persistence import held_in_memory
+    from kedro_vertex_runner.task_runners import FORK_COST
+
+    with KedroSession.create(project_path=project) as session:
+        catalog = session.load_context().catalog
+    transient = frozenset(
+        name
+        for name in pipeline.datasets()
+        if not name.startswith("params:") and name != "parameters"
+        and (name not in catalog or held_in_memory(catalog, name))
+    )  # fmt: skip
+    model = CostModel(
+        task_startup=STARTUP, task_workers=WORKERS, durations=recorded, parallel_cost=FORK_COST, transient=transient
     )
+    return pipeline, model, task_settings(config.run_config).same
 
 
 def main(argv: list[str]) -> None:

@@ -35,6 +35,7 @@ Imported by the task entrypoint: stdlib only at import time.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import pickle
@@ -178,11 +179,17 @@ def _dataset_type(catalog: Any, name: str) -> str:
 
 
 def uses_spark(catalog: Any, pipeline: Any) -> str:
-    """Why the task uses Spark (empty: it does not): one of its datasets is a Spark dataset (from a ``spark`` or
-    ``pyspark`` module, or a class named ``Spark…``), or ``pyspark`` is imported (by a node module or a hook).
-    Such a task keeps one SparkSession (one JVM) for all its nodes: it never forks them."""
-    if "pyspark" in sys.modules:
-        return "pyspark is imported"
+    """Why the task uses Spark (empty: it does not): a SparkContext is running (a hook started a session), a
+    node's module uses pyspark, or one of its datasets is a Spark dataset (from a ``spark`` or ``pyspark`` module,
+    or a class named ``Spark…``). Such a task keeps one SparkSession (one JVM) for all its nodes: it never forks
+    them. That ``pyspark`` is imported says nothing: MLflow imports parts of it wherever it is installed."""
+    context = getattr(sys.modules.get("pyspark.context"), "SparkContext", None)
+    if getattr(context, "_active_spark_context", None) is not None:
+        return "a SparkContext is running"
+    for node in pipeline.nodes:
+        module = _node_module(node)
+        if module is not None and _uses_pyspark(module):
+            return f"node {node.name!r} comes from {module.__name__}, which uses pyspark"
     if catalog is None:
         return ""
     for name in sorted(pipeline.datasets()):
@@ -191,6 +198,22 @@ def uses_spark(catalog: Any, pipeline: Any) -> str:
         if any(part in ("spark", "pyspark") for part in parts[:-1]) or parts[-1].startswith("Spark"):
             return f"dataset {name!r} is a {kind}"
     return ""
+
+
+def _node_module(node: Any) -> Any:
+    func: Any = getattr(node, "func", None)
+    while hasattr(func, "func"):  # functools.partial
+        func = func.func
+    return sys.modules.get(getattr(func, "__module__", None) or "")
+
+
+def _uses_pyspark(module: Any) -> bool:
+    """Whether ``module`` imported anything from pyspark (``import pyspark``, ``from pyspark.sql import …``)."""
+    for value in list(vars(module).values()):
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and (name == "pyspark" or name.startswith("pyspark.")):
+            return True
+    return False
 
 
 def memory_groups(pipeline: Any, in_memory: Callable[[str], bool]) -> list[list[Any]]:

@@ -408,17 +408,18 @@ def test_compile_explain_with_the_default_grouping(project, tmp_path):
     assert max(len(line) for line in explanation) <= 100 and explanation[-1].startswith("Compiled pipeline")
     assert "Cost model: 2m00s start-up per task; node run times: 0 of 11 from the last local run, the others 10s" in out
     assert "Tasks (grouping 'makespan'):" in out
-    # the example's three tasks, by number and name: the preprocessing chain with bucket_prices and the rooms report
-    # (the 7m10s of four tasks, one task fewer); split_data (2Gi) joins nodes asking for 4Gi in a 4Gi task
+    # the example's four tasks, by number and name: the preprocessing chain (which passes values in memory, so one
+    # process runs it node after node) beside the branches that read the raw data; split_data (2Gi) joins nodes
+    # asking for 4Gi in a 4Gi task. Three tasks would make one process run seven nodes in a row: 20 s longer
     assert (
-        "  task 1 'bucket-prices-feb3c851' (7 nodes): bucket_prices__feb3c851, clean_houses, count_rooms,\n"
-        "      add_features, create_rooms_report, select_features, model.split_data\n"
-        "  task 2 'model-train-model' (1 node): model.train_model; after task 1\n"
-        "  task 3 'summarize-raw-data' (3 nodes): summarize_raw_data, model.evaluate_model, create_report;\n"
-        "      after tasks 1, 2\n"
+        "  task 1 'bucket-prices-feb3c851' (4 nodes): bucket_prices__feb3c851, count_rooms,\n"
+        "      summarize_raw_data, create_rooms_report\n"
+        "  task 2 'clean-houses' (4 nodes): clean_houses, add_features, select_features, model.split_data\n"
+        "  task 3 'model-train-model' (1 node): model.train_model; after task 2\n"
+        "  task 4 'model-evaluate-model' (2 nodes): model.evaluate_model, create_report; after tasks 1, 2, 3\n"
     ) in out
     chain = out.split("Longest chain of dependent tasks: ", 1)[1].splitlines()[0].split(" -> ")
-    assert chain == ["bucket-prices-feb3c851", "model-train-model", "summarize-raw-data"]
+    assert chain == ["clean-houses", "model-train-model", "model-evaluate-model"]
     rows = explained(result)
     assert list(rows) == ["makespan", "chains", "none", "namespace"]
     assert "  tags       the same tasks as none\n" in out  # no group tags: one task per node, as `none`
@@ -428,7 +429,7 @@ def test_compile_explain_with_the_default_grouping(project, tmp_path):
     preprocessing = spec["deploymentSpec"]["executors"][f"exec-{task_by_node(spec, 'model.split_data')}"]
     assert preprocessing["container"]["resources"]["resourceMemoryLimit"] == "4Gi"
     # a node with its own retries and timeout keeps its own task
-    assert rows["makespan"] == (3, 3, "7m10s") and (rows["chains"][0], rows["chains"][1]) == (8, 4)
+    assert rows["makespan"] == (4, 3, "7m10s") and (rows["chains"][0], rows["chains"][1]) == (8, 4)
     assert [["model.train_model"]] == [n for n in node_args(spec) if "model.train_model" in n]
 
     # a serial pipeline (clean_houses → add_features → select_features, one settings group) is one task

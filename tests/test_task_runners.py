@@ -346,6 +346,25 @@ def test_a_task_using_spark_never_forks_its_nodes(project: Path, tmp_path: Path)
     assert len({records[name]["pid"] for name in ("spark_left", "spark_right", "spark_join")}) == 1
 
 
+def test_only_spark_in_use_keeps_a_task_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import importlib
+    import sys
+
+    from kedro_vertex_runner.task_runners import uses_spark
+
+    pytest.importorskip("pyspark.sql")
+    import mlflow  # noqa: F401 - imports parts of pyspark wherever pyspark is installed
+
+    assert "pyspark.sql" in sys.modules
+    # pyspark imported by a library says nothing: these nodes' module does not use it, so their task may fork
+    assert uses_spark(None, DIAMOND) == ""
+    (tmp_path / "spark_nodes.py").write_text("from pyspark.sql import functions as F\n\ndef count(df):\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spark_nodes = importlib.import_module("spark_nodes")
+    with_spark = Pipeline([node(spark_nodes.count, "raw", "n", name="count"), node(step, "raw", "m", name="other")])
+    assert uses_spark(None, with_spark) == "node 'count' comes from spark_nodes, which uses pyspark"
+
+
 def test_a_failing_branch_fails_the_task_and_is_named(project: Path, tmp_path: Path):
     # explode runs after prepare in their process (prepare hands it a value in memory), beside steady
     result, records, report = run_task(project, tmp_path, "prepare", "explode", "steady")

@@ -762,7 +762,14 @@ class _TaskTimes:
         self.budget -= len(indices)
         local = {i: k for k, i in enumerate(indices)}
         parents = [[local[p] for p in graph.parents[i] if p in local] for i in indices]
-        return _span([graph.weight[i] for i in indices], parents, graph.workers)
+        return _task_span(
+            [graph.nodes[i] for i in indices],
+            [graph.weight[i] for i in indices],
+            parents,
+            graph.workers,
+            graph.parallel_cost,
+            graph.transient,
+        )
 
     def _fits(self, start: float, a: int, b: int, latest: float) -> bool:
         """Whether tasks ``a`` and ``b`` merged, starting at ``start``, end by ``latest`` (a lower bound first)."""
