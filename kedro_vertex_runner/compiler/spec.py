@@ -399,8 +399,8 @@ class _SettingsCache:
 
     def same(self, parent: Node, child: Node) -> bool:
         """Whether two nodes may share a task (``makespan``, ``chains``): when their image, GPUs, accelerator,
-        retries, timeout, caching and Kubernetes pod settings agree. CPU and memory requests may differ: :meth:`combine` gives the task the
-        most of each."""
+        retries, timeout, caching and Kubernetes pod settings agree. CPU and memory requests may differ:
+        :meth:`combine` gives the task the most of each."""
         return self.key(parent) == self.key(child)
 
     def combine(self, group: TaskGroup) -> _GroupSettings:
