@@ -554,3 +554,52 @@ def test_a_pod_entry_naming_no_node_or_tag_is_one_line() -> None:
     assert str(info.value) == (
         "vertexai.yml: run_config.kubeflow.pod.gpus: names no node or tag of pipeline '__default__' (did you mean 'gpu'?)"
     )
+
+
+def test_kedro_kubeflow_run_keys_are_translated_or_dropped_with_one_line_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = """\
+    host: https://kfp.example.com
+    run_config:
+      image: i:1
+      root: gs://b/r
+      run_name: demo-run
+      wait_for_completion: false
+      store_kedro_outputs_as_kfp_artifacts: true
+      node_merge_strategy: none
+      max_cache_staleness: P0D
+      retry_policy:
+        __default__: {num_retries: 4, backoff_duration: 60s, backoff_factor: 2}
+        wait_for_partition: null
+    """
+    with caplog.at_level(logging.WARNING, logger="kedro_vertex_runner"):
+        config = load_config(_conf(tmp_path, text))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][1:]
+    where = "conf/base/kubeflow.yml: run_config"
+    assert warnings == [
+        f"{where}.run_name is a kedro-kubeflow key and is ignored: runs are named after the compiled pipeline and the "
+        "time; remove it",
+        f"{where}.wait_for_completion is a kedro-kubeflow key and is ignored: `kedro run --runner=VertexRunner` waits "
+        "for the run, `kedro vertexai run-once --no-wait` does not; remove it",
+        f"{where}.store_kedro_outputs_as_kfp_artifacts is a kedro-kubeflow key and is ignored: datasets pass between "
+        "tasks through run_config.root, not KFP artifacts; remove it",
+        f"{where}.retry_policy.__default__ is a kedro-kubeflow key: write run_config.resources.__default__.retries: "
+        "{max_retries: 4, backoff: 60s, backoff_factor: 2} instead",
+        f"{where}.node_merge_strategy is a kedro-kubeflow key: write `grouping: none` instead",
+        f"{where}.max_cache_staleness is a kedro-kubeflow key: write run_config.caching: false instead",
+    ]
+    run_config = config.run_config
+    assert run_config.grouping == "none" and run_config.caching is False
+    retries = run_config.resources["__default__"].retries
+    assert retries is not None and (retries.max_retries, retries.backoff, retries.backoff_factor) == (4, 60, 2)
+    for extra, expected in (
+        ("node_merge_strategy: full", "run_config.node_merge_strategy: 'full' has no equivalent"),
+        ("max_cache_staleness: P1D", "run_config.max_cache_staleness: 'P1D' has no equivalent"),
+        ("retry_policy: {x: {num_retries: 1, policy: Always}}", "run_config.retry_policy.x.policy: has no equivalent"),
+    ):
+        body = "host: https://kfp.example.com\nrun_config:\n  image: i:1\n  root: gs://b/r\n  " + extra + "\n"
+        with pytest.raises(ConfigError) as info:
+            load_config(_conf(tmp_path, body))
+        assert str(info.value).startswith(f"conf/base/kubeflow.yml: {expected}"), str(info.value)

@@ -16,6 +16,10 @@ extra_volumes      run_config.kubeflow.pod.<name>.volumes (a claim), .secrets_as
                    .shm_size (a memory-backed emptyDir at /dev/shm with a size limit)
 volume             refused: the run's own data volume; share data through ``root`` or an existing claim
 resources          run_config.resources (``nvidia.com/gpu`` becomes ``gpu``, see :mod:`.reference`)
+retry_policy       run_config.resources.<name>.retries (max_retries, backoff, backoff_factor)
+node_merge_strategy  ``none``: run_config.grouping: none; ``full`` is refused
+max_cache_staleness  ``P0D``: run_config.caching: false; another duration is refused
+run_name, wait_for_completion, store_kedro_outputs_as_kfp_artifacts: dropped (they change nothing a task does)
 =================  =================================================================================
 """
 
@@ -33,6 +37,13 @@ if typing.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# keys that change nothing a task does: dropped with one warning line
+_DROPPED = {
+    "run_name": "runs are named after the compiled pipeline and the time",
+    "wait_for_completion": "`kedro run --runner=VertexRunner` waits for the run, `kedro vertexai run-once --no-wait` "
+    "does not",
+    "store_kedro_outputs_as_kfp_artifacts": "datasets pass between tasks through run_config.root, not KFP artifacts",
+}
 KUBEFLOW_PLUGIN_KEYS = (
     "image_pull_policy",
     "ttl",
@@ -41,6 +52,10 @@ KUBEFLOW_PLUGIN_KEYS = (
     "affinity",
     "extra_volumes",
     "volume",
+    "retry_policy",
+    "node_merge_strategy",
+    "max_cache_staleness",
+    *_DROPPED,
 )
 
 
@@ -121,7 +136,64 @@ def translate_kubeflow_keys(value: dict[str, Any], tr: _Translation) -> None:
                 "mount an existing claim with run_config.kubeflow.pod.__default__.volumes: [{pvc, mount_path}], "
                 "and remove volume",
             )
+    for key, reason in _DROPPED.items():
+        if key in value:
+            value.pop(key)
+            logger.warning(
+                "%s: run_config.%s is a kedro-kubeflow key and is ignored: %s; remove it", tr.where((key,)), key, reason
+            )
+    _translate_run_keys(value, pods, tr)
     pods.done()
+
+
+def _translate_run_keys(value: dict[str, Any], pods: _Pods, tr: _Translation) -> None:
+    """``retry_policy``, ``node_merge_strategy`` and ``max_cache_staleness``: settings of this plugin's own."""
+    policies = tr.mapping(value.pop("retry_policy", None), ("retry_policy",))
+    resources = tr.mapping(value.get("resources"), ("resources",)) if policies else {}
+    renamed = (("num_retries", "max_retries"), ("backoff_duration", "backoff"), ("backoff_factor", "backoff_factor"))
+    for name, policy in policies.items():
+        loc = ("retry_policy", str(name))
+        if policy is None:
+            continue
+        policy = tr.mapping(policy, loc)
+        unknown = sorted(set(policy) - {old for old, _ in renamed})
+        if unknown:
+            tr.fail((*loc, unknown[0]), "has no equivalent: remove it")
+        retries = {new: policy[old] for old, new in renamed if old in policy}
+        entry = tr.mapping(resources.get(name), ("resources", str(name)))
+        instead = f"run_config.resources.{name}.retries"
+        if entry.get("retries") not in (None, retries):
+            tr.fail(loc, f"contradicts {instead} ({_short_repr(entry['retries'])}): keep only {instead}")
+        pods.warn(loc, f"{instead}: {_flow(retries)}")
+        resources[name] = {**entry, "retries": retries}
+    if policies:
+        value["resources"] = resources
+    if "node_merge_strategy" in value:
+        strategy = value.pop("node_merge_strategy")
+        if strategy != "none":
+            tr.fail(
+                ("node_merge_strategy",),
+                f"{_short_repr(strategy)} has no equivalent (one pod for the whole pipeline): use grouping: chains or "
+                "makespan (nodes that fit together share a task)",
+            )
+        if value.get("grouping") not in (None, "none"):
+            tr.fail(
+                ("node_merge_strategy",), f"contradicts grouping: {_short_repr(value['grouping'])}: keep only grouping"
+            )
+        pods.warn(("node_merge_strategy",), "`grouping: none`")
+        value["grouping"] = "none"
+    if "max_cache_staleness" in value:
+        staleness = value.pop("max_cache_staleness")
+        if str(staleness).strip().upper() not in ("P0D", "PT0S", "0"):
+            tr.fail(
+                ("max_cache_staleness",),
+                f"{_short_repr(staleness)} has no equivalent: caching is on or off here: write run_config.caching "
+                "(and resources.<name>.caching)",
+            )
+        if value.get("caching") not in (None, False):
+            tr.fail(("max_cache_staleness",), "contradicts run_config.caching: true: keep only caching")
+        pods.warn(("max_cache_staleness",), "run_config.caching: false")
+        value["caching"] = False
 
 
 def _get(mapping: dict[str, Any], snake: str) -> Any:
