@@ -300,11 +300,17 @@ def _uploaded_spec(raw: bytes, content_type: str) -> dict[str, Any]:
     )
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "uploadfile":
-            return yaml.safe_load(part.get_payload(decode=True))
+            # KFP's package: the PipelineSpec, then (pod settings) the Kubernetes platform spec, as KFP stores them
+            documents = list(yaml.safe_load_all(part.get_payload(decode=True)))
+            if len(documents) == 1:
+                return documents[0]
+            return {"pipeline_spec": documents[0], "platform_spec": documents[1]}
     raise KeyError("uploadfile")
 
 
 def _default_script(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if spec and "platform_spec" in spec:  # a run with a Kubernetes platform spec: {pipeline_spec, platform_spec}
+        spec = spec["pipeline_spec"]
     tasks = list(((spec or {}).get("root") or {}).get("dag", {}).get("tasks", {}))
     return [
         {"state": "RUNNING", "tasks": {t: "RUNNING" for t in tasks}},

@@ -633,9 +633,13 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _spec_file(spec: Mapping[str, Any]) -> Iterator[str]:
-    """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML), removed afterwards."""
+    """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML): the PipelineSpec, then its
+    Kubernetes platform spec (pod settings) as KFP's second document, which the client sends with every run,
+    recurring run and upload; removed afterwards."""
+    from ..compiler.platform import yaml_documents
+
     with tempfile.TemporaryDirectory(prefix="kedro-vertex-kfp-") as folder:
         path = os.path.join(folder, "pipeline.yaml")
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(spec, fh)
+            fh.write(yaml_documents(spec))
         yield path

@@ -1523,6 +1523,11 @@ class LocalBackend(Backend):
         """Run the job to its end (this backend cannot leave a job running); :class:`LocalRunFailed` if a task
         failed."""
         local = self.config.run_config.local
+        if self.config.run_config.kubeflow.pod:
+            self.reporter.warn(
+                "run_config.kubeflow.pod is ignored: the local backend runs tasks as processes on this machine, not "
+                "as Kubernetes pods"
+            )
         options = job.options
         warm_start = options.get("warm_start")
         result = run_spec(

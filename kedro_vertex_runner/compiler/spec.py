@@ -53,6 +53,7 @@ from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mo
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
+from .platform import documents, pod_key, with_platform_spec
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -157,7 +158,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     pipeline_info = {"name": _pipeline_name(request.project_name, request.pipeline_names)}
     if run_config.description:
         pipeline_info["description"] = run_config.description
-    return {
+    spec = {
         "components": components,
         "deploymentSpec": {"executors": executors},
         "pipelineInfo": pipeline_info,
@@ -165,6 +166,10 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         "schemaVersion": SCHEMA_VERSION,
         "sdkVersion": f"kedro-vertex-runner-{__version__}",
     }
+    task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
+    if exit_group is not None:
+        task_nodes[f"exec-{names[-1]}"] = exit_group.nodes
+    return with_platform_spec(spec, run_config, task_nodes)
 
 
 def _job_ids_as_inputs(backend: str) -> bool:
@@ -174,16 +179,20 @@ def _job_ids_as_inputs(backend: str) -> bool:
 
 def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
     """Write ``spec`` as compact JSON (sorted keys, trailing newline) or, for ``.yaml``/``.yml``, as YAML; atomically.
+    A Kubernetes platform spec (:mod:`.platform`) is KFP's second YAML document, or in JSON the object
+    ``{"pipeline_spec", "platform_spec"}``.
 
     Raises:
         PluginError: an unknown suffix or a path that cannot be written, naming the path.
     """
     path = Path(path)
+    pipeline_spec, platform = documents(spec)  # a platform spec is KFP's second document (see .platform)
     if check_output_path(path) == ".json":
         # compact: a thousand-task spec stays near 1 MB (indented it would be twice that); -o *.yaml is for reading
-        text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+        content = {"pipeline_spec": pipeline_spec, "platform_spec": platform} if platform else spec
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
     else:
-        text = _to_yaml(spec)
+        text = _to_yaml(pipeline_spec) + (f"---\n{_to_yaml(platform)}" if platform else "")
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -384,14 +393,14 @@ class _SettingsCache:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
-            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
+            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, pod_key(self.run_config, node))
             self._keys[node.name] = cached
         return cached
 
     def same(self, parent: Node, child: Node) -> bool:
         """Whether two nodes may share a task (``makespan``, ``chains``): when their image, GPUs, accelerator,
-        retries, timeout and caching agree. CPU and memory requests may differ: :meth:`combine` gives the task the
-        most of each."""
+        retries, timeout, caching and Kubernetes pod settings agree. CPU and memory requests may differ:
+        :meth:`combine` gives the task the most of each."""
         return self.key(parent) == self.key(child)
 
     def combine(self, group: TaskGroup) -> _GroupSettings:

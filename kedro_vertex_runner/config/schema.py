@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from ..values import MAX_WORKERS
+from .pod import PodSettings, check_ttl
 from .reference import _translate_reference_keys
 from .rules import (
     _CPU,
@@ -429,10 +430,24 @@ class KubeflowConfig(_Model):
         "e.g. 'kubeflow-user-example-com'); default: the installation's own.",
     )
 
+    pod: dict[str, PodSettings] = Field(
+        default_factory=dict,
+        description="Kubernetes pod settings per node name, tag or '__default__' (see the README's 'Kubeflow: "
+        "placing pods').",
+    )
+    ttl: int | None = Field(
+        None, description="Seconds a finished run's workflow and pods stay on the cluster before KFP deletes them."
+    )
+
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str | None) -> str | None:
         return None if value is None else check_namespace(value)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        return check_ttl(value)
 
 
 class RunConfig(_Model):
@@ -759,6 +774,12 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
                 f"(see the README's configuration reference){context}"
             )
+    if config.run_config.kubeflow.pod and backend == "vertex":
+        raise ConfigError(
+            f"{file_defining(files, ('run_config', 'kubeflow', 'pod'))}: run_config.kubeflow.pod: Vertex AI runs no "
+            "Kubernetes pods you can place: remove the key (choose machines with resources.<name>.cpu, memory, gpu "
+            f"and accelerator), or run on backend 'kubeflow'{context}"
+        )
     experiment = config.run_config.experiment_name
     if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
         try:
