@@ -276,6 +276,136 @@ def test_local_backend_compiles_no_platform_spec() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# GPUs: a count and a Kubernetes extended resource name, as kfp's set_accelerator_type / set_accelerator_limit
+
+
+def kfp_accelerator_reference(path: Path) -> dict[str, Any]:
+    """Each executor's ``resources`` as kfp's own compiler writes them for GPU requests on Kubernetes."""
+    from kfp import compiler, dsl
+
+    @dsl.container_component
+    def train():  # type: ignore[no-untyped-def]  # kfp reads the annotations: none here
+        return dsl.ContainerSpec(image=IMAGE, command=["python"])
+
+    @dsl.pipeline(name="reference")
+    def reference():  # type: ignore[no-untyped-def]
+        train().set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(2)
+        train().set_accelerator_type("amd.com/gpu").set_accelerator_limit(1)
+
+    compiler.Compiler().compile(reference, str(path))
+    executors = yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
+    return {label: executor["container"]["resources"] for label, executor in executors.items()}
+
+
+def test_a_gpu_request_compiles_as_kfp_set_accelerator_compiles_it(tmp_path: Path) -> None:
+    pipeline = Pipeline(
+        [
+            node(step, "raw", "a", name="prepare"),
+            node(step, "a", "b", name="train", tags=["gpu"]),
+            node(step, "b", "c", name="tune", tags=["gpu"]),
+            node(step, "c", "d", name="evaluate"),
+        ]
+    )
+    resources = {
+        "gpu": {"gpu": 2},  # a count alone: nvidia.com/gpu
+        "tune": {"accelerator": "nvidia.com/gpu"},  # the same type written out, with the tag's count
+        "evaluate": {"accelerator": "amd.com/gpu"},  # one, unless gpu says otherwise
+    }
+    theirs = kfp_accelerator_reference(tmp_path / "reference.yaml")
+    nvidia, amd = theirs["exec-train"], theirs["exec-train-2"]
+    assert nvidia["accelerator"]["resourceType"] == "nvidia.com/gpu"  # what is compared below is kfp's layout
+    spec = compile_(pipeline, kubeflow_config(resources=resources, grouping="none"))
+    ours = {
+        label: executor["container"].get("resources") for label, executor in spec["deploymentSpec"]["executors"].items()
+    }
+    assert ours["exec-prepare"] is None
+    for label, expected in (("exec-train", nvidia), ("exec-tune", nvidia), ("exec-evaluate", amd)):
+        assert sorted(ours[label]["accelerator"]) == sorted(expected["accelerator"]), label
+        for field in expected["accelerator"]:  # field by field, for a readable failure
+            assert ours[label]["accelerator"][field] == expected["accelerator"][field], (label, field)
+        assert ours[label] == expected, label
+    # train and tune ask for the same GPUs: makespan may run them in one task, which keeps the request
+    merged = compile_(pipeline, kubeflow_config(resources=resources))
+    requests = [e["container"].get("resources") for e in merged["deploymentSpec"]["executors"].values()]
+    assert nvidia in requests and amd in requests
+    # the local backend runs no GPU and takes either form, so a file written for kubeflow or vertex runs here
+    local = {**resources, "prepare": {"accelerator": "NVIDIA_TESLA_T4"}}
+    raw = {"image": IMAGE, "root": "runs", "backend": "local", "resources": local, "grouping": "none"}
+    spec = compile_(pipeline, validate_config({"run_config": raw}))
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"] == nvidia
+
+
+@pytest.mark.parametrize(
+    ("backend", "entry", "expected"),
+    [
+        (
+            "kubeflow",
+            {"accelerator": "NVIDIA_TESLA_T4"},
+            "run_config.resources.train.accelerator: NVIDIA_TESLA_T4 is a Vertex AI accelerator type, which Kubeflow "
+            "Pipelines would ask Kubernetes for as a resource no node has: write nvidia.com/gpu instead and choose "
+            "the model with run_config.kubeflow.pod.train.node_selector, e.g. {cloud.google.com/gke-accelerator: "
+            "nvidia-tesla-t4} on GKE",
+        ),
+        ("kubeflow", {"accelerator": "TPU_V5_LITEPOD"}, "write google.com/tpu instead and choose the model with"),
+        (
+            "vertex",
+            {"accelerator": "nvidia.com/gpu", "gpu": 2},
+            "run_config.resources.train.accelerator: nvidia.com/gpu is a Kubernetes resource name, which Vertex AI "
+            "does not take: write a Vertex AI accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or run "
+            "on backend 'kubeflow'",
+        ),
+        ("kubeflow", {"accelerator": "nvidia.com/"}, "'nvidia.com/' is not a Kubernetes extended resource name"),
+        ("kubeflow", {"accelerator": "/gpu"}, "'/gpu' is not a Kubernetes extended resource name: write <domain>/"),
+        ("kubeflow", {"accelerator": "Nvidia.com/gpu"}, "'Nvidia.com/gpu' is not a Kubernetes extended resource"),
+        ("kubeflow", {"accelerator": "nvidia.com/gpu/x"}, "'nvidia.com/gpu/x' is not a Kubernetes extended"),
+        ("local", {"accelerator": "nvidia.com/g pu"}, "'nvidia.com/g pu' is not a Kubernetes extended resource"),
+        ("kubeflow", {"accelerator": "kubernetes.io/gpu"}, "is one of Kubernetes' own resources, not an accelerator"),
+        ("kubeflow", {"accelerator": "GPU"}, "nor, for backend kubeflow, a Kubernetes resource name such as nvidia"),
+        ("kubeflow", {"gpu": -1}, "run_config.resources.train.gpu: must be greater than or equal to 0, got -1"),
+        ("kubeflow", {"gpu": 17}, "run_config.resources.train.gpu: must be less than or equal to 16, got 17"),
+        (
+            "kubeflow",
+            {"gpu": 0, "accelerator": "amd.com/gpu"},
+            "run_config.resources.train.gpu: 0 contradicts accelerator amd.com/gpu: remove `accelerator`",
+        ),
+    ],
+)
+def test_bad_gpu_requests_are_one_line(backend: str, entry: dict[str, Any], expected: str) -> None:
+    top: dict[str, Any] = {
+        "kubeflow": {"host": "http://127.0.0.1:1"},
+        "vertex": {"project_id": "my-project", "region": "europe-west1"},
+        "local": {},
+    }[backend]
+    raw = {"image": IMAGE, "root": "gs://b/runs", "backend": backend, "resources": {"train": entry}}
+    with pytest.raises(ConfigError) as info:
+        validate_config({**top, "run_config": raw})
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("vertexai.yml: run_config.resources.train."), message
+    assert expected in message, message
+
+
+def test_a_gpu_request_follows_the_backend_it_is_switched_to() -> None:
+    from kedro_vertex_runner.config import check_against_pipeline
+
+    pipeline = Pipeline([node(step, "raw", "a", name="train", tags=["gpu"])])
+    kubeflow = kubeflow_config(resources={"gpu": {"gpu": 1}, "train": {"accelerator": "amd.com/gpu"}})
+    check_against_pipeline(kubeflow, pipeline)
+    with pytest.raises(ConfigError) as info:  # --runner-params backend=vertex
+        kubeflow.model_copy(update={"project_id": "my-project", "region": "europe-west1"}).with_backend("vertex")
+    assert str(info.value) == (
+        "vertexai.yml: run_config.resources.train.accelerator: amd.com/gpu is a Kubernetes resource name, which "
+        "Vertex AI does not take: write a Vertex AI accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or "
+        "run on backend 'kubeflow' (the job runs on backend 'vertex')"
+    )
+    # on vertex a count alone still needs a Vertex AI accelerator type
+    count_only = kubeflow_config(resources={"gpu": {"gpu": 1}}).model_copy(
+        update={"project_id": "my-project", "region": "europe-west1"}
+    )
+    with pytest.raises(ConfigError, match=r"run_config.resources.gpu.gpu: a GPU count needs an accelerator type"):
+        check_against_pipeline(count_only.with_backend("vertex"), pipeline)
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # bad input: one line each, naming the key
 
 
