@@ -614,18 +614,26 @@ def test_kedro_kubeflow_keys_in_vertexai_yml_for_vertex_keep_their_old_meaning(
 
 @pytest.mark.slow
 def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
-    """In one batch of kedro commands: a kedro-kubeflow ``kubeflow.yml`` compiles to KFP's two documents; the
-    Vertex backend refuses pod settings in one line; a bad key is one line and nothing is written; a local run
-    says once that it ignores them."""
+    """In one batch of kedro commands: a kedro-kubeflow ``kubeflow.yml`` compiles to KFP's two documents, its
+    ``nvidia.com/gpu: 1`` a GPU request; the Vertex backend refuses pod settings and a Kubernetes GPU name in one
+    line, the kubeflow backend a Vertex AI accelerator type; a bad key is one line and nothing is written; a local
+    run says once that it ignores pod settings and runs with a GPU count alone (kubeflow's form)."""
     from conftest import kedro_batch
 
     projects = {}
-    for case in ("kubeflow_yml", "vertex", "bad", "local"):
+    for case in ("kubeflow_yml", "vertex", "bad", "local", "vertex_gpu", "kubeflow_t4"):
         projects[case] = shutil.copytree(demo_project, tmp_path / case / "demo_project")
-    base = projects["kubeflow_yml"] / "conf" / "base"
-    (base / "vertexai.yml").unlink()
-    # a GPU count needs a Vertex AI accelerator type, which a kedro-kubeflow file has no key for
-    (base / "kubeflow.yml").write_text(KEDRO_KUBEFLOW.replace("nvidia.com/gpu: 1", "memory: 2Gi"))
+    for case in ("kubeflow_yml", "kubeflow_t4"):
+        (projects[case] / "conf" / "base" / "vertexai.yml").unlink()
+    (projects["kubeflow_yml"] / "conf" / "base" / "kubeflow.yml").write_text(KEDRO_KUBEFLOW)
+    t4 = KEDRO_KUBEFLOW.replace("nvidia.com/gpu: 1", "gpu: 1, accelerator: NVIDIA_TESLA_T4")
+    (projects["kubeflow_t4"] / "conf" / "base" / "kubeflow.yml").write_text(t4)
+    gpu = "    preprocessing:          # tag of clean_houses, add_features, select_features\n      memory: 4Gi\n"
+    # a count alone (kubeflow's form) runs on the local backend, which runs no GPU
+    for case, request in (("local", "gpu: 1"), ("vertex_gpu", "accelerator: nvidia.com/gpu")):
+        path = projects[case] / "conf" / "base" / "vertexai.yml"
+        assert gpu in path.read_text()
+        path.write_text(path.read_text().replace(gpu, f"{gpu}      {request}\n"))
     pod = "  kubeflow:\n    pod:\n      __default__:\n        secrets_as_env: {DB_PASSWORD: {secret: db, key: password}}\n"
     for case in ("vertex", "local"):
         with (projects[case] / "conf" / "base" / "vertexai.yml").open("a") as handle:
@@ -645,6 +653,11 @@ def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
                     ),
                     (projects["bad"], ["vertexai", "compile", "-o", str(out / "bad.json"), "--backend", "kubeflow"]),
                     (projects["local"], ["run", "--runner=VertexRunner", "--nodes=clean_houses"]),
+                    (
+                        projects["vertex_gpu"],
+                        ["vertexai", "compile", "-o", str(out / "vgpu.json"), "--backend", "vertex"],
+                    ),
+                    (projects["kubeflow_t4"], ["vertexai", "compile", "-o", str(out / "t4.yaml")]),
                 ]
             ),
             strict=True,
@@ -658,15 +671,35 @@ def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
     executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(executors) == {component["executorLabel"] for component in pipeline_doc["components"].values()}
     assert platform_doc["platforms"]["kubernetes"]["pipelineConfig"] == {"resourceTtlOnCompletion": 604800}
+    # kedro-kubeflow's `nvidia.com/gpu: 1` requests one GPU, as kfp's set_accelerator_type/limit writes it
+    train = [
+        executor["container"]
+        for executor in pipeline_doc["deploymentSpec"]["executors"].values()
+        if "--node=model.train_model" in " ".join(executor["container"]["args"])
+    ]
+    assert [container["resources"]["accelerator"] for container in train] == [
+        {"count": "1", "resourceCount": "1", "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
+    ]
     for case, expected in (
         ("vertex", "Error: conf/base/vertexai.yml: run_config.kubeflow.pod: Vertex AI runs no Kubernetes pods"),
         ("bad", "Error: conf/base/vertexai.yml: run_config.kubeflow.pod.__default__.volumes.0.mount_path: mount path"),
+        (
+            "vertex_gpu",
+            "Error: conf/base/vertexai.yml: run_config.resources.preprocessing.accelerator: nvidia.com/gpu is a "
+            "Kubernetes resource name, which Vertex AI does not take: write a Vertex AI accelerator type such as",
+        ),
+        (
+            "kubeflow_t4",
+            "Error: conf/base/kubeflow.yml: run_config.resources.model.train_model.accelerator: NVIDIA_TESLA_T4 is a "
+            "Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a resource no node has: "
+            "write nvidia.com/gpu instead",
+        ),
     ):
         result = results[case]
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stderr
         assert len(errors) == 1 and errors[0].startswith(expected), result.stderr
-    assert not out.joinpath("vertex.json").exists() and not out.joinpath("bad.json").exists()
+    assert not any(out.joinpath(name).exists() for name in ("vertex.json", "bad.json", "vgpu.json", "t4.yaml"))
     local = results["local"]
     assert local.returncode == 0, local.stderr
     lines = (local.stdout + local.stderr).splitlines()
