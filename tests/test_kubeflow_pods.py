@@ -335,6 +335,25 @@ def test_a_gpu_request_compiles_as_kfp_set_accelerator_compiles_it(tmp_path: Pat
     assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"] == nvidia
 
 
+def test_the_readme_gpu_node_pool_example_requests_a_gpu_on_the_pool() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("### Kubeflow: placing pods", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = {"image": IMAGE, "root": "gs://kfp-bucket/runs", **yaml.safe_load(example)["run_config"]}
+    spec = compile_(
+        Pipeline([node(step, "raw", "a", name="train", tags=["gpu"])]),
+        validate_config({"host": "http://127.0.0.1:1", "run_config": raw}),
+    )
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]["accelerator"] == {
+        "count": "1",
+        "resourceCount": "1",
+        "resourceType": "nvidia.com/gpu",
+        "type": "nvidia.com/gpu",
+    }
+    pod = spec[PLATFORM_SPEC_KEY]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert pod["nodeSelector"] == {"labels": {"cloud.google.com/gke-nodepool": "gpu-pool"}}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
 @pytest.mark.parametrize(
     ("backend", "entry", "expected"),
     [

@@ -136,7 +136,7 @@ class TaskSettings(_Model):
         None,
         description="On vertex a Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a "
         "name Vertex AI does not know is refused, with the closest one suggested); on kubeflow a Kubernetes extended "
-        "resource name, e.g. nvidia.com/gpu, amd.com/gpu.",
+        "resource name, e.g. nvidia.com/gpu, amd.com/gpu (the local backend takes either and runs no accelerator).",
     )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
     timeout: float | None = Field(
