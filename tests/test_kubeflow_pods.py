@@ -324,6 +324,18 @@ def test_a_gpu_request_compiles_as_kfp_set_accelerator_compiles_it(tmp_path: Pat
         for field in expected["accelerator"]:  # field by field, for a readable failure
             assert ours[label]["accelerator"][field] == expected["accelerator"][field], (label, field)
         assert ours[label] == expected, label
+    # kfp.Client reads the request from the compiled file as it reads kfp's own
+    from google.protobuf import json_format
+    from kfp.client.client import _extract_pipeline_yaml
+
+    def read(path: Path) -> list[Any]:
+        executors = json_format.MessageToDict(_extract_pipeline_yaml(str(path)).pipeline_spec)["deploymentSpec"][
+            "executors"
+        ]
+        return sorted((e["container"].get("resources", {}) for e in executors.values()), key=str)
+
+    assert read(write_spec(spec, tmp_path / "ours.yaml")) == sorted([nvidia, nvidia, amd, {}], key=str)
+    assert read(tmp_path / "reference.yaml") == sorted([nvidia, amd], key=str)
     # train and tune ask for the same GPUs: makespan may run them in one task, which keeps the request
     merged = compile_(pipeline, kubeflow_config(resources=resources))
     requests = [e["container"].get("resources") for e in merged["deploymentSpec"]["executors"].values()]
