@@ -276,6 +276,167 @@ def test_local_backend_compiles_no_platform_spec() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# GPUs: a count and a Kubernetes extended resource name, as kfp's set_accelerator_type / set_accelerator_limit
+
+
+def kfp_accelerator_reference(path: Path) -> dict[str, Any]:
+    """Each executor's ``resources`` as kfp's own compiler writes them for GPU requests on Kubernetes."""
+    from kfp import compiler, dsl
+
+    @dsl.container_component
+    def train():  # type: ignore[no-untyped-def]  # kfp reads the annotations: none here
+        return dsl.ContainerSpec(image=IMAGE, command=["python"])
+
+    @dsl.pipeline(name="reference")
+    def reference():  # type: ignore[no-untyped-def]
+        train().set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(2)
+        train().set_accelerator_type("amd.com/gpu").set_accelerator_limit(1)
+
+    compiler.Compiler().compile(reference, str(path))
+    executors = yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
+    return {label: executor["container"]["resources"] for label, executor in executors.items()}
+
+
+def test_a_gpu_request_compiles_as_kfp_set_accelerator_compiles_it(tmp_path: Path) -> None:
+    pipeline = Pipeline(
+        [
+            node(step, "raw", "a", name="prepare"),
+            node(step, "a", "b", name="train", tags=["gpu"]),
+            node(step, "b", "c", name="tune", tags=["gpu"]),
+            node(step, "c", "d", name="evaluate"),
+        ]
+    )
+    resources = {
+        "gpu": {"gpu": 2},  # a count alone: nvidia.com/gpu
+        "tune": {"accelerator": "nvidia.com/gpu"},  # the same type written out, with the tag's count
+        "evaluate": {"accelerator": "amd.com/gpu"},  # one, unless gpu says otherwise
+    }
+    theirs = kfp_accelerator_reference(tmp_path / "reference.yaml")
+    nvidia, amd = theirs["exec-train"], theirs["exec-train-2"]
+    assert nvidia["accelerator"]["resourceType"] == "nvidia.com/gpu"  # what is compared below is kfp's layout
+    spec = compile_(pipeline, kubeflow_config(resources=resources, grouping="none"))
+    ours = {
+        label: executor["container"].get("resources") for label, executor in spec["deploymentSpec"]["executors"].items()
+    }
+    assert ours["exec-prepare"] is None
+    for label, expected in (("exec-train", nvidia), ("exec-tune", nvidia), ("exec-evaluate", amd)):
+        assert sorted(ours[label]["accelerator"]) == sorted(expected["accelerator"]), label
+        for field in expected["accelerator"]:  # field by field, for a readable failure
+            assert ours[label]["accelerator"][field] == expected["accelerator"][field], (label, field)
+        assert ours[label] == expected, label
+    # kfp.Client reads the request from the compiled file as it reads kfp's own
+    from google.protobuf import json_format
+    from kfp.client.client import _extract_pipeline_yaml
+
+    def read(path: Path) -> list[Any]:
+        executors = json_format.MessageToDict(_extract_pipeline_yaml(str(path)).pipeline_spec)["deploymentSpec"][
+            "executors"
+        ]
+        return sorted((e["container"].get("resources", {}) for e in executors.values()), key=str)
+
+    assert read(write_spec(spec, tmp_path / "ours.yaml")) == sorted([nvidia, nvidia, amd, {}], key=str)
+    assert read(tmp_path / "reference.yaml") == sorted([nvidia, amd], key=str)
+    # train and tune ask for the same GPUs: makespan may run them in one task, which keeps the request
+    merged = compile_(pipeline, kubeflow_config(resources=resources))
+    requests = [e["container"].get("resources") for e in merged["deploymentSpec"]["executors"].values()]
+    assert nvidia in requests and amd in requests
+    # the local backend runs no GPU and takes either form, so a file written for kubeflow or vertex runs here
+    local = {**resources, "prepare": {"accelerator": "NVIDIA_TESLA_T4"}}
+    raw = {"image": IMAGE, "root": "runs", "backend": "local", "resources": local, "grouping": "none"}
+    spec = compile_(pipeline, validate_config({"run_config": raw}))
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"] == nvidia
+
+
+def test_the_readme_gpu_node_pool_example_requests_a_gpu_on_the_pool() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("### Kubeflow: placing pods", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = {"image": IMAGE, "root": "gs://kfp-bucket/runs", **yaml.safe_load(example)["run_config"]}
+    spec = compile_(
+        Pipeline([node(step, "raw", "a", name="train", tags=["gpu"])]),
+        validate_config({"host": "http://127.0.0.1:1", "run_config": raw}),
+    )
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]["accelerator"] == {
+        "count": "1",
+        "resourceCount": "1",
+        "resourceType": "nvidia.com/gpu",
+        "type": "nvidia.com/gpu",
+    }
+    pod = spec[PLATFORM_SPEC_KEY]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert pod["nodeSelector"] == {"labels": {"cloud.google.com/gke-nodepool": "gpu-pool"}}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "entry", "expected"),
+    [
+        (
+            "kubeflow",
+            {"accelerator": "NVIDIA_TESLA_T4"},
+            "run_config.resources.train.accelerator: NVIDIA_TESLA_T4 is a Vertex AI accelerator type, which Kubeflow "
+            "Pipelines would ask Kubernetes for as a resource no node has: write nvidia.com/gpu instead and choose "
+            "the model with run_config.kubeflow.pod.train.node_selector, e.g. {cloud.google.com/gke-accelerator: "
+            "nvidia-tesla-t4} on GKE",
+        ),
+        ("kubeflow", {"accelerator": "TPU_V5_LITEPOD"}, "write google.com/tpu instead and choose the model with"),
+        (
+            "vertex",
+            {"accelerator": "nvidia.com/gpu", "gpu": 2},
+            "run_config.resources.train.accelerator: nvidia.com/gpu is a Kubernetes resource name, which Vertex AI "
+            "does not take: write a Vertex AI accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or run "
+            "on backend 'kubeflow'",
+        ),
+        ("kubeflow", {"accelerator": "nvidia.com/"}, "'nvidia.com/' is not a Kubernetes extended resource name"),
+        ("kubeflow", {"accelerator": "/gpu"}, "'/gpu' is not a Kubernetes extended resource name: write <domain>/"),
+        ("kubeflow", {"accelerator": "Nvidia.com/gpu"}, "'Nvidia.com/gpu' is not a Kubernetes extended resource"),
+        ("kubeflow", {"accelerator": "nvidia.com/gpu/x"}, "'nvidia.com/gpu/x' is not a Kubernetes extended"),
+        ("local", {"accelerator": "nvidia.com/g pu"}, "'nvidia.com/g pu' is not a Kubernetes extended resource"),
+        ("kubeflow", {"accelerator": "kubernetes.io/gpu"}, "is one of Kubernetes' own resources, not an accelerator"),
+        ("kubeflow", {"accelerator": "GPU"}, "nor, for backend kubeflow, a Kubernetes resource name such as nvidia"),
+        ("kubeflow", {"gpu": -1}, "run_config.resources.train.gpu: must be greater than or equal to 0, got -1"),
+        ("kubeflow", {"gpu": 17}, "run_config.resources.train.gpu: must be less than or equal to 16, got 17"),
+        (
+            "kubeflow",
+            {"gpu": 0, "accelerator": "amd.com/gpu"},
+            "run_config.resources.train.gpu: 0 contradicts accelerator amd.com/gpu: remove `accelerator`",
+        ),
+    ],
+)
+def test_bad_gpu_requests_are_one_line(backend: str, entry: dict[str, Any], expected: str) -> None:
+    top: dict[str, Any] = {
+        "kubeflow": {"host": "http://127.0.0.1:1"},
+        "vertex": {"project_id": "my-project", "region": "europe-west1"},
+        "local": {},
+    }[backend]
+    raw = {"image": IMAGE, "root": "gs://b/runs", "backend": backend, "resources": {"train": entry}}
+    with pytest.raises(ConfigError) as info:
+        validate_config({**top, "run_config": raw})
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("vertexai.yml: run_config.resources.train."), message
+    assert expected in message, message
+
+
+def test_a_gpu_request_follows_the_backend_it_is_switched_to() -> None:
+    from kedro_vertex_runner.config import check_against_pipeline
+
+    pipeline = Pipeline([node(step, "raw", "a", name="train", tags=["gpu"])])
+    kubeflow = kubeflow_config(resources={"gpu": {"gpu": 1}, "train": {"accelerator": "amd.com/gpu"}})
+    check_against_pipeline(kubeflow, pipeline)
+    with pytest.raises(ConfigError) as info:  # --runner-params backend=vertex
+        kubeflow.model_copy(update={"project_id": "my-project", "region": "europe-west1"}).with_backend("vertex")
+    assert str(info.value) == (
+        "vertexai.yml: run_config.resources.train.accelerator: amd.com/gpu is a Kubernetes resource name, which "
+        "Vertex AI does not take: write a Vertex AI accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or "
+        "run on backend 'kubeflow' (the job runs on backend 'vertex')"
+    )
+    # on vertex a count alone still needs a Vertex AI accelerator type
+    count_only = kubeflow_config(resources={"gpu": {"gpu": 1}}).model_copy(
+        update={"project_id": "my-project", "region": "europe-west1"}
+    )
+    with pytest.raises(ConfigError, match=r"run_config.resources.gpu.gpu: a GPU count needs an accelerator type"):
+        check_against_pipeline(count_only.with_backend("vertex"), pipeline)
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # bad input: one line each, naming the key
 
 
@@ -484,18 +645,26 @@ def test_kedro_kubeflow_keys_in_vertexai_yml_for_vertex_keep_their_old_meaning(
 
 @pytest.mark.slow
 def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
-    """In one batch of kedro commands: a kedro-kubeflow ``kubeflow.yml`` compiles to KFP's two documents; the
-    Vertex backend refuses pod settings in one line; a bad key is one line and nothing is written; a local run
-    says once that it ignores them."""
+    """In one batch of kedro commands: a kedro-kubeflow ``kubeflow.yml`` compiles to KFP's two documents, its
+    ``nvidia.com/gpu: 1`` a GPU request; the Vertex backend refuses pod settings and a Kubernetes GPU name in one
+    line, the kubeflow backend a Vertex AI accelerator type; a bad key is one line and nothing is written; a local
+    run says once that it ignores pod settings and runs with a GPU count alone (kubeflow's form)."""
     from conftest import kedro_batch
 
     projects = {}
-    for case in ("kubeflow_yml", "vertex", "bad", "local"):
+    for case in ("kubeflow_yml", "vertex", "bad", "local", "vertex_gpu", "kubeflow_t4"):
         projects[case] = shutil.copytree(demo_project, tmp_path / case / "demo_project")
-    base = projects["kubeflow_yml"] / "conf" / "base"
-    (base / "vertexai.yml").unlink()
-    # a GPU count needs a Vertex AI accelerator type, which a kedro-kubeflow file has no key for
-    (base / "kubeflow.yml").write_text(KEDRO_KUBEFLOW.replace("nvidia.com/gpu: 1", "memory: 2Gi"))
+    for case in ("kubeflow_yml", "kubeflow_t4"):
+        (projects[case] / "conf" / "base" / "vertexai.yml").unlink()
+    (projects["kubeflow_yml"] / "conf" / "base" / "kubeflow.yml").write_text(KEDRO_KUBEFLOW)
+    t4 = KEDRO_KUBEFLOW.replace("nvidia.com/gpu: 1", "gpu: 1, accelerator: NVIDIA_TESLA_T4")
+    (projects["kubeflow_t4"] / "conf" / "base" / "kubeflow.yml").write_text(t4)
+    gpu = "    preprocessing:          # tag of clean_houses, add_features, select_features\n      memory: 4Gi\n"
+    # a count alone (kubeflow's form) runs on the local backend, which runs no GPU
+    for case, request in (("local", "gpu: 1"), ("vertex_gpu", "accelerator: nvidia.com/gpu")):
+        path = projects[case] / "conf" / "base" / "vertexai.yml"
+        assert gpu in path.read_text()
+        path.write_text(path.read_text().replace(gpu, f"{gpu}      {request}\n"))
     pod = "  kubeflow:\n    pod:\n      __default__:\n        secrets_as_env: {DB_PASSWORD: {secret: db, key: password}}\n"
     for case in ("vertex", "local"):
         with (projects[case] / "conf" / "base" / "vertexai.yml").open("a") as handle:
@@ -515,6 +684,11 @@ def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
                     ),
                     (projects["bad"], ["vertexai", "compile", "-o", str(out / "bad.json"), "--backend", "kubeflow"]),
                     (projects["local"], ["run", "--runner=VertexRunner", "--nodes=clean_houses"]),
+                    (
+                        projects["vertex_gpu"],
+                        ["vertexai", "compile", "-o", str(out / "vgpu.json"), "--backend", "vertex"],
+                    ),
+                    (projects["kubeflow_t4"], ["vertexai", "compile", "-o", str(out / "t4.yaml")]),
                 ]
             ),
             strict=True,
@@ -528,15 +702,35 @@ def test_commands_with_pod_settings(demo_project: Path, tmp_path: Path) -> None:
     executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(executors) == {component["executorLabel"] for component in pipeline_doc["components"].values()}
     assert platform_doc["platforms"]["kubernetes"]["pipelineConfig"] == {"resourceTtlOnCompletion": 604800}
+    # kedro-kubeflow's `nvidia.com/gpu: 1` requests one GPU, as kfp's set_accelerator_type/limit writes it
+    train = [
+        executor["container"]
+        for executor in pipeline_doc["deploymentSpec"]["executors"].values()
+        if "--node=model.train_model" in " ".join(executor["container"]["args"])
+    ]
+    assert [container["resources"]["accelerator"] for container in train] == [
+        {"count": "1", "resourceCount": "1", "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
+    ]
     for case, expected in (
         ("vertex", "Error: conf/base/vertexai.yml: run_config.kubeflow.pod: Vertex AI runs no Kubernetes pods"),
         ("bad", "Error: conf/base/vertexai.yml: run_config.kubeflow.pod.__default__.volumes.0.mount_path: mount path"),
+        (
+            "vertex_gpu",
+            "Error: conf/base/vertexai.yml: run_config.resources.preprocessing.accelerator: nvidia.com/gpu is a "
+            "Kubernetes resource name, which Vertex AI does not take: write a Vertex AI accelerator type such as",
+        ),
+        (
+            "kubeflow_t4",
+            "Error: conf/base/kubeflow.yml: run_config.resources.model.train_model.accelerator: NVIDIA_TESLA_T4 is a "
+            "Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a resource no node has: "
+            "write nvidia.com/gpu instead",
+        ),
     ):
         result = results[case]
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stderr
         assert len(errors) == 1 and errors[0].startswith(expected), result.stderr
-    assert not out.joinpath("vertex.json").exists() and not out.joinpath("bad.json").exists()
+    assert not any(out.joinpath(name).exists() for name in ("vertex.json", "bad.json", "vgpu.json", "t4.yaml"))
     local = results["local"]
     assert local.returncode == 0, local.stderr
     lines = (local.stdout + local.stderr).splitlines()

@@ -28,7 +28,8 @@ def check_against_pipeline(
     names_from: Iterable[Pipeline] | None = None,
 ) -> None:
     """Check the parts of the config that refer to nodes: every ``run_config.resources`` entry must name a node
-    or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type.
+    or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type (on vertex only:
+    elsewhere a count alone means ``nvidia.com/gpu``, see :meth:`.RunConfig.settings_for`).
 
     ``names_from``: the pipelines whose node names and tags an entry may name instead of ``pipeline``'s (each
     registered pipeline, read one by one: two of them may write the same dataset, so they cannot be added up);

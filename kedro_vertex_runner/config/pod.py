@@ -304,3 +304,55 @@ def check_ttl(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TTL_SECONDS:
         raise ValueError(f"expected a whole number of seconds from 1 to {MAX_TTL_SECONDS}, got {value!a}")
     return value
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# GPUs on Kubeflow Pipelines: `run_config.resources.<name>.accelerator` is a Kubernetes extended resource name, which
+# KFP's driver puts into the container's resource limits as it stands (what `set_accelerator_type` compiles to)
+
+KUBERNETES_GPU = "nvidia.com/gpu"  # what a GPU count alone asks for on a backend other than vertex
+
+
+def is_kubernetes_resource(name: str) -> bool:
+    """Whether an accelerator is written the Kubernetes way (``<domain>/<name>``), not as a Vertex AI type."""
+    return "/" in name
+
+
+def check_extended_resource(name: str) -> str:
+    """A Kubernetes extended resource name: ``<domain>/<name>`` (``nvidia.com/gpu``, ``amd.com/gpu``), the domain a
+    DNS name outside ``kubernetes.io`` (Kubernetes' own resources are not accelerators)."""
+    domain, _, resource = name.partition("/")
+    if not _DNS_SUBDOMAIN.fullmatch(domain) or not _QUALIFIED_NAME.fullmatch(resource):
+        raise ValueError(
+            f"{name!a} is not a Kubernetes extended resource name: write <domain>/<name>, the domain a lowercase DNS "
+            "name, the name at most 63 letters, digits, '-', '_' or '.' (e.g. nvidia.com/gpu, amd.com/gpu)"
+        )
+    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+        raise ValueError(
+            f"{name!a} is one of Kubernetes' own resources, not an accelerator: write the device plugin's name, "
+            "e.g. nvidia.com/gpu"
+        )
+    return name
+
+
+def accelerator_problem(accelerator: str, backend: str, name: str) -> str | None:
+    """What is wrong with a valid accelerator of entry ``name`` on ``backend``, if anything: Vertex AI takes only its
+    own accelerator types; Kubeflow Pipelines only Kubernetes resource names (KFP would ask Kubernetes for a resource
+    called ``NVIDIA_TESLA_T4``, which no node has); the local backend runs no accelerator and takes both."""
+    if backend == "vertex" and is_kubernetes_resource(accelerator):
+        return (
+            f"{accelerator} is a Kubernetes resource name, which Vertex AI does not take: write a Vertex AI "
+            "accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or run on backend 'kubeflow'"
+        )
+    if backend == "kubeflow" and not is_kubernetes_resource(accelerator):
+        if accelerator.startswith("TPU"):
+            resource, example = "google.com/tpu", ""
+        else:
+            resource = KUBERNETES_GPU
+            example = f", e.g. {{cloud.google.com/gke-accelerator: {accelerator.lower().replace('_', '-')}}} on GKE"
+        return (
+            f"{accelerator} is a Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a "
+            f"resource no node has: write {resource} instead and choose the model with "
+            f"run_config.kubeflow.pod.{name}.node_selector{example}"
+        )
+    return None

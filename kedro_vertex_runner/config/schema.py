@@ -30,7 +30,14 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from ..values import MAX_WORKERS
-from .pod import PodSettings, check_ttl
+from .pod import (
+    KUBERNETES_GPU,
+    PodSettings,
+    accelerator_problem,
+    check_extended_resource,
+    check_ttl,
+    is_kubernetes_resource,
+)
 from .reference import _translate_reference_keys
 from .rules import (
     _CPU,
@@ -122,12 +129,14 @@ class TaskSettings(_Model):
         None,
         ge=0,
         le=MAX_GPUS,
-        description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one is refused).",
+        description="Number of accelerators, at most 16 (on vertex it needs `accelerator`; on kubeflow and local "
+        "a count alone means nvidia.com/gpu; 0 with an accelerator is refused).",
     )
     accelerator: str | None = Field(
         None,
-        description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
-        "Vertex AI does not know is refused, with the closest one suggested).",
+        description="On vertex a Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a "
+        "name Vertex AI does not know is refused, with the closest one suggested); on kubeflow a Kubernetes extended "
+        "resource name, e.g. nvidia.com/gpu, amd.com/gpu (the local backend takes either and runs no accelerator).",
     )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
     timeout: float | None = Field(
@@ -167,10 +176,15 @@ class TaskSettings(_Model):
     def _accelerator(cls, value: str | None) -> str | None:
         if value is None or value in ACCELERATOR_TYPES:
             return value
+        if is_kubernetes_resource(value):  # for backend kubeflow; check_for_backend says where it cannot run
+            return check_extended_resource(value)
         close = [name for name in ACCELERATOR_TYPES if name == value.strip().upper().replace("-", "_")]
         close = close or difflib.get_close_matches(value.upper(), ACCELERATOR_TYPES, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"Vertex AI knows {', '.join(ACCELERATOR_TYPES)}"
-        raise ValueError(f"{value!a} is not a Vertex AI accelerator type ({hint})")
+        raise ValueError(
+            f"{value!a} is not a Vertex AI accelerator type ({hint}) nor, for backend kubeflow, a Kubernetes "
+            f"resource name such as {KUBERNETES_GPU}"
+        )
 
     @model_validator(mode="after")
     def _gpu_with_accelerator(self) -> TaskSettings:
@@ -624,7 +638,8 @@ class RunConfig(_Model):
 
         Node name beats tag beats ``__default__`` beats the job-wide ``retries``/``timeout``/``caching``; when
         several tags of a node have entries, the alphabetically first tag wins, so the result never depends on
-        the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU.
+        the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU; a ``gpu`` count
+        without an ``accelerator`` means ``nvidia.com/gpu`` on every backend but vertex (which needs a type).
         """
         merged: dict[str, Any] = {"retries": self.retries, "timeout": self.timeout, "caching": self.caching}
         for layer in self._layers(node_name, tags):
@@ -633,6 +648,8 @@ class RunConfig(_Model):
                 merged["retries"] = layer.retries
         if merged.get("accelerator") and not merged.get("gpu"):
             merged["gpu"] = 1
+        if merged.get("gpu") and not merged.get("accelerator") and self.backend != "vertex":
+            merged["accelerator"] = KUBERNETES_GPU
         return TaskSettings.model_construct(**merged)
 
     def _layers(self, node_name: str, tags: Any) -> list[TaskSettings]:
@@ -780,6 +797,11 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
             "Kubernetes pods you can place: remove the key (choose machines with resources.<name>.cpu, memory, gpu "
             f"and accelerator), or run on backend 'kubeflow'{context}"
         )
+    for name, settings in config.run_config.resources.items():
+        problem = settings.accelerator and accelerator_problem(settings.accelerator, backend, name)
+        if problem:
+            where = file_defining(files, ("run_config", "resources", name, "accelerator"))
+            raise ConfigError(f"{where}: run_config.resources.{name}.accelerator: {problem}{context}")
     experiment = config.run_config.experiment_name
     if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
         try:
