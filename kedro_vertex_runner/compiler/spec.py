@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
+from ..config.machines import Machine
 from ..errors import PluginError
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import (
@@ -53,6 +54,7 @@ from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mo
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
+from .machines import as_custom_job, machine_key, note_ignored
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -106,6 +108,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
     boundary = _PerRunOutputs(request, groups, task_name_of)
     not_cached: list[tuple[str, str, str]] = []
+    machine_tasks = 0
     for group in groups:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
@@ -121,8 +124,11 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         tasks[name] = task
         components[f"comp-{name}"] = _component(name, params, job_ids)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
+        machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
+    if machine_tasks and run_config.backend != "vertex":
+        note_ignored(run_config.backend, machine_tasks)
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
@@ -384,7 +390,7 @@ class _SettingsCache:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
-            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
+            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, machine_key(s))
             self._keys[node.name] = cached
         return cached
 
@@ -402,6 +408,7 @@ class _SettingsCache:
             return _GroupSettings.from_settings(group.nodes[0].name, all_settings[0][1], self.run_config.image)
         images: dict[str, list[str]] = {}
         accelerators: dict[str, list[str]] = {}
+        machines: dict[str, list[str]] = {}
         cpu = memory = retries = None
         gpu = 0
         timeout: float | None = 0.0
@@ -410,6 +417,8 @@ class _SettingsCache:
             images.setdefault(s.image or self.run_config.image, []).append(node.name)
             if s.accelerator:
                 accelerators.setdefault(s.accelerator, []).append(node.name)
+            machine = Machine.of(s)
+            machines.setdefault(machine.describe() if machine else "no machine settings", []).append(node.name)
             if s.cpu is not None and (cpu is None or _cpu_cores(s.cpu) > _cpu_cores(cpu)):
                 cpu = s.cpu
             if s.memory is not None and (memory is None or _memory_bytes(s.memory) > _memory_bytes(memory)):
@@ -421,6 +430,7 @@ class _SettingsCache:
             caching = caching and bool(s.caching)
         _agree(group, "image", images)
         _agree(group, "accelerator", accelerators)
+        _agree(group, "machine", machines)
         return _GroupSettings(
             image=next(iter(images)),
             cpu=cpu,
@@ -431,6 +441,7 @@ class _SettingsCache:
             timeout=timeout,
             caching=caching,
             where=f"group {group.name!r}",
+            machine=Machine.of(all_settings[0][1]),
         )
 
 
@@ -544,6 +555,7 @@ class _GroupSettings:
     timeout: float | None
     caching: bool
     where: str  # "node 'x'" or "group 'y'", for error messages
+    machine: Machine | None = None  # machine settings: the task runs as a Vertex AI CustomJob
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -557,6 +569,7 @@ class _GroupSettings:
             timeout=s.timeout,
             caching=bool(s.caching),
             where=f"node {node_name!r}",
+            machine=Machine.of(s),
         )
 
     def resources(self) -> dict[str, Any] | None:
@@ -814,6 +827,25 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     if resources:
         container["resources"] = resources
     return {"container": container}
+
+
+def _on_machine(
+    name: str, settings: _GroupSettings, components: dict[str, Any], executors: dict[str, Any], run_config: RunConfig
+) -> int:
+    """A task with machine settings becomes a CustomJob on Vertex AI (:mod:`.machines`); elsewhere it runs as any
+    task. 1 for such a task, else 0."""
+    if settings.machine is None:
+        return 0
+    if run_config.backend == "vertex":
+        components[f"comp-{name}"], executors[f"exec-{name}"] = as_custom_job(
+            components[f"comp-{name}"],
+            executors[f"exec-{name}"],
+            display_name=name,
+            machine=settings.machine,
+            timeout=settings.timeout,
+            run_config=run_config,
+        )
+    return 1
 
 
 def _exit_group(on_exit: Pipeline, name: str | None) -> TaskGroup:
