@@ -17,6 +17,7 @@ from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner import console
 from kedro_vertex_runner.backends import vertex
+from kedro_vertex_runner.cli import _print_explanation
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec, cost_model, explain
 from kedro_vertex_runner.compiler.grouping import estimate, group_nodes
 from kedro_vertex_runner.compiler.spec import task_settings
@@ -158,7 +159,7 @@ def test_nodes_on_different_machines_never_share_a_task() -> None:
         compile_spec(CompileRequest(pipeline=namespaced, config=config(grouping="namespace", resources=mixed)))
 
 
-def test_cost_model_follows_the_runtime_and_counts_a_custom_jobs_start_up() -> None:
+def test_cost_model_follows_the_runtime_and_counts_a_custom_jobs_start_up(capsys: pytest.CaptureFixture) -> None:
     # a fan-out of six 30 s branches: cold tasks (120 s to start) are fused, on a persistent resource (20 s) split
     fan = Pipeline(
         [node(f, "x", "root_out", name="root")] + [node(f, "root_out", f"o{i}", name=f"b{i}") for i in range(6)]
@@ -191,6 +192,9 @@ def test_cost_model_follows_the_runtime_and_counts_a_custom_jobs_start_up() -> N
     )
     report = explain(machine)[0]
     assert report.estimate is not None and report.estimate.makespan == 320
+    # compile --explain says what it assumed
+    _print_explanation([report], model, 2)
+    assert "Cost model: 2m00s start-up per task (+3m00s for a task with machine settings);" in capsys.readouterr().out
 
 
 def test_local_backend_runs_machine_tasks_as_any_task_and_says_so_once(capsys: pytest.CaptureFixture) -> None:
@@ -246,6 +250,27 @@ def test_bad_machine_settings_are_one_line(settings: dict[str, Any], key: str, t
     assert "\n" not in message
     assert message.startswith(f"vertexai.yml: run_config.resources.train.{key}: "), message
     assert text in message, message
+
+
+def test_machine_settings_that_contradict_across_layers_are_one_line() -> None:
+    """``spot`` from ``__default__`` and a ``reservation`` under a node name are each fine; together they are not."""
+    cfg = config(grouping="none", resources={"__default__": {"spot": True}, "score": {"reservation": RESERVATION}})
+    with pytest.raises(PluginError) as raised:
+        compile_spec(CompileRequest(pipeline=three(), config=cfg))
+    assert str(raised.value) == (
+        f"run_config.resources: node 'score': reservation: '{RESERVATION}' contradicts spot: true (a Spot VM never "
+        "uses a reservation): remove `reservation`, or set spot: false"
+    )
+
+
+def test_a_reservation_outside_the_jobs_region_is_one_line() -> None:
+    other = "projects/demo/zones/us-east1-b/reservations/big"
+    with pytest.raises(ConfigError) as raised:
+        config(resources={"score": {"reservation": other}})
+    assert str(raised.value) == (
+        f"vertexai.yml: run_config.resources.score.reservation: '{other}' is in zone 'us-east1-b', outside the "
+        "job's region 'europe-west4': use a reservation in a zone of europe-west4"
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,8 +335,11 @@ def test_job_and_schedule_on_a_persistent_resource_with_preflight(api: FakeVerte
         persistent_resource={"name": "kedro-pool", "when_busy": "on_demand", "wait": "10m"},
         preflight_validations=True,
     )
-    console.submit(SPEC, cfg, pipeline_name="__default__", wait=False)
+    console.submit(SPEC, cfg, pipeline_name="__default__", wait=True)
     console.create_schedule(SPEC, cfg, cron="0 6 * * *")
+    # the job is followed through v1beta1 too, as is every call about pipelines and schedules
+    assert api.calls("GET", r"/pipelineJobs/[^/]+$")
+    assert all(r["path"].startswith("/v1beta1/") for r in api.requests if "metadataStores" not in r["path"])
     (create,) = api.calls("POST", r"/pipelineJobs$")
     (schedule,) = api.calls("POST", r"/schedules$")
     # both through v1beta1, the only version with the persistent resource runtime
@@ -371,10 +399,11 @@ BAD_CASES = [
 
 
 @pytest.mark.slow
-def test_run_once_carries_the_runtime_and_the_custom_job_and_bad_values_submit_nothing(
+def test_run_once_carries_the_runtime_and_the_custom_job_bad_values_submit_nothing_local_runs(
     demo_project: Path, fake: FakeVertex, gcs_emulator: str, tmp_path: Path
 ) -> None:
-    """One interpreter: two refused configs (one line each, nothing sent to Vertex AI), then a run-once."""
+    """One interpreter: two refused configs (one line each, nothing sent to Vertex AI), a local run of nodes with
+    machine settings (they run as any task; one line says the settings mean nothing there), then a run-once."""
     import shutil
 
     fake.reset()
@@ -383,10 +412,23 @@ def test_run_once_carries_the_runtime_and_the_custom_job_and_bad_values_submit_n
         bad = shutil.copytree(demo_project, tmp_path / f"bad{index}", ignore=shutil.ignore_patterns("data"))
         (bad / "conf" / "base" / "vertexai.yml").write_text((VERTEX_CONFIG_HEAD + extra).format(endpoint=fake.endpoint))
         commands.append((bad, ["vertexai", "run-once", "--no-wait"]))
+    # the example as shipped (backend local) with machine settings on its preprocessing tag: runs as it always does
+    local = shutil.copytree(demo_project, tmp_path / "local")
+    vertexai = local / "conf" / "base" / "vertexai.yml"
+    marker = "    preprocessing:          # tag of clean_houses, add_features, select_features\n"
+    assert marker in vertexai.read_text()
+    vertexai.write_text(
+        vertexai.read_text().replace(marker, marker + "      machine_type: n2-highmem-16\n      spot: true\n")
+    )
+    commands.append((local, ["run", "--runner=VertexRunner", "--pipeline", "data_processing"]))
     (demo_project / "conf" / "base" / "vertexai.yml").write_text(MACHINE_CONFIG.format(endpoint=fake.endpoint))
     commands.append((demo_project, ["vertexai", "run-once", "--no-wait"]))
     env = subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05")
-    *refused, result = kedro_batch(commands, env=env)
+    *refused, local_run, result = kedro_batch(commands, env=env)
+    assert local_run.returncode == 0, local_run.stderr[-3000:]
+    notes = [line for line in local_run.stderr.splitlines() if "mean nothing on backend 'local'" in line]
+    assert len(notes) == 1, local_run.stderr
+    assert (local / "data" / "02_intermediate" / "houses_clean.parquet").is_file()
     for bad_result, (_, text) in zip(refused, BAD_CASES, strict=True):
         assert bad_result.returncode != 0
         errors = [line for line in bad_result.stderr.splitlines() if line.startswith("Error: ")]
@@ -420,3 +462,22 @@ def test_run_once_carries_the_runtime_and_the_custom_job_and_bad_values_submit_n
         "kedro_vertex_runner.entrypoint"
     )
     assert fake.unknown == []
+
+
+def test_kubeflow_warns_that_it_ignores_the_vertex_runtime(caplog: pytest.LogCaptureFixture) -> None:
+    raw = {
+        "image": IMAGE,
+        "root": "test-bucket/root",
+        "backend": "kubeflow",
+        "persistent_resource": "kedro-pool",
+        "preflight_validations": True,
+    }
+    with caplog.at_level("WARNING"):
+        validate_config({"host": "https://kubeflow.example.com/pipeline", "run_config": raw})
+    warnings = [r.getMessage() for r in caplog.records if "ignores it" in r.getMessage()]
+    assert warnings == [
+        "Warning: vertexai.yml: run_config.persistent_resource: backend 'kubeflow' ignores it: a Vertex AI runtime; "
+        "KFP runs tasks on the cluster",
+        "Warning: vertexai.yml: run_config.preflight_validations: backend 'kubeflow' ignores it: a Vertex AI check; "
+        "KFP has none",
+    ]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..config.machines import Machine
+from ..config.machines import Machine, check_machine_combination
+from ..errors import PluginError
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -44,6 +45,20 @@ _PAYLOAD = (
     "{{$.inputs.parameters['psc_interface_config']}}}, \"labels\": {{$.inputs.parameters['labels']}}, "
     '"encryption_spec": {"kms_key_name": "{{$.inputs.parameters[\'encryption_spec_key_name\']}}"}}'
 )
+
+
+def machine_of(settings: Any, where: str) -> Machine | None:
+    """The machine of one node's effective settings (its layers merged), or None; a contradiction between layers
+    (``spot`` from ``__default__``, a ``reservation`` under the node's name) is one line naming the node.
+
+    Raises:
+        PluginError: ``run_config.resources: node 'x': <key>: <what to do>``.
+    """
+    values = {key: getattr(settings, key, None) for key in (*_KEYS, "accelerator", "gpu")}
+    problem = check_machine_combination(values)
+    if problem:
+        raise PluginError(f"run_config.resources: {where}: {problem[0]}: {problem[1]}")
+    return Machine.of(settings)
 
 
 def machine_key(settings: Any) -> tuple[Any, ...] | None:

@@ -54,7 +54,7 @@ from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mo
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
-from .machines import as_custom_job, machine_key, note_ignored
+from .machines import as_custom_job, machine_key, machine_of, note_ignored
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -417,7 +417,7 @@ class _SettingsCache:
             images.setdefault(s.image or self.run_config.image, []).append(node.name)
             if s.accelerator:
                 accelerators.setdefault(s.accelerator, []).append(node.name)
-            machine = Machine.of(s)
+            machine = machine_of(s, f"node {node.name!r}")
             machines.setdefault(machine.describe() if machine else "no machine settings", []).append(node.name)
             if s.cpu is not None and (cpu is None or _cpu_cores(s.cpu) > _cpu_cores(cpu)):
                 cpu = s.cpu
@@ -569,7 +569,7 @@ class _GroupSettings:
             timeout=s.timeout,
             caching=bool(s.caching),
             where=f"node {node_name!r}",
-            machine=Machine.of(s),
+            machine=machine_of(s, f"node {node_name!r}"),
         )
 
     def resources(self) -> dict[str, Any] | None:

@@ -246,9 +246,15 @@ def check_reservation(value: str) -> str:
     return value
 
 
-def reservation_zone(value: str) -> str:
-    match = _RESERVATION.fullmatch(value)
-    return match["zone"] if match else ""
+def check_reservation_region(value: str | None, region: str | None) -> str | None:
+    """Why reservation ``value`` cannot serve a job in ``region`` (its zone is elsewhere), or None."""
+    match = _RESERVATION.fullmatch(value or "")
+    if not match or not region or match["zone"].rsplit("-", 1)[0] == region:
+        return None
+    return (
+        f"{value!r} is in zone {match['zone']!r}, outside the job's region {region!r}: use a reservation in a "
+        f"zone of {region}"
+    )
 
 
 def check_machine_combination(values: dict[str, Any]) -> tuple[str, str] | None:

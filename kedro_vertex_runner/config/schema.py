@@ -37,6 +37,7 @@ from .machines import (
     check_machine_type,
     check_persistent_resource_region,
     check_reservation,
+    check_reservation_region,
     persistent_resource_shorthand,
 )
 from .reference import _translate_reference_keys
@@ -793,6 +794,12 @@ class PluginConfig(_Model):
             except ValueError as exc:
                 where = file_defining((info.context or {}).get("files") or [], ("run_config", "persistent_resource"))
                 raise ConfigError(f"{where}: run_config.persistent_resource: {exc}") from None
+        for name, settings in self.run_config.resources.items():
+            problem = check_reservation_region(settings.reservation, self.region)
+            if problem:
+                files = (info.context or {}).get("files") or []
+                where = file_defining(files, ("run_config", "resources", name, "reservation"))
+                raise ConfigError(f"{where}: run_config.resources.{name}.reservation: {problem}")
         return self
 
     @model_validator(mode="after")
