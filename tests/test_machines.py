@@ -131,6 +131,20 @@ def test_job_settings_reach_the_custom_job() -> None:
     )
 
 
+def test_the_exit_handlers_task_runs_on_its_machine_too() -> None:
+    on_exit = Pipeline([node(f, "x", "y", name="notify")])
+    cfg = config(on_exit_pipeline="cleanup", resources={"notify": {"machine_type": "e2-standard-4"}})
+    spec = compile_spec(CompileRequest(pipeline=chain(1), config=cfg, on_exit=on_exit))
+    exit_task = next(name for name in spec["root"]["dag"]["tasks"] if name.startswith("on-exit"))
+    launcher = spec["deploymentSpec"]["executors"][f"exec-{exit_task}"]["container"]
+    assert launcher["image"] == "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+    (pool,) = spec["components"][f"comp-{exit_task}"]["inputDefinitions"]["parameters"]["worker_pool_specs"][
+        "defaultValue"
+    ]
+    assert pool["machine_spec"] == {"machine_type": "e2-standard-4"}
+    assert "--exit-handler" in " ".join(pool["container_spec"]["args"])
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # grouping and the cost model
 

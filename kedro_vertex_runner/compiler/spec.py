@@ -127,8 +127,6 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
-    if machine_tasks and run_config.backend != "vertex":
-        note_ignored(run_config.backend, machine_tasks)
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
@@ -143,6 +141,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
         components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+        machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -157,6 +156,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             handler_task["inputs"] = _task_inputs(params)
         root_tasks = {EXIT_HANDLER_TASK: handler_task, exit_name: exit_task}
 
+    if machine_tasks and run_config.backend != "vertex":
+        note_ignored(run_config.backend, machine_tasks)
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
         root["inputDefinitions"] = root_inputs

@@ -304,8 +304,8 @@ class Machine:
         machine_type = settings.machine_type or DEFAULT_MACHINE_TYPE
         accelerator, count = settings.accelerator, settings.gpu or 0
         built_in = implied_accelerator(machine_type)
-        if built_in is not None:
-            accelerator, count = built_in
+        if built_in is not None and built_in[0].startswith("NVIDIA_"):
+            accelerator, count = built_in  # Vertex AI wants a GPU machine's GPUs spelt out; a TPU type names its TPUs
         elif accelerator and not count:
             count = 1
         disk = settings.boot_disk
