@@ -94,6 +94,11 @@ def test_machine_typed_tasks_compile_as_gcpc_compiles_them() -> None:
         # runtime parameters and the job's ids stay placeholders inside the payload, as GCPC leaves them
         assert "--param=NUMBER_DOUBLE:alpha={{$.inputs.parameters['alpha']}}" in our_args
         assert "--run-id={{$.pipeline_job_uuid}}" in our_args
+    # kfp's own parser takes the spec (strict: an unknown field would be refused)
+    from google.protobuf.json_format import ParseDict
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     # a2-highgpu-1g implies its A100; the task asked for no accelerator
     (pool,) = spec["components"]["comp-train"]["inputDefinitions"]["parameters"]["worker_pool_specs"]["defaultValue"]
     assert pool["machine_spec"]["accelerator_type"] == "NVIDIA_TESLA_A100"
