@@ -174,7 +174,13 @@ def test_nodes_on_different_machines_never_share_a_task() -> None:
     # a grouping that puts them together anyway is one line naming both machines
     namespaced = Pipeline([node(f, "x", "y", name="a", namespace="ns"), node(f, "y", "z", name="b", namespace="ns")])
     mixed = {"ns.a": {"machine_type": "n2-highmem-32"}}
-    with pytest.raises(PluginError, match=r"ask for different machines \(n2-highmem-32 \(standard\) for ns\.a; "):
+    disks = {"ns.a": {"boot_disk": {"size_gb": 200}}, "ns.b": {"boot_disk": {"size_gb": 300}}}
+    with pytest.raises(PluginError, match=r"\(n1-standard-4 \(standard, pd-ssd 200 GB\) for ns\.a; n1-standard-4 "):
+        compile_spec(CompileRequest(pipeline=namespaced, config=config(grouping="namespace", resources=disks)))
+    with pytest.raises(
+        PluginError,
+        match=r"ask for different machines \(n2-highmem-32 \(standard, pd-ssd 100 GB\) for ns\.a; no machine settings for ns\.b\)",
+    ):
         compile_spec(CompileRequest(pipeline=namespaced, config=config(grouping="namespace", resources=mixed)))
 
 

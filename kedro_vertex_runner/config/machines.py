@@ -327,5 +327,9 @@ class Machine:
         )
 
     def describe(self) -> str:
+        """Every setting of the machine, e.g. ``a2-highgpu-1g + 1x NVIDIA_TESLA_A100 (spot, pd-ssd 200 GB)``."""
         accelerator = f" + {self.accelerator_count}x {self.accelerator}" if self.accelerator else ""
-        return f"{self.machine_type}{accelerator} ({self.strategy.lower()})"
+        extra = f", reservation {self.reservation}" if self.reservation else ""
+        extra += f", max_wait {self.max_wait:g}s" if self.max_wait is not None else ""
+        disk = f"{self.boot_disk_type} {self.boot_disk_size_gb} GB"
+        return f"{self.machine_type}{accelerator} ({self.strategy.lower()}, {disk}{extra})"
