@@ -382,8 +382,10 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
 
     chosen = reports[0]
     measured = chosen.estimate.measured if chosen.estimate else 0
+    extra = max(model.extra_startup.values(), default=0.0)  # a CustomJob task waits for its own machine
+    custom = f" (+{_duration(extra)} for a task with machine settings)" if extra else ""
     echo(
-        f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
+        f"Cost model: {_duration(model.task_startup)} start-up per task{custom}; node run times: {measured} of {nodes} "
         f"from the last local run, the others {_duration(model.node_duration)} each",
         more="  ",
     )

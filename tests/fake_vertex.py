@@ -30,7 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from fake_http import LocalHTTPServer
 
-_PREFIX = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+# v1 and v1beta1 share the routes (the plugin uses v1beta1 for a job on a persistent resource); a recorded request's
+# "path" says which version was called
+_PREFIX = r"^/v1(?:beta1)?/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     403: "PERMISSION_DENIED",

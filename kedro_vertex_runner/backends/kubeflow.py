@@ -75,6 +75,8 @@ class KubeflowBackend(Backend):
         "encryption_key": "KFP has no per-job CMEK; encrypt the cluster's storage instead",
         "failure_policy": "KFP applies its own failure handling",
         "labels": "KFP runs carry no labels",
+        "persistent_resource": "a Vertex AI runtime; KFP runs tasks on the cluster",
+        "preflight_validations": "a Vertex AI check; KFP has none",
     }
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:

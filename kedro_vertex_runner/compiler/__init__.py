@@ -103,8 +103,12 @@ def cost_model(request: CompileRequest) -> CostModel:
             for name in request.pipeline.datasets()
             if (name not in declared or name in in_memory) and not name.startswith("params:") and name != "parameters"
         )
+    from .machines import custom_job_startup
+
+    run_config = request.config.run_config
     return CostModel(
-        task_startup=options.task_startup,
+        task_startup=options.persistent_task_startup if run_config.persistent_resource else options.task_startup,
+        extra_startup=custom_job_startup(request.pipeline, run_config),
         node_duration=options.node_duration,
         durations=durations,
         task_workers=workers,

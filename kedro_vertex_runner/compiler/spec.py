@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
+from ..config.machines import Machine
 from ..errors import PluginError
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import (
@@ -53,6 +54,7 @@ from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mo
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
+from .machines import as_custom_job, machine_key, machine_of, note_ignored
 from .platform import documents, pod_key, with_platform_spec
 
 if TYPE_CHECKING:
@@ -107,6 +109,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
     boundary = _PerRunOutputs(request, groups, task_name_of)
     not_cached: list[tuple[str, str, str]] = []
+    machine_tasks = 0
     for group in groups:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
@@ -122,6 +125,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         tasks[name] = task
         components[f"comp-{name}"] = _component(name, params, job_ids)
         executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
+        machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
     if not_cached:
@@ -138,6 +142,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
         components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+        machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -152,6 +157,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             handler_task["inputs"] = _task_inputs(params)
         root_tasks = {EXIT_HANDLER_TASK: handler_task, exit_name: exit_task}
 
+    if machine_tasks and run_config.backend != "vertex":
+        note_ignored(run_config.backend, machine_tasks)
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
         root["inputDefinitions"] = root_inputs
@@ -393,7 +400,10 @@ class _SettingsCache:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
-            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, pod_key(self.run_config, node))
+            cached = (
+                s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, pod_key(self.run_config, node),
+                machine_key(s),
+            )  # fmt: skip
             self._keys[node.name] = cached
         return cached
 
@@ -411,6 +421,7 @@ class _SettingsCache:
             return _GroupSettings.from_settings(group.nodes[0].name, all_settings[0][1], self.run_config.image)
         images: dict[str, list[str]] = {}
         accelerators: dict[str, list[str]] = {}
+        machines: dict[str, list[str]] = {}
         cpu = memory = retries = None
         gpu = 0
         timeout: float | None = 0.0
@@ -419,6 +430,8 @@ class _SettingsCache:
             images.setdefault(s.image or self.run_config.image, []).append(node.name)
             if s.accelerator:
                 accelerators.setdefault(s.accelerator, []).append(node.name)
+            machine = machine_of(s, f"node {node.name!r}")
+            machines.setdefault(machine.describe() if machine else "no machine settings", []).append(node.name)
             if s.cpu is not None and (cpu is None or _cpu_cores(s.cpu) > _cpu_cores(cpu)):
                 cpu = s.cpu
             if s.memory is not None and (memory is None or _memory_bytes(s.memory) > _memory_bytes(memory)):
@@ -430,6 +443,7 @@ class _SettingsCache:
             caching = caching and bool(s.caching)
         _agree(group, "image", images)
         _agree(group, "accelerator", accelerators)
+        _agree(group, "machine", machines)
         return _GroupSettings(
             image=next(iter(images)),
             cpu=cpu,
@@ -440,6 +454,7 @@ class _SettingsCache:
             timeout=timeout,
             caching=caching,
             where=f"group {group.name!r}",
+            machine=Machine.of(all_settings[0][1]),
         )
 
 
@@ -553,6 +568,7 @@ class _GroupSettings:
     timeout: float | None
     caching: bool
     where: str  # "node 'x'" or "group 'y'", for error messages
+    machine: Machine | None = None  # machine settings: the task runs as a Vertex AI CustomJob
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -566,6 +582,7 @@ class _GroupSettings:
             timeout=s.timeout,
             caching=bool(s.caching),
             where=f"node {node_name!r}",
+            machine=machine_of(s, f"node {node_name!r}"),
         )
 
     def resources(self) -> dict[str, Any] | None:
@@ -823,6 +840,25 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     if resources:
         container["resources"] = resources
     return {"container": container}
+
+
+def _on_machine(
+    name: str, settings: _GroupSettings, components: dict[str, Any], executors: dict[str, Any], run_config: RunConfig
+) -> int:
+    """A task with machine settings becomes a CustomJob on Vertex AI (:mod:`.machines`); elsewhere it runs as any
+    task. 1 for such a task, else 0."""
+    if settings.machine is None:
+        return 0
+    if run_config.backend == "vertex":
+        components[f"comp-{name}"], executors[f"exec-{name}"] = as_custom_job(
+            components[f"comp-{name}"],
+            executors[f"exec-{name}"],
+            display_name=name,
+            machine=settings.machine,
+            timeout=settings.timeout,
+            run_config=run_config,
+        )
+    return 1
 
 
 def _exit_group(on_exit: Pipeline, name: str | None) -> TaskGroup:

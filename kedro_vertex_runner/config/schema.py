@@ -30,6 +30,16 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from ..values import MAX_WORKERS
+from .machines import (
+    BootDisk,
+    PersistentResource,
+    check_machine_combination,
+    check_machine_type,
+    check_persistent_resource_region,
+    check_reservation,
+    check_reservation_region,
+    persistent_resource_shorthand,
+)
 from .pod import (
     KUBERNETES_GPU,
     PodSettings,
@@ -144,6 +154,46 @@ class TaskSettings(_Model):
     )
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
+    machine_type: str | None = Field(
+        None,
+        description="Compute Engine machine type, e.g. 'n2-highmem-32', 'a2-highgpu-1g' (its GPU is implied); the "
+        "task runs as a Vertex AI CustomJob (see Machines and cost).",
+    )
+    spot: bool | None = Field(None, description="Run the task on a Spot VM (cheaper, may be preempted).")
+    boot_disk: BootDisk | None = Field(None, description="Boot disk of the task's machine: `{type, size_gb}`.")
+    reservation: str | None = Field(
+        None,
+        description="Compute Engine reservation the machine comes from, "
+        "'projects/<project>/zones/<zone>/reservations/<name>' (a zone of the job's region).",
+    )
+    max_wait: float | None = Field(
+        None,
+        description="Seconds (or '2h') the task waits for its machine (Vertex AI's FLEX_START); at most 7 days.",
+    )
+
+    @field_validator("machine_type")
+    @classmethod
+    def _machine_type(cls, value: str | None) -> str | None:
+        return None if value is None else check_machine_type(value)
+
+    @field_validator("reservation")
+    @classmethod
+    def _reservation(cls, value: str | None) -> str | None:
+        return None if value is None else check_reservation(value)
+
+    @field_validator("max_wait", mode="before")
+    @classmethod
+    def _max_wait(cls, value: Any) -> Any:
+        from .machines import MAX_WAIT_SECONDS
+
+        return None if value is None else parse_duration(value, MAX_WAIT_SECONDS)
+
+    @model_validator(mode="after")
+    def _machine_settings_agree(self) -> TaskSettings:
+        problem = check_machine_combination(self.__dict__)
+        if problem:
+            raise PydanticCustomError("value_error_at", "{message}", {"key": problem[0], "message": problem[1]})
+        return self
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -386,6 +436,16 @@ class GroupingOptions(_Model):
     task_startup: float = Field(
         120.0, description="Seconds (or '2m') each Vertex AI task spends starting before its first node."
     )
+    persistent_task_startup: float = Field(
+        20.0,
+        description="Seconds a task spends starting when the job runs on `persistent_resource` (its machines are "
+        "already up).",
+    )
+    custom_job_startup: float = Field(
+        180.0,
+        description="Seconds a task with machine settings (a CustomJob) spends on top of `task_startup` getting "
+        "its own machine.",
+    )
     node_duration: float = Field(
         10.0, description="Seconds assumed for a node that the last local run of the pipeline did not time."
     )
@@ -393,7 +453,7 @@ class GroupingOptions(_Model):
         True, description="Use the node run times of the pipeline's last local run (false: only node_duration)."
     )
 
-    @field_validator("task_startup", "node_duration", mode="before")
+    @field_validator("task_startup", "node_duration", "persistent_task_startup", "custom_job_startup", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
@@ -508,6 +568,14 @@ class RunConfig(_Model):
         default_factory=dict,
         description="Task settings per node name or tag, and `__default__`; node name beats tag beats default.",
     )
+    persistent_resource: PersistentResource | None = Field(
+        None,
+        description="Vertex AI persistent resource the whole job runs on: its id (in the job's project and region), "
+        "its full name, or `{name, when_busy, wait}`.",
+    )
+    preflight_validations: bool = Field(
+        False, description="Ask Vertex AI to validate the job (quotas, machines) before it creates it."
+    )
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Job-wide retry policy (count or mapping).")
     timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h'); at most 30d.")
     caching: bool = Field(False, description="Job-wide Vertex AI task caching.")
@@ -571,6 +639,11 @@ class RunConfig(_Model):
     @classmethod
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("persistent_resource", mode="before")
+    @classmethod
+    def _persistent_resource(cls, value: Any) -> Any:
+        return persistent_resource_shorthand(value)
 
     @field_validator("backend")
     @classmethod
@@ -650,6 +723,8 @@ class RunConfig(_Model):
             merged["gpu"] = 1
         if merged.get("gpu") and not merged.get("accelerator") and self.backend != "vertex":
             merged["accelerator"] = KUBERNETES_GPU
+        if isinstance(merged.get("boot_disk"), dict):
+            merged["boot_disk"] = BootDisk(**merged["boot_disk"])
         return TaskSettings.model_construct(**merged)
 
     def _layers(self, node_name: str, tags: Any) -> list[TaskSettings]:
@@ -740,6 +815,23 @@ class PluginConfig(_Model):
                 f"{where}: run_config.encryption_key: the key is in location {location!r}, but Vertex AI needs a key "
                 f"in the job's region {self.region!r}: use a key ring in {self.region}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _persistent_resource_in_region(self, info: ValidationInfo) -> PluginConfig:
+        resource = self.run_config.persistent_resource
+        if resource is not None:
+            try:
+                check_persistent_resource_region(resource, self.project_id, self.region)
+            except ValueError as exc:
+                where = file_defining((info.context or {}).get("files") or [], ("run_config", "persistent_resource"))
+                raise ConfigError(f"{where}: run_config.persistent_resource: {exc}") from None
+        for name, settings in self.run_config.resources.items():
+            problem = check_reservation_region(settings.reservation, self.region)
+            if problem:
+                files = (info.context or {}).get("files") or []
+                where = file_defining(files, ("run_config", "resources", name, "reservation"))
+                raise ConfigError(f"{where}: run_config.resources.{name}.reservation: {problem}")
         return self
 
     @model_validator(mode="after")

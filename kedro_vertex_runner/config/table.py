@@ -18,6 +18,10 @@ _TYPE_OVERRIDES = {
     "max_backoff": "duration",
     "task_startup": "duration",
     "node_duration": "duration",
+    "persistent_task_startup": "duration",
+    "custom_job_startup": "duration",
+    "max_wait": "duration",
+    "wait": "duration",
 }
 
 

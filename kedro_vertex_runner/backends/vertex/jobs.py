@@ -52,6 +52,7 @@ from .api import (
     console_url,
 )
 from .experiments import attach_to_experiment
+from .runtime import add_runtime, preflight_error
 
 if TYPE_CHECKING:
     from ...config import PluginConfig
@@ -99,6 +100,7 @@ def build_pipeline_job(
         }
     if template_uri:
         job["template_uri"] = template_uri
+    add_runtime(job, config)
     return job
 
 
@@ -133,7 +135,7 @@ def create_job(api: VertexApi, body: dict[str, Any], job_id: str, reporter: Repo
             return _call(action, api.config, api.pipelines.get_pipeline_job, name=name)
         except Exception as exc:
             if attempt == attempts - 1 or not _is_transient(exc):
-                raise _api_error(exc, action, api.config) from None
+                raise preflight_error(exc, body, _brief(exc)) or _api_error(exc, action, api.config) from None
             delay = min(_poll_interval(), 2.0**attempt)
             reporter.notice(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s")
             time.sleep(delay)
