@@ -332,7 +332,12 @@ def compile_(
             from .compiler import cost_model
             from .compiler import explain as explain_request
 
-            _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
+            _print_explanation(
+                explain_request(job.request),
+                cost_model(job.request),
+                len(job.request.pipeline.nodes),
+                job.request.durations_source,
+            )
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
@@ -368,7 +373,7 @@ def _explain_width() -> int:
     return 100
 
 
-def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
+def _print_explanation(reports: list[Any], model: Any, nodes: int, source: str = "") -> None:
     """What ``compile --explain`` prints: the configured grouping's tasks, wrapped to the terminal, then one line
     per grouping (a grouping with the same tasks as one above is named, not repeated)."""
     import textwrap
@@ -384,7 +389,7 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
     measured = chosen.estimate.measured if chosen.estimate else 0
     echo(
         f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
-        f"from the last local run, the others {_duration(model.node_duration)} each",
+        f"from {source or 'the last local run'}, the others {_duration(model.node_duration)} each",
         more="  ",
     )
     click.echo(f"Tasks (grouping {chosen.mode!r}):")
