@@ -733,6 +733,11 @@ def rerun(
         raise PluginError(f"JOB_ID {exc}") from None
     job = _open_job(_env(ctx, env), pipeline_name, params, backend_name, Capability.RUN if wait else Capability.SUBMIT)
     try:
+        from .backends.base import Backend
+
+        chosen = backend_class(job.backend or DEFAULT_BACKEND)
+        if chosen.rerun is Backend.rerun:  # refused before anything is compiled
+            raise PluginError(f"backend {chosen.name!r} cannot rerun a job's failed tasks: use --backend vertex")
         spec = job.spec()
     finally:
         job.close()

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VERTEX_CONFIG_HEAD, kedro_batch, kedro_cmd, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
 from fake_vertex import BILLING_LABEL, FakeVertex
 
 pytestmark = pytest.mark.slow
@@ -42,10 +42,6 @@ def env() -> dict[str, str]:
     return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05")
 
 
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(kedro_cmd(*args), cwd=project, env=env(), capture_output=True, text=True, timeout=180)
-
-
 def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -57,38 +53,14 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
     fake.script_next_job(
         {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "model-train-model": ("FAILED", "KeyError")}}
     )
-    failed = run(project, "vertexai", "run-once", "--params", "learning_rate=0.2")
+    (failed,) = kedro_batch([(project, ["vertexai", "run-once", "--params", "learning_rate=0.2"])], env())
     assert failed.returncode == 1, failed.stderr
     original = fake.calls("POST", r"^/v1/.*/pipelineJobs$")[0]
     original_id = original["query"]["pipelineJobId"]
     billing_id = fake.jobs[f"{PARENT}/pipelineJobs/{original_id}"]["labels"][BILLING_LABEL]
     details = fake.jobs[f"{PARENT}/pipelineJobs/{original_id}"]["jobDetail"]["taskDetails"]
 
-    fake.script_next_job("RUNNING", {"state": "FAILED", "tasks": {"model-train-model": ("FAILED", "KeyError")}})
-    rerun = run(project, "vertexai", "rerun", original_id, "--params", "learning_rate=0.3")
-    # followed like any job: the same one-line error and exit code as run-once
-    assert_one_line_error(rerun, "FAILED: task model.train_model failed: KeyError")
-    assert rerun.returncode == 1
-    (create,) = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
-    body = create["body"]
-    assert create["query"]["pipelineJobId"] != original_id
-    assert body["originalPipelineJobId"] in (billing_id, int(billing_id))
-    # one entry per task of the original, as aiplatform's PipelineJob.rerun sends them: succeeded ones skipped
-    expected = [
-        {"taskId": d["taskId"], "taskName": d.get("taskUniqueName", ""), "skipTask": d["state"] == "SUCCEEDED"}
-        for d in details
-    ]
-    got = [{"taskName": "", "skipTask": False, **entry} for entry in body["pipelineTaskRerunConfigs"]]
-    assert got == expected
-    assert [e["taskName"] for e in got if e["skipTask"]] == ["clean_houses + … + model.split_data (4 nodes)"]
-    # the tasks read the original run's folder and carry the original job's name; the parameters it ran with
-    args = [a for e in body["pipelineSpec"]["deploymentSpec"]["executors"].values() for a in e["container"]["args"]]
-    assert f"--run-id={billing_id}" in args and f"--job-name={original_id}" in args
-    assert "{{$." not in json.dumps(args).replace("{{$.inputs.parameters", "")
-    assert body["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.3
-    assert f"a rerun of job {original_id}" in rerun.stdout
-
-    # --no-wait returns once the rerun is submitted; refusals, in one line each, and nothing created
+    # jobs the rerun refuses
     spec = original["body"]
     succeeded = fake.add_job(f"{PARENT}/pipelineJobs/done-1", spec, "SUCCEEDED")
     running = fake.add_job(f"{PARENT}/pipelineJobs/running-1", spec, "RUNNING")
@@ -104,16 +76,42 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
         (["rerun", changed], "only in the job: 'train_model_old'; only now: 'model.train_model'): the spec changed"),
         (["rerun", "no-such-job"], "reading job no-such-job: not found"),
         (["rerun", "Bad_Id!"], "JOB_ID"),
+        (["rerun", original_id, "--backend", "local"], "backend 'local' cannot rerun a job's failed tasks"),
         (["cancel", succeeded], f"job {succeeded} is SUCCEEDED: there is nothing to cancel"),
         (["cancel", "Bad_Id!"], "JOB_ID"),
         (["schedules", "pause", "nope"], "schedule 'nope': there is no such schedule in projects/demo-gcp/locations"),
     ]
+    fake.script_next_job("RUNNING", {"state": "FAILED", "tasks": {"model-train-model": ("FAILED", "KeyError")}})
+    followed = ["rerun", original_id, "--params", "learning_rate=0.3"]
     no_wait = ["rerun", original_id, "--no-wait", "--params", "learning_rate=0.2"]
-    later, *results = kedro_batch(
-        [(project, ["vertexai", *args]) for args in [no_wait, *(a for a, _ in refusals)]], env()
+    rerun, later, *results = kedro_batch(
+        [(project, ["vertexai", *args]) for args in [followed, no_wait, *(a for a, _ in refusals)]], env()
     )
+    # followed like any job: the same one-line error and exit code as run-once
+    assert_one_line_error(rerun, "FAILED: task model.train_model failed: KeyError")
+    assert rerun.returncode == 1
+    create, _ = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
+    body = create["body"]
+    assert create["query"]["pipelineJobId"] != original_id
+    assert body["originalPipelineJobId"] in (billing_id, int(billing_id))
+    # one entry per task of the original, as aiplatform's PipelineJob.rerun sends them: succeeded ones skipped
+    expected = [
+        {"taskId": d["taskId"], "taskName": d.get("taskUniqueName", ""), "skipTask": d["state"] == "SUCCEEDED"}
+        for d in details
+    ]
+    got = [{"taskName": "", "skipTask": False, **entry} for entry in body["pipelineTaskRerunConfigs"]]
+    assert got == expected
+    assert [e["taskName"] for e in got if e["skipTask"]] == ["clean_houses + … + model.split_data (4 nodes)"]
+    # the tasks read the original run's folder and carry the original job's name; the parameters given
+    args = [a for e in body["pipelineSpec"]["deploymentSpec"]["executors"].values() for a in e["container"]["args"]]
+    assert f"--run-id={billing_id}" in args and f"--job-name={original_id}" in args
+    assert "{{$." not in json.dumps(args).replace("{{$.inputs.parameters", "")
+    assert body["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.3
+    assert f"a rerun of job {original_id}" in rerun.stdout
+    # --no-wait returns once the rerun is submitted
     assert later.returncode == 0, later.stderr
     assert "Submitted Vertex AI pipeline job" in later.stdout and not re.search(r"Job \S+ succeeded", later.stdout)
+    # refusals, in one line each, and nothing created or cancelled
     for result, (_, message) in zip(results, refusals, strict=True):
         assert_one_line_error(result, message)
     assert len(fake.calls("POST", r"pipelineJobs$")) == 3
