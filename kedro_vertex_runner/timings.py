@@ -223,7 +223,9 @@ def _last_remote_run(root: str, key: str) -> tuple[str | None, dict[str, float]]
             _warn(f"node timings {root}/{TIMINGS_DIR}/{key}.txt does not hold a run id: ignored")
             return None, {}
         try:
-            names = [p for p in fs.ls(f"{base}/{run_id}/{TIMINGS_DIR}", detail=False) if p.endswith(".json")]
+            names = [
+                p for p in fs.ls(f"{base}/{run_id}/{TIMINGS_DIR}", detail=False, refresh=True) if p.endswith(".json")
+            ]
         except FileNotFoundError:
             return run_id, {}
         found: dict[str, float] = {}

@@ -449,7 +449,7 @@ def test_local_runs_record_node_times_and_the_latest_run_of_a_pipeline_is_read(t
     assert stored == {"nodes": {"a": 3.0}, "pipeline": "__default__"}
 
 
-def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project, tmp_path):
+def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project, tmp_path, capsys):
     """A Vertex AI task's times land under its gs:// root; compiling the pipeline later reads the last run's, and
     `compile --explain` names that run."""
     from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
@@ -463,6 +463,14 @@ def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project
     record_task(root, "222", ["__default__"], {"model.train_model": 60.5})
     assert last_run(root, ["__default__"]) == ("222", {"clean_houses": 300.0, "model.train_model": 60.5})
     assert last_run_durations(root, ["model"]) == {}
+    # a record that is not one is skipped with one warning line naming it
+    import gcsfs
+
+    gcsfs.GCSFileSystem(token="anon").pipe_file(f"{root}/222/timings/broken.json", b"{not json")
+    capsys.readouterr()
+    assert last_run(root, ["__default__"]) == ("222", {"clean_houses": 300.0, "model.train_model": 60.5})
+    warning = capsys.readouterr().err.strip()
+    assert warning == f"Warning: node timings {root}/222/timings/broken.json is not JSON: ignored"
 
     project = demo_project
     config = VERTEX_CONFIG_HEAD.format(endpoint="http://127.0.0.1:9").replace("gs://test-bucket/root", root)
