@@ -1,4 +1,5 @@
-"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui.
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui,
+rerun, cancel, schedules pause/resume/delete.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -722,8 +723,8 @@ def rerun(
     """Rerun failed Vertex AI job JOB_ID from its failed tasks: a new job runs them and what depends on them,
     reading the stored data of the job's succeeded tasks (which are not run again).
 
-    The pipeline is compiled now (-p, -e and --params as the job ran with; the job's parameter values are kept
-    for what --params does not set) and must have the job's tasks."""
+    The pipeline is compiled now, with -p, -e and --params as the job ran with: it must have the job's tasks and
+    runtime parameters."""
     from .config.rules import check_job_id
     from .console import rerun_failed
 

@@ -79,6 +79,8 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
         (["rerun", original_id, "--backend", "local"], "backend 'local' cannot rerun a job's failed tasks"),
         (["cancel", succeeded], f"job {succeeded} is SUCCEEDED: there is nothing to cancel"),
         (["cancel", "Bad_Id!"], "JOB_ID"),
+        (["cancel", "no-such-job"], "reading job no-such-job: not found"),
+        (["schedules", "delete", " "], "NAME: give a schedule's name as list-pipelines shows it"),
         (["schedules", "pause", "nope"], "schedule 'nope': there is no such schedule in projects/demo-gcp/locations"),
     ]
     fake.script_next_job("RUNNING", {"state": "FAILED", "tasks": {"model-train-model": ("FAILED", "KeyError")}})
