@@ -1,4 +1,5 @@
-"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui.
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui,
+rerun, cancel, schedules pause/resume/delete.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -332,7 +333,12 @@ def compile_(
             from .compiler import cost_model
             from .compiler import explain as explain_request
 
-            _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
+            _print_explanation(
+                explain_request(job.request),
+                cost_model(job.request),
+                len(job.request.pipeline.nodes),
+                job.request.durations_source,
+            )
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
@@ -368,7 +374,7 @@ def _explain_width() -> int:
     return 100
 
 
-def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
+def _print_explanation(reports: list[Any], model: Any, nodes: int, source: str = "") -> None:
     """What ``compile --explain`` prints: the configured grouping's tasks, wrapped to the terminal, then one line
     per grouping (a grouping with the same tasks as one above is named, not repeated)."""
     import textwrap
@@ -386,7 +392,7 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
     custom = f" (+{_duration(extra)} for a task with machine settings)" if extra else ""
     echo(
         f"Cost model: {_duration(model.task_startup)} start-up per task{custom}; node run times: {measured} of {nodes} "
-        f"from the last local run, the others {_duration(model.node_duration)} each",
+        f"from {source or 'the last local run'}, the others {_duration(model.node_duration)} each",
         more="  ",
     )
     click.echo(f"Tasks (grouping {chosen.mode!r}):")
@@ -564,6 +570,7 @@ def _schedule_options(
         "end_time": entry.end_time,
         "max_run_count": entry.max_run_count,
         "max_concurrent_run_count": entry.max_concurrent_run_count,
+        "max_concurrent_active_run_count": entry.max_concurrent_active_run_count,
         "allow_queueing": entry.allow_queueing,
     }
     wanted_pipeline = entry.pipeline if entry.pipeline and not pipeline_given else job.pipeline_name
@@ -684,3 +691,160 @@ def ui(ctx: click.Context, env: str | None, backend_name: str | None) -> None:
 
     backend, config = _backend_config(_env(ctx, env), backend_name, Capability.UI)
     open_ui(config, backend=backend)
+
+
+wait_option = click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the job's tasks until it ends and exit non-zero unless it succeeds; --no-wait returns once "
+    "the job is submitted.",
+)
+
+
+@vertexai.command()
+@env_option
+@click.argument("job_id")
+@pipeline_option
+@params_option
+@wait_option
+@click.option("--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking.")
+@backend_option
+@click.pass_context
+@_user_errors
+def rerun(
+    ctx: click.Context,
+    env: str | None,
+    job_id: str,
+    pipeline_name: str,
+    params: dict[str, Any],
+    wait: bool,
+    cancel_on_interrupt: bool,
+    backend_name: str | None,
+) -> None:
+    """Rerun failed Vertex AI job JOB_ID from its failed tasks: a new job runs them and what depends on them,
+    reading the stored data of the job's succeeded tasks (which are not run again).
+
+    The pipeline is compiled now, with -p, -e and --params as the job ran with: it must have the job's tasks and
+    runtime parameters."""
+    from .config.rules import check_job_id
+    from .console import rerun_failed
+
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
+    job = _open_job(_env(ctx, env), pipeline_name, params, backend_name, Capability.RUN if wait else Capability.SUBMIT)
+    try:
+        from .backends.base import Backend
+
+        chosen = backend_class(job.backend or DEFAULT_BACKEND)
+        if chosen.rerun is Backend.rerun:  # refused before anything is compiled
+            raise PluginError(f"backend {chosen.name!r} cannot rerun a job's failed tasks: use --backend vertex")
+        spec = job.spec()
+    finally:
+        job.close()
+    rerun_failed(
+        spec,
+        job.config,
+        job_id,
+        pipeline_name=pipeline_name,
+        params=params,
+        wait=wait,
+        cancel_on_interrupt=cancel_on_interrupt,
+        backend=job.backend,
+    )
+
+
+@vertexai.command()
+@env_option
+@click.argument("job_id")
+@backend_option
+@click.pass_context
+@_user_errors
+def cancel(ctx: click.Context, env: str | None, job_id: str, backend_name: str | None) -> None:
+    """Cancel Vertex AI job JOB_ID (the id printed on submit, or its full resource name)."""
+    from .config.rules import check_job_id
+    from .console import cancel_job
+
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.SUBMIT)
+    cancel_job(config, job_id, backend=backend)
+
+
+@vertexai.group()
+def schedules() -> None:
+    """Pause, resume or delete schedules by name (`kedro vertexai schedule` creates them)."""
+
+
+def _schedule_name(config: Any, name: str) -> tuple[str, bool]:
+    """The display name ``name`` stands for (an entry of ``run_config.schedules`` stands for the display name
+    ``schedule --schedule NAME`` gives, else ``name`` as it is) and the entry's ``catch_up``."""
+    if not name.strip():
+        raise PluginError(
+            "NAME: give a schedule's name as list-pipelines shows it, or an entry of run_config.schedules"
+        )
+    entry = config.run_config.schedules.get(name)
+    if entry is None:
+        return name, False
+    from kedro.framework.project import PACKAGE_NAME
+
+    from .compiler.spec import _pipeline_name
+
+    project = PACKAGE_NAME or Path.cwd().name
+    display = config.run_config.scheduled_run_name or _pipeline_name(project, (entry.pipeline or "__default__",))
+    return display, entry.catch_up
+
+
+def _schedule_command(
+    action: str, ctx: click.Context, env: str | None, name: str, backend_name: str | None, catch_up: bool | None = None
+) -> None:
+    from .console import change_schedule
+
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.SCHEDULE)
+    display, configured = _schedule_name(config, name)
+    change_schedule(config, display, action, catch_up=configured if catch_up is None else catch_up, backend=backend)
+
+
+@schedules.command(name="pause")
+@env_option
+@click.argument("name")
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_pause(ctx: click.Context, env: str | None, name: str, backend_name: str | None) -> None:
+    """Pause the schedules called NAME (as list-pipelines shows it, an id, or an entry of run_config.schedules)."""
+    _schedule_command("pause", ctx, env, name, backend_name)
+
+
+@schedules.command(name="resume")
+@env_option
+@click.argument("name")
+@click.option(
+    "--catch-up/--no-catch-up",
+    default=None,
+    help="Start the runs missed while paused (default: the entry's catch_up in run_config.schedules, else no).",
+)
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_resume(
+    ctx: click.Context, env: str | None, name: str, catch_up: bool | None, backend_name: str | None
+) -> None:
+    """Resume the paused schedules called NAME (as list-pipelines shows it, an id, or an entry of
+    run_config.schedules)."""
+    _schedule_command("resume", ctx, env, name, backend_name, catch_up)
+
+
+@schedules.command(name="delete")
+@env_option
+@click.argument("name")
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_delete(ctx: click.Context, env: str | None, name: str, backend_name: str | None) -> None:
+    """Delete the schedules called NAME (as list-pipelines shows it, an id, or an entry of run_config.schedules)."""
+    _schedule_command("delete", ctx, env, name, backend_name)

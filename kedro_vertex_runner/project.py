@@ -237,7 +237,7 @@ def build_request(
         mlflow=mlflow_enabled(context, config),
         registered=registered,
         **_catalog_facts(context, pipeline, config, catalog),
-        durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
+        **_recorded(Path(context.project_path), config, pipeline_names or ("__default__",)),
     )
     if config.run_config.code != "upload":
         return request
@@ -247,6 +247,54 @@ def build_request(
 
     compile_spec(request)  # what the compiler refuses (a --params value, a grouping) is heard before any upload
     return replace(request, code_uri=upload_code(Path(context.project_path), config))
+
+
+def _recorded(project_path: Path, config: PluginConfig, pipeline_names: Any) -> dict[str, Any]:
+    durations, source = recorded_timings(project_path, config, pipeline_names)
+    return {"durations": durations, "durations_source": source}
+
+
+def recorded_timings(project_path: Path, config: PluginConfig, pipeline_names: Any) -> tuple[dict[str, float], str]:
+    """Node run times for the ``makespan`` grouping and which run they came from: the last local run of
+    ``pipeline_names``, else the last cloud run under ``run_config.root`` (as the command's backend reads it) when
+    that is a ``gs://`` or ``s3://`` root and credentials for it are at hand (none looked for over the network)."""
+    durations = recorded_durations(project_path, config, pipeline_names)
+    if durations or not config.run_config.grouping_options.use_timings:
+        return durations, "the last local run" if durations else ""
+    root = config.run_config.root
+    from .storage import scheme
+
+    if scheme(root) not in {"gs", "gcs", "s3", "s3a"} or not _storage_credentials(scheme(root)):
+        return {}, ""
+    from .timings import last_run
+
+    run_id, durations = last_run(root, pipeline_names)
+    return durations, f"cloud run {run_id} under {root}" if durations else ""
+
+
+def _storage_credentials(kind: str) -> bool:
+    """Whether credentials for a ``gs://`` (``kind`` gs/gcs) or ``s3://`` root are at hand without asking a metadata
+    server: an emulator, a key file, application default credentials, or a Google Cloud machine; AWS keys, a
+    profile or ``~/.aws``."""
+    import os
+
+    if kind in {"gs", "gcs"}:
+        from .backends.vertex.api import _adc_file, _maybe_on_google_cloud
+
+        key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        return bool(
+            os.environ.get("STORAGE_EMULATOR_HOST")
+            or (key and os.path.isfile(key))
+            or _adc_file()
+            or _maybe_on_google_cloud()
+        )
+    aws = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+    return bool(
+        os.environ.get("AWS_ACCESS_KEY_ID")
+        or os.environ.get("AWS_PROFILE")
+        or os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        or aws.is_file()
+    )
 
 
 def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names: Any) -> dict[str, float]:
@@ -264,6 +312,8 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     root = config.with_backend(here).run_config.root
     if "://" not in root:
         root = str(project_path / Path(root).expanduser())
+    elif not root.startswith("file://"):  # a cloud root: read by recorded_timings, only when credentials are at hand
+        return {}
     return last_run_durations(root, pipeline_names)
 
 

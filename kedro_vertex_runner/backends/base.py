@@ -132,6 +132,7 @@ class ScheduleRequest:
     start_time: Any = None
     end_time: Any = None
     max_concurrent_runs: int | None = None
+    max_concurrent_active_runs: int | None = None
     max_run_count: int | None = None
     allow_queueing: bool | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -353,6 +354,19 @@ class Backend:
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         self.require(Capability.UPLOAD)
         raise NotImplementedError
+
+    def rerun(self, job_id: str, job: JobRequest, *, wait: bool = True) -> JobHandle:
+        """Start a job running the failed tasks of job ``job_id`` (and what depends on them) with its stored data,
+        following it when ``wait``; :class:`JobFailed` unless it succeeded."""
+        raise PluginError(f"backend {self.name!r} cannot rerun a job's failed tasks: use --backend vertex")
+
+    def cancel(self, job_id: str) -> str:
+        """Ask the engine to cancel job ``job_id``; one line saying so."""
+        raise PluginError(f"backend {self.name!r} cannot cancel a job: use --backend vertex")
+
+    def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
+        """``pause``, ``resume`` or ``delete`` (``action``) the schedules called ``name``; one line each."""
+        raise PluginError(f"backend {self.name!r} cannot {action} a schedule: use --backend vertex")
 
 
 _VERBS = {

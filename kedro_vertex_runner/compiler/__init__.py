@@ -62,6 +62,7 @@ class CompileRequest:
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
     durations: Mapping[str, float] = field(default_factory=dict)
+    durations_source: str = ""  # which run `durations` came from, for `compile --explain`
     in_memory: frozenset[str] = frozenset()
     per_run: frozenset[str] = frozenset()
     code_uri: str | None = None

@@ -373,6 +373,17 @@ class ScheduleConfig(_Model):
     allow_queueing: bool = Field(
         False, description="Queue a run due while `max_concurrent_run_count` runs are active (else it is skipped)."
     )
+    max_concurrent_active_run_count: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_CONCURRENT_RUNS,
+        description="Runs of this schedule not yet ended at once, queued ones included (1 to "
+        f"{MAX_CONCURRENT_RUNS}; Vertex AI's `maxConcurrentActiveRunCount`).",
+    )
+    catch_up: bool = Field(
+        False,
+        description="`kedro vertexai schedules resume NAME` starts the runs missed while the schedule was paused.",
+    )
     pipeline: str | None = Field(None, description="Kedro pipeline to schedule (default: `__default__`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Runtime parameters for every scheduled run.")
 

@@ -177,6 +177,26 @@ class VertexBackend(Backend):
             raise PluginError("--task: give a task name as the console shows it, or leave --task out")
         return job_task_logs(self.api, job_id, task=task, lines=lines)
 
+    def rerun(self, job_id: str, job: JobRequest, *, wait: bool = True) -> JobHandle:
+        from ...network import following
+        from .rerun import rerun_job
+
+        handle = rerun_job(self.api, job_id, job, self.reporter)
+        if wait:
+            with following():
+                self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
+        return handle
+
+    def cancel(self, job_id: str) -> str:
+        from .rerun import cancel_job
+
+        return cancel_job(self.api, job_id)
+
+    def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
+        from .schedules import change_schedules
+
+        return change_schedules(self.api, name, action, catch_up=catch_up)
+
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         """A template version in ``run_config.pipeline_registry`` (Artifact Registry's Kubeflow Pipelines
         repository); ``name`` is unused (the registry names the package after the compiled pipeline)."""
