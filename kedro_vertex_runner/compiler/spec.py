@@ -65,6 +65,15 @@ SCHEMA_VERSION = "2.1.0"
 ENTRYPOINT_COMMAND = ["python", "-m", "kedro_vertex_runner.entrypoint"]
 EXIT_HANDLER_TASK = "exit-handler-1"
 EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
+#: the exit task's input holding the job's final status, and its placeholder (kfp 2.17's layout for a container
+#: component taking ``dsl.PipelineTaskFinalStatus``)
+FINAL_STATUS_INPUT = "status"
+FINAL_STATUS_PLACEHOLDER = "{{$.inputs.parameters['status']}}"
+#: Google's e-mail notification exit task (google-cloud-pipeline-components' ``VertexNotificationEmailOp``), as
+#: GCPC 2.22.0 with kfp 2.17.3 compiles it (tests/golden/gcpc_notification_email.yaml)
+EMAIL_TASK = "vertex-pipelines-notification-email"
+EMAIL_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+EMAIL_MODULE = "google_cloud_pipeline_components.container.v1.vertex_notification_email.executor"
 TASK_NAME_MAX = 63
 # Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
 TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -92,10 +101,16 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
+    webhook = run_config.notifications.webhook
+    email = list(run_config.notifications.email) if run_config.backend == "vertex" else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
+    elif webhook:
+        labels.append("on-exit-webhook")
+    if email:
+        labels.append(EMAIL_TASK)
     names = _unique_task_names(labels, reserved)
     # the exit task's name, last in ``names``, has no group here
     task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
@@ -126,17 +141,36 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
-    if exit_group is None:
+    exit_tasks: dict[str, Any] = {}
+    exit_names = names[len(groups) :]
+    if exit_group is not None or webhook:
+        exit_name = exit_names.pop(0)
+        if exit_group is not None:
+            # never served from cache: the exit handler must run after every execution, whatever its outcome
+            exit_settings = replace(settings.combine(exit_group), caching=False)
+            display = f"on exit: {_node_summary(exit_group)}"
+        else:  # only the webhook: a task running no node
+            exit_group = TaskGroup("webhook", (), (), "on_exit")
+            exit_settings = _GroupSettings(run_config.image, None, None, 0, None, None, None, False, "webhook")
+            display = "on exit: webhook"
+        exit_task = _task(exit_name, display, exit_settings, params, job_ids)
+        component = _component(exit_name, params, job_ids)
+        if common.final_status:
+            _final_status_input(exit_task, component)
+        exit_tasks[exit_name] = exit_task
+        components[f"comp-{exit_name}"] = component
+        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+    if email:
+        email_name = exit_names.pop(0)
+        exit_tasks[email_name], components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(
+            email_name, email
+        )
+    if not exit_tasks:
         root_tasks = tasks
     else:
-        exit_name = names[-1]
-        # never served from cache: the exit handler must run after every execution, whatever its outcome
-        exit_settings = replace(settings.combine(exit_group), caching=False)
-        exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params, job_ids)
-        exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-        components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
-        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+        for exit_task in exit_tasks.values():
+            exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
+            exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -149,7 +183,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         }
         if params:
             handler_task["inputs"] = _task_inputs(params)
-        root_tasks = {EXIT_HANDLER_TASK: handler_task, exit_name: exit_task}
+        root_tasks = {EXIT_HANDLER_TASK: handler_task, **exit_tasks}
 
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
@@ -165,6 +199,51 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         "schemaVersion": SCHEMA_VERSION,
         "sdkVersion": f"kedro-vertex-runner-{__version__}",
     }
+
+
+def _final_status_input(task: dict[str, Any], component: dict[str, Any]) -> None:
+    """Give an exit task the job's final status, as kfp compiles a ``dsl.PipelineTaskFinalStatus`` input."""
+    inputs = task.setdefault("inputs", {}).setdefault("parameters", {})
+    inputs[FINAL_STATUS_INPUT] = {"taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}}
+    definitions = component.setdefault("inputDefinitions", {}).setdefault("parameters", {})
+    definitions[FINAL_STATUS_INPUT] = {"isOptional": True, "parameterType": "TASK_FINAL_STATUS"}
+
+
+def _email_task(name: str, recipients: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Task, component and executor of Google's e-mail notification exit task (``VertexNotificationEmailOp``):
+    Vertex AI itself sends the e-mail; the container is never run with a payload."""
+    task: dict[str, Any] = {
+        "cachingOptions": {"enableCache": False},
+        "componentRef": {"name": f"comp-{name}"},
+        "inputs": {"parameters": {"recipients": {"runtimeValue": {"constant": list(recipients)}}}},
+        "taskInfo": {"name": name},
+    }
+    component: dict[str, Any] = {
+        "executorLabel": f"exec-{name}",
+        "inputDefinitions": {
+            "parameters": {
+                "recipients": {
+                    "description": "A list of email addresses to send a notification to.",
+                    "parameterType": "LIST",
+                }
+            }
+        },
+    }
+    task["inputs"]["parameters"]["pipeline_task_final_status"] = {
+        "taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}
+    }
+    component["inputDefinitions"]["parameters"]["pipeline_task_final_status"] = {
+        "isOptional": True,
+        "parameterType": "TASK_FINAL_STATUS",
+    }
+    executor = {
+        "container": {
+            "args": ["--type", "VertexNotificationEmail", "--payload", ""],
+            "command": ["python3", "-u", "-m", EMAIL_MODULE],
+            "image": EMAIL_IMAGE,
+        }
+    }
+    return task, component, executor
 
 
 def _job_ids_as_inputs(backend: str) -> bool:
@@ -384,7 +463,7 @@ class _SettingsCache:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
-            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
+            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, _secret_items(s.secrets))
             self._keys[node.name] = cached
         return cached
 
@@ -403,6 +482,7 @@ class _SettingsCache:
         images: dict[str, list[str]] = {}
         accelerators: dict[str, list[str]] = {}
         cpu = memory = retries = None
+        secrets: dict[str, dict[str, list[str]]] = {}
         gpu = 0
         timeout: float | None = 0.0
         caching = True
@@ -419,8 +499,12 @@ class _SettingsCache:
                 retries = s.retries
             timeout = None if timeout is None or s.timeout is None else max(timeout, s.timeout)
             caching = caching and bool(s.caching)
+            for env_name, reference in (s.secrets or {}).items():
+                secrets.setdefault(env_name, {}).setdefault(reference, []).append(node.name)
         _agree(group, "image", images)
         _agree(group, "accelerator", accelerators)
+        for env_name, references in sorted(secrets.items()):
+            _agree(group, f"secrets.{env_name} reference", references)
         return _GroupSettings(
             image=next(iter(images)),
             cpu=cpu,
@@ -431,7 +515,13 @@ class _SettingsCache:
             timeout=timeout,
             caching=caching,
             where=f"group {group.name!r}",
+            secrets=_secret_items({env_name: next(iter(refs)) for env_name, refs in secrets.items()}),
         )
+
+
+def _secret_items(secrets: Mapping[str, str] | None) -> tuple[str, ...]:
+    """``--secret`` items (``NAME=REFERENCE``), sorted: only references, never a value."""
+    return tuple(f"{name}={reference}" for name, reference in sorted((secrets or {}).items()))
 
 
 _PER_RUN_PATH = "is stored under a per-run path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})"
@@ -544,6 +634,7 @@ class _GroupSettings:
     timeout: float | None
     caching: bool
     where: str  # "node 'x'" or "group 'y'", for error messages
+    secrets: tuple[str, ...] = ()  # --secret items
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -557,6 +648,7 @@ class _GroupSettings:
             timeout=s.timeout,
             caching=bool(s.caching),
             where=f"node {node_name!r}",
+            secrets=_secret_items(s.secrets),
         )
 
     def resources(self) -> dict[str, Any] | None:
@@ -641,7 +733,15 @@ class _CommonArgs:
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
             code_uri=request.code_uri,
         )
-        self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
+        #: whether the exit task gets the job's final status (``--final-status``)
+        self.final_status = backend_class(run_config.backend).task_final_status
+        self.exit = replace(
+            self.main,
+            pipelines=(str(run_config.on_exit_pipeline),) if run_config.on_exit_pipeline else (),
+            exit_handler=True,
+            final_status=FINAL_STATUS_PLACEHOLDER if self.final_status else None,
+            webhook=run_config.notifications.webhook,
+        )
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
         self._task_runner = run_config.task_runner
@@ -802,7 +902,11 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     shared = common.exit if exit_handler else common.main
     node_pipelines = (smaller,) if smaller is not None else ()
     args = shared.to_args(
-        node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout, task_runner=common.task_runner(group)
+        node_pipelines=node_pipelines,
+        nodes=names,
+        timeout=settings.timeout,
+        task_runner=common.task_runner(group),
+        secrets=settings.secrets,
     )
     container: dict[str, Any] = {
         "args": args,

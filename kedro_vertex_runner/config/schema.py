@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
+from ..secret_manager import check_reference
 from ..values import MAX_WORKERS
 from .reference import _translate_reference_keys
 from .rules import (
@@ -76,6 +78,11 @@ DEFAULT_KEY = "__default__"
 _LabelKey = Annotated[str, AfterValidator(_check_label_key)]
 _EnvName = Annotated[str, AfterValidator(_check_env_name)]
 _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
+_SecretRef = Annotated[str, AfterValidator(check_reference)]
+_SECRETS_DOC = (
+    "Environment variables read from Secret Manager when each task starts: NAME → "
+    "'projects/<p>/secrets/<s>/versions/<v>' (only the reference is compiled; see the README's Secrets)."
+)
 
 
 class _Model(BaseModel):
@@ -134,6 +141,9 @@ class TaskSettings(_Model):
     )
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
+    secrets: dict[_EnvName, _SecretRef] | None = Field(
+        None, description="Secrets for these tasks, added to `run_config.secrets` (same form)."
+    )
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -435,6 +445,37 @@ class KubeflowConfig(_Model):
         return None if value is None else check_namespace(value)
 
 
+class NotificationsConfig(_Model):
+    email: list[str] = Field(
+        default_factory=list,
+        description="At most 3 addresses Vertex AI e-mails when the job ends (Google's pipeline notification "
+        "component, compiled as an exit task; Vertex AI only).",
+    )
+    webhook: str | None = Field(
+        None,
+        description="Secret Manager reference ('projects/<p>/secrets/<s>/versions/<v>') of a URL the exit task "
+        "POSTs the job's final status to, as JSON.",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        if len(value) > 3:
+            raise ValueError(f"{len(value)} addresses: Vertex AI e-mails at most 3")
+        for address in value:
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!a} is not an e-mail address")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else check_reference(value)
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+
+
 class RunConfig(_Model):
     image: str = Field(description="Container image every task runs in (e.g. 'europe-docker.pkg.dev/p/r/img:tag').")
     root: str = Field(
@@ -505,6 +546,10 @@ class RunConfig(_Model):
     env: dict[_EnvName, str] = Field(
         default_factory=dict,
         description="Extra environment variables for every task (valid names; never secrets: they are refused).",
+    )
+    secrets: dict[_EnvName, _SecretRef] = Field(default_factory=dict, description=_SECRETS_DOC)
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="Who learns how the job ended."
     )
     pipeline_registry: str | None = Field(
         None,
@@ -612,10 +657,13 @@ class RunConfig(_Model):
         the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU.
         """
         merged: dict[str, Any] = {"retries": self.retries, "timeout": self.timeout, "caching": self.caching}
+        secrets = dict(self.secrets)  # merged name by name, each layer over the ones below
         for layer in self._layers(node_name, tags):
             merged.update(layer.model_dump(exclude_unset=True, exclude_none=True))
             if layer.retries is not None:
                 merged["retries"] = layer.retries
+            secrets.update(layer.secrets or {})
+        merged["secrets"] = secrets or None
         if merged.get("accelerator") and not merged.get("gpu"):
             merged["gpu"] = 1
         return TaskSettings.model_construct(**merged)
@@ -758,6 +806,17 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
             raise ConfigError(
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
                 f"(see the README's configuration reference){context}"
+            )
+    if cls.secrets_refused:
+        rc = config.run_config
+        keys: list[tuple[str, ...]] = [("secrets", name) for name in rc.secrets]
+        keys += [("resources", key, "secrets") for key, entry in rc.resources.items() if entry.secrets]
+        keys += [("notifications", "webhook")] if rc.notifications.webhook else []
+        if keys:
+            where = file_defining(files, ("run_config", *keys[0]))
+            raise ConfigError(
+                f"{where}: run_config.{'.'.join(keys[0])}: backend {backend!r} cannot read Secret Manager: "
+                f"{cls.secrets_refused}{context}"
             )
     experiment = config.run_config.experiment_name
     if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
