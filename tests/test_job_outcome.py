@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PYTHON, kedro_batch, kedro_cmd, subprocess_env
+from conftest import PYTHON, free_port, kedro_batch, kedro_cmd, subprocess_env
 from fake_secret_manager import FakeSecretManager, WebhookReceiver
 from kedro.pipeline import Pipeline, node
 
@@ -117,6 +117,11 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
     assert root[name] == expected_task
     assert spec["components"][f"comp-{name}"] == golden["components"][f"comp-{name}"]
     assert spec["deploymentSpec"]["executors"][f"exec-{name}"] == golden["deploymentSpec"]["executors"][f"exec-{name}"]
+    # and kfp's own PipelineSpec message takes the whole
+    from google.protobuf.json_format import ParseDict
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
 
 
 def test_secrets_are_compiled_as_references_per_node_and_tag_and_kubeflow_gets_no_final_status():
@@ -275,7 +280,10 @@ def test_a_secret_reaches_the_node_only_and_the_exit_node_and_webhook_see_how_th
 
 
 def test_an_unreadable_secret_is_one_line_naming_the_variable_and_the_reference(demo_project: Path):
-    fake = FakeSecretManager({}, denied={DENIED_REF})
+    receiver = WebhookReceiver()
+    dead = f"http://127.0.0.1:{free_port()}/hooks/t0ken"
+    fake = FakeSecretManager({HOOK_REF: f"{receiver.base_url}/h", MODEL_REF: dead}, denied={DENIED_REF})
+    status = '{"state":"SUCCEEDED","error":{},"pipelineJobResourceName":"job-1","pipelineTaskName":"exit-handler-1"}'
     try:
         env = subprocess_env(KEDRO_VERTEX_SECRET_MANAGER_ENDPOINT=fake.base_url, KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1")
         command = [PYTHON, "-m", "kedro_vertex_runner.entrypoint", "--node=clean_houses", "--run-id=r1"]
@@ -284,8 +292,23 @@ def test_an_unreadable_secret_is_one_line_naming_the_variable_and_the_reference(
                            text=True, timeout=120)
             for ref in (DENIED_REF, "projects/demo-project/secrets/gone/versions/2", "projects/x/secret/y")
         ]  # fmt: skip
+        # an exit task with only a webhook runs no node: it posts the final status, or says in one line why not
+        hooks = [
+            subprocess.run([PYTHON, "-m", "kedro_vertex_runner.entrypoint", "--exit-handler", f"--final-status={status}",
+                            f"--webhook={ref}"], cwd=demo_project, env=env, capture_output=True, text=True, timeout=120)
+            for ref in (HOOK_REF, MODEL_REF)
+        ]  # fmt: skip
     finally:
         fake.stop()
+        receiver.stop()
+    assert hooks[0].returncode == 0, hooks[0].stderr
+    assert receiver.posts == [
+        ("/h", {"state": "SUCCEEDED", "error_code": None, "error_message": "", "job_name": "job-1", "task_name": "exit-handler-1"})
+    ]  # fmt: skip
+    assert hooks[1].returncode == 1
+    assert hooks[1].stderr.strip().splitlines() == [
+        f"Error: notifications.webhook ({MODEL_REF}): the webhook cannot be reached (ConnectionError)"
+    ]
     lines = [result.stderr.strip().splitlines() for result in results]
     assert all(result.returncode != 0 for result in results)
     assert lines[0] == [
