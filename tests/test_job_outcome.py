@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 import textwrap
 from pathlib import Path
@@ -219,6 +220,11 @@ def secret_project(demo_project: Path) -> Path:
         "  resources:\n", f"  resources:\n    secretive:\n      secrets: {{MODEL_KEY: '{MODEL_REF}'}}\n"
     )
     config.write_text(text)
+    # tracked in MLflow (kedro-mlflow logs the nodes' parameters): the secrets must not be among them
+    settings = demo_project / "src" / "demo_project" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace('DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")', "")
+    )
     return demo_project
 
 
@@ -274,8 +280,12 @@ def test_a_secret_reaches_the_node_only_and_the_exit_node_and_webhook_see_how_th
         fake.stop()
         receiver.stop()
     # the values are nowhere: not in the output, the spec, run record, logs, task reports or MLflow's params
+    with sqlite3.connect(secret_project / "mlflow.db") as db:
+        params = dict(db.execute("SELECT key, value FROM params").fetchall())
+    assert params["fail_job"] in ("True", "False"), params  # MLflow did log the nodes' parameters
     for value in (TOKEN, MODEL_KEY, hook_url):
         assert value not in out
+        assert not [key for key, logged in params.items() if value in key or value in logged]
         assert _files_holding(secret_project, value) == []
 
 
