@@ -363,6 +363,10 @@ def test_bad_secrets_and_notifications_are_refused_in_one_line(demo_project: Pat
             "  notifications:\n    webhook: https://hooks.example.com/x\n",
             "run_config.notifications.webhook: 'https://hooks.example.com/x' is not a Secret Manager reference",
         ),
+        "twice": (
+            "  env:\n    SERVICE_URL: x\n  secrets:\n    SERVICE_URL: projects/demo-project/secrets/t/versions/1\n",
+            "run_config.secrets.SERVICE_URL: also set in run_config.env: keep only one of the two",
+        ),
         "kubeflow": (
             "  backend: kubeflow\n  secrets:\n    API_TOKEN: projects/demo-project/secrets/t/versions/1\n",
             "run_config.secrets.API_TOKEN: backend 'kubeflow' cannot read Secret Manager: give the tasks Kubernetes "

@@ -611,6 +611,18 @@ class RunConfig(_Model):
             raise PydanticCustomError("value_error_at", "{message}", {"key": key, "message": str(exc)}) from None
         return self
 
+    @model_validator(mode="after")
+    def _secret_names_unique(self) -> RunConfig:
+        # a variable both in `env` and read from Secret Manager: the secret would silently replace the value
+        for name in self.secrets:
+            if name in self.env:
+                raise PydanticCustomError(
+                    "value_error_at",
+                    "{message}",
+                    {"key": f"secrets.{name}", "message": "also set in run_config.env: keep only one of the two"},
+                )
+        return self
+
     def root_as_written(self, backend: str) -> tuple[str, str]:
         """The key and the value, as written, of the storage root for ``backend``: the backend's own
         ``<backend>.root`` (``local.root``) if set, else ``root``."""
