@@ -480,11 +480,13 @@ def run_task(task: TaskContract) -> int:
         code = _run(task, hooks) if task.nodes or not task.webhook else 0
     except PluginError as exc:
         TaskReport(FAILED, hooks.failed_node or hooks.current_node, str(exc)).write(hooks.report)
-        _notify(task)
+        failure = _notify(task)
+        if failure is not None:
+            report_error(failure)
         raise
     failure = _notify(task)
     if failure is not None:
-        if code != 0:  # the nodes' own failure stays the task's last line
+        if code != 0:  # the task failed for its nodes already: the webhook's problem is one more line
             report_error(failure)
             return code
         TaskReport(FAILED, None, str(failure)).write(hooks.report)
