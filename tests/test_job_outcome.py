@@ -378,10 +378,18 @@ def test_bad_secrets_and_notifications_are_refused_in_one_line(demo_project: Pat
         folder.mkdir()
         host = "host: https://kubeflow.example.com/pipeline\n" if env == "kubeflow" else ""
         (folder / "vertexai.yml").write_text(f"{host}run_config:\n{yml}")
-    results = kedro_batch([(demo_project, ["vertexai", "compile", "-e", env, "-o", "x.json"]) for env in cases])
+    # e-mail on the local backend: compiled without the e-mail task, with one warning line
+    (demo_project / "conf" / "mail").mkdir()
+    (demo_project / "conf" / "mail" / "vertexai.yml").write_text("run_config:\n  notifications: {email: [a@b.io]}\n")
+    commands = [(demo_project, ["vertexai", "compile", "-e", env, "-o", "x.json"]) for env in cases]
+    *results, mail = kedro_batch([*commands, (demo_project, ["vertexai", "compile", "-e", "mail", "-o", "m.json"])])
     for (env, (_, expected)), result in zip(cases.items(), results, strict=True):
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert result.returncode != 0 and len(errors) == 1, (env, result.stderr[-2000:])
         assert expected in errors[0], (env, errors[0])
         assert "ghp_0123" not in result.stdout + result.stderr
     assert not (demo_project / "x.json").exists()
+    assert mail.returncode == 0, mail.stderr[-2000:]
+    warned = " ".join((mail.stdout + mail.stderr).split())
+    assert "run_config.notifications.email: backend 'local' ignores it: Vertex AI sends the e-mail" in warned
+    assert "notification-email" not in (demo_project / "m.json").read_text()
