@@ -31,6 +31,13 @@ intact::
     --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
                                unpack it into a scratch directory and run the project from there (see
                                kedro_vertex_runner.code_upload)
+    --secret=NAME=REFERENCE    set environment variable NAME to the Secret Manager secret REFERENCE
+                               (projects/<p>/secrets/<s>/versions/<v>), read at start-up with the task's credentials
+                               (repeatable; see kedro_vertex_runner.secret_manager)
+    --final-status=JSON        exit task: the job's final status (KFP's PipelineTaskFinalStatus), which its nodes
+                               read as the parameter ``job_final_status``
+    --webhook=REFERENCE        exit task: POST the final status as JSON to the URL held by this secret, after its
+                               nodes (an exit task may have no --node then)
 
 A run id or job name that is still a placeholder (``{{$.pipeline_job_uuid}}``: the backend did not substitute it)
 is refused, since every job would then share one folder.
@@ -87,6 +94,8 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
 
 TIMEOUT_EXIT_CODE = 124
+#: the parameter an exit task's nodes read the job's final status from (``params:job_final_status``)
+FINAL_STATUS_PARAM = "job_final_status"
 # a node stuck in C code that never returns to the interpreter cannot see the timeout exception: hard exit after this
 TIMEOUT_GRACE_SECONDS = 15.0
 
@@ -468,13 +477,36 @@ def run_task(task: TaskContract) -> int:
     hooks = _TaskHooks(None, "", report_path())
     TaskReport(STARTED).write(hooks.report)
     try:
-        code = _run(task, hooks)
+        code = _run(task, hooks) if task.nodes or not task.webhook else 0
     except PluginError as exc:
         TaskReport(FAILED, hooks.failed_node or hooks.current_node, str(exc)).write(hooks.report)
+        failure = _notify(task)
+        if failure is not None:
+            report_error(failure)
         raise
+    failure = _notify(task)
+    if failure is not None:
+        if code != 0:  # the task failed for its nodes already: the webhook's problem is one more line
+            report_error(failure)
+            return code
+        TaskReport(FAILED, None, str(failure)).write(hooks.report)
+        raise failure
     if code == 0:
         TaskReport(SUCCEEDED).write(hooks.report)
     return code
+
+
+def _notify(task: TaskContract) -> PluginError | None:
+    """An exit task's webhook: POST the job's final status (never raises; the problem is returned)."""
+    if not task.webhook:
+        return None
+    from .secret_manager import final_status, post_webhook
+
+    try:
+        post_webhook(task.webhook, final_status(task.final_status) or {})
+    except PluginError as exc:
+        return exc
+    return None
 
 
 def _refuse_placeholders(task: TaskContract) -> None:
@@ -504,6 +536,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if mode not in MODES:
         raise PluginError(f"--task-runner={mode}: expected one of {', '.join(MODES)}", exit_code=2)
     _refuse_placeholders(task)
+    if task.secrets:
+        from .secret_manager import load_secrets
+
+        load_secrets(task.secrets)  # one line naming the variable and the reference if one cannot be read
     nodes = list(task.nodes)
     pipeline_names = list(task.pipelines) or ["__default__"]
     project_dir = Path(task.project_dir or os.getcwd()).expanduser().resolve()
@@ -511,6 +547,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if not code_uri and not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
     params = task.runtime_params()
+    if task.exit_handler:  # None where the backend gives no final status
+        from .secret_manager import final_status
+
+        params[FINAL_STATUS_PARAM] = final_status(task.final_status)
     install_host_aliases(task.host_aliases)
     run_id = task.run_id or resolvers.current_run_id()
     root = _resolve_root(task.root, project_dir)

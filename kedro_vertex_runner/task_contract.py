@@ -204,6 +204,19 @@ class TaskContract:
     code_uri: str | None = _option(
         "--code-uri", "text", "code upload: run the project's code and conf/ unpacked from this archive URI", "URI"
     )
+    secrets: tuple[str, ...] = _option(
+        "--secret",
+        "many",
+        "set env var NAME to the Secret Manager secret REFERENCE read at start-up (repeatable)",
+        "NAME=REFERENCE",
+        (),
+    )
+    final_status: str | None = _option(
+        "--final-status", "text", "the job's final status (PipelineTaskFinalStatus JSON), for an exit task", "JSON"
+    )
+    webhook: str | None = _option(
+        "--webhook", "text", "exit task: POST the final status to the URL held by this secret reference", "REFERENCE"
+    )
 
     # -- rendering ------------------------------------------------------------------------------------------
 

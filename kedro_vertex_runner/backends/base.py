@@ -225,6 +225,12 @@ class Backend:
     #: top-level keys of vertexai.yml the backend cannot run without (besides `project_id`/`region`, which
     #: `needs_gcp_project` asks for): a missing one is one error line naming the file and key
     required_keys: ClassVar[tuple[str, ...]] = ()
+    #: tasks cannot read Secret Manager: `run_config.secrets` (and `notifications.webhook`) are refused with this
+    #: hint (None: they can)
+    secrets_refused: ClassVar[str | None] = None
+    #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's
+    #: `dsl.PipelineTaskFinalStatus`)
+    task_final_status: ClassVar[bool] = True
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config

@@ -77,7 +77,13 @@ class KubeflowBackend(Backend):
         "labels": "KFP runs carry no labels",
         "persistent_resource": "a Vertex AI runtime; KFP runs tasks on the cluster",
         "preflight_validations": "a Vertex AI check; KFP has none",
+        "notifications.email": "the e-mail notification component works only on Vertex AI Pipelines",
     }
+    #: Kubeflow Pipelines' driver does not resolve `taskFinalStatus` inputs in every release: not compiled
+    task_final_status: ClassVar[bool] = False
+    secrets_refused: ClassVar[str | None] = (
+        "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
+    )
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         super().__init__(config, reporter)

@@ -10,6 +10,9 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
   JSON, lists and dicts as compact JSON); a task input whose ``runtimeValue`` constant is one of those job
   placeholders takes the job's value, as Kubeflow Pipelines' driver does (the form compiled for that backend);
+  an exit task's ``taskFinalStatus`` input (KFP's ``PipelineTaskFinalStatus``) is the guarded DAG's outcome when
+  the exit task starts, in the JSON form Vertex AI substitutes (``state``, ``error``, ``pipelineJobResourceName``
+  — the job's name here — and ``pipelineTaskName``);
 * independent tasks run in parallel (at most ``max_workers`` at once); a failed task's dependents are skipped
   while tasks that do not depend on it carry on (Vertex AI's default "fail slow" policy); tasks with
   ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
@@ -67,6 +70,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
+from ..secret_manager import LOCAL_TASK_ENV
 from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport, keep_nodes
 from ..values import PARAMETER_TYPE_WORDS, check_run_id, typed_parameter
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
@@ -451,6 +455,9 @@ class _Task:
     retry_at: float = 0.0
     timed_out: bool = False
     kill_at: float | None = None
+    # an exit task taking the job's final status: the producer DAG task's name and the tasks inside it
+    final_status_of: tuple[str, tuple[str, ...]] | None = None
+    job_name: str = ""
 
     @property
     def label(self) -> str:
@@ -535,6 +542,14 @@ def _plan(
             if not container:
                 raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
             tasks[name] = _make_task(name, task, container, inputs, deps, run_always, context, extra_env)
+            producer = next((v[len(_FINAL_STATUS_MARK) :] for v in inputs.values() if _is_status_mark(v)), None)
+            if producer is not None:
+                if producer not in members:
+                    raise PluginError(
+                        f"task {name!r}{where}: its final status comes from {producer!r}, not a task before it"
+                    )
+                tasks[name].final_status_of = (producer, tuple(members[producer]))
+                tasks[name].job_name = job_name
             members[name] = [name]
         return [leaf for names in members.values() for leaf in names]
 
@@ -608,6 +623,8 @@ def _task_inputs(
             values[key] = scope[parent_key]
         elif "runtimeValue" in source:
             values[key] = _runtime_constant((source["runtimeValue"] or {}).get("constant"), context)
+        elif "taskFinalStatus" in source:  # known when the task starts (see _with_final_status)
+            values[key] = _FINAL_STATUS_MARK + str((source["taskFinalStatus"] or {}).get("producerTask") or "")
         else:
             kinds = ", ".join(sorted(source)) or "nothing"
             raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
@@ -617,6 +634,32 @@ def _task_inputs(
         if key in values:
             values[key] = _typed(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
     return values
+
+
+#: stands for the final status in a task's arguments until the task starts (never a value a spec could hold)
+_FINAL_STATUS_MARK = "\x00final-status\x00"
+
+
+def _is_status_mark(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_FINAL_STATUS_MARK)
+
+
+def final_status(producer: str, members: list[TaskResult], job_name: str) -> dict[str, Any]:
+    """The ``PipelineTaskFinalStatus`` of the DAG task ``producer`` whose tasks ended as ``members``, as Vertex AI
+    gives it to an exit task: ``SUCCEEDED`` when every task succeeded, ``CANCELLED`` when one was cancelled, else
+    ``FAILED`` with the failed tasks named in ``error.message``."""
+    failed = [r.name for r in members if r.state == FAILED]
+    if all(r.state == SUCCEEDED for r in members):
+        state, error = "SUCCEEDED", {}
+    elif any(r.state == CANCELLED for r in members):
+        state, error = "CANCELLED", {"code": 1, "message": "The DAG was cancelled."}
+    else:
+        state = "FAILED"
+        error = {
+            "code": 9,
+            "message": f"The DAG failed because some tasks failed. The failed tasks are: [{', '.join(failed)}].",
+        }
+    return {"error": error, "pipelineJobResourceName": job_name, "pipelineTaskName": producer, "state": state}
 
 
 def _runtime_constant(value: Any, context: dict[str, str]) -> Any:
@@ -649,7 +692,7 @@ def _make_task(
     if argv[0] in {"python", "python3"}:
         argv[0] = sys.executable
     env = dict(os.environ)
-    env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"})
+    env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1", LOCAL_TASK_ENV: "1"})
     # a task's output goes to a file, where rich would wrap tracebacks at 80 columns; keep them readable
     env.setdefault("COLUMNS", "160")
     for item in container.get("env") or []:
@@ -1087,7 +1130,18 @@ class _Scheduler:
                 elif len(self.running) < self.max_workers:
                     self._start(task)
 
+    def _with_final_status(self, task: _Task) -> None:
+        """Put the guarded DAG's outcome into an exit task's arguments, now that it is known."""
+        if task.final_status_of is None:
+            return
+        producer, members = task.final_status_of
+        status = final_status(producer, [self.tasks[name].result for name in members], task.job_name)
+        text = json.dumps(status, separators=(",", ":"), ensure_ascii=False)
+        mark = _FINAL_STATUS_MARK + producer
+        task.argv = [part.replace(mark, text) for part in task.argv]
+
     def _start(self, task: _Task) -> None:
+        self._with_final_status(task)
         result = task.result
         result.attempts += 1
         result.state = RUNNING
@@ -1503,6 +1557,9 @@ class LocalBackend(Backend):
     remote_tasks: ClassVar[bool] = False
     job_ends_with_launcher: ClassVar[bool] = True
     takes_run_id: ClassVar[bool] = True
+    unsupported_keys: ClassVar[dict[str, str]] = {
+        "notifications.email": "Vertex AI sends the e-mail: a local run sends none (notifications.webhook works)",
+    }
 
     @classmethod
     def prestart(cls, project_dir: Path, raw_run_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:

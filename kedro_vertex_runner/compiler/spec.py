@@ -68,6 +68,15 @@ SCHEMA_VERSION = "2.1.0"
 ENTRYPOINT_COMMAND = ["python", "-m", "kedro_vertex_runner.entrypoint"]
 EXIT_HANDLER_TASK = "exit-handler-1"
 EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
+#: the exit task's input holding the job's final status, and its placeholder (kfp 2.17's layout for a container
+#: component taking ``dsl.PipelineTaskFinalStatus``)
+FINAL_STATUS_INPUT = "status"
+FINAL_STATUS_PLACEHOLDER = "{{$.inputs.parameters['status']}}"
+#: Google's e-mail notification exit task (google-cloud-pipeline-components' ``VertexNotificationEmailOp``), as
+#: GCPC 2.22.0 with kfp 2.17.3 compiles it (tests/golden/gcpc_notification_email.yaml)
+EMAIL_TASK = "vertex-pipelines-notification-email"
+EMAIL_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+EMAIL_MODULE = "google_cloud_pipeline_components.container.v1.vertex_notification_email.executor"
 TASK_NAME_MAX = 63
 # Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
 TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -95,10 +104,16 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
+    webhook = run_config.notifications.webhook
+    email = list(run_config.notifications.email) if run_config.backend == "vertex" else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
+    elif webhook:
+        labels.append("on-exit-webhook")
+    if email:
+        labels.append(EMAIL_TASK)
     names = _unique_task_names(labels, reserved)
     # the exit task's name, last in ``names``, has no group here
     task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
@@ -131,18 +146,37 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
-    if exit_group is None:
-        root_tasks = tasks
-    else:
-        exit_name = names[-1]
-        # never served from cache: the exit handler must run after every execution, whatever its outcome
-        exit_settings = replace(settings.combine(exit_group), caching=False)
-        exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params, job_ids)
-        exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-        components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
+    exit_tasks: dict[str, Any] = {}
+    exit_names = names[len(groups) :]
+    if exit_group is not None or webhook:
+        exit_name = exit_names.pop(0)
+        if exit_group is not None:
+            # never served from cache: the exit handler must run after every execution, whatever its outcome
+            exit_settings = replace(settings.combine(exit_group), caching=False)
+            display = f"on exit: {_node_summary(exit_group)}"
+        else:  # only the webhook: a task running no node
+            exit_group = TaskGroup("webhook", (), (), "on_exit")
+            exit_settings = _GroupSettings(run_config.image, None, None, 0, None, None, None, False, "webhook")
+            display = "on exit: webhook"
+        exit_task = _task(exit_name, display, exit_settings, params, job_ids)
+        component = _component(exit_name, params, job_ids)
+        if common.final_status:
+            _final_status_input(exit_task, component)
+        exit_tasks[exit_name] = exit_task
+        components[f"comp-{exit_name}"] = component
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
         machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
+    if email:
+        email_name = exit_names.pop(0)
+        exit_tasks[email_name], components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(
+            email_name, email
+        )
+    if not exit_tasks:
+        root_tasks = tasks
+    else:
+        for exit_task in exit_tasks.values():
+            exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
+            exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -155,7 +189,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         }
         if params:
             handler_task["inputs"] = _task_inputs(params)
-        root_tasks = {EXIT_HANDLER_TASK: handler_task, exit_name: exit_task}
+        root_tasks = {EXIT_HANDLER_TASK: handler_task, **exit_tasks}
 
     if machine_tasks and run_config.backend != "vertex":
         note_ignored(run_config.backend, machine_tasks)
@@ -175,8 +209,53 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     }
     task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
     if exit_group is not None:
-        task_nodes[f"exec-{names[-1]}"] = exit_group.nodes
+        task_nodes[f"exec-{names[len(groups)]}"] = exit_group.nodes
     return with_platform_spec(spec, run_config, task_nodes)
+
+
+def _final_status_input(task: dict[str, Any], component: dict[str, Any]) -> None:
+    """Give an exit task the job's final status, as kfp compiles a ``dsl.PipelineTaskFinalStatus`` input."""
+    inputs = task.setdefault("inputs", {}).setdefault("parameters", {})
+    inputs[FINAL_STATUS_INPUT] = {"taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}}
+    definitions = component.setdefault("inputDefinitions", {}).setdefault("parameters", {})
+    definitions[FINAL_STATUS_INPUT] = {"isOptional": True, "parameterType": "TASK_FINAL_STATUS"}
+
+
+def _email_task(name: str, recipients: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Task, component and executor of Google's e-mail notification exit task (``VertexNotificationEmailOp``):
+    Vertex AI itself sends the e-mail; the container is never run with a payload."""
+    task: dict[str, Any] = {
+        "cachingOptions": {"enableCache": False},
+        "componentRef": {"name": f"comp-{name}"},
+        "inputs": {"parameters": {"recipients": {"runtimeValue": {"constant": list(recipients)}}}},
+        "taskInfo": {"name": name},
+    }
+    component: dict[str, Any] = {
+        "executorLabel": f"exec-{name}",
+        "inputDefinitions": {
+            "parameters": {
+                "recipients": {
+                    "description": "A list of email addresses to send a notification to.",
+                    "parameterType": "LIST",
+                }
+            }
+        },
+    }
+    task["inputs"]["parameters"]["pipeline_task_final_status"] = {
+        "taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}
+    }
+    component["inputDefinitions"]["parameters"]["pipeline_task_final_status"] = {
+        "isOptional": True,
+        "parameterType": "TASK_FINAL_STATUS",
+    }
+    executor = {
+        "container": {
+            "args": ["--type", "VertexNotificationEmail", "--payload", ""],
+            "command": ["python3", "-u", "-m", EMAIL_MODULE],
+            "image": EMAIL_IMAGE,
+        }
+    }
+    return task, component, executor
 
 
 def _job_ids_as_inputs(backend: str) -> bool:
@@ -402,7 +481,7 @@ class _SettingsCache:
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
             cached = (
                 s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, pod_key(self.run_config, node),
-                machine_key(s),
+                machine_key(s), _secret_items(s.secrets),
             )  # fmt: skip
             self._keys[node.name] = cached
         return cached
@@ -423,6 +502,7 @@ class _SettingsCache:
         accelerators: dict[str, list[str]] = {}
         machines: dict[str, list[str]] = {}
         cpu = memory = retries = None
+        secrets: dict[str, dict[str, list[str]]] = {}
         gpu = 0
         timeout: float | None = 0.0
         caching = True
@@ -441,9 +521,13 @@ class _SettingsCache:
                 retries = s.retries
             timeout = None if timeout is None or s.timeout is None else max(timeout, s.timeout)
             caching = caching and bool(s.caching)
+            for env_name, reference in (s.secrets or {}).items():
+                secrets.setdefault(env_name, {}).setdefault(reference, []).append(node.name)
         _agree(group, "image", images)
         _agree(group, "accelerator", accelerators)
         _agree(group, "machine", machines)
+        for env_name, references in sorted(secrets.items()):
+            _agree(group, f"secrets.{env_name} reference", references)
         return _GroupSettings(
             image=next(iter(images)),
             cpu=cpu,
@@ -455,7 +539,13 @@ class _SettingsCache:
             caching=caching,
             where=f"group {group.name!r}",
             machine=Machine.of(all_settings[0][1]),
+            secrets=_secret_items({env_name: next(iter(refs)) for env_name, refs in secrets.items()}),
         )
+
+
+def _secret_items(secrets: Mapping[str, str] | None) -> tuple[str, ...]:
+    """``--secret`` items (``NAME=REFERENCE``), sorted: only references, never a value."""
+    return tuple(f"{name}={reference}" for name, reference in sorted((secrets or {}).items()))
 
 
 _PER_RUN_PATH = "is stored under a per-run path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})"
@@ -569,6 +659,7 @@ class _GroupSettings:
     caching: bool
     where: str  # "node 'x'" or "group 'y'", for error messages
     machine: Machine | None = None  # machine settings: the task runs as a Vertex AI CustomJob
+    secrets: tuple[str, ...] = ()  # --secret items
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -583,6 +674,7 @@ class _GroupSettings:
             caching=bool(s.caching),
             where=f"node {node_name!r}",
             machine=machine_of(s, f"node {node_name!r}"),
+            secrets=_secret_items(s.secrets),
         )
 
     def resources(self) -> dict[str, Any] | None:
@@ -667,7 +759,15 @@ class _CommonArgs:
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
             code_uri=request.code_uri,
         )
-        self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
+        #: whether the exit task gets the job's final status (``--final-status``)
+        self.final_status = backend_class(run_config.backend).task_final_status
+        self.exit = replace(
+            self.main,
+            pipelines=(str(run_config.on_exit_pipeline),) if run_config.on_exit_pipeline else (),
+            exit_handler=True,
+            final_status=FINAL_STATUS_PLACEHOLDER if self.final_status else None,
+            webhook=run_config.notifications.webhook,
+        )
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
         self._task_runner = run_config.task_runner
@@ -828,7 +928,11 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     shared = common.exit if exit_handler else common.main
     node_pipelines = (smaller,) if smaller is not None else ()
     args = shared.to_args(
-        node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout, task_runner=common.task_runner(group)
+        node_pipelines=node_pipelines,
+        nodes=names,
+        timeout=settings.timeout,
+        task_runner=common.task_runner(group),
+        secrets=settings.secrets,
     )
     container: dict[str, Any] = {
         "args": args,

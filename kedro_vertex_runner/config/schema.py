@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
+from ..secret_manager import check_reference
 from ..values import MAX_WORKERS
 from .machines import (
     BootDisk,
@@ -94,6 +96,11 @@ DEFAULT_KEY = "__default__"
 _LabelKey = Annotated[str, AfterValidator(_check_label_key)]
 _EnvName = Annotated[str, AfterValidator(_check_env_name)]
 _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
+_SecretRef = Annotated[str, AfterValidator(check_reference)]
+_SECRETS_DOC = (
+    "Environment variables read from Secret Manager when each task starts: NAME → "
+    "'projects/<p>/secrets/<s>/versions/<v>' (only the reference is compiled; see the README's Secrets)."
+)
 
 
 class _Model(BaseModel):
@@ -194,6 +201,10 @@ class TaskSettings(_Model):
         if problem:
             raise PydanticCustomError("value_error_at", "{message}", {"key": problem[0], "message": problem[1]})
         return self
+
+    secrets: dict[_EnvName, _SecretRef] | None = Field(
+        None, description="Secrets for these tasks, added to `run_config.secrets` (same form)."
+    )
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -535,6 +546,37 @@ class KubeflowConfig(_Model):
         return check_ttl(value)
 
 
+class NotificationsConfig(_Model):
+    email: list[str] = Field(
+        default_factory=list,
+        description="At most 3 addresses Vertex AI e-mails when the job ends (Google's pipeline notification "
+        "component, compiled as an exit task; Vertex AI only).",
+    )
+    webhook: str | None = Field(
+        None,
+        description="Secret Manager reference ('projects/<p>/secrets/<s>/versions/<v>') of a URL the exit task "
+        "POSTs the job's final status to, as JSON.",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        if len(value) > 3:
+            raise ValueError(f"{len(value)} addresses: Vertex AI e-mails at most 3")
+        for address in value:
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!a} is not an e-mail address")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else check_reference(value)
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+
+
 class RunConfig(_Model):
     image: str = Field(description="Container image every task runs in (e.g. 'europe-docker.pkg.dev/p/r/img:tag').")
     root: str = Field(
@@ -614,6 +656,10 @@ class RunConfig(_Model):
         default_factory=dict,
         description="Extra environment variables for every task (valid names; never secrets: they are refused).",
     )
+    secrets: dict[_EnvName, _SecretRef] = Field(default_factory=dict, description=_SECRETS_DOC)
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="Who learns how the job ended."
+    )
     pipeline_registry: str | None = Field(
         None,
         description="Kubeflow Pipelines repository in Artifact Registry for `kedro vertexai upload-pipeline`, "
@@ -679,6 +725,18 @@ class RunConfig(_Model):
             raise PydanticCustomError("value_error_at", "{message}", {"key": key, "message": str(exc)}) from None
         return self
 
+    @model_validator(mode="after")
+    def _secret_names_unique(self) -> RunConfig:
+        # a variable both in `env` and read from Secret Manager: the secret would silently replace the value
+        for name in self.secrets:
+            if name in self.env:
+                raise PydanticCustomError(
+                    "value_error_at",
+                    "{message}",
+                    {"key": f"secrets.{name}", "message": "also set in run_config.env: keep only one of the two"},
+                )
+        return self
+
     def root_as_written(self, backend: str) -> tuple[str, str]:
         """The key and the value, as written, of the storage root for ``backend``: the backend's own
         ``<backend>.root`` (``local.root``) if set, else ``root``."""
@@ -726,10 +784,13 @@ class RunConfig(_Model):
         without an ``accelerator`` means ``nvidia.com/gpu`` on every backend but vertex (which needs a type).
         """
         merged: dict[str, Any] = {"retries": self.retries, "timeout": self.timeout, "caching": self.caching}
+        secrets = dict(self.secrets)  # merged name by name, each layer over the ones below
         for layer in self._layers(node_name, tags):
             merged.update(layer.model_dump(exclude_unset=True, exclude_none=True))
             if layer.retries is not None:
                 merged["retries"] = layer.retries
+            secrets.update(layer.secrets or {})
+        merged["secrets"] = secrets or None
         if merged.get("accelerator") and not merged.get("gpu"):
             merged["gpu"] = 1
         if merged.get("gpu") and not merged.get("accelerator") and self.backend != "vertex":
@@ -905,6 +966,17 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
         if problem:
             where = file_defining(files, ("run_config", "resources", name, "accelerator"))
             raise ConfigError(f"{where}: run_config.resources.{name}.accelerator: {problem}{context}")
+    if cls.secrets_refused:
+        rc = config.run_config
+        keys: list[tuple[str, ...]] = [("secrets", name) for name in rc.secrets]
+        keys += [("resources", key, "secrets") for key, entry in rc.resources.items() if entry.secrets]
+        keys += [("notifications", "webhook")] if rc.notifications.webhook else []
+        if keys:
+            where = file_defining(files, ("run_config", *keys[0]))
+            raise ConfigError(
+                f"{where}: run_config.{'.'.join(keys[0])}: backend {backend!r} cannot read Secret Manager: "
+                f"{cls.secrets_refused}{context}"
+            )
     experiment = config.run_config.experiment_name
     if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
         try:
