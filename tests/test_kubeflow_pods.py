@@ -347,9 +347,9 @@ def test_a_gpu_request_compiles_as_kfp_set_accelerator_compiles_it(tmp_path: Pat
     assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"] == nvidia
 
 
-def test_the_readme_gpu_node_pool_example_requests_a_gpu_on_the_pool() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    example = readme.split("### Kubeflow: placing pods", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_docs_gpu_node_pool_example_requests_a_gpu_on_the_pool() -> None:
+    page = (Path(__file__).parents[1] / "docs" / "kubeflow.md").read_text()
+    example = page.split("## Kubeflow: placing pods", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     raw = {"image": IMAGE, "root": "gs://kfp-bucket/runs", **yaml.safe_load(example)["run_config"]}
     spec = compile_(
         Pipeline([node(step, "raw", "a", name="train", tags=["gpu"])]),

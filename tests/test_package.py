@@ -56,3 +56,16 @@ def test_every_package_directory_ships_in_the_wheel():
         ".".join(init.parent.relative_to(repo).parts) for init in (repo / "kedro_vertex_runner").rglob("__init__.py")
     }
     assert on_disk - listed == set()
+
+
+def test_the_version_is_defined_once_in_the_package():
+    # pyproject.toml takes the version from kedro_vertex_runner.__version__: a second copy would drift from it
+    from packaging.version import Version
+
+    import kedro_vertex_runner
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "kedro_vertex_runner.__version__"}
+    assert str(Version(kedro_vertex_runner.__version__)) == kedro_vertex_runner.__version__

@@ -1,5 +1,5 @@
 """The schema of ``vertexai.yml``: one pydantic model per mapping, each field with its default and the one-line
-description the README's configuration reference is generated from.
+description the configuration reference (docs/reference.md) is generated from.
 
 Value rules live in :mod:`.rules`; the keys of the reference plugin are translated (:mod:`.reference`) before a
 model sees them; what depends on the backend (which keys it requires, which storage it can use, which keys it
@@ -99,7 +99,7 @@ _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
 _SecretRef = Annotated[str, AfterValidator(check_reference)]
 _SECRETS_DOC = (
     "Environment variables read from Secret Manager when each task starts: NAME → "
-    "'projects/<p>/secrets/<s>/versions/<v>' (only the reference is compiled; see the README's Secrets)."
+    "'projects/<p>/secrets/<s>/versions/<v>' (only the reference is compiled; see 'Secrets from Secret Manager' in the docs)."
 )
 
 
@@ -528,8 +528,8 @@ class KubeflowConfig(_Model):
 
     pod: dict[str, PodSettings] = Field(
         default_factory=dict,
-        description="Kubernetes pod settings per node name, tag or '__default__' (see the README's 'Kubeflow: "
-        "placing pods').",
+        description="Kubernetes pod settings per node name, tag or '__default__' (see 'Kubeflow: placing "
+        "pods' in the docs).",
     )
     ttl: int | None = Field(
         None, description="Seconds a finished run's workflow and pods stay on the cluster before KFP deletes them."
