@@ -208,6 +208,7 @@ class _Job:
             runtime_params=self.params,
             config=self.config,
             catalog=catalog,
+            online=bool(self.backend),
         )
         if self.backend:
             check_mlflow_backend(request, self.context, self.backend)

@@ -312,6 +312,8 @@ def test_project_without_mlflow_yml_is_not_stopped(tmp_path, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):  # unset now, and as before after the test
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # kedro-mlflow's hooks on, whichever project an earlier test of this process bootstrapped (settings are global)
+    monkeypatch.setattr(mt, "kedro_mlflow_active", lambda: True)
     (tmp_path / "base").mkdir()
     (tmp_path / "local").mkdir()
 
@@ -334,8 +336,10 @@ def test_server_and_sqlite_uris_pass():
         mt.check_tracking_uri("sqlite:///mlflow.db", backend="vertex")
 
 
-def test_project_check_reads_mlflow_yml(tmp_path):
+def test_project_check_reads_mlflow_yml(tmp_path, monkeypatch):
     from kedro.config import OmegaConfigLoader
+
+    monkeypatch.setattr(mt, "kedro_mlflow_active", lambda: True)  # whichever project an earlier test bootstrapped
 
     (tmp_path / "base").mkdir()
     (tmp_path / "local").mkdir()
