@@ -217,6 +217,12 @@ class TaskContract:
     webhook: str | None = _option(
         "--webhook", "text", "exit task: POST the final status to the URL held by this secret reference", "REFERENCE"
     )
+    executor_input: str | None = _option(
+        "--executor-input",
+        "split",
+        "KFP's executor input (JSON): where to write the task's output artifacts (executor_output.json)",
+        "JSON",
+    )
 
     # -- rendering ------------------------------------------------------------------------------------------
 
@@ -381,6 +387,8 @@ def _render(flag: str, kind: str, value: Any) -> list[str]:
     """The items of one field: see :meth:`TaskContract.to_args`."""
     if kind == "text":
         return [] if value is None else [f"{flag}={value}"]
+    if kind == "split":  # the value on its own item, as kfp passes ``{{$}}``: an engine substitutes the whole item
+        return [] if value is None else [flag, value]
     if kind == "many":
         return [f"{flag}={item}" for item in value]
     if kind in ("param", "host"):
