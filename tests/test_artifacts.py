@@ -1,0 +1,270 @@
+"""Catalog datasets as KFP artifacts: the compiled artifacts against what kfp itself compiles for components with
+the same outputs, the rule of which dataset becomes which artifact type (on a real Kedro catalog), and the executor
+output a real task writes, read back with kfp's own types.
+
+kfp reads component annotations at run time: no ``from __future__ import annotations`` in this module.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PYTHON, subprocess_env
+from kedro.pipeline import Pipeline, node
+
+from kedro_vertex_runner.artifacts import DATASET, METRICS, MODEL, artifact_name
+from kedro_vertex_runner.compiler import CompileRequest, compile_spec
+from kedro_vertex_runner.config import validate_config
+from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.project import catalog_artifacts
+
+ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
+
+
+def step(*values):
+    return 1
+
+
+def two(*values):
+    return 1, 2
+
+
+# prepare → train → evaluate → use: `features`, `model` and `metrics` are catalog datasets with a location (a
+# dataset, a model, metrics), `scratch` and `final` are undeclared and stored under <root>/<run id>/
+PIPELINE = Pipeline(
+    [
+        node(step, "raw", "features", name="prepare"),
+        node(step, "features", "model", name="train"),
+        node(two, ["features", "model"], ["metrics", "scratch"], name="evaluate"),
+        node(step, "scratch", "final", name="use"),
+    ]
+)
+DECLARED = frozenset({"raw", "features", "model", "metrics"})
+KINDS = {"features": DATASET, "model": MODEL, "metrics": METRICS}
+
+
+def config(backend="vertex", **run_config):
+    run_config = {"image": "img:1", "root": "gs://bucket/runs", "grouping": "none", "backend": backend, **run_config}
+    if backend == "kubeflow":
+        return validate_config({"host": "http://127.0.0.1:1", "run_config": run_config})
+    return validate_config({"project_id": "proj-1", "region": "europe-west1", "run_config": run_config})
+
+
+def compile_(backend="vertex", run_config=None, **request_args):
+    args = {"declared": DECLARED, "artifacts": KINDS, **request_args}
+    return compile_spec(CompileRequest(pipeline=PIPELINE, config=config(backend, **(run_config or {})), **args))
+
+
+def kfp_reference() -> dict:
+    """What kfp 2.17 compiles for container components with the same inputs and outputs."""
+    import tempfile
+
+    from kfp import compiler, dsl
+    from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+    def spec():
+        return dsl.ContainerSpec(image="img:1", command=["python"], args=["--executor-input", "{{$}}"])
+
+    @dsl.container_component
+    def prepare(features: Output[Dataset]):
+        return spec()
+
+    @dsl.container_component
+    def train(features: Input[Dataset], model: Output[Model]):
+        return spec()
+
+    @dsl.container_component
+    def evaluate(features: Input[Dataset], model: Input[Model], metrics: Output[Metrics], scratch: Output[Dataset]):
+        return spec()
+
+    @dsl.container_component
+    def use(scratch: Input[Dataset], final: Output[Dataset]):
+        return spec()
+
+    @dsl.pipeline(name="reference")
+    def pipeline():
+        a = prepare()
+        b = train(features=a.outputs["features"])
+        c = evaluate(features=a.outputs["features"], model=b.outputs["model"])
+        use(scratch=c.outputs["scratch"])
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "reference.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        return yaml.safe_load(path.read_text())
+
+
+def parse_with_kfp(spec: dict):
+    from google.protobuf.json_format import ParseDict
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    return ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+
+
+def tasks_of(spec: dict) -> dict:
+    root = spec["root"]["dag"]["tasks"]
+    if "exit-handler-1" in root:
+        return spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    return root
+
+
+def test_artifacts_match_what_kfp_compiles_and_parse_in_every_spec_form():
+    reference = kfp_reference()
+    for backend in ("vertex", "kubeflow"):
+        spec = compile_(backend)
+        parse_with_kfp(spec)
+        tasks = tasks_of(spec)
+        for name in ("prepare", "train", "evaluate", "use"):
+            ours, theirs = spec["components"][f"comp-{name}"], reference["components"][f"comp-{name}"]
+            for side in ("inputDefinitions", "outputDefinitions"):
+                assert ours.get(side, {}).get("artifacts") == theirs.get(side, {}).get("artifacts"), (name, side)
+            expected = reference["root"]["dag"]["tasks"][name].get("inputs", {}).get("artifacts")
+            assert tasks[name].get("inputs", {}).get("artifacts") == expected, name
+            # the executor input reaches the task as kfp passes it: the placeholder on an item of its own
+            args = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["args"]
+            assert args[args.index("--executor-input") + 1] == "{{$}}"
+        if backend == "kubeflow":  # the job's ids still arrive as runtimeValue inputs beside the artifacts
+            assert tasks["use"]["inputs"]["parameters"]["job_uuid"] == {
+                "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}
+            }
+    # inside the exit handler's sub-DAG too, and kfp still parses it
+    on_exit = Pipeline([node(step, "params:x", None, name="cleanup")])
+    spec = compile_(run_config={"on_exit_pipeline": "x"}, on_exit=on_exit)
+    parse_with_kfp(spec)
+    assert tasks_of(spec)["use"]["inputs"]["artifacts"]["scratch"]["taskOutputArtifact"]["producerTask"] == "evaluate"
+
+
+def test_no_artifacts_when_the_catalog_is_unknown_or_nothing_is_stored():
+    spec = compile_(declared=None, artifacts={})
+    assert not any("outputDefinitions" in c for c in spec["components"].values())
+    assert all("--executor-input" not in e["container"]["args"] for e in spec["deploymentSpec"]["executors"].values())
+    # a grouped task declares what it writes, and takes as inputs only what other tasks wrote
+    spec = compile_(run_config={"grouping": "chains"})
+    # `evaluate` and `use` share a task: `scratch` stays inside it, what the task writes and reads is declared
+    component = spec["components"]["comp-evaluate"]
+    assert set(component["outputDefinitions"]["artifacts"]) == {"metrics", "final"}
+    assert set(component["inputDefinitions"]["artifacts"]) == {"features", "model"}
+    parse_with_kfp(spec)
+
+
+def test_which_catalog_datasets_become_which_artifacts():
+    from kedro.io import DataCatalog
+
+    catalog = DataCatalog.from_config(
+        {
+            "table": {"type": "pandas.CSVDataset", "filepath": "gs://bucket/table.csv"},
+            "local_table": {"type": "pandas.CSVDataset", "filepath": "data/table.csv"},
+            "tf_model": {"type": "tensorflow.TensorFlowModelDataset", "filepath": "gs://bucket/model"},
+            "pickled": {
+                "type": "pickle.PickleDataset",
+                "filepath": "gs://bucket/regressor.pkl",
+                "metadata": {"kedro-vertex-runner": {"artifact": "model"}},
+            },
+            "scores": {
+                "type": "json.JSONDataset",
+                "filepath": "data/metrics.json",
+                "metadata": {"kedro-vertex-runner": {"artifact": "metrics"}},
+            },
+            "mlflow_metric": {"type": "kedro_mlflow.io.metrics.MlflowMetricDataset"},
+            "hidden": {
+                "type": "pandas.CSVDataset",
+                "filepath": "gs://bucket/hidden.csv",
+                "metadata": {"kedro-vertex-runner": {"artifact": "none"}},
+            },
+            "in_memory": {"type": "MemoryDataset"},
+            "{name}_part": {
+                "type": "partitions.PartitionedDataset",
+                "path": "s3://b/{name}",
+                "dataset": "pickle.PickleDataset",
+            },
+        }
+    )
+    names = ["table", "local_table", "tf_model", "pickled", "scores", "mlflow_metric", "hidden", "in_memory", "a_part"]
+    assert catalog_artifacts(catalog, names, remote_only=True) == {
+        "table": DATASET,
+        "tf_model": MODEL,
+        "pickled": MODEL,
+        "scores": METRICS,
+        "mlflow_metric": METRICS,
+        "a_part": DATASET,
+    }
+    # on the local backend a local path is a location too
+    assert catalog_artifacts(catalog, ["local_table"], remote_only=False) == {"local_table": DATASET}
+    bad = DataCatalog.from_config(
+        {
+            "x": {
+                "type": "json.JSONDataset",
+                "filepath": "x.json",
+                "metadata": {"kedro-vertex-runner": {"artifact": "plot"}},
+            }
+        }
+    )
+    with pytest.raises(PluginError, match=r"^catalog entry 'x': metadata.kedro-vertex-runner.artifact: 'plot' is not"):
+        catalog_artifacts(bad, ["x"], remote_only=False)
+
+
+def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: Path, tmp_path: Path):
+    """A real task (two independent nodes, each in a process of its own) writes executor_output.json where the
+    executor input says; kfp's proto and artifact types read it back: the datasets' real URIs and the metrics'
+    values. kfp's own lightweight-component executor writes the same shape."""
+    from google.protobuf.json_format import Parse
+    from kfp import dsl
+    from kfp.dsl.executor import Executor, create_artifact_instance
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    project = demo_project_with_outputs
+    root = tmp_path / "root"
+    output_file = tmp_path / "outputs" / "executor_output.json"
+
+    def runtime(key: str, schema: str) -> dict:
+        return {"artifacts": [{"name": key, "type": {"schemaTitle": schema}, "uri": f"gs://p/{key}", "metadata": {}}]}
+
+    summary, metrics = artifact_name("raw_data_summary"), artifact_name("model_metrics")
+    executor_input = {
+        "outputs": {
+            "artifacts": {summary: runtime(summary, DATASET), metrics: runtime(metrics, METRICS)},
+            "outputFile": str(output_file),
+        }
+    }
+    done = subprocess.run(
+        [
+            *ENTRYPOINT,
+            "--node=summarize_raw_data",
+            "--node=model.evaluate_model",
+            "--run-id=run-1",
+            f"--root={root}",
+            "--task-runner=processes",
+            "--executor-input",
+            json.dumps(executor_input),
+        ],  # fmt: skip
+        cwd=project,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = output_file.read_text()
+    parsed = Parse(text, pipeline_spec_pb2.ExecutorOutput())  # the launcher's own type for this file
+    assert set(parsed.artifacts) == {summary, metrics}
+    data = json.loads(text)
+    stored = data["artifacts"][summary]["artifacts"][0]
+    assert stored["uri"] == str(root / "run-1" / "raw_data_summary.pkl") and Path(stored["uri"]).is_file()
+    read = create_artifact_instance({"type": {"schemaTitle": METRICS}, **data["artifacts"][metrics]["artifacts"][0]})
+    assert isinstance(read, dsl.Metrics)
+    assert read.uri == str(project / "data" / "08_reporting" / "metrics.json")
+    assert read.metadata == json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
+
+    # kfp's own executor, for a lightweight component logging a metric, writes the same structure
+    def component(scores: dsl.Output[dsl.Metrics]):
+        scores.log_metric("r2", 0.5)
+
+    kfp_file = tmp_path / "kfp" / "executor_output.json"
+    Executor(
+        {"outputs": {"artifacts": {"scores": runtime("scores", METRICS)}, "outputFile": str(kfp_file)}}, component
+    ).execute()
+    theirs = json.loads(kfp_file.read_text())["artifacts"]["scores"]["artifacts"][0]
+    assert set(theirs) == set(data["artifacts"][metrics]["artifacts"][0]) == {"name", "uri", "metadata"}
+    assert theirs["metadata"] == {"r2": 0.5}
