@@ -238,7 +238,7 @@ def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: 
             "--task-runner=processes",
             "--executor-input",
             json.dumps(executor_input),
-        ],  # fmt: skip
+        ],
         cwd=project,
         env=subprocess_env(),
         capture_output=True,
