@@ -23,6 +23,7 @@ Kedro or cloud import here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -43,6 +44,7 @@ EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+@functools.lru_cache(maxsize=65536)
 def artifact_name(dataset_name: str) -> str:
     """The artifact's name in the spec for ``dataset_name``: the name itself when it is a lower-case identifier,
     else its sanitised form with a short hash of the original (``data_science.model`` →
@@ -70,7 +72,7 @@ def artifact_type(config: Mapping[str, Any] | None, remote_only: bool) -> str | 
         kind = str(own["artifact"]).lower()
         if kind not in KINDS:
             raise ValueError(
-                f"metadata.{METADATA_KEY}.artifact: {own['artifact']!r} is not one of {', '.join(KINDS)}; use one"
+                f"metadata.{METADATA_KEY}.artifact: {own['artifact']!r} is not one of {', '.join(KINDS)}; use one of those, or remove the line"
             )
         return KINDS[kind]
     kind_value = config.get("type")

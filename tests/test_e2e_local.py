@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import installed_metadata, kedro_cmd, subprocess_env
 
+from kedro_vertex_runner.artifacts import artifact_name
+
 pytestmark = pytest.mark.slow
 
 CATALOG_OUTPUTS = [
@@ -125,6 +127,17 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     # the versioned model: saved once, with the job's one version, which the evaluating task loaded
     (version,) = [p.name for p in (project / "data/06_models/regressor.pkl").iterdir()]
     assert (Path(run_dir) / "save_version").read_text() == version
+    # each task told KFP what it wrote (its executor output, beside its log): the datasets' real URIs — the
+    # model's versioned file, the MemoryDataset stored between tasks — and the metrics' values
+    artifacts = {}
+    for path in (Path(run_dir) / "logs").glob("*.executor_output.json"):
+        for key, entry in json.loads(path.read_text())["artifacts"].items():
+            artifacts[key] = entry["artifacts"][0]
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    assert artifacts["model_metrics"]["metadata"] == metrics and metrics
+    model_file = (project / "data/06_models/regressor.pkl" / version / "regressor.pkl").resolve()
+    assert artifacts[artifact_name("model.regressor")]["uri"] == str(model_file)
+    assert artifacts["rooms_histogram"]["uri"] == str(Path(run_dir) / "rooms_histogram.pkl")
     logs = sorted(p.stem for p in (Path(run_dir) / "logs").glob("*.log"))
     assert len(logs) == succeeded >= 4  # parallel branches and the chain give several tasks
     for node in ("clean_houses", "summarize_raw_data", "model.train_model", "create_report"):
