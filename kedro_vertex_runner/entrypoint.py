@@ -466,7 +466,15 @@ class _TaskHooks:
                 "uri": uri or runtime.get("uri", ""),
                 "metadata": metadata,
             }
-        write_executor_output(output_file, written)
+        try:
+            write_executor_output(output_file, written)
+        except (OSError, ValueError) as exc:  # the data is stored: only the consoles' view of it is incomplete
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(
+                f"Warning: cannot write the executor output to {output_file!r}: {reason}; the consoles show this "
+                "task's artifacts without their URIs and values",
+                file=sys.stderr,
+            )
 
 
 # --------------------------------------------------------------------------------------------- main
