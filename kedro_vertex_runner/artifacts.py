@@ -17,8 +17,12 @@ The rule (the compiler applies it to the catalog's config, :func:`artifact_type`
 
 The task learns its artifacts from KFP's executor input (``--executor-input``, the ``{{$}}`` placeholder) and
 writes ``executor_output.json`` where it says, in the form kfp's own ``kfp.dsl.executor.Executor`` writes:
-``{"artifacts": {NAME: {"artifacts": [{"name", "uri", "metadata"}]}}}``. Imported by the task entrypoint: no kfp,
-Kedro or cloud import here.
+``{"artifacts": {NAME: {"artifacts": [{"name", "uri", "metadata"}]}}}``, with every ``uri`` EMPTY: KFP's launcher
+(``launcher_v2.go``, ``mergeRuntimeArtifacts``) then keeps the URI its driver assigned under the pipeline root, and
+uploads the artifact's local file there; a URI of the executor output outside the pipeline root's bucket and prefix
+fails the task ("failed to upload output artifact"). The dataset's real location goes into the artifact's metadata
+(:data:`DATA_URI_KEY`), and a small JSON pointer file (:func:`write_pointer`) at the artifact's local path names it
+too. Imported by the task entrypoint: no kfp, Kedro or cloud import here.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ METADATA_KEY = "kedro-vertex-runner"
 KINDS = {"dataset": DATASET, "model": MODEL, "metrics": METRICS, "none": None}
 #: where a task's args carry KFP's executor input
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
+#: an artifact's metadata keys (and a pointer file's): the catalog dataset's name, where its data is
+DATASET_KEY = "kedro_dataset"
+DATA_URI_KEY = "data_uri"
+#: the folder standing in for ``/`` when mapping an artifact's URI to its local path (``gs://b/x`` →
+#: ``<folder>/gcs/b/x``); KFP's launcher reads ``ARTIFACT_LOCAL_PATH`` the same way for local debugging
+MOUNT_ENV = "KEDRO_VERTEX_ARTIFACT_MOUNT"
+_MOUNTS = (("gs://", "gcs"), ("minio://", "minio"), ("s3://", "s3"))
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -162,6 +173,35 @@ def schema_of(runtime: Mapping[str, Any]) -> str:
     """The schema title of a runtime artifact of the executor input."""
     kind = runtime.get("type")
     return str(kind.get("schemaTitle") or DATASET) if isinstance(kind, Mapping) else DATASET
+
+
+def local_path(uri: str) -> str | None:
+    """The local path of an artifact's ``uri`` inside the task's container, as KFP maps it (``LocalPathForURI`` in
+    its launcher, ``Artifact.path`` in kfp): ``gs://`` → ``/gcs/``, ``minio://`` → ``/minio/``, ``s3://`` →
+    ``/s3/``, under :data:`MOUNT_ENV` (else ``ARTIFACT_LOCAL_PATH``) when set; an absolute local path is itself.
+    None for anything else (``oci://``, a relative path, no URI)."""
+    for prefix, folder in _MOUNTS:
+        if uri.startswith(prefix):
+            mount = os.environ.get(MOUNT_ENV) or os.environ.get("ARTIFACT_LOCAL_PATH") or ""
+            return f"{mount.rstrip('/')}/{folder}/{uri[len(prefix) :]}"
+    if "://" in uri or not os.path.isabs(uri):
+        return None
+    return uri
+
+
+def write_pointer(path: str, content: Mapping[str, Any]) -> None:
+    """Write ``content`` as JSON at ``path`` (an output artifact's local path), creating its folders; never through
+    a symbolic link at ``path``.
+
+    Raises:
+        OSError: the folder or the file cannot be written.
+    """
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8") as handle:
+        json.dump(dict(content), handle, sort_keys=True)
 
 
 def write_executor_output(output_file: str, artifacts: Mapping[str, Mapping[str, Any]]) -> None:

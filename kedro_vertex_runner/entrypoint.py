@@ -432,25 +432,40 @@ class _TaskHooks:
         hook_manager.register(_Impl(), name="kedro-vertex-runner-task")
 
     def write_artifacts(self, output_file: str) -> None:
-        """Write the executor output KFP's launcher reads: each output artifact with its dataset's URI (where the
-        catalog or the run's storage put it) and, for metrics, their values. A dataset without a location keeps
-        the launcher's URI. Metrics saved in another process (``processes`` task runner) are loaded back."""
-        from .artifacts import METRICS, dataset_uri, metric_values, schema_of, write_executor_output
+        """Write the executor output KFP's launcher reads, and a pointer file at each output artifact's local path.
+
+        Each artifact keeps the URI the launcher assigned (its ``uri`` is left empty: a URI outside the pipeline
+        root fails the task on Kubeflow Pipelines); its metadata names the dataset and where the catalog or the
+        run's storage put its data (``kedro_dataset``, ``data_uri``), for metrics it holds their values. The
+        pointer file (``{"kedro_dataset", "data_uri"}``, best effort) is what the launcher uploads to the
+        artifact's URI. Metrics saved in another process (``processes`` task runner) are loaded back."""
+        from .artifacts import (
+            DATA_URI_KEY,
+            DATASET_KEY,
+            METRICS,
+            dataset_uri,
+            local_path,
+            metric_values,
+            schema_of,
+            write_executor_output,
+            write_pointer,
+        )
 
         written: dict[str, dict[str, Any]] = {}
+        failed: list[str] = []
         for dataset_name, key in sorted(self._artifact_datasets.items()):
             runtime = dict(self.artifacts[key])
-            metadata: dict[str, Any] = {}
+            pointer: dict[str, Any] = {DATASET_KEY: dataset_name}
             uri = self.persisted.get(dataset_name)
             dataset = None
             if uri is None and self._catalog is not None:
                 try:
                     dataset = self._catalog.get(dataset_name)
-                except Exception:  # no dataset object: the launcher's URI stays
+                except Exception:  # no dataset object: no location to name
                     dataset = None
                 uri = dataset_uri(dataset, self.versions.get(dataset_name)) if dataset is not None else None
-            if uri is not None and "://" not in uri:
-                uri = os.path.abspath(uri)
+            if uri is not None:
+                pointer[DATA_URI_KEY] = uri if "://" in uri else os.path.abspath(uri)
             if schema_of(runtime) == METRICS:
                 data = self._metric_data.get(dataset_name)
                 if dataset_name not in self._metric_data and dataset is not None:
@@ -458,21 +473,30 @@ class _TaskHooks:
                         data = dataset.load()
                     except Exception:  # a metric that cannot be read back is shown without values
                         data = None
-                metadata.update(metric_values(dataset_name, data))
+                metadata: dict[str, Any] = metric_values(dataset_name, data)
             else:
-                metadata["kedro_dataset"] = dataset_name
-            written[key] = {
-                "name": runtime.get("name", key),
-                "uri": uri or runtime.get("uri", ""),
-                "metadata": metadata,
-            }
+                metadata = dict(pointer)
+            written[key] = {"name": runtime.get("name", key), "uri": "", "metadata": metadata}
+            path = local_path(str(runtime.get("uri") or ""))
+            if path is not None:
+                try:
+                    write_pointer(path, pointer)
+                except (OSError, ValueError) as exc:
+                    failed.append(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            print(
+                f"Warning: cannot write the artifact pointer file {failed[0]}{more}; the data is stored and the "
+                "executor output still names it",
+                file=sys.stderr,
+            )
         try:
             write_executor_output(output_file, written)
         except (OSError, ValueError) as exc:  # the data is stored: only the consoles' view of it is incomplete
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             print(
                 f"Warning: cannot write the executor output to {output_file!r}: {reason}; the consoles show this "
-                "task's artifacts without their URIs and values",
+                "task's artifacts without their data locations and values",
                 file=sys.stderr,
             )
 

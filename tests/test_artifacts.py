@@ -6,6 +6,7 @@ kfp reads component annotations at run time: no ``from __future__ import annotat
 """
 
 import json
+import pickle
 import subprocess
 from pathlib import Path
 
@@ -207,24 +208,32 @@ def test_which_catalog_datasets_become_which_artifacts():
 
 def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: Path, tmp_path: Path):
     """A real task (two independent nodes, each in a process of its own) writes executor_output.json where the
-    executor input says; kfp's proto and artifact types read it back: the datasets' real URIs and the metrics'
-    values. kfp's own lightweight-component executor writes the same shape."""
+    executor input says, read back with kfp's proto and artifact types: every URI empty (KFP's launcher then keeps
+    the one its driver assigned under the pipeline root), the dataset's real location in the metadata, the metrics'
+    values; and a pointer file at each artifact's local path (``gs://`` → ``<mount>/gcs/``), best effort."""
     from google.protobuf.json_format import Parse
     from kfp import dsl
     from kfp.dsl.executor import Executor, create_artifact_instance
     from kfp.pipeline_spec import pipeline_spec_pb2
 
+    from kedro_vertex_runner.artifacts import MOUNT_ENV
+
     project = demo_project_with_outputs
     root = tmp_path / "root"
+    mount = tmp_path / "mount"  # stands in for the container's / (its /gcs/ gcsfuse mount)
     output_file = tmp_path / "outputs" / "executor_output.json"
+    # the metrics' pointer cannot be written: a file sits where its folder would be
+    (mount / "gcs").mkdir(parents=True)
+    (mount / "gcs" / "blocked").write_text("")
 
-    def runtime(key: str, schema: str) -> dict:
-        return {"artifacts": [{"name": key, "type": {"schemaTitle": schema}, "uri": f"gs://p/{key}", "metadata": {}}]}
+    def runtime(key: str, schema: str, bucket: str = "p") -> dict:
+        uri = f"gs://{bucket}/run-1/task/{key}"
+        return {"artifacts": [{"name": key, "type": {"schemaTitle": schema}, "uri": uri, "metadata": {}}]}
 
     summary, metrics = artifact_name("raw_data_summary"), artifact_name("model_metrics")
     executor_input = {
         "outputs": {
-            "artifacts": {summary: runtime(summary, DATASET), metrics: runtime(metrics, METRICS)},
+            "artifacts": {summary: runtime(summary, DATASET), metrics: runtime(metrics, METRICS, "blocked")},
             "outputFile": str(output_file),
         }
     }
@@ -240,21 +249,37 @@ def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: 
             json.dumps(executor_input),
         ],
         cwd=project,
-        env=subprocess_env(),
+        env=subprocess_env(**{MOUNT_ENV: str(mount)}),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if "Warning: cannot write the artifact pointer" in line]
+    assert len(warnings) == 1 and str(mount / "gcs" / "blocked" / "run-1") in warnings[0], done.stderr[-3000:]
     text = output_file.read_text()
     parsed = Parse(text, pipeline_spec_pb2.ExecutorOutput())  # the launcher's own type for this file
     assert set(parsed.artifacts) == {summary, metrics}
+    # an empty URI: the launcher's merge (`if len(src.Uri) > 0 { dst.Uri = src.Uri }`) keeps the driver's
+    assert all(parsed.artifacts[key].artifacts[0].uri == "" for key in (summary, metrics))
     data = json.loads(text)
-    stored = data["artifacts"][summary]["artifacts"][0]
-    assert stored["uri"] == str(root / "run-1" / "raw_data_summary.pkl") and Path(stored["uri"]).is_file()
-    read = create_artifact_instance({"type": {"schemaTitle": METRICS}, **data["artifacts"][metrics]["artifacts"][0]})
+
+    def merged(key: str) -> dsl.Artifact:
+        """The artifact as the launcher records it: the driver's URI, the executor output's metadata."""
+        driver = executor_input["outputs"]["artifacts"][key]["artifacts"][0]
+        ours = data["artifacts"][key]["artifacts"][0]
+        return create_artifact_instance({**driver, "uri": ours["uri"] or driver["uri"], "metadata": ours["metadata"]})
+
+    stored = merged(summary)
+    data_file = root / "run-1" / "raw_data_summary.pkl"
+    assert isinstance(stored, dsl.Dataset) and stored.uri == f"gs://p/run-1/task/{summary}"
+    assert stored.metadata == {"kedro_dataset": "raw_data_summary", "data_uri": str(data_file)}
+    assert pickle.loads(data_file.read_bytes())  # the data itself, untouched at its real location
+    # the pointer file at the artifact's local path, as kfp maps it (`Artifact.path`: /gcs/…), under the mount
+    assert stored.path == f"/gcs/p/run-1/task/{summary}"
+    assert json.loads((mount / stored.path.lstrip("/")).read_text()) == stored.metadata
+    read = merged(metrics)
     assert isinstance(read, dsl.Metrics)
-    assert read.uri == str(project / "data" / "08_reporting" / "metrics.json")
     assert read.metadata == json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
 
     # kfp's own executor, for a lightweight component logging a metric, writes the same structure
@@ -262,12 +287,29 @@ def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: 
         scores.log_metric("r2", 0.5)
 
     kfp_file = tmp_path / "kfp" / "executor_output.json"
-    Executor(
-        {"outputs": {"artifacts": {"scores": runtime("scores", METRICS)}, "outputFile": str(kfp_file)}}, component
-    ).execute()
+    scores = {"name": "scores", "type": {"schemaTitle": METRICS}, "uri": str(tmp_path / "kfp" / "scores")}
+    kfp_input = {"outputs": {"artifacts": {"scores": {"artifacts": [scores]}}, "outputFile": str(kfp_file)}}
+    Executor(kfp_input, component).execute()
     theirs = json.loads(kfp_file.read_text())["artifacts"]["scores"]["artifacts"][0]
     assert set(theirs) == set(data["artifacts"][metrics]["artifacts"][0]) == {"name", "uri", "metadata"}
     assert theirs["metadata"] == {"r2": 0.5}
+
+
+def test_artifact_local_paths_are_kfps():
+    """Where a task writes an artifact's pointer file: KFP's mapping of its URI, under the overridable mount."""
+    from kfp import dsl
+
+    from kedro_vertex_runner.artifacts import MOUNT_ENV, local_path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(MOUNT_ENV, raising=False)
+        patch.delenv("ARTIFACT_LOCAL_PATH", raising=False)
+        for uri in ("gs://b/r/t/a", "minio://b/r/t/a", "s3://b/r/t/a", "/abs/run/artifacts/t/a"):
+            assert local_path(uri) == dsl.Artifact(uri=uri).path
+        patch.setenv(MOUNT_ENV, "/tmp/m/")
+        assert local_path("s3://b/r/t/a") == "/tmp/m/s3/b/r/t/a"
+        # no local path: the pointer is skipped
+        assert [local_path(uri) for uri in ("oci://reg/model", "https://x/y", "relative/a", "")] == [None] * 4
 
 
 def test_kfp_client_submits_the_kubeflow_spec_with_its_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -255,6 +255,9 @@ def run_spec(
             parameter_values=dict(parameter_values or {}),
             extra_env=dict(extra_env or {}),
             outputs_dir=str(storage.logs_dir),
+            # local paths, so each task's artifact pointer files land in the run's folder (for a remote root: beside
+            # the staged logs), never under /gcs
+            artifacts_dir=str(storage.logs_dir / "artifacts") if storage.remote else f"{storage.run_dir}/artifacts",
         )
         for task in tasks.values():
             task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
@@ -499,6 +502,7 @@ def _plan(
     parameter_values: dict[str, Any],
     extra_env: dict[str, str],
     outputs_dir: str = "",
+    artifacts_dir: str = "",
 ) -> dict[str, _Task]:
     """Flatten the spec's DAG (sub-DAGs such as the exit handler inlined) into runnable tasks, in topological order.
 
@@ -544,7 +548,7 @@ def _plan(
             container = (executors.get(label) or {}).get("container") if label else None
             if not container:
                 raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
-            own_context = {**context, "": _executor_input(name, component, context, outputs_dir)}
+            own_context = {**context, "": _executor_input(name, component, context, outputs_dir, artifacts_dir)}
             tasks[name] = _make_task(name, task, container, inputs, deps, run_always, own_context, extra_env)
             producer = next((v[len(_FINAL_STATUS_MARK) :] for v in inputs.values() if _is_status_mark(v)), None)
             if producer is not None:
@@ -561,12 +565,15 @@ def _plan(
     return tasks
 
 
-def _executor_input(name: str, component: Mapping[str, Any], context: dict[str, str], outputs_dir: str) -> str:
-    """``{{$}}``, KFP's executor input, for a task: its output artifacts (URIs under ``<root>/<run id>/artifacts/``,
-    as KFP's launcher makes them under the pipeline root) and the file it writes its executor output to
-    (``<task>.executor_output.json`` beside its log)."""
+def _executor_input(
+    name: str, component: Mapping[str, Any], context: dict[str, str], outputs_dir: str, artifacts_dir: str = ""
+) -> str:
+    """``{{$}}``, KFP's executor input, for a task: its output artifacts (URIs under ``artifacts_dir``, by default
+    ``<root>/<run id>/artifacts/``, as KFP's launcher makes them under the pipeline root; the task writes a pointer
+    file at each) and the file it writes its executor output to (``<task>.executor_output.json`` beside its log)."""
     artifacts = {}
-    base = f"{context['pipeline_root'].rstrip('/')}/{context['pipeline_job_uuid']}/artifacts/{name}"
+    default = f"{context['pipeline_root'].rstrip('/')}/{context['pipeline_job_uuid']}/artifacts"
+    base = f"{(artifacts_dir or default).rstrip('/')}/{name}"
     for key, definition in ((component.get("outputDefinitions") or {}).get("artifacts") or {}).items():
         kind = (definition or {}).get("artifactType") or {}
         runtime = {"name": key, "type": {"schemaTitle": kind.get("schemaTitle", "system.Artifact")}}
