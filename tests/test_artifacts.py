@@ -263,6 +263,8 @@ def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: 
     # an empty URI: the launcher's merge (`if len(src.Uri) > 0 { dst.Uri = src.Uri }`) keeps the driver's
     assert all(parsed.artifacts[key].artifacts[0].uri == "" for key in (summary, metrics))
     data = json.loads(text)
+    raw = create_artifact_instance({"type": {"schemaTitle": DATASET}, **data["artifacts"][summary]["artifacts"][0]})
+    assert raw.uri == "" and raw.metadata["kedro_dataset"] == "raw_data_summary"  # kfp's reader takes it as is
 
     def merged(key: str) -> dsl.Artifact:
         """The artifact as the launcher records it: the driver's URI, the executor output's metadata."""
