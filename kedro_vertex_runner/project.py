@@ -25,6 +25,8 @@ from .config import (
 from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from kedro.framework.context import KedroContext
     from kedro.pipeline import Pipeline
 
@@ -420,6 +422,7 @@ class _CatalogFacts(TypedDict, total=False):
     declared: frozenset[str] | None
     in_memory: frozenset[str]
     per_run: frozenset[str]
+    artifacts: dict[str, str]
 
 
 def _catalog_facts(
@@ -444,7 +447,51 @@ def _catalog_facts(
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
         facts["per_run"] = per_run_datasets(context, catalog, declared)
+    facts["artifacts"] = catalog_artifacts(
+        catalog, declared - facts["in_memory"], remote_only=run_config.backend != "local"
+    )
     return facts
+
+
+def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> dict[str, str]:
+    """The artifact schema of each of ``names`` that is an artifact (:func:`.artifacts.artifact_type`), judged by
+    its catalog entry (or the factory pattern it matches), or by the object for a dataset added in code.
+
+    Raises:
+        PluginError: an entry's ``metadata.kedro-vertex-runner.artifact`` is not a known kind.
+    """
+    from .artifacts import artifact_type
+    from .persistence import _is_parameter
+
+    built = getattr(catalog, "_datasets", None)
+    resolver = getattr(catalog, "config_resolver", None)
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        if _is_parameter(name):
+            continue
+        config: Any = None
+        if resolver is not None:
+            config = resolver.config.get(name)
+            if config is None:
+                try:
+                    config = resolver.resolve_pattern(name)
+                except Exception:  # a pattern Kedro cannot resolve: the catalog reports it when the task uses it
+                    config = None
+        if not config and isinstance(built, dict) and name in built:
+            dataset = built[name]
+            path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
+            protocol = getattr(dataset, "_protocol", None)
+            location = None if path is None else str(path)
+            if location and protocol and protocol not in ("file", "local") and "://" not in location:
+                location = f"{protocol}://{location}"
+            config = {"type": type(dataset), "filepath": location, "metadata": getattr(dataset, "metadata", None)}
+        try:
+            schema = artifact_type(config, remote_only)
+        except ValueError as exc:
+            raise PluginError(f"catalog entry {name!r}: {exc}") from None
+        if schema is not None:
+            found[name] = schema
+    return found
 
 
 def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str]) -> frozenset[str]:

@@ -7,7 +7,8 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   container's ``env``; the image is ignored (the task uses this interpreter and its installed packages, so a
   leading ``python`` in the command becomes :data:`sys.executable`);
 * ``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_job_name}}``, ``{{$.pipeline_task_name}}``, ``{{$.pipeline_root}}``
-  and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
+  ``{{$}}`` (the executor input: the task's output artifacts and where it writes its executor output, beside its
+  log) and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
   JSON, lists and dicts as compact JSON); a task input whose ``runtimeValue`` constant is one of those job
   placeholders takes the job's value, as Kubeflow Pipelines' driver does (the form compiled for that backend);
   an exit task's ``taskFinalStatus`` input (KFP's ``PipelineTaskFinalStatus``) is the guarded DAG's outcome when
@@ -253,6 +254,10 @@ def run_spec(
             pipeline_root=storage.root,
             parameter_values=dict(parameter_values or {}),
             extra_env=dict(extra_env or {}),
+            outputs_dir=str(storage.logs_dir),
+            # local paths, so each task's artifact pointer files land in the run's folder (for a remote root: beside
+            # the staged logs), never under /gcs
+            artifacts_dir=str(storage.logs_dir / "artifacts") if storage.remote else f"{storage.run_dir}/artifacts",
         )
         for task in tasks.values():
             task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
@@ -496,6 +501,8 @@ def _plan(
     pipeline_root: str,
     parameter_values: dict[str, Any],
     extra_env: dict[str, str],
+    outputs_dir: str = "",
+    artifacts_dir: str = "",
 ) -> dict[str, _Task]:
     """Flatten the spec's DAG (sub-DAGs such as the exit handler inlined) into runnable tasks, in topological order.
 
@@ -541,7 +548,8 @@ def _plan(
             container = (executors.get(label) or {}).get("container") if label else None
             if not container:
                 raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
-            tasks[name] = _make_task(name, task, container, inputs, deps, run_always, context, extra_env)
+            own_context = {**context, "": _executor_input(name, component, context, outputs_dir, artifacts_dir)}
+            tasks[name] = _make_task(name, task, container, inputs, deps, run_always, own_context, extra_env)
             producer = next((v[len(_FINAL_STATUS_MARK) :] for v in inputs.values() if _is_status_mark(v)), None)
             if producer is not None:
                 if producer not in members:
@@ -555,6 +563,23 @@ def _plan(
 
     expand(root_dag, values, (), "")
     return tasks
+
+
+def _executor_input(
+    name: str, component: Mapping[str, Any], context: dict[str, str], outputs_dir: str, artifacts_dir: str = ""
+) -> str:
+    """``{{$}}``, KFP's executor input, for a task: its output artifacts (URIs under ``artifacts_dir``, by default
+    ``<root>/<run id>/artifacts/``, as KFP's launcher makes them under the pipeline root; the task writes a pointer
+    file at each) and the file it writes its executor output to (``<task>.executor_output.json`` beside its log)."""
+    artifacts = {}
+    default = f"{context['pipeline_root'].rstrip('/')}/{context['pipeline_job_uuid']}/artifacts"
+    base = f"{(artifacts_dir or default).rstrip('/')}/{name}"
+    for key, definition in ((component.get("outputDefinitions") or {}).get("artifacts") or {}).items():
+        kind = (definition or {}).get("artifactType") or {}
+        runtime = {"name": key, "type": {"schemaTitle": kind.get("schemaTitle", "system.Artifact")}}
+        artifacts[key] = {"artifacts": [{**runtime, "uri": f"{base}/{key}", "metadata": {}}]}
+    output_file = os.path.join(outputs_dir or ".", f"{name}.executor_output.json")
+    return json.dumps({"outputs": {"artifacts": artifacts, "outputFile": output_file}}, separators=(",", ":"))
 
 
 def _topological(local: Mapping[str, Any], where: str) -> list[str]:

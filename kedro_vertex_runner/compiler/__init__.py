@@ -46,6 +46,9 @@ class CompileRequest:
         per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
             ``${vertex:job_name}``): a task writing one is never cached either.
         code_uri: with code upload, the URI of the project's uploaded code; every task unpacks and runs it.
+        artifacts: the artifact schema (``system.Dataset``, ``system.Model``, ``system.Metrics``) of each of
+            ``declared`` that is an artifact by :func:`kedro_vertex_runner.artifacts.artifact_type`; the task
+            writing it declares it as an output artifact, the tasks reading it as an input artifact.
     """
 
     pipeline: Pipeline
@@ -66,6 +69,7 @@ class CompileRequest:
     in_memory: frozenset[str] = frozenset()
     per_run: frozenset[str] = frozenset()
     code_uri: str | None = None
+    artifacts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..artifacts import DATASET as DATASET_ARTIFACT
+from ..artifacts import EXECUTOR_INPUT_PLACEHOLDER, artifact_name
+from ..artifacts import definition as artifact_definition
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
 from ..config.machines import Machine
@@ -123,6 +126,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
     boundary = _PerRunOutputs(request, groups, task_name_of)
+    artifacts = _Artifacts(request, boundary)
     not_cached: list[tuple[str, str, str]] = []
     machine_tasks = 0
     for group in groups:
@@ -138,8 +142,9 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         if group.dependencies:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
         tasks[name] = task
-        components[f"comp-{name}"] = _component(name, params, job_ids)
-        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
+        components[f"comp-{name}"] = component = _component(name, params, job_ids)
+        declares = artifacts.declare(group, name, task, component, group_settings.machine is not None)
+        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False, artifacts=declares)
         machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
@@ -625,6 +630,60 @@ class _PerRunOutputs:
         return self._task_of_node.get(node_name, node_name)
 
 
+class _Artifacts:
+    """The catalog datasets each task declares as output artifacts, and the input artifacts of the tasks that read
+    them (``taskOutputArtifact``), per the rule of :mod:`kedro_vertex_runner.artifacts`: the catalog's datasets
+    with a location, metrics and models (``request.artifacts``), and the intermediates stored under
+    ``<root>/<run id>/`` because they leave a task. Nothing when the catalog is unknown (``request.declared`` None).
+    Linear: a dict look-up per output and input of every node.
+    """
+
+    def __init__(self, request: CompileRequest, boundary: _PerRunOutputs):
+        run_config = request.config.run_config
+        self.known = request.declared is not None
+        self.catalog = request.artifacts
+        self.stored = bool(normalise_root(run_config.root))  # no root: nothing is stored between tasks
+        self.custom_jobs = run_config.backend == "vertex"  # a CustomJob task's component is GCPC's: none there
+        self.boundary = boundary
+        self.producer: dict[str, tuple[str, str, str]] = {}  # dataset → (task, artifact name, schema)
+
+    def declare(
+        self, group: TaskGroup, name: str, task: dict[str, Any], component: dict[str, Any], machine: bool
+    ) -> bool:
+        """Add the task's input and output artifacts to ``task`` and ``component``; whether it has outputs (its
+        args then carry the executor input)."""
+        if not self.known or (machine and self.custom_jobs):
+            return False
+        own: set[str] = set()
+        outputs: dict[str, Any] = {}
+        for node in group.nodes:
+            own.update(node.outputs)
+        _, crossing = self.boundary._crossing(group) if self.stored else (set(), set())
+        for dataset in sorted(own):
+            schema = self.catalog.get(dataset) or (DATASET_ARTIFACT if dataset in crossing else None)
+            if schema is None:
+                continue
+            key = artifact_name(dataset)
+            outputs[key] = artifact_definition(schema)
+            self.producer[dataset] = (name, key, schema)
+        inputs: dict[str, Any] = {}
+        definitions: dict[str, Any] = {}
+        for node in group.nodes:
+            for dataset in node.inputs:
+                found = self.producer.get(dataset)
+                if found is None or dataset in own:
+                    continue
+                producer, key, schema = found
+                inputs[key] = {"taskOutputArtifact": {"outputArtifactKey": key, "producerTask": producer}}
+                definitions[key] = artifact_definition(schema)
+        if inputs:
+            task.setdefault("inputs", {})["artifacts"] = dict(sorted(inputs.items()))
+            component.setdefault("inputDefinitions", {})["artifacts"] = dict(sorted(definitions.items()))
+        if outputs:
+            component["outputDefinitions"] = {"artifacts": outputs}
+        return bool(outputs)
+
+
 def _warn_not_cached(not_cached: list[tuple[str, str, str]]) -> None:
     task, dataset, why = not_cached[0]
     more = f" and {len(not_cached) - 1} more" if len(not_cached) > 1 else ""
@@ -922,7 +981,9 @@ def _component(name: str, params: list[_Parameter], job_ids: bool = False) -> di
     return component
 
 
-def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
+def _executor(
+    group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool, artifacts: bool = False
+) -> dict[str, Any]:
     names = tuple(node.name for node in group.nodes)
     smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
     shared = common.exit if exit_handler else common.main
@@ -933,6 +994,7 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
         timeout=settings.timeout,
         task_runner=common.task_runner(group),
         secrets=settings.secrets,
+        executor_input=EXECUTOR_INPUT_PLACEHOLDER if artifacts else None,
     )
     container: dict[str, Any] = {
         "args": args,
