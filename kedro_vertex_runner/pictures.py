@@ -347,8 +347,10 @@ def data_between(tasks: Sequence[tuple[str, Sequence[Any]]]) -> dict[tuple[str, 
     return found
 
 
-def plan_page(report: Any, model: Any, title: str, source: str = "") -> str:
-    """The HTML picture of a grouping (a ``GroupingReport`` of ``compiler.explain``) under ``model``."""
+def plan_tasks(report: Any, model: Any) -> list[TaskBar]:
+    """The tasks of a grouping (a ``GroupingReport`` of ``compiler.explain``) with their modelled start and end:
+    a task starts when the last task it depends on ends, and ends ``task_startup`` (plus the extra start-up of a
+    task with machine settings) and its nodes' span later, as :func:`~.compiler.grouping.estimate` counts."""
     from .compiler.grouping import _group_span
     from .compiler.spec import task_names
 
@@ -373,12 +375,19 @@ def plan_page(report: Any, model: Any, title: str, source: str = "") -> str:
                 node_times={n.name: model.duration(n.name) for n in group.nodes},
             )
         )
+    return tasks
+
+
+def plan_page(report: Any, model: Any, title: str, source: str = "") -> str:
+    """The HTML picture of a grouping (a ``GroupingReport`` of ``compiler.explain``) under ``model``."""
+    from .compiler.spec import task_names
+
+    groups = list(report.groups)
+    name_of = dict(zip((g.key for g in groups), task_names(groups), strict=True))
+    tasks = plan_tasks(report, model)
     critical = {name_of[key] for key in (report.estimate.critical_path if report.estimate else ())}
     data = data_between([(name_of[g.key], g.nodes) for g in groups])
-    for task in tasks:  # a dependency without data (never in a compiled grouping, kept for safety)
-        for dep in task.dependencies:
-            data.setdefault((dep, task.name), [])
-    makespan = max(end_of.values(), default=0.0)
+    makespan = max((t.end or 0.0 for t in tasks), default=0.0)
     nodes = sum(len(g.nodes) for g in groups)
     measured = report.estimate.measured if report.estimate else 0
     chain = " → ".join(name_of[k] for k in (report.estimate.critical_path if report.estimate else ()))
@@ -555,16 +564,16 @@ def cloud_run_page(
     starts = [s for s in (_seconds(r.get("start")) for r in rows) if s is not None]
     origin = min(starts) if starts else None
     bars, seen = [], set()
-    for row in rows:
+    for row in rows:  # named by the spec's task keys, as compile --explain and local runs name them
         key = str(row.get("key") or "")
         key = key if key in names else key_of_name.get(key, key)
         seen.add(key)
         start, end = _seconds(row.get("start")), _seconds(row.get("end"))
         bars.append(
             TaskBar(
-                name=names.get(key, key),
+                name=key,
                 nodes=nodes_of.get(key, ()),
-                dependencies=[names.get(d, d) for d in deps.get(key, ())],
+                dependencies=list(deps.get(key, ())),
                 state=str(row.get("state") or "PENDING"),
                 start=start - origin if start is not None and origin is not None else None,
                 end=end - origin if end is not None and origin is not None else None,
@@ -574,7 +583,7 @@ def cloud_run_page(
         )
     for key in names:  # tasks the engine has not reported (not started yet)
         if key not in seen and key in nodes_of:
-            bars.append(TaskBar(name=names[key], nodes=nodes_of[key], state="PENDING"))
+            bars.append(TaskBar(name=key, nodes=nodes_of[key], dependencies=list(deps.get(key, ())), state="PENDING"))
     ended = [b.end for b in bars if b.end is not None]
     meta = [
         f"{engine} job {job_id}: {state}",
