@@ -262,7 +262,10 @@ def _gantt_svg(tasks: Sequence[TaskBar], critical: set[str], total: float) -> st
         tip = f"{task.name}: {task.state}, {_duration(start)} → {_duration(end)} ({_duration(end - start)})" + (
             f", {task.attempts} attempts" if task.attempts > 1 else ""
         )
-        out.append(f'<g class="bar{hot}" data-task="{_e(task.name)}" data-state="{_e(task.state)}">')
+        out.append(
+            f'<g class="bar{hot}" data-task="{_e(task.name)}" data-state="{_e(task.state)}" '
+            f'data-attempts="{task.attempts}">'
+        )
         out.append(f"<title>{_e(tip)}</title>")
         out.append(f'<text x="{_LABEL_W - 6}" y="{y + 14}" text-anchor="end">{_e(_short(task.name, 34))}</text>')
         out.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{_ROW_H - 6}" fill="{colour}"/>')
