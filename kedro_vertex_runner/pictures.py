@@ -393,7 +393,8 @@ def plan_page(report: Any, model: Any, title: str, source: str = "") -> str:
     makespan = max((t.end or 0.0 for t in tasks), default=0.0)
     nodes = sum(len(g.nodes) for g in groups)
     measured = report.estimate.measured if report.estimate else 0
-    chain = " → ".join(name_of[k] for k in (report.estimate.critical_path if report.estimate else ()))
+    path = [name_of[k] for k in (report.estimate.critical_path if report.estimate else ())]
+    chain = " → ".join(path if len(path) <= 12 else [*path[:5], "…", *path[-5:]]) + f" ({len(path)} tasks)"
     meta = [
         f"Grouping {report.mode!r}: {len(tasks)} tasks, {nodes} nodes; estimated makespan {_duration(makespan)}",
         f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
