@@ -1,5 +1,5 @@
 """``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui,
-rerun, cancel, schedules pause/resume/delete.
+rerun, cancel, report, schedules pause/resume/delete.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
