@@ -338,27 +338,17 @@ def compile_(
     job = _open_job(_env(ctx, env), pipeline_name, params, backend_name)
     try:
         path = write_spec(job.spec(), Path(output))
-        if explain:
+        if explain or html_file:
             from .compiler import cost_model
             from .compiler import explain as explain_request
 
-            _print_explanation(
-                explain_request(job.request),
-                cost_model(job.request),
-                len(job.request.pipeline.nodes),
-                job.request.durations_source,
-            )
+            reports, model = explain_request(job.request), cost_model(job.request)
+        if explain:
+            _print_explanation(reports, model, len(job.request.pipeline.nodes), job.request.durations_source)
         if html_file:
-            from .compiler import cost_model
-            from .compiler import explain as explain_request
             from .pictures import plan_page, write_page
 
-            page = plan_page(
-                explain_request(job.request)[0],
-                cost_model(job.request),
-                f"Plan of pipeline {pipeline_name!r}",
-                job.request.durations_source,
-            )
+            page = plan_page(reports[0], model, f"Plan of pipeline {pipeline_name!r}", job.request.durations_source)
             click.echo(f"Wrote the picture of the plan to {write_page(page, Path(html_file), '--html')}")
     finally:
         job.close()

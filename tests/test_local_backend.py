@@ -798,6 +798,11 @@ def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_em
     assert record is not None and record["options"] == {"tags": ["t"]} and record["spec"] == spec
     assert {name: task["state"] for name, task in record["tasks"].items()} == {"ok": "SUCCEEDED", "bad": "FAILED"}
     assert read_run_record("gs://test-bucket/record-runs", run.project, "no-such-run") is None
+    import gcsfs  # the run's picture is uploaded beside its record, its logs linked where they were uploaded
+
+    page = gcsfs.GCSFileSystem(token="anon").cat_file("test-bucket/record-runs/gcs-record/report.html").decode()
+    assert read_picture(page).states() == {"ok": "SUCCEEDED", "bad": "FAILED"}
+    assert {"logs/ok.log", "logs/bad.log"} <= set(read_picture(page).links())
 
 
 def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
