@@ -642,22 +642,45 @@ def write_page(text: str, path: Path, what: str = "-o") -> Path:
 
 #: the picture of a local run, next to its run.json
 RUN_REPORT = "report.html"
+#: seconds the upload of a remote run's picture may take
+UPLOAD_TIMEOUT = 10.0
 
 
-def write_run_report(record: Mapping[str, Any], run_dir: str, logs_dir: Path, remote: bool) -> None:
-    """Leave ``<run dir>/report.html`` at the end of a local run (uploaded for a remote root); a failure to write it
-    is one warning line, never the run's failure."""
+def write_run_report(
+    record: Mapping[str, Any], run_dir: str, logs_dir: Path, remote: bool, unreachable: str | None = None
+) -> None:
+    """Leave ``<run dir>/report.html`` at the end of a local run (uploaded for a remote root, waiting at most
+    :data:`UPLOAD_TIMEOUT` seconds, and not tried when ``unreachable`` says why storage could not be reached); a
+    failure to write it is one warning line, never the run's failure."""
     import sys
+    import threading
 
     try:
         text = local_run_page(record, Path(run_dir) if not remote else logs_dir, logs_dir)
-        if remote:
-            from .storage import url_to_fs
-
-            fs, path = url_to_fs(f"{run_dir}/{RUN_REPORT}")
-            fs.pipe_file(path, text.encode("utf-8"))
-        else:
+        if not remote:
             (Path(run_dir) / RUN_REPORT).write_text(text, encoding="utf-8")
+            return
+        if unreachable:
+            raise OSError(f"storage unreachable: {unreachable}")
+        from .storage import url_to_fs
+
+        options = {"requests_timeout": UPLOAD_TIMEOUT} if run_dir.startswith(("gs://", "gcs://")) else {}
+        fs, path = url_to_fs(f"{run_dir}/{RUN_REPORT}", skip_instance_cache=True, **options)
+        failure: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                fs.pipe_file(path, text.encode("utf-8"))
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=upload, name="kedro-vertex-report", daemon=True)
+        worker.start()
+        worker.join(UPLOAD_TIMEOUT)  # a storage call cannot be cancelled: it is left behind, never waited for
+        if worker.is_alive():
+            raise TimeoutError(f"no answer in {UPLOAD_TIMEOUT:g} s")
+        if failure:
+            raise failure[0]
     except Exception as exc:
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
         print(f"Could not write the run's picture {run_dir}/{RUN_REPORT} ({problem})", file=sys.stderr, flush=True)

@@ -296,7 +296,9 @@ def run_spec(
             writer.write(last=True)
             from ..pictures import write_run_report
 
-            write_run_report(json.loads(writer.payload()), storage.run_dir, storage.logs_dir, storage.remote)
+            write_run_report(
+                json.loads(writer.payload()), storage.run_dir, storage.logs_dir, storage.remote, storage._upload_error
+            )
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
