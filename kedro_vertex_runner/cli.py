@@ -1,5 +1,5 @@
 """``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui,
-rerun, cancel, schedules pause/resume/delete.
+rerun, cancel, report, schedules pause/resume/delete.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -296,6 +296,14 @@ def init(
     "and task count under each grouping.",
 )
 @click.option(
+    "--html",
+    "html_file",
+    default=None,
+    metavar="FILE",
+    help="Also write a picture of the configured grouping to FILE (one self-contained HTML page): the tasks with "
+    "their nodes, the data between them, the longest chain and the estimated timeline.",
+)
+@click.option(
     "--list-code",
     is_flag=True,
     help="List the files code upload (run_config.code: upload) ships, and their count, bytes and digest; then "
@@ -311,6 +319,7 @@ def compile_(
     params: dict[str, Any],
     output: str,
     explain: bool,
+    html_file: str | None,
     list_code: bool,
     backend_name: str | None,
 ) -> None:
@@ -330,16 +339,18 @@ def compile_(
     job = _open_job(_env(ctx, env), pipeline_name, params, backend_name)
     try:
         path = write_spec(job.spec(), Path(output))
-        if explain:
+        if explain or html_file:
             from .compiler import cost_model
             from .compiler import explain as explain_request
 
-            _print_explanation(
-                explain_request(job.request),
-                cost_model(job.request),
-                len(job.request.pipeline.nodes),
-                job.request.durations_source,
-            )
+            reports, model = explain_request(job.request), cost_model(job.request)
+        if explain:
+            _print_explanation(reports, model, len(job.request.pipeline.nodes), job.request.durations_source)
+        if html_file:
+            from .pictures import plan_page, write_page
+
+            page = plan_page(reports[0], model, f"Plan of pipeline {pipeline_name!r}", job.request.durations_source)
+            click.echo(f"Wrote the picture of the plan to {write_page(page, Path(html_file), '--html')}")
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
@@ -755,6 +766,29 @@ def rerun(
         cancel_on_interrupt=cancel_on_interrupt,
         backend=job.backend,
     )
+
+
+@vertexai.command()
+@env_option
+@click.argument("run_or_job")
+@click.option("-o", "--output", default=None, metavar="FILE", help="Where to write it (default: report-<id>.html).")
+@backend_option
+@click.pass_context
+@_user_errors
+def report(ctx: click.Context, env: str | None, run_or_job: str, output: str | None, backend_name: str | None) -> None:
+    """Write a picture of a run (one self-contained HTML page): its tasks' timeline, states, attempts and nodes.
+
+    RUN_OR_JOB: a local run id (the local backend), or a Vertex AI job or Kubeflow run id."""
+    from .pictures import run_report
+
+    path = Path(output or f"report-{run_or_job.rstrip('/').rsplit('/', 1)[-1]}.html")
+    if backend_name:
+        backend_class(backend_name)  # an unknown name is one line, before the session opens
+    job = _open_job(_env(ctx, env), "__default__", {})
+    job.close()
+    backend = backend_class(backend_name or job.config.run_config.backend).name  # local runs too, unlike `logs`
+    config = job.config.with_backend(backend)
+    click.echo(f"Wrote the picture of {run_or_job} to {run_report(config, backend, run_or_job, path)}")
 
 
 @vertexai.command()

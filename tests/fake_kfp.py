@@ -23,7 +23,7 @@ import json
 import re
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -335,6 +335,11 @@ def _task_details(run_id: str, tasks: dict[str, Any]) -> list[dict[str, Any]]:
             "state": state,
             "pod_name": f"{run_id}-{name}-pod",
         }
+        # a task starts a minute after the one before it and, once over, ran for two minutes
+        started = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=index)
+        detail["start_time"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if state in {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}:
+            detail["end_time"] = (started + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         if error:
             detail["error"] = {"code": 2, "message": error}
         details.append(detail)

@@ -24,7 +24,7 @@ import sys
 import threading
 import zlib
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -350,6 +350,7 @@ def _spec_tasks(job: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
 
 
 _NOT_STARTED = {"PENDING", "NOT_TRIGGERED", "SKIPPED", "CANCELLING"}
+_ENDED = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def _task_details(
@@ -394,6 +395,11 @@ def _task_details(
         }
         if not is_dag and task_state not in _NOT_STARTED:
             detail["executorDetail"] = {"containerDetail": {"mainJob": f"{parent}/customJobs/{custom_job_id(key)}"}}
+            # a task starts a minute after the one before it in the spec and, once over, ran for two minutes
+            started = datetime.strptime(job["createTime"], "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(minutes=int(ids[key]))
+            detail["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if task_state in _ENDED:
+                detail["endTime"] = (started + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if message:
             detail["error"] = {"code": 9, "message": message}
         details.append(detail)

@@ -128,6 +128,7 @@ class TaskResult:
         log: where its log is (a path, or a URL for a remote root).
         failed_node: the node that failed, or was running when the task's process ended (from its task report).
         missing_data: a dataset the failed node had to read from the run's storage that this run never stored.
+        started_at, ended_at: when its first attempt started and its last attempt ended (seconds since the epoch).
     """
 
     name: str
@@ -140,6 +141,8 @@ class TaskResult:
     log: str | None = None
     failed_node: str | None = None
     missing_data: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass
@@ -296,6 +299,11 @@ def run_spec(
             scheduler.close()
         if writer is not None:
             writer.write(last=True)
+            from ..pictures import write_run_report
+
+            write_run_report(
+                json.loads(writer.payload()), storage.run_dir, storage.logs_dir, storage.remote, storage._upload_error
+            )
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
@@ -409,7 +417,12 @@ class _RecordWriter:
 
     def payload(self) -> bytes:
         tasks = {
-            name: {"nodes": self.nodes[name], "state": task.state, "failed_node": task.failed_node}
+            name: {
+                "nodes": self.nodes[name],
+                "state": task.state,
+                "failed_node": task.failed_node,
+                **{key: getattr(task, key) for key in ("attempts", "reason", "started_at", "ended_at")},
+            }
             for name, task in self.result.tasks.items()
         }
         record = {"run_id": self.result.run_id, "options": self.options, "tasks": tasks, "spec": self.spec}
@@ -1173,6 +1186,7 @@ class _Scheduler:
         result.log = self.storage.location(task.name)
         task.timed_out, task.kill_at, task.clock = False, None, None
         task.started = time.monotonic()
+        result.started_at = result.started_at or time.time()
         log = self.storage.open_log(task.name)  # closed when the attempt ends
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         header = f"==> {stamp} task {task.label}, attempt {result.attempts} of {task.max_retries + 1}\n"
@@ -1272,6 +1286,7 @@ class _Scheduler:
         now = time.monotonic()
         result.exit_code = code
         result.duration = now - task.started
+        result.ended_at = time.time()
         if task.log_file is not None:
             if reason is not None:
                 task.log_file.write(f"==> attempt {result.attempts} failed: {reason}\n".encode())
