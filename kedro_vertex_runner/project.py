@@ -447,10 +447,19 @@ def _catalog_facts(
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
         facts["per_run"] = per_run_datasets(context, catalog, declared)
+    from .backends import backend_class
+
     facts["artifacts"] = catalog_artifacts(
-        catalog, declared - facts["in_memory"], remote_only=run_config.backend != "local"
+        catalog, declared - facts["in_memory"], remote_only=backend_class(run_config.backend).remote_tasks
     )
     return facts
+
+
+def _local_protocol(protocol: Any) -> bool:
+    """Whether ``protocol`` (a dataset's fsspec protocol) names this machine's own files."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return protocol in LocalFileSystem.protocol
 
 
 def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> dict[str, str]:
@@ -482,7 +491,7 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
             path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
             protocol = getattr(dataset, "_protocol", None)
             location = None if path is None else str(path)
-            if location and protocol and protocol not in ("file", "local") and "://" not in location:
+            if location and protocol and not _local_protocol(protocol) and "://" not in location:
                 location = f"{protocol}://{location}"
             config = {"type": type(dataset), "filepath": location, "metadata": getattr(dataset, "metadata", None)}
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import types
 import typing
 from collections.abc import Iterator
@@ -44,10 +45,13 @@ _PROFILE = settings(
 # ask, excepted)
 
 _EVENTS: list[tuple[str, Any]] | None = None
+#: threads alive before the watch began: what an earlier test of this process left behind (a daemon uploading a
+#: run's report, a storage client's loop) is not the command's doing
+_BEFORE: frozenset[int] = frozenset()
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _EVENTS is None:
+    if _EVENTS is None or threading.get_ident() in _BEFORE:
         return
     if event == "socket.connect" or event in {"os.fork", "os.forkpty", "os.posix_spawn", "os.system", "os.exec"}:
         _EVENTS.append((event, args[1:2]))
@@ -63,7 +67,10 @@ sys.addaudithook(_audit)
 @pytest.fixture
 def watched() -> Iterator[list[tuple[str, Any]]]:
     """The connections and processes started while the test runs (the audit hook stays, switched off after)."""
-    global _EVENTS
+    global _EVENTS, _BEFORE
+    _BEFORE = frozenset(thread.ident for thread in threading.enumerate() if thread.ident is not None) - {
+        threading.get_ident()
+    }
     _EVENTS = []
     try:
         yield _EVENTS
