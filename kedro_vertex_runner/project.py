@@ -288,12 +288,12 @@ def recorded_timings(
 
     key = pipeline_key(pipeline_names)
     if online and _storage_credentials(scheme(root)):
-        from .timings import last_run
-
-        run_id, durations = last_run(root, pipeline_names)
-        if durations:
-            _keep_cloud_timings(key, root, run_id, durations)
-        return durations, f"cloud run {run_id} under {root}" if durations else ""
+        found = _read_cloud_timings(root, pipeline_names)
+        if found is not None:
+            run_id, durations = found
+            if durations:
+                _keep_cloud_timings(key, root, run_id, durations)
+            return durations, f"cloud run {run_id} under {root}" if durations else ""
     run_id, durations = _kept_cloud_timings(key, root)
     return durations, f"cloud run {run_id} under {root} (as last read by a job command)" if durations else ""
 
@@ -311,6 +311,30 @@ def _local_root(project_path: Path, config: PluginConfig) -> Path | None:
     if "://" in root:
         return None
     return project_path / Path(root).expanduser()
+
+
+#: seconds a job command waits for the last cloud run's node times before it goes on without them
+CLOUD_TIMINGS_WAIT = 5.0
+
+
+def _read_cloud_timings(root: str, pipeline_names: Any) -> tuple[str | None, dict[str, float]] | None:
+    """:func:`~kedro_vertex_runner.timings.last_run` under ``root``, given at most :data:`CLOUD_TIMINGS_WAIT`
+    seconds: the times only refine the grouping, so storage that is slow to answer never holds a job back (one
+    warning line, then the copy kept from an earlier read, if any). None when it took too long."""
+    import threading
+
+    from .timings import _warn, last_run
+
+    result: list[tuple[str | None, dict[str, float]]] = []
+    reader = threading.Thread(
+        target=lambda: result.append(last_run(root, pipeline_names)), name="kedro-vertex-timings", daemon=True
+    )
+    reader.start()
+    reader.join(CLOUD_TIMINGS_WAIT)
+    if not result:
+        _warn(f"node times of the last cloud run under {root} not read within {CLOUD_TIMINGS_WAIT:g} s: going on")
+        return None
+    return result[0]
 
 
 def _keep_cloud_timings(key: str, root: str, run_id: str | None, durations: dict[str, float]) -> None:
