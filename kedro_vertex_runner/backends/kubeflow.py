@@ -27,7 +27,6 @@ import io
 import json
 import os
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -40,21 +39,22 @@ from .base import (
     JobFailed,
     JobHandle,
     JobRequest,
+    JobStatus,
     JobSummary,
     Reporter,
+    Schedule,
     ScheduleRequest,
     ScheduleSummary,
     TaskLog,
     TaskState,
+    Unanswered,
     UploadedPipeline,
+    when,
 )
 
 if TYPE_CHECKING:
     from ..config import PluginConfig
 
-POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
-DEFAULT_POLL_INTERVAL = 10.0
-API_RETRIES = 4  # transient answers (5xx, network) while following a run
 SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
 # task_details entries that are KFP's own machinery (the root DAG, executors), not tasks of ours
@@ -69,6 +69,11 @@ class KubeflowBackend(Backend):
     needs_gcp_project: ClassVar[bool] = False
     job_ids_as_inputs: ClassVar[bool] = True
     required_keys: ClassVar[tuple[str, ...]] = ("host",)
+    job_noun: ClassVar[str] = "run"
+    schedule_noun: ClassVar[str] = "recurring run"
+    engine: ClassVar[str] = "Kubeflow Pipelines"
+    cancelled_state: ClassVar[str] = "CANCELED"
+    poll_retries: ClassVar[int | None] = 4  # failed reads in a row (5xx, network, a refused login)
     unsupported_keys: ClassVar[dict[str, str]] = {
         "service_account": "set the pipeline runner's service account in the KFP installation instead",
         "network": "KFP runs tasks on the cluster's own network",
@@ -171,45 +176,26 @@ class KubeflowBackend(Backend):
         self.reporter.info(f"View it at {handle.url}")
         return handle
 
-    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        interval = _poll_interval()
-        failures = [0]
-        try:
-            while not self._poll(job, failures):
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            self._interrupted(job, cancel_on_interrupt)
-            raise
+    # following a run: the primitives of Backend.follow
 
-    def _poll(self, job: JobHandle, failures: list[int]) -> bool:
-        """Report the run's state once: True when it succeeded, False while it runs; JobFailed when it failed.
-        A few failed reads in a row are retried with a fresh client (an IAP token lasts an hour, a run longer)."""
+    def poll(self, job: JobHandle) -> JobStatus:
+        """Read the run once. A failed read is :class:`Unanswered` and the next one gets a fresh client (an IAP
+        token lasts an hour, a run longer)."""
         try:
             run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
-            failures[0] = 0
         except PluginError as exc:
-            failures[0] += 1
-            if failures[0] > API_RETRIES:
-                raise
-            self.reporter.notice(f"{exc}; retrying")
             self._kfp = None
-            return False
+            raise Unanswered(str(exc)) from None
         state = _state(run.state)
         tasks = task_states(run, self._task_names.get(job.job_id))
-        self.reporter.progress(job, tasks, state)
-        if state in FAILED_STATES:
-            raise JobFailed(_failure(job, run, state, tasks), job, state=state)
-        return state in SUCCEEDED_STATES
+        return JobStatus(state=state, tasks=tasks, ended=state in FAILED_STATES | SUCCEEDED_STATES, detail=run)
 
-    def _interrupted(self, job: JobHandle, cancel: bool) -> None:
-        if cancel or self.reporter.confirm(f"Cancel Kubeflow Pipelines run {job.job_id}?"):
-            self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
-            raise JobFailed(
-                f"interrupted: cancellation of run {job.job_id} requested", job, state="CANCELED", exit_code=130
-            )
-        raise PluginError(
-            f"interrupted: run {job.job_id} keeps running on Kubeflow Pipelines; stop it at {job.url}", exit_code=130
-        )
+    def ended(self, job: JobHandle, status: JobStatus) -> None:
+        if status.state in FAILED_STATES:
+            raise JobFailed(_failure(job, status.detail, status.state, list(status.tasks)), job, state=status.state)
+
+    def cancel(self, job: JobHandle) -> None:
+        self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
 
     def run_url(self, run_id: str) -> str:
         return f"{self.host}/#/runs/details/{run_id}"
@@ -244,17 +230,8 @@ class KubeflowBackend(Backend):
         spec, params = self._prepared(request.spec, request.params)
         client = self.client()
         experiment_id = self._experiment_id()
-        earlier = [r for r in self._recurring_runs() if r.display_name == request.name]
-        disabled: list[Any] = []
-        try:
-            for old in earlier:
-                if _state(old.status) != "DISABLED":
-                    self._call(
-                        f"pausing earlier recurring run {old.recurring_run_id}",
-                        client.disable_recurring_run,
-                        old.recurring_run_id,
-                    )
-                    disabled.append(old)
+
+        def create() -> tuple[str, str]:
             with _spec_file(spec) as path:
                 created = self._call(
                     "creating the recurring run",
@@ -270,35 +247,31 @@ class KubeflowBackend(Backend):
                     pipeline_package_path=path,
                     pipeline_root=self.config.run_config.root,
                 )
-        except PluginError:
-            for old in disabled:  # put things back as they were; the original error is the news
-                try:
-                    self._call("re-enabling", client.enable_recurring_run, old.recurring_run_id)
-                except PluginError:
-                    self.reporter.warn(
-                        f"could not re-enable earlier recurring run {old.recurring_run_id}: "
-                        f"enable it at {self.host}/#/recurringruns"
-                    )
-            raise
-        self.reporter.info(f"Created recurring run {request.name!r} ({cron}): {created.recurring_run_id}")
-        failures: list[str] = []
-        for old in earlier:
-            try:
-                self._call(
-                    f"deleting earlier recurring run {old.recurring_run_id}",
-                    client.delete_recurring_run,
-                    old.recurring_run_id,
-                )
-            except PluginError as exc:
-                failures.append(str(exc))
-                continue
-            self.reporter.info(f"Replaced earlier recurring run {old.recurring_run_id} ({_cron_of(old)})")
-        if failures:
-            raise PluginError(
-                f"the new recurring run {created.recurring_run_id} is enabled, but {len(failures)} earlier one(s) "
-                f"named {request.name!r} could not be deleted and stay disabled: {failures[0]}"
-            )
-        return str(created.recurring_run_id)
+            run_id = str(created.recurring_run_id)
+            return run_id, f"Created recurring run {request.name!r} ({cron}): {run_id}"
+
+        return self.replace_schedule(request.name, create, f"at {self.host}/#/recurringruns")
+
+    # replacing a recurring run: the primitives of Backend.replace_schedule
+
+    def schedules_named(self, name: str) -> list[Schedule]:
+        return [
+            Schedule(run.recurring_run_id, cron=_cron_of(run), state=_state(run.status))
+            for run in self._recurring_runs()
+            if run.display_name == name
+        ]
+
+    def pause_schedule(self, schedule: Schedule) -> None:
+        if schedule.state != "DISABLED":
+            run_id = schedule.schedule_id
+            self._call(f"pausing earlier recurring run {run_id}", self.client().disable_recurring_run, run_id)
+
+    def resume_schedule(self, schedule: Schedule) -> None:
+        self._call("re-enabling", self.client().enable_recurring_run, schedule.schedule_id)
+
+    def delete_schedule(self, schedule: Schedule) -> None:
+        run_id = schedule.schedule_id
+        self._call(f"deleting earlier recurring run {run_id}", self.client().delete_recurring_run, run_id)
 
     def _recurring_runs(self) -> list[Any]:
         client, token = self.client(), ""
@@ -332,7 +305,10 @@ class KubeflowBackend(Backend):
             JobSummary(
                 job_id=run.run_id,
                 state=_state(run.state),
-                created=_when(run.created_at),
+                created=when(
+                    run.created_at.astimezone(timezone.utc) if isinstance(run.created_at, datetime) else run.created_at,
+                    "%Y-%m-%d %H:%M:%S UTC",
+                ),
                 url=self.run_url(run.run_id),
                 pipeline=run.display_name or "",
             )
@@ -536,12 +512,6 @@ def _cron_of(recurring_run: Any) -> str:
     return ""
 
 
-def _when(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value or "")
-
-
 def _rfc3339(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -554,12 +524,6 @@ def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
     from .submission import job_id_for
 
     return job_id_for(pipeline_name, dict(spec))
-
-
-def _poll_interval() -> float:
-    from ..values import env_seconds
-
-    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
 
 
 def _brief(exc: BaseException) -> str:

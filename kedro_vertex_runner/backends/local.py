@@ -67,7 +67,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ..errors import PluginError
-from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport, keep_nodes
+from ..task_contract import TASK_REPORT_ENV, TaskContract, TaskReport, _number, keep_nodes
 from ..values import PARAMETER_TYPE_WORDS, check_run_id, typed_parameter
 from .base import Backend, Capability, JobFailed, JobHandle, JobRequest
 from .processes import Descendants
@@ -1287,10 +1287,6 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _number(value: float | None) -> str:
-    return f"{value:g}" if value is not None else "?"
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # status display and the final report
 
@@ -1503,6 +1499,8 @@ class LocalBackend(Backend):
     remote_tasks: ClassVar[bool] = False
     job_ends_with_launcher: ClassVar[bool] = True
     takes_run_id: ClassVar[bool] = True
+    job_noun: ClassVar[str] = "run"
+    engine: ClassVar[str] = "this machine"
 
     @classmethod
     def prestart(cls, project_dir: Path, raw_run_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:

@@ -9,25 +9,31 @@ tells the user what happens through the caller's reporter.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ...errors import PluginError
 from ..base import (
+    POLL_INTERVAL_ENV,
     Backend,
     Capability,
     JobHandle,
     JobRequest,
+    JobStatus,
     JobSummary,
+    Schedule,
     ScheduleRequest,
     ScheduleSummary,
     TaskLog,
     UploadedPipeline,
+    when,
 )
 from ..submission import job_id_for, parameter_values
 from .api import (
     ANONYMOUS_ENV,
-    POLL_INTERVAL_ENV,
+    API_TIMEOUT,
+    EXPERIMENT_ATTACH_TIMEOUT,
     VertexApi,
     _api_error,
     _call,
@@ -39,26 +45,19 @@ from .api import (
     load_credentials,
     pipelines_console_url,
 )
-from .experiments import ensure_experiment
+from .experiments import attach_to_experiment, ensure_experiment
 from .jobs import (
     _display_name,
-    attach_when_ready,
     build_pipeline_job,
+    cancel_job,
     create_job,
     handle_for,
+    job_ended,
     job_task_logs,
-    wait_for_job,
+    read_job,
+    stop_hint,
 )
 from .schedules import create_schedule, list_schedules
-
-
-def _when(value: Any) -> str:
-    if not value:
-        return ""
-    try:
-        return str(value.strftime("%Y-%m-%d %H:%M"))
-    except AttributeError:
-        return str(value)
 
 
 class VertexBackend(Backend):
@@ -68,9 +67,11 @@ class VertexBackend(Backend):
     title: ClassVar[str] = "Vertex AI"
     root_schemes: ClassVar[tuple[str, ...]] = ("gs",)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    engine: ClassVar[str] = "Vertex AI"
 
     _api: VertexApi | None = None
     _experiment: str | None = None  # the experiment context of the job started last
+    _attached: bool | None = None  # whether that job was linked to it (None: not yet tried)
 
     @property
     def api(self) -> VertexApi:
@@ -94,6 +95,7 @@ class VertexBackend(Backend):
         self._experiment = (
             ensure_experiment(api, experiment, config.run_config.experiment_description) if experiment else None
         )
+        self._attached = None
         job_id = job_id_for(job.pipeline_name, spec)
         create_job(api, body, job_id, self.reporter)
         handle = handle_for(config, job_id)
@@ -102,28 +104,70 @@ class VertexBackend(Backend):
         return handle
 
     def submitted(self, job: JobHandle) -> None:
-        if self._experiment:
-            try:
-                attach_when_ready(self.api, self._job_name(job.job_id), self._experiment, self.reporter)
-            except PluginError as exc:  # the job runs: never make the user resubmit it over the experiment link
-                self.reporter.warn(
-                    f"job {job.job_id} was submitted and runs, but it was not attached to its experiment ({exc})"
-                )
+        """Nobody waits for the job: link it to its experiment once Vertex AI has created its run context (shortly
+        after it starts), waiting at most :data:`EXPERIMENT_ATTACH_TIMEOUT`."""
+        if not self._experiment:
+            return
+        deadline = time.monotonic() + EXPERIMENT_ATTACH_TIMEOUT
+        try:
+            self.watch(job, until=lambda status: self._attached is not None or time.monotonic() > deadline)
+        except PluginError as exc:  # the job runs: never make the user resubmit it over the experiment link
+            self.reporter.warn(
+                f"job {job.job_id} was submitted and runs, but it was not attached to its experiment ({exc})"
+            )
+            return
+        if self._attached:
+            self.reporter.info(f"Attached to experiment {self._experiment.rsplit('/', 1)[-1]}")
+        elif self._attached is None:
+            self.reporter.warn(f"job {job.job_id} has no run context yet; it was not attached to the experiment")
 
-    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        wait_for_job(
-            self.api,
-            self._job_name(job.job_id),
-            self.reporter,
-            cancel_on_interrupt=cancel_on_interrupt,
-            experiment_context=self._experiment,
-        )
+    # following a job: the primitives of Backend.follow
 
-    def _job_name(self, job_id: str) -> str:
-        return f"{self.api.parent}/pipelineJobs/{job_id}"
+    def poll(self, job: JobHandle) -> JobStatus:
+        return read_job(self.api, job)
+
+    def observed(self, job: JobHandle, status: JobStatus) -> None:
+        """Link the job to its experiment as soon as Vertex AI has created its run context."""
+        run_context = status.detail.job_detail.pipeline_run_context.name
+        if self._experiment and self._attached is None and run_context:
+            self._attached = attach_to_experiment(self.api, self._experiment, run_context, self.reporter)
+
+    def ended(self, job: JobHandle, status: JobStatus) -> None:
+        job_ended(self.api, job, status, self.reporter)
+
+    def cancel(self, job: JobHandle) -> None:
+        cancel_job(self.api, job)
+
+    def stop_hint(self, job: JobHandle) -> str:
+        return stop_hint(self.api, job)
 
     def schedule(self, request: ScheduleRequest) -> str:
-        return create_schedule(self.api, request, self.reporter)
+        self.check_schedule(request.cron, request.timezone)
+        return create_schedule(self, request)
+
+    # replacing a schedule: the primitives of Backend.replace_schedule
+
+    def schedules_named(self, name: str) -> list[Schedule]:
+        return [
+            Schedule(item.name, cron=item.cron, state=item.state.name, active=item.state.name == "ACTIVE")
+            for item in list_schedules(self.api)
+            if item.display_name == name
+        ]
+
+    def pause_schedule(self, schedule: Schedule) -> None:
+        name = schedule.schedule_id
+        _call(f"pausing earlier schedule {name}", self.config, self.api.schedules.pause_schedule, name=name)
+
+    def resume_schedule(self, schedule: Schedule) -> None:
+        self.api.schedules.resume_schedule(name=schedule.schedule_id, timeout=API_TIMEOUT)
+
+    def delete_schedule(self, schedule: Schedule) -> None:
+        action = f"deleting earlier schedule {schedule.schedule_id}"
+        operation = _call(action, self.config, self.api.schedules.delete_schedule, name=schedule.schedule_id)
+        try:
+            operation.result(timeout=120)
+        except Exception as exc:
+            raise _api_error(exc, action, self.config) from None
 
     def list_jobs(self, limit: int = 20) -> list[JobSummary]:
         if limit < 1:
@@ -139,7 +183,7 @@ class VertexBackend(Backend):
                     JobSummary(
                         job_id=job_id,
                         state=_short_state(job.state),
-                        created=_when(job.create_time),
+                        created=when(job.create_time),
                         url=console_url(config, job_id),
                         pipeline=job.display_name,
                     )
@@ -156,7 +200,7 @@ class VertexBackend(Backend):
                 name=item.display_name,
                 cron=item.cron,
                 state=item.state.name,
-                next_run=_when(item.next_run_time),
+                next_run=when(item.next_run_time),
                 schedule_id=item.name.rsplit("/", 1)[-1],
             )
             for item in list_schedules(self.api)
