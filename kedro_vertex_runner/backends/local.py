@@ -1167,7 +1167,7 @@ class _Scheduler:
             reason: str | None
             if task.timed_out or (code == TIMEOUT_EXIT_CODE and task.timeout is not None):
                 # the entrypoint's own watchdog may see the same --timeout expire first
-                reason = f"timed out after {_number(task.timeout)} s"
+                reason = f"timed out after {_number(task.timeout or 0.0)} s"
             elif code == 0:
                 reason = self._ended_mid_node(task)
             elif getattr(task.process, "error", None):
