@@ -167,8 +167,8 @@ class _Job:
         if value:
             from kedro.framework.project import PACKAGE_NAME
 
+            from .backends.vertex.template_registry import template_uri
             from .compiler.spec import _pipeline_name
-            from .template_registry import template_uri
 
             package = _pipeline_name(PACKAGE_NAME or Path.cwd().name, (self.pipeline_name,))
             self.template_uri = template_uri(value, self.config, package)
@@ -178,7 +178,7 @@ class _Job:
         from .project import build_request, check_mlflow_backend
 
         if self.template_uri:
-            from .template_registry import fetch_template
+            from .backends.vertex.template_registry import fetch_template
 
             click.echo(f"Using the pipeline template {self.template_uri}", err=True)
             return fetch_template(self.template_uri, self.config)

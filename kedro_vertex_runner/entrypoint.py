@@ -657,7 +657,7 @@ class _ExitGuard:
             report_error(f"node {node!r} failed: {reason}" if node else reason)
             sys.stderr.flush()
         finally:
-            from .backends.processes import finish
+            from .backends.local.processes import finish
 
             finish(1)  # as the task would have ended: exit handlers, then whatever it started is killed
 
@@ -881,7 +881,7 @@ def _watch_launcher() -> None:
         return
     if launcher <= 0 or not hasattr(os, "killpg") or os.getppid() != launcher:
         return
-    from .backends.processes import become_subreaper, descendants, kill
+    from .backends.local.processes import become_subreaper, descendants, kill
 
     become_subreaper()
 
@@ -927,7 +927,7 @@ def _sweep_when_gone(folder: str) -> None:
 
 def _main_and_exit() -> None:
     """``python -m kedro_vertex_runner.entrypoint``: run the task, then end as a warm-started task does
-    (:func:`~kedro_vertex_runner.backends.processes.finish`): exit handlers run, no thread or worker is waited for."""
+    (:func:`~kedro_vertex_runner.backends.local.processes.finish`): exit handlers run, no thread or worker is waited for."""
     code = 1
     try:
         code = main()
@@ -940,7 +940,7 @@ def _main_and_exit() -> None:
 
         traceback.print_exc()
     finally:
-        from .backends.processes import finish
+        from .backends.local.processes import finish
 
         finish(code)
 

@@ -610,7 +610,7 @@ def _child(task: Any, write_end: int, tracker: Any, python_state: Any = None) ->
 
     from kedro.io import MemoryDataset
 
-    from .backends.processes import finish
+    from .backends.local.processes import finish
 
     inherited_hooks = len(getattr(threading, "_threading_atexits", []))
     atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's

@@ -788,7 +788,9 @@ def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_em
 
 
 def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
-    from kedro_vertex_runner.backends.local import RUNNING, SUCCEEDED, TaskResult, _Display, _Task
+    from kedro_vertex_runner.backends.local import RUNNING, SUCCEEDED, TaskResult
+    from kedro_vertex_runner.backends.local.display import _Display
+    from kedro_vertex_runner.backends.local.plan import _Task
     from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
 
     def task(name: str, nodes: tuple[str, ...], state: str, report: TaskReport | None) -> _Task:

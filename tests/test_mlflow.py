@@ -33,7 +33,7 @@ from fake_vertex import FakeVertex
 from kedro_vertex_runner import mlflow_tracking as mt
 from kedro_vertex_runner.backends import get_backend
 from kedro_vertex_runner.backends.base import JobFailed, JobHandle, JobRequest, SilentReporter, TaskState
-from kedro_vertex_runner.backends.cloud_logging import LOGGING_ENDPOINT_ENV
+from kedro_vertex_runner.backends.vertex.cloud_logging import LOGGING_ENDPOINT_ENV
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError, exit_with
 from kedro_vertex_runner.project import close_mlflow_run

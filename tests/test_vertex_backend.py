@@ -19,8 +19,8 @@ from fake_vertex import FakeVertex, custom_job_id
 
 from kedro_vertex_runner import console
 from kedro_vertex_runner.backends import vertex
-from kedro_vertex_runner.backends.cloud_logging import LOGGING_ENDPOINT_ENV
 from kedro_vertex_runner.backends.vertex import jobs as vertex_jobs
+from kedro_vertex_runner.backends.vertex.cloud_logging import LOGGING_ENDPOINT_ENV
 from kedro_vertex_runner.config import PluginConfig, validate_config
 from kedro_vertex_runner.errors import PluginError
 

@@ -1,7 +1,7 @@
 """Backends: where a compiled PipelineSpec runs.
 
-Adding a backend is one module here, holding a :class:`~.base.Backend` subclass, and one line in
-:data:`REGISTRY`. Nothing else in the plugin names a backend: the configuration, ``VertexRunner`` and the
+Adding a backend is one package here, whose ``__init__`` holds a :class:`~.base.Backend` subclass, and one line
+in :data:`REGISTRY`. Nothing else in the plugin names a backend: the configuration, ``VertexRunner`` and the
 ``kedro vertexai`` commands look backends up here and dispatch on their declared capabilities.
 """
 

@@ -1,6 +1,6 @@
 """The backend seam: what every backend is, does and returns.
 
-A backend is where a compiled PipelineSpec runs. It is one module in this package holding one :class:`Backend`
+A backend is where a compiled PipelineSpec runs. It is one subpackage of this package holding one :class:`Backend`
 subclass, plus one line in :data:`kedro_vertex_runner.backends.REGISTRY`. The subclass declares what it can do
 (:class:`Capability`) and the facts the rest of the plugin needs without importing any client library (which
 storage schemes it keeps job data in, whether it needs a Google Cloud project, whether its engine substitutes the

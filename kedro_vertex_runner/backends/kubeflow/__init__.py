@@ -2,7 +2,7 @@
 
 The compiled PipelineSpec runs unchanged (the compiler passes the job ids as task inputs for this backend, see
 :attr:`Backend.job_ids_as_inputs`) through the real :class:`kfp.Client` against the top-level ``host:`` of
-``vertexai.yml``. Credentials come from :mod:`.kfp_auth` (an IAP ID token or a Dex session), and the API's health
+``vertexai.yml``. Credentials come from :mod:`.auth` (an IAP ID token or a Dex session), and the API's health
 endpoint is asked with them before anything is created, so a wrong host or a refused login is one line and never a
 half-made run.
 
@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, PluginError
-from .base import (
+from ...errors import ConfigError, PluginError
+from ..base import (
     Backend,
     Capability,
     JobFailed,
@@ -53,7 +53,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..config import PluginConfig
+    from ...config import PluginConfig
 
 SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
@@ -100,7 +100,7 @@ class KubeflowBackend(Backend):
                 "vertexai.yml: host: is not set, and backend 'kubeflow' needs the Kubeflow Pipelines API URL: set "
                 "host: https://kubeflow.example.com/pipeline (or the AI Platform Pipelines dashboard URL)"
             )
-        from ..network import has_userinfo, refuse_userinfo
+        from ...network import has_userinfo, refuse_userinfo
 
         if has_userinfo(host):
             try:
@@ -119,9 +119,9 @@ class KubeflowBackend(Backend):
         return str(value) if value else None
 
     def client(self) -> Any:
-        """A :class:`kfp.Client` for ``host`` with the credentials of :mod:`.kfp_auth`, checked against the API."""
+        """A :class:`kfp.Client` for ``host`` with the credentials of :mod:`.auth`, checked against the API."""
         if self._kfp is None:
-            from . import kfp_auth
+            from . import auth as kfp_auth
 
             host = self.host
             auth = kfp_auth.authenticate(host)
@@ -142,7 +142,7 @@ class KubeflowBackend(Backend):
             raise
         except Exception as exc:  # any client error (HTTP, network, a bad answer) is one line
             if _timed_out(exc):
-                from ..network import no_answer
+                from ...network import no_answer
 
                 raise no_answer(self.host, f"to {action}") from None
             raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
@@ -404,7 +404,7 @@ class KubeflowBackend(Backend):
 
     def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
-        from .submission import parameter_values, with_default_caching
+        from ..submission import parameter_values, with_default_caching
 
         values = parameter_values(dict(spec), dict(params))
         return with_default_caching(dict(spec), self.config.run_config.caching), values
@@ -433,7 +433,7 @@ def kfp_cron(expression: str) -> str:
     Raises:
         PluginError: not a cron expression either way.
     """
-    from ..config import validate_cron
+    from ...config import validate_cron
 
     fields = str(expression).split()
     five = fields[1:] if len(fields) == 6 else fields
@@ -465,7 +465,7 @@ def spec_task_names(spec: Mapping[str, Any]) -> dict[str, str]:
 def _task_rows(run: Any) -> list[tuple[str, str, str, str]]:
     """(task key, state, error, pod) of each task KFP reports, its driver, DAG and exit-handler entries left out
     (the last report of a key wins: a retried task is reported again)."""
-    from ..compiler.spec import EXIT_HANDLER_TASK
+    from ...compiler.spec import EXIT_HANDLER_TASK
 
     rows: dict[str, tuple[str, str, str, str]] = {}
     for detail in getattr(getattr(run, "run_details", None), "task_details", None) or []:
@@ -521,7 +521,7 @@ def _rfc3339(value: Any) -> str | None:
 
 
 def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
-    from .submission import job_id_for
+    from ..submission import job_id_for
 
     return job_id_for(pipeline_name, dict(spec))
 
@@ -543,7 +543,7 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        from ..network import scrub
+        from ...network import scrub
 
         return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
@@ -555,7 +555,7 @@ def _bound_requests(client: Any) -> None:
     urllib3 retries a timed-out read three times)."""
     import urllib3
 
-    from ..network import network_timeout
+    from ...network import network_timeout
 
     limit = network_timeout()
     # one ApiClient behind every service API of the client; a kfp release laid out otherwise is refused, not unbounded

@@ -2,9 +2,10 @@
 
 The spec arrives already compiled (see :mod:`kedro_vertex_runner.compiler`); this package only talks to Google
 Cloud, in modules along the API's seams: :mod:`.api` (credentials, clients, one-line errors, the bucket check),
-:mod:`.jobs` (build, submit, follow, task logs), :mod:`.schedules` and :mod:`.experiments`. :class:`VertexBackend`
-puts them behind the :class:`~kedro_vertex_runner.backends.base.Backend` seam; it returns data and raises, and
-tells the user what happens through the caller's reporter.
+:mod:`.jobs` (build, submit, read and end a job, task logs), :mod:`.schedules`, :mod:`.experiments`,
+:mod:`.cloud_logging` (task log tails) and :mod:`.template_registry` (Artifact Registry templates).
+:class:`VertexBackend` puts them behind the :class:`~kedro_vertex_runner.backends.base.Backend` seam; it returns data
+and raises, and tells the user what happens through the caller's reporter.
 """
 
 from __future__ import annotations
@@ -224,14 +225,14 @@ class VertexBackend(Backend):
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         """A template version in ``run_config.pipeline_registry`` (Artifact Registry's Kubeflow Pipelines
         repository); ``name`` is unused (the registry names the package after the compiled pipeline)."""
-        from ...template_registry import upload_template
+        from .template_registry import upload_template
 
         package, version, uri = upload_template(dict(spec), self.config, list(tags))
         return UploadedPipeline(pipeline=package, version=version, uri=uri)
 
     def check_upload(self) -> None:
         """Before compiling: a missing registry setting is the first thing to hear about."""
-        from ...template_registry import registry_url
+        from .template_registry import registry_url
 
         registry_url(self.config)
 

@@ -3,7 +3,7 @@
 Nothing is submitted until credentials, the bucket and the experiment have been checked, so an error never leaves a
 half-submitted job. Tasks are reported as Vertex AI names them: by their ``taskInfo.name`` (the Kedro node names
 the compiler put there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job
-fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`..cloud_logging`) and reported
+fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`.cloud_logging`) and reported
 before the one-line error; a log that cannot be read is one line and never replaces the job's own error.
 
 Nothing here prints: what the user should see while a job runs goes through the caller's
@@ -19,16 +19,6 @@ from typing import TYPE_CHECKING, Any
 from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
 from ..base import JobFailed, JobHandle, JobStatus, TaskLog, TaskState, Unanswered, poll_interval
-from ..cloud_logging import (
-    LOGGING_ENDPOINT_ENV,
-    TAIL_LINES,
-    LogsUnavailable,
-    fetch_tail,
-    logging_endpoint,
-    logs_explorer_url,
-    pipeline_log_filter,
-    task_log_filter,
-)
 from ..submission import parameter_values, with_default_caching
 from .api import (
     _FINAL_STATES,
@@ -46,6 +36,16 @@ from .api import (
     _short_state,
     api_endpoint,
     console_url,
+)
+from .cloud_logging import (
+    LOGGING_ENDPOINT_ENV,
+    TAIL_LINES,
+    LogsUnavailable,
+    fetch_tail,
+    logging_endpoint,
+    logs_explorer_url,
+    pipeline_log_filter,
+    task_log_filter,
 )
 
 if TYPE_CHECKING:
