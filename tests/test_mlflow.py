@@ -740,12 +740,13 @@ def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(demo_project, 
 # how a job ends, the same on every backend
 #
 # Every backend ends a job the same way, because the algorithms that follow a job live once in ``Backend``: a job
-# that fails, a Ctrl-C that cancels it and a Ctrl-C that leaves it running give the same exit code, the same kind of
+# that succeeds, one that fails, a Ctrl-C that cancels it and a Ctrl-C that leaves it running give the same exit code, the same kind of
 # one-line message and the same state of the job's MLflow run on Vertex AI (the fake API, tests/fake_vertex.py),
 # Kubeflow Pipelines (the fake API, tests/fake_kfp.py, through the real ``kfp.Client``) and the local backend (real
 # task processes). The MLflow run is a real one on a real ``mlflow server``, opened as a task would open it and
 # closed by the launcher's own code (:func:`kedro_vertex_runner.project.close_mlflow_run`).
 
+SUCCEEDS = "import sys; sys.exit(0)"
 FAILS = "import sys; sys.exit(1)"
 WAITS = "import os, time; open(os.environ['STARTED'], 'w').close(); time.sleep(60)"
 
@@ -839,7 +840,7 @@ def drive(
     for variable in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS", "CI"):
         monkeypatch.delenv(variable, raising=False)
     started = tmp_path / "started"
-    spec = make_spec(FAILS if scenario == "fail" else WAITS, started)
+    spec = make_spec({"succeed": SUCCEEDS, "fail": FAILS}.get(scenario, WAITS), started)
     raw: dict[str, Any] = {"image": "registry.example.com/demo:1", "backend": name}
     request = JobRequest(spec=spec, cancel_on_interrupt=scenario == "cancel")
     if name == "vertex":
@@ -848,13 +849,14 @@ def drive(
         servers["logging"].reset()
         monkeypatch.setenv(LOGGING_ENDPOINT_ENV, servers["logging"].endpoint)
         monkeypatch.setenv("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", "1")
-        vertex.script_next_job("RUNNING", {"state": "FAILED", "error": "task work failed"})
+        vertex.script_next_job("RUNNING", "SUCCEEDED" if scenario == "succeed" else {"state": "FAILED", "error": "x"})
         config = {"project_id": "outcomes-1", "region": "europe-west1", "api_endpoint": vertex.endpoint}
         raw["root"] = "gs://test-bucket/root"
     elif name == "kubeflow":
         kfp = servers["kubeflow"]
         kfp.reset()
-        kfp.script_next_run({"state": "RUNNING"}, {"state": "FAILED", "tasks": {"work": ("FAILED", "boom")}})
+        final = {"state": "FAILED", "tasks": {"work": ("FAILED", "boom")}}
+        kfp.script_next_run({"state": "RUNNING"}, {"state": "SUCCEEDED"} if scenario == "succeed" else final)
         config = {"host": kfp.base_url}
         raw["root"] = "gs://kfp-bucket/runs"
     else:
@@ -864,10 +866,14 @@ def drive(
             spec=spec, run_id=run_id, project_dir=tmp_path, options={"warm_start": False, "max_workers": 1}
         )
         open_run(JobHandle(job_id=run_id, run_key={"job_id": run_id}))
-        if scenario != "fail":  # Ctrl-C as the terminal sends it to the launcher (SIGTERM: the same for it)
+        if scenario not in (
+            "succeed",
+            "fail",
+        ):  # Ctrl-C as the terminal sends it to the launcher (SIGTERM: the same for it)
             threading.Thread(target=_interrupt_when_started, args=(started,), daemon=True).start()
-    backend = get_backend(name, validate_config({**config, "run_config": raw}), Task(open_run, scenario != "fail"))
-    code = 0
+    interrupt = scenario not in ("succeed", "fail")
+    backend = get_backend(name, validate_config({**config, "run_config": raw}), Task(open_run, interrupt))
+    code, outcome = 0, "succeeded"
     try:
         backend.run(
             request,
@@ -904,7 +910,7 @@ BACKENDS = ["vertex", "kubeflow", "local"]
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM as Ctrl-C is POSIX")
 @pytest.mark.parametrize("name", BACKENDS)
-def test_failed_and_interrupted_jobs_end_the_same_way_on_every_backend(
+def test_jobs_end_the_same_way_on_every_backend(
     name: str,
     servers: dict[str, Any],
     tracking: dict[str, Any],
@@ -912,6 +918,10 @@ def test_failed_and_interrupted_jobs_end_the_same_way_on_every_backend(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
+    succeeded = drive(name, "succeed", servers, tracking, tmp_path / "succeed", monkeypatch, capsys)
+    assert succeeded["outcome"] == "succeeded" and succeeded["code"] == 0 and not succeeded["error"], succeeded
+    assert succeeded["mlflow"] == "FINISHED" and succeeded["mlflow_line"], succeeded
+
     failed = drive(name, "fail", servers, tracking, tmp_path / "fail", monkeypatch, capsys)
     assert failed["outcome"] == "JobFailed" and failed["code"] == 1, failed
     assert len(failed["error"]) == 1 and "failed" in failed["error"][0].lower(), failed

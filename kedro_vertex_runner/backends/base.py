@@ -321,7 +321,7 @@ class Backend:
                     handle = self.start(job)
             else:
                 handle = self.start(job)
-            if wait:
+            if wait and Capability.SUBMIT in self.capabilities:  # else start() ran the job to its end
                 with following():
                     self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
             else:
