@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .backends import DEFAULT_BACKEND, backend_class, get_backend
-from .backends.base import JobEnded, JobHandle, JobRequest, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
+from .backends.base import JobHandle, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
 
 if TYPE_CHECKING:
     from .backends.base import Backend, TaskState
@@ -156,31 +156,6 @@ def open_backend(config: PluginConfig, chosen: str | None = None, reporter: Any 
 
 # ------------------------------------------------------------------------------------------------------------------
 # the commands' work
-
-
-def submit(
-    spec: Mapping[str, Any],
-    config: PluginConfig,
-    *,
-    pipeline_name: str = "__default__",
-    wait: bool = True,
-    cancel_on_interrupt: bool = False,
-    params: Mapping[str, Any] | None = None,
-    template_uri: str | None = None,
-    backend: str | None = None,
-    on_end: JobEnded | None = None,
-) -> str:
-    """Run ``spec`` as one job on ``backend`` (see :func:`command_backend`), following it when ``wait``; returns
-    the job id."""
-    request = JobRequest(
-        spec=spec,
-        pipeline_name=pipeline_name,
-        params=dict(params or {}),
-        template_uri=template_uri,
-        cancel_on_interrupt=cancel_on_interrupt,
-    )
-    with ConsoleReporter() as reporter:
-        return open_backend(config, backend, reporter).run(request, wait=wait, on_end=on_end).job_id
 
 
 def create_schedule(

@@ -36,6 +36,14 @@ from .. import __version__
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
 from ..errors import PluginError
+from ..pipeline_spec import (
+    ENTRYPOINT_COMMAND,
+    EXIT_HANDLER_COMPONENT,
+    EXIT_HANDLER_TASK,
+    RUN_ALWAYS,
+    SCHEMA_VERSION,
+    TASK_NAME_MAX,
+)
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import (
     JOB_ID_INPUTS,
@@ -60,14 +68,6 @@ if TYPE_CHECKING:
 
     from ..config import RetryPolicy, RunConfig, TaskSettings
     from . import CompileRequest
-
-SCHEMA_VERSION = "2.1.0"
-ENTRYPOINT_COMMAND = ["python", "-m", "kedro_vertex_runner.entrypoint"]
-EXIT_HANDLER_TASK = "exit-handler-1"
-EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
-TASK_NAME_MAX = 63
-# Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
-TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         exit_settings = replace(settings.combine(exit_group), caching=False)
         exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params, job_ids)
         exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
         components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ConfigError, PluginError
+from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name, task_names
 from ..base import (
     Backend,
     Capability,
@@ -171,7 +172,7 @@ class KubeflowBackend(Backend):
                 pipeline_root=self.config.run_config.root,
             )
         handle = JobHandle(job_id=run.run_id, url=self.run_url(run.run_id), run_key={"job_id": run.run_id})
-        self._task_names[run.run_id] = spec_task_names(spec)
+        self._task_names[run.run_id] = task_names(spec)
         self.reporter.info(f"Submitted Kubeflow Pipelines run {run_name} ({run.run_id})")
         self.reporter.info(f"View it at {handle.url}")
         return handle
@@ -355,7 +356,7 @@ class KubeflowBackend(Backend):
         when the spec names none); the pipeline is created, with this as its first version, when missing. ``tags``
         go into the version's description (KFP version names are unique, tags are not)."""
         self.require(Capability.UPLOAD)
-        name = str((spec.get("pipelineInfo") or {}).get("name") or name)
+        name = pipeline_name(spec, name)
         client = self.client()
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
         version = f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{digest}"
@@ -451,21 +452,9 @@ def kfp_cron(expression: str) -> str:
     return " ".join(fields if len(fields) == 6 else ["0", *fields])
 
 
-def spec_task_names(spec: Mapping[str, Any]) -> dict[str, str]:
-    """Task key → ``taskInfo.name`` (the Kedro nodes the task runs) of every task in the spec's DAGs."""
-    names: dict[str, str] = {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [component.get("dag") or {} for component in (spec.get("components") or {}).values()]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            names[key] = str((task.get("taskInfo") or {}).get("name") or key)
-    return names
-
-
 def _task_rows(run: Any) -> list[tuple[str, str, str, str]]:
     """(task key, state, error, pod) of each task KFP reports, its driver, DAG and exit-handler entries left out
     (the last report of a key wins: a retried task is reported again)."""
-    from ...compiler.spec import EXIT_HANDLER_TASK
 
     rows: dict[str, tuple[str, str, str, str]] = {}
     for detail in getattr(getattr(run, "run_details", None), "task_details", None) or []:

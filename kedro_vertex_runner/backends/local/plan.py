@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import PluginError
+from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS
 from ...task_contract import TaskContract, keep_nodes
 from ...values import PARAMETER_TYPE_WORDS, typed_parameter
 from ..base import JobFailed, JobHandle
@@ -43,8 +44,6 @@ _POSIX = os.name == "posix"
 _PLACEHOLDER = re.compile(r"\{\{\$\.?([^{}]*)\}\}")
 _INPUT_PARAMETER = re.compile(r"""^inputs\.parameters\[\s*['"]([^'"]+)['"]\s*\]$""")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
-_RUN_ALWAYS = "ALL_UPSTREAM_TASKS_COMPLETED"
-_RUN_ON_SUCCESS = "ALL_UPSTREAM_TASKS_SUCCEEDED"
 
 
 @dataclass
@@ -225,7 +224,7 @@ def _plan(
             trigger = task.get("triggerPolicy") or {}
             if trigger.get("condition"):
                 raise PluginError(f"task {name!r}: conditions (triggerPolicy.condition) are not supported locally")
-            run_always = trigger.get("strategy", _RUN_ON_SUCCESS) == _RUN_ALWAYS
+            run_always = trigger.get("strategy", RUN_ON_SUCCESS) == RUN_ALWAYS
             if "dag" in component:
                 members[name] = expand(component["dag"], inputs, tuple(dict.fromkeys(deps)), f" (in {name!r})")
                 continue

@@ -58,7 +58,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-ENTRYPOINT_MODULE = "kedro_vertex_runner.entrypoint"
+from ...pipeline_spec import ENTRYPOINT_MODULE
+
 #: ``0``/``false`` switches warm start off (every task a fresh process); ``1``/``true`` switches it on
 WARM_START_ENV = "KEDRO_VERTEX_WARM_START"
 _REAP_INTERVAL = 0.05

@@ -16,8 +16,8 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
+from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name
 from ..base import JobFailed, JobHandle, JobStatus, TaskLog, TaskState, Unanswered, poll_interval
 from ..submission import parameter_values, with_default_caching
 from .api import (
@@ -99,7 +99,7 @@ def build_pipeline_job(
 
 def _display_name(spec: dict[str, Any]) -> str:
     """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
-    return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
+    return pipeline_name(spec)
 
 
 def handle_for(config: PluginConfig, job_id: str) -> JobHandle:
