@@ -63,6 +63,12 @@ class TaskState:
     name: str
     state: str
     error: str = ""
+    #: what a backend that knows more may add (the local one): the task's Kedro nodes, its state in words (with
+    #: why, and the node it is at), how long it ran and how many attempts it took
+    nodes: tuple[str, ...] = ()
+    detail: str = ""
+    elapsed: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class TaskLog:
     source: str = ""  # where the lines came from (a URL or a file), shown above them
     state: str = ""  # the task's state when its log was read
     note: str = ""  # without lines: why (the log cannot be read, none yet…), one line
+    title: str = ""  # the line shown above the lines instead of the usual one
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,10 @@ class Reporter(Protocol):
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None: ...
 
+    def task_event(self, job: JobHandle, task: str, text: str) -> None:
+        """Task ``task`` of ``job`` changed state, in words (``RUNNING``, ``FAILED (exit 1), retrying in 2s``)."""
+        ...
+
     def task_log(self, log: TaskLog) -> None: ...
 
     def confirm(self, question: str) -> bool: ...
@@ -253,6 +264,9 @@ class SilentReporter:
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
         pass
+
+    def task_event(self, job: JobHandle, task: str, text: str) -> None:
+        self.lines.append(f"{task}: {text}")
 
     def task_log(self, log: TaskLog) -> None:
         self.lines.extend(log.lines)

@@ -136,6 +136,7 @@ class LocalBackend(Backend):
             record=options.get("record"),
             earlier=options.get("earlier"),
             resume_nodes=options.get("resume_nodes"),
+            reporter=self.reporter,
         )
         return _handle(result.run_id)
 

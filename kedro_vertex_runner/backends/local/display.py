@@ -1,19 +1,19 @@
-"""What a local run shows while it runs and when it ends: the live table on a terminal (one line per state change
-elsewhere), and the report of the run: a summary, or each failed task's log tail and the one-line error."""
+"""What a local run tells the user while it runs and when it ends, through the caller's Reporter: each task's state
+changes and the table of every task, and the report of the run: a summary, or each failed task's log tail and the
+one-line error."""
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...task_contract import TASK_REPORT_ENV, TaskReport
+from ..base import JobHandle, TaskLog, TaskState
 from .plan import (
     EARLIER_RUN,
     FAILED,
-    RETRYING,
     RUNNING,
     SKIPPED,
     SUCCEEDED,
@@ -24,83 +24,60 @@ from .plan import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-
+    from ..base import Reporter
     from .storage import (
         _Storage,
     )
 
-#: Lines of a failed task's log printed when the run ends.
+#: Lines of a failed task's log shown when the run ends.
 LOG_TAIL_LINES = 20
-# Live-table rows shown in full up to this many tasks; bigger jobs show only active rows plus counts
-_FULL_TABLE_ROWS = 25
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# status display and the final report
+# status display and the final report, through the caller's Reporter
 
 
 class _Display:
-    """A rich live table on a terminal; otherwise one timestamped line per state change (CI logs, pipes)."""
+    """The run's tasks as the caller's :class:`~kedro_vertex_runner.backends.base.Reporter` shows them: each state
+    change as an event (a timestamped line where no live table shows it), and the table of every task
+    (:meth:`refresh`, at most every half second unless something changed)."""
 
-    def __init__(self, console: Console, tasks: dict[str, _Task]):
-        self.console = console
+    def __init__(self, reporter: Reporter, tasks: dict[str, _Task], job: JobHandle):
+        self.reporter = reporter
         self.tasks = tasks
-        self.live_mode = console.is_terminal and not console.is_dumb_terminal
-        self._live: Any = None
+        self.job = job
         self._dirty = True
         self._last_refresh = 0.0
 
     def __enter__(self) -> _Display:
-        if self.live_mode:
-            from rich.live import Live
-
-            self._live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False)
-            self._live.start()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
     def stop(self) -> None:
-        if self._live is not None:
-            self._live.update(self._table(), refresh=True)
-            self._live.stop()
-            self._live = None
+        self.refresh(force=True)
 
     def event(self, task: _Task, text: str) -> None:
         self._dirty = True
-        if not self.live_mode:
-            stamp = datetime.now().strftime("%H:%M:%S")
-            self.console.print(f"[{stamp}] {task.label}: {text}", markup=False, highlight=False, soft_wrap=True)
+        self.reporter.task_event(self.job, task.label, text)
 
     def warn(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True, style="yellow")
+        self.reporter.notice(text)
 
     def refresh(self, force: bool = False) -> None:
-        if self._live is None:
-            return
         now = time.monotonic()
         if force or self._dirty or now - self._last_refresh > 0.5:
-            self._live.update(self._table())
+            self.reporter.progress(self.job, self.rows(now), RUNNING)
             self._dirty = False
             self._last_refresh = now
 
-    def _table(self) -> RenderableType:
-        from rich.table import Table
-
-        states = [task.result.state for task in self.tasks.values()]
-        counts = {state: states.count(state) for state in dict.fromkeys(states)}
-        caption = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
-        table = Table(caption=caption, caption_justify="left")
-        for column in ("task", "nodes", "state", "time", "attempt"):
-            table.add_column(column, no_wrap=column != "nodes")
-        shown = list(self.tasks.values())
-        if len(shown) > _FULL_TABLE_ROWS:
-            shown = [t for t in shown if t.result.state in {RUNNING, RETRYING, FAILED}]
-        now = time.monotonic()
-        styles = {SUCCEEDED: "green", FAILED: "red", RUNNING: "cyan", RETRYING: "yellow", SKIPPED: "dim"}
-        for task in shown:
+    def rows(self, now: float | None = None) -> list[TaskState]:
+        """Every task as a row: its nodes, its state with why (and the node it is at while it runs), how long it
+        ran and how many attempts it took."""
+        now = time.monotonic() if now is None else now
+        rows = []
+        for task in self.tasks.values():
             result = task.result
             if result.state == RUNNING:
                 elapsed = f"{now - task.started:.0f}s"
@@ -112,14 +89,12 @@ class _Display:
             node = _running_node(task) if result.state == RUNNING else None
             if node:
                 state = f"{state}: {node}"
-            table.add_row(
-                task.name,
-                ", ".join(task.nodes),
-                f"[{styles.get(result.state, '')}]{_escape(state)}[/]" if styles.get(result.state) else _escape(state),
-                elapsed,
-                str(result.attempts or ""),
+            rows.append(
+                TaskState(
+                    task.name, result.state, nodes=task.nodes, detail=state, elapsed=elapsed, attempts=result.attempts
+                )
             )
-        return table
+        return rows
 
 
 def _running_node(task: _Task) -> str | None:
@@ -127,12 +102,6 @@ def _running_node(task: _Task) -> str | None:
     path = task.env.get(TASK_REPORT_ENV)
     report = TaskReport.read(path) if path else None
     return report.node if report is not None and report.state == "running" else None  # TaskReport's state
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -151,19 +120,16 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> LocalRunResult:
-    console = display.console
+    reporter = display.reporter
     failed = [task for task in result.tasks.values() if task.state == FAILED]
     succeeded = result.count(SUCCEEDED)
     if not failed:
         noun = "task" if succeeded == 1 else "tasks"
         earlier = sum(task.state == SUCCEEDED and task.reason == EARLIER_RUN for task in result.tasks.values())
         then = f" ({earlier} of them in an earlier run)" if earlier else ""
-        console.print(
+        reporter.info(
             f"Run {result.run_id} finished: {succeeded} {noun} succeeded{then}; intermediate data in {result.run_dir}/; "
-            f"logs in {storage.logs_location}/",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+            f"logs in {storage.logs_location}/"
         )
         return result
     last_lines: dict[str, str] = {}
@@ -172,15 +138,8 @@ def _report(result: LocalRunResult, storage: _Storage, display: _Display) -> Loc
         tail = _tail(storage.local_log(task.name))
         nodes = ", ".join(task.nodes)
         noun = "node" if len(task.nodes) == 1 else "nodes"
-        console.print(
-            f"Task {task.name} ({noun} {nodes}) failed ({task.reason}); last {len(tail)} lines of {task.log}:",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-            style="red",
-        )
-        for line in tail:
-            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        title = f"Task {task.name} ({noun} {nodes}) failed ({task.reason}); last {len(tail)} lines of {task.log}:"
+        reporter.task_log(TaskLog(task=task.name, lines=tail, source=task.log or "", state=FAILED, title=title))
         # the last line the task itself wrote (not our "attempt failed" footer) usually holds the exception
         own = [line for line in tail if line.strip() and not line.startswith("==> ")]
         last_lines[task.name] = own[-1].strip() if own else ""

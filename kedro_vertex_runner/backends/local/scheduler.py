@@ -18,6 +18,7 @@ from ...entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ...errors import PluginError
 from ...task_contract import TASK_REPORT_ENV, TaskReport, _number
 from ...values import check_run_id
+from ..base import SilentReporter
 from .display import (
     _Display,
     _report,
@@ -35,6 +36,7 @@ from .plan import (
     TERMINAL_STATES,
     LocalRunResult,
     _cpu_count,
+    _handle,
     _keep_nodes,
     _load_spec,
     _mark_earlier,
@@ -48,8 +50,7 @@ from .storage import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
+    from ..base import Reporter
     from .warm import WarmProcess, Zygote
 
 #: Seconds a task's processes get to exit after SIGTERM (timeout, Ctrl-C) before they are killed.
@@ -71,7 +72,7 @@ def run_spec(
     job_name: str | None = None,
     parameter_values: Mapping[str, Any] | None = None,
     extra_env: Mapping[str, str] | None = None,
-    console: Console | None = None,
+    reporter: Reporter | None = None,
     max_backoff: float = MAX_LOCAL_BACKOFF,
     fail_fast: bool = False,
     warm_start: bool | None = None,
@@ -94,7 +95,7 @@ def run_spec(
         job_name: ``{{$.pipeline_job_name}}``; default: ``<pipeline name>-<run id>``.
         parameter_values: pipeline parameters overriding the spec's defaults.
         extra_env: variables added to every task's environment (after the spec's own).
-        console: where status goes; a rich live table on a terminal, one plain line per state change otherwise.
+        reporter: who tells the user (each task's state changes, the table of tasks, the report); nobody when None.
         max_backoff: longest wait, in seconds, between attempts of a failing task.
         fail_fast: ``run_config.failure_policy: fast``: once a task has failed, start no further task (running
             ones finish; the exit handler still runs), as Vertex AI's PIPELINE_FAILURE_POLICY_FAIL_FAST does.
@@ -113,13 +114,10 @@ def run_spec(
 
     Raises:
         PluginError: the spec or a parameter is invalid, or a folder cannot be written.
-        LocalRunFailed: some task failed (its log tail has been printed to ``console``).
+        LocalRunFailed: some task failed (its log tail has been reported).
         KeyboardInterrupt: after Ctrl-C has stopped every running task; nothing more was started.
     """
-    if console is None:
-        from rich.console import Console
-
-        console = Console()
+    reporter = reporter if reporter is not None else SilentReporter()
     spec = _load_spec(spec)
     project = Path(project_dir).resolve()
     if max_workers is None:
@@ -149,13 +147,13 @@ def run_spec(
             task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
         result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
         result.tasks = {name: task.result for name, task in tasks.items()}
-        display = _Display(console, tasks)
+        display = _Display(reporter, tasks, _handle(run_id))
         previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
         planned = {name: list(task.nodes) for name, task in tasks.items()}  # recorded: the spec's, never narrowed
         _mark_earlier(tasks, earlier or {}, display)
         _keep_nodes(tasks, resume_nodes or {})
-        record_writer = _RecordWriter(storage, spec, dict(record or {}), result, planned)
+        record_writer = _RecordWriter(storage, spec, dict(record or {}), result, planned, reporter)
         record_writer.write(first=True)
         writer = record_writer
         from . import warm

@@ -8,7 +8,6 @@ import logging
 import os
 import queue
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import IO, Any
 
 from ...errors import PluginError
 from ...values import check_run_id
+from ..base import Reporter
 from .plan import (
     _POSIX,
     LocalRunResult,
@@ -87,8 +87,10 @@ class _RecordWriter:
         options: dict[str, Any],
         result: LocalRunResult,
         nodes: dict[str, list[str]],
+        reporter: Reporter,
     ):
         self.nodes = nodes
+        self.reporter = reporter
         self.storage = storage
         self.spec = spec
         self.options = options
@@ -115,7 +117,7 @@ class _RecordWriter:
                 raise PluginError(f"cannot write the run record {where}: {problem}") from None
             if self.warning is None:
                 self.warning = f"Could not write the run record {where} ({problem}): this run cannot be resumed"
-                print(self.warning, file=sys.stderr, flush=True)
+                self.reporter.notice(self.warning)
 
 
 # ----------------------------------------------------------------------------------------------------------------
