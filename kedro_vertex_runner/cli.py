@@ -24,9 +24,9 @@ from .runner import VertexRunner
 kedro.runner.VertexRunner = VertexRunner  # type: ignore[attr-defined]
 
 
-def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _parse_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """``--params`` parsed as ``kedro run`` parses it; a malformed value is one ``Error:`` line (no usage text)."""
-    from kedro.framework.cli.utils import _split_params as kedro_split_params
+    from .kedro_compat import split_params as kedro_split_params
 
     example = "use KEY=VALUE items separated by commas, e.g. --params alpha=0.5,model.depth=3"
     try:
@@ -84,7 +84,7 @@ params_option = click.option(
     "--params",
     type=click.UNPROCESSED,
     default="",
-    callback=_split_params,
+    callback=_parse_params,
     help="Runtime parameters as with `kedro run`, e.g. `--params alpha=0.5,model.depth=3`.",
 )
 
@@ -223,7 +223,9 @@ class _Job:
 def _without_kedro_mlflow(session: Any) -> None:
     """Unregister kedro-mlflow's hooks from ``session``: its ``after_context_created`` sets the tracking URI and
     gets or creates the experiment on the tracking server, which compiling needs no more than any other server."""
-    manager = session._hook_manager
+    from .kedro_compat import hook_manager
+
+    manager = hook_manager(session)
     for plugin in list(manager.get_plugins()):
         if type(plugin).__module__.startswith("kedro_mlflow."):
             manager.unregister(plugin)

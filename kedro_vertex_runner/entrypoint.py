@@ -237,7 +237,6 @@ def _disable_plugins(plugins: set[str]) -> None:
     from importlib.metadata import entry_points
 
     from kedro.framework.project import settings
-    from kedro.framework.session import session as session_module
 
     wanted = {_normalise(name) for name in plugins}
     blocked: set[str] = set()
@@ -253,31 +252,20 @@ def _disable_plugins(plugins: set[str]) -> None:
 
     if not blocked:
         return
-    original = session_module._create_hook_manager
+    from .kedro_compat import block_hook_plugins
 
-    def create_hook_manager() -> Any:
-        manager = original()
-        for name in blocked:
-            manager.set_blocked(name)
-        return manager
-
-    session_module._create_hook_manager = create_hook_manager
+    block_hook_plugins(blocked)
 
 
 def _skip_needless_imports() -> None:
     """Stop Kedro's ``MemoryDataset`` from importing pandas (≈0.4 s) just to look at a parameter's type.
 
-    ``kedro.io.memory_dataset._infer_copy_mode`` imports pandas, numpy and ibis to test ``isinstance``; a value can
+    Kedro's copy-mode check imports pandas, numpy and ibis to test ``isinstance``; a value can
     only be a pandas DataFrame if pandas is already imported, so looking the modules up in ``sys.modules`` gives
     the same answer without the import. A task whose nodes use pandas imports it anyway; one that does not (a
     notification, a model deploy) starts that much sooner.
     """
-    try:
-        from kedro.io import memory_dataset
-    except ImportError:  # pragma: no cover
-        return
-    if not callable(getattr(memory_dataset, "_infer_copy_mode", None)):  # pragma: no cover - a future Kedro
-        return
+    from .kedro_compat import replace_copy_mode
 
     def infer_copy_mode(data: Any) -> Literal["deepcopy", "copy", "assign"]:
         pd, np, ibis = (sys.modules.get(name) for name in ("pandas", "numpy", "ibis"))
@@ -287,7 +275,7 @@ def _skip_needless_imports() -> None:
             return "assign"
         return "deepcopy"
 
-    memory_dataset._infer_copy_mode = infer_copy_mode
+    replace_copy_mode(infer_copy_mode)
 
 
 class _TaskHooks:
@@ -545,12 +533,13 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
         from kedro.framework.session import KedroSession
 
+        from .kedro_compat import hook_manager
         from .mlflow_tracking import task_run
         from .task_runners import task_runner
 
         session: KedroSession
         with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
-            hooks.register(session._hook_manager)
+            hooks.register(hook_manager(session))
             # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
             with task_run(
                 session,

@@ -295,10 +295,10 @@ def code_package(project_path: Path, config: PluginConfig) -> Any:
 
 def _source_dir(project_path: Path) -> str:
     """``[tool.kedro] source_dir`` of the project (default ``src``), as Kedro reads it."""
-    from kedro.framework.startup import _get_project_metadata
+    from .kedro_compat import project_metadata
 
     try:
-        metadata = _get_project_metadata(project_path)
+        metadata = project_metadata(project_path)
         return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
     except Exception:  # not readable here, or outside the project: Kedro's default layout
         return "src"
@@ -351,23 +351,18 @@ def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str])
     from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
 
     marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
-    from kedro.config import OmegaConfigLoader
+    from .kedro_compat import globals_resolved_again
 
     loader = context.config_loader
     saved = {key: os.environ.get(key) for key in (RUN_ID_ENV, JOB_NAME_ENV)}
-    # OmegaConfigLoader resolves globals.yml once, when it is built (and caches it twice): resolve it again too
-    omega = loader if isinstance(loader, OmegaConfigLoader) else None
-    saved_globals = (omega._globals, omega._globals_oc) if omega is not None and omega._globals else None
     os.environ[RUN_ID_ENV], os.environ[JOB_NAME_ENV] = marker, marker
     try:
-        if omega is not None and saved_globals:
-            omega._globals, omega._globals_oc = loader["globals"], None
-        raw = loader["catalog"]
+        # globals.yml is resolved once, when the loader is built: resolve it again too
+        with globals_resolved_again(loader):
+            raw = loader["catalog"]
     except Exception:  # the session loaded this config already; a second load failing leaves caching as configured
         return frozenset()
     finally:
-        if omega is not None and saved_globals:
-            omega._globals, omega._globals_oc = saved_globals
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from ...kedro_compat import forget_loaded_pipelines
 from ...pipeline_spec import ENTRYPOINT_MODULE
 
 #: ``0``/``false`` switches warm start off (every task a fresh process); ``1``/``true`` switches it on
@@ -369,7 +370,7 @@ def _import_node_modules() -> bool:
         except Exception:
             return False
         finally:
-            pipelines.configure(pipelines._pipelines_module)
+            forget_loaded_pipelines(pipelines)
     return True
 
 
@@ -460,7 +461,7 @@ def _import_project(project_dir: Path, node_modules: bool = True) -> None:
     try:
         pipelines.keys()  # imports every node module; the Pipeline objects built are thrown away below
     finally:
-        pipelines.configure(pipelines._pipelines_module)
+        forget_loaded_pipelines(pipelines)
 
 
 def _import_hook_plugins(project_dir: Path) -> None:
