@@ -1,10 +1,9 @@
 """What the user sees: the terminal side of the backends, for the ``kedro vertexai`` commands and ``VertexRunner``.
 
-Backends return data and raise; they tell the user what happens while a job runs through a
-:class:`~kedro_vertex_runner.backends.base.Reporter`. :class:`ConsoleReporter` is that reporter on a terminal (a
-live table of task states, plain lines when piped, questions only when someone can answer them), and the functions
-below are the commands' work: pick the backend, call it, print what it returned (job and schedule tables, log
-tails, the UI address).
+:class:`ConsoleReporter` is the :class:`~kedro_vertex_runner.backends.base.Reporter` on a terminal (a live table of
+task states, plain lines when piped, questions only when someone can answer them), and the functions below are the
+commands' work: pick the backend, call it, print what it returned (job and schedule tables, log tails, the UI
+address).
 """
 
 from __future__ import annotations

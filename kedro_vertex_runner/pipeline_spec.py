@@ -1,13 +1,18 @@
 """The compiled PipelineSpec's format, written once: what the compiler writes and the backends and the local
-scheduler read (the exit handler's names, the task entrypoint, the trigger strategies, task-name rules).
+scheduler read (the exit handler's names, the task entrypoint, the trigger strategies, task-name rules, the DAGs
+and their tasks' names, and the job's typed parameter values).
 
-A neutral module: it imports nothing of the plugin, so a backend reads the format without importing the compiler.
+A neutral module (it imports only the plugin's errors and value rules), so a backend reads the format without
+importing the compiler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from .errors import PluginError
+from .values import PARAMETER_TYPE_WORDS, typed_parameter
 
 SCHEMA_VERSION = "2.1.0"
 #: the module every task runs (``python -m kedro_vertex_runner.entrypoint``)
@@ -45,6 +50,54 @@ def pipeline_name(spec: Mapping[str, Any], default: str = "kedro") -> str:
     return str((spec.get("pipelineInfo") or {}).get("name") or default)
 
 
+#: how a refusal words a parameter type, where it says it differently from the shared words
+_EXPECTED = {"NUMBER_INTEGER": "an integer", "STRUCT": "a mapping", "LIST": "a list"}
+
+
+def typed_value(value: Any, kind: str | None, label: str) -> Any:
+    """``value`` as a parameter of type ``kind`` (``parameterType``) is held (a number travels as a double: 3 comes
+    back as 3.0, and becomes 3); None, and a value of an unknown type, as it is.
+
+    Raises:
+        PluginError: ``<label>: expected <what>, got <value>``.
+    """
+    if value is None or kind not in PARAMETER_TYPE_WORDS:
+        return value
+    try:
+        return typed_parameter(value, kind)
+    except ValueError:
+        raise PluginError(
+            f"{label}: expected {_EXPECTED.get(kind, PARAMETER_TYPE_WORDS[kind])}, got {value!r}"
+        ) from None
+
+
+def parameter_values(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job's pipeline parameters, typed as the spec declares them (Vertex rejects e.g. "3" for an integer): the
+    one place that types them, for every backend. Values come from the spec's defaults (the compiler records
+    ``--params`` there) and ``overrides``.
+
+    Raises:
+        PluginError: an unknown parameter, one without a value, or a value of the wrong type.
+    """
+    declared = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
+    overrides = dict(overrides or {})
+    values: dict[str, Any] = {}
+    for name, definition in declared.items():
+        if name in overrides:
+            value = overrides.pop(name)
+        elif "defaultValue" in definition:
+            value = definition["defaultValue"]
+        elif definition.get("isOptional"):
+            continue
+        else:
+            raise PluginError(f"pipeline parameter {name!r} has no value: pass it with --params {name}=…")
+        values[name] = typed_value(value, definition.get("parameterType"), f"pipeline parameter {name!r}")
+    if overrides:
+        known = ", ".join(sorted(declared)) or "none"
+        raise PluginError(f"unknown pipeline parameter {sorted(overrides)[0]!r}: the pipeline declares {known}")
+    return values
+
+
 __all__ = [
     "ENTRYPOINT_COMMAND",
     "ENTRYPOINT_MODULE",
@@ -55,6 +108,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "TASK_NAME_MAX",
     "dags",
+    "parameter_values",
     "pipeline_name",
     "task_names",
+    "typed_value",
 ]

@@ -1,31 +1,10 @@
 """The backend seam: what every backend is, does and returns.
 
-A backend is where a compiled PipelineSpec runs. It is one subpackage of this package holding one :class:`Backend`
-subclass, plus one line in :data:`kedro_vertex_runner.backends.REGISTRY`. The subclass declares what it can do
-(:class:`Capability`) and the facts the rest of the plugin needs without importing any client library (which
-storage schemes it keeps job data in, whether it needs a Google Cloud project, whether its engine substitutes the
-job's ids inside container arguments), and implements only what differs between engines: starting a job, following
-it, scheduling it, listing jobs and schedules, the UI address, task logs and uploading a pipeline.
-
-The shared algorithms live here, once, as in Kedro's ``AbstractRunner``, on primitives each backend supplies:
-
-* :meth:`Backend.run` starts the job, follows it when asked to, and tells the caller how it ended, so the launcher
-  closes the job's MLflow run the same way for every backend. A job that ended without succeeding (cancelled
-  included) is a :class:`JobFailed` carrying the job's handle.
-* :meth:`Backend.follow` polls the job (:meth:`Backend.poll`), reports its tasks, backs off while the engine does
-  not answer (:class:`Unanswered`), and on Ctrl-C cancels the job (:meth:`Backend.cancel`, when the user says so:
-  :class:`JobFailed`, exit code 130) or leaves it running (:class:`PluginError`, exit code 130, its MLflow run
-  left open for the job to close).
-* :meth:`Backend.replace_schedule` replaces the schedules of one name without a gap or a double run: earlier
-  active ones are paused, the new one created (the paused ones resumed if that fails), then the earlier ones
-  deleted (one that cannot be deleted stays paused).
-
-Backends never print, prompt or draw progress: they return data and raise
-:class:`~kedro_vertex_runner.errors.PluginError`. Whatever must reach the user while a job runs goes through the
-:class:`Reporter` the caller passes in (the CLI's and the runner's is in :mod:`kedro_vertex_runner.console`).
-
-Backend modules must stay cheap to import (client libraries are imported inside the methods that use them): the
-configuration reads a backend's class attributes while it validates ``vertexai.yml``.
+What a backend is, the algorithms every backend shares and the reporter rule are written in the README
+("Architecture: backends"); this module is their code: the data a backend returns (:class:`JobHandle`,
+:class:`JobStatus`, :class:`TaskLog`…), the :class:`Reporter` it talks to the user through, and :class:`Backend`,
+whose :meth:`~Backend.run`, :meth:`~Backend.follow` and :meth:`~Backend.replace_schedule` hold the shared
+algorithms on the primitives each backend supplies.
 """
 
 from __future__ import annotations
@@ -392,6 +371,12 @@ class Backend:
                 check_timezone(timezone)
             except ValueError as exc:
                 raise PluginError(f"--timezone: {exc}") from None
+
+    @classmethod
+    def refuse_run_config(cls, run_config: Any) -> tuple[str, str] | None:
+        """A ``run_config`` value this backend's engine refuses by its own rules (not the plugin's): the key and
+        why, in one line; None when there is none. Called when the configuration is validated."""
+        return None
 
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:

@@ -61,7 +61,6 @@ from .rules import (
     check_region,
     check_root,
     check_timezone,
-    check_vertex_experiment,
     cpu_cores,
     memory_bytes,
     parse_duration,
@@ -742,8 +741,8 @@ def _known_backends() -> list[str]:
 
 def check_for_backend(config: PluginConfig, files: list[Path], context: str = "") -> None:
     """What ``config.run_config.backend`` needs of the file: ``project_id`` and ``region`` for a backend that runs
-    in a Google Cloud project, the top-level keys its class lists in ``required_keys`` (``host``), and the
-    experiment name rule of its engine.
+    in a Google Cloud project, the top-level keys its class lists in ``required_keys`` (``host``), and the rules
+    of its engine (:meth:`~kedro_vertex_runner.backends.base.Backend.refuse_run_config`).
 
     Raises:
         ConfigError: one line naming the file and the key; ``context`` is appended (the backend switched to).
@@ -759,13 +758,11 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
                 f"(see the README's configuration reference){context}"
             )
-    experiment = config.run_config.experiment_name
-    if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
-        try:
-            check_vertex_experiment(experiment)
-        except ValueError as exc:
-            where = file_defining(files, ("run_config", "experiment_name"))
-            raise ConfigError(f"{where}: run_config.experiment_name: {exc}{context}") from None
+    refused = cls.refuse_run_config(config.run_config)  # the engine's own rules (Vertex AI's experiment names)
+    if refused is not None:
+        key, reason = refused
+        where = file_defining(files, ("run_config", *key.split(".")))
+        raise ConfigError(f"{where}: run_config.{key}: {reason}{context}")
 
 
 def warn_ignored_keys(config: PluginConfig, files: list[Path]) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS
+from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS, typed_value
+from ...pipeline_spec import parameter_values as pipeline_parameter_values
 from ...task_contract import TaskContract, keep_nodes
-from ...values import PARAMETER_TYPE_WORDS, typed_parameter
 from ..base import JobFailed, JobHandle
 from .processes import Descendants
 
@@ -203,7 +203,7 @@ def _plan(
         raise PluginError(
             f"not a compiled pipeline spec: missing {exc} (expected root.dag, components, deploymentSpec.executors)"
         ) from None
-    values = _pipeline_values(spec["root"], parameter_values)
+    values = pipeline_parameter_values(spec, parameter_values)
     context = {"pipeline_job_uuid": run_id, "pipeline_job_name": job_name, "pipeline_root": pipeline_root}
     tasks: dict[str, _Task] = {}
 
@@ -264,36 +264,6 @@ def _topological(local: Mapping[str, Any], where: str) -> list[str]:
     return order
 
 
-def _pipeline_values(root: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    definitions = (root.get("inputDefinitions") or {}).get("parameters") or {}
-    unknown = sorted(set(overrides) - set(definitions))
-    if unknown:
-        known = ", ".join(sorted(definitions)) or "none"
-        raise PluginError(f"unknown pipeline parameter {unknown[0]!r}: this pipeline takes {known}")
-    values: dict[str, Any] = {}
-    for name, definition in definitions.items():
-        if name in overrides:
-            value = overrides[name]
-        elif "defaultValue" in definition:
-            value = definition["defaultValue"]
-        elif definition.get("isOptional"):
-            continue
-        else:
-            raise PluginError(f"pipeline parameter {name!r} has no default value: pass a value for it")
-        values[name] = _typed(value, definition.get("parameterType"), f"pipeline parameter {name!r}")
-    return values
-
-
-def _typed(value: Any, parameter_type: str | None, label: str) -> Any:
-    """``value`` as the spec declares it (a number travels as a double: 3 comes back as 3.0, and becomes 3)."""
-    if value is None or parameter_type not in PARAMETER_TYPE_WORDS:
-        return value
-    try:
-        return typed_parameter(value, parameter_type)
-    except ValueError as exc:
-        raise PluginError(f"{label}: expected {exc}, got {value!r}") from None
-
-
 def _task_inputs(
     task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str, context: dict[str, str]
 ) -> dict:
@@ -315,7 +285,7 @@ def _task_inputs(
         if key not in values and "defaultValue" in definition:
             values[key] = definition["defaultValue"]
         if key in values:
-            values[key] = _typed(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
+            values[key] = typed_value(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
     return values
 
 

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -73,6 +74,7 @@ def read_run_record(root: str, project_dir: str | Path, run_id: str) -> dict[str
     return loaded
 
 
+@dataclass
 class _RecordWriter:
     """Keeps ``<root>/<run id>/run.json`` (:data:`RUN_RECORD`) up to date: written when the run starts, again each
     time a task has succeeded or failed for good (a local root), and when the run ends.
@@ -80,22 +82,13 @@ class _RecordWriter:
     A local record is replaced atomically (a new file created next to it, never through a link, with the
     process's umask, then renamed onto it); for a remote root it is uploaded when the run starts and ends."""
 
-    def __init__(
-        self,
-        storage: _Storage,
-        spec: Mapping[str, Any],
-        options: dict[str, Any],
-        result: LocalRunResult,
-        nodes: dict[str, list[str]],
-        reporter: Reporter,
-    ):
-        self.nodes = nodes
-        self.reporter = reporter
-        self.storage = storage
-        self.spec = spec
-        self.options = options
-        self.result = result
-        self.warning: str | None = None
+    storage: _Storage
+    spec: Mapping[str, Any]
+    options: dict[str, Any]
+    result: LocalRunResult
+    nodes: dict[str, list[str]]
+    reporter: Reporter
+    warning: str | None = None
 
     def payload(self) -> bytes:
         tasks = {

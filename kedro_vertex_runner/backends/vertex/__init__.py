@@ -81,6 +81,19 @@ class VertexBackend(Backend):
             self._api = connect(self.config)
         return self._api
 
+    @classmethod
+    def refuse_run_config(cls, run_config: Any) -> tuple[str, str] | None:
+        """Vertex AI's own naming rule for its experiments (``run_config.experiment_name``)."""
+        experiment = run_config.experiment_name
+        if experiment is not None:
+            from ...config.rules import check_vertex_experiment
+
+            try:
+                check_vertex_experiment(experiment)
+            except ValueError as exc:
+                return "experiment_name", str(exc)
+        return None
+
     def where(self) -> str:
         return f"{self.config.project_id}/{self.config.region}"
 

@@ -5,9 +5,6 @@ half-submitted job. Tasks are reported as Vertex AI names them: by their ``taskI
 the compiler put there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job
 fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`.cloud_logging`) and reported
 before the one-line error; a log that cannot be read is one line and never replaces the job's own error.
-
-Nothing here prints: what the user should see while a job runs goes through the caller's
-:class:`~kedro_vertex_runner.backends.base.Reporter`.
 """
 
 from __future__ import annotations
