@@ -434,7 +434,7 @@ class Backend:
         what = f"{self.job_noun} {job.job_id}"
         self.reporter.notice("")
         if cancel or self.reporter.confirm(f"Cancel {what} on {self.engine}?"):
-            self.cancel(job)
+            self.cancel(job.job_id)
             raise JobFailed(
                 f"interrupted: cancellation of {what} requested", job, state=self.cancelled_state, exit_code=130
             )
@@ -451,9 +451,9 @@ class Backend:
     def observed(self, job: JobHandle, status: JobStatus) -> None:
         """After each read of a followed job (e.g. link it to an experiment once it runs). A no-op here."""
 
-    def cancel(self, job: JobHandle) -> None:
-        """Ask the engine to cancel ``job``."""
-        raise NotImplementedError
+    def cancel(self, job_id: str) -> str:
+        """Ask the engine to cancel job ``job_id``; one line saying so."""
+        raise PluginError(f"backend {self.name!r} cannot cancel a job: use --backend vertex")
 
     def stop_hint(self, job: JobHandle) -> str:
         """How the user can stop a job left running, beyond its page (shown after Ctrl-C). None here."""

@@ -195,8 +195,9 @@ class KubeflowBackend(Backend):
         if status.state in FAILED_STATES:
             raise JobFailed(_failure(job, status.detail, status.state, list(status.tasks)), job, state=status.state)
 
-    def cancel(self, job: JobHandle) -> None:
-        self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
+    def cancel(self, job_id: str) -> str:
+        self._call(f"cancelling run {job_id}", self.client().terminate_run, run_id=job_id)
+        return f"Cancellation of run {job_id} requested"
 
     def run_url(self, run_id: str) -> str:
         return f"{self.host}/#/runs/details/{run_id}"

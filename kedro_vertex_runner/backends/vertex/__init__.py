@@ -149,8 +149,8 @@ class VertexBackend(Backend):
     def ended(self, job: JobHandle, status: JobStatus) -> None:
         job_ended(self.api, job, status, self.reporter)
 
-    def cancel(self, job: JobHandle) -> None:
-        cancel_job(self.api, job)
+    def cancel(self, job_id: str) -> str:
+        return cancel_job(self.api, job_id)
 
     def stop_hint(self, job: JobHandle) -> str:
         return stop_hint(self.api, job)

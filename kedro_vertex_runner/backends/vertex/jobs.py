@@ -209,9 +209,10 @@ def job_ended(api: VertexApi, handle: JobHandle, status: JobStatus, reporter: Re
     raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
 
 
-def cancel_job(api: VertexApi, handle: JobHandle) -> None:
-    job_id = handle.job_id
+def cancel_job(api: VertexApi, job_id: str) -> str:
+    """Ask Vertex AI to cancel job ``job_id``; one line saying so."""
     _call(f"cancelling job {job_id}", api.config, api.pipelines.cancel_pipeline_job, name=_job_name(api, job_id))
+    return f"Cancellation of job {job_id} requested"
 
 
 def stop_hint(api: VertexApi, handle: JobHandle) -> str:
