@@ -580,7 +580,11 @@ def test_live_table_on_a_terminal(run: Run):
             {},
             "--timeout 'soon'",
         ),
-        (lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"), {}, "no default value"),
+        (
+            lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"),
+            {},
+            "has no value: pass it with --params p=",
+        ),
         (lambda s: None, {"run_id": "../escape"}, "run id '../escape': expected an id such as"),
     ],
 )
