@@ -94,6 +94,8 @@ def measure(size: int, grouping: str, runtime_params: dict) -> tuple[float, int,
             project_name="bench",
             commit_id="0" * 40,
             branch_name="main",
+            # nothing declared: every dataset passing between tasks is stored per run and declared as an artifact
+            declared=frozenset(),
         )
         start = time.perf_counter()
         spec = compile_spec(request)

@@ -13,6 +13,11 @@ Node run times are drawn (with a fixed seed) from two regimes: ``secs`` (1–20 
     python bench/grouping.py             # everything (the 5000-node graphs take a few seconds)
     python bench/grouping.py --small     # only the graphs compared with the optimum
     python bench/grouping.py --sequential  # tasks run their nodes one after another (task_runner: sequential)
+    python bench/grouping.py --runtimes  # only: `makespan` on cold machines against a persistent resource
+
+The runtime comparison groups the example project and 1000-node graphs with ``makespan`` under the two start-up
+costs of ``run_config.grouping_options``: ``task_startup`` (120 s, cold machines) and ``persistent_task_startup``
+(20 s, ``run_config.persistent_resource``), and reports tasks, longest chain and modelled makespan for each.
 """
 
 from __future__ import annotations
@@ -166,7 +171,38 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
     return pipeline, model, task_settings(config.run_config).same
 
 
+PERSISTENT_STARTUP = 20.0  # the default of grouping_options.persistent_task_startup
+
+
+def runtimes() -> None:
+    """``makespan`` under both runtimes: a job on a persistent resource is split where a cold job is fused."""
+    from dataclasses import replace
+
+    print(f"{'graph (makespan grouping)':<34} {'nodes':>5}  {'cold: tasks chain makespan':>26}  {'persistent':>26}")
+    cases: list[tuple[str, Pipeline, CostModel, object]] = []
+    for shape, regime in (("layered", "secs"), ("layered", "mixed"), ("fan", "mixed"), ("chain+sides", "mixed")):
+        rng = random.Random(f"{shape}-{regime}-1000")
+        parents = SHAPES[shape](1000, 20 if shape == "layered" else 4, rng)
+        model = CostModel(task_startup=STARTUP, task_workers=WORKERS, durations=durations(1000, regime, rng))
+        cases.append((f"{shape} {regime}", _pipeline(parents), model, None))
+    found = example_project()
+    if found is not None:
+        pipeline, model, fusable = found
+        cases.append((f"example ({len(model.durations)} timed)", pipeline, model, fusable))
+    for label, pipeline, model, fusable in cases:
+        cells = []
+        for startup in (STARTUP, PERSISTENT_STARTUP):
+            runtime_model = replace(model, task_startup=startup)
+            groups = group_nodes(pipeline, "makespan", fusable=fusable, model=runtime_model)  # type: ignore[arg-type]
+            tasks, chain, makespan = describe(groups, runtime_model)
+            cells.append(f"{tasks:>5} {chain:>5} {makespan:>14.0f}")
+        print(f"{label:<34} {len(pipeline.nodes):>5}  " + "  ".join(f"{cell:>26}" for cell in cells))
+
+
 def main(argv: list[str]) -> None:
+    if "--runtimes" in argv:
+        runtimes()
+        return
     small_only = "--small" in argv
     header = "  ".join(f"{m + ' tasks chain makespan':>18}" for m in MODES)
     print(f"{'graph':<28} {'nodes':>5}  {header}  {'sec':>6}  {'opt tasks makespan gap':>22}")
@@ -196,6 +232,7 @@ def main(argv: list[str]) -> None:
     if found is not None:
         pipeline, model, fusable = found
         row(f"example ({len(model.durations)} timed)", pipeline, model, len(pipeline.nodes) <= 12, fusable)
+    runtimes()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui.
+"""``kedro vertexai …`` commands: init, compile, run-once, schedule, upload-pipeline, list-pipelines, logs, ui,
+rerun, cancel, report, schedules pause/resume/delete.
 
 Thin: each command parses its options and calls the module that does the work. Importing this module (Kedro does
 so early, through the ``kedro.project_commands`` entry point) also makes ``--runner=VertexRunner`` resolvable.
@@ -207,6 +208,7 @@ class _Job:
             runtime_params=self.params,
             config=self.config,
             catalog=catalog,
+            online=bool(self.backend),
         )
         if self.backend:
             check_mlflow_backend(request, self.context, self.backend)
@@ -296,6 +298,14 @@ def init(
     "and task count under each grouping.",
 )
 @click.option(
+    "--html",
+    "html_file",
+    default=None,
+    metavar="FILE",
+    help="Also write a picture of the configured grouping to FILE (one self-contained HTML page): the tasks with "
+    "their nodes, the data between them, the longest chain and the estimated timeline.",
+)
+@click.option(
     "--list-code",
     is_flag=True,
     help="List the files code upload (run_config.code: upload) ships, and their count, bytes and digest; then "
@@ -311,6 +321,7 @@ def compile_(
     params: dict[str, Any],
     output: str,
     explain: bool,
+    html_file: str | None,
     list_code: bool,
     backend_name: str | None,
 ) -> None:
@@ -330,11 +341,18 @@ def compile_(
     job = _open_job(_env(ctx, env), pipeline_name, params, backend_name)
     try:
         path = write_spec(job.spec(), Path(output))
-        if explain:
+        if explain or html_file:
             from .compiler import cost_model
             from .compiler import explain as explain_request
 
-            _print_explanation(explain_request(job.request), cost_model(job.request), len(job.request.pipeline.nodes))
+            reports, model = explain_request(job.request), cost_model(job.request)
+        if explain:
+            _print_explanation(reports, model, len(job.request.pipeline.nodes), job.request.durations_source)
+        if html_file:
+            from .pictures import plan_page, write_page
+
+            page = plan_page(reports[0], model, f"Plan of pipeline {pipeline_name!r}", job.request.durations_source)
+            click.echo(f"Wrote the picture of the plan to {write_page(page, Path(html_file), '--html')}")
     finally:
         job.close()
     click.echo(f"Compiled pipeline {pipeline_name!r} to {path}")
@@ -370,7 +388,7 @@ def _explain_width() -> int:
     return 100
 
 
-def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
+def _print_explanation(reports: list[Any], model: Any, nodes: int, source: str = "") -> None:
     """What ``compile --explain`` prints: the configured grouping's tasks, wrapped to the terminal, then one line
     per grouping (a grouping with the same tasks as one above is named, not repeated)."""
     import textwrap
@@ -384,9 +402,11 @@ def _print_explanation(reports: list[Any], model: Any, nodes: int) -> None:
 
     chosen = reports[0]
     measured = chosen.estimate.measured if chosen.estimate else 0
+    extra = max(model.extra_startup.values(), default=0.0)  # a CustomJob task waits for its own machine
+    custom = f" (+{_duration(extra)} for a task with machine settings)" if extra else ""
     echo(
-        f"Cost model: {_duration(model.task_startup)} start-up per task; node run times: {measured} of {nodes} "
-        f"from the last local run, the others {_duration(model.node_duration)} each",
+        f"Cost model: {_duration(model.task_startup)} start-up per task{custom}; node run times: {measured} of {nodes} "
+        f"from {source or 'the last local run'}, the others {_duration(model.node_duration)} each",
         more="  ",
     )
     click.echo(f"Tasks (grouping {chosen.mode!r}):")
@@ -564,6 +584,7 @@ def _schedule_options(
         "end_time": entry.end_time,
         "max_run_count": entry.max_run_count,
         "max_concurrent_run_count": entry.max_concurrent_run_count,
+        "max_concurrent_active_run_count": entry.max_concurrent_active_run_count,
         "allow_queueing": entry.allow_queueing,
     }
     wanted_pipeline = entry.pipeline if entry.pipeline and not pipeline_given else job.pipeline_name
@@ -684,3 +705,183 @@ def ui(ctx: click.Context, env: str | None, backend_name: str | None) -> None:
 
     backend, config = _backend_config(_env(ctx, env), backend_name, Capability.UI)
     open_ui(config, backend=backend)
+
+
+wait_option = click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the job's tasks until it ends and exit non-zero unless it succeeds; --no-wait returns once "
+    "the job is submitted.",
+)
+
+
+@vertexai.command()
+@env_option
+@click.argument("job_id")
+@pipeline_option
+@params_option
+@wait_option
+@click.option("--cancel-on-interrupt", is_flag=True, help="On Ctrl-C while waiting, cancel the job without asking.")
+@backend_option
+@click.pass_context
+@_user_errors
+def rerun(
+    ctx: click.Context,
+    env: str | None,
+    job_id: str,
+    pipeline_name: str,
+    params: dict[str, Any],
+    wait: bool,
+    cancel_on_interrupt: bool,
+    backend_name: str | None,
+) -> None:
+    """Rerun failed Vertex AI job JOB_ID from its failed tasks: a new job runs them and what depends on them,
+    reading the stored data of the job's succeeded tasks (which are not run again).
+
+    The pipeline is compiled now, with -p, -e and --params as the job ran with: it must have the job's tasks and
+    runtime parameters."""
+    from .config.rules import check_job_id
+    from .console import rerun_failed
+
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
+    job = _open_job(_env(ctx, env), pipeline_name, params, backend_name, Capability.RUN if wait else Capability.SUBMIT)
+    try:
+        from .backends.base import Backend
+
+        chosen = backend_class(job.backend or DEFAULT_BACKEND)
+        if chosen.rerun is Backend.rerun:  # refused before anything is compiled
+            raise PluginError(f"backend {chosen.name!r} cannot rerun a job's failed tasks: use --backend vertex")
+        spec = job.spec()
+    finally:
+        job.close()
+    rerun_failed(
+        spec,
+        job.config,
+        job_id,
+        pipeline_name=pipeline_name,
+        params=params,
+        wait=wait,
+        cancel_on_interrupt=cancel_on_interrupt,
+        backend=job.backend,
+    )
+
+
+@vertexai.command()
+@env_option
+@click.argument("run_or_job")
+@click.option("-o", "--output", default=None, metavar="FILE", help="Where to write it (default: report-<id>.html).")
+@backend_option
+@click.pass_context
+@_user_errors
+def report(ctx: click.Context, env: str | None, run_or_job: str, output: str | None, backend_name: str | None) -> None:
+    """Write a picture of a run (one self-contained HTML page): its tasks' timeline, states, attempts and nodes.
+
+    RUN_OR_JOB: a local run id (the local backend), or a Vertex AI job or Kubeflow run id."""
+    from .pictures import run_report
+
+    path = Path(output or f"report-{run_or_job.rstrip('/').rsplit('/', 1)[-1]}.html")
+    if backend_name:
+        backend_class(backend_name)  # an unknown name is one line, before the session opens
+    job = _open_job(_env(ctx, env), "__default__", {})
+    job.close()
+    backend = backend_class(backend_name or job.config.run_config.backend).name  # local runs too, unlike `logs`
+    config = job.config.with_backend(backend)
+    click.echo(f"Wrote the picture of {run_or_job} to {run_report(config, backend, run_or_job, path)}")
+
+
+@vertexai.command()
+@env_option
+@click.argument("job_id")
+@backend_option
+@click.pass_context
+@_user_errors
+def cancel(ctx: click.Context, env: str | None, job_id: str, backend_name: str | None) -> None:
+    """Cancel Vertex AI job JOB_ID (the id printed on submit, or its full resource name)."""
+    from .config.rules import check_job_id
+    from .console import cancel_job
+
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise PluginError(f"JOB_ID {exc}") from None
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.SUBMIT)
+    cancel_job(config, job_id, backend=backend)
+
+
+@vertexai.group()
+def schedules() -> None:
+    """Pause, resume or delete schedules by name (`kedro vertexai schedule` creates them)."""
+
+
+def _schedule_name(config: Any, name: str) -> tuple[str, bool]:
+    """The display name ``name`` stands for (an entry of ``run_config.schedules`` stands for the display name
+    ``schedule --schedule NAME`` gives, else ``name`` as it is) and the entry's ``catch_up``."""
+    if not name.strip():
+        raise PluginError(
+            "NAME: give a schedule's name as list-pipelines shows it, or an entry of run_config.schedules"
+        )
+    entry = config.run_config.schedules.get(name)
+    if entry is None:
+        return name, False
+    from kedro.framework.project import PACKAGE_NAME
+
+    from .compiler.spec import _pipeline_name
+
+    project = PACKAGE_NAME or Path.cwd().name
+    display = config.run_config.scheduled_run_name or _pipeline_name(project, (entry.pipeline or "__default__",))
+    return display, entry.catch_up
+
+
+def _schedule_command(
+    action: str, ctx: click.Context, env: str | None, name: str, backend_name: str | None, catch_up: bool | None = None
+) -> None:
+    from .console import change_schedule
+
+    backend, config = _backend_config(_env(ctx, env), backend_name, Capability.SCHEDULE)
+    display, configured = _schedule_name(config, name)
+    change_schedule(config, display, action, catch_up=configured if catch_up is None else catch_up, backend=backend)
+
+
+@schedules.command(name="pause")
+@env_option
+@click.argument("name")
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_pause(ctx: click.Context, env: str | None, name: str, backend_name: str | None) -> None:
+    """Pause the schedules called NAME (as list-pipelines shows it, an id, or an entry of run_config.schedules)."""
+    _schedule_command("pause", ctx, env, name, backend_name)
+
+
+@schedules.command(name="resume")
+@env_option
+@click.argument("name")
+@click.option(
+    "--catch-up/--no-catch-up",
+    default=None,
+    help="Start the runs missed while paused (default: the entry's catch_up in run_config.schedules, else no).",
+)
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_resume(
+    ctx: click.Context, env: str | None, name: str, catch_up: bool | None, backend_name: str | None
+) -> None:
+    """Resume the paused schedules called NAME (as list-pipelines shows it, an id, or an entry of
+    run_config.schedules)."""
+    _schedule_command("resume", ctx, env, name, backend_name, catch_up)
+
+
+@schedules.command(name="delete")
+@env_option
+@click.argument("name")
+@backend_option
+@click.pass_context
+@_user_errors
+def schedules_delete(ctx: click.Context, env: str | None, name: str, backend_name: str | None) -> None:
+    """Delete the schedules called NAME (as list-pipelines shows it, an id, or an entry of run_config.schedules)."""
+    _schedule_command("delete", ctx, env, name, backend_name)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .backends import DEFAULT_BACKEND, backend_class, get_backend
-from .backends.base import JobHandle, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
+from .backends.base import JobHandle, JobRequest, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
 
 if TYPE_CHECKING:
     from .backends.base import Backend, TaskState
@@ -230,6 +230,7 @@ def create_schedule(
     end_time: str | None = None,
     max_run_count: int | None = None,
     max_concurrent_run_count: int = 1,
+    max_concurrent_active_run_count: int | None = None,
     allow_queueing: bool = False,
     params: Mapping[str, Any] | None = None,
     template_uri: str | None = None,
@@ -249,6 +250,7 @@ def create_schedule(
         end_time=end_time,
         max_run_count=max_run_count,
         max_concurrent_runs=max_concurrent_run_count,
+        max_concurrent_active_runs=max_concurrent_active_run_count,
         allow_queueing=allow_queueing,
     )
     with ConsoleReporter() as reporter:
@@ -330,3 +332,40 @@ def open_ui(config: PluginConfig, opener: Callable[[str], bool] | None = None, b
     if not opened:
         click.echo("No browser available: open the URL above.", err=True)
     return url
+
+
+def rerun_failed(
+    spec: Mapping[str, Any],
+    config: PluginConfig,
+    job_id: str,
+    *,
+    pipeline_name: str = "__default__",
+    params: Mapping[str, Any] | None = None,
+    wait: bool = True,
+    cancel_on_interrupt: bool = False,
+    backend: str | None = None,
+) -> str:
+    """``kedro vertexai rerun JOB_ID``: a job running the failed tasks of ``job_id`` with its stored data, followed
+    like any job when ``wait``; returns the new job's id."""
+    request = JobRequest(
+        spec=spec, pipeline_name=pipeline_name, params=dict(params or {}), cancel_on_interrupt=cancel_on_interrupt
+    )
+    with ConsoleReporter() as reporter:
+        return open_backend(config, backend, reporter).rerun(job_id, request, wait=wait).job_id
+
+
+def cancel_job(config: PluginConfig, job_id: str, backend: str | None = None) -> None:
+    """``kedro vertexai cancel JOB_ID``."""
+    with ConsoleReporter() as reporter:
+        line = open_backend(config, backend, reporter).cancel(job_id)
+    click.echo(line)
+
+
+def change_schedule(
+    config: PluginConfig, name: str, action: str, *, catch_up: bool = False, backend: str | None = None
+) -> None:
+    """``kedro vertexai schedules pause|resume|delete NAME``."""
+    with ConsoleReporter() as reporter:
+        lines = open_backend(config, backend, reporter).change_schedule(name, action, catch_up=catch_up)
+    for line in lines:
+        click.echo(line)

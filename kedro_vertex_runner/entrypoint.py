@@ -31,6 +31,13 @@ intact::
     --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
                                unpack it into a scratch directory and run the project from there (see
                                kedro_vertex_runner.code_upload)
+    --secret=NAME=REFERENCE    set environment variable NAME to the Secret Manager secret REFERENCE
+                               (projects/<p>/secrets/<s>/versions/<v>), read at start-up with the task's credentials
+                               (repeatable; see kedro_vertex_runner.secret_manager)
+    --final-status=JSON        exit task: the job's final status (KFP's PipelineTaskFinalStatus), which its nodes
+                               read as the parameter ``job_final_status``
+    --webhook=REFERENCE        exit task: POST the final status as JSON to the URL held by this secret, after its
+                               nodes (an exit task may have no --node then)
 
 A run id or job name that is still a placeholder (``{{$.pipeline_job_uuid}}``: the backend did not substitute it)
 is refused, since every job would then share one folder.
@@ -87,6 +94,8 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
 
 TIMEOUT_EXIT_CODE = 124
+#: the parameter an exit task's nodes read the job's final status from (``params:job_final_status``)
+FINAL_STATUS_PARAM = "job_final_status"
 # a node stuck in C code that never returns to the interpreter cannot see the timeout exception: hard exit after this
 TIMEOUT_GRACE_SECONDS = 15.0
 
@@ -300,6 +309,11 @@ class _TaskHooks:
         self._outputs: dict[str, Any] = {}  # versioned outputs → their dataset objects
         self._job_version: str | None = None
         self.by_thread: dict[int, str] = {}
+        #: output artifacts the executor input asks for (artifact name → the launcher's runtime artifact)
+        self.artifacts: dict[str, dict[str, Any]] = {}
+        self._artifact_datasets: dict[str, str] = {}  # dataset name → artifact name, for this task's outputs
+        self._catalog: Any = None
+        self._metric_data: dict[str, Any] = {}  # metrics datasets saved in this process → the value saved
 
     def enter(self, node_name: str) -> None:
         """``node_name`` starts (loading its inputs, then running): say so in the task report."""
@@ -348,12 +362,25 @@ class _TaskHooks:
         from .persistence import persist_undeclared, pin_versions
 
         self.persisted = persist_undeclared(catalog, pipeline, self.full, self.root, self.run_id)
+        if self.artifacts:
+            from .artifacts import artifact_name
+
+            self._catalog = catalog
+            for name in pipeline.all_outputs():
+                if artifact_name(name) in self.artifacts:
+                    self._artifact_datasets[name] = artifact_name(name)
         if self.root:
             self.versions = pin_versions(catalog, pipeline, self.job_version)
             produced = set(pipeline.all_outputs())
             self._outputs = {name: catalog.get(name) for name in self.versions if name in produced}
 
-    def before_save(self, dataset_name: str) -> None:
+    def before_save(self, dataset_name: str, data: Any = None) -> None:
+        key = self._artifact_datasets.get(dataset_name)
+        if key is not None:
+            from .artifacts import METRICS, schema_of
+
+            if schema_of(self.artifacts[key]) == METRICS:
+                self._metric_data[dataset_name] = data
         dataset = self._outputs.pop(dataset_name, None)  # once: a generator node saves one dataset many times
         if dataset is not None:  # an earlier attempt of this job saved this version: replace it, do not fail
             from .persistence import clear_version
@@ -372,7 +399,7 @@ class _TaskHooks:
 
             @hook_impl
             def before_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
-                hooks.before_save(dataset_name)
+                hooks.before_save(dataset_name, data)
 
             @hook_impl
             def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
@@ -391,6 +418,75 @@ class _TaskHooks:
                 hooks.failed_node = node.name
 
         hook_manager.register(_Impl(), name="kedro-vertex-runner-task")
+
+    def write_artifacts(self, output_file: str) -> None:
+        """Write the executor output KFP's launcher reads, and a pointer file at each output artifact's local path.
+
+        Each artifact keeps the URI the launcher assigned (its ``uri`` is left empty: a URI outside the pipeline
+        root fails the task on Kubeflow Pipelines); its metadata names the dataset and where the catalog or the
+        run's storage put its data (``kedro_dataset``, ``data_uri``), for metrics it holds their values. The
+        pointer file (``{"kedro_dataset", "data_uri"}``, best effort) is what the launcher uploads to the
+        artifact's URI. Metrics saved in another process (``processes`` task runner) are loaded back."""
+        from .artifacts import (
+            DATA_URI_KEY,
+            DATASET_KEY,
+            METRICS,
+            dataset_uri,
+            local_path,
+            metric_values,
+            schema_of,
+            write_executor_output,
+            write_pointer,
+        )
+
+        written: dict[str, dict[str, Any]] = {}
+        failed: list[str] = []
+        for dataset_name, key in sorted(self._artifact_datasets.items()):
+            runtime = dict(self.artifacts[key])
+            pointer: dict[str, Any] = {DATASET_KEY: dataset_name}
+            uri = self.persisted.get(dataset_name)
+            dataset = None
+            if uri is None and self._catalog is not None:
+                try:
+                    dataset = self._catalog.get(dataset_name)
+                except Exception:  # no dataset object: no location to name
+                    dataset = None
+                uri = dataset_uri(dataset, self.versions.get(dataset_name)) if dataset is not None else None
+            if uri is not None:
+                pointer[DATA_URI_KEY] = uri if "://" in uri else os.path.abspath(uri)
+            if schema_of(runtime) == METRICS:
+                data = self._metric_data.get(dataset_name)
+                if dataset_name not in self._metric_data and dataset is not None:
+                    try:
+                        data = dataset.load()
+                    except Exception:  # a metric that cannot be read back is shown without values
+                        data = None
+                metadata: dict[str, Any] = metric_values(dataset_name, data)
+            else:
+                metadata = dict(pointer)
+            written[key] = {"name": runtime.get("name", key), "uri": "", "metadata": metadata}
+            path = local_path(str(runtime.get("uri") or ""))
+            if path is not None:
+                try:
+                    write_pointer(path, pointer)
+                except (OSError, ValueError) as exc:
+                    failed.append(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            print(
+                f"Warning: cannot write the artifact pointer file {failed[0]}{more}; the data is stored and the "
+                "executor output still names it",
+                file=sys.stderr,
+            )
+        try:
+            write_executor_output(output_file, written)
+        except (OSError, ValueError) as exc:  # the data is stored: only the consoles' view of it is incomplete
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(
+                f"Warning: cannot write the executor output to {output_file!r}: {reason}; the consoles show this "
+                "task's artifacts without their data locations and values",
+                file=sys.stderr,
+            )
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -456,13 +552,36 @@ def run_task(task: TaskContract) -> int:
     hooks = _TaskHooks(None, "", report_path())
     TaskReport(STARTED).write(hooks.report)
     try:
-        code = _run(task, hooks)
+        code = _run(task, hooks) if task.nodes or not task.webhook else 0
     except PluginError as exc:
         TaskReport(FAILED, hooks.failed_node or hooks.current_node, str(exc)).write(hooks.report)
+        failure = _notify(task)
+        if failure is not None:
+            report_error(failure)
         raise
+    failure = _notify(task)
+    if failure is not None:
+        if code != 0:  # the task failed for its nodes already: the webhook's problem is one more line
+            report_error(failure)
+            return code
+        TaskReport(FAILED, None, str(failure)).write(hooks.report)
+        raise failure
     if code == 0:
         TaskReport(SUCCEEDED).write(hooks.report)
     return code
+
+
+def _notify(task: TaskContract) -> PluginError | None:
+    """An exit task's webhook: POST the job's final status (never raises; the problem is returned)."""
+    if not task.webhook:
+        return None
+    from .secret_manager import final_status, post_webhook
+
+    try:
+        post_webhook(task.webhook, final_status(task.final_status) or {})
+    except PluginError as exc:
+        return exc
+    return None
 
 
 def _refuse_placeholders(task: TaskContract) -> None:
@@ -492,6 +611,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if mode not in MODES:
         raise PluginError(f"--task-runner={mode}: expected one of {', '.join(MODES)}", exit_code=2)
     _refuse_placeholders(task)
+    if task.secrets:
+        from .secret_manager import load_secrets
+
+        load_secrets(task.secrets)  # one line naming the variable and the reference if one cannot be read
     nodes = list(task.nodes)
     pipeline_names = list(task.pipelines) or ["__default__"]
     project_dir = Path(task.project_dir or os.getcwd()).expanduser().resolve()
@@ -499,6 +622,10 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if not code_uri and not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
     params = task.runtime_params()
+    if task.exit_handler:  # None where the backend gives no final status
+        from .secret_manager import final_status
+
+        params[FINAL_STATUS_PARAM] = final_status(task.final_status)
     install_host_aliases(task.host_aliases)
     run_id = task.run_id or resolvers.current_run_id()
     root = _resolve_root(task.root, project_dir)
@@ -518,6 +645,11 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     os.chdir(project_dir)  # catalog paths are relative to the project directory
 
     hooks.root, hooks.run_id = root, run_id
+    from .artifacts import output_artifacts
+
+    executor_output = output_artifacts(task.executor_input)  # KFP's executor input: the task's output artifacts
+    if executor_output is not None:
+        hooks.artifacts = executor_output[1]
     # the timeout covers the whole task, start-up included, as a Vertex AI task timeout would
     watchdog = None
     if task.timeout:
@@ -552,6 +684,8 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
                 runner = task_runner(mode, hooks)
                 with _ExitGuard(hooks, nodes):
                     session.run(pipeline_names=sources, node_names=nodes, runner=runner)
+                if executor_output is not None:
+                    hooks.write_artifacts(executor_output[0])
         if not task.exit_handler:
             from .timings import record_task
 

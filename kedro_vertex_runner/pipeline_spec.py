@@ -8,6 +8,7 @@ importing the compiler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ RUN_ALWAYS = "ALL_UPSTREAM_TASKS_COMPLETED"
 RUN_ON_SUCCESS = "ALL_UPSTREAM_TASKS_SUCCEEDED"
 #: Vertex AI task and component names: at most this long
 TASK_NAME_MAX = 63
+#: where the compiled spec keeps KFP's platform spec (Kubernetes pod settings), KFP's second YAML document
+PLATFORM_SPEC_KEY = "platformSpec"
 
 
 def dags(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -42,6 +45,23 @@ def task_names(spec: Mapping[str, Any]) -> dict[str, str]:
         for dag in dags(spec)
         for key, task in (dag.get("tasks") or {}).items()
     }
+
+
+def documents(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The PipelineSpec and the platform spec (None when there is none) of a compiled spec."""
+    pipeline_spec = {key: value for key, value in spec.items() if key != PLATFORM_SPEC_KEY}
+    platform = spec.get(PLATFORM_SPEC_KEY)
+    return pipeline_spec, (dict(platform) if platform else None)
+
+
+def yaml_documents(spec: Mapping[str, Any]) -> str:
+    """The spec as the YAML KFP's compiler writes: the PipelineSpec, then (when there is one) ``---`` and the
+    platform spec. JSON is YAML, so each document is one compact JSON line (what ``kfp.Client`` reads)."""
+    pipeline_spec, platform = documents(spec)
+    text = json.dumps(pipeline_spec)
+    if platform:
+        text += "\n---\n" + json.dumps(platform)
+    return text + "\n"
 
 
 def pipeline_name(spec: Mapping[str, Any], default: str = "kedro") -> str:
@@ -103,13 +123,16 @@ __all__ = [
     "ENTRYPOINT_MODULE",
     "EXIT_HANDLER_COMPONENT",
     "EXIT_HANDLER_TASK",
+    "PLATFORM_SPEC_KEY",
     "RUN_ALWAYS",
     "RUN_ON_SUCCESS",
     "SCHEMA_VERSION",
     "TASK_NAME_MAX",
     "dags",
+    "documents",
     "parameter_values",
     "pipeline_name",
     "task_names",
     "typed_value",
+    "yaml_documents",
 ]

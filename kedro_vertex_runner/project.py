@@ -25,6 +25,8 @@ from .config import (
 from .errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from kedro.framework.context import KedroContext
     from kedro.pipeline import Pipeline
 
@@ -206,9 +208,11 @@ def build_request(
     runtime_params: dict[str, Any] | None,
     config: PluginConfig | None = None,
     catalog: Any = None,
+    online: bool = False,
 ) -> CompileRequest:
     """The compile request for ``pipeline`` (already filtered) in ``context``; ``catalog`` is the session's, when
-    it has been built already (else built here only if some task may be cached)."""
+    it has been built already (else built here only if some task may be cached). ``online``: the command talks to
+    servers anyway (it runs or schedules a job), so node times of the last cloud run may be read from the root."""
     from kedro.framework.project import PACKAGE_NAME
 
     config = config or load_config(context.config_loader)
@@ -237,7 +241,7 @@ def build_request(
         mlflow=mlflow_enabled(context, config),
         registered=registered,
         **_catalog_facts(context, pipeline, config, catalog),
-        durations=recorded_durations(Path(context.project_path), config, pipeline_names or ("__default__",)),
+        **_recorded(Path(context.project_path), config, pipeline_names or ("__default__",), online),
     )
     if config.run_config.code != "upload":
         return request
@@ -249,22 +253,130 @@ def build_request(
     return replace(request, code_uri=upload_code(Path(context.project_path), config))
 
 
+def _recorded(project_path: Path, config: PluginConfig, pipeline_names: Any, online: bool) -> dict[str, Any]:
+    durations, source = recorded_timings(project_path, config, pipeline_names, online=online)
+    return {"durations": durations, "durations_source": source}
+
+
+def _cloud_timings_cache(root: str) -> Path:
+    """Where the node times of the last cloud run under ``root`` are kept on this machine: under
+    ``$XDG_CACHE_HOME`` (default ``~/.cache``)``/kedro-vertex-runner/cloud-timings/``, a folder per root."""
+    import hashlib
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kedro-vertex-runner" / "cloud-timings"
+    return base / hashlib.sha256(root.encode()).hexdigest()[:16]
+
+
+def recorded_timings(
+    project_path: Path, config: PluginConfig, pipeline_names: Any, *, online: bool = False
+) -> tuple[dict[str, float], str]:
+    """Node run times for the ``makespan`` grouping and which run they came from: the last local run of
+    ``pipeline_names``, else the last cloud run under ``run_config.root`` when that is a ``gs://`` or ``s3://``
+    root. Only a command that talks to servers anyway (``online``: running or scheduling a job) reads them from
+    the root, when credentials for it are at hand (none looked for over the network), and keeps a copy under the
+    local backend's root (``cloud-timings/``); ``compile`` stays offline and reads that copy."""
+    durations = recorded_durations(project_path, config, pipeline_names)
+    if durations or not config.run_config.grouping_options.use_timings:
+        return durations, "the last local run" if durations else ""
+    root = config.run_config.root
+    from .storage import scheme
+
+    if scheme(root) not in {"gs", "gcs", "s3", "s3a"}:
+        return {}, ""
+    from .timings import pipeline_key
+
+    key = pipeline_key(pipeline_names)
+    if online and _storage_credentials(scheme(root)):
+        from .timings import last_run
+
+        run_id, durations = last_run(root, pipeline_names)
+        if durations:
+            _keep_cloud_timings(key, root, run_id, durations)
+        return durations, f"cloud run {run_id} under {root}" if durations else ""
+    run_id, durations = _kept_cloud_timings(key, root)
+    return durations, f"cloud run {run_id} under {root} (as last read by a job command)" if durations else ""
+
+
+def _local_root(project_path: Path, config: PluginConfig) -> Path | None:
+    """The folder the backend running on this machine keeps its runs in, if it is a local folder."""
+    from .backends import REGISTRY, backend_class
+
+    here = next((name for name in REGISTRY if not backend_class(name).remote_tasks), None)
+    if here is None:
+        return None
+    root = config.with_backend(here).run_config.root
+    if root.startswith("file://"):
+        root = root[len("file://") :]
+    if "://" in root:
+        return None
+    return project_path / Path(root).expanduser()
+
+
+def _keep_cloud_timings(key: str, root: str, run_id: str | None, durations: dict[str, float]) -> None:
+    import json
+
+    from .timings import _warn, write_inside
+
+    base = _cloud_timings_cache(root)
+    body = json.dumps({"root": root, "run_id": run_id, "nodes": durations}, sort_keys=True)
+    try:
+        write_inside(base, (f"{key}.json",), body)
+    except OSError as exc:  # a copy for offline compiles: not worth failing the command
+        _warn(f"node times of cloud run {run_id} not kept under {base}: {exc.strerror or exc}")
+
+
+def _kept_cloud_timings(key: str, root: str) -> tuple[str | None, dict[str, float]]:
+    """The copy :func:`_keep_cloud_timings` made for ``root``; nothing when absent, for another root, or not sane."""
+    import json
+
+    from .timings import _read_inside, _sane
+
+    try:
+        record = json.loads(_read_inside(_cloud_timings_cache(root), (f"{key}.json",)))
+    except (OSError, ValueError):
+        return None, {}
+    if not isinstance(record, dict) or record.get("root") != root or not isinstance(record.get("nodes"), dict):
+        return None, {}
+    nodes = {str(k): float(v) for k, v in record["nodes"].items() if _sane(v)}
+    run_id = record.get("run_id")
+    return (str(run_id) if run_id else None), nodes
+
+
+def _storage_credentials(kind: str) -> bool:
+    """Whether credentials for a ``gs://`` (``kind`` gs/gcs) or ``s3://`` root are at hand without asking a metadata
+    server: an emulator, a key file, application default credentials, or a Google Cloud machine; AWS keys, a
+    profile or ``~/.aws``."""
+    import os
+
+    if kind in {"gs", "gcs"}:
+        from .backends.vertex.api import _adc_file, _maybe_on_google_cloud
+
+        key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        return bool(
+            os.environ.get("STORAGE_EMULATOR_HOST")
+            or (key and os.path.isfile(key))
+            or _adc_file()
+            or _maybe_on_google_cloud()
+        )
+    aws = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+    return bool(
+        os.environ.get("AWS_ACCESS_KEY_ID")
+        or os.environ.get("AWS_PROFILE")
+        or os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        or aws.is_file()
+    )
+
+
 def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names: Any) -> dict[str, float]:
     """Node run times of the last local run of ``pipeline_names`` (under the root as the local backend reads it),
     for the ``makespan`` grouping; empty when timings are off or there was no such run."""
     if not config.run_config.grouping_options.use_timings:
         return {}
-    from .backends import REGISTRY, backend_class
     from .timings import last_run_durations
 
-    # the runs that record node times are those on this machine
-    here = next((name for name in REGISTRY if not backend_class(name).remote_tasks), None)
-    if here is None:
-        return {}
-    root = config.with_backend(here).run_config.root
-    if "://" not in root:
-        root = str(project_path / Path(root).expanduser())
-    return last_run_durations(root, pipeline_names)
+    base = _local_root(project_path, config)  # the runs that record node times here are those on this machine
+    return {} if base is None else last_run_durations(str(base), pipeline_names)
 
 
 def upload_code(project_path: Path, config: PluginConfig) -> str:
@@ -310,6 +422,7 @@ class _CatalogFacts(TypedDict, total=False):
     declared: frozenset[str] | None
     in_memory: frozenset[str]
     per_run: frozenset[str]
+    artifacts: dict[str, str]
 
 
 def _catalog_facts(
@@ -334,7 +447,51 @@ def _catalog_facts(
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
         facts["per_run"] = per_run_datasets(context, catalog, declared)
+    facts["artifacts"] = catalog_artifacts(
+        catalog, declared - facts["in_memory"], remote_only=run_config.backend != "local"
+    )
     return facts
+
+
+def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> dict[str, str]:
+    """The artifact schema of each of ``names`` that is an artifact (:func:`.artifacts.artifact_type`), judged by
+    its catalog entry (or the factory pattern it matches), or by the object for a dataset added in code.
+
+    Raises:
+        PluginError: an entry's ``metadata.kedro-vertex-runner.artifact`` is not a known kind.
+    """
+    from .artifacts import artifact_type
+    from .persistence import _is_parameter
+
+    built = getattr(catalog, "_datasets", None)
+    resolver = getattr(catalog, "config_resolver", None)
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        if _is_parameter(name):
+            continue
+        config: Any = None
+        if resolver is not None:
+            config = resolver.config.get(name)
+            if config is None:
+                try:
+                    config = resolver.resolve_pattern(name)
+                except Exception:  # a pattern Kedro cannot resolve: the catalog reports it when the task uses it
+                    config = None
+        if not config and isinstance(built, dict) and name in built:
+            dataset = built[name]
+            path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
+            protocol = getattr(dataset, "_protocol", None)
+            location = None if path is None else str(path)
+            if location and protocol and protocol not in ("file", "local") and "://" not in location:
+                location = f"{protocol}://{location}"
+            config = {"type": type(dataset), "filepath": location, "metadata": getattr(dataset, "metadata", None)}
+        try:
+            schema = artifact_type(config, remote_only)
+        except ValueError as exc:
+            raise PluginError(f"catalog entry {name!r}: {exc}") from None
+        if schema is not None:
+            found[name] = schema
+    return found
 
 
 def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str]) -> frozenset[str]:

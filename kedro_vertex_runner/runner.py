@@ -243,6 +243,7 @@ class VertexRunner(AbstractRunner):
             runtime_params=run_params.get("runtime_params"),
             config=config,
             catalog=self._catalog,
+            online=engine.remote_tasks,
         )
         check_mlflow_backend(request, context, backend)
         spec = resumed.spec if resumed.spec is not None else compile_spec(request)

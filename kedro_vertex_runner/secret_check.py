@@ -37,7 +37,7 @@ _SECRET_VALUES = (
 )
 
 HOW_TO_PASS_SECRETS = (
-    "keep it in Secret Manager and read it at run time with the tasks' service account, or in a credentials file "
+    "keep it in Secret Manager and give the tasks its reference in run_config.secrets, or in a credentials file "
     "the tasks read (conf/<env>/credentials.yml in the image, or a mounted file)"
 )
 

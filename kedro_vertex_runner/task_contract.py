@@ -5,7 +5,8 @@ renders them (:meth:`TaskContract.to_args`), the entrypoint parses them back (:m
 the local backend reads the nodes and the timeout of every task from them. All three go through this module, so
 the format has one definition, and adding an option is one field line in :class:`TaskContract`.
 
-Form: every option is one list item, ``--option=value``, never ``--option value``. A value that starts with ``-``
+Form: every option is one list item, ``--option=value``, never ``--option value`` — except ``--executor-input``,
+whose value is KFP's ``{{$}}`` on an item of its own, as kfp's own components pass it. A value that starts with ``-``
 (``--params title=-draft``, a node called ``--help``, a run id ``-x``), holds spaces, ``=``, quotes or nothing at
 all arrives intact, because nothing after the first ``=`` is ever read as an option. Placeholders
 (``{{$.pipeline_job_uuid}}``, ``{{$.inputs.parameters['p']}}``) sit inside the item and are substituted in place by
@@ -204,6 +205,25 @@ class TaskContract:
     code_uri: str | None = _option(
         "--code-uri", "text", "code upload: run the project's code and conf/ unpacked from this archive URI", "URI"
     )
+    secrets: tuple[str, ...] = _option(
+        "--secret",
+        "many",
+        "set env var NAME to the Secret Manager secret REFERENCE read at start-up (repeatable)",
+        "NAME=REFERENCE",
+        (),
+    )
+    final_status: str | None = _option(
+        "--final-status", "text", "the job's final status (PipelineTaskFinalStatus JSON), for an exit task", "JSON"
+    )
+    webhook: str | None = _option(
+        "--webhook", "text", "exit task: POST the final status to the URL held by this secret reference", "REFERENCE"
+    )
+    executor_input: str | None = _option(
+        "--executor-input",
+        "split",
+        "KFP's executor input (JSON): where to write the task's output artifacts (executor_output.json)",
+        "JSON",
+    )
 
     # -- rendering ------------------------------------------------------------------------------------------
 
@@ -368,6 +388,8 @@ def _render(flag: str, kind: str, value: Any) -> list[str]:
     """The items of one field: see :meth:`TaskContract.to_args`."""
     if kind == "text":
         return [] if value is None else [f"{flag}={value}"]
+    if kind == "split":  # the value on its own item, as kfp passes ``{{$}}``: an engine substitutes the whole item
+        return [] if value is None else [flag, value]
     if kind == "many":
         return [f"{flag}={item}" for item in value]
     if kind in ("param", "host"):

@@ -1,11 +1,13 @@
-"""Node run times of local runs: written by each task, read at compile time by the ``makespan`` grouping.
+"""Node run times of runs: written by each task, read at compile time by the ``makespan`` grouping.
 
-Each task of a job whose root is a local directory writes ``<root>/<run id>/timings/<task>.json``
+Each task of a job writes ``<root>/<run id>/timings/<task>.json``
 (``{"pipeline": "<names>", "nodes": {"<node>": seconds}}``, the file named after the task's first node) once its
 nodes have run, and records the run as the latest of its pipeline in the index ``<root>/timings/<names>.txt``
 (``<names>``: the ``--pipeline`` names joined by ``+``, e.g. ``__default__``), which holds that run id. Compiling
-the same pipeline later reads the timing files of that run. Only local roots are used: compiling never touches
-the network, and Vertex AI tasks do not spend an upload on it.
+the same pipeline later reads the timing files of that run. A ``gs://`` or ``s3://`` root (a Vertex AI or
+Kubeflow job's) gets the same files through fsspec, two small uploads per task; compiling reads them only when
+there is no local run (see :func:`kedro_vertex_runner.project.recorded_timings`), each request bounded by the
+network time limit.
 
 Nothing is written through a link or outside the root: every folder below the root is opened with
 ``O_NOFOLLOW`` (a folder or file planted as a symbolic link is refused, never followed), and files are created
@@ -27,6 +29,7 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 TIMINGS_DIR = "timings"
@@ -138,17 +141,39 @@ def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], du
     with one warning line in the task's log.
     """
     base = _local_root(root)
-    if base is None or not durations or not _SAFE_PATHS:
+    if not durations or not root:
         return
     key = pipeline_key(pipeline_names)
     first = next(iter(durations))
     nodes = {k: round(v, 3) for k, v in durations.items() if _sane(v)}
     body = json.dumps({"pipeline": key, "nodes": nodes}, sort_keys=True, allow_nan=False)
+    if base is None:
+        _record_remote(root, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body, key, run_id)
+        return
+    if not _SAFE_PATHS:
+        return
     try:
         write_inside(base, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body)
         write_inside(base, (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt"), run_id + "\n")
     except OSError as exc:
         _warn(f"node timings not recorded under {base}: {exc.strerror or exc}")
+
+
+def _remote_fs(root: str) -> tuple[Any, str]:
+    from .storage import bounded_options, url_to_fs
+
+    return url_to_fs(root, **bounded_options(root))
+
+
+def _record_remote(root: str, record: tuple[str, ...], body: str, key: str, run_id: str) -> None:
+    """:func:`record_task` for a ``gs://`` or ``s3://`` root: the record, then the index naming the run."""
+    try:
+        fs, base = _remote_fs(root)
+        base = base.rstrip("/")
+        fs.pipe_file(f"{base}/{'/'.join(record)}", body.encode())
+        fs.pipe_file(f"{base}/{TIMINGS_DIR}/{quote(key, safe=_SAFE)}.txt", (run_id + "\n").encode())
+    except Exception as exc:  # the task's work is done: its timings are not worth failing it
+        _warn(f"node timings not recorded under {root}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
 
 
 def _sane(seconds: object) -> bool:
@@ -173,30 +198,78 @@ def last_run_durations(root: str | None, pipeline_names: Iterable[str]) -> dict[
     """Node → seconds from the latest local run of ``pipeline_names`` under ``root``; empty when there is none.
 
     A record or index that is not sane (see the module docstring) is skipped with one warning line naming it."""
-    base = _local_root(root)
+    return last_run(root, pipeline_names)[1]
+
+
+def last_run(root: str | None, pipeline_names: Iterable[str]) -> tuple[str | None, dict[str, float]]:
+    """The latest run of ``pipeline_names`` under ``root`` (a local folder, ``gs://`` or ``s3://``) and its node
+    run times; ``(None, {})`` when there is none. Insane records are skipped as :func:`last_run_durations` says."""
+    if root and _local_root(root) is None:
+        return _last_remote_run(root, pipeline_key(pipeline_names))
+    return _last_local_run(_local_root(root), pipeline_names)
+
+
+def _last_remote_run(root: str, key: str) -> tuple[str | None, dict[str, float]]:
+    try:
+        fs, base = _remote_fs(root)
+        base = base.rstrip("/")
+        index = f"{base}/{TIMINGS_DIR}/{quote(key, safe=_SAFE)}.txt"
+        try:
+            data = fs.cat_file(index)
+        except FileNotFoundError:
+            return None, {}
+        run_id = data[:256].decode("utf-8", "replace").strip()
+        if not run_id or "/" in run_id or run_id in {".", ".."}:
+            _warn(f"node timings {root}/{TIMINGS_DIR}/{key}.txt does not hold a run id: ignored")
+            return None, {}
+        try:
+            names = [
+                p for p in fs.ls(f"{base}/{run_id}/{TIMINGS_DIR}", detail=False, refresh=True) if p.endswith(".json")
+            ]
+        except FileNotFoundError:
+            return run_id, {}
+        found: dict[str, float] = {}
+        for path in sorted(names):
+            try:
+                record = json.loads(fs.cat_file(path)[: _MAX_RECORD_BYTES + 1].decode("utf-8"))
+                nodes = record.get("nodes") if isinstance(record, dict) else None
+                if not isinstance(nodes, dict) or not all(_sane(v) for v in nodes.values()):
+                    raise ValueError("holds no sane node times")
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                reason = "is not JSON" if isinstance(exc, json.JSONDecodeError) else "is not a timing record"
+                _warn(f"node timings {fs.unstrip_protocol(path)} {reason}: ignored")
+                continue
+            found.update({str(node): float(seconds) for node, seconds in nodes.items()})
+        return run_id, found
+    except Exception as exc:  # storage unreachable or refused: compile with the default times
+        _warn(f"node timings under {root} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+        return None, {}
+
+
+def _last_local_run(base: Path | None, pipeline_names: Iterable[str]) -> tuple[str | None, dict[str, float]]:
     if base is None or not _SAFE_PATHS:
-        return {}
+        return None, {}
     key = pipeline_key(pipeline_names)
     index = (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt")
     try:
         data = _read_inside(base, index)
     except FileNotFoundError:
-        return {}
+        return None, {}
     except OSError as exc:
         _ignored(base.joinpath(*index), f"cannot be read ({exc.strerror or exc})")
-        return {}
+        return None, {}
     try:
         run_id = data.decode("utf-8").strip()
     except UnicodeDecodeError:
         _ignored(base.joinpath(*index), "is not UTF-8 text")
-        return {}
+        return None, {}
     if not run_id or len(run_id) > 128 or "/" in run_id or "\\" in run_id or run_id in {".", ".."}:
         _ignored(base.joinpath(*index), f"does not hold a run id ({run_id[:40]!a})")
-        return {}
+        return None, {}
     try:
         names = [name for name in _list_inside(base, (run_id, TIMINGS_DIR)) if name.endswith(".json")]
     except OSError:
-        return {}
+        return run_id, {}
     found: dict[str, float] = {}
     for name in names:
         path = base / run_id / TIMINGS_DIR / name
@@ -223,4 +296,4 @@ def last_run_durations(root: str | None, pipeline_names: Iterable[str]) -> dict[
             continue
         for node, seconds in nodes.items():
             found[str(node)] = float(seconds)
-    return found
+    return run_id, found

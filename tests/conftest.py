@@ -52,10 +52,12 @@ def installed_metadata(directory: Path) -> str:
     shared environment's metadata may be older than pyproject.toml)."""
     import tomllib
 
+    from kedro_vertex_runner import __version__
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    info = directory / f"kedro_vertex_runner-{project['version']}.dist-info"
+    info = directory / f"kedro_vertex_runner-{__version__}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: kedro-vertex-runner\nVersion: {project['version']}\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: kedro-vertex-runner\nVersion: {__version__}\n")
     groups = {**project["entry-points"], "console_scripts": project["scripts"]}
     (info / "entry_points.txt").write_text(
         "".join(

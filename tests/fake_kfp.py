@@ -23,7 +23,7 @@ import json
 import re
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -300,11 +300,17 @@ def _uploaded_spec(raw: bytes, content_type: str) -> dict[str, Any]:
     )
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "uploadfile":
-            return yaml.safe_load(part.get_payload(decode=True))
+            # KFP's package: the PipelineSpec, then (pod settings) the Kubernetes platform spec, as KFP stores them
+            documents = list(yaml.safe_load_all(part.get_payload(decode=True)))
+            if len(documents) == 1:
+                return documents[0]
+            return {"pipeline_spec": documents[0], "platform_spec": documents[1]}
     raise KeyError("uploadfile")
 
 
 def _default_script(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if spec and "platform_spec" in spec:  # a run with a Kubernetes platform spec: {pipeline_spec, platform_spec}
+        spec = spec["pipeline_spec"]
     tasks = list(((spec or {}).get("root") or {}).get("dag", {}).get("tasks", {}))
     return [
         {"state": "RUNNING", "tasks": {t: "RUNNING" for t in tasks}},
@@ -329,6 +335,11 @@ def _task_details(run_id: str, tasks: dict[str, Any]) -> list[dict[str, Any]]:
             "state": state,
             "pod_name": f"{run_id}-{name}-pod",
         }
+        # a task starts a minute after the one before it and, once over, ran for two minutes
+        started = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=index)
+        detail["start_time"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if state in {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}:
+            detail["end_time"] = (started + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         if error:
             detail["error"] = {"code": 2, "message": error}
         details.append(detail)

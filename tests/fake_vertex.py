@@ -1,7 +1,8 @@
 """A small fake of the Vertex AI REST API (v1), enough for the plugin's Vertex backend.
 
 Vertex AI has no emulator, so the tests drive the real ``google-cloud-aiplatform`` REST client against this server.
-It implements pipeline jobs (create, get, list, cancel), schedules (create, get, list, pause, delete) and the
+It implements pipeline jobs (create, get, list, cancel; create and get under v1beta1 too, where a rerun is
+created; every created job gets the numeric ``vertex-ai-pipelines-run-billing-id`` label), schedules (create, get, list, pause, delete) and the
 Metadata API calls that attach a job to an experiment (metadata store, contexts, addContextChildren). Every
 request is recorded; requests it does not know are answered with 501 and listed in ``unknown`` (and printed), so
 a test can assert the client used nothing the fake does not model.
@@ -23,14 +24,18 @@ import sys
 import threading
 import zlib
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fake_http import LocalHTTPServer
 
-_PREFIX = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+# v1 and v1beta1 share the routes (the plugin uses v1beta1 for a job on a persistent resource and for a rerun); a
+# recorded request's "path" says which version was called
+_PREFIX = r"^/v1(?:beta1)?/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+#: the label Vertex AI gives every job: its numeric id, which a rerun names as ``originalPipelineJobId``
+BILLING_LABEL = "vertex-ai-pipelines-run-billing-id"
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     403: "PERMISSION_DENIED",
@@ -123,6 +128,17 @@ class FakeVertex(LocalHTTPServer):
             }
             return name
 
+    def add_job(self, job_name: str, body: dict[str, Any], *answers: Any) -> str:
+        """A job that exists without a create request (resource name ``job_name``, ``body`` as created), answering
+        GETs with ``answers`` as :meth:`script_next_job` scripts them; returns its id."""
+        with self.lock:
+            job = json.loads(json.dumps(body))
+            job.update({"name": job_name, "createTime": _now(), "updateTime": _now()})
+            job["labels"] = {**(job.get("labels") or {}), BILLING_LABEL: str(2000000 + len(self.jobs))}
+            self.jobs[job_name] = job
+            self.job_scripts[job_name] = deque(answers or ["SUCCEEDED"])
+            return job_name.rsplit("/", 1)[-1]
+
     # ---------------------------------------------------------------------------------------------------------
     # request handling (called with the lock held)
 
@@ -170,6 +186,7 @@ class FakeVertex(LocalHTTPServer):
             return _error(409, f"PipelineJob {name} already exists")
         job = dict(body or {})
         job.update({"name": name, "state": "PIPELINE_STATE_PENDING", "createTime": _now(), "updateTime": _now()})
+        job["labels"] = {**(job.get("labels") or {}), BILLING_LABEL: str(1000000 + len(self.jobs))}
         self.jobs[name] = job
         self.job_scripts[name] = deque(self.next_scripts.popleft() if self.next_scripts else ["SUCCEEDED"])
         if self.on_create is not None:
@@ -333,6 +350,7 @@ def _spec_tasks(job: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
 
 
 _NOT_STARTED = {"PENDING", "NOT_TRIGGERED", "SKIPPED", "CANCELLING"}
+_ENDED = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def _task_details(
@@ -377,6 +395,11 @@ def _task_details(
         }
         if not is_dag and task_state not in _NOT_STARTED:
             detail["executorDetail"] = {"containerDetail": {"mainJob": f"{parent}/customJobs/{custom_job_id(key)}"}}
+            # a task starts a minute after the one before it in the spec and, once over, ran for two minutes
+            started = datetime.strptime(job["createTime"], "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(minutes=int(ids[key]))
+            detail["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if task_state in _ENDED:
+                detail["endTime"] = (started + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if message:
             detail["error"] = {"code": 9, "message": message}
         details.append(detail)

@@ -644,7 +644,8 @@ def test_on_exit_pipeline_runs_as_an_exit_handler():
     assert exit_contract.pipelines == ("notify_pipeline",)
     assert exit_contract.env == "prod"
     assert exit_contract.nodes == ("alert", "notify")
-    assert args[-1] == "--exit-handler" and exit_contract.exit_handler
+    assert args[-2:] == ["--exit-handler", "--final-status={{$.inputs.parameters['status']}}"]
+    assert exit_contract.exit_handler
     for name in sub["dag"]["tasks"]:
         assert not contract(spec, name).exit_handler
 
@@ -721,8 +722,13 @@ def test_the_vertex_and_local_specs_keep_the_job_ids_inside_the_args():
     for name, task in container_tasks(vertex).items():
         assert contract(vertex, name).run_id == "{{$.pipeline_job_uuid}}"
         assert contract(vertex, name).job_name == "{{$.pipeline_job_name}}"
+        status = task["inputs"]["parameters"].pop("status", None)  # the exit task's final status: Vertex AI only
         assert all("componentInputParameter" in source for source in task["inputs"]["parameters"].values())
-    # the two forms differ only in how the ids reach the tasks
+        if status is not None:
+            vertex["components"][f"comp-{name}"]["inputDefinitions"]["parameters"].pop("status")
+            args = vertex["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["args"]
+            args[:] = [arg for arg in args if not arg.startswith("--final-status=")]
+    # the two forms differ only in how the ids reach the tasks (and the final status, given on Vertex AI only)
     for name, task in container_tasks(kubeflow).items():
         for key in JOB_IDS:
             task["inputs"]["parameters"].pop(key)

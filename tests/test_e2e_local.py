@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import installed_metadata, kedro_cmd, subprocess_env
 
+from kedro_vertex_runner.artifacts import artifact_name
+
 pytestmark = pytest.mark.slow
 
 CATALOG_OUTPUTS = [
@@ -125,6 +127,23 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     # the versioned model: saved once, with the job's one version, which the evaluating task loaded
     (version,) = [p.name for p in (project / "data/06_models/regressor.pkl").iterdir()]
     assert (Path(run_dir) / "save_version").read_text() == version
+    # each task told KFP what it wrote (its executor output, beside its log): the artifacts keep the URIs the
+    # executor input gave (empty URIs), their metadata names the datasets' real locations — the model's versioned
+    # file, the MemoryDataset stored between tasks — and the metrics' values; a pointer file at each artifact's
+    # URI, inside the run folder, names the same
+    artifacts = {}
+    for path in (Path(run_dir) / "logs").glob("*.executor_output.json"):
+        for key, entry in json.loads(path.read_text())["artifacts"].items():
+            artifacts[key] = entry["artifacts"][0]
+    assert artifacts and all(artifact["uri"] == "" for artifact in artifacts.values())
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    assert artifacts["model_metrics"]["metadata"] == metrics and metrics
+    model_file = (project / "data/06_models/regressor.pkl" / version / "regressor.pkl").resolve()
+    model = artifacts[artifact_name("model.regressor")]["metadata"]
+    assert model == {"kedro_dataset": "model.regressor", "data_uri": str(model_file)}
+    assert artifacts["rooms_histogram"]["metadata"]["data_uri"] == str(Path(run_dir) / "rooms_histogram.pkl")
+    pointers = {p.name: json.loads(p.read_text()) for p in (Path(run_dir) / "artifacts").glob("*/*")}
+    assert set(pointers) == set(artifacts) and pointers[artifact_name("model.regressor")] == model
     logs = sorted(p.stem for p in (Path(run_dir) / "logs").glob("*.log"))
     assert len(logs) == succeeded >= 4  # parallel branches and the chain give several tasks
     for node in ("clean_houses", "summarize_raw_data", "model.train_model", "create_report"):
@@ -433,6 +452,9 @@ def test_whole_pipeline_with_a_gcs_root(project: Path, gcs_emulator: str):
     assert sum(name.endswith(".log") for name in stored) == succeeded
     assert not (project / "data" / "vertex_runs").exists()
     assert not (project / "gs:").exists()
+    # the tasks' artifact pointer files went beside the staged logs, never to /gcs/…
+    assert "artifact pointer" not in result.stderr, result.stderr[-3000:]
+    assert not Path(f"/gcs/test-bucket/runs/{run_id}").exists()
 
 
 def _processes_in(directory: Path) -> list[int]:

@@ -447,5 +447,54 @@ def test_local_runs_record_node_times_and_the_latest_run_of_a_pipeline_is_read(t
     assert last_run_durations(root, ["reporting"]) == {}
     stored = json.loads((tmp_path / "runs" / "local-2" / "timings" / "a.json").read_text())
     assert stored == {"nodes": {"a": 3.0}, "pipeline": "__default__"}
-    record_task("gs://bucket/runs", "x", ["__default__"], {"a": 1.0})  # remote roots are never written
-    assert last_run_durations("gs://bucket/runs", ["__default__"]) == {}
+
+
+def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project, tmp_path, capsys, monkeypatch):
+    """A Vertex AI task's times land under its gs:// root; compiling the pipeline later reads the last run's, and
+    `compile --explain` names that run."""
+    from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
+
+    from kedro_vertex_runner.timings import last_run
+
+    root = f"gs://test-bucket/timings-{tmp_path.name}"
+    assert last_run(root, ["__default__"]) == (None, {})
+    record_task(root, "111", ["__default__"], {"a": 1.0})
+    record_task(root, "222", ["__default__"], {"clean_houses": 300.0})
+    record_task(root, "222", ["__default__"], {"model.train_model": 60.5})
+    assert last_run(root, ["__default__"]) == ("222", {"clean_houses": 300.0, "model.train_model": 60.5})
+    assert last_run_durations(root, ["model"]) == {}
+    # a record that is not one is skipped with one warning line naming it
+    import gcsfs
+
+    gcsfs.GCSFileSystem(token="anon").pipe_file(f"{root}/222/timings/broken.json", b"{not json")
+    capsys.readouterr()
+    assert last_run(root, ["__default__"]) == ("222", {"clean_houses": 300.0, "model.train_model": 60.5})
+    warning = capsys.readouterr().err.strip()
+    assert warning == f"Warning: node timings {root}/222/timings/broken.json is not JSON: ignored"
+
+    project = demo_project
+    config = VERTEX_CONFIG_HEAD.format(endpoint="http://127.0.0.1:9").replace("gs://test-bucket/root", root)
+    (project / "conf" / "base" / "vertexai.yml").write_text(config)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where the copy of cloud times is kept
+    env = subprocess_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    # compile is offline: it never reads the root, so before any job command it knows no cloud run
+    (explained,) = kedro_batch([(project, ["vertexai", "compile", "--explain"])], env)
+    assert explained.returncode == 0, explained.stderr
+    assert "node run times: 0 of 11" in " ".join(explained.stdout.split())
+    # a command that runs or schedules a job reads the last cloud run's times, and keeps a copy on this machine
+    import yaml
+
+    from kedro_vertex_runner.config import validate_config
+    from kedro_vertex_runner.project import recorded_timings
+
+    plugin_config = validate_config(yaml.safe_load(config))
+    durations, source = recorded_timings(project, plugin_config, ["__default__"], online=True)
+    assert durations == {"clean_houses": 300.0, "model.train_model": 60.5}
+    assert source == f"cloud run 222 under {root}"
+    assert list((tmp_path / "cache" / "kedro-vertex-runner" / "cloud-timings").glob("*/__default__.json"))
+    (explained,) = kedro_batch([(project, ["vertexai", "compile", "--explain"])], env)
+    assert explained.returncode == 0, explained.stderr
+    assert (
+        f"node run times: 2 of 11 from cloud run 222 under {root} (as last read by a job command), the others 10s "
+        "each" in " ".join(explained.stdout.split())
+    )

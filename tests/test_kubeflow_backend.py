@@ -467,3 +467,73 @@ def test_iap_and_dex_together_are_refused(kfp: FakeKfp, monkeypatch: pytest.Monk
     monkeypatch.setenv("DEX_USERNAME", DEX_USER)
     with pytest.raises(PluginError, match="unset the other"):
         backend(kfp.base_url).list_jobs()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# pod settings: the Kubernetes platform spec reaches KFP with every request
+
+PLATFORM = {
+    "platforms": {
+        "kubernetes": {
+            "deploymentSpec": {
+                "executors": {
+                    "exec-clean": {
+                        "nodeSelector": {"labels": {"cloud.google.com/gke-nodepool": "gpu-pool"}},
+                        "tolerations": [
+                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                            {
+                                "key": "a",
+                                "operator": "Equal",
+                                "value": "b",
+                                "effect": "NoExecute",
+                                "tolerationSeconds": "30",
+                            },
+                        ],
+                        "nodeAffinity": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}], "weight": 10.0}
+                        ],
+                        "secretAsEnv": [
+                            {
+                                "keyToEnv": [{"envVar": "DB_PASSWORD", "secretKey": "password"}],
+                                "optional": False,
+                                "secretName": "db",
+                                "secretNameParameter": {"runtimeValue": {"constant": "db"}},
+                            }
+                        ],
+                        "pvcMount": [
+                            {
+                                "constant": "data",
+                                "mountPath": "/data",
+                                "pvcNameParameter": {"runtimeValue": {"constant": "data"}},
+                            }
+                        ],
+                        "emptyDirMounts": [
+                            {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "1Gi", "volumeName": "dshm"}
+                        ],
+                    }
+                }
+            },
+            "pipelineConfig": {"resourceTtlOnCompletion": 3600},
+        }
+    }
+}
+
+
+def test_the_platform_spec_reaches_runs_recurring_runs_and_pipeline_versions(kfp: FakeKfp) -> None:
+    spec = {**SPEC, "pipelineInfo": {"name": "demo-pods"}, "platformSpec": PLATFORM}
+    engine = backend(kfp.base_url)
+    engine.run(JobRequest(spec=spec))
+    engine.schedule(ScheduleRequest(spec=spec, name="pods-daily", cron="0 6 * * *"))
+    engine.upload(spec, "__default__")
+    engine.upload(spec, "__default__", tags=["v2"])
+
+    [run] = created_runs(kfp)
+    [recurring] = [r for r in kfp.recurring.values() if r["display_name"] == "pods-daily"]
+    [pipeline_id] = [key for key, p in kfp.pipelines.items() if p["display_name"] == "demo-pods"]
+    versions = [upload["spec"] for upload in kfp.uploads if upload["pipeline_id"] == pipeline_id]
+    assert len(versions) == 2
+    for sent in (run["pipeline_spec"], recurring["pipeline_spec"], *versions):
+        # KFP's form of a pipeline with a platform spec; the platform spec intact, never inside the PipelineSpec
+        assert set(sent) == {"pipeline_spec", "platform_spec"} and sent["platform_spec"] == PLATFORM
+        assert "platformSpec" not in sent["pipeline_spec"]
+        assert sent["pipeline_spec"]["deploymentSpec"] == SPEC["deploymentSpec"]

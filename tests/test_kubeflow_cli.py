@@ -14,6 +14,7 @@ import pytest
 from conftest import _clean_example, kedro_cmd, subprocess_env
 from fake_kfp import FakeKfp
 from fake_metadata import FakeMetadataServer
+from picture_html import assert_self_contained, read_picture
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +60,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 {"state": "FAILED", "tasks": {"clean-houses": "SUCCEEDED", "model-train-model": ("FAILED", "KeyError")}}
             )
             results["kedro-run"] = run("run", "--runner=VertexRunner")
+            results["report"] = run("vertexai", "report", max(kfp.runs), "-o", "kfp-report.html")  # the failed run
             kfp.recurring["recurring-old"] = {
                 "recurring_run_id": "recurring-old",
                 "display_name": "demo-project",
@@ -68,7 +70,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             results["schedule"] = run("vertexai", "schedule", "--cron", "0 6 * * *")
             results["upload"] = run("vertexai", "upload-pipeline", "--tag", "prod")
             results["list"] = run("vertexai", "list-pipelines")
-            yield {"results": results, "kfp": kfp, "audiences": list(metadata.audiences)}
+            yield {"results": results, "kfp": kfp, "audiences": list(metadata.audiences), "project": project}
     finally:
         kfp.stop()
 
@@ -95,6 +97,14 @@ def test_kubeflow_through_the_cli(session: dict[str, Any]) -> None:
     failed = results["kedro-run"]
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert len(runs) == 2 and "model.train_model" in failed.stderr + failed.stdout
+
+    # report: a picture of that run from KFP's task details, each task with its state and nodes
+    assert "Wrote the picture of" in _ok(results["report"])
+    picture = read_picture(session["project"] / "kfp-report.html")
+    assert picture.states() == {"clean-houses": "SUCCEEDED", "model-train-model": "FAILED"}
+    assert {"clean_houses", "model.train_model"} <= set(picture.attribute("data-node"))
+    assert "KeyError" in picture.text
+    assert_self_contained(picture)
 
     # schedule: the same-named recurring run is replaced by one in KFP's six-field cron
     assert "Replaced earlier recurring run recurring-old" in _ok(results["schedule"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import subprocess_env
+from picture_html import assert_self_contained, read_picture
 from rich.console import Console
 
 from kedro_vertex_runner.backends.local import (
@@ -310,6 +311,14 @@ def test_failure_skips_dependents_lets_siblings_finish_and_runs_exit_handler(run
     assert "line-30" in output and "line-12" in output
     assert "line-11" not in output
     assert "ValueError: the data is bad" in output
+    # the run folder's picture: every task with its state, on the timeline if it ran, its log linked
+    picture = read_picture(run.project / "runs" / "run-1" / "report.html")
+    assert picture.states("graph") == states
+    assert picture.states("gantt") == {name: state for name, state in states.items() if state != "SKIPPED"}
+    assert set(picture.attribute("data-node")) >= {"model.train", "node_first", "node_after", "node_notify"}
+    assert "exit 3" in picture.text
+    assert "logs/broken.log" in picture.links()
+    assert_self_contained(picture)
 
 
 def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run: Run):
@@ -410,6 +419,10 @@ def test_retry_succeeds_on_second_attempt_and_gives_up_after_the_last(run: Run):
     assert log.index("transient failure") < log.index("attempt 2 of 2") < log.index("worked this time")
     assert "flaky (node_flaky): FAILED (exit 1), retrying in 0.2s (attempt 2 of 2)" in run.output
     assert "node node_hopeless" in str(caught.value)
+    picture = read_picture(run.project / "runs" / "run-1" / "report.html")
+    assert picture.states() == {"flaky": "SUCCEEDED", "hopeless": "FAILED"}
+    assert picture.attribute("data-attempts", "gantt") == ["2", "2"]
+    assert "exit 2" in picture.text  # why the last attempt failed
 
 
 def test_backoff_honours_the_policy_but_local_waits_are_capped():
@@ -791,6 +804,11 @@ def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_em
     assert record is not None and record["options"] == {"tags": ["t"]} and record["spec"] == spec
     assert {name: task["state"] for name, task in record["tasks"].items()} == {"ok": "SUCCEEDED", "bad": "FAILED"}
     assert read_run_record("gs://test-bucket/record-runs", run.project, "no-such-run") is None
+    import gcsfs  # the run's picture is uploaded beside its record, its logs linked where they were uploaded
+
+    page = gcsfs.GCSFileSystem(token="anon").cat_file("test-bucket/record-runs/gcs-record/report.html").decode()
+    assert read_picture(page).states() == {"ok": "SUCCEEDED", "bad": "FAILED"}
+    assert {"logs/ok.log", "logs/bad.log"} <= set(read_picture(page).links())
 
 
 def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):

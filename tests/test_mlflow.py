@@ -323,6 +323,8 @@ def test_project_without_mlflow_yml_is_not_stopped(tmp_path, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):  # unset now, and as before after the test
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # kedro-mlflow's hooks on, whichever project an earlier test of this process bootstrapped (settings are global)
+    monkeypatch.setattr(mt, "kedro_mlflow_active", lambda: True)
     (tmp_path / "base").mkdir()
     (tmp_path / "local").mkdir()
 
@@ -345,8 +347,10 @@ def test_server_and_sqlite_uris_pass():
         mt.check_tracking_uri("sqlite:///mlflow.db", backend="vertex")
 
 
-def test_project_check_reads_mlflow_yml(tmp_path):
+def test_project_check_reads_mlflow_yml(tmp_path, monkeypatch):
     from kedro.config import OmegaConfigLoader
+
+    monkeypatch.setattr(mt, "kedro_mlflow_active", lambda: True)  # whichever project an earlier test bootstrapped
 
     (tmp_path / "base").mkdir()
     (tmp_path / "local").mkdir()
@@ -843,14 +847,16 @@ def drive(
         servers["logging"].reset()
         monkeypatch.setenv(LOGGING_ENDPOINT_ENV, servers["logging"].endpoint)
         monkeypatch.setenv("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", "1")
-        vertex.script_next_job("RUNNING", "SUCCEEDED" if scenario == "succeed" else {"state": "FAILED", "error": "x"})
+        ends = {"succeed": ["SUCCEEDED"], "fail": [{"state": "FAILED", "error": "x"}]}.get(scenario, [])
+        vertex.script_next_job("RUNNING", *ends)  # interrupted: it runs until cancelled
         config = {"project_id": "outcomes-1", "region": "europe-west1", "api_endpoint": vertex.endpoint}
         raw["root"] = "gs://test-bucket/root"
     elif name == "kubeflow":
         kfp = servers["kubeflow"]
         kfp.reset()
         final = {"state": "FAILED", "tasks": {"work": ("FAILED", "boom")}}
-        kfp.script_next_run({"state": "RUNNING"}, {"state": "SUCCEEDED"} if scenario == "succeed" else final)
+        ends = {"succeed": [{"state": "SUCCEEDED"}], "fail": [final]}.get(scenario, [])
+        kfp.script_next_run({"state": "RUNNING"}, *ends)
         config = {"host": kfp.base_url}
         raw["root"] = "gs://kfp-bucket/runs"
     else:

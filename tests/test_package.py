@@ -73,3 +73,16 @@ def test_backends_import_neither_the_compiler_nor_the_commands():
     assert "kedro_vertex_runner.backends.local.warm" in loaded  # every module was imported
     forbidden = ("kedro_vertex_runner.compiler", "kedro_vertex_runner.cli", "kedro_vertex_runner.console")
     assert [m for m in loaded if m.startswith(forbidden)] == []
+
+
+def test_the_version_is_defined_once_in_the_package():
+    # pyproject.toml takes the version from kedro_vertex_runner.__version__: a second copy would drift from it
+    from packaging.version import Version
+
+    import kedro_vertex_runner
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "kedro_vertex_runner.__version__"}
+    assert str(Version(kedro_vertex_runner.__version__)) == kedro_vertex_runner.__version__

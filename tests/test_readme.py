@@ -26,7 +26,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert _top_commands()[1] in ci_lines
 
 
-def test_readme_configuration_table_is_generated_from_the_models():
+def test_the_configuration_reference_page_is_the_table_generated_from_the_models():
     from kedro_vertex_runner.config import config_reference
 
-    assert config_reference() in (REPO / "README.md").read_text()
+    page = (REPO / "docs" / "reference.md").read_text()
+    assert page.split("\n\n", 2)[2] == config_reference() + "\n"
+
+
+def test_the_readme_is_a_front_page_whose_links_lead_to_files_that_exist():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if "://" not in t]
+    assert "docs/reference.md" in local
+    assert [t for t in local if not (REPO / t).exists()] == []

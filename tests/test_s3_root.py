@@ -153,6 +153,14 @@ def test_the_local_backend_runs_it_with_its_data_in_the_bucket(kubeflow_run, pro
     assert not fs.exists(f"{BUCKET}/jobs/{{{{$.pipeline_job_uuid}}}}")
     assert "raw_data_summary.pkl" in stored and "save_version" in stored, stored
     assert {name for name in stored if name.endswith(".log")} == {f"{task}.log" for task in result.tasks}
+    # every task recorded its nodes' run times in the bucket, and the run is its pipeline's latest there
+    from kedro_vertex_runner.timings import last_run
+
+    assert fs.cat_file(f"{BUCKET}/jobs/timings/__default__.txt").decode().strip() == RUN_ID
+    run_id, durations = last_run(ROOT, ["__default__"])
+    executors = kubeflow_run[0]["deploymentSpec"]["executors"].values()
+    args = [arg for e in executors if "--exit-handler" not in e["container"]["args"] for arg in e["container"]["args"]]
+    assert run_id == RUN_ID and set(durations) == {arg[len("--node=") :] for arg in args if arg.startswith("--node=")}
     # what one task wrote to the bucket is what the next one read back
     raw = pd.read_csv(project / "data" / "01_raw" / "houses.csv")
     summary = pickle.loads(fs.cat_file(f"{BUCKET}/jobs/{RUN_ID}/raw_data_summary.pkl"))

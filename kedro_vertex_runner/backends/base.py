@@ -128,6 +128,7 @@ class ScheduleRequest:
     start_time: Any = None
     end_time: Any = None
     max_concurrent_runs: int | None = None
+    max_concurrent_active_runs: int | None = None
     max_run_count: int | None = None
     allow_queueing: bool | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -292,6 +293,12 @@ class Backend:
     #: top-level keys of vertexai.yml the backend cannot run without (besides `project_id`/`region`, which
     #: `needs_gcp_project` asks for): a missing one is one error line naming the file and key
     required_keys: ClassVar[tuple[str, ...]] = ()
+    #: tasks cannot read Secret Manager: `run_config.secrets` (and `notifications.webhook`) are refused with this
+    #: hint (None: they can)
+    secrets_refused: ClassVar[str | None] = None
+    #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's
+    #: `dsl.PipelineTaskFinalStatus`)
+    task_final_status: ClassVar[bool] = True
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config
@@ -562,6 +569,15 @@ class Backend:
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         self.require(Capability.UPLOAD)
         raise NotImplementedError
+
+    def rerun(self, job_id: str, job: JobRequest, *, wait: bool = True) -> JobHandle:
+        """Start a job running the failed tasks of job ``job_id`` (and what depends on them) with its stored data,
+        following it when ``wait``; :class:`JobFailed` unless it succeeded."""
+        raise PluginError(f"backend {self.name!r} cannot rerun a job's failed tasks: use --backend vertex")
+
+    def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
+        """``pause``, ``resume`` or ``delete`` (``action``) the schedules called ``name``; one line each."""
+        raise PluginError(f"backend {self.name!r} cannot {action} a schedule: use --backend vertex")
 
 
 _VERBS = {

@@ -48,6 +48,9 @@ class CompileRequest:
         per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
             ``${vertex:job_name}``): a task writing one is never cached either.
         code_uri: with code upload, the URI of the project's uploaded code; every task unpacks and runs it.
+        artifacts: the artifact schema (``system.Dataset``, ``system.Model``, ``system.Metrics``) of each of
+            ``declared`` that is an artifact by :func:`kedro_vertex_runner.artifacts.artifact_type`; the task
+            writing it declares it as an output artifact, the tasks reading it as an input artifact.
     """
 
     pipeline: Pipeline
@@ -64,9 +67,11 @@ class CompileRequest:
     registered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     declared: frozenset[str] | None = None
     durations: Mapping[str, float] = field(default_factory=dict)
+    durations_source: str = ""  # which run `durations` came from, for `compile --explain`
     in_memory: frozenset[str] = frozenset()
     per_run: frozenset[str] = frozenset()
     code_uri: str | None = None
+    artifacts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,12 @@ def cost_model(request: CompileRequest) -> CostModel:
             for name in request.pipeline.datasets()
             if (name not in declared or name in in_memory) and not name.startswith("params:") and name != "parameters"
         )
+    from .machines import custom_job_startup
+
+    run_config = request.config.run_config
     return CostModel(
-        task_startup=options.task_startup,
+        task_startup=options.persistent_task_startup if run_config.persistent_resource else options.task_startup,
+        extra_startup=custom_job_startup(request.pipeline, run_config),
         node_duration=options.node_duration,
         durations=durations,
         task_workers=workers,

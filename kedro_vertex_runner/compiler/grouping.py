@@ -131,6 +131,9 @@ class CostModel:
         parallel_cost: seconds a task loses when it runs nodes side by side (processes forked, libraries' pools
             set up again; ``kedro_vertex_runner.task_runners.FORK_COST``): a task whose schedule plus this is not
             shorter than the sum of its nodes runs them one after another, and costs the sum.
+        extra_startup: seconds a node's task spends on top of ``task_startup`` (a task with machine settings
+            waits for its own machine); counted once per task by :func:`estimate`, with each such node's run time
+            by the grouping search (so it fuses such nodes no more eagerly than others).
         transient: datasets that stay in memory between the nodes of a task (undeclared, or memory datasets);
             nodes linked by one run in one process, one after another (see
             ``kedro_vertex_runner.task_runners.memory_groups``), so only such groups overlap. None: unknown, every
@@ -143,6 +146,7 @@ class CostModel:
     task_workers: int = 1
     parallel_cost: float = 0.0
     transient: frozenset[str] | None = None
+    extra_startup: Mapping[str, float] = field(default_factory=dict)
 
     def duration(self, node_name: str) -> float:
         return float(self.durations.get(node_name, self.node_duration))
@@ -256,7 +260,8 @@ def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
         for dep in group.dependencies:  # sorted: the first of equal finishes wins, whatever the hash seed
             if finish[dep] > ready:
                 ready, before = finish[dep], dep
-        finish[group.key] = ready + model.task_startup + _group_span(group, model)
+        extra = max((model.extra_startup.get(node.name, 0.0) for node in group.nodes), default=0.0)
+        finish[group.key] = ready + model.task_startup + extra + _group_span(group, model)
         via[group.key] = before
     if not groups:
         return Estimate(0.0, 0, ())
@@ -353,7 +358,7 @@ class _Graph:
         index = {node: i for i, node in enumerate(nodes)}
         dependencies = pipeline.node_dependencies
         parents = [sorted(index[p] for p in dependencies[node]) for node in nodes]
-        weights = [model.duration(node.name) for node in nodes]
+        weights = [model.duration(node.name) + model.extra_startup.get(node.name, 0.0) for node in nodes]
         return cls(
             nodes, parents, weights, model.task_startup, model.task_workers, model.parallel_cost, model.transient
         )

@@ -33,8 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..artifacts import DATASET as DATASET_ARTIFACT
+from ..artifacts import EXECUTOR_INPUT_PLACEHOLDER, artifact_name
+from ..artifacts import definition as artifact_definition
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
+from ..config.machines import Machine
 from ..errors import PluginError
 from ..pipeline_spec import (
     ENTRYPOINT_COMMAND,
@@ -43,6 +47,7 @@ from ..pipeline_spec import (
     RUN_ALWAYS,
     SCHEMA_VERSION,
     TASK_NAME_MAX,
+    documents,
 )
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import (
@@ -61,6 +66,8 @@ from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mo
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
+from .machines import as_custom_job, machine_key, machine_of, note_ignored
+from .platform import pod_key, with_platform_spec
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -68,6 +75,16 @@ if TYPE_CHECKING:
 
     from ..config import RetryPolicy, RunConfig, TaskSettings
     from . import CompileRequest
+
+#: the exit task's input holding the job's final status, and its placeholder (kfp 2.17's layout for a container
+#: component taking ``dsl.PipelineTaskFinalStatus``)
+FINAL_STATUS_INPUT = "status"
+FINAL_STATUS_PLACEHOLDER = "{{$.inputs.parameters['status']}}"
+#: Google's e-mail notification exit task (google-cloud-pipeline-components' ``VertexNotificationEmailOp``), as
+#: GCPC 2.22.0 with kfp 2.17.3 compiles it (tests/golden/gcpc_notification_email.yaml)
+EMAIL_TASK = "vertex-pipelines-notification-email"
+EMAIL_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+EMAIL_MODULE = "google_cloud_pipeline_components.container.v1.vertex_notification_email.executor"
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -92,10 +109,16 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
+    webhook = run_config.notifications.webhook
+    email = list(run_config.notifications.email) if run_config.backend == "vertex" else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
+    elif webhook:
+        labels.append("on-exit-webhook")
+    if email:
+        labels.append(EMAIL_TASK)
     names = _unique_task_names(labels, reserved)
     # the exit task's name, last in ``names``, has no group here
     task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
@@ -105,7 +128,9 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     executors: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
     boundary = _PerRunOutputs(request, groups, task_name_of)
+    artifacts = _Artifacts(request, boundary)
     not_cached: list[tuple[str, str, str]] = []
+    machine_tasks = 0
     for group in groups:
         name = task_name_of[group.key]
         group_settings = settings.combine(group)
@@ -119,24 +144,46 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         if group.dependencies:
             task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
         tasks[name] = task
-        components[f"comp-{name}"] = _component(name, params, job_ids)
-        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False)
+        components[f"comp-{name}"] = component = _component(name, params, job_ids)
+        declares = artifacts.declare(group, name, task, component, group_settings.machine is not None)
+        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False, artifacts=declares)
+        machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
     boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
     if not_cached:
         _warn_not_cached(not_cached)
     root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
-    if exit_group is None:
+    exit_tasks: dict[str, Any] = {}
+    exit_names = names[len(groups) :]
+    if exit_group is not None or webhook:
+        exit_name = exit_names.pop(0)
+        if exit_group is not None:
+            # never served from cache: the exit handler must run after every execution, whatever its outcome
+            exit_settings = replace(settings.combine(exit_group), caching=False)
+            display = f"on exit: {_node_summary(exit_group)}"
+        else:  # only the webhook: a task running no node
+            exit_group = TaskGroup("webhook", (), (), "on_exit")
+            exit_settings = _GroupSettings(run_config.image, None, None, 0, None, None, None, False, "webhook")
+            display = "on exit: webhook"
+        exit_task = _task(exit_name, display, exit_settings, params, job_ids)
+        component = _component(exit_name, params, job_ids)
+        if common.final_status:
+            _final_status_input(exit_task, component)
+        exit_tasks[exit_name] = exit_task
+        components[f"comp-{exit_name}"] = component
+        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+        machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
+    if email:
+        email_name = exit_names.pop(0)
+        exit_tasks[email_name], components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(
+            email_name, email
+        )
+    if not exit_tasks:
         root_tasks = tasks
     else:
-        exit_name = names[-1]
-        # never served from cache: the exit handler must run after every execution, whatever its outcome
-        exit_settings = replace(settings.combine(exit_group), caching=False)
-        exit_task = _task(exit_name, f"on exit: {_node_summary(exit_group)}", exit_settings, params, job_ids)
-        exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
-        components[f"comp-{exit_name}"] = _component(exit_name, params, job_ids)
-        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
+        for exit_task in exit_tasks.values():
+            exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
+            exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -149,15 +196,17 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         }
         if params:
             handler_task["inputs"] = _task_inputs(params)
-        root_tasks = {EXIT_HANDLER_TASK: handler_task, exit_name: exit_task}
+        root_tasks = {EXIT_HANDLER_TASK: handler_task, **exit_tasks}
 
+    if machine_tasks and run_config.backend != "vertex":
+        note_ignored(run_config.backend, machine_tasks)
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
         root["inputDefinitions"] = root_inputs
     pipeline_info = {"name": _pipeline_name(request.project_name, request.pipeline_names)}
     if run_config.description:
         pipeline_info["description"] = run_config.description
-    return {
+    spec = {
         "components": components,
         "deploymentSpec": {"executors": executors},
         "pipelineInfo": pipeline_info,
@@ -165,6 +214,55 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         "schemaVersion": SCHEMA_VERSION,
         "sdkVersion": f"kedro-vertex-runner-{__version__}",
     }
+    task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
+    if exit_group is not None:
+        task_nodes[f"exec-{names[len(groups)]}"] = exit_group.nodes
+    return with_platform_spec(spec, run_config, task_nodes)
+
+
+def _final_status_input(task: dict[str, Any], component: dict[str, Any]) -> None:
+    """Give an exit task the job's final status, as kfp compiles a ``dsl.PipelineTaskFinalStatus`` input."""
+    inputs = task.setdefault("inputs", {}).setdefault("parameters", {})
+    inputs[FINAL_STATUS_INPUT] = {"taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}}
+    definitions = component.setdefault("inputDefinitions", {}).setdefault("parameters", {})
+    definitions[FINAL_STATUS_INPUT] = {"isOptional": True, "parameterType": "TASK_FINAL_STATUS"}
+
+
+def _email_task(name: str, recipients: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Task, component and executor of Google's e-mail notification exit task (``VertexNotificationEmailOp``):
+    Vertex AI itself sends the e-mail; the container is never run with a payload."""
+    task: dict[str, Any] = {
+        "cachingOptions": {"enableCache": False},
+        "componentRef": {"name": f"comp-{name}"},
+        "inputs": {"parameters": {"recipients": {"runtimeValue": {"constant": list(recipients)}}}},
+        "taskInfo": {"name": name},
+    }
+    component: dict[str, Any] = {
+        "executorLabel": f"exec-{name}",
+        "inputDefinitions": {
+            "parameters": {
+                "recipients": {
+                    "description": "A list of email addresses to send a notification to.",
+                    "parameterType": "LIST",
+                }
+            }
+        },
+    }
+    task["inputs"]["parameters"]["pipeline_task_final_status"] = {
+        "taskFinalStatus": {"producerTask": EXIT_HANDLER_TASK}
+    }
+    component["inputDefinitions"]["parameters"]["pipeline_task_final_status"] = {
+        "isOptional": True,
+        "parameterType": "TASK_FINAL_STATUS",
+    }
+    executor = {
+        "container": {
+            "args": ["--type", "VertexNotificationEmail", "--payload", ""],
+            "command": ["python3", "-u", "-m", EMAIL_MODULE],
+            "image": EMAIL_IMAGE,
+        }
+    }
+    return task, component, executor
 
 
 def _job_ids_as_inputs(backend: str) -> bool:
@@ -174,16 +272,20 @@ def _job_ids_as_inputs(backend: str) -> bool:
 
 def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
     """Write ``spec`` as compact JSON (sorted keys, trailing newline) or, for ``.yaml``/``.yml``, as YAML; atomically.
+    A Kubernetes platform spec (:mod:`.platform`) is KFP's second YAML document, or in JSON the object
+    ``{"pipeline_spec", "platform_spec"}``.
 
     Raises:
         PluginError: an unknown suffix or a path that cannot be written, naming the path.
     """
     path = Path(path)
+    pipeline_spec, platform = documents(spec)  # a platform spec is KFP's second document (see .platform)
     if check_output_path(path) == ".json":
         # compact: a thousand-task spec stays near 1 MB (indented it would be twice that); -o *.yaml is for reading
-        text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+        content = {"pipeline_spec": pipeline_spec, "platform_spec": platform} if platform else spec
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
     else:
-        text = _to_yaml(spec)
+        text = _to_yaml(pipeline_spec) + (f"---\n{_to_yaml(platform)}" if platform else "")
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -384,14 +486,17 @@ class _SettingsCache:
                 retry_key = (retries.max_retries, retries.backoff, retries.backoff_factor, retries.max_backoff)
             image = s.image or self.run_config.image
             # cpu and memory are left out: a task can hold nodes asking for different amounts (it gets the most)
-            cached = (s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image)
+            cached = (
+                s.gpu, s.accelerator, retry_key, s.timeout, s.caching, image, pod_key(self.run_config, node),
+                machine_key(s), _secret_items(s.secrets),
+            )  # fmt: skip
             self._keys[node.name] = cached
         return cached
 
     def same(self, parent: Node, child: Node) -> bool:
         """Whether two nodes may share a task (``makespan``, ``chains``): when their image, GPUs, accelerator,
-        retries, timeout and caching agree. CPU and memory requests may differ: :meth:`combine` gives the task the
-        most of each."""
+        retries, timeout, caching and Kubernetes pod settings agree. CPU and memory requests may differ:
+        :meth:`combine` gives the task the most of each."""
         return self.key(parent) == self.key(child)
 
     def combine(self, group: TaskGroup) -> _GroupSettings:
@@ -402,7 +507,9 @@ class _SettingsCache:
             return _GroupSettings.from_settings(group.nodes[0].name, all_settings[0][1], self.run_config.image)
         images: dict[str, list[str]] = {}
         accelerators: dict[str, list[str]] = {}
+        machines: dict[str, list[str]] = {}
         cpu = memory = retries = None
+        secrets: dict[str, dict[str, list[str]]] = {}
         gpu = 0
         timeout: float | None = 0.0
         caching = True
@@ -410,6 +517,8 @@ class _SettingsCache:
             images.setdefault(s.image or self.run_config.image, []).append(node.name)
             if s.accelerator:
                 accelerators.setdefault(s.accelerator, []).append(node.name)
+            machine = machine_of(s, f"node {node.name!r}")
+            machines.setdefault(machine.describe() if machine else "no machine settings", []).append(node.name)
             if s.cpu is not None and (cpu is None or _cpu_cores(s.cpu) > _cpu_cores(cpu)):
                 cpu = s.cpu
             if s.memory is not None and (memory is None or _memory_bytes(s.memory) > _memory_bytes(memory)):
@@ -419,8 +528,13 @@ class _SettingsCache:
                 retries = s.retries
             timeout = None if timeout is None or s.timeout is None else max(timeout, s.timeout)
             caching = caching and bool(s.caching)
+            for env_name, reference in (s.secrets or {}).items():
+                secrets.setdefault(env_name, {}).setdefault(reference, []).append(node.name)
         _agree(group, "image", images)
         _agree(group, "accelerator", accelerators)
+        _agree(group, "machine", machines)
+        for env_name, references in sorted(secrets.items()):
+            _agree(group, f"secrets.{env_name} reference", references)
         return _GroupSettings(
             image=next(iter(images)),
             cpu=cpu,
@@ -431,7 +545,14 @@ class _SettingsCache:
             timeout=timeout,
             caching=caching,
             where=f"group {group.name!r}",
+            machine=Machine.of(all_settings[0][1]),
+            secrets=_secret_items({env_name: next(iter(refs)) for env_name, refs in secrets.items()}),
         )
+
+
+def _secret_items(secrets: Mapping[str, str] | None) -> tuple[str, ...]:
+    """``--secret`` items (``NAME=REFERENCE``), sorted: only references, never a value."""
+    return tuple(f"{name}={reference}" for name, reference in sorted((secrets or {}).items()))
 
 
 _PER_RUN_PATH = "is stored under a per-run path (its catalog entry uses ${vertex:run_id} or ${vertex:job_name})"
@@ -511,6 +632,60 @@ class _PerRunOutputs:
         return self._task_of_node.get(node_name, node_name)
 
 
+class _Artifacts:
+    """The catalog datasets each task declares as output artifacts, and the input artifacts of the tasks that read
+    them (``taskOutputArtifact``), per the rule of :mod:`kedro_vertex_runner.artifacts`: the catalog's datasets
+    with a location, metrics and models (``request.artifacts``), and the intermediates stored under
+    ``<root>/<run id>/`` because they leave a task. Nothing when the catalog is unknown (``request.declared`` None).
+    Linear: a dict look-up per output and input of every node.
+    """
+
+    def __init__(self, request: CompileRequest, boundary: _PerRunOutputs):
+        run_config = request.config.run_config
+        self.known = request.declared is not None
+        self.catalog = request.artifacts
+        self.stored = bool(normalise_root(run_config.root))  # no root: nothing is stored between tasks
+        self.custom_jobs = run_config.backend == "vertex"  # a CustomJob task's component is GCPC's: none there
+        self.boundary = boundary
+        self.producer: dict[str, tuple[str, str, str]] = {}  # dataset → (task, artifact name, schema)
+
+    def declare(
+        self, group: TaskGroup, name: str, task: dict[str, Any], component: dict[str, Any], machine: bool
+    ) -> bool:
+        """Add the task's input and output artifacts to ``task`` and ``component``; whether it has outputs (its
+        args then carry the executor input)."""
+        if not self.known or (machine and self.custom_jobs):
+            return False
+        own: set[str] = set()
+        outputs: dict[str, Any] = {}
+        for node in group.nodes:
+            own.update(node.outputs)
+        _, crossing = self.boundary._crossing(group) if self.stored else (set(), set())
+        for dataset in sorted(own):
+            schema = self.catalog.get(dataset) or (DATASET_ARTIFACT if dataset in crossing else None)
+            if schema is None:
+                continue
+            key = artifact_name(dataset)
+            outputs[key] = artifact_definition(schema)
+            self.producer[dataset] = (name, key, schema)
+        inputs: dict[str, Any] = {}
+        definitions: dict[str, Any] = {}
+        for node in group.nodes:
+            for dataset in node.inputs:
+                found = self.producer.get(dataset)
+                if found is None or dataset in own:
+                    continue
+                producer, key, schema = found
+                inputs[key] = {"taskOutputArtifact": {"outputArtifactKey": key, "producerTask": producer}}
+                definitions[key] = artifact_definition(schema)
+        if inputs:
+            task.setdefault("inputs", {})["artifacts"] = dict(sorted(inputs.items()))
+            component.setdefault("inputDefinitions", {})["artifacts"] = dict(sorted(definitions.items()))
+        if outputs:
+            component["outputDefinitions"] = {"artifacts": outputs}
+        return bool(outputs)
+
+
 def _warn_not_cached(not_cached: list[tuple[str, str, str]]) -> None:
     task, dataset, why = not_cached[0]
     more = f" and {len(not_cached) - 1} more" if len(not_cached) > 1 else ""
@@ -544,6 +719,8 @@ class _GroupSettings:
     timeout: float | None
     caching: bool
     where: str  # "node 'x'" or "group 'y'", for error messages
+    machine: Machine | None = None  # machine settings: the task runs as a Vertex AI CustomJob
+    secrets: tuple[str, ...] = ()  # --secret items
 
     @classmethod
     def from_settings(cls, node_name: str, s: TaskSettings, default_image: str) -> _GroupSettings:
@@ -557,6 +734,8 @@ class _GroupSettings:
             timeout=s.timeout,
             caching=bool(s.caching),
             where=f"node {node_name!r}",
+            machine=machine_of(s, f"node {node_name!r}"),
+            secrets=_secret_items(s.secrets),
         )
 
     def resources(self) -> dict[str, Any] | None:
@@ -641,7 +820,15 @@ class _CommonArgs:
             host_aliases=tuple(HostAlias(a.ip, tuple(a.hostnames)) for a in run_config.network.host_aliases),
             code_uri=request.code_uri,
         )
-        self.exit = replace(self.main, pipelines=(str(run_config.on_exit_pipeline),), exit_handler=True)
+        #: whether the exit task gets the job's final status (``--final-status``)
+        self.final_status = backend_class(run_config.backend).task_final_status
+        self.exit = replace(
+            self.main,
+            pipelines=(str(run_config.on_exit_pipeline),) if run_config.on_exit_pipeline else (),
+            exit_handler=True,
+            final_status=FINAL_STATUS_PLACEHOLDER if self.final_status else None,
+            webhook=run_config.notifications.webhook,
+        )
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
         self._task_runner = run_config.task_runner
@@ -796,13 +983,20 @@ def _component(name: str, params: list[_Parameter], job_ids: bool = False) -> di
     return component
 
 
-def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool) -> dict[str, Any]:
+def _executor(
+    group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *, exit_handler: bool, artifacts: bool = False
+) -> dict[str, Any]:
     names = tuple(node.name for node in group.nodes)
     smaller = None if exit_handler else common.node_pipeline.smallest(list(names))
     shared = common.exit if exit_handler else common.main
     node_pipelines = (smaller,) if smaller is not None else ()
     args = shared.to_args(
-        node_pipelines=node_pipelines, nodes=names, timeout=settings.timeout, task_runner=common.task_runner(group)
+        node_pipelines=node_pipelines,
+        nodes=names,
+        timeout=settings.timeout,
+        task_runner=common.task_runner(group),
+        secrets=settings.secrets,
+        executor_input=EXECUTOR_INPUT_PLACEHOLDER if artifacts else None,
     )
     container: dict[str, Any] = {
         "args": args,
@@ -814,6 +1008,25 @@ def _executor(group: TaskGroup, settings: _GroupSettings, common: _CommonArgs, *
     if resources:
         container["resources"] = resources
     return {"container": container}
+
+
+def _on_machine(
+    name: str, settings: _GroupSettings, components: dict[str, Any], executors: dict[str, Any], run_config: RunConfig
+) -> int:
+    """A task with machine settings becomes a CustomJob on Vertex AI (:mod:`.machines`); elsewhere it runs as any
+    task. 1 for such a task, else 0."""
+    if settings.machine is None:
+        return 0
+    if run_config.backend == "vertex":
+        components[f"comp-{name}"], executors[f"exec-{name}"] = as_custom_job(
+            components[f"comp-{name}"],
+            executors[f"exec-{name}"],
+            display_name=name,
+            machine=settings.machine,
+            timeout=settings.timeout,
+            run_config=run_config,
+        )
+    return 1
 
 
 def _exit_group(on_exit: Pipeline, name: str | None) -> TaskGroup:

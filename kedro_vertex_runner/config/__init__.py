@@ -10,7 +10,7 @@ registered pipeline names) lives in :func:`check_against_pipeline` and :func:`ch
 
 The package is split along what changes together: :mod:`.rules` (single values), :mod:`.schema` (the models),
 :mod:`.reference` (kedro-vertexai keys), :mod:`.loading` (reading, validating, error text), :mod:`.sources` (which
-file defines a key), :mod:`.checks` (checks against the pipeline) and :mod:`.table` (the README's reference table).
+file defines a key), :mod:`.checks` (checks against the pipeline) and :mod:`.table` (docs/reference.md's table).
 Every name importers use is re-exported here. Importing it loads pydantic only: backends are looked up when a
 config is validated, client libraries never.
 """

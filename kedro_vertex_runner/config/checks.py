@@ -28,7 +28,8 @@ def check_against_pipeline(
     names_from: Iterable[Pipeline] | None = None,
 ) -> None:
     """Check the parts of the config that refer to nodes: every ``run_config.resources`` entry must name a node
-    or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type.
+    or a tag of ``pipeline`` (``__default__`` excepted), and a GPU count needs an accelerator type (on vertex only:
+    elsewhere a count alone means ``nvidia.com/gpu``, see :meth:`.RunConfig.settings_for`).
 
     ``names_from``: the pipelines whose node names and tags an entry may name instead of ``pipeline``'s (each
     registered pipeline, read one by one: two of them may write the same dataset, so they cannot be added up);
@@ -48,14 +49,17 @@ def check_against_pipeline(
     named = [node for source in (names_from if names_from is not None else (pipeline,)) for node in source.nodes]
     node_names = {node.name for node in named}
     tags = {tag for node in named for tag in node.tags}
-    for key in run_config.resources:
+    # run_config.kubeflow.pod entries name nodes and tags the same way
+    entries = [("resources", key) for key in run_config.resources]
+    entries += [("kubeflow.pod", key) for key in run_config.kubeflow.pod]
+    for section, key in entries:
         if key == DEFAULT_KEY or key in node_names or key in tags:
             continue
-        where = file_defining(files, ("run_config", "resources", key))
+        where = file_defining(files, ("run_config", *section.split("."), key))
         close = difflib.get_close_matches(key, sorted(node_names | tags), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ": use a node name, a tag or __default__"
         scope = "any registered pipeline" if pipeline_name is None else f"pipeline {pipeline_name!r}"
-        raise ConfigError(f"{where}: run_config.resources.{key}: names no node or tag of {scope}{hint}")
+        raise ConfigError(f"{where}: run_config.{section}.{key}: names no node or tag of {scope}{hint}")
     for node in sorted(pipeline.nodes, key=lambda n: n.name):
         settings = run_config.settings_for(node.name, node.tags)
         _check_no_gpu_with_accelerator(run_config, node, settings.accelerator, files)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import typing
 from pathlib import Path
@@ -20,6 +21,8 @@ from .table import _nested_model, _strip_optional
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
     from pydantic_core import ErrorDetails
+
+logger = logging.getLogger(__name__)
 
 CONFIG_KEY = "vertexai"
 CONFIG_PATTERNS = ["vertexai*", "vertexai*/**", "**/vertexai*"]
@@ -65,11 +68,49 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys, a file not in UTF-8
         raise ConfigError(_not_utf8(files) or _loader_error(exc, files)) from None
     if not raw:
+        raw, files = _kubeflow_plugin_config(config_loader, source, files)
+    if not raw:
         raise ConfigError(
             f"no vertexai.yml found in {_display(source / 'base')} or the run env: run "
             "`kedro vertexai init PROJECT_ID REGION` in the project to create conf/base/vertexai.yml"
         )
     return validate_config(dict(raw), files)
+
+
+KUBEFLOW_PLUGIN_KEY = "kubeflow"
+KUBEFLOW_PLUGIN_PATTERNS = ["kubeflow*", "kubeflow*/**", "**/kubeflow*"]
+
+
+def _kubeflow_plugin_config(config_loader: Any, source: Path, files: list[Path]) -> tuple[Any, list[Path]]:
+    """Without a ``vertexai.yml``: the ``kubeflow.yml`` a project wrote for the Kedro Kubeflow plugin, for backend
+    ``kubeflow`` unless it says otherwise (its keys are translated by :mod:`.kubeflow_plugin`); else nothing."""
+    from kedro.config import MissingConfigException
+
+    patterns = getattr(config_loader, "config_patterns", None)
+    kubeflow_files = _config_files(source, getattr(config_loader, "env", None), config_loader, "kubeflow")
+    if not isinstance(patterns, dict) or not kubeflow_files:
+        return None, files
+    patterns.setdefault(KUBEFLOW_PLUGIN_KEY, list(KUBEFLOW_PLUGIN_PATTERNS))
+    strategies = getattr(config_loader, "merge_strategy", None)
+    if isinstance(strategies, dict):
+        strategies.setdefault(KUBEFLOW_PLUGIN_KEY, "soft")
+    try:
+        raw = config_loader[KUBEFLOW_PLUGIN_KEY]
+    except MissingConfigException:
+        return None, files
+    except Exception as exc:
+        raise ConfigError(_not_utf8(kubeflow_files) or _loader_error(exc, kubeflow_files)) from None
+    if not raw:
+        return None, files
+    raw = dict(raw)
+    if isinstance(raw.get("run_config"), dict):
+        raw["run_config"] = {"backend": "kubeflow", **raw["run_config"]}
+    logger.warning(
+        "%s: read as this plugin's configuration (written for kedro-kubeflow, and there is no vertexai.yml): "
+        "rename it to vertexai.yml once its keys are translated",
+        _display(kubeflow_files[-1]),
+    )
+    return raw, kubeflow_files
 
 
 def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> PluginConfig:
@@ -133,7 +174,9 @@ def _check_values(raw: Any, files: list[Path]) -> None:
                         f"{file_defining(files, here)}: {_key_path(here)}: {value!a} contains an invisible "
                         f"character ({bad}): remove it (a YAML `|` block keeps the final line break: use `|-`)"
                     )
-            walk(value, here, names_secret or here[-2:] == ("run_config", "env") or here[-1:] == ("params",))
+            # a kedro-kubeflow volume's `params` name Kubernetes objects (secret_name: a Secret's name), not values
+            named = here[-2:] == ("run_config", "env") or (here[-1:] == ("params",) and "extra_volumes" not in here)
+            walk(value, here, names_secret or named)
 
     walk(raw, (), False)
 

@@ -74,6 +74,10 @@ class _Translation:
 def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[str, Any]:
     value = dict(value)
     tr = _Translation(files)
+    if value.get("backend") == "kubeflow":  # kedro-kubeflow's keys mean something there (see .kubeflow_plugin)
+        from .kubeflow_plugin import translate_kubeflow_keys
+
+        translate_kubeflow_keys(value, tr)
     for key in IGNORED_RUN_CONFIG_KEYS:
         if key in value:
             value.pop(key)

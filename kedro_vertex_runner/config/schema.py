@@ -1,5 +1,5 @@
 """The schema of ``vertexai.yml``: one pydantic model per mapping, each field with its default and the one-line
-description the README's configuration reference is generated from.
+description the configuration reference (docs/reference.md) is generated from.
 
 Value rules live in :mod:`.rules`; the keys of the reference plugin are translated (:mod:`.reference`) before a
 model sees them; what depends on the backend (which keys it requires, which storage it can use, which keys it
@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,26 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
+from ..secret_manager import check_reference
 from ..values import MAX_WORKERS
+from .machines import (
+    BootDisk,
+    PersistentResource,
+    check_machine_combination,
+    check_machine_type,
+    check_persistent_resource_region,
+    check_reservation,
+    check_reservation_region,
+    persistent_resource_shorthand,
+)
+from .pod import (
+    KUBERNETES_GPU,
+    PodSettings,
+    accelerator_problem,
+    check_extended_resource,
+    check_ttl,
+    is_kubernetes_resource,
+)
 from .reference import _translate_reference_keys
 from .rules import (
     _CPU,
@@ -75,6 +95,11 @@ DEFAULT_KEY = "__default__"
 _LabelKey = Annotated[str, AfterValidator(_check_label_key)]
 _EnvName = Annotated[str, AfterValidator(_check_env_name)]
 _LabelValue = Annotated[str, AfterValidator(_check_label_value)]
+_SecretRef = Annotated[str, AfterValidator(check_reference)]
+_SECRETS_DOC = (
+    "Environment variables read from Secret Manager when each task starts: NAME → "
+    "'projects/<p>/secrets/<s>/versions/<v>' (only the reference is compiled; see 'Secrets from Secret Manager' in the docs)."
+)
 
 
 class _Model(BaseModel):
@@ -120,12 +145,14 @@ class TaskSettings(_Model):
         None,
         ge=0,
         le=MAX_GPUS,
-        description="Number of accelerators, at most 16 (needs `accelerator`; 0 with one is refused).",
+        description="Number of accelerators, at most 16 (on vertex it needs `accelerator`; on kubeflow and local "
+        "a count alone means nvidia.com/gpu; 0 with an accelerator is refused).",
     )
     accelerator: str | None = Field(
         None,
-        description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a name "
-        "Vertex AI does not know is refused, with the closest one suggested).",
+        description="On vertex a Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V5_LITEPOD (a "
+        "name Vertex AI does not know is refused, with the closest one suggested); on kubeflow a Kubernetes extended "
+        "resource name, e.g. nvidia.com/gpu, amd.com/gpu (the local backend takes either and runs no accelerator).",
     )
     retries: RetryPolicy | None = Field(None, description="Retry policy for these tasks: a count, or a mapping.")
     timeout: float | None = Field(
@@ -133,6 +160,50 @@ class TaskSettings(_Model):
     )
     caching: bool | None = Field(None, description="Let Vertex AI reuse a previous identical task's result.")
     image: str | None = Field(None, description="Container image for these tasks instead of `run_config.image`.")
+    machine_type: str | None = Field(
+        None,
+        description="Compute Engine machine type, e.g. 'n2-highmem-32', 'a2-highgpu-1g' (its GPU is implied); the "
+        "task runs as a Vertex AI CustomJob (see Machines and cost).",
+    )
+    spot: bool | None = Field(None, description="Run the task on a Spot VM (cheaper, may be preempted).")
+    boot_disk: BootDisk | None = Field(None, description="Boot disk of the task's machine: `{type, size_gb}`.")
+    reservation: str | None = Field(
+        None,
+        description="Compute Engine reservation the machine comes from, "
+        "'projects/<project>/zones/<zone>/reservations/<name>' (a zone of the job's region).",
+    )
+    max_wait: float | None = Field(
+        None,
+        description="Seconds (or '2h') the task waits for its machine (Vertex AI's FLEX_START); at most 7 days.",
+    )
+
+    @field_validator("machine_type")
+    @classmethod
+    def _machine_type(cls, value: str | None) -> str | None:
+        return None if value is None else check_machine_type(value)
+
+    @field_validator("reservation")
+    @classmethod
+    def _reservation(cls, value: str | None) -> str | None:
+        return None if value is None else check_reservation(value)
+
+    @field_validator("max_wait", mode="before")
+    @classmethod
+    def _max_wait(cls, value: Any) -> Any:
+        from .machines import MAX_WAIT_SECONDS
+
+        return None if value is None else parse_duration(value, MAX_WAIT_SECONDS)
+
+    @model_validator(mode="after")
+    def _machine_settings_agree(self) -> TaskSettings:
+        problem = check_machine_combination(self.__dict__)
+        if problem:
+            raise PydanticCustomError("value_error_at", "{message}", {"key": problem[0], "message": problem[1]})
+        return self
+
+    secrets: dict[_EnvName, _SecretRef] | None = Field(
+        None, description="Secrets for these tasks, added to `run_config.secrets` (same form)."
+    )
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -165,10 +236,15 @@ class TaskSettings(_Model):
     def _accelerator(cls, value: str | None) -> str | None:
         if value is None or value in ACCELERATOR_TYPES:
             return value
+        if is_kubernetes_resource(value):  # for backend kubeflow; check_for_backend says where it cannot run
+            return check_extended_resource(value)
         close = [name for name in ACCELERATOR_TYPES if name == value.strip().upper().replace("-", "_")]
         close = close or difflib.get_close_matches(value.upper(), ACCELERATOR_TYPES, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"Vertex AI knows {', '.join(ACCELERATOR_TYPES)}"
-        raise ValueError(f"{value!a} is not a Vertex AI accelerator type ({hint})")
+        raise ValueError(
+            f"{value!a} is not a Vertex AI accelerator type ({hint}) nor, for backend kubeflow, a Kubernetes "
+            f"resource name such as {KUBERNETES_GPU}"
+        )
 
     @model_validator(mode="after")
     def _gpu_with_accelerator(self) -> TaskSettings:
@@ -307,6 +383,17 @@ class ScheduleConfig(_Model):
     allow_queueing: bool = Field(
         False, description="Queue a run due while `max_concurrent_run_count` runs are active (else it is skipped)."
     )
+    max_concurrent_active_run_count: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_CONCURRENT_RUNS,
+        description="Runs of this schedule not yet ended at once, queued ones included (1 to "
+        f"{MAX_CONCURRENT_RUNS}; Vertex AI's `maxConcurrentActiveRunCount`).",
+    )
+    catch_up: bool = Field(
+        False,
+        description="`kedro vertexai schedules resume NAME` starts the runs missed while the schedule was paused.",
+    )
     pipeline: str | None = Field(None, description="Kedro pipeline to schedule (default: `__default__`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Runtime parameters for every scheduled run.")
 
@@ -370,6 +457,16 @@ class GroupingOptions(_Model):
     task_startup: float = Field(
         120.0, description="Seconds (or '2m') each Vertex AI task spends starting before its first node."
     )
+    persistent_task_startup: float = Field(
+        20.0,
+        description="Seconds a task spends starting when the job runs on `persistent_resource` (its machines are "
+        "already up).",
+    )
+    custom_job_startup: float = Field(
+        180.0,
+        description="Seconds a task with machine settings (a CustomJob) spends on top of `task_startup` getting "
+        "its own machine.",
+    )
     node_duration: float = Field(
         10.0, description="Seconds assumed for a node that the last local run of the pipeline did not time."
     )
@@ -377,7 +474,7 @@ class GroupingOptions(_Model):
         True, description="Use the node run times of the pipeline's last local run (false: only node_duration)."
     )
 
-    @field_validator("task_startup", "node_duration", mode="before")
+    @field_validator("task_startup", "node_duration", "persistent_task_startup", "custom_job_startup", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
@@ -428,10 +525,55 @@ class KubeflowConfig(_Model):
         "e.g. 'kubeflow-user-example-com'); default: the installation's own.",
     )
 
+    pod: dict[str, PodSettings] = Field(
+        default_factory=dict,
+        description="Kubernetes pod settings per node name, tag or '__default__' (see 'Kubeflow: placing "
+        "pods' in the docs).",
+    )
+    ttl: int | None = Field(
+        None, description="Seconds a finished run's workflow and pods stay on the cluster before KFP deletes them."
+    )
+
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str | None) -> str | None:
         return None if value is None else check_namespace(value)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        return check_ttl(value)
+
+
+class NotificationsConfig(_Model):
+    email: list[str] = Field(
+        default_factory=list,
+        description="At most 3 addresses Vertex AI e-mails when the job ends (Google's pipeline notification "
+        "component, compiled as an exit task; Vertex AI only).",
+    )
+    webhook: str | None = Field(
+        None,
+        description="Secret Manager reference ('projects/<p>/secrets/<s>/versions/<v>') of a URL the exit task "
+        "POSTs the job's final status to, as JSON.",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        if len(value) > 3:
+            raise ValueError(f"{len(value)} addresses: Vertex AI e-mails at most 3")
+        for address in value:
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!a} is not an e-mail address")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else check_reference(value)
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
 
 
 class RunConfig(_Model):
@@ -478,6 +620,14 @@ class RunConfig(_Model):
         default_factory=dict,
         description="Task settings per node name or tag, and `__default__`; node name beats tag beats default.",
     )
+    persistent_resource: PersistentResource | None = Field(
+        None,
+        description="Vertex AI persistent resource the whole job runs on: its id (in the job's project and region), "
+        "its full name, or `{name, when_busy, wait}`.",
+    )
+    preflight_validations: bool = Field(
+        False, description="Ask Vertex AI to validate the job (quotas, machines) before it creates it."
+    )
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Job-wide retry policy (count or mapping).")
     timeout: float | None = Field(None, description="Job-wide task timeout in seconds (or '30m', '2h'); at most 30d.")
     caching: bool = Field(False, description="Job-wide Vertex AI task caching.")
@@ -504,6 +654,10 @@ class RunConfig(_Model):
     env: dict[_EnvName, str] = Field(
         default_factory=dict,
         description="Extra environment variables for every task (valid names; never secrets: they are refused).",
+    )
+    secrets: dict[_EnvName, _SecretRef] = Field(default_factory=dict, description=_SECRETS_DOC)
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="Who learns how the job ended."
     )
     pipeline_registry: str | None = Field(
         None,
@@ -542,6 +696,11 @@ class RunConfig(_Model):
     def _timeout(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
+    @field_validator("persistent_resource", mode="before")
+    @classmethod
+    def _persistent_resource(cls, value: Any) -> Any:
+        return persistent_resource_shorthand(value)
+
     @field_validator("backend")
     @classmethod
     def _backend(cls, value: str) -> str:
@@ -563,6 +722,18 @@ class RunConfig(_Model):
             self.root = check_root(written, self.backend)
         except ValueError as exc:
             raise PydanticCustomError("value_error_at", "{message}", {"key": key, "message": str(exc)}) from None
+        return self
+
+    @model_validator(mode="after")
+    def _secret_names_unique(self) -> RunConfig:
+        # a variable both in `env` and read from Secret Manager: the secret would silently replace the value
+        for name in self.secrets:
+            if name in self.env:
+                raise PydanticCustomError(
+                    "value_error_at",
+                    "{message}",
+                    {"key": f"secrets.{name}", "message": "also set in run_config.env: keep only one of the two"},
+                )
         return self
 
     def root_as_written(self, backend: str) -> tuple[str, str]:
@@ -608,15 +779,23 @@ class RunConfig(_Model):
 
         Node name beats tag beats ``__default__`` beats the job-wide ``retries``/``timeout``/``caching``; when
         several tags of a node have entries, the alphabetically first tag wins, so the result never depends on
-        the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU.
+        the order tags were declared in. An ``accelerator`` without a ``gpu`` count means one GPU; a ``gpu`` count
+        without an ``accelerator`` means ``nvidia.com/gpu`` on every backend but vertex (which needs a type).
         """
         merged: dict[str, Any] = {"retries": self.retries, "timeout": self.timeout, "caching": self.caching}
+        secrets = dict(self.secrets)  # merged name by name, each layer over the ones below
         for layer in self._layers(node_name, tags):
             merged.update(layer.model_dump(exclude_unset=True, exclude_none=True))
             if layer.retries is not None:
                 merged["retries"] = layer.retries
+            secrets.update(layer.secrets or {})
+        merged["secrets"] = secrets or None
         if merged.get("accelerator") and not merged.get("gpu"):
             merged["gpu"] = 1
+        if merged.get("gpu") and not merged.get("accelerator") and self.backend != "vertex":
+            merged["accelerator"] = KUBERNETES_GPU
+        if isinstance(merged.get("boot_disk"), dict):
+            merged["boot_disk"] = BootDisk(**merged["boot_disk"])
         return TaskSettings.model_construct(**merged)
 
     def _layers(self, node_name: str, tags: Any) -> list[TaskSettings]:
@@ -710,6 +889,23 @@ class PluginConfig(_Model):
         return self
 
     @model_validator(mode="after")
+    def _persistent_resource_in_region(self, info: ValidationInfo) -> PluginConfig:
+        resource = self.run_config.persistent_resource
+        if resource is not None:
+            try:
+                check_persistent_resource_region(resource, self.project_id, self.region)
+            except ValueError as exc:
+                where = file_defining((info.context or {}).get("files") or [], ("run_config", "persistent_resource"))
+                raise ConfigError(f"{where}: run_config.persistent_resource: {exc}") from None
+        for name, settings in self.run_config.resources.items():
+            problem = check_reservation_region(settings.reservation, self.region)
+            if problem:
+                files = (info.context or {}).get("files") or []
+                where = file_defining(files, ("run_config", "resources", name, "reservation"))
+                raise ConfigError(f"{where}: run_config.resources.{name}.reservation: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _keys_for_backend(self, info: ValidationInfo) -> PluginConfig:
         check_for_backend(self, (info.context or {}).get("files") or [])
         return self
@@ -758,11 +954,29 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
                 f"(see the README's configuration reference){context}"
             )
-    refused = cls.refuse_run_config(config.run_config)  # the engine's own rules (Vertex AI's experiment names)
+    refused = cls.refuse_run_config(
+        config.run_config
+    )  # the engine's own rules (Vertex AI: no pods, its experiment names)
     if refused is not None:
         key, reason = refused
         where = file_defining(files, ("run_config", *key.split(".")))
         raise ConfigError(f"{where}: run_config.{key}: {reason}{context}")
+    for name, settings in config.run_config.resources.items():
+        problem = settings.accelerator and accelerator_problem(settings.accelerator, backend, name)
+        if problem:
+            where = file_defining(files, ("run_config", "resources", name, "accelerator"))
+            raise ConfigError(f"{where}: run_config.resources.{name}.accelerator: {problem}{context}")
+    if cls.secrets_refused:
+        rc = config.run_config
+        keys: list[tuple[str, ...]] = [("secrets", name) for name in rc.secrets]
+        keys += [("resources", key, "secrets") for key, entry in rc.resources.items() if entry.secrets]
+        keys += [("notifications", "webhook")] if rc.notifications.webhook else []
+        if keys:
+            where = file_defining(files, ("run_config", *keys[0]))
+            raise ConfigError(
+                f"{where}: run_config.{'.'.join(keys[0])}: backend {backend!r} cannot read Secret Manager: "
+                f"{cls.secrets_refused}{context}"
+            )
 
 
 def warn_ignored_keys(config: PluginConfig, files: list[Path]) -> None:

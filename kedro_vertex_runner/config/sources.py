@@ -20,19 +20,19 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _config_files(source: Path, env: str | None, config_loader: Any) -> list[Path]:
+def _config_files(source: Path, env: str | None, config_loader: Any, prefix: str = "vertexai") -> list[Path]:
     base = getattr(config_loader, "base_env", "base") or "base"
     default_run_env = getattr(config_loader, "default_run_env", "local") or "local"
     files: list[Path] = []
     for env_name in dict.fromkeys([base, env or default_run_env]):
         folder = source / env_name
         if folder.is_dir():
-            # the files CONFIG_PATTERNS match: named vertexai*, or inside a vertexai* folder
+            # the files CONFIG_PATTERNS match: named vertexai*, or inside a vertexai* folder (``prefix``)
             files += sorted(
                 path
                 for path in folder.rglob("*")
                 if path.suffix in {".yml", ".yaml"}
-                and any(part.startswith("vertexai") for part in path.relative_to(folder).parts)
+                and any(part.startswith(prefix) for part in path.relative_to(folder).parts)
             )
     return files
 

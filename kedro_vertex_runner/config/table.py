@@ -1,4 +1,4 @@
-"""The configuration reference table of the README, generated from the models so it never drifts from them."""
+"""The configuration reference table (docs/reference.md), generated from the models so it never drifts from them."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ _TYPE_OVERRIDES = {
     "max_backoff": "duration",
     "task_startup": "duration",
     "node_duration": "duration",
+    "persistent_task_startup": "duration",
+    "custom_job_startup": "duration",
+    "max_wait": "duration",
+    "wait": "duration",
 }
 
 
 def config_reference() -> str:
-    """Markdown table of every key, generated from the models (pasted into the README).
+    """Markdown table of every key, generated from the models (pasted into docs/reference.md).
 
     Durations are seconds or strings like '30s', '15m', '2h'; a model met a second time (e.g. ``retries`` inside
     a ``resources`` entry) points to its first description instead of being repeated.

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ConfigError, PluginError
-from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name, task_names
+from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name, task_names, yaml_documents
 from ..base import (
     Backend,
     Capability,
@@ -81,7 +81,15 @@ class KubeflowBackend(Backend):
         "encryption_key": "KFP has no per-job CMEK; encrypt the cluster's storage instead",
         "failure_policy": "KFP applies its own failure handling",
         "labels": "KFP runs carry no labels",
+        "persistent_resource": "a Vertex AI runtime; KFP runs tasks on the cluster",
+        "preflight_validations": "a Vertex AI check; KFP has none",
+        "notifications.email": "the e-mail notification component works only on Vertex AI Pipelines",
     }
+    #: Kubeflow Pipelines' driver does not resolve `taskFinalStatus` inputs in every release: not compiled
+    task_final_status: ClassVar[bool] = False
+    secrets_refused: ClassVar[str | None] = (
+        "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
+    )
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         super().__init__(config, reporter)
@@ -587,9 +595,12 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _spec_file(spec: Mapping[str, Any]) -> Iterator[str]:
-    """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML), removed afterwards."""
+    """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML): the PipelineSpec, then its
+    Kubernetes platform spec (pod settings) as KFP's second document, which the client sends with every run,
+    recurring run and upload; removed afterwards."""
+
     with tempfile.TemporaryDirectory(prefix="kedro-vertex-kfp-") as folder:
         path = os.path.join(folder, "pipeline.yaml")
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(spec, fh)
+            fh.write(yaml_documents(spec))
         yield path

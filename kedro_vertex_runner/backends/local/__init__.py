@@ -7,9 +7,13 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   container's ``env``; the image is ignored (the task uses this interpreter and its installed packages, so a
   leading ``python`` in the command becomes :data:`sys.executable`);
 * ``{{$.pipeline_job_uuid}}``, ``{{$.pipeline_job_name}}``, ``{{$.pipeline_task_name}}``, ``{{$.pipeline_root}}``
-  and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
+  ``{{$}}`` (the executor input: the task's output artifacts and where it writes its executor output, beside its
+  log) and ``{{$.inputs.parameters['p']}}`` are substituted as Vertex AI does (strings raw, numbers and booleans as
   JSON, lists and dicts as compact JSON); a task input whose ``runtimeValue`` constant is one of those job
   placeholders takes the job's value, as Kubeflow Pipelines' driver does (the form compiled for that backend);
+  an exit task's ``taskFinalStatus`` input (KFP's ``PipelineTaskFinalStatus``) is the guarded DAG's outcome when
+  the exit task starts, in the JSON form Vertex AI substitutes (``state``, ``error``, ``pipelineJobResourceName``
+  — the job's name here — and ``pipelineTaskName``);
 * independent tasks run in parallel (at most ``max_workers`` at once); a failed task's dependents are skipped
   while tasks that do not depend on it carry on (Vertex AI's default "fail slow" policy); tasks with
   ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (the exit handler) run whatever happened upstream;
@@ -101,6 +105,9 @@ class LocalBackend(Backend):
     remote_tasks: ClassVar[bool] = False
     job_ends_with_launcher: ClassVar[bool] = True
     takes_run_id: ClassVar[bool] = True
+    unsupported_keys: ClassVar[dict[str, str]] = {
+        "notifications.email": "Vertex AI sends the e-mail: a local run sends none (notifications.webhook works)",
+    }
     job_noun: ClassVar[str] = "run"
     engine: ClassVar[str] = "this machine"
 
@@ -123,6 +130,11 @@ class LocalBackend(Backend):
         """Run the job to its end (this backend cannot leave a job running); :class:`LocalRunFailed` if a task
         failed."""
         local = self.config.run_config.local
+        if self.config.run_config.kubeflow.pod:
+            self.reporter.warn(
+                "run_config.kubeflow.pod is ignored: the local backend runs tasks as processes on this machine, not "
+                "as Kubernetes pods"
+            )
         options = job.options
         warm_start = options.get("warm_start")
         result = run_spec(

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ...errors import PluginError
 from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS, typed_value
 from ...pipeline_spec import parameter_values as pipeline_parameter_values
+from ...secret_manager import LOCAL_TASK_ENV
 from ...task_contract import TaskContract, keep_nodes
 from ..base import JobFailed, JobHandle
 from .processes import Descendants
@@ -61,6 +62,7 @@ class TaskResult:
         log: where its log is (a path, or a URL for a remote root).
         failed_node: the node that failed, or was running when the task's process ended (from its task report).
         missing_data: a dataset the failed node had to read from the run's storage that this run never stored.
+        started_at, ended_at: when its first attempt started and its last attempt ended (seconds since the epoch).
     """
 
     name: str
@@ -73,6 +75,8 @@ class TaskResult:
     log: str | None = None
     failed_node: str | None = None
     missing_data: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass
@@ -151,6 +155,9 @@ class _Task:
     retry_at: float = 0.0
     timed_out: bool = False
     kill_at: float | None = None
+    # an exit task taking the job's final status: the producer DAG task's name and the tasks inside it
+    final_status_of: tuple[str, tuple[str, ...]] | None = None
+    job_name: str = ""
 
     @property
     def label(self) -> str:
@@ -189,6 +196,8 @@ def _plan(
     pipeline_root: str,
     parameter_values: dict[str, Any],
     extra_env: dict[str, str],
+    outputs_dir: str = "",
+    artifacts_dir: str = "",
 ) -> dict[str, _Task]:
     """Flatten the spec's DAG (sub-DAGs such as the exit handler inlined) into runnable tasks, in topological order.
 
@@ -234,12 +243,38 @@ def _plan(
             container = (executors.get(label) or {}).get("container") if label else None
             if not container:
                 raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
-            tasks[name] = _make_task(name, task, container, inputs, deps, run_always, context, extra_env)
+            own_context = {**context, "": _executor_input(name, component, context, outputs_dir, artifacts_dir)}
+            tasks[name] = _make_task(name, task, container, inputs, deps, run_always, own_context, extra_env)
+            producer = next((v[len(_FINAL_STATUS_MARK) :] for v in inputs.values() if _is_status_mark(v)), None)
+            if producer is not None:
+                if producer not in members:
+                    raise PluginError(
+                        f"task {name!r}{where}: its final status comes from {producer!r}, not a task before it"
+                    )
+                tasks[name].final_status_of = (producer, tuple(members[producer]))
+                tasks[name].job_name = job_name
             members[name] = [name]
         return [leaf for names in members.values() for leaf in names]
 
     expand(root_dag, values, (), "")
     return tasks
+
+
+def _executor_input(
+    name: str, component: Mapping[str, Any], context: dict[str, str], outputs_dir: str, artifacts_dir: str = ""
+) -> str:
+    """``{{$}}``, KFP's executor input, for a task: its output artifacts (URIs under ``artifacts_dir``, by default
+    ``<root>/<run id>/artifacts/``, as KFP's launcher makes them under the pipeline root; the task writes a pointer
+    file at each) and the file it writes its executor output to (``<task>.executor_output.json`` beside its log)."""
+    artifacts = {}
+    default = f"{context['pipeline_root'].rstrip('/')}/{context['pipeline_job_uuid']}/artifacts"
+    base = f"{(artifacts_dir or default).rstrip('/')}/{name}"
+    for key, definition in ((component.get("outputDefinitions") or {}).get("artifacts") or {}).items():
+        kind = (definition or {}).get("artifactType") or {}
+        runtime = {"name": key, "type": {"schemaTitle": kind.get("schemaTitle", "system.Artifact")}}
+        artifacts[key] = {"artifacts": [{**runtime, "uri": f"{base}/{key}", "metadata": {}}]}
+    output_file = os.path.join(outputs_dir or ".", f"{name}.executor_output.json")
+    return json.dumps({"outputs": {"artifacts": artifacts, "outputFile": output_file}}, separators=(",", ":"))
 
 
 def _topological(local: Mapping[str, Any], where: str) -> list[str]:
@@ -278,6 +313,8 @@ def _task_inputs(
             values[key] = scope[parent_key]
         elif "runtimeValue" in source:
             values[key] = _runtime_constant((source["runtimeValue"] or {}).get("constant"), context)
+        elif "taskFinalStatus" in source:  # known when the task starts (see _Scheduler._with_final_status)
+            values[key] = _FINAL_STATUS_MARK + str((source["taskFinalStatus"] or {}).get("producerTask") or "")
         else:
             kinds = ", ".join(sorted(source)) or "nothing"
             raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
@@ -287,6 +324,32 @@ def _task_inputs(
         if key in values:
             values[key] = typed_value(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
     return values
+
+
+#: stands for the final status in a task's arguments until the task starts (never a value a spec could hold)
+_FINAL_STATUS_MARK = "\x00final-status\x00"
+
+
+def _is_status_mark(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_FINAL_STATUS_MARK)
+
+
+def final_status(producer: str, members: list[TaskResult], job_name: str) -> dict[str, Any]:
+    """The ``PipelineTaskFinalStatus`` of the DAG task ``producer`` whose tasks ended as ``members``, as Vertex AI
+    gives it to an exit task: ``SUCCEEDED`` when every task succeeded, ``CANCELLED`` when one was cancelled, else
+    ``FAILED`` with the failed tasks named in ``error.message``."""
+    failed = [r.name for r in members if r.state == FAILED]
+    if all(r.state == SUCCEEDED for r in members):
+        state, error = "SUCCEEDED", {}
+    elif any(r.state == CANCELLED for r in members):
+        state, error = "CANCELLED", {"code": 1, "message": "The DAG was cancelled."}
+    else:
+        state = "FAILED"
+        error = {
+            "code": 9,
+            "message": f"The DAG failed because some tasks failed. The failed tasks are: [{', '.join(failed)}].",
+        }
+    return {"error": error, "pipelineJobResourceName": job_name, "pipelineTaskName": producer, "state": state}
 
 
 def _runtime_constant(value: Any, context: dict[str, str]) -> Any:
@@ -319,7 +382,7 @@ def _make_task(
     if argv[0] in {"python", "python3"}:
         argv[0] = sys.executable
     env = dict(os.environ)
-    env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1"})
+    env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1", LOCAL_TASK_ENV: "1"})
     # a task's output goes to a file, where rich would wrap tracebacks at 80 columns; keep them readable
     env.setdefault("COLUMNS", "160")
     for item in container.get("env") or []:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from .display import (
     _report,
 )
 from .plan import (
+    _FINAL_STATUS_MARK,
     _POSIX,
     CANCELLED,
     FAILED,
@@ -43,6 +45,7 @@ from .plan import (
     _plan,
     _Task,
     backoff_seconds,
+    final_status,
 )
 from .storage import (
     _RecordWriter,
@@ -142,6 +145,10 @@ def run_spec(
             pipeline_root=storage.root,
             parameter_values=dict(parameter_values or {}),
             extra_env=dict(extra_env or {}),
+            outputs_dir=str(storage.logs_dir),
+            # local paths, so each task's artifact pointer files land in the run's folder (for a remote root: beside
+            # the staged logs), never under /gcs
+            artifacts_dir=str(storage.logs_dir / "artifacts") if storage.remote else f"{storage.run_dir}/artifacts",
         )
         for task in tasks.values():
             task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
@@ -180,6 +187,11 @@ def run_spec(
             scheduler.close()
         if writer is not None:
             writer.write(last=True)
+            from ...pictures import write_run_report
+
+            write_run_report(
+                json.loads(writer.payload()), storage.run_dir, storage.logs_dir, storage.remote, storage._upload_error
+            )
         if previous_sigterm is not _NOT_INSTALLED:
             signal.signal(signal.SIGTERM, previous_sigterm)
         storage.close()
@@ -288,13 +300,25 @@ class _Scheduler:
                 elif len(self.running) < self.max_workers:
                     self._start(task)
 
+    def _with_final_status(self, task: _Task) -> None:
+        """Put the guarded DAG's outcome into an exit task's arguments, now that it is known."""
+        if task.final_status_of is None:
+            return
+        producer, members = task.final_status_of
+        status = final_status(producer, [self.tasks[name].result for name in members], task.job_name)
+        text = json.dumps(status, separators=(",", ":"), ensure_ascii=False)
+        mark = _FINAL_STATUS_MARK + producer
+        task.argv = [part.replace(mark, text) for part in task.argv]
+
     def _start(self, task: _Task) -> None:
+        self._with_final_status(task)
         result = task.result
         result.attempts += 1
         result.state = RUNNING
         result.log = self.storage.location(task.name)
         task.timed_out, task.kill_at, task.clock = False, None, None
         task.started = time.monotonic()
+        result.started_at = result.started_at or time.time()
         log = self.storage.open_log(task.name)  # closed when the attempt ends
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         header = f"==> {stamp} task {task.label}, attempt {result.attempts} of {task.max_retries + 1}\n"
@@ -394,6 +418,7 @@ class _Scheduler:
         now = time.monotonic()
         result.exit_code = code
         result.duration = now - task.started
+        result.ended_at = time.time()
         if task.log_file is not None:
             if reason is not None:
                 task.log_file.write(f"==> attempt {result.attempts} failed: {reason}\n".encode())

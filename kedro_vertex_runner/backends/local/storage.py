@@ -92,7 +92,12 @@ class _RecordWriter:
 
     def payload(self) -> bytes:
         tasks = {
-            name: {"nodes": self.nodes[name], "state": task.state, "failed_node": task.failed_node}
+            name: {
+                "nodes": self.nodes[name],
+                "state": task.state,
+                "failed_node": task.failed_node,
+                **{key: getattr(task, key) for key in ("attempts", "reason", "started_at", "ended_at")},
+            }
             for name, task in self.result.tasks.items()
         }
         record = {"run_id": self.result.run_id, "options": self.options, "tasks": tasks, "spec": self.spec}

@@ -50,7 +50,6 @@ from .experiments import attach_to_experiment, ensure_experiment
 from .jobs import (
     _display_name,
     build_pipeline_job,
-    cancel_job,
     create_job,
     handle_for,
     job_ended,
@@ -83,7 +82,13 @@ class VertexBackend(Backend):
 
     @classmethod
     def refuse_run_config(cls, run_config: Any) -> tuple[str, str] | None:
-        """Vertex AI's own naming rule for its experiments (``run_config.experiment_name``)."""
+        """Vertex AI runs no Kubernetes pods (``run_config.kubeflow.pod``), and names its experiments by its own rule
+        (``run_config.experiment_name``)."""
+        if run_config.kubeflow.pod:
+            return "kubeflow.pod", (
+                "Vertex AI runs no Kubernetes pods you can place: remove the key (choose machines with "
+                "resources.<name>.cpu, memory, gpu and accelerator), or run on backend 'kubeflow'"
+            )
         experiment = run_config.experiment_name
         if experiment is not None:
             from ...config.rules import check_vertex_experiment
@@ -148,9 +153,6 @@ class VertexBackend(Backend):
 
     def ended(self, job: JobHandle, status: JobStatus) -> None:
         job_ended(self.api, job, status, self.reporter)
-
-    def cancel(self, job_id: str) -> str:
-        return cancel_job(self.api, job_id)
 
     def stop_hint(self, job: JobHandle) -> str:
         return stop_hint(self.api, job)
@@ -234,6 +236,26 @@ class VertexBackend(Backend):
         if task is not None and not task.strip():
             raise PluginError("--task: give a task name as the console shows it, or leave --task out")
         return job_task_logs(self.api, job_id, task=task, lines=lines)
+
+    def rerun(self, job_id: str, job: JobRequest, *, wait: bool = True) -> JobHandle:
+        from ...network import following
+        from .rerun import rerun_job
+
+        handle = rerun_job(self.api, job_id, job, self.reporter)
+        if wait:
+            with following():
+                self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
+        return handle
+
+    def cancel(self, job_id: str) -> str:
+        from .rerun import cancel_job
+
+        return cancel_job(self.api, job_id)
+
+    def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
+        from .schedules import change_schedules
+
+        return change_schedules(self.api, name, action, catch_up=catch_up)
 
     def upload(self, spec: Mapping[str, Any], name: str, tags: Sequence[str] = ()) -> UploadedPipeline:
         """A template version in ``run_config.pipeline_registry`` (Artifact Registry's Kubeflow Pipelines

@@ -188,10 +188,15 @@ class VertexApi:
         if kind not in self._clients:
             from google.cloud import aiplatform_v1
 
+            from .runtime import uses_v1beta1
+
+            module = aiplatform_v1
+            if kind != "metadata" and uses_v1beta1(self.config):  # the persistent resource runtime is v1beta1's
+                from google.cloud import aiplatform_v1beta1 as module  # type: ignore[no-redef]
             cls = {
-                "pipeline": aiplatform_v1.PipelineServiceClient,
-                "schedule": aiplatform_v1.ScheduleServiceClient,
-                "metadata": aiplatform_v1.MetadataServiceClient,
+                "pipeline": module.PipelineServiceClient,
+                "schedule": module.ScheduleServiceClient,
+                "metadata": module.MetadataServiceClient,
             }[kind]
             self._clients[kind] = cls(
                 credentials=self.credentials,

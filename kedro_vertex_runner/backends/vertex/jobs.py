@@ -44,6 +44,7 @@ from .cloud_logging import (
     pipeline_log_filter,
     task_log_filter,
 )
+from .runtime import add_runtime, preflight_error
 
 if TYPE_CHECKING:
     from ...config import PluginConfig
@@ -91,6 +92,7 @@ def build_pipeline_job(
         }
     if template_uri:
         job["template_uri"] = template_uri
+    add_runtime(job, config)
     return job
 
 
@@ -125,7 +127,7 @@ def create_job(api: VertexApi, body: dict[str, Any], job_id: str, reporter: Repo
             return _call(action, api.config, api.pipelines.get_pipeline_job, name=name)
         except Exception as exc:
             if attempt == attempts - 1 or not _is_transient(exc):
-                raise _api_error(exc, action, api.config) from None
+                raise preflight_error(exc, body, _brief(exc)) or _api_error(exc, action, api.config) from None
             delay = min(poll_interval(), 2.0**attempt)
             reporter.notice(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s")
             time.sleep(delay)
@@ -207,12 +209,6 @@ def job_ended(api: VertexApi, handle: JobHandle, status: JobStatus, reporter: Re
     if state == "CANCELLED":
         raise JobFailed(f"job {job_id} was CANCELLED (details: {url})", handle, state="CANCELLED")
     raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
-
-
-def cancel_job(api: VertexApi, job_id: str) -> str:
-    """Ask Vertex AI to cancel job ``job_id``; one line saying so."""
-    _call(f"cancelling job {job_id}", api.config, api.pipelines.cancel_pipeline_job, name=_job_name(api, job_id))
-    return f"Cancellation of job {job_id} requested"
 
 
 def stop_hint(api: VertexApi, handle: JobHandle) -> str:
