@@ -296,6 +296,10 @@ class Backend:
     #: tasks cannot read Secret Manager: `run_config.secrets` (and `notifications.webhook`) are refused with this
     #: hint (None: they can)
     secrets_refused: ClassVar[str | None] = None
+    #: a task with machine settings (`resources.<name>.machine_type`…) runs as a Vertex AI CustomJob
+    machines_as_custom_jobs: ClassVar[bool] = False
+    #: the engine sends `run_config.notifications.email` (Google's e-mail exit task)
+    email_notifications: ClassVar[bool] = False
     #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's
     #: `dsl.PipelineTaskFinalStatus`)
     task_final_status: ClassVar[bool] = True
@@ -383,6 +387,12 @@ class Backend:
     def refuse_run_config(cls, run_config: Any) -> tuple[str, str] | None:
         """A ``run_config`` value this backend's engine refuses by its own rules (not the plugin's): the key and
         why, in one line; None when there is none. Called when the configuration is validated."""
+        return None
+
+    @classmethod
+    def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
+        """What is wrong with a valid accelerator of ``resources.<name>`` on this engine, if anything (one line).
+        None here: the local backend runs no accelerator and takes any."""
         return None
 
     def require(self, capability: Capability) -> None:

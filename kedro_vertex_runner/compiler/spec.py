@@ -110,7 +110,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
     webhook = run_config.notifications.webhook
-    email = list(run_config.notifications.email) if run_config.backend == "vertex" else []
+    email = list(run_config.notifications.email) if backend_class(run_config.backend).email_notifications else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
     if exit_group is not None:
@@ -1017,7 +1017,7 @@ def _on_machine(
     task. 1 for such a task, else 0."""
     if settings.machine is None:
         return 0
-    if run_config.backend == "vertex":
+    if backend_class(run_config.backend).machines_as_custom_jobs:
         components[f"comp-{name}"], executors[f"exec-{name}"] = as_custom_job(
             components[f"comp-{name}"],
             executors[f"exec-{name}"],

@@ -45,7 +45,6 @@ from .machines import (
 from .pod import (
     KUBERNETES_GPU,
     PodSettings,
-    accelerator_problem,
     check_extended_resource,
     check_ttl,
     is_kubernetes_resource,
@@ -962,7 +961,7 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
         where = file_defining(files, ("run_config", *key.split(".")))
         raise ConfigError(f"{where}: run_config.{key}: {reason}{context}")
     for name, settings in config.run_config.resources.items():
-        problem = settings.accelerator and accelerator_problem(settings.accelerator, backend, name)
+        problem = settings.accelerator and cls.refuse_accelerator(settings.accelerator, name)
         if problem:
             where = file_defining(files, ("run_config", "resources", name, "accelerator"))
             raise ConfigError(f"{where}: run_config.resources.{name}.accelerator: {problem}{context}")

@@ -91,6 +91,25 @@ class KubeflowBackend(Backend):
         "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
     )
 
+    @classmethod
+    def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
+        """Kubeflow Pipelines takes only Kubernetes resource names: it would ask Kubernetes for a resource called
+        ``NVIDIA_TESLA_T4``, which no node has."""
+        from ...config.pod import KUBERNETES_GPU, is_kubernetes_resource
+
+        if is_kubernetes_resource(accelerator):
+            return None
+        if accelerator.startswith("TPU"):
+            resource, example = "google.com/tpu", ""
+        else:
+            resource = KUBERNETES_GPU
+            example = f", e.g. {{cloud.google.com/gke-accelerator: {accelerator.lower().replace('_', '-')}}} on GKE"
+        return (
+            f"{accelerator} is a Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a "
+            f"resource no node has: write {resource} instead and choose the model with "
+            f"run_config.kubeflow.pod.{name}.node_selector{example}"
+        )
+
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         super().__init__(config, reporter)
         self._kfp: Any = None

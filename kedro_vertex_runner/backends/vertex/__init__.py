@@ -68,6 +68,8 @@ class VertexBackend(Backend):
     root_schemes: ClassVar[tuple[str, ...]] = ("gs",)
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
     engine: ClassVar[str] = "Vertex AI"
+    machines_as_custom_jobs: ClassVar[bool] = True
+    email_notifications: ClassVar[bool] = True
 
     _api: VertexApi | None = None
     _experiment: str | None = None  # the experiment context of the job started last
@@ -97,6 +99,18 @@ class VertexBackend(Backend):
                 check_vertex_experiment(experiment)
             except ValueError as exc:
                 return "experiment_name", str(exc)
+        return None
+
+    @classmethod
+    def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
+        """Vertex AI takes only its own accelerator types."""
+        from ...config.pod import is_kubernetes_resource
+
+        if is_kubernetes_resource(accelerator):
+            return (
+                f"{accelerator} is a Kubernetes resource name, which Vertex AI does not take: write a Vertex AI "
+                "accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or run on backend 'kubeflow'"
+            )
         return None
 
     def where(self) -> str:
