@@ -25,7 +25,7 @@ PRIVATE_NAMES: dict[str, str] = {
     "kedro.framework.project:_ProjectPipelines._pipelines_module": "forget_loaded_pipelines",
     "kedro.runner:AbstractRunner._suggest_resume_scenario": "without_resume_suggestion",
     "kedro.io.core:AbstractVersionedDataset._version": "pin_version",
-    "kedro.io.core:AbstractVersionedDataset._get_versioned_path": "remove_version",
+    "kedro.io.core:AbstractVersionedDataset._get_versioned_path": "remove_version, versioned_path",
 }
 
 
@@ -164,6 +164,16 @@ def pin_version(dataset: Any, version: Any) -> None:
             setattr(dataset, cache, None)
 
 
+def versioned_path(dataset: Any, version: str) -> Any:
+    """Where a versioned ``dataset`` keeps ``version`` (a path), or None when it cannot say."""
+    if not hasattr(dataset, "_get_versioned_path"):
+        return None
+    try:
+        return dataset._get_versioned_path(version)
+    except Exception:
+        return None
+
+
 def remove_version(dataset: Any, version: str) -> None:
     """Delete what ``dataset`` saved at ``version``, if anything (an fsspec dataset; others: nothing)."""
     try:
@@ -190,5 +200,6 @@ __all__ = [
     "remove_version",
     "replace_copy_mode",
     "split_params",
+    "versioned_path",
     "without_resume_suggestion",
 ]

@@ -432,6 +432,7 @@ def _catalog_facts(
     pattern), those of them held ``in_memory`` (they pass between tasks like undeclared ones), and — only when some
     task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
     catalog cannot be built here (e.g. credentials only available in the container)."""
+    from .backends import backend_class
     from .persistence import _is_parameter, held_in_memory
 
     if catalog is None:
@@ -448,7 +449,7 @@ def _catalog_facts(
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
         facts["per_run"] = per_run_datasets(context, catalog, declared)
     facts["artifacts"] = catalog_artifacts(
-        catalog, declared - facts["in_memory"], remote_only=run_config.backend != "local"
+        catalog, declared - facts["in_memory"], remote_only=backend_class(run_config.backend).remote_tasks
     )
     return facts
 
@@ -460,6 +461,8 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
     Raises:
         PluginError: an entry's ``metadata.kedro-vertex-runner.artifact`` is not a known kind.
     """
+    from fsspec.implementations.local import LocalFileSystem
+
     from .artifacts import artifact_type
     from .persistence import _is_parameter
 
@@ -482,7 +485,7 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
             path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
             protocol = getattr(dataset, "_protocol", None)
             location = None if path is None else str(path)
-            if location and protocol and protocol not in ("file", "local") and "://" not in location:
+            if location and protocol and protocol not in LocalFileSystem.protocol and "://" not in location:
                 location = f"{protocol}://{location}"
             config = {"type": type(dataset), "filepath": location, "metadata": getattr(dataset, "metadata", None)}
         try:
