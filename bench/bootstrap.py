@@ -10,7 +10,7 @@ Three commands: ``kedro run --pipeline P --nodes N``; the entrypoint as the comp
 ``model`` pipeline even when the task only summarises a CSV); and the entrypoint with ``--node-pipeline S``, the
 smallest registered pipeline holding the node, so only the node modules of ``S`` are imported. A fourth line,
 ``warm fork``, is the same entrypoint task forked by the local backend's warm-start process
-(:mod:`kedro_vertex_runner.backends.warm`) once it has preloaded the project: what a local task costs by default.
+(:mod:`kedro_vertex_runner.backends.local.warm`) once it has preloaded the project: what a local task costs by default.
 
 Last measured (3 runs each, shared 2-core machine, load average ≈0.8): first node after 4.79 s (``kedro run``),
 3.85 s (entrypoint, 0.80x), 1.90 s (``--node-pipeline``, 0.40x), 0.43 s (warm fork, 0.09x).
@@ -111,7 +111,7 @@ def main() -> None:
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for cmd in commands.values():  # warm-up: byte-code caches, page cache
             measure(cmd, project)
-        from kedro_vertex_runner.backends.warm import Zygote
+        from kedro_vertex_runner.backends.local.warm import Zygote
 
         zygote = Zygote(project, _env())
         log = Path(tmp) / "warm.log"

@@ -115,11 +115,10 @@ def dataset_uri(dataset: Any, version: str | None = None) -> str | None:
         path = getattr(dataset, "_path", None)
     if path is None:
         return None
-    if version is not None and hasattr(dataset, "_get_versioned_path"):
-        try:
-            path = dataset._get_versioned_path(version)
-        except Exception:  # the unversioned location still names the data
-            pass
+    if version is not None:
+        from .kedro_compat import versioned_path
+
+        path = versioned_path(dataset, version) or path  # else the unversioned location still names the data
     text = str(path)
     protocol = getattr(dataset, "_protocol", None)
     if "://" in text:

@@ -25,9 +25,9 @@ from .runner import VertexRunner
 kedro.runner.VertexRunner = VertexRunner  # type: ignore[attr-defined]
 
 
-def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _parse_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """``--params`` parsed as ``kedro run`` parses it; a malformed value is one ``Error:`` line (no usage text)."""
-    from kedro.framework.cli.utils import _split_params as kedro_split_params
+    from .kedro_compat import split_params as kedro_split_params
 
     example = "use KEY=VALUE items separated by commas, e.g. --params alpha=0.5,model.depth=3"
     try:
@@ -85,7 +85,7 @@ params_option = click.option(
     "--params",
     type=click.UNPROCESSED,
     default="",
-    callback=_split_params,
+    callback=_parse_params,
     help="Runtime parameters as with `kedro run`, e.g. `--params alpha=0.5,model.depth=3`.",
 )
 
@@ -168,8 +168,8 @@ class _Job:
         if value:
             from kedro.framework.project import PACKAGE_NAME
 
+            from .backends.vertex.template_registry import template_uri
             from .compiler.spec import _pipeline_name
-            from .template_registry import template_uri
 
             package = _pipeline_name(PACKAGE_NAME or Path.cwd().name, (self.pipeline_name,))
             self.template_uri = template_uri(value, self.config, package)
@@ -179,7 +179,7 @@ class _Job:
         from .project import build_request, check_mlflow_backend
 
         if self.template_uri:
-            from .template_registry import fetch_template
+            from .backends.vertex.template_registry import fetch_template
 
             click.echo(f"Using the pipeline template {self.template_uri}", err=True)
             return fetch_template(self.template_uri, self.config)
@@ -225,7 +225,9 @@ class _Job:
 def _without_kedro_mlflow(session: Any) -> None:
     """Unregister kedro-mlflow's hooks from ``session``: its ``after_context_created`` sets the tracking URI and
     gets or creates the experiment on the tracking server, which compiling needs no more than any other server."""
-    manager = session._hook_manager
+    from .kedro_compat import hook_manager
+
+    manager = hook_manager(session)
     for plugin in list(manager.get_plugins()):
         if type(plugin).__module__.startswith("kedro_mlflow."):
             manager.unregister(plugin)

@@ -1,10 +1,9 @@
 """What the user sees: the terminal side of the backends, for the ``kedro vertexai`` commands and ``VertexRunner``.
 
-Backends return data and raise; they tell the user what happens while a job runs through a
-:class:`~kedro_vertex_runner.backends.base.Reporter`. :class:`ConsoleReporter` is that reporter on a terminal (a
-live table of task states, plain lines when piped, questions only when someone can answer them), and the functions
-below are the commands' work: pick the backend, call it, print what it returned (job and schedule tables, log
-tails, the UI address).
+:class:`ConsoleReporter` is the :class:`~kedro_vertex_runner.backends.base.Reporter` on a terminal (a live table of
+task states, plain lines when piped, questions only when someone can answer them), and the functions below are the
+commands' work: pick the backend, call it, print what it returned (job and schedule tables, log tails, the UI
+address).
 """
 
 from __future__ import annotations
@@ -12,12 +11,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .backends import DEFAULT_BACKEND, backend_class, get_backend
-from .backends.base import JobEnded, JobHandle, JobRequest, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
+from .backends.base import JobHandle, JobRequest, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
 
 if TYPE_CHECKING:
     from .backends.base import Backend, TaskState
@@ -28,12 +28,19 @@ if TYPE_CHECKING:
 # the reporter
 
 
+#: a table of more tasks than this shows only the running, retrying and failed ones (and the counts)
+FULL_TABLE_ROWS = 25
+_COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "CANCELLED": "yellow"}
+_TASK_COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RETRYING": "yellow", "SKIPPED": "dim"}
+
+
 class _Progress:
     """Live per-task states: a rich table on a terminal, one ``task: STATE`` line per change otherwise."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, reporter: ConsoleReporter) -> None:
         self.job_id = job_id
-        self.tty = sys.stdout.isatty()
+        self.reporter = reporter
+        self.tty = reporter.tty
         self.seen: dict[str, str] = {}
         self.job_state = ""
         self.live: Any = None
@@ -42,7 +49,9 @@ class _Progress:
         if self.tty:
             from rich.live import Live
 
-            self.live = Live(self._table([], "PENDING"), refresh_per_second=4, transient=False)
+            self.live = Live(
+                self._table([], "PENDING"), console=self.reporter.console, refresh_per_second=4, transient=False
+            )
             self.live.__enter__()
         return self
 
@@ -59,15 +68,16 @@ class _Progress:
         from rich.table import Table
         from rich.text import Text
 
+        if any(row.nodes for row in rows):
+            return task_table(rows)
         table = Table()
         table.add_column("Task")
         table.add_column("State")
         with_errors = any(row.error for row in rows)
         if with_errors:
             table.add_column("Error", overflow="fold")
-        colours = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "CANCELLED": "yellow"}
         for row in rows:
-            colour = colours.get(row.state)
+            colour = _COLOURS.get(row.state)
             cells = [row.name, f"[{colour}]{row.state}[/]" if colour else row.state]
             table.add_row(*cells, *([row.error] if with_errors else []))
         return Group(Text(f"job {self.job_id}: {state}"), table)
@@ -76,21 +86,59 @@ class _Progress:
         if self.live is not None:
             self.live.update(self._table(rows, state))
             return
+        if self.job_id in self.reporter.evented or any(row.nodes for row in rows):  # its task events say it
+            return
         if state != self.job_state:
-            click.echo(f"job {self.job_id}: {state}")
+            self.reporter.echo(f"job {self.job_id}: {state}")
             self.job_state = state
         for row in rows:
             if self.seen.get(row.name) != row.state:
-                click.echo(f"{row.name}: {row.state}")
+                self.reporter.echo(f"{row.name}: {row.state}")
                 self.seen[row.name] = row.state
+
+
+def task_table(rows: Sequence[TaskState]) -> Any:
+    """The table of a job whose tasks carry their nodes (the local backend): task, nodes, state (with why, and the
+    node it is at), time and attempts, and the count of each state below."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    states = [row.state for row in rows]
+    counts = {state: states.count(state) for state in dict.fromkeys(states)}
+    caption = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
+    table = Table(caption=caption, caption_justify="left")
+    for column in ("task", "nodes", "state", "time", "attempt"):
+        table.add_column(column, no_wrap=column != "nodes")
+    shown = list(rows)
+    if len(shown) > FULL_TABLE_ROWS:
+        shown = [row for row in shown if row.state in {"RUNNING", "RETRYING", "FAILED"}]
+    for row in shown:
+        text = escape(row.detail or row.state)
+        style = _TASK_COLOURS.get(row.state)
+        table.add_row(
+            row.name,
+            ", ".join(row.nodes),
+            f"[{style}]{text}[/]" if style else text,
+            row.elapsed,
+            str(row.attempts or ""),
+        )
+    return table
 
 
 class ConsoleReporter:
     """The :class:`~kedro_vertex_runner.backends.base.Reporter` of the CLI and the runner: news on stdout, warnings
     and the launcher's own notices on stderr; any line ends a live progress table first. Use it as a context
-    manager (or call :meth:`close`) so a live table never outlives the job."""
+    manager (or call :meth:`close`) so a live table never outlives the job.
 
-    def __init__(self) -> None:
+    ``console``: a rich console to write everything to instead (a file, a test's buffer); a live table is drawn
+    only where it is a terminal."""
+
+    def __init__(self, console: Any = None) -> None:
+        self.console = console
+        self.tty = (
+            (console.is_terminal and not console.is_dumb_terminal) if console is not None else sys.stdout.isatty()
+        )
+        self.evented: set[str] = set()  # jobs whose task events are shown line by line
         self._progress: _Progress | None = None
 
     def __enter__(self) -> ConsoleReporter:
@@ -99,31 +147,45 @@ class ConsoleReporter:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def echo(self, text: str, err: bool = False) -> None:
+        if self.console is None:
+            click.echo(text, err=err)
+        else:
+            self.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
 
     def info(self, text: str) -> None:
         self.close()
-        click.echo(text)
+        self.echo(text)
 
     def warn(self, text: str) -> None:
         self.close()
-        click.echo(f"Warning: {text}", err=True)
+        self.echo(f"Warning: {text}", err=True)
 
     def notice(self, text: str) -> None:
         self.close()
-        click.echo(text, err=True)
+        self.echo(text, err=True)
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
         if self._progress is None or self._progress.job_id != job.job_id:
             self.close()
-            self._progress = _Progress(job.job_id).__enter__()
+            self._progress = _Progress(job.job_id, self).__enter__()
+        elif self._progress.live is None and self.tty:  # a line ended the table: draw it again below
+            self._progress.__enter__()
         self._progress.update(tasks, job_state)
+
+    def task_event(self, job: JobHandle, task: str, text: str) -> None:
+        """A line ``[HH:MM:SS] task: text`` where no live table shows the change."""
+        self.evented.add(job.job_id)
+        if not self.tty:
+            self.echo(f"[{datetime.now():%H:%M:%S}] {task}: {text}")
 
     def task_log(self, log: TaskLog) -> None:
         self.close()
-        print_task_log(log)
+        print_task_log(log, self.echo)
 
     def confirm(self, question: str) -> bool:
         """Ask only where someone can answer (stdin and stdout a terminal); otherwise no."""
@@ -156,31 +218,6 @@ def open_backend(config: PluginConfig, chosen: str | None = None, reporter: Any 
 
 # ------------------------------------------------------------------------------------------------------------------
 # the commands' work
-
-
-def submit(
-    spec: Mapping[str, Any],
-    config: PluginConfig,
-    *,
-    pipeline_name: str = "__default__",
-    wait: bool = True,
-    cancel_on_interrupt: bool = False,
-    params: Mapping[str, Any] | None = None,
-    template_uri: str | None = None,
-    backend: str | None = None,
-    on_end: JobEnded | None = None,
-) -> str:
-    """Run ``spec`` as one job on ``backend`` (see :func:`command_backend`), following it when ``wait``; returns
-    the job id."""
-    request = JobRequest(
-        spec=spec,
-        pipeline_name=pipeline_name,
-        params=dict(params or {}),
-        template_uri=template_uri,
-        cancel_on_interrupt=cancel_on_interrupt,
-    )
-    with ConsoleReporter() as reporter:
-        return open_backend(config, backend, reporter).run(request, wait=wait, on_end=on_end).job_id
 
 
 def create_schedule(
@@ -259,16 +296,22 @@ def show_logs(
         print_task_log(log)
 
 
-def print_task_log(log: TaskLog) -> None:
-    """A task's log tail and where the whole log is; a log without lines is its one-line note."""
-    if not log.lines:
-        click.echo(f"Task {log.task} ({log.state}): {log.note or 'no log lines'}")
+def print_task_log(log: TaskLog, echo: Callable[[str], None] = click.echo) -> None:
+    """A task's log tail and where the whole log is; a log without lines is its one-line note. A log with its own
+    ``title`` (which says where it is) shows that above its lines."""
+    if log.title:
+        echo(log.title)
+        for line in log.lines:
+            echo(f"  {line}")
         return
-    click.echo(f"Task {log.task} ({log.state}); last {len(log.lines)} lines of its log:")
+    if not log.lines:
+        echo(f"Task {log.task} ({log.state}): {log.note or 'no log lines'}")
+        return
+    echo(f"Task {log.task} ({log.state}); last {len(log.lines)} lines of its log:")
     for line in log.lines:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
     if log.source:
-        click.echo(f"Full log: {log.source}")
+        echo(f"Full log: {log.source}")
 
 
 def open_ui(config: PluginConfig, opener: Callable[[str], bool] | None = None, backend: str | None = None) -> str:

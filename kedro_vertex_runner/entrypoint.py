@@ -246,7 +246,6 @@ def _disable_plugins(plugins: set[str]) -> None:
     from importlib.metadata import entry_points
 
     from kedro.framework.project import settings
-    from kedro.framework.session import session as session_module
 
     wanted = {_normalise(name) for name in plugins}
     blocked: set[str] = set()
@@ -262,31 +261,20 @@ def _disable_plugins(plugins: set[str]) -> None:
 
     if not blocked:
         return
-    original = session_module._create_hook_manager
+    from .kedro_compat import block_hook_plugins
 
-    def create_hook_manager() -> Any:
-        manager = original()
-        for name in blocked:
-            manager.set_blocked(name)
-        return manager
-
-    session_module._create_hook_manager = create_hook_manager
+    block_hook_plugins(blocked)
 
 
 def _skip_needless_imports() -> None:
     """Stop Kedro's ``MemoryDataset`` from importing pandas (≈0.4 s) just to look at a parameter's type.
 
-    ``kedro.io.memory_dataset._infer_copy_mode`` imports pandas, numpy and ibis to test ``isinstance``; a value can
+    Kedro's copy-mode check imports pandas, numpy and ibis to test ``isinstance``; a value can
     only be a pandas DataFrame if pandas is already imported, so looking the modules up in ``sys.modules`` gives
     the same answer without the import. A task whose nodes use pandas imports it anyway; one that does not (a
     notification, a model deploy) starts that much sooner.
     """
-    try:
-        from kedro.io import memory_dataset
-    except ImportError:  # pragma: no cover
-        return
-    if not callable(getattr(memory_dataset, "_infer_copy_mode", None)):  # pragma: no cover - a future Kedro
-        return
+    from .kedro_compat import replace_copy_mode
 
     def infer_copy_mode(data: Any) -> Literal["deepcopy", "copy", "assign"]:
         pd, np, ibis = (sys.modules.get(name) for name in ("pandas", "numpy", "ibis"))
@@ -296,7 +284,7 @@ def _skip_needless_imports() -> None:
             return "assign"
         return "deepcopy"
 
-    memory_dataset._infer_copy_mode = infer_copy_mode
+    replace_copy_mode(infer_copy_mode)
 
 
 class _TaskHooks:
@@ -677,12 +665,13 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
         from kedro.framework.session import KedroSession
 
+        from .kedro_compat import hook_manager
         from .mlflow_tracking import task_run
         from .task_runners import task_runner
 
         session: KedroSession
         with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
-            hooks.register(session._hook_manager)
+            hooks.register(hook_manager(session))
             # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
             with task_run(
                 session,
@@ -791,7 +780,7 @@ class _ExitGuard:
             report_error(f"node {node!r} failed: {reason}" if node else reason)
             sys.stderr.flush()
         finally:
-            from .backends.processes import finish
+            from .backends.local.processes import finish
 
             finish(1)  # as the task would have ended: exit handlers, then whatever it started is killed
 
@@ -1015,7 +1004,7 @@ def _watch_launcher() -> None:
         return
     if launcher <= 0 or not hasattr(os, "killpg") or os.getppid() != launcher:
         return
-    from .backends.processes import become_subreaper, descendants, kill
+    from .backends.local.processes import become_subreaper, descendants, kill
 
     become_subreaper()
 
@@ -1061,7 +1050,7 @@ def _sweep_when_gone(folder: str) -> None:
 
 def _main_and_exit() -> None:
     """``python -m kedro_vertex_runner.entrypoint``: run the task, then end as a warm-started task does
-    (:func:`~kedro_vertex_runner.backends.processes.finish`): exit handlers run, no thread or worker is waited for."""
+    (:func:`~kedro_vertex_runner.backends.local.processes.finish`): exit handlers run, no thread or worker is waited for."""
     code = 1
     try:
         code = main()
@@ -1074,7 +1063,7 @@ def _main_and_exit() -> None:
 
         traceback.print_exc()
     finally:
-        from .backends.processes import finish
+        from .backends.local.processes import finish
 
         finish(code)
 

@@ -546,24 +546,23 @@ def pin_versions(catalog: Any, group: Pipeline, version: Callable[[], str]) -> d
     """
     from kedro.io.core import Version
 
+    from .kedro_compat import dataset_version, is_versioned, pin_version
+
     produced = set(group.all_outputs())
     pinned: dict[str, str] = {}
     for name in sorted(group.datasets()):
         if _is_parameter(name) or name not in catalog:
             continue
         dataset = catalog.get(name) if hasattr(catalog, "get") else catalog[name]
-        if getattr(dataset, "_version", None) is None or not hasattr(dataset, "_get_versioned_path"):
+        if not is_versioned(dataset):
             continue
         job = version()
-        previous = dataset._version
-        dataset._version = Version(job, job)
-        for cache in ("_cached_load_version", "_cached_save_version"):
-            if hasattr(dataset, cache):
-                setattr(dataset, cache, None)
+        previous = dataset_version(dataset)
+        pin_version(dataset, Version(job, job))
         if name in produced or _safe_exists(dataset):
             pinned[name] = job
         else:
-            dataset._version = previous
+            pin_version(dataset, previous)
     return pinned
 
 
@@ -577,14 +576,9 @@ def _safe_exists(dataset: Any) -> bool:
 def clear_version(dataset: Any, version: str) -> None:
     """Remove what an earlier attempt of this job saved at ``version`` (a retried task, a resumed run): Kedro
     refuses to save a version that exists, and that data came from this very job."""
-    try:
-        from kedro.io.core import get_filepath_str
+    from .kedro_compat import remove_version
 
-        path = get_filepath_str(dataset._get_versioned_path(version), dataset._protocol)
-        if dataset._exists_function(path):
-            dataset._fs.rm(path, recursive=True)
-    except (AttributeError, FileNotFoundError):  # not an fsspec dataset: Kedro reports the clash itself
-        return
+    remove_version(dataset, version)
 
 
 __all__ = [

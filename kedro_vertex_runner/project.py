@@ -431,10 +431,10 @@ def code_package(project_path: Path, config: PluginConfig) -> Any:
 
 def _source_dir(project_path: Path) -> str:
     """``[tool.kedro] source_dir`` of the project (default ``src``), as Kedro reads it."""
-    from kedro.framework.startup import _get_project_metadata
+    from .kedro_compat import project_metadata
 
     try:
-        metadata = _get_project_metadata(project_path)
+        metadata = project_metadata(project_path)
         return Path(metadata.source_dir).resolve().relative_to(project_path.resolve()).as_posix()
     except Exception:  # not readable here, or outside the project: Kedro's default layout
         return "src"
@@ -456,6 +456,7 @@ def _catalog_facts(
     pattern), those of them held ``in_memory`` (they pass between tasks like undeclared ones), and — only when some
     task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
     catalog cannot be built here (e.g. credentials only available in the container)."""
+    from .backends import backend_class
     from .persistence import _is_parameter, held_in_memory
 
     if catalog is None:
@@ -471,19 +472,11 @@ def _catalog_facts(
     run_config = config.run_config
     if run_config.caching or any(entry.caching for entry in run_config.resources.values()):
         facts["per_run"] = per_run_datasets(context, catalog, declared)
-    from .backends import backend_class
 
     facts["artifacts"] = catalog_artifacts(
         catalog, declared - facts["in_memory"], remote_only=backend_class(run_config.backend).remote_tasks
     )
     return facts
-
-
-def _local_protocol(protocol: Any) -> bool:
-    """Whether ``protocol`` (a dataset's fsspec protocol) names this machine's own files."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    return protocol in LocalFileSystem.protocol
 
 
 def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> dict[str, str]:
@@ -493,6 +486,8 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
     Raises:
         PluginError: an entry's ``metadata.kedro-vertex-runner.artifact`` is not a known kind.
     """
+    from fsspec.implementations.local import LocalFileSystem
+
     from .artifacts import artifact_type
     from .persistence import _is_parameter
 
@@ -515,7 +510,7 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
             path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
             protocol = getattr(dataset, "_protocol", None)
             location = None if path is None else str(path)
-            if location and protocol and not _local_protocol(protocol) and "://" not in location:
+            if location and protocol and protocol not in LocalFileSystem.protocol and "://" not in location:
                 location = f"{protocol}://{location}"
             config = {"type": type(dataset), "filepath": location, "metadata": getattr(dataset, "metadata", None)}
         try:
@@ -541,23 +536,18 @@ def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str])
     from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
 
     marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
-    from kedro.config import OmegaConfigLoader
+    from .kedro_compat import globals_resolved_again
 
     loader = context.config_loader
     saved = {key: os.environ.get(key) for key in (RUN_ID_ENV, JOB_NAME_ENV)}
-    # OmegaConfigLoader resolves globals.yml once, when it is built (and caches it twice): resolve it again too
-    omega = loader if isinstance(loader, OmegaConfigLoader) else None
-    saved_globals = (omega._globals, omega._globals_oc) if omega is not None and omega._globals else None
     os.environ[RUN_ID_ENV], os.environ[JOB_NAME_ENV] = marker, marker
     try:
-        if omega is not None and saved_globals:
-            omega._globals, omega._globals_oc = loader["globals"], None
-        raw = loader["catalog"]
+        # globals.yml is resolved once, when the loader is built: resolve it again too
+        with globals_resolved_again(loader):
+            raw = loader["catalog"]
     except Exception:  # the session loaded this config already; a second load failing leaves caching as configured
         return frozenset()
     finally:
-        if omega is not None and saved_globals:
-            omega._globals, omega._globals_oc = saved_globals
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

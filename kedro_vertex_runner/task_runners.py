@@ -120,23 +120,25 @@ def make_runner(mode: str, pipeline: Any, tracker: Any, catalog: Any = None) -> 
     task runs in-process, one node after another, when no two groups could overlap or the task uses Spark."""
     from kedro.runner import SequentialRunner, ThreadRunner
 
+    from .kedro_compat import without_resume_suggestion
+
     if mode == SEQUENTIAL or len(pipeline.nodes) < 2 or is_chain(pipeline):
-        return _without_resume_suggestion(SequentialRunner)()
+        return without_resume_suggestion(SequentialRunner)()
     if mode == THREADS:
-        return _without_resume_suggestion(ThreadRunner)(max_workers=workers())
+        return without_resume_suggestion(ThreadRunner)(max_workers=workers())
     if not hasattr(os, "fork") or sys.platform == "darwin":  # macOS: fork is unsafe with its system libraries
-        return _without_resume_suggestion(SequentialRunner)()
+        return without_resume_suggestion(SequentialRunner)()
     import logging
 
     logger = logging.getLogger(__name__)
     spark = uses_spark(catalog, pipeline)
     if spark:
         logger.info("The task uses Spark (%s): its nodes run one after another in its process", spark)
-        return _without_resume_suggestion(SequentialRunner)()
+        return without_resume_suggestion(SequentialRunner)()
     groups = memory_groups(pipeline, lambda name: kept_in_memory(catalog, name))
     if not can_overlap(groups):
         logger.info("No two of the task's nodes can overlap without passing a value in memory: they run in order")
-        return _without_resume_suggestion(SequentialRunner)()
+        return without_resume_suggestion(SequentialRunner)()
     return _fork_runner_class()(tracker, groups)
 
 
@@ -319,22 +321,6 @@ def can_overlap(groups: list[list[Any]]) -> bool:
     return len(set(depth)) < len(groups)
 
 
-def _without_resume_suggestion(runner_class: type) -> type:
-    """``runner_class`` without Kedro's "You can resume the pipeline run from the nearest nodes with persisted
-    inputs by adding the following argument to your previous command: --from-nodes …" warning, which a failing
-    node makes Kedro's runners log: inside a task it names a command that would run Kedro's own runner with none
-    of the run's options (the launcher prints the command that resumes the job). ``_suggest_resume_scenario`` is
-    Kedro's private name for it (``kedro.runner.AbstractRunner``): the one place the plugin relies on it."""
-
-    class Runner(runner_class):
-        def _suggest_resume_scenario(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    Runner.__name__ = Runner.__qualname__ = runner_class.__name__
-    Runner.__module__ = runner_class.__module__  # its log lines keep Kedro's logger (AbstractRunner._logger)
-    return Runner
-
-
 def _fork_runner_class() -> type:
     from kedro.runner import AbstractRunner
 
@@ -397,7 +383,7 @@ def _fork_runner_class() -> type:
                         self._logger.info("Completed node: %s", node.name)
                         self._logger.info("Completed %d out of %d tasks", len(done_nodes), len(nodes))
                         self._release_datasets(node, catalog, load_counts, pipeline)
-            if failure is not None:  # no Kedro resume suggestion: see _without_resume_suggestion
+            if failure is not None:  # no Kedro resume suggestion: see kedro_compat.without_resume_suggestion
                 raise failure
             if todo:  # pragma: no cover - the groups form a DAG
                 raise RuntimeError(f"could not schedule {', '.join(group[0].name for group in todo)}")
@@ -610,7 +596,7 @@ def _child(task: Any, write_end: int, tracker: Any, python_state: Any = None) ->
 
     from kedro.io import MemoryDataset
 
-    from .backends.processes import finish
+    from .backends.local.processes import finish
 
     inherited_hooks = len(getattr(threading, "_threading_atexits", []))
     atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's

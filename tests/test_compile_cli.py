@@ -227,12 +227,12 @@ def test_more_bad_output_paths_and_params_are_one_line_errors(tmp_path, output, 
     """The checks the CLI runs before the session, in-process (the CLI path is proven by the cases above)."""
     import click
 
-    from kedro_vertex_runner.cli import _split_params
+    from kedro_vertex_runner.cli import _parse_params
     from kedro_vertex_runner.compiler.spec import check_output_path
     from kedro_vertex_runner.errors import PluginError
 
     with pytest.raises((PluginError, click.ClickException)) as raised:
-        check_output_path(tmp_path / output) if params is None else _split_params(None, None, params)
+        check_output_path(tmp_path / output) if params is None else _parse_params(None, None, params)
     message = raised.value.message if isinstance(raised.value, click.ClickException) else str(raised.value)
     assert message.replace(str(tmp_path / output), output).startswith(expected), message
     assert len(message.splitlines()) == 1

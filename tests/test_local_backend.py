@@ -26,6 +26,7 @@ from kedro_vertex_runner.backends.local import (
     backoff_seconds,
     run_spec,
 )
+from kedro_vertex_runner.console import ConsoleReporter
 from kedro_vertex_runner.errors import PluginError
 
 # A task program: records its argv, a few env vars, cwd and start/end times in $OUT/<task>.json, then runs BODY.
@@ -139,7 +140,7 @@ class Run:
         kwargs.setdefault("max_workers", 2)
         env = {"OUT": str(self.out), **kwargs.pop("extra_env", {})}
         console = kwargs.pop("console", None) or Console(file=self.buffer, width=200, force_terminal=False)
-        return run_spec(spec, project_dir=self.project, extra_env=env, console=console, **kwargs)
+        return run_spec(spec, project_dir=self.project, extra_env=env, reporter=ConsoleReporter(console), **kwargs)
 
     @property
     def output(self) -> str:
@@ -476,11 +477,12 @@ DRIVER = textwrap.dedent(
     import json, signal, sys
     from rich.console import Console
     from kedro_vertex_runner.backends.local import run_spec
+    from kedro_vertex_runner.console import ConsoleReporter
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if our parent ignores SIGINT
     spec = json.load(open(sys.argv[1]))
     try:
         run_spec(spec, project_dir=sys.argv[2], root="runs", run_id="ctrl-c", max_workers=2,
-                 extra_env={"OUT": sys.argv[3]}, console=Console(width=200))
+                 extra_env={"OUT": sys.argv[3]}, reporter=ConsoleReporter(Console(width=200)))
     except KeyboardInterrupt:
         print("driver saw KeyboardInterrupt", flush=True)
         sys.exit(130)
@@ -591,7 +593,11 @@ def test_live_table_on_a_terminal(run: Run):
             {},
             "--timeout 'soon'",
         ),
-        (lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"), {}, "no default value"),
+        (
+            lambda s: s["root"]["inputDefinitions"]["parameters"]["p"].pop("defaultValue"),
+            {},
+            "has no value: pass it with --params p=",
+        ),
         (lambda s: None, {"run_id": "../escape"}, "run id '../escape': expected an id such as"),
     ],
 )
@@ -806,7 +812,11 @@ def test_the_run_record_of_a_gcs_root_is_uploaded_and_read_back(run: Run, gcs_em
 
 
 def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
-    from kedro_vertex_runner.backends.local import RUNNING, SUCCEEDED, TaskResult, _Display, _Task
+    from kedro_vertex_runner.backends.base import JobHandle, SilentReporter
+    from kedro_vertex_runner.backends.local import RUNNING, SUCCEEDED, TaskResult
+    from kedro_vertex_runner.backends.local.display import _Display
+    from kedro_vertex_runner.backends.local.plan import _Task
+    from kedro_vertex_runner.console import task_table
     from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
 
     def task(name: str, nodes: tuple[str, ...], state: str, report: TaskReport | None) -> _Task:
@@ -823,7 +833,7 @@ def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
         "done": task("done", ("report",), SUCCEEDED, TaskReport("succeeded")),
     }
     console = Console(record=True, width=160, force_terminal=True, color_system=None)
-    console.print(_Display(console, tasks)._table())
+    console.print(task_table(_Display(SilentReporter(), tasks, JobHandle("run-1")).rows()))
     rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2}
     assert "RUNNING: add_features" in rows["prep"]
     assert "RUNNING" in rows["train"] and "RUNNING:" not in rows["train"]

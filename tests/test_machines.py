@@ -17,6 +17,7 @@ from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner import console
 from kedro_vertex_runner.backends import vertex
+from kedro_vertex_runner.backends.base import JobRequest
 from kedro_vertex_runner.cli import _print_explanation
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec, cost_model, explain
 from kedro_vertex_runner.compiler.grouping import estimate, group_nodes
@@ -35,6 +36,12 @@ MACHINES: dict[str, Any] = {
     "score": {"machine_type": "n2-highmem-32", "timeout": "1h", "reservation": RESERVATION},
     "fit": {"machine_type": "g2-standard-8", "max_wait": "2h", "boot_disk": {"type": "pd-balanced", "size_gb": 150}},
 }
+
+
+def submit(spec: dict[str, Any], config: Any, *, wait: bool = True, **request: Any) -> str:
+    """One job on the configured remote backend as the commands run it (the CLI's reporter); returns the job id."""
+    with console.ConsoleReporter() as reporter:
+        return console.open_backend(config, None, reporter).run(JobRequest(spec=spec, **request), wait=wait).job_id
 
 
 def f(*values: Any) -> int:
@@ -360,7 +367,7 @@ def test_job_and_schedule_on_a_persistent_resource_with_preflight(api: FakeVerte
         persistent_resource={"name": "kedro-pool", "when_busy": "on_demand", "wait": "10m"},
         preflight_validations=True,
     )
-    console.submit(SPEC, cfg, pipeline_name="__default__", wait=True)
+    submit(SPEC, cfg, pipeline_name="__default__", wait=True)
     console.create_schedule(SPEC, cfg, cron="0 6 * * *")
     # the job is followed through v1beta1 too, as is every call about pipelines and schedules
     assert api.calls("GET", r"/pipelineJobs/[^/]+$")
@@ -377,7 +384,7 @@ def test_job_and_schedule_on_a_persistent_resource_with_preflight(api: FakeVerte
 
 
 def test_without_a_persistent_resource_jobs_go_through_v1(api: FakeVertex) -> None:
-    console.submit(SPEC, vertex_config(api, preflight_validations=True), wait=False)
+    submit(SPEC, vertex_config(api, preflight_validations=True), wait=False)
     (create,) = api.calls("POST", r"/pipelineJobs$")
     assert create["path"].startswith("/v1/projects/")
     assert create["body"]["preflightValidations"] is True
@@ -389,7 +396,7 @@ def test_a_preflight_refusal_is_one_line(api: FakeVertex) -> None:
         "create_job", 400, "Preflight validation failed: quota NVIDIA_A100_GPUS in europe-west4 is 0\n(see quotas)"
     )
     with pytest.raises(PluginError) as raised:
-        console.submit(SPEC, vertex_config(api, preflight_validations=True), wait=False)
+        submit(SPEC, vertex_config(api, preflight_validations=True), wait=False)
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(

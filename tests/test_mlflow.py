@@ -13,15 +13,26 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import PYTHON, VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
+from fake_kfp import FakeKfp
+from fake_logging import FakeLogging
 from fake_metadata import FakeMetadataServer
+from fake_vertex import FakeVertex
 
 from kedro_vertex_runner import mlflow_tracking as mt
-from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.backends import get_backend
+from kedro_vertex_runner.backends.base import JobFailed, JobHandle, JobRequest, SilentReporter, TaskState
+from kedro_vertex_runner.backends.vertex.cloud_logging import LOGGING_ENDPOINT_ENV
+from kedro_vertex_runner.config import validate_config
+from kedro_vertex_runner.errors import PluginError, exit_with
+from kedro_vertex_runner.project import close_mlflow_run
 
 # the ``mlflow_server`` fixture
 pytest_plugins = ("mlflow_fixtures",)
@@ -723,3 +734,209 @@ def test_vertex_commands_refuse_a_tracking_uri_tasks_cannot_reach(demo_project, 
         (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error:")]
         assert "'sqlite:///mlflow.db' is not reachable from tasks on Vertex AI" in line
     assert [r for r in fake.requests if r["method"] != "GET"] == []
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# how a job ends, the same on every backend
+#
+# Every backend ends a job the same way, because the algorithms that follow a job live once in ``Backend``: a job
+# that succeeds, one that fails, a Ctrl-C that cancels it and a Ctrl-C that leaves it running give the same exit code, the same kind of
+# one-line message and the same state of the job's MLflow run on Vertex AI (the fake API, tests/fake_vertex.py),
+# Kubeflow Pipelines (the fake API, tests/fake_kfp.py, through the real ``kfp.Client``) and the local backend (real
+# task processes). The MLflow run is a real one on a real ``mlflow server``, opened as a task would open it and
+# closed by the launcher's own code (:func:`kedro_vertex_runner.project.close_mlflow_run`).
+
+SUCCEEDS = "import sys; sys.exit(0)"
+FAILS = "import sys; sys.exit(1)"
+WAITS = "import time; time.sleep(60)"
+
+
+def make_spec(code: str) -> dict[str, Any]:
+    """One task, ``work``, running ``code`` (the local backend runs it; the fakes only name it)."""
+    return {
+        "pipelineInfo": {"name": "outcomes"},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kedro-vertex-runner",
+        "root": {
+            "inputDefinitions": {"parameters": {}},
+            "dag": {"tasks": {"work": {"taskInfo": {"name": "work"}, "componentRef": {"name": "comp-work"}}}},
+        },
+        "components": {"comp-work": {"executorLabel": "exec-work"}},
+        "deploymentSpec": {
+            "executors": {
+                "exec-work": {
+                    "container": {
+                        "image": "img:1",
+                        "command": ["python", "-c", code],
+                        "args": ["--node=work"],
+                    }
+                }
+            }
+        },
+    }
+
+
+class Task(SilentReporter):
+    """The reporter of a followed job: at the first report the job exists, so its MLflow run is opened there, as
+    the job's first task would; with ``interrupt`` that report is then cut short by Ctrl-C."""
+
+    def __init__(self, open_run: Any, interrupt: bool) -> None:
+        super().__init__()
+        self.open_run, self.interrupt, self.opened = open_run, interrupt, False
+
+    def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
+        if not self.opened:
+            self.opened = True
+            self.open_run(job)
+        if self.interrupt:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def servers(fake: FakeVertex, fake_logging: FakeLogging, gcs_emulator: str) -> Iterator[dict[str, Any]]:
+    kfp = FakeKfp().start()
+    try:
+        yield {"vertex": fake, "kubeflow": kfp, "logging": fake_logging}
+    finally:
+        kfp.stop()
+
+
+@pytest.fixture
+def tracking(mlflow_server: str) -> dict[str, Any]:
+    """A fresh experiment, and the launcher's context as kedro-mlflow leaves it (``context.mlflow``)."""
+    from mlflow.tracking import MlflowClient
+
+    name = f"outcomes-{uuid.uuid4().hex[:8]}"
+    client = MlflowClient(mlflow_server)
+    experiment_id = client.create_experiment(name)
+    settings = SimpleNamespace(
+        server=SimpleNamespace(mlflow_tracking_uri=mlflow_server),
+        tracking=SimpleNamespace(experiment=SimpleNamespace(name=name)),
+    )
+    return {"client": client, "experiment_id": experiment_id, "context": SimpleNamespace(mlflow=settings)}
+
+
+def drive(
+    name: str,
+    scenario: str,
+    servers: dict[str, Any],
+    tracking: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> dict[str, Any]:
+    """Run one job on backend ``name`` through ``scenario`` (``fail``, ``cancel``: Ctrl-C that cancels, ``leave``:
+    Ctrl-C that does not); returns the exit code, the output and the state of the job's MLflow run."""
+    client, opened = tracking["client"], []
+
+    def open_run(job: JobHandle) -> None:
+        key, value = next(iter(job.run_key.items()))
+        tag = mt.TAG_JOB_ID if key == "job_id" else mt.TAG_JOB_NAME
+        opened.append(client.create_run(tracking["experiment_id"], tags={tag: value}).info.run_id)
+
+    monkeypatch.setenv("KEDRO_VERTEX_POLL_INTERVAL", "0.02")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    for variable in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS", "CI"):
+        monkeypatch.delenv(variable, raising=False)
+    spec = make_spec({"succeed": SUCCEEDS, "fail": FAILS}.get(scenario, WAITS))
+    raw: dict[str, Any] = {"image": "registry.example.com/demo:1", "backend": name}
+    request = JobRequest(spec=spec, cancel_on_interrupt=scenario == "cancel")
+    if name == "vertex":
+        vertex = servers["vertex"]
+        vertex.reset()
+        servers["logging"].reset()
+        monkeypatch.setenv(LOGGING_ENDPOINT_ENV, servers["logging"].endpoint)
+        monkeypatch.setenv("KEDRO_VERTEX_ANONYMOUS_CREDENTIALS", "1")
+        ends = {"succeed": ["SUCCEEDED"], "fail": [{"state": "FAILED", "error": "x"}]}.get(scenario, [])
+        vertex.script_next_job("RUNNING", *ends)  # interrupted: it runs until cancelled
+        config = {"project_id": "outcomes-1", "region": "europe-west1", "api_endpoint": vertex.endpoint}
+        raw["root"] = "gs://test-bucket/root"
+    elif name == "kubeflow":
+        kfp = servers["kubeflow"]
+        kfp.reset()
+        final = {"state": "FAILED", "tasks": {"work": ("FAILED", "boom")}}
+        ends = {"succeed": [{"state": "SUCCEEDED"}], "fail": [final]}.get(scenario, [])
+        kfp.script_next_run({"state": "RUNNING"}, *ends)
+        config = {"host": kfp.base_url}
+        raw["root"] = "gs://kfp-bucket/runs"
+    else:
+        config, raw["root"] = {}, str(tmp_path / "runs")
+        run_id = f"outcomes-{uuid.uuid4().hex[:8]}"
+        request = JobRequest(
+            spec=spec, run_id=run_id, project_dir=tmp_path, options={"warm_start": False, "max_workers": 1}
+        )
+    interrupt = scenario not in ("succeed", "fail")
+    backend = get_backend(name, validate_config({**config, "run_config": raw}), Task(open_run, interrupt))
+    code, outcome = 0, "succeeded"
+    try:
+        backend.run(
+            request,
+            on_end=lambda job, ok: close_mlflow_run(True, tracking["context"], succeeded=ok, **job.run_key),
+        )
+    except PluginError as exc:
+        outcome = "JobFailed" if isinstance(exc, JobFailed) else "PluginError"
+        try:
+            exit_with(exc)  # as the commands and VertexRunner end on it
+        except SystemExit as done:
+            code = int(done.code or 0)
+    (run_id,) = opened
+    err = capsys.readouterr().err
+    return {
+        "code": code,
+        "outcome": outcome,
+        "error": [line for line in err.splitlines() if line.startswith("Error: ")],
+        "err": err,
+        "mlflow": client.get_run(run_id).info.status,
+        "mlflow_line": f"MLflow run: {run_id}" in err,
+    }
+
+
+BACKENDS = ["vertex", "kubeflow", "local"]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_jobs_end_the_same_way_on_every_backend(
+    name: str,
+    servers: dict[str, Any],
+    tracking: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    succeeded = drive(name, "succeed", servers, tracking, tmp_path / "succeed", monkeypatch, capsys)
+    assert succeeded["outcome"] == "succeeded" and succeeded["code"] == 0 and not succeeded["error"], succeeded
+    assert succeeded["mlflow"] == "FINISHED" and succeeded["mlflow_line"], succeeded
+
+    failed = drive(name, "fail", servers, tracking, tmp_path / "fail", monkeypatch, capsys)
+    assert failed["outcome"] == "JobFailed" and failed["code"] == 1, failed
+    assert len(failed["error"]) == 1 and "failed" in failed["error"][0].lower(), failed
+    assert failed["mlflow"] == "FAILED" and failed["mlflow_line"], failed
+
+    cancelled = drive(name, "cancel", servers, tracking, tmp_path / "cancel", monkeypatch, capsys)
+    assert cancelled["outcome"] == "JobFailed" and cancelled["code"] == 130, cancelled
+    (line,) = cancelled["error"]
+    assert line.startswith("Error: interrupted: ") and ("cancellation" in line or "cancelled" in line), line
+    assert cancelled["mlflow"] == "FAILED" and cancelled["mlflow_line"], cancelled
+    assert "Traceback" not in failed["err"] + cancelled["err"]
+    if name == "vertex":
+        assert len(servers["vertex"].calls("POST", r"/pipelineJobs/[^/]+:cancel$")) == 1
+    if name == "kubeflow":
+        assert servers["kubeflow"].requests_to("POST", r"/apis/v2beta1/runs/[^/]+:terminate$")
+
+
+@pytest.mark.parametrize("name", ["vertex", "kubeflow"])
+def test_ctrl_c_that_does_not_cancel_leaves_the_job_and_its_mlflow_run_running(
+    name: str,
+    servers: dict[str, Any],
+    tracking: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """A remote job outlives its launcher: left running, its MLflow run stays open for its tasks to close. (A local
+    job dies with the launcher, so Ctrl-C always cancels it: the test above.)"""
+    left = drive(name, "leave", servers, tracking, tmp_path, monkeypatch, capsys)
+    assert left["outcome"] == "PluginError" and left["code"] == 130, left
+    (line,) = left["error"]
+    assert line.startswith("Error: interrupted: ") and "keeps running on" in line and "stop it at http" in line, line
+    assert left["mlflow"] == "RUNNING" and not left["mlflow_line"], left

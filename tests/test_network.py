@@ -21,10 +21,10 @@ from conftest import VERTEX_CONFIG_HEAD, _clean_example, kedro_batch, subprocess
 from fake_http import QuietHandler
 from fake_metadata import FakeMetadataServer
 
-from kedro_vertex_runner.backends import kfp_auth
+from kedro_vertex_runner.backends.kubeflow import auth as kfp_auth
+from kedro_vertex_runner.backends.vertex.template_registry import fetch_template, template_uri, upload_template
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.template_registry import fetch_template, template_uri, upload_template
 
 PASSWORD = "s3cr3t-Pa55"
 SPEC = {"pipelineInfo": {"name": "demo-project"}, "root": {"dag": {"tasks": {"a": {}}}}, "schemaVersion": "2.1.0"}

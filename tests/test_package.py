@@ -58,6 +58,23 @@ def test_every_package_directory_ships_in_the_wheel():
     assert on_disk - listed == set()
 
 
+def test_backends_import_neither_the_compiler_nor_the_commands():
+    """A backend runs a compiled spec and talks to the user through a Reporter: importing every module of every
+    backend loads no compiler, no CLI and no console module (the format it reads is kedro_vertex_runner.pipeline_spec)."""
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        "import kedro_vertex_runner.backends as backends\n"
+        "for module in pkgutil.walk_packages(backends.__path__, 'kedro_vertex_runner.backends.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "kedro_vertex_runner.backends.local.warm" in loaded  # every module was imported
+    forbidden = ("kedro_vertex_runner.compiler", "kedro_vertex_runner.cli", "kedro_vertex_runner.console")
+    assert [m for m in loaded if m.startswith(forbidden)] == []
+
+
 def test_the_version_is_defined_once_in_the_package():
     # pyproject.toml takes the version from kedro_vertex_runner.__version__: a second copy would drift from it
     from packaging.version import Version

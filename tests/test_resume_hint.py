@@ -88,9 +88,9 @@ def test_hint_quotes_every_value_so_a_shell_reads_it_back_unchanged(capsys):
 
 def _kedro_reads_params(text: str) -> dict:
     """``--params TEXT`` as `kedro run` reads it."""
-    from kedro.framework.cli.utils import _split_params
+    from kedro_vertex_runner.kedro_compat import split_params
 
-    return _split_params(None, None, text)
+    return split_params(None, None, text)
 
 
 def test_params_in_the_hint_read_back_as_the_same_values(capsys):

@@ -111,6 +111,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kubeflow_run(project: Path, s3_server: str):
     """The example compiled for Kubeflow Pipelines, run by the local backend (in this process) on the s3 root."""
     from kedro_vertex_runner.backends.local import run_spec
+    from kedro_vertex_runner.console import ConsoleReporter
 
     spec_path = project / "kubeflow.json"
     compiled = subprocess.run(
@@ -121,7 +122,7 @@ def kubeflow_run(project: Path, s3_server: str):
     output = io.StringIO()
     result = run_spec(
         spec_path, project_dir=project, root=ROOT, run_id=RUN_ID, max_workers=2,
-        console=Console(file=output, width=200, force_terminal=False),
+        reporter=ConsoleReporter(Console(file=output, width=200, force_terminal=False)),
     )  # fmt: skip
     return json.loads(spec_path.read_text()), result, output.getvalue()
 

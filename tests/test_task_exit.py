@@ -246,7 +246,7 @@ def test_a_node_that_exits_fails_its_task_with_threads_too(exit_project: Path, t
 
 HANGING_EXIT = """
 import atexit, subprocess, sys, time
-from kedro_vertex_runner.backends import processes
+from kedro_vertex_runner.backends.local import processes
 
 processes.EXIT_GRACE = 0.5
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

@@ -11,9 +11,9 @@ import pytest
 from conftest import VERTEX_CONFIG_HEAD, kedro_cmd, subprocess_env
 from fake_registry import FakeRegistry
 
+from kedro_vertex_runner.backends.vertex.template_registry import fetch_template, template_uri, upload_template
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.template_registry import fetch_template, template_uri, upload_template
 
 SPEC = {"pipelineInfo": {"name": "demo-project"}, "root": {"dag": {"tasks": {"a": {}}}}, "schemaVersion": "2.1.0"}
 

@@ -19,8 +19,9 @@ from fake_vertex import FakeVertex, custom_job_id
 
 from kedro_vertex_runner import console
 from kedro_vertex_runner.backends import vertex
-from kedro_vertex_runner.backends.cloud_logging import LOGGING_ENDPOINT_ENV
+from kedro_vertex_runner.backends.base import JobRequest
 from kedro_vertex_runner.backends.vertex import jobs as vertex_jobs
+from kedro_vertex_runner.backends.vertex.cloud_logging import LOGGING_ENDPOINT_ENV
 from kedro_vertex_runner.config import PluginConfig, validate_config
 from kedro_vertex_runner.errors import PluginError
 
@@ -67,6 +68,12 @@ def make_config(fake: FakeVertex, **run_config: Any) -> PluginConfig:
     return validate_config({"project_id": PROJECT, "region": REGION, "api_endpoint": fake.endpoint, "run_config": raw})
 
 
+def submit(spec: dict[str, Any], config: PluginConfig, *, wait: bool = True, **request: Any) -> str:
+    """One job on the vertex backend as the commands run it (the CLI's reporter); returns the job id."""
+    with console.ConsoleReporter() as reporter:
+        return console.open_backend(config, None, reporter).run(JobRequest(spec=spec, **request), wait=wait).job_id
+
+
 def created_jobs(fake: FakeVertex) -> list[dict[str, Any]]:
     return fake.calls("POST", r"/pipelineJobs$")
 
@@ -85,7 +92,7 @@ def test_submit_sends_a_complete_job(api: FakeVertex, capsys: pytest.CaptureFixt
         experiment_description="Weekly retrains",
         caching=True,
     )
-    job_id = console.submit(SPEC, config, pipeline_name="__default__", wait=False)
+    job_id = submit(SPEC, config, pipeline_name="__default__", wait=False)
 
     assert re.fullmatch(r"demo-project-\d{14}-[a-z0-9]{6}", job_id)
     (create,) = created_jobs(api)
@@ -123,19 +130,19 @@ def test_submit_sends_a_complete_job(api: FakeVertex, capsys: pytest.CaptureFixt
 
 def test_existing_experiment_is_reused(api: FakeVertex) -> None:
     config = make_config(api, experiment_name="exp-a")
-    console.submit(SPEC, config, wait=False)
-    console.submit(SPEC, config, wait=False)
+    submit(SPEC, config, wait=False)
+    submit(SPEC, config, wait=False)
     assert len(api.calls("POST", r"/contexts$")) == 1
     assert len(api.calls("POST", r":addContextChildren$")) == 2
 
 
 def test_no_experiment_no_metadata_calls(api: FakeVertex) -> None:
-    console.submit(SPEC, make_config(api), wait=False)
+    submit(SPEC, make_config(api), wait=False)
     assert not api.calls("GET", r"/metadataStores") and not api.calls("POST", r"/metadataStores")
 
 
 def test_params_are_typed_as_the_spec_declares(api: FakeVertex) -> None:
-    console.submit(SPEC, make_config(api), wait=False, params={"depth": "7", "alpha": "1.5", "flag": "false"})
+    submit(SPEC, make_config(api), wait=False, params={"depth": "7", "alpha": "1.5", "flag": "false"})
     values = created_jobs(api)[0]["body"]["runtimeConfig"]["parameterValues"]
     assert values["depth"] == 7 and values["alpha"] == 1.5 and values["flag"] is False
 
@@ -150,7 +157,7 @@ def test_params_are_typed_as_the_spec_declares(api: FakeVertex) -> None:
 )
 def test_bad_params_submit_nothing(api: FakeVertex, params: dict, message: str) -> None:
     with pytest.raises(PluginError, match=re.escape(message)):
-        console.submit(SPEC, make_config(api), wait=False, params=params)
+        submit(SPEC, make_config(api), wait=False, params=params)
     assert not created_jobs(api)
 
 
@@ -167,7 +174,7 @@ def test_job_ids_are_unique_and_valid() -> None:
 def test_missing_bucket_is_one_line_and_nothing_is_submitted(api: FakeVertex) -> None:
     config = make_config(api, root="gs://no-such-bucket/root", experiment_name="exp-b")
     with pytest.raises(PluginError) as info:
-        console.submit(SPEC, config, wait=False)
+        submit(SPEC, config, wait=False)
     message = str(info.value)
     assert "bucket gs://no-such-bucket of run_config.root does not exist" in message
     assert "gcloud storage buckets create gs://no-such-bucket --location=europe-west1" in message
@@ -177,14 +184,14 @@ def test_missing_bucket_is_one_line_and_nothing_is_submitted(api: FakeVertex) ->
 
 def test_local_root_is_refused_for_vertex(api: FakeVertex) -> None:
     with pytest.raises(PluginError, match="must be a Cloud Storage path like gs://bucket/path"):
-        console.submit(SPEC, make_config(api, root="./data/runs"), wait=False)
+        submit(SPEC, make_config(api, root="./data/runs"), wait=False)
     assert api.requests == []
 
 
 def test_permission_denied_is_one_line(api: FakeVertex) -> None:
     api.fail("create_job", 403, "Permission 'aiplatform.pipelineJobs.create' denied on resource")
     with pytest.raises(PluginError) as info:
-        console.submit(SPEC, make_config(api), wait=False)
+        submit(SPEC, make_config(api), wait=False)
     message = str(info.value)
     assert message.startswith("submitting the pipeline job: permission denied")
     assert "aiplatform.pipelineJobs.create" in message and "roles/aiplatform.user" in message
@@ -193,7 +200,7 @@ def test_permission_denied_is_one_line(api: FakeVertex) -> None:
 
 def test_transient_error_on_submit_is_retried_once_created(api: FakeVertex, capsys: pytest.CaptureFixture) -> None:
     api.fail("create_job", 503, "backend busy")
-    job_id = console.submit(SPEC, make_config(api), wait=False)
+    job_id = submit(SPEC, make_config(api), wait=False)
     creates = created_jobs(api)
     assert len(creates) == 2 and {c["query"]["pipelineJobId"] for c in creates} == {job_id}
     assert len(api.jobs) == 1
@@ -203,7 +210,7 @@ def test_transient_error_on_submit_is_retried_once_created(api: FakeVertex, caps
 def test_not_found_names_project_and_region(api: FakeVertex) -> None:
     api.fail("create_job", 404, "Location europe-west99 is not found")
     with pytest.raises(PluginError, match=r"not found .*check project_id 'proj-1' and region 'europe-west1'"):
-        console.submit(SPEC, make_config(api), wait=False)
+        submit(SPEC, make_config(api), wait=False)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -213,7 +220,7 @@ def test_not_found_names_project_and_region(api: FakeVertex) -> None:
 def test_experiment_failure_submits_no_job(api: FakeVertex) -> None:
     api.fail("create_context", 403, "Permission 'aiplatform.metadataStores.create' denied")
     with pytest.raises(PluginError, match=r"preparing experiment 'exp-c': permission denied") as info:
-        console.submit(SPEC, make_config(api, experiment_name="exp-c"), wait=False)
+        submit(SPEC, make_config(api, experiment_name="exp-c"), wait=False)
     assert "\n" not in str(info.value)
     assert created_jobs(api) == []
 
@@ -222,10 +229,10 @@ def test_job_refused_after_the_experiment_leaves_only_a_reusable_experiment(api:
     config = make_config(api, experiment_name="exp-d")
     api.fail("create_job", 400, "Invalid pipeline spec")
     with pytest.raises(PluginError, match="submitting the pipeline job: Vertex AI answered 400"):
-        console.submit(SPEC, config, wait=False)
+        submit(SPEC, config, wait=False)
     assert api.jobs == {} and not api.calls("POST", r":addContextChildren$")
     # the experiment left behind is an empty one, reused as is by the next submit
-    job_id = console.submit(SPEC, config, wait=False)
+    job_id = submit(SPEC, config, wait=False)
     assert len(api.calls("POST", r"/contexts$")) == 1
     (attach,) = api.calls("POST", r"/contexts/exp-d:addContextChildren$")
     assert attach["body"]["childContexts"][0].endswith(f"/contexts/{job_id}")
@@ -237,7 +244,7 @@ def test_experiment_link_failing_after_the_job_exists_is_a_warning(
 ) -> None:
     api.fail("add_context_children", 403, "Permission 'aiplatform.contexts.update' denied")
     api.script_next_job("RUNNING", "SUCCEEDED")
-    job_id = console.submit(SPEC, make_config(api, experiment_name="exp-e"), wait=wait)  # no error: the job runs
+    job_id = submit(SPEC, make_config(api, experiment_name="exp-e"), wait=wait)  # no error: the job runs
     assert len(api.jobs) == 1
     captured = capsys.readouterr()
     warning = [line for line in captured.err.splitlines() if line.startswith("Warning:")]
@@ -267,7 +274,7 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
             },
         },
     )
-    console.submit(SPEC, config, wait=False)
+    submit(SPEC, config, wait=False)
     body = created_jobs(api)[0]["body"]
     assert body["encryptionSpec"] == {"kmsKeyName": key}
     assert failure_policy(body) == "PIPELINE_FAILURE_POLICY_FAIL_FAST"
@@ -278,7 +285,7 @@ def test_submit_sends_the_production_settings(api: FakeVertex) -> None:
     }
     # nothing of it is sent when not configured
     api.reset()
-    console.submit(SPEC, make_config(api), wait=False)
+    submit(SPEC, make_config(api), wait=False)
     body = created_jobs(api)[0]["body"]
     assert not {"encryptionSpec", "reservedIpRanges", "pscInterfaceConfig"} & set(body)
     assert "failurePolicy" not in body["runtimeConfig"]
@@ -333,7 +340,7 @@ def test_tasks_are_named_as_vertex_reports_them_exit_handler_included(
         },
     )
     with pytest.raises(PluginError, match=r"FAILED: task train_model failed: exit code 1"):
-        console.submit(EXIT_SPEC, make_config(api), wait=True)
+        submit(EXIT_SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out.splitlines()
     for line in (
         "clean_houses + add_features: RUNNING",
@@ -358,7 +365,7 @@ def test_unreadable_logs_are_one_line_and_never_hide_the_job_error(
     fake_logging.deny()
     api.script_next_job({"state": "FAILED", "tasks": {"train": ("FAILED", "ValueError: bad")}})
     with pytest.raises(PluginError, match=r"FAILED: task train failed: ValueError: bad"):
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("Task train")]
     assert (
@@ -373,7 +380,7 @@ def test_a_task_that_never_started_a_container_has_no_log(
     api.script_next_job(
         {"state": "FAILED", "tasks": {"train": ("NOT_TRIGGERED", "")}},
     )
-    console.submit(SPEC, make_config(api), wait=False)
+    submit(SPEC, make_config(api), wait=False)
     job_id = created_jobs(api)[0]["query"]["pipelineJobId"]
     with pytest.raises(PluginError, match=rf"--task 'nope': job {job_id} has no such task \(its tasks: 'train'\)"):
         console.show_logs(make_config(api), job_id, task="nope")
@@ -390,7 +397,7 @@ def test_wait_until_succeeded_shows_task_states(api: FakeVertex, capsys: pytest.
         {"state": "RUNNING", "tasks": {"clean": "SUCCEEDED", "train": "RUNNING"}},
         "SUCCEEDED",
     )
-    job_id = console.submit(SPEC, make_config(api), wait=True)
+    job_id = submit(SPEC, make_config(api), wait=True)
     out = capsys.readouterr().out.splitlines()
     for line in ("clean: RUNNING", "train: PENDING", "clean: SUCCEEDED", "train: RUNNING", "train: SUCCEEDED"):
         assert line in out
@@ -409,7 +416,7 @@ def test_failed_job_names_the_task_and_its_error(api: FakeVertex) -> None:
         },
     )
     with pytest.raises(PluginError) as info:
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
     message = str(info.value)
     assert re.match(r"job demo-project-\S+ FAILED: task train failed: ValueError: learning_rate must be > 0", message)
     assert "console.cloud.google.com" in message and info.value.exit_code != 0
@@ -420,12 +427,12 @@ def test_failed_job_names_the_task_and_its_error(api: FakeVertex) -> None:
 def test_cancelled_or_paused_job_is_an_error(api: FakeVertex, final: str, expected: str) -> None:
     api.script_next_job("RUNNING", final)
     with pytest.raises(PluginError, match=expected):
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
 
 
 def test_transient_errors_while_polling_are_retried(api: FakeVertex, capsys: pytest.CaptureFixture) -> None:
     api.script_next_job("RUNNING", 503, 429, "RUNNING", "SUCCEEDED")
-    console.submit(SPEC, make_config(api), wait=True)
+    submit(SPEC, make_config(api), wait=True)
     err = capsys.readouterr().err
     assert "Vertex AI did not answer (503 the service is currently unavailable); retrying" in err
     assert "(429 " in err
@@ -434,7 +441,7 @@ def test_transient_errors_while_polling_are_retried(api: FakeVertex, capsys: pyt
 def test_non_transient_error_while_polling_ends_the_wait(api: FakeVertex) -> None:
     api.script_next_job("RUNNING", 403)
     with pytest.raises(PluginError, match=r"following job .*permission denied"):
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
 
 
 def _interrupt_on_first_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,7 +455,7 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(api: FakeVertex, monkey
     api.script_next_job("RUNNING")
     _interrupt_on_first_sleep(monkeypatch)
     with pytest.raises(PluginError, match=r"cancellation of job .* requested") as info:
-        console.submit(SPEC, make_config(api), wait=True, cancel_on_interrupt=True)
+        submit(SPEC, make_config(api), wait=True, cancel_on_interrupt=True)
     assert info.value.exit_code == 130
     assert len(api.calls("POST", r"/pipelineJobs/[^/]+:cancel$")) == 1
 
@@ -459,7 +466,7 @@ def test_ctrl_c_without_a_terminal_does_not_cancel(
     api.script_next_job("RUNNING")
     _interrupt_on_first_sleep(monkeypatch)
     with pytest.raises(PluginError, match="keeps running on Vertex AI") as info:
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
     assert info.value.exit_code == 130
     assert not api.calls("POST", r":cancel$")
     err = capsys.readouterr().err
@@ -481,7 +488,7 @@ def test_ctrl_c_on_a_terminal_asks_before_cancelling(api: FakeVertex, monkeypatc
 
     monkeypatch.setattr(console.click, "confirm", confirm)
     with pytest.raises(PluginError, match="cancellation"):
-        console.submit(SPEC, make_config(api), wait=True)
+        submit(SPEC, make_config(api), wait=True)
     assert asked and asked[0].startswith("Cancel job demo-project-")
     assert len(api.calls("POST", r":cancel$")) == 1
 
@@ -513,7 +520,7 @@ def test_missing_credentials_fail_fast_with_the_fix(api: FakeVertex, no_credenti
     assert "gcloud auth application-default login" in str(info.value)
     assert "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value)
     with pytest.raises(PluginError, match="no Google Cloud credentials found"):
-        console.submit(SPEC, config, wait=False)
+        submit(SPEC, config, wait=False)
     assert api.requests == []
 
 
@@ -601,8 +608,8 @@ def test_list_shows_jobs_with_links_and_schedules(
     monkeypatch.setenv("COLUMNS", "250")
     config = make_config(api)
     api.script_next_job("SUCCEEDED")
-    first = console.submit(SPEC, config, wait=True)
-    second = console.submit(SPEC, config, pipeline_name="train", wait=False)  # never polled: stays PENDING
+    first = submit(SPEC, config, wait=True)
+    second = submit(SPEC, config, pipeline_name="train", wait=False)  # never polled: stays PENDING
     api.add_schedule(PROJECT, REGION, "nightly-prices", cron="TZ=UTC 0 6 * * *")
     capsys.readouterr()
     console.list_jobs_and_schedules(config, limit=10)

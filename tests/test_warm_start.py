@@ -246,7 +246,7 @@ def test_a_launcher_with_threads_starts_its_warm_start_process_fresh_instead_of_
     from the launcher but started as a fresh interpreter, and tasks still start warm from it."""
     import threading
 
-    from kedro_vertex_runner.backends import warm
+    from kedro_vertex_runner.backends.local import warm
 
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
@@ -258,7 +258,7 @@ def test_a_launcher_with_threads_starts_its_warm_start_process_fresh_instead_of_
         thread.join()
     try:
         assert isinstance(zygote.process, subprocess.Popen)
-        assert "kedro_vertex_runner.backends.warm" in " ".join(zygote.process.args)
+        assert "kedro_vertex_runner.backends.local.warm" in " ".join(zygote.process.args)
         log = probe_project / "data" / "fresh_zygote_task.log"
         task = zygote.start(["--help"], subprocess_env(), probe_project, log)
         assert task.wait(timeout=120) == 0, log.read_text()

@@ -1,9 +1,5 @@
-"""Backends: where a compiled PipelineSpec runs.
-
-Adding a backend is one module here, holding a :class:`~.base.Backend` subclass, and one line in
-:data:`REGISTRY`. Nothing else in the plugin names a backend: the configuration, ``VertexRunner`` and the
-``kedro vertexai`` commands look backends up here and dispatch on their declared capabilities.
-"""
+"""Backends: where a compiled PipelineSpec runs, one package each, looked up by name in :data:`REGISTRY` (see
+the README's "Architecture: backends")."""
 
 from __future__ import annotations
 

@@ -1,27 +1,16 @@
 """The backend seam: what every backend is, does and returns.
 
-A backend is where a compiled PipelineSpec runs. It is one module in this package holding one :class:`Backend`
-subclass, plus one line in :data:`kedro_vertex_runner.backends.REGISTRY`. The subclass declares what it can do
-(:class:`Capability`) and the facts the rest of the plugin needs without importing any client library (which
-storage schemes it keeps job data in, whether it needs a Google Cloud project, whether its engine substitutes the
-job's ids inside container arguments), and implements only what differs between engines: starting a job, following
-it, scheduling it, listing jobs and schedules, the UI address, task logs and uploading a pipeline.
-
-The shared flow lives here, once, as in Kedro's ``AbstractRunner``: :meth:`Backend.run` starts the job, follows it
-when asked to, and tells the caller how it ended, so the launcher closes the job's MLflow run the same way for every
-backend. A job that ended without succeeding is a :class:`JobFailed` carrying the job's id.
-
-Backends never print, prompt or draw progress: they return data and raise
-:class:`~kedro_vertex_runner.errors.PluginError`. Whatever must reach the user while a job runs goes through the
-:class:`Reporter` the caller passes in (the CLI's and the runner's is in :mod:`kedro_vertex_runner.console`).
-
-Backend modules must stay cheap to import (client libraries are imported inside the methods that use them): the
-configuration reads a backend's class attributes while it validates ``vertexai.yml``.
+What a backend is, the algorithms every backend shares and the reporter rule are written in the README
+("Architecture: backends"); this module is their code: the data a backend returns (:class:`JobHandle`,
+:class:`JobStatus`, :class:`TaskLog`…), the :class:`Reporter` it talks to the user through, and :class:`Backend`,
+whose :meth:`~Backend.run`, :meth:`~Backend.follow` and :meth:`~Backend.replace_schedule` hold the shared
+algorithms on the primitives each backend supplies.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +42,12 @@ class TaskState:
     name: str
     state: str
     error: str = ""
+    #: what a backend that knows more may add (the local one): the task's Kedro nodes, its state in words (with
+    #: why, and the node it is at), how long it ran and how many attempts it took
+    nodes: tuple[str, ...] = ()
+    detail: str = ""
+    elapsed: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +85,7 @@ class TaskLog:
     source: str = ""  # where the lines came from (a URL or a file), shown above them
     state: str = ""  # the task's state when its log was read
     note: str = ""  # without lines: why (the log cannot be read, none yet…), one line
+    title: str = ""  # the line shown above the lines instead of the usual one
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,63 @@ class JobFailed(PluginError):
         return self.job.job_id
 
 
+@dataclass(frozen=True)
+class JobStatus:
+    """One read of a job (:meth:`Backend.poll`): its state in the engine's words, its tasks, whether it has ended,
+    and the engine's own answer (``detail``) for the backend's :meth:`Backend.ended`."""
+
+    state: str
+    tasks: Sequence[TaskState] = ()
+    ended: bool = False
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as :meth:`Backend.replace_schedule` handles it: its id, cron and state, and the engine's object."""
+
+    schedule_id: str
+    cron: str = ""
+    state: str = ""
+    active: bool = True
+    detail: Any = None
+
+
+class Unanswered(PluginError):
+    """A read of a job that got no answer but may get one next time (429, 5xx, the network, an expired login):
+    :meth:`Backend.follow` reports it and asks again after a back-off."""
+
+
+#: seconds between two reads of a job while following it (default 10)
+POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
+DEFAULT_POLL_INTERVAL = 10.0
+#: the longest back-off, in seconds, while the engine does not answer
+MAX_BACKOFF = 60.0
+
+
+def poll_interval() -> float:
+    """Seconds between two reads of a job (``KEDRO_VERTEX_POLL_INTERVAL``, default 10)."""
+    from ..values import env_seconds
+
+    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
+
+
+def backoff(failures: int) -> float:
+    """The wait after ``failures`` unanswered reads in a row: the poll interval doubled each time, at most
+    :data:`MAX_BACKOFF`."""
+    return min(poll_interval() * 2**failures, MAX_BACKOFF)
+
+
+def when(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time of an engine's answer for listings (``fmt``); a value that is not a time is shown as it is."""
+    if not value:
+        return ""
+    try:
+        return str(value.strftime(fmt))
+    except AttributeError:
+        return str(value)
+
+
 class Reporter(Protocol):
     """What a backend may tell the user while it works; implemented by the CLI and the runner."""
 
@@ -164,6 +217,10 @@ class Reporter(Protocol):
         ...
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None: ...
+
+    def task_event(self, job: JobHandle, task: str, text: str) -> None:
+        """Task ``task`` of ``job`` changed state, in words (``RUNNING``, ``FAILED (exit 1), retrying in 2s``)."""
+        ...
 
     def task_log(self, log: TaskLog) -> None: ...
 
@@ -187,6 +244,9 @@ class SilentReporter:
 
     def progress(self, job: JobHandle, tasks: Sequence[TaskState], job_state: str) -> None:
         pass
+
+    def task_event(self, job: JobHandle, task: str, text: str) -> None:
+        self.lines.append(f"{task}: {text}")
 
     def task_log(self, log: TaskLog) -> None:
         self.lines.extend(log.lines)
@@ -222,12 +282,24 @@ class Backend:
     takes_run_id: ClassVar[bool] = False
     #: `run_config` keys the engine cannot honour: one warning line each when they are set
     unsupported_keys: ClassVar[Mapping[str, str]] = {}
+    #: how the engine names a job and a schedule, and itself, in messages ("job", "schedule", "Vertex AI")
+    job_noun: ClassVar[str] = "job"
+    schedule_noun: ClassVar[str] = "schedule"
+    engine: ClassVar[str] = ""
+    #: the state a cancelled job ends in, in the engine's words
+    cancelled_state: ClassVar[str] = "CANCELLED"
+    #: unanswered reads in a row after which following a job gives up (None: never)
+    poll_retries: ClassVar[int | None] = None
     #: top-level keys of vertexai.yml the backend cannot run without (besides `project_id`/`region`, which
     #: `needs_gcp_project` asks for): a missing one is one error line naming the file and key
     required_keys: ClassVar[tuple[str, ...]] = ()
     #: tasks cannot read Secret Manager: `run_config.secrets` (and `notifications.webhook`) are refused with this
     #: hint (None: they can)
     secrets_refused: ClassVar[str | None] = None
+    #: a task with machine settings (`resources.<name>.machine_type`…) runs as a Vertex AI CustomJob
+    machines_as_custom_jobs: ClassVar[bool] = False
+    #: the engine sends `run_config.notifications.email` (Google's e-mail exit task)
+    email_notifications: ClassVar[bool] = False
     #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's
     #: `dsl.PipelineTaskFinalStatus`)
     task_final_status: ClassVar[bool] = True
@@ -253,7 +325,7 @@ class Backend:
                     handle = self.start(job)
             else:
                 handle = self.start(job)
-            if wait:
+            if wait and Capability.SUBMIT in self.capabilities:  # else start() ran the job to its end
                 with following():
                     self.follow(handle, cancel_on_interrupt=job.cancel_on_interrupt)
             else:
@@ -262,6 +334,19 @@ class Backend:
             if on_end:
                 on_end(exc.job, False)
             raise
+        except KeyboardInterrupt:
+            if not self.job_ends_with_launcher:
+                raise
+            # the job died with the interrupted launcher: it was cancelled, as a remote one is on Ctrl-C
+            stopped = handle or self.launcher_job(job)
+            if on_end:
+                on_end(stopped, False)
+            raise JobFailed(
+                f"interrupted: {self.job_noun} {stopped.job_id} was cancelled",
+                stopped,
+                state=self.cancelled_state,
+                exit_code=130,
+            ) from None
         except BaseException:
             if on_end and self.job_ends_with_launcher:
                 on_end(handle or self.launcher_job(job), False)
@@ -298,6 +383,18 @@ class Backend:
             except ValueError as exc:
                 raise PluginError(f"--timezone: {exc}") from None
 
+    @classmethod
+    def refuse_run_config(cls, run_config: Any) -> tuple[str, str] | None:
+        """A ``run_config`` value this backend's engine refuses by its own rules (not the plugin's): the key and
+        why, in one line; None when there is none. Called when the configuration is validated."""
+        return None
+
+    @classmethod
+    def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
+        """What is wrong with a valid accelerator of ``resources.<name>`` on this engine, if anything (one line).
+        None here: the local backend runs no accelerator and takes any."""
+        return None
+
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:
             raise PluginError(
@@ -310,6 +407,131 @@ class Backend:
         """Called as soon as ``VertexRunner`` is built, before Kedro loads the session: start anything slow that
         the job will need (the local backend's warm-start process). ``raw_run_config`` is ``run_config`` of
         ``conf/base/vertexai.yml`` as written (not validated yet), ``options`` the runner params. A no-op here."""
+
+    # ---------------------------------------------------------------------------------------------------------
+    # following a job: the shared loop on the primitives `poll`, `cancel`, `ended`
+
+    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
+        """Follow ``job`` until it ends, reporting its tasks; :class:`JobFailed` unless it succeeded.
+
+        On Ctrl-C the job is cancelled when ``cancel_on_interrupt`` or the user says so (:class:`JobFailed`, exit
+        code 130: its MLflow run is closed), else left running (:class:`PluginError`, exit code 130)."""
+        try:
+            status = self.watch(job)
+        except KeyboardInterrupt:
+            self.interrupted(job, cancel_on_interrupt)
+            raise
+        self.ended(job, status)
+
+    def watch(self, job: JobHandle, until: Callable[[JobStatus], bool] | None = None) -> JobStatus:
+        """Read ``job`` every poll interval until it ends (or ``until`` holds), reporting each read; unanswered
+        reads are reported and retried after a growing back-off (at most :attr:`poll_retries` in a row)."""
+        failures = 0
+        while True:
+            try:
+                status = self.poll(job)
+            except Unanswered as exc:
+                failures += 1
+                if self.poll_retries is not None and failures > self.poll_retries:
+                    raise PluginError(str(exc)) from None
+                delay = backoff(failures)
+                self.reporter.notice(f"{exc}; retrying in {delay:g}s")
+                time.sleep(delay)
+                continue
+            failures = 0
+            if until is None:
+                self.reporter.progress(job, status.tasks, status.state)
+            self.observed(job, status)
+            if status.ended or (until is not None and until(status)):
+                return status
+            time.sleep(poll_interval())
+
+    def interrupted(self, job: JobHandle, cancel: bool) -> None:
+        """Ctrl-C while following ``job``: cancel it (if told to or the user says so) or leave it running."""
+        what = f"{self.job_noun} {job.job_id}"
+        self.reporter.notice("")
+        if cancel or self.reporter.confirm(f"Cancel {what} on {self.engine}?"):
+            self.cancel(job.job_id)
+            raise JobFailed(
+                f"interrupted: cancellation of {what} requested", job, state=self.cancelled_state, exit_code=130
+            )
+        hint = self.stop_hint(job)
+        if hint:
+            self.reporter.notice(hint)
+        where = f"; stop it at {job.url}" if job.url else ""
+        raise PluginError(f"interrupted: {what} keeps running on {self.engine}{where}", exit_code=130)
+
+    def poll(self, job: JobHandle) -> JobStatus:
+        """Read the job once; :class:`Unanswered` when the engine may answer next time."""
+        raise NotImplementedError
+
+    def observed(self, job: JobHandle, status: JobStatus) -> None:
+        """After each read of a followed job (e.g. link it to an experiment once it runs). A no-op here."""
+
+    def cancel(self, job_id: str) -> str:
+        """Ask the engine to cancel job ``job_id``; one line saying so."""
+        raise PluginError(f"backend {self.name!r} cannot cancel a job: use --backend vertex")
+
+    def stop_hint(self, job: JobHandle) -> str:
+        """How the user can stop a job left running, beyond its page (shown after Ctrl-C). None here."""
+        return ""
+
+    def ended(self, job: JobHandle, status: JobStatus) -> None:
+        """``job`` ended as ``status`` says: report it, and raise :class:`JobFailed` unless it succeeded."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------------------
+    # replacing a schedule by name: the shared sequence on the schedule primitives below
+
+    def replace_schedule(self, name: str, create: Callable[[], tuple[str, str]], fix_where: str) -> str:
+        """Create a schedule with ``create`` (returns its id and the line that announces it) in place of the
+        schedules named ``name``: earlier active ones are paused first, then the new one is created, then the
+        earlier ones are deleted. A refused creation resumes the paused ones (best effort: the refusal is the news);
+        an earlier one that cannot be deleted stays paused, so the pipeline never runs twice. ``fix_where`` says
+        where the user puts things right (``in the console``)."""
+        noun = self.schedule_noun
+        earlier = self.schedules_named(name)
+        paused: list[Schedule] = []
+        try:
+            for old in earlier:
+                if old.active:
+                    self.pause_schedule(old)
+                    paused.append(old)
+            created, announcement = create()
+        except PluginError:
+            for old in paused:
+                try:
+                    self.resume_schedule(old)
+                except Exception:
+                    self.reporter.warn(f"could not resume earlier {noun} {old.schedule_id}: resume it {fix_where}")
+            raise
+        self.reporter.info(announcement)
+        failures: list[str] = []
+        for old in earlier:
+            try:
+                self.delete_schedule(old)
+            except PluginError as exc:
+                failures.append(str(exc))
+                continue
+            self.reporter.info(f"Replaced earlier {noun} {old.schedule_id} ({old.cron}, {old.state})")
+        if failures:
+            raise PluginError(
+                f"the new {noun} {created} is active, but {len(failures)} earlier one(s) named {name!r} could not be "
+                f"deleted and stay paused (they will not run): {failures[0]}; delete them {fix_where}"
+            )
+        return created
+
+    def schedules_named(self, name: str) -> list[Schedule]:
+        raise NotImplementedError
+
+    def pause_schedule(self, schedule: Schedule) -> None:
+        raise NotImplementedError
+
+    def resume_schedule(self, schedule: Schedule) -> None:
+        raise NotImplementedError
+
+    def delete_schedule(self, schedule: Schedule) -> None:
+        raise NotImplementedError
 
     def where(self) -> str:
         """Where this backend's jobs live, for listings (a project and region, a host…)."""
@@ -325,9 +547,6 @@ class Backend:
     def start(self, job: JobRequest) -> JobHandle:
         """Create the job (for a backend without SUBMIT: run it to its end). Nothing half-made on failure."""
         raise NotImplementedError
-
-    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        """Follow ``job`` until it ends, reporting task states; :class:`JobFailed` unless it succeeded."""
 
     def submitted(self, job: JobHandle) -> None:
         """After :meth:`start` when nobody waits for ``job`` (e.g. link it to an experiment once it runs)."""
@@ -365,10 +584,6 @@ class Backend:
         """Start a job running the failed tasks of job ``job_id`` (and what depends on them) with its stored data,
         following it when ``wait``; :class:`JobFailed` unless it succeeded."""
         raise PluginError(f"backend {self.name!r} cannot rerun a job's failed tasks: use --backend vertex")
-
-    def cancel(self, job_id: str) -> str:
-        """Ask the engine to cancel job ``job_id``; one line saying so."""
-        raise PluginError(f"backend {self.name!r} cannot cancel a job: use --backend vertex")
 
     def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
         """``pause``, ``resume`` or ``delete`` (``action``) the schedules called ``name``; one line each."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginError
+from ..pipeline_spec import PLATFORM_SPEC_KEY
 
 if TYPE_CHECKING:
     from kedro.pipeline.node import Node
@@ -22,15 +23,7 @@ if TYPE_CHECKING:
     from ..config import RunConfig
     from ..config.pod import PodSettings
 
-PLATFORM_SPEC_KEY = "platformSpec"
 SHM_VOLUME = "dshm"
-
-
-def documents(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The PipelineSpec and the platform spec (None when there is none) of a compiled spec."""
-    pipeline_spec = {key: value for key, value in spec.items() if key != PLATFORM_SPEC_KEY}
-    platform = spec.get(PLATFORM_SPEC_KEY)
-    return pipeline_spec, (dict(platform) if platform else None)
 
 
 def node_pod(run_config: RunConfig, node: Node) -> PodSettings | None:
@@ -186,13 +179,3 @@ def executor_config(settings: PodSettings) -> dict[str, Any]:
             {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": settings.shm_size, "volumeName": SHM_VOLUME}
         ]
     return config
-
-
-def yaml_documents(spec: Mapping[str, Any]) -> str:
-    """The spec as the YAML KFP's compiler writes: the PipelineSpec, then (when there is one) ``---`` and the
-    platform spec. JSON is YAML, so each document is one compact JSON line (what ``kfp.Client`` reads)."""
-    pipeline_spec, platform = documents(spec)
-    text = json.dumps(pipeline_spec)
-    if platform:
-        text += "\n---\n" + json.dumps(platform)
-    return text + "\n"

@@ -40,6 +40,15 @@ from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
 from ..config.machines import Machine
 from ..errors import PluginError
+from ..pipeline_spec import (
+    ENTRYPOINT_COMMAND,
+    EXIT_HANDLER_COMPONENT,
+    EXIT_HANDLER_TASK,
+    RUN_ALWAYS,
+    SCHEMA_VERSION,
+    TASK_NAME_MAX,
+    documents,
+)
 from ..secret_check import find_secret, secret_message, secret_reason
 from ..task_contract import (
     JOB_ID_INPUTS,
@@ -58,7 +67,7 @@ from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
 from .machines import as_custom_job, machine_key, machine_of, note_ignored
-from .platform import documents, pod_key, with_platform_spec
+from .platform import pod_key, with_platform_spec
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -67,10 +76,6 @@ if TYPE_CHECKING:
     from ..config import RetryPolicy, RunConfig, TaskSettings
     from . import CompileRequest
 
-SCHEMA_VERSION = "2.1.0"
-ENTRYPOINT_COMMAND = ["python", "-m", "kedro_vertex_runner.entrypoint"]
-EXIT_HANDLER_TASK = "exit-handler-1"
-EXIT_HANDLER_COMPONENT = "comp-exit-handler-1"
 #: the exit task's input holding the job's final status, and its placeholder (kfp 2.17's layout for a container
 #: component taking ``dsl.PipelineTaskFinalStatus``)
 FINAL_STATUS_INPUT = "status"
@@ -80,9 +85,6 @@ FINAL_STATUS_PLACEHOLDER = "{{$.inputs.parameters['status']}}"
 EMAIL_TASK = "vertex-pipelines-notification-email"
 EMAIL_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
 EMAIL_MODULE = "google_cloud_pipeline_components.container.v1.vertex_notification_email.executor"
-TASK_NAME_MAX = 63
-# Vertex AI task and component names: lowercase letters, digits and dashes, starting with a letter
-TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
     webhook = run_config.notifications.webhook
-    email = list(run_config.notifications.email) if run_config.backend == "vertex" else []
+    email = list(run_config.notifications.email) if backend_class(run_config.backend).email_notifications else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
     if exit_group is not None:
@@ -181,7 +183,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     else:
         for exit_task in exit_tasks.values():
             exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-            exit_task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+            exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
         # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
         # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
         handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
@@ -1015,7 +1017,7 @@ def _on_machine(
     task. 1 for such a task, else 0."""
     if settings.machine is None:
         return 0
-    if run_config.backend == "vertex":
+    if backend_class(run_config.backend).machines_as_custom_jobs:
         components[f"comp-{name}"], executors[f"exec-{name}"] = as_custom_job(
             components[f"comp-{name}"],
             executors[f"exec-{name}"],

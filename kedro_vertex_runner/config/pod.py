@@ -333,26 +333,3 @@ def check_extended_resource(name: str) -> str:
             "e.g. nvidia.com/gpu"
         )
     return name
-
-
-def accelerator_problem(accelerator: str, backend: str, name: str) -> str | None:
-    """What is wrong with a valid accelerator of entry ``name`` on ``backend``, if anything: Vertex AI takes only its
-    own accelerator types; Kubeflow Pipelines only Kubernetes resource names (KFP would ask Kubernetes for a resource
-    called ``NVIDIA_TESLA_T4``, which no node has); the local backend runs no accelerator and takes both."""
-    if backend == "vertex" and is_kubernetes_resource(accelerator):
-        return (
-            f"{accelerator} is a Kubernetes resource name, which Vertex AI does not take: write a Vertex AI "
-            "accelerator type such as NVIDIA_TESLA_T4 or NVIDIA_L4 instead, or run on backend 'kubeflow'"
-        )
-    if backend == "kubeflow" and not is_kubernetes_resource(accelerator):
-        if accelerator.startswith("TPU"):
-            resource, example = "google.com/tpu", ""
-        else:
-            resource = KUBERNETES_GPU
-            example = f", e.g. {{cloud.google.com/gke-accelerator: {accelerator.lower().replace('_', '-')}}} on GKE"
-        return (
-            f"{accelerator} is a Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a "
-            f"resource no node has: write {resource} instead and choose the model with "
-            f"run_config.kubeflow.pod.{name}.node_selector{example}"
-        )
-    return None

@@ -45,7 +45,6 @@ from .machines import (
 from .pod import (
     KUBERNETES_GPU,
     PodSettings,
-    accelerator_problem,
     check_extended_resource,
     check_ttl,
     is_kubernetes_resource,
@@ -81,7 +80,6 @@ from .rules import (
     check_region,
     check_root,
     check_timezone,
-    check_vertex_experiment,
     cpu_cores,
     memory_bytes,
     parse_duration,
@@ -938,8 +936,8 @@ def _known_backends() -> list[str]:
 
 def check_for_backend(config: PluginConfig, files: list[Path], context: str = "") -> None:
     """What ``config.run_config.backend`` needs of the file: ``project_id`` and ``region`` for a backend that runs
-    in a Google Cloud project, the top-level keys its class lists in ``required_keys`` (``host``), and the
-    experiment name rule of its engine.
+    in a Google Cloud project, the top-level keys its class lists in ``required_keys`` (``host``), and the rules
+    of its engine (:meth:`~kedro_vertex_runner.backends.base.Backend.refuse_run_config`).
 
     Raises:
         ConfigError: one line naming the file and the key; ``context`` is appended (the backend switched to).
@@ -955,14 +953,15 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
                 f"(see the README's configuration reference){context}"
             )
-    if config.run_config.kubeflow.pod and backend == "vertex":
-        raise ConfigError(
-            f"{file_defining(files, ('run_config', 'kubeflow', 'pod'))}: run_config.kubeflow.pod: Vertex AI runs no "
-            "Kubernetes pods you can place: remove the key (choose machines with resources.<name>.cpu, memory, gpu "
-            f"and accelerator), or run on backend 'kubeflow'{context}"
-        )
+    refused = cls.refuse_run_config(
+        config.run_config
+    )  # the engine's own rules (Vertex AI: no pods, its experiment names)
+    if refused is not None:
+        key, reason = refused
+        where = file_defining(files, ("run_config", *key.split(".")))
+        raise ConfigError(f"{where}: run_config.{key}: {reason}{context}")
     for name, settings in config.run_config.resources.items():
-        problem = settings.accelerator and accelerator_problem(settings.accelerator, backend, name)
+        problem = settings.accelerator and cls.refuse_accelerator(settings.accelerator, name)
         if problem:
             where = file_defining(files, ("run_config", "resources", name, "accelerator"))
             raise ConfigError(f"{where}: run_config.resources.{name}.accelerator: {problem}{context}")
@@ -977,13 +976,6 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
                 f"{where}: run_config.{'.'.join(keys[0])}: backend {backend!r} cannot read Secret Manager: "
                 f"{cls.secrets_refused}{context}"
             )
-    experiment = config.run_config.experiment_name
-    if experiment is not None and backend == "vertex":  # Vertex AI's own naming rule for its experiments
-        try:
-            check_vertex_experiment(experiment)
-        except ValueError as exc:
-            where = file_defining(files, ("run_config", "experiment_name"))
-            raise ConfigError(f"{where}: run_config.experiment_name: {exc}{context}") from None
 
 
 def warn_ignored_keys(config: PluginConfig, files: list[Path]) -> None:

@@ -34,10 +34,7 @@ from ...values import is_on
 if TYPE_CHECKING:
     from ...config import PluginConfig
 
-POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
 ANONYMOUS_ENV = "KEDRO_VERTEX_ANONYMOUS_CREDENTIALS"
-DEFAULT_POLL_INTERVAL = 10.0
-MAX_BACKOFF = 60.0
 # how long a --no-wait submit waits for Vertex AI to create the run's metadata context (experiment link)
 EXPERIMENT_ATTACH_TIMEOUT = 120.0
 API_TIMEOUT = timeout_setting()  # KEDRO_VERTEX_NETWORK_TIMEOUT, default 60 s

@@ -3,11 +3,8 @@
 Nothing is submitted until credentials, the bucket and the experiment have been checked, so an error never leaves a
 half-submitted job. Tasks are reported as Vertex AI names them: by their ``taskInfo.name`` (the Kedro node names
 the compiler put there), the tasks inside the exit handler included and its sub-DAG entry left out. When a job
-fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`..cloud_logging`) and reported
+fails, the last lines of each failed task's log are read from Cloud Logging (:mod:`.cloud_logging`) and reported
 before the one-line error; a log that cannot be read is one line and never replaces the job's own error.
-
-Nothing here prints: what the user should see while a job runs goes through the caller's
-:class:`~kedro_vertex_runner.backends.base.Reporter`.
 """
 
 from __future__ import annotations
@@ -16,30 +13,16 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...compiler.spec import EXIT_HANDLER_TASK
 from ...errors import PluginError
-from ..base import JobFailed, JobHandle, TaskLog, TaskState
-from ..cloud_logging import (
-    LOGGING_ENDPOINT_ENV,
-    TAIL_LINES,
-    LogsUnavailable,
-    fetch_tail,
-    logging_endpoint,
-    logs_explorer_url,
-    pipeline_log_filter,
-    task_log_filter,
-)
+from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name
+from ..base import JobFailed, JobHandle, JobStatus, TaskLog, TaskState, Unanswered, poll_interval
 from ..submission import parameter_values, with_default_caching
 from .api import (
     _FINAL_STATES,
     ANONYMOUS_ENV,
     API_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
-    EXPERIMENT_ATTACH_TIMEOUT,
     FAILURE_POLICIES,
-    MAX_BACKOFF,
     MAX_LOGS_SHOWN,
-    POLL_INTERVAL_ENV,
     VertexApi,
     _anonymous,
     _api_error,
@@ -51,7 +34,16 @@ from .api import (
     api_endpoint,
     console_url,
 )
-from .experiments import attach_to_experiment
+from .cloud_logging import (
+    LOGGING_ENDPOINT_ENV,
+    TAIL_LINES,
+    LogsUnavailable,
+    fetch_tail,
+    logging_endpoint,
+    logs_explorer_url,
+    pipeline_log_filter,
+    task_log_filter,
+)
 from .runtime import add_runtime, preflight_error
 
 if TYPE_CHECKING:
@@ -106,7 +98,7 @@ def build_pipeline_job(
 
 def _display_name(spec: dict[str, Any]) -> str:
     """The compiled pipeline's name: the project, then the Kedro pipeline unless ``__default__``."""
-    return (spec.get("pipelineInfo") or {}).get("name") or "kedro"
+    return pipeline_name(spec)
 
 
 def handle_for(config: PluginConfig, job_id: str) -> JobHandle:
@@ -136,61 +128,30 @@ def create_job(api: VertexApi, body: dict[str, Any], job_id: str, reporter: Repo
         except Exception as exc:
             if attempt == attempts - 1 or not _is_transient(exc):
                 raise preflight_error(exc, body, _brief(exc)) or _api_error(exc, action, api.config) from None
-            delay = min(_poll_interval(), 2.0**attempt)
+            delay = min(poll_interval(), 2.0**attempt)
             reporter.notice(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s")
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def attach_when_ready(api: VertexApi, job_name: str, experiment_context: str, reporter: Reporter) -> None:
-    """Vertex AI creates the run's metadata context shortly after the job starts; link it once it exists."""
-    deadline = time.monotonic() + EXPERIMENT_ATTACH_TIMEOUT
-    failures = [0]
-    while True:
-        job = _poll(api, job_name, reporter, failures)
-        run_context = job.job_detail.pipeline_run_context.name if job else ""
-        if run_context:
-            if attach_to_experiment(api, experiment_context, run_context, reporter):
-                reporter.info(f"Attached to experiment {experiment_context.rsplit('/', 1)[-1]}")
-            return
-        if (job and _short_state(job.state) in _FINAL_STATES) or time.monotonic() > deadline:
-            reporter.warn(
-                f"job {job_name.rsplit('/', 1)[-1]} has no run context yet; it was not attached to the experiment"
-            )
-            return
-        time.sleep(_poll_interval())
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # following a job
 
 
-def _poll_interval() -> float:
-    from ...values import env_seconds
-
-    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
-
-
-def _poll(api: VertexApi, job_name: str, reporter: Reporter, failures: list[int] | None = None) -> Any:
-    """One GET of the job; transient errors (429, 5xx, network) are reported and answered with None.
-
-    ``failures`` counts consecutive transient failures (for the backoff); it is reset by an answer.
-    """
-    failures = failures if failures is not None else [0]
+def read_job(api: VertexApi, handle: JobHandle) -> JobStatus:
+    """One GET of the job (the poll primitive of :meth:`Backend.follow`); a transient error (429, 5xx, network) is
+    :class:`Unanswered`, any other one line."""
+    job_name = f"{api.parent}/pipelineJobs/{handle.job_id}"
     try:
         job = api.pipelines.get_pipeline_job(name=job_name, timeout=API_TIMEOUT)
     except Exception as exc:
         if not _is_transient(exc):
-            raise _api_error(exc, f"following job {job_name.rsplit('/', 1)[-1]}", api.config) from None
-        failures[0] += 1
-        delay = min(_poll_interval() * 2 ** failures[0], MAX_BACKOFF)
+            raise _api_error(exc, f"following job {handle.job_id}", api.config) from None
         code = getattr(exc, "code", None)
         status = f"{int(code)} " if isinstance(code, int) else ""
-        reporter.notice(f"Vertex AI did not answer ({status}{_brief(exc)[:200]}); retrying in {delay:g}s")
-        time.sleep(delay)
-        return None
-    failures[0] = 0
-    return job
+        raise Unanswered(f"Vertex AI did not answer ({status}{_brief(exc)[:200]})") from None
+    state = _short_state(job.state)
+    return JobStatus(state=state, tasks=task_states(job), ended=state in _FINAL_STATES, detail=job)
 
 
 def _task_details(job: Any) -> list[Any]:
@@ -224,45 +185,14 @@ def task_states(job: Any) -> list[TaskState]:
     return [TaskState(task, state, error) for task, state, error in _task_states(job)]
 
 
-def wait_for_job(
-    api: VertexApi,
-    job_name: str,
-    reporter: Reporter,
-    *,
-    cancel_on_interrupt: bool = False,
-    experiment_context: str | None = None,
-) -> Any:
-    """Poll the job until it ends, reporting per-task states; return it when it SUCCEEDED.
-
-    Raises:
-        JobFailed: the job ended FAILED (naming the failed task and its error) or CANCELLED.
-        PluginError: the job is PAUSED (not ended: its MLflow run stays open for when it is resumed); or the wait
-            was interrupted (exit code 130, after cancelling the job if the user said so).
-    """
-    job_id = job_name.rsplit("/", 1)[-1]
-    handle = handle_for(api.config, job_id)
-    url = handle.url
-    attached = experiment_context is None
-    failures = [0]
-    try:
-        while True:
-            job = _poll(api, job_name, reporter, failures)
-            if job is None:
-                continue
-            state = _short_state(job.state)
-            reporter.progress(handle, task_states(job), state)
-            run_context = job.job_detail.pipeline_run_context.name
-            if not attached and run_context:
-                attach_to_experiment(api, experiment_context or "", run_context, reporter)
-                attached = True
-            if state in _FINAL_STATES:
-                break
-            time.sleep(_poll_interval())
-    except KeyboardInterrupt:
-        _interrupted(api, job_name, cancel_on_interrupt, reporter)
+def job_ended(api: VertexApi, handle: JobHandle, status: JobStatus, reporter: Reporter) -> None:
+    """The job ended: one line when it SUCCEEDED; else the failed tasks' log tails and :class:`JobFailed` (FAILED,
+    naming the failed task and its error; CANCELLED), or :class:`PluginError` when it is PAUSED (not over: its
+    MLflow run stays open for when it is resumed)."""
+    job_id, url, job, state = handle.job_id, handle.url, status.detail, status.state
     if state == "SUCCEEDED":
         reporter.info(f"Job {job_id} succeeded")
-        return job
+        return
     if state == "FAILED":
         failed_details = [d for d in _task_details(job) if d.state.name == "FAILED"]
         for detail in failed_details[:MAX_LOGS_SHOWN]:
@@ -281,22 +211,20 @@ def wait_for_job(
     raise PluginError(f"job {job_id} is PAUSED: resume or cancel it in the console: {url}")
 
 
-def _interrupted(api: VertexApi, job_name: str, cancel: bool, reporter: Reporter) -> None:
-    job_id = job_name.rsplit("/", 1)[-1]
-    reporter.notice("")
-    if not cancel:
-        cancel = reporter.confirm(f"Cancel job {job_id} on Vertex AI?")
-    if cancel:
-        _call(f"cancelling job {job_id}", api.config, api.pipelines.cancel_pipeline_job, name=job_name)
-        raise PluginError(f"interrupted: cancellation of job {job_id} requested", exit_code=130)
+def stop_hint(api: VertexApi, handle: JobHandle) -> str:
+    """How to cancel a job left running: its console page, or the API's cancel call."""
+    job_id = handle.job_id
     endpoint = api_endpoint(api.config)
     endpoint = endpoint if "://" in endpoint else f"https://{endpoint}"
-    reporter.notice(
+    return (
         f"Job {job_id} keeps running. Cancel it in the console ({console_url(api.config, job_id)}) or with:\n"
         f'  curl -X POST -H "Authorization: Bearer $(gcloud auth print-access-token)" '
-        f"{shlex.quote(f'{endpoint}/v1/{job_name}:cancel')}"
+        f"{shlex.quote(f'{endpoint}/v1/{_job_name(api, job_id)}:cancel')}"
     )
-    raise PluginError(f"interrupted: job {job_id} keeps running on Vertex AI", exit_code=130)
+
+
+def _job_name(api: VertexApi, job_id: str) -> str:
+    return f"{api.parent}/pipelineJobs/{job_id}"
 
 
 # ------------------------------------------------------------------------------------------------------------------

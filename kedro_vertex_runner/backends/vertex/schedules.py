@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from .api import API_TIMEOUT, VertexApi, _api_error, _call, check_root_bucket
+from .api import VertexApi, _api_error, _call, check_root_bucket
 from .jobs import build_pipeline_job
 
 if TYPE_CHECKING:
-    from ..base import Reporter, ScheduleRequest
+    from ..base import ScheduleRequest
+    from . import VertexBackend
 
 
 def _parse_time(value: str | None, key: str) -> datetime | None:
@@ -32,32 +33,16 @@ def list_schedules(api: VertexApi) -> list[Any]:
         raise _api_error(exc, "listing schedules", api.config) from None
 
 
-def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter) -> str:
-    """Create a schedule running ``spec`` on ``cron``; delete earlier schedules with the same display name.
-
-    The display name is ``request.name``. Earlier active
-    schedules are paused first, then the new one is created, then the earlier ones are deleted: a refused request
-    never leaves the pipeline unscheduled (paused schedules are resumed if the new one cannot be created), and an
-    earlier schedule that cannot be deleted stays paused, so the pipeline never fires twice.
+def create_schedule(backend: VertexBackend, request: ScheduleRequest) -> str:
+    """A schedule running ``request.spec`` on ``request.cron``, named ``request.name``, in place of the earlier
+    schedules of that name (see :meth:`~kedro_vertex_runner.backends.base.Backend.replace_schedule`).
 
     Returns:
         The new schedule's resource name.
     """
-    from ...config import validate_cron
-
+    api = backend.api
     config = api.config
     cron, timezone_name = request.cron, request.timezone
-    try:
-        validate_cron(cron)
-    except ValueError as exc:
-        raise PluginError(f"--cron: {exc}") from None
-    if timezone_name:
-        from ...config.rules import check_timezone
-
-        try:
-            check_timezone(timezone_name)
-        except ValueError as exc:
-            raise PluginError(f"--timezone: {exc}") from None
     display_name = request.name
     job_body = build_pipeline_job(
         dict(request.spec),
@@ -83,44 +68,14 @@ def create_schedule(api: VertexApi, request: ScheduleRequest, reporter: Reporter
         if parsed:
             schedule[key] = parsed
     check_root_bucket(config, api.credentials)
-    earlier = [s for s in list_schedules(api) if s.display_name == display_name]
-    paused: list[Any] = []
-    try:
-        for old in earlier:
-            if old.state.name == "ACTIVE":
-                _call(f"pausing earlier schedule {old.name}", config, api.schedules.pause_schedule, name=old.name)
-                paused.append(old)
+
+    def create() -> tuple[str, str]:
         created = _call(
             "creating the schedule", config, api.schedules.create_schedule, parent=api.parent, schedule=schedule
         )
-    except PluginError:
-        for old in paused:  # put things back as they were; best effort, the original error is the news
-            try:
-                api.schedules.resume_schedule(name=old.name, timeout=API_TIMEOUT)
-            except Exception:
-                reporter.warn(f"could not resume earlier schedule {old.name}: resume it in the console")
-        raise
-    reporter.info(f"Created schedule {display_name!r} ({schedule['cron']}): {created.name}")
-    failures: list[str] = []
-    for old in earlier:
-        try:
-            operation = _call(
-                f"deleting earlier schedule {old.name}", config, api.schedules.delete_schedule, name=old.name
-            )
-            try:
-                operation.result(timeout=120)
-            except Exception as exc:
-                raise _api_error(exc, f"deleting earlier schedule {old.name}", config) from None
-        except PluginError as exc:
-            failures.append(str(exc))
-            continue
-        reporter.info(f"Replaced earlier schedule {old.name} ({old.cron}, {old.state.name})")
-    if failures:
-        raise PluginError(
-            f"the new schedule {created.name} is active, but {len(failures)} earlier one(s) named {display_name!r} "
-            f"could not be deleted and stay paused (they will not run): {failures[0]}; delete them in the console"
-        )
-    return created.name
+        return created.name, f"Created schedule {display_name!r} ({schedule['cron']}): {created.name}"
+
+    return backend.replace_schedule(display_name, create, "in the console")
 
 
 def find_schedules(api: VertexApi, name: str) -> list[Any]:

@@ -81,8 +81,8 @@ def fetch_tail(credentials: Any, project_id: str, log_filter: str, lines: int = 
         "orderBy": "timestamp desc",
         "pageSize": lines,
     }
-    from ..errors import PluginError
-    from ..network import network_timeout, require_https
+    from ...errors import PluginError
+    from ...network import network_timeout, require_https
 
     endpoint = logging_endpoint()
     try:

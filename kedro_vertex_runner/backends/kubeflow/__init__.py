@@ -2,7 +2,7 @@
 
 The compiled PipelineSpec runs unchanged (the compiler passes the job ids as task inputs for this backend, see
 :attr:`Backend.job_ids_as_inputs`) through the real :class:`kfp.Client` against the top-level ``host:`` of
-``vertexai.yml``. Credentials come from :mod:`.kfp_auth` (an IAP ID token or a Dex session), and the API's health
+``vertexai.yml``. Credentials come from :mod:`.auth` (an IAP ID token or a Dex session), and the API's health
 endpoint is asked with them before anything is created, so a wrong host or a refused login is one line and never a
 half-made run.
 
@@ -27,34 +27,35 @@ import io
 import json
 import os
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, PluginError
-from .base import (
+from ...errors import ConfigError, PluginError
+from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name, task_names, yaml_documents
+from ..base import (
     Backend,
     Capability,
     JobFailed,
     JobHandle,
     JobRequest,
+    JobStatus,
     JobSummary,
     Reporter,
+    Schedule,
     ScheduleRequest,
     ScheduleSummary,
     TaskLog,
     TaskState,
+    Unanswered,
     UploadedPipeline,
+    when,
 )
 
 if TYPE_CHECKING:
-    from ..config import PluginConfig
+    from ...config import PluginConfig
 
-POLL_INTERVAL_ENV = "KEDRO_VERTEX_POLL_INTERVAL"
-DEFAULT_POLL_INTERVAL = 10.0
-API_RETRIES = 4  # transient answers (5xx, network) while following a run
 SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
 # task_details entries that are KFP's own machinery (the root DAG, executors), not tasks of ours
@@ -69,6 +70,11 @@ class KubeflowBackend(Backend):
     needs_gcp_project: ClassVar[bool] = False
     job_ids_as_inputs: ClassVar[bool] = True
     required_keys: ClassVar[tuple[str, ...]] = ("host",)
+    job_noun: ClassVar[str] = "run"
+    schedule_noun: ClassVar[str] = "recurring run"
+    engine: ClassVar[str] = "Kubeflow Pipelines"
+    cancelled_state: ClassVar[str] = "CANCELED"
+    poll_retries: ClassVar[int | None] = 4  # failed reads in a row (5xx, network, a refused login)
     unsupported_keys: ClassVar[dict[str, str]] = {
         "service_account": "set the pipeline runner's service account in the KFP installation instead",
         "network": "KFP runs tasks on the cluster's own network",
@@ -84,6 +90,25 @@ class KubeflowBackend(Backend):
     secrets_refused: ClassVar[str | None] = (
         "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
     )
+
+    @classmethod
+    def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
+        """Kubeflow Pipelines takes only Kubernetes resource names: it would ask Kubernetes for a resource called
+        ``NVIDIA_TESLA_T4``, which no node has."""
+        from ...config.pod import KUBERNETES_GPU, is_kubernetes_resource
+
+        if is_kubernetes_resource(accelerator):
+            return None
+        if accelerator.startswith("TPU"):
+            resource, example = "google.com/tpu", ""
+        else:
+            resource = KUBERNETES_GPU
+            example = f", e.g. {{cloud.google.com/gke-accelerator: {accelerator.lower().replace('_', '-')}}} on GKE"
+        return (
+            f"{accelerator} is a Vertex AI accelerator type, which Kubeflow Pipelines would ask Kubernetes for as a "
+            f"resource no node has: write {resource} instead and choose the model with "
+            f"run_config.kubeflow.pod.{name}.node_selector{example}"
+        )
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         super().__init__(config, reporter)
@@ -103,7 +128,7 @@ class KubeflowBackend(Backend):
                 "vertexai.yml: host: is not set, and backend 'kubeflow' needs the Kubeflow Pipelines API URL: set "
                 "host: https://kubeflow.example.com/pipeline (or the AI Platform Pipelines dashboard URL)"
             )
-        from ..network import has_userinfo, refuse_userinfo
+        from ...network import has_userinfo, refuse_userinfo
 
         if has_userinfo(host):
             try:
@@ -122,9 +147,9 @@ class KubeflowBackend(Backend):
         return str(value) if value else None
 
     def client(self) -> Any:
-        """A :class:`kfp.Client` for ``host`` with the credentials of :mod:`.kfp_auth`, checked against the API."""
+        """A :class:`kfp.Client` for ``host`` with the credentials of :mod:`.auth`, checked against the API."""
         if self._kfp is None:
-            from . import kfp_auth
+            from . import auth as kfp_auth
 
             host = self.host
             auth = kfp_auth.authenticate(host)
@@ -145,7 +170,7 @@ class KubeflowBackend(Backend):
             raise
         except Exception as exc:  # any client error (HTTP, network, a bad answer) is one line
             if _timed_out(exc):
-                from ..network import no_answer
+                from ...network import no_answer
 
                 raise no_answer(self.host, f"to {action}") from None
             raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
@@ -174,50 +199,32 @@ class KubeflowBackend(Backend):
                 pipeline_root=self.config.run_config.root,
             )
         handle = JobHandle(job_id=run.run_id, url=self.run_url(run.run_id), run_key={"job_id": run.run_id})
-        self._task_names[run.run_id] = spec_task_names(spec)
+        self._task_names[run.run_id] = task_names(spec)
         self.reporter.info(f"Submitted Kubeflow Pipelines run {run_name} ({run.run_id})")
         self.reporter.info(f"View it at {handle.url}")
         return handle
 
-    def follow(self, job: JobHandle, *, cancel_on_interrupt: bool = False) -> None:
-        interval = _poll_interval()
-        failures = [0]
-        try:
-            while not self._poll(job, failures):
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            self._interrupted(job, cancel_on_interrupt)
-            raise
+    # following a run: the primitives of Backend.follow
 
-    def _poll(self, job: JobHandle, failures: list[int]) -> bool:
-        """Report the run's state once: True when it succeeded, False while it runs; JobFailed when it failed.
-        A few failed reads in a row are retried with a fresh client (an IAP token lasts an hour, a run longer)."""
+    def poll(self, job: JobHandle) -> JobStatus:
+        """Read the run once. A failed read is :class:`Unanswered` and the next one gets a fresh client (an IAP
+        token lasts an hour, a run longer)."""
         try:
             run = self._call(f"reading run {job.job_id}", self.client().get_run, run_id=job.job_id)
-            failures[0] = 0
         except PluginError as exc:
-            failures[0] += 1
-            if failures[0] > API_RETRIES:
-                raise
-            self.reporter.notice(f"{exc}; retrying")
             self._kfp = None
-            return False
+            raise Unanswered(str(exc)) from None
         state = _state(run.state)
         tasks = task_states(run, self._task_names.get(job.job_id))
-        self.reporter.progress(job, tasks, state)
-        if state in FAILED_STATES:
-            raise JobFailed(_failure(job, run, state, tasks), job, state=state)
-        return state in SUCCEEDED_STATES
+        return JobStatus(state=state, tasks=tasks, ended=state in FAILED_STATES | SUCCEEDED_STATES, detail=run)
 
-    def _interrupted(self, job: JobHandle, cancel: bool) -> None:
-        if cancel or self.reporter.confirm(f"Cancel Kubeflow Pipelines run {job.job_id}?"):
-            self._call(f"cancelling run {job.job_id}", self.client().terminate_run, run_id=job.job_id)
-            raise JobFailed(
-                f"interrupted: cancellation of run {job.job_id} requested", job, state="CANCELED", exit_code=130
-            )
-        raise PluginError(
-            f"interrupted: run {job.job_id} keeps running on Kubeflow Pipelines; stop it at {job.url}", exit_code=130
-        )
+    def ended(self, job: JobHandle, status: JobStatus) -> None:
+        if status.state in FAILED_STATES:
+            raise JobFailed(_failure(job, status.detail, status.state, list(status.tasks)), job, state=status.state)
+
+    def cancel(self, job_id: str) -> str:
+        self._call(f"cancelling run {job_id}", self.client().terminate_run, run_id=job_id)
+        return f"Cancellation of run {job_id} requested"
 
     def run_url(self, run_id: str) -> str:
         return f"{self.host}/#/runs/details/{run_id}"
@@ -252,17 +259,8 @@ class KubeflowBackend(Backend):
         spec, params = self._prepared(request.spec, request.params)
         client = self.client()
         experiment_id = self._experiment_id()
-        earlier = [r for r in self._recurring_runs() if r.display_name == request.name]
-        disabled: list[Any] = []
-        try:
-            for old in earlier:
-                if _state(old.status) != "DISABLED":
-                    self._call(
-                        f"pausing earlier recurring run {old.recurring_run_id}",
-                        client.disable_recurring_run,
-                        old.recurring_run_id,
-                    )
-                    disabled.append(old)
+
+        def create() -> tuple[str, str]:
             with _spec_file(spec) as path:
                 created = self._call(
                     "creating the recurring run",
@@ -278,35 +276,31 @@ class KubeflowBackend(Backend):
                     pipeline_package_path=path,
                     pipeline_root=self.config.run_config.root,
                 )
-        except PluginError:
-            for old in disabled:  # put things back as they were; the original error is the news
-                try:
-                    self._call("re-enabling", client.enable_recurring_run, old.recurring_run_id)
-                except PluginError:
-                    self.reporter.warn(
-                        f"could not re-enable earlier recurring run {old.recurring_run_id}: "
-                        f"enable it at {self.host}/#/recurringruns"
-                    )
-            raise
-        self.reporter.info(f"Created recurring run {request.name!r} ({cron}): {created.recurring_run_id}")
-        failures: list[str] = []
-        for old in earlier:
-            try:
-                self._call(
-                    f"deleting earlier recurring run {old.recurring_run_id}",
-                    client.delete_recurring_run,
-                    old.recurring_run_id,
-                )
-            except PluginError as exc:
-                failures.append(str(exc))
-                continue
-            self.reporter.info(f"Replaced earlier recurring run {old.recurring_run_id} ({_cron_of(old)})")
-        if failures:
-            raise PluginError(
-                f"the new recurring run {created.recurring_run_id} is enabled, but {len(failures)} earlier one(s) "
-                f"named {request.name!r} could not be deleted and stay disabled: {failures[0]}"
-            )
-        return str(created.recurring_run_id)
+            run_id = str(created.recurring_run_id)
+            return run_id, f"Created recurring run {request.name!r} ({cron}): {run_id}"
+
+        return self.replace_schedule(request.name, create, f"at {self.host}/#/recurringruns")
+
+    # replacing a recurring run: the primitives of Backend.replace_schedule
+
+    def schedules_named(self, name: str) -> list[Schedule]:
+        return [
+            Schedule(run.recurring_run_id, cron=_cron_of(run), state=_state(run.status))
+            for run in self._recurring_runs()
+            if run.display_name == name
+        ]
+
+    def pause_schedule(self, schedule: Schedule) -> None:
+        if schedule.state != "DISABLED":
+            run_id = schedule.schedule_id
+            self._call(f"pausing earlier recurring run {run_id}", self.client().disable_recurring_run, run_id)
+
+    def resume_schedule(self, schedule: Schedule) -> None:
+        self._call("re-enabling", self.client().enable_recurring_run, schedule.schedule_id)
+
+    def delete_schedule(self, schedule: Schedule) -> None:
+        run_id = schedule.schedule_id
+        self._call(f"deleting earlier recurring run {run_id}", self.client().delete_recurring_run, run_id)
 
     def _recurring_runs(self) -> list[Any]:
         client, token = self.client(), ""
@@ -340,7 +334,10 @@ class KubeflowBackend(Backend):
             JobSummary(
                 job_id=run.run_id,
                 state=_state(run.state),
-                created=_when(run.created_at),
+                created=when(
+                    run.created_at.astimezone(timezone.utc) if isinstance(run.created_at, datetime) else run.created_at,
+                    "%Y-%m-%d %H:%M:%S UTC",
+                ),
                 url=self.run_url(run.run_id),
                 pipeline=run.display_name or "",
             )
@@ -387,7 +384,7 @@ class KubeflowBackend(Backend):
         when the spec names none); the pipeline is created, with this as its first version, when missing. ``tags``
         go into the version's description (KFP version names are unique, tags are not)."""
         self.require(Capability.UPLOAD)
-        name = str((spec.get("pipelineInfo") or {}).get("name") or name)
+        name = pipeline_name(spec, name)
         client = self.client()
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
         version = f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{digest}"
@@ -436,7 +433,7 @@ class KubeflowBackend(Backend):
 
     def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
-        from .submission import parameter_values, with_default_caching
+        from ..submission import parameter_values, with_default_caching
 
         values = parameter_values(dict(spec), dict(params))
         return with_default_caching(dict(spec), self.config.run_config.caching), values
@@ -465,7 +462,7 @@ def kfp_cron(expression: str) -> str:
     Raises:
         PluginError: not a cron expression either way.
     """
-    from ..config import validate_cron
+    from ...config import validate_cron
 
     fields = str(expression).split()
     five = fields[1:] if len(fields) == 6 else fields
@@ -483,21 +480,9 @@ def kfp_cron(expression: str) -> str:
     return " ".join(fields if len(fields) == 6 else ["0", *fields])
 
 
-def spec_task_names(spec: Mapping[str, Any]) -> dict[str, str]:
-    """Task key → ``taskInfo.name`` (the Kedro nodes the task runs) of every task in the spec's DAGs."""
-    names: dict[str, str] = {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [component.get("dag") or {} for component in (spec.get("components") or {}).values()]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            names[key] = str((task.get("taskInfo") or {}).get("name") or key)
-    return names
-
-
 def _task_rows(run: Any) -> list[tuple[str, str, str, str]]:
     """(task key, state, error, pod) of each task KFP reports, its driver, DAG and exit-handler entries left out
     (the last report of a key wins: a retried task is reported again)."""
-    from ..compiler.spec import EXIT_HANDLER_TASK
 
     rows: dict[str, tuple[str, str, str, str]] = {}
     for detail in getattr(getattr(run, "run_details", None), "task_details", None) or []:
@@ -544,12 +529,6 @@ def _cron_of(recurring_run: Any) -> str:
     return ""
 
 
-def _when(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value or "")
-
-
 def _rfc3339(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -559,15 +538,9 @@ def _rfc3339(value: Any) -> str | None:
 
 
 def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
-    from .submission import job_id_for
+    from ..submission import job_id_for
 
     return job_id_for(pipeline_name, dict(spec))
-
-
-def _poll_interval() -> float:
-    from ..values import env_seconds
-
-    return env_seconds(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL)
 
 
 def _brief(exc: BaseException) -> str:
@@ -587,7 +560,7 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        from ..network import scrub
+        from ...network import scrub
 
         return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
@@ -599,7 +572,7 @@ def _bound_requests(client: Any) -> None:
     urllib3 retries a timed-out read three times)."""
     import urllib3
 
-    from ..network import network_timeout
+    from ...network import network_timeout
 
     limit = network_timeout()
     # one ApiClient behind every service API of the client; a kfp release laid out otherwise is refused, not unbounded
@@ -644,7 +617,6 @@ def _spec_file(spec: Mapping[str, Any]) -> Iterator[str]:
     """``spec`` as the ``.yaml`` package file ``kfp.Client`` reads (JSON is YAML): the PipelineSpec, then its
     Kubernetes platform spec (pod settings) as KFP's second document, which the client sends with every run,
     recurring run and upload; removed afterwards."""
-    from ..compiler.platform import yaml_documents
 
     with tempfile.TemporaryDirectory(prefix="kedro-vertex-kfp-") as folder:
         path = os.path.join(folder, "pipeline.yaml")

@@ -3,7 +3,7 @@
 A task process that starts from nothing spends most of a short task importing Kedro, the project's settings and
 pipelines and the libraries its nodes use (pandas, scikit-learn, mlflow…) — seconds per task, which made a local
 run several times slower than plain ``kedro run``. Like :mod:`multiprocessing`'s ``forkserver`` with preloading,
-the local backend therefore starts one *zygote* per run (``python -m kedro_vertex_runner.backends.warm``) that
+the local backend therefore starts one *zygote* per run (``python -m kedro_vertex_runner.backends.local.warm``) that
 imports all of that once and then forks one child per task on request. Each child is a fresh fork of the same
 clean zygote, never reused, so nothing one task does reaches another.
 
@@ -38,7 +38,7 @@ Kedro, its CLI and the CLI plugins (kedro-mlflow's imports mlflow) — which the
 The fork resets what a fresh zygote would not have: environment, working directory, standard streams (the
 launcher's output never reaches the zygote or a task), signal handlers and session. Where forking is not safe — the
 launcher already runs a second thread (a fork copies no thread but every lock one holds) — or a zygote is started
-later (``run_spec`` called directly), it is a fresh ``python -m kedro_vertex_runner.backends.warm`` instead, which
+later (``run_spec`` called directly), it is a fresh ``python -m kedro_vertex_runner.backends.local.warm`` instead, which
 preloads everything itself; the protocol and what tasks get are the same either way.
 
 Only tasks whose command is ``python -m kedro_vertex_runner.entrypoint …`` start warm; anything else, and every
@@ -58,7 +58,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-ENTRYPOINT_MODULE = "kedro_vertex_runner.entrypoint"
+from ...kedro_compat import forget_loaded_pipelines
+from ...pipeline_spec import ENTRYPOINT_MODULE
+
 #: ``0``/``false`` switches warm start off (every task a fresh process); ``1``/``true`` switches it on
 WARM_START_ENV = "KEDRO_VERTEX_WARM_START"
 _REAP_INTERVAL = 0.05
@@ -368,7 +370,7 @@ def _import_node_modules() -> bool:
         except Exception:
             return False
         finally:
-            pipelines.configure(pipelines._pipelines_module)
+            forget_loaded_pipelines(pipelines)
     return True
 
 
@@ -407,7 +409,7 @@ def enabled(option: bool | None) -> bool:
         return False
     if option is not None:
         return bool(option)
-    from ..values import switch
+    from ...values import switch
 
     return switch(os.environ.get(WARM_START_ENV)) is not False
 
@@ -418,7 +420,7 @@ def enabled(option: bool | None) -> bool:
 
 def _preload(project_dir: Path, remote_root: bool, project_imported: bool = False) -> None:
     """Import what tasks import, and nothing that holds run state (see the module docstring)."""
-    from .. import entrypoint
+    from ... import entrypoint
 
     entrypoint._plain_logging(project_dir)  # before kedro.framework.project, which configures logging on import
     steps = [
@@ -459,7 +461,7 @@ def _import_project(project_dir: Path, node_modules: bool = True) -> None:
     try:
         pipelines.keys()  # imports every node module; the Pipeline objects built are thrown away below
     finally:
-        pipelines.configure(pipelines._pipelines_module)
+        forget_loaded_pipelines(pipelines)
 
 
 def _import_hook_plugins(project_dir: Path) -> None:
@@ -469,7 +471,7 @@ def _import_hook_plugins(project_dir: Path) -> None:
 
     from kedro.framework.project import settings
 
-    from .. import entrypoint
+    from ... import entrypoint
 
     # kedro-telemetry: every compiled task sets DO_NOT_TRACK, so tasks never load it
     skip = {"kedro-vertex-runner", "kedro-telemetry"}
@@ -540,7 +542,7 @@ def _run_child(
         os.environ.clear()
         os.environ.update(request["env"])
         _reseed("\0".join(request["argv"]), python_state)
-        from .. import entrypoint
+        from ... import entrypoint
 
         sys.argv = [entrypoint.__file__ or ENTRYPOINT_MODULE, *request["argv"]]
         _configure_logging(Path(request["cwd"]))
@@ -582,7 +584,7 @@ def _unbuffered_stdio() -> None:
 def _reseed(key: str, python_state: Any) -> None:
     """Random state of the task's own, derived from the warm-start process's and the task's arguments (see
     :func:`~kedro_vertex_runner.task_runners.fresh_random_state`)."""
-    from ..task_runners import fresh_random_state
+    from ...task_runners import fresh_random_state
 
     fresh_random_state(key, python_state)
 
@@ -592,7 +594,7 @@ def _configure_logging(project_dir: Path) -> None:
     project = sys.modules.get("kedro.framework.project")
     if project is None:
         return
-    from .. import entrypoint
+    from ... import entrypoint
 
     entrypoint._plain_logging(project_dir, reconfigure=True)
     project.LOGGING.__init__()  # reads KEDRO_LOGGING_CONFIG / conf/logging.yml / the default again
@@ -697,7 +699,7 @@ class _Server:
         tree.kill_left()
         self.reap_quietly()
         if self.sweep:
-            from ..persistence import sweep_temp_files
+            from ...persistence import sweep_temp_files
 
             sweep_temp_files(self.sweep)
 
@@ -734,7 +736,7 @@ def _closing(fd: int) -> Any:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m kedro_vertex_runner.backends.warm")
+    parser = argparse.ArgumentParser(prog="python -m kedro_vertex_runner.backends.local.warm")
     parser.add_argument("--project-dir", required=True)
     parser.add_argument("--remote-root", action="store_true", help="preload gcsfs")
     args = parser.parse_args(argv)

@@ -18,12 +18,12 @@ import re
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from .errors import PluginError
-from .network import is_loopback, network_timeout, no_answer, redact, refuse_userinfo, require_https, scrub
-from .values import is_on
+from ...errors import PluginError
+from ...network import is_loopback, network_timeout, no_answer, redact, refuse_userinfo, require_https, scrub
+from ...values import is_on
 
 if TYPE_CHECKING:
-    from .config import PluginConfig
+    from ...config import PluginConfig
 
 _TAG = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$", re.IGNORECASE)
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$", re.IGNORECASE)  # a project, repository or package name
@@ -76,7 +76,7 @@ def check_tag(tag: str) -> str:
 
 def _bearer(url: str, config: PluginConfig) -> dict[str, str]:
     """The Authorization header for ``url`` (none for a local test server with anonymous credentials)."""
-    from .backends.vertex.api import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
+    from .api import ANONYMOUS_ENV, _is_local_endpoint, load_credentials
 
     require_https(url, "your Google access token", "the template registry")
     if is_on(os.environ.get(ANONYMOUS_ENV)):
@@ -84,7 +84,7 @@ def _bearer(url: str, config: PluginConfig) -> dict[str, str]:
             raise PluginError(f"{ANONYMOUS_ENV} is honoured only for a registry on localhost, not {url}: unset it")
         return {}
     credentials = load_credentials(config)
-    from .network import timed_auth_request
+    from ...network import timed_auth_request
 
     try:
         credentials.refresh(timed_auth_request())

@@ -30,8 +30,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import PluginError
-from ..network import network_timeout, no_answer, refuse_userinfo, require_https, timed_auth_request
+from ...errors import PluginError
+from ...network import network_timeout, no_answer, refuse_userinfo, require_https, timed_auth_request
 
 IAP_CLIENT_ID_ENV = "IAP_CLIENT_ID"
 DEX_USERNAME_ENV = "DEX_USERNAME"
