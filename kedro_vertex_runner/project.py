@@ -262,10 +262,10 @@ def _cloud_timings_cache(root: str) -> Path:
     """Where the node times of the last cloud run under ``root`` are kept on this machine: under
     ``$XDG_CACHE_HOME`` (default ``~/.cache``)``/kedro-vertex-runner/cloud-timings/``, a folder per root."""
     import hashlib
-    import os
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kedro-vertex-runner" / "cloud-timings"
-    return base / hashlib.sha256(root.encode()).hexdigest()[:16]
+    from .values import cache_dir
+
+    return cache_dir("cloud-timings") / hashlib.sha256(root.encode()).hexdigest()[:16]
 
 
 def recorded_timings(

@@ -194,6 +194,15 @@ ENV_SECONDS = {
 }
 
 
+def cache_dir(name: str) -> Any:
+    """The plugin's folder ``name`` among this user's caches: ``$XDG_CACHE_HOME`` (default ``~/.cache``)
+    ``/kedro-vertex-runner/<name>`` (a ``Path``; not created here)."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kedro-vertex-runner" / name
+
+
 def env_seconds(name: str, default: float, environ: Any = None) -> float:
     """Seconds from the environment variable ``name`` (``default`` when unset or empty): a finite number above 0
     and at most its bound in :data:`ENV_SECONDS`.

@@ -362,7 +362,9 @@ def _staging_folder(run_id: str) -> Path:
     """A new folder for a run's logs on their way to a remote root: under ``$XDG_CACHE_HOME`` (default
     ``~/.cache``) ``/kedro-vertex-runner/logs/``, kept when the upload fails, removed after a run that uploaded
     them."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kedro-vertex-runner" / "logs"
+    from ...values import cache_dir
+
+    base = cache_dir("logs")
     prefix = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)[:80] + "-"
     try:
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
