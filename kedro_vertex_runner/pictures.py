@@ -354,26 +354,23 @@ def plan_tasks(report: Any, model: Any) -> list[TaskBar]:
     """The tasks of a grouping (a ``GroupingReport`` of ``compiler.explain``) with their modelled start and end:
     a task starts when the last task it depends on ends, and ends ``task_startup`` (plus the extra start-up of a
     task with machine settings) and its nodes' span later, as :func:`~.compiler.grouping.estimate` counts."""
-    from .compiler.grouping import _group_span
+    from .compiler.grouping import task_times
     from .compiler.spec import task_names
 
     groups = list(report.groups)
     names = task_names(groups)
     name_of = dict(zip((g.key for g in groups), names, strict=True))
-    end_of: dict[str, float] = {}
+    times = task_times(groups, model)
     tasks: list[TaskBar] = []
     for group, name in zip(groups, names, strict=True):
-        start = max((end_of[dep] for dep in group.dependencies), default=0.0)
-        extra = max((model.extra_startup.get(node.name, 0.0) for node in group.nodes), default=0.0)
-        startup = model.task_startup + extra
-        end_of[group.key] = start + startup + _group_span(group, model)
+        start, startup, end = times[group.key]
         tasks.append(
             TaskBar(
                 name=name,
                 nodes=group.node_names,
                 dependencies=[name_of[d] for d in group.dependencies],
                 start=start,
-                end=end_of[group.key],
+                end=end,
                 startup=startup,
                 node_times={n.name: model.duration(n.name) for n in group.nodes},
             )

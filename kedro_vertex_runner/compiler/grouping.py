@@ -251,17 +251,32 @@ def _chain_keys(pipeline: Pipeline, fusable: Callable[[Node, Node], bool] | None
     return key_of
 
 
+def task_times(groups: list[TaskGroup], model: CostModel) -> dict[str, tuple[float, float, float]]:
+    """Per task of ``groups`` (topologically sorted), its modelled ``(start, start-up, end)`` under ``model``: a
+    task starts when the last task it depends on ends, and ends its start-up (``task_startup``, plus the extra of
+    a task with machine settings) and its nodes' span later."""
+    times: dict[str, tuple[float, float, float]] = {}
+    for group in groups:
+        start = max((times[dep][2] for dep in group.dependencies), default=0.0)
+        extra = max((model.extra_startup.get(node.name, 0.0) for node in group.nodes), default=0.0)
+        times[group.key] = (
+            start,
+            model.task_startup + extra,
+            start + model.task_startup + extra + _group_span(group, model),
+        )
+    return times
+
+
 def estimate(groups: list[TaskGroup], model: CostModel) -> Estimate:
     """The makespan, task count and longest chain of tasks of ``groups`` (topologically sorted) under ``model``."""
-    finish: dict[str, float] = {}
+    times = task_times(groups, model)
+    finish = {key: end for key, (_, _, end) in times.items()}
     via: dict[str, str | None] = {}
     for group in groups:
         ready, before = 0.0, None
         for dep in group.dependencies:  # sorted: the first of equal finishes wins, whatever the hash seed
             if finish[dep] > ready:
                 ready, before = finish[dep], dep
-        extra = max((model.extra_startup.get(node.name, 0.0) for node in group.nodes), default=0.0)
-        finish[group.key] = ready + model.task_startup + extra + _group_span(group, model)
         via[group.key] = before
     if not groups:
         return Estimate(0.0, 0, ())
