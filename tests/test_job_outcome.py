@@ -125,7 +125,7 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
     ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
 
 
-def test_secrets_are_compiled_as_references_per_node_and_tag_and_kubeflow_gets_no_final_status():
+def test_secrets_are_compiled_as_references_per_node_and_tag():
     spec = compile_(
         secrets={"API_TOKEN": TOKEN_REF},
         resources={"train": {"secrets": {"MODEL_KEY": MODEL_REF}}, "second": {"secrets": {"API_TOKEN": MODEL_REF}}},
@@ -138,15 +138,9 @@ def test_secrets_are_compiled_as_references_per_node_and_tag_and_kubeflow_gets_n
     assert TaskContract.from_args(args_of(spec, "second")).secrets == (f"API_TOKEN={MODEL_REF}",)  # node beats job
     exit_contract = TaskContract.from_args(args_of(spec, "on-exit-notify"))
     assert exit_contract.webhook == HOOK_REF and exit_contract.exit_handler
-    # the e-mail component runs only on Vertex AI; Kubeflow's driver does not resolve a final status everywhere
+    # the e-mail component runs only on Vertex AI (Kubeflow: tests/test_kubeflow_outcome.py)
     local = compile_(backend="local", notifications={"email": ["ops@example.com"]})
     assert "vertex-pipelines-notification-email" not in local["root"]["dag"]["tasks"]
-    kubeflow = compile_(backend="kubeflow")
-    assert (
-        "inputs" not in kubeflow["root"]["dag"]["tasks"]["on-exit-notify"]
-        or "status" not in (kubeflow["root"]["dag"]["tasks"]["on-exit-notify"]["inputs"]["parameters"])
-    )
-    assert TaskContract.from_args(args_of(kubeflow, "on-exit-notify")).final_status is None
 
 
 def test_a_webhook_without_an_exit_pipeline_gets_an_exit_task_of_its_own():
@@ -372,11 +366,30 @@ def test_bad_secrets_and_notifications_are_refused_in_one_line(demo_project: Pat
             "run_config.secrets.API_TOKEN: backend 'kubeflow' cannot read Secret Manager: give the tasks Kubernetes "
             "secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env",
         ),
+        "kubeflow-hook": (
+            f"  backend: kubeflow\n  notifications:\n    webhook: {HOOK_REF}\n",
+            "run_config.notifications.webhook: backend 'kubeflow' cannot read Secret Manager: give the tasks "
+            "Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env (the webhook's URL as "
+            "run_config.kubeflow.webhook: {secret, key})",
+        ),
+        "kubeflow-hook-name": (
+            "  backend: kubeflow\n  kubeflow:\n    webhook: {secret: Ops_Hooks, key: url}\n",
+            "run_config.kubeflow.webhook.secret: secret name 'Ops_Hooks' is not a Kubernetes object name",
+        ),
+        "kubeflow-status": (
+            "  backend: kubeflow\n  kubeflow:\n    final_status: sometimes\n",
+            "run_config.kubeflow.final_status:",
+        ),
+        "vertex-k8s-hook": (
+            "  backend: vertex\n  kubeflow:\n    webhook: {secret: ops-hooks, key: url}\n",
+            "run_config.kubeflow.webhook: Vertex AI tasks read no Kubernetes secrets: give the URL's Secret Manager "
+            "reference as notifications.webhook instead, or run on backend 'kubeflow'",
+        ),
     }
     for env, (yml, _) in cases.items():
         folder = demo_project / "conf" / env
         folder.mkdir()
-        host = "host: https://kubeflow.example.com/pipeline\n" if env == "kubeflow" else ""
+        host = "host: https://kubeflow.example.com/pipeline\n" if env.startswith("kubeflow") else ""
         (folder / "vertexai.yml").write_text(f"{host}run_config:\n{yml}")
     # e-mail on the local backend: compiled without the e-mail task, with one warning line
     (demo_project / "conf" / "mail").mkdir()

@@ -50,6 +50,7 @@ from ..pipeline_spec import (
     documents,
 )
 from ..secret_check import find_secret, secret_message, secret_reason
+from ..secret_manager import KUBERNETES_WEBHOOK
 from ..task_contract import (
     JOB_ID_INPUTS,
     JOB_NAME_INPUT,
@@ -109,7 +110,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
-    webhook = run_config.notifications.webhook
+    webhook = webhook_argument(run_config)
     email = list(run_config.notifications.email) if backend_class(run_config.backend).email_notifications else []
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK}
@@ -217,7 +218,18 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
     if exit_group is not None:
         task_nodes[f"exec-{names[len(groups)]}"] = exit_group.nodes
-    return with_platform_spec(spec, run_config, task_nodes)
+    webhook_executor = f"exec-{names[len(groups)]}" if webhook else None
+    return with_platform_spec(spec, run_config, task_nodes, webhook_executor)
+
+
+def webhook_argument(run_config: Any) -> str | None:
+    """The exit task's ``--webhook``: the Secret Manager reference of ``notifications.webhook``, or on Kubeflow
+    Pipelines ``run_config.kubeflow.webhook`` as ``k8s:<secret>/<key>`` (the platform spec puts the Secret's value
+    into the exit task's environment, see :func:`.platform.with_platform_spec`)."""
+    hook = run_config.kubeflow.webhook if run_config.backend == "kubeflow" else None
+    if hook is not None:
+        return f"{KUBERNETES_WEBHOOK}{hook.secret}/{hook.key}"
+    return run_config.notifications.webhook
 
 
 def _final_status_input(task: dict[str, Any], component: dict[str, Any]) -> None:
@@ -821,13 +833,13 @@ class _CommonArgs:
             code_uri=request.code_uri,
         )
         #: whether the exit task gets the job's final status (``--final-status``)
-        self.final_status = backend_class(run_config.backend).task_final_status
+        self.final_status = backend_class(run_config.backend).compiles_final_status(run_config)
         self.exit = replace(
             self.main,
             pipelines=(str(run_config.on_exit_pipeline),) if run_config.on_exit_pipeline else (),
             exit_handler=True,
             final_status=FINAL_STATUS_PLACEHOLDER if self.final_status else None,
-            webhook=run_config.notifications.webhook,
+            webhook=webhook_argument(run_config),
         )
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)
