@@ -2,7 +2,7 @@
 
 Against a fake Secret Manager REST endpoint and a local webhook receiver (tests/fake_secret_manager.py); the
 compiled exit tasks are compared with what kfp 2.17 and google-cloud-pipeline-components compile
-(tests/golden/gcpc_notification_email.yaml, made by the script beside it).
+(tests/golden/gcpc_notification_email.yaml and gcpc_nested_exit_handlers.yaml, made by the script beside them).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.task_contract import TaskContract
 
 GOLDEN = Path(__file__).parent / "golden" / "gcpc_notification_email.yaml"
+NESTED = Path(__file__).parent / "golden" / "gcpc_nested_exit_handlers.yaml"
 TOKEN_REF = "projects/demo-project/secrets/api-token/versions/3"
 MODEL_REF = "projects/123/secrets/model-key/versions/latest"
 HOOK_REF = "projects/demo-project/secrets/hook-url/versions/latest"
@@ -97,11 +98,35 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
         secrets={"API_TOKEN": TOKEN_REF}, notifications={"email": ["ops@example.com", "ml-team@example.com"]}
     )
     kfp = _kfp_exit_status_reference(tmp_path)
+    nested = yaml.safe_load(NESTED.read_text())
     root = spec["root"]["dag"]["tasks"]
-    assert set(root) == {"exit-handler-1", "on-exit-notify", "vertex-pipelines-notification-email"}
+    # both exit tasks: kfp's nested exit handlers (GCPC's e-mail task around a sub-pipeline with an exit handler
+    # of its own), not two exit tasks on one handler, which kfp never compiles
+    assert set(root) == set(nested["root"]["dag"]["tasks"]) == {"exit-handler-1", "vertex-pipelines-notification-email"}
+    components = spec["components"]
+    sub_dags = {name for name, component in components.items() if "dag" in component}
+    assert sub_dags == {name for name, component in nested["components"].items() if "dag" in component}
+
+    def cacheless(task: dict) -> dict:  # caching is the run's default, set on submission
+        return {key: value for key, value in task.items() if key != "cachingOptions"}
+
+    assert root["exit-handler-1"] == nested["root"]["dag"]["tasks"]["exit-handler-1"]
+    for name in ("comp-exit-handler-1", "comp-kedro-pipeline"):
+        ours_dag, theirs_dag = components[name]["dag"]["tasks"], nested["components"][name]["dag"]["tasks"]
+        assert set(ours_dag) - {"on-exit-notify"} == set(theirs_dag) - {"notify"}
+        for key in set(ours_dag) - {"on-exit-notify"}:
+            assert cacheless(ours_dag[key]) == cacheless(theirs_dag[key]), key
+    inner = components["comp-kedro-pipeline"]["dag"]["tasks"]
+    theirs_inner = nested["components"]["comp-kedro-pipeline"]["dag"]["tasks"]
+    for key in ("dependentTasks", "triggerPolicy", "inputs"):
+        assert inner["on-exit-notify"][key] == theirs_inner["notify"][key]
+    # the job's tasks and our exit task are those compiled without the e-mail
+    alone = compile_(secrets={"API_TOKEN": TOKEN_REF})
+    assert components["comp-exit-handler-1-2"] == alone["components"]["comp-exit-handler-1"]
+    assert inner["on-exit-notify"] == alone["root"]["dag"]["tasks"]["on-exit-notify"]
 
     # our exit task: kfp's input, input definition and placeholder for a PipelineTaskFinalStatus parameter
-    ours, theirs = root["on-exit-notify"], kfp["root"]["dag"]["tasks"]["notify"]
+    ours, theirs = inner["on-exit-notify"], kfp["root"]["dag"]["tasks"]["notify"]
     assert ours["inputs"]["parameters"]["status"] == theirs["inputs"]["parameters"]["status"]
     for key in ("dependentTasks", "triggerPolicy"):
         assert ours[key] == theirs[key]
@@ -115,7 +140,11 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
     name = "vertex-pipelines-notification-email"
     expected_task = golden["root"]["dag"]["tasks"][name]
     expected_task["cachingOptions"] = {"enableCache": False}
-    assert root[name] == expected_task
+    assert (
+        root[name]
+        == expected_task
+        == {**nested["root"]["dag"]["tasks"][name], "cachingOptions": {"enableCache": False}}
+    )
     assert spec["components"][f"comp-{name}"] == golden["components"][f"comp-{name}"]
     assert spec["deploymentSpec"]["executors"][f"exec-{name}"] == golden["deploymentSpec"]["executors"][f"exec-{name}"]
     # and kfp's own PipelineSpec message takes the whole
