@@ -405,6 +405,10 @@ def test_bad_secrets_and_notifications_are_refused_in_one_line(demo_project: Pat
             "  backend: kubeflow\n  kubeflow:\n    webhook: {secret: Ops_Hooks, key: url}\n",
             "run_config.kubeflow.webhook.secret: secret name 'Ops_Hooks' is not a Kubernetes object name",
         ),
+        "kubeflow-hook-key": (
+            "  backend: kubeflow\n  kubeflow:\n    webhook: {secret: ops-hooks}\n",
+            "run_config.kubeflow.webhook.key: required key is missing",
+        ),
         "kubeflow-status": (
             "  backend: kubeflow\n  kubeflow:\n    final_status: sometimes\n",
             "run_config.kubeflow.final_status:",

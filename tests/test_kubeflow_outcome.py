@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PYTHON, subprocess_env
+from conftest import PYTHON, free_port, subprocess_env
 from fake_kfp import FakeKfp
 from fake_secret_manager import WebhookReceiver
 from test_job_outcome import args_of, compile_
@@ -100,7 +100,8 @@ def test_the_exit_task_posts_kfp_states_named_as_on_vertex_with_the_url_from_the
     url = f"{receiver.base_url}/hooks/t0ken"
     results = []
     try:
-        for state in ("COMPLETE", "FAILED", "CANCELED", None):
+        dead = f"http://127.0.0.1:{free_port()}/hooks/t0ken"
+        for state, hook in (("COMPLETE", url), ("FAILED", url), ("CANCELED", url), (None, None), ("FAILED", dead)):
             # what KFP's driver resolves (protojson of PipelineTaskFinalStatus; `error` stays empty) and its
             # launcher substitutes for the placeholders
             status = {"state": state, "pipelineJobResourceName": "run-7f3a", "pipelineTaskName": "exit-handler-1"}
@@ -112,7 +113,7 @@ def test_the_exit_task_posts_kfp_states_named_as_on_vertex_with_the_url_from_the
             argv = list(args)
             for key, value in values.items():
                 argv = [a.replace("{{$.inputs.parameters['" + key + "']}}", value) for a in argv]
-            env = {WEBHOOK_URL_ENV: url} if state else {}
+            env = {WEBHOOK_URL_ENV: hook} if hook else {}
             results.append(
                 subprocess.run(
                     [PYTHON, *command[1:], *argv],
@@ -125,7 +126,7 @@ def test_the_exit_task_posts_kfp_states_named_as_on_vertex_with_the_url_from_the
             )
     finally:
         receiver.stop()
-    assert [r.returncode for r in results] == [0, 0, 0, 1], [r.stderr[-2000:] for r in results]
+    assert [r.returncode for r in results] == [0, 0, 0, 1, 1], [r.stderr[-2000:] for r in results]
     common = {"error_code": None, "error_message": "", "job_name": "run-7f3a", "task_name": "exit-handler-1"}
     assert receiver.posts == [
         ("/hooks/t0ken", {"state": "SUCCEEDED", **common}),
@@ -137,7 +138,11 @@ def test_the_exit_task_posts_kfp_states_named_as_on_vertex_with_the_url_from_the
         f"{WEBHOOK_URL_ENV}: run it on Kubeflow Pipelines, which sets it from the secret, with the secret in the "
         "run's namespace"
     ]
-    assert all(url not in r.stdout + r.stderr for r in results)
+    assert results[4].stderr.strip().splitlines() == [
+        "Error: run_config.kubeflow.webhook (Kubernetes secret ops-hooks, key url): the webhook cannot be reached "
+        "(ConnectionError)"
+    ]
+    assert all(url not in r.stdout + r.stderr and dead not in r.stdout + r.stderr for r in results)
 
 
 # ---------------------------------------------------------------------------------------------------------------
