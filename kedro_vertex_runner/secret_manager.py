@@ -8,7 +8,9 @@ job's service account on Vertex AI, the user's on the local backend — through 
 is never logged, never part of an error message and never written anywhere by this module.
 
 On the local backend (``KEDRO_VERTEX_LOCAL_TASK=1``, set by that backend for its tasks), a variable already set in
-the environment of ``kedro run`` is used as it is and Secret Manager is not asked.
+the environment of ``kedro run`` is used as it is and Secret Manager is not asked. On Kubeflow Pipelines the
+webhook's URL comes from a Kubernetes secret instead (``--webhook=k8s:<secret>/<key>``): KFP puts it into the exit
+task's environment as :data:`WEBHOOK_URL_ENV`.
 
 Environment variables:
     ``KEDRO_VERTEX_SECRET_MANAGER_ENDPOINT``: base URL of the Secret Manager API (default
