@@ -689,7 +689,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         if not task.exit_handler:
             from .timings import record_task
 
-            record_task(root, run_id, pipeline_names, hooks.durations)
+            record_task(root, run_id, pipeline_names, hooks.durations, task.job_name)
     except TaskTimeout as exc:
         _flush()
         assert watchdog is not None

@@ -8,7 +8,9 @@ job's service account on Vertex AI, the user's on the local backend — through 
 is never logged, never part of an error message and never written anywhere by this module.
 
 On the local backend (``KEDRO_VERTEX_LOCAL_TASK=1``, set by that backend for its tasks), a variable already set in
-the environment of ``kedro run`` is used as it is and Secret Manager is not asked.
+the environment of ``kedro run`` is used as it is and Secret Manager is not asked. On Kubeflow Pipelines the
+webhook's URL comes from a Kubernetes secret instead (``--webhook=k8s:<secret>/<key>``): KFP puts it into the exit
+task's environment as :data:`WEBHOOK_URL_ENV`.
 
 Environment variables:
     ``KEDRO_VERTEX_SECRET_MANAGER_ENDPOINT``: base URL of the Secret Manager API (default
@@ -42,6 +44,13 @@ SECRET_REFERENCE = re.compile(
     r"/secrets/[A-Za-z0-9_-]{1,255}/versions/(?:latest|[1-9][0-9]{0,18})$"
 )
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+#: ``--webhook=k8s:<secret>/<key>``: on Kubeflow Pipelines the URL is in a Kubernetes Secret, which the platform spec
+#: puts into the exit task's environment as :data:`WEBHOOK_URL_ENV` (``run_config.kubeflow.webhook``)
+KUBERNETES_WEBHOOK = "k8s:"
+WEBHOOK_URL_ENV = "KEDRO_VERTEX_WEBHOOK_URL"
+#: the job's final state in the words the docs promise (Vertex AI's), from Kubeflow Pipelines' (the state of the
+#: exit handler's ML Metadata execution: COMPLETE, CACHED, FAILED, CANCELED)
+_STATES = {"COMPLETE": "SUCCEEDED", "CACHED": "SUCCEEDED", "CANCELED": "CANCELLED"}
 
 
 def check_reference(value: str) -> str:
@@ -152,7 +161,8 @@ def _auth_headers(what: str) -> dict[str, str]:
 
 def final_status(text: str | None) -> dict[str, Any] | None:
     """The job's final status as the exit task's nodes read it (``params:job_final_status``), from the
-    ``PipelineTaskFinalStatus`` JSON Vertex AI (or the local backend) substitutes into ``--final-status``."""
+    ``PipelineTaskFinalStatus`` JSON Vertex AI, Kubeflow Pipelines (or the local backend) substitutes into
+    ``--final-status``; Kubeflow's states are named as Vertex AI names them (``COMPLETE`` is ``SUCCEEDED``…)."""
     if not text:
         return None
     try:
@@ -163,7 +173,7 @@ def final_status(text: str | None) -> dict[str, Any] | None:
         raise PluginError("--final-status: expected a JSON object", exit_code=2)
     error: Mapping[str, Any] = raw["error"] if isinstance(raw.get("error"), Mapping) else {}
     return {
-        "state": str(raw.get("state") or ""),
+        "state": _STATES.get(str(raw.get("state") or ""), str(raw.get("state") or "")),
         "error_code": error.get("code"),
         "error_message": error.get("message") or "",
         "job_name": str(raw.get("pipelineJobResourceName") or ""),
@@ -176,8 +186,18 @@ def post_webhook(reference: str, status: Mapping[str, Any]) -> None:
     reference, never the URL (it may carry a token)."""
     import requests
 
-    what = f"notifications.webhook ({reference})"
-    url = access(reference, what).strip()
+    if reference.startswith(KUBERNETES_WEBHOOK):
+        secret, _, key = reference[len(KUBERNETES_WEBHOOK) :].partition("/")
+        what = f"run_config.kubeflow.webhook (Kubernetes secret {secret}, key {key})"
+        url = os.environ.get(WEBHOOK_URL_ENV, "").strip()
+        if not url:
+            raise PluginError(
+                f"{what}: the task has no {WEBHOOK_URL_ENV}: run it on Kubeflow Pipelines, which sets it from the "
+                "secret, with the secret in the run's namespace"
+            )
+    else:
+        what = f"notifications.webhook ({reference})"
+        url = access(reference, what).strip()
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise PluginError(f"{what}: the secret does not hold an http(s) URL")
     try:

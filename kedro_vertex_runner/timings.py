@@ -4,7 +4,9 @@ Each task of a job writes ``<root>/<run id>/timings/<task>.json``
 (``{"pipeline": "<names>", "nodes": {"<node>": seconds}}``, the file named after the task's first node) once its
 nodes have run, and records the run as the latest of its pipeline in the index ``<root>/timings/<names>.txt``
 (``<names>``: the ``--pipeline`` names joined by ``+``, e.g. ``__default__``), which holds that run id. Compiling
-the same pipeline later reads the timing files of that run. A ``gs://`` or ``s3://`` root (a Vertex AI or
+the same pipeline later reads the timing files of that run. A task that knows its job's name (``--job-name``)
+also writes ``<root>/timings/jobs/<job>.txt`` (``<job>``: the name's last ``/`` segment), holding the run id: a
+rerun of that job finds the original's run folder by it (:func:`run_of_job`). A ``gs://`` or ``s3://`` root (a Vertex AI or
 Kubeflow job's) gets the same files through fsspec, two small uploads per task; compiling reads them only when
 there is no local run (see :func:`kedro_vertex_runner.project.recorded_timings`), each request bounded by the
 network time limit.
@@ -33,6 +35,8 @@ from typing import Any
 from urllib.parse import quote
 
 TIMINGS_DIR = "timings"
+#: ``<root>/timings/jobs/<job>.txt``: the run id of job ``<job>`` (its run folder's name)
+JOBS_DIR = "jobs"
 _SAFE = "-_.+"
 #: a node time beyond this (30 days, the longest task timeout) is not a measurement
 MAX_NODE_SECONDS = 30 * 86400.0
@@ -134,8 +138,24 @@ def _list_inside(base: Path, parts: tuple[str, ...]) -> list[str]:
         os.close(fd)
 
 
-def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], durations: Mapping[str, float]) -> None:
-    """Store one task's node run times and mark ``run_id`` as its pipeline's latest timed run (local roots only).
+def job_key(job_name: str | None) -> str | None:
+    """The name of a job's index file (without ``.txt``): the last ``/`` segment of ``job_name`` (a job id or a
+    resource name), quoted; None for no name or a placeholder the engine left."""
+    name = str(job_name or "").rstrip("/").rsplit("/", 1)[-1]
+    if not name or "{{" in name or name in {".", ".."}:
+        return None
+    return quote(name, safe=_SAFE)
+
+
+def record_task(
+    root: str | None,
+    run_id: str,
+    pipeline_names: Iterable[str],
+    durations: Mapping[str, float],
+    job_name: str | None = None,
+) -> None:
+    """Store one task's node run times and mark ``run_id`` as its pipeline's latest timed run, and as the run of job
+    ``job_name``.
 
     Never fails the task: a root that cannot be written (or a symbolic link planted in it) only loses the timings,
     with one warning line in the task's log.
@@ -147,14 +167,17 @@ def record_task(root: str | None, run_id: str, pipeline_names: Iterable[str], du
     first = next(iter(durations))
     nodes = {k: round(v, 3) for k, v in durations.items() if _sane(v)}
     body = json.dumps({"pipeline": key, "nodes": nodes}, sort_keys=True, allow_nan=False)
+    job = job_key(job_name)
     if base is None:
-        _record_remote(root, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body, key, run_id)
+        _record_remote(root, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body, key, run_id, job)
         return
     if not _SAFE_PATHS:
         return
     try:
         write_inside(base, (run_id, TIMINGS_DIR, f"{quote(first, safe=_SAFE)}.json"), body)
         write_inside(base, (TIMINGS_DIR, f"{quote(key, safe=_SAFE)}.txt"), run_id + "\n")
+        if job:
+            write_inside(base, (TIMINGS_DIR, JOBS_DIR, f"{job}.txt"), run_id + "\n")
     except OSError as exc:
         _warn(f"node timings not recorded under {base}: {exc.strerror or exc}")
 
@@ -165,15 +188,42 @@ def _remote_fs(root: str) -> tuple[Any, str]:
     return url_to_fs(root, **bounded_options(root))
 
 
-def _record_remote(root: str, record: tuple[str, ...], body: str, key: str, run_id: str) -> None:
-    """:func:`record_task` for a ``gs://`` or ``s3://`` root: the record, then the index naming the run."""
+def _record_remote(root: str, record: tuple[str, ...], body: str, key: str, run_id: str, job: str | None) -> None:
+    """:func:`record_task` for a ``gs://`` or ``s3://`` root: the record, then the indexes naming the run."""
     try:
         fs, base = _remote_fs(root)
         base = base.rstrip("/")
         fs.pipe_file(f"{base}/{'/'.join(record)}", body.encode())
         fs.pipe_file(f"{base}/{TIMINGS_DIR}/{quote(key, safe=_SAFE)}.txt", (run_id + "\n").encode())
+        if job:
+            fs.pipe_file(f"{base}/{TIMINGS_DIR}/{JOBS_DIR}/{job}.txt", (run_id + "\n").encode())
     except Exception as exc:  # the task's work is done: its timings are not worth failing it
         _warn(f"node timings not recorded under {root}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+
+
+def run_of_job(root: str, job_name: str) -> tuple[str | None, str]:
+    """The run id job ``job_name``'s tasks recorded under ``root`` (see :func:`record_task`), or None and why not
+    (nothing recorded, an index that holds no run id, storage that cannot be read)."""
+    job = job_key(job_name)
+    if job is None:
+        return None, "the job has no name"
+    parts = (TIMINGS_DIR, JOBS_DIR, f"{job}.txt")
+    base = _local_root(root)
+    where = f"{root.rstrip('/')}/{'/'.join(parts)}"
+    try:
+        if base is not None:
+            data = _read_inside(base, parts) if _SAFE_PATHS else b""
+        else:
+            fs, remote = _remote_fs(root)
+            data = fs.cat_file(f"{remote.rstrip('/')}/{'/'.join(parts)}")
+    except FileNotFoundError:
+        return None, f"its tasks recorded no run under {root} ({where} does not exist)"
+    except Exception as exc:  # storage unreachable or refused
+        return None, f"{where} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    run_id = data[:256].decode("utf-8", "replace").strip()
+    if not run_id or "/" in run_id or run_id in {".", ".."} or "{{" in run_id:
+        return None, f"{where} does not hold a run id"
+    return run_id, ""
 
 
 def _sane(seconds: object) -> bool:

@@ -57,6 +57,8 @@ class FakeKfp(LocalHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.unknown: list[str] = []
         self.require_token: str | None = None
+        #: the installation's version, as the health endpoint's `tag_name` says it (KFP's env TAG_NAME)
+        self.tag_name = "2.14.0"
         self.experiments: dict[str, dict[str, Any]] = {}
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, list[dict[str, Any]]] = {}
@@ -138,7 +140,7 @@ class FakeKfp(LocalHTTPServer):
             return self._unknown(method, path)
         rest = path[len(API) :]
         if method == "GET" and rest == "/healthz":
-            return 200, {"commit_sha": "fake", "tag_name": "2.4.0", "multi_user": False}
+            return 200, {"commit_sha": "fake", "tag_name": self.tag_name, "multi_user": False}
         if rest.startswith("/experiments"):
             return self._experiments(method, rest, query, raw)
         if rest.startswith("/pipelines"):

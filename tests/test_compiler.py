@@ -722,13 +722,9 @@ def test_the_vertex_and_local_specs_keep_the_job_ids_inside_the_args():
     for name, task in container_tasks(vertex).items():
         assert contract(vertex, name).run_id == "{{$.pipeline_job_uuid}}"
         assert contract(vertex, name).job_name == "{{$.pipeline_job_name}}"
-        status = task["inputs"]["parameters"].pop("status", None)  # the exit task's final status: Vertex AI only
-        assert all("componentInputParameter" in source for source in task["inputs"]["parameters"].values())
-        if status is not None:
-            vertex["components"][f"comp-{name}"]["inputDefinitions"]["parameters"].pop("status")
-            args = vertex["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["args"]
-            args[:] = [arg for arg in args if not arg.startswith("--final-status=")]
-    # the two forms differ only in how the ids reach the tasks (and the final status, given on Vertex AI only)
+        sources = task["inputs"]["parameters"].values()  # the params, and the exit task's final status
+        assert all("componentInputParameter" in source or "taskFinalStatus" in source for source in sources)
+    # the two forms differ only in how the ids reach the tasks
     for name, task in container_tasks(kubeflow).items():
         for key in JOB_IDS:
             task["inputs"]["parameters"].pop(key)

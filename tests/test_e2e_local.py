@@ -157,6 +157,9 @@ def test_whole_pipeline_runs_each_task_in_its_own_process(project: Path):
     assert {"clean_houses", "model.train_model", "create_report"} <= set(timed) and len(timed) == 11
     assert all(seconds >= 0 for seconds in timed.values())
     assert (project / "data/vertex_runs/timings/__default__.txt").read_text().strip() == run_id
+    # and the run of this job (by its name), which a rerun of a cloud job reads
+    jobs = {p.read_text().strip() for p in (project / "data/vertex_runs/timings/jobs").glob("*.txt")}
+    assert run_id in jobs
 
 
 def test_filtered_run_runs_only_the_selected_nodes(project: Path, demo_project_with_outputs: Path):

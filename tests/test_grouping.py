@@ -447,6 +447,16 @@ def test_local_runs_record_node_times_and_the_latest_run_of_a_pipeline_is_read(t
     assert last_run_durations(root, ["reporting"]) == {}
     stored = json.loads((tmp_path / "runs" / "local-2" / "timings" / "a.json").read_text())
     assert stored == {"nodes": {"a": 3.0}, "pipeline": "__default__"}
+    # a task that knows its job's name records its run for that job too (what a rerun of the job reads)
+    from kedro_vertex_runner.timings import run_of_job
+
+    record_task(root, "8412", ["model"], {"m": 8.0}, "projects/p/locations/l/pipelineJobs/job-7")
+    assert run_of_job(root, "job-7") == ("8412", "")
+    assert run_of_job(root, "projects/p/locations/l/pipelineJobs/job-7") == ("8412", "")
+    missing, why = run_of_job(root, "job-8")
+    assert missing is None and why.startswith(f"its tasks recorded no run under {root} ")
+    record_task(root, "local-4", ["model"], {"m": 1.0}, "{{$.pipeline_job_name}}")  # a placeholder: not a name
+    assert not list((tmp_path / "runs" / "timings" / "jobs").glob("{*"))
 
 
 def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project, tmp_path, capsys, monkeypatch):

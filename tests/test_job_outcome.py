@@ -2,7 +2,7 @@
 
 Against a fake Secret Manager REST endpoint and a local webhook receiver (tests/fake_secret_manager.py); the
 compiled exit tasks are compared with what kfp 2.17 and google-cloud-pipeline-components compile
-(tests/golden/gcpc_notification_email.yaml, made by the script beside it).
+(tests/golden/gcpc_notification_email.yaml and gcpc_nested_exit_handlers.yaml, made by the script beside them).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.task_contract import TaskContract
 
 GOLDEN = Path(__file__).parent / "golden" / "gcpc_notification_email.yaml"
+NESTED = Path(__file__).parent / "golden" / "gcpc_nested_exit_handlers.yaml"
 TOKEN_REF = "projects/demo-project/secrets/api-token/versions/3"
 MODEL_REF = "projects/123/secrets/model-key/versions/latest"
 HOOK_REF = "projects/demo-project/secrets/hook-url/versions/latest"
@@ -97,11 +98,35 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
         secrets={"API_TOKEN": TOKEN_REF}, notifications={"email": ["ops@example.com", "ml-team@example.com"]}
     )
     kfp = _kfp_exit_status_reference(tmp_path)
+    nested = yaml.safe_load(NESTED.read_text())
     root = spec["root"]["dag"]["tasks"]
-    assert set(root) == {"exit-handler-1", "on-exit-notify", "vertex-pipelines-notification-email"}
+    # both exit tasks: kfp's nested exit handlers (GCPC's e-mail task around a sub-pipeline with an exit handler
+    # of its own), not two exit tasks on one handler, which kfp never compiles
+    assert set(root) == set(nested["root"]["dag"]["tasks"]) == {"exit-handler-1", "vertex-pipelines-notification-email"}
+    components = spec["components"]
+    sub_dags = {name for name, component in components.items() if "dag" in component}
+    assert sub_dags == {name for name, component in nested["components"].items() if "dag" in component}
+
+    def cacheless(task: dict) -> dict:  # caching is the run's default, set on submission
+        return {key: value for key, value in task.items() if key != "cachingOptions"}
+
+    assert root["exit-handler-1"] == nested["root"]["dag"]["tasks"]["exit-handler-1"]
+    for name in ("comp-exit-handler-1", "comp-kedro-pipeline"):
+        ours_dag, theirs_dag = components[name]["dag"]["tasks"], nested["components"][name]["dag"]["tasks"]
+        assert set(ours_dag) - {"on-exit-notify"} == set(theirs_dag) - {"notify"}
+        for key in set(ours_dag) - {"on-exit-notify"}:
+            assert cacheless(ours_dag[key]) == cacheless(theirs_dag[key]), key
+    inner = components["comp-kedro-pipeline"]["dag"]["tasks"]
+    theirs_inner = nested["components"]["comp-kedro-pipeline"]["dag"]["tasks"]
+    for key in ("dependentTasks", "triggerPolicy", "inputs"):
+        assert inner["on-exit-notify"][key] == theirs_inner["notify"][key]
+    # the job's tasks and our exit task are those compiled without the e-mail
+    alone = compile_(secrets={"API_TOKEN": TOKEN_REF})
+    assert components["comp-exit-handler-1-2"] == alone["components"]["comp-exit-handler-1"]
+    assert inner["on-exit-notify"] == alone["root"]["dag"]["tasks"]["on-exit-notify"]
 
     # our exit task: kfp's input, input definition and placeholder for a PipelineTaskFinalStatus parameter
-    ours, theirs = root["on-exit-notify"], kfp["root"]["dag"]["tasks"]["notify"]
+    ours, theirs = inner["on-exit-notify"], kfp["root"]["dag"]["tasks"]["notify"]
     assert ours["inputs"]["parameters"]["status"] == theirs["inputs"]["parameters"]["status"]
     for key in ("dependentTasks", "triggerPolicy"):
         assert ours[key] == theirs[key]
@@ -115,7 +140,11 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
     name = "vertex-pipelines-notification-email"
     expected_task = golden["root"]["dag"]["tasks"][name]
     expected_task["cachingOptions"] = {"enableCache": False}
-    assert root[name] == expected_task
+    assert (
+        root[name]
+        == expected_task
+        == {**nested["root"]["dag"]["tasks"][name], "cachingOptions": {"enableCache": False}}
+    )
     assert spec["components"][f"comp-{name}"] == golden["components"][f"comp-{name}"]
     assert spec["deploymentSpec"]["executors"][f"exec-{name}"] == golden["deploymentSpec"]["executors"][f"exec-{name}"]
     # and kfp's own PipelineSpec message takes the whole
@@ -125,7 +154,7 @@ def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: P
     ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
 
 
-def test_secrets_are_compiled_as_references_per_node_and_tag_and_kubeflow_gets_no_final_status():
+def test_secrets_are_compiled_as_references_per_node_and_tag():
     spec = compile_(
         secrets={"API_TOKEN": TOKEN_REF},
         resources={"train": {"secrets": {"MODEL_KEY": MODEL_REF}}, "second": {"secrets": {"API_TOKEN": MODEL_REF}}},
@@ -138,15 +167,9 @@ def test_secrets_are_compiled_as_references_per_node_and_tag_and_kubeflow_gets_n
     assert TaskContract.from_args(args_of(spec, "second")).secrets == (f"API_TOKEN={MODEL_REF}",)  # node beats job
     exit_contract = TaskContract.from_args(args_of(spec, "on-exit-notify"))
     assert exit_contract.webhook == HOOK_REF and exit_contract.exit_handler
-    # the e-mail component runs only on Vertex AI; Kubeflow's driver does not resolve a final status everywhere
+    # the e-mail component runs only on Vertex AI (Kubeflow: tests/test_kubeflow_outcome.py)
     local = compile_(backend="local", notifications={"email": ["ops@example.com"]})
     assert "vertex-pipelines-notification-email" not in local["root"]["dag"]["tasks"]
-    kubeflow = compile_(backend="kubeflow")
-    assert (
-        "inputs" not in kubeflow["root"]["dag"]["tasks"]["on-exit-notify"]
-        or "status" not in (kubeflow["root"]["dag"]["tasks"]["on-exit-notify"]["inputs"]["parameters"])
-    )
-    assert TaskContract.from_args(args_of(kubeflow, "on-exit-notify")).final_status is None
 
 
 def test_a_webhook_without_an_exit_pipeline_gets_an_exit_task_of_its_own():
@@ -372,11 +395,34 @@ def test_bad_secrets_and_notifications_are_refused_in_one_line(demo_project: Pat
             "run_config.secrets.API_TOKEN: backend 'kubeflow' cannot read Secret Manager: give the tasks Kubernetes "
             "secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env",
         ),
+        "kubeflow-hook": (
+            f"  backend: kubeflow\n  notifications:\n    webhook: {HOOK_REF}\n",
+            "run_config.notifications.webhook: backend 'kubeflow' cannot read Secret Manager: give the tasks "
+            "Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env (the webhook's URL as "
+            "run_config.kubeflow.webhook: {secret, key})",
+        ),
+        "kubeflow-hook-name": (
+            "  backend: kubeflow\n  kubeflow:\n    webhook: {secret: Ops_Hooks, key: url}\n",
+            "run_config.kubeflow.webhook.secret: secret name 'Ops_Hooks' is not a Kubernetes object name",
+        ),
+        "kubeflow-hook-key": (
+            "  backend: kubeflow\n  kubeflow:\n    webhook: {secret: ops-hooks}\n",
+            "run_config.kubeflow.webhook.key: required key is missing",
+        ),
+        "kubeflow-status": (
+            "  backend: kubeflow\n  kubeflow:\n    final_status: sometimes\n",
+            "run_config.kubeflow.final_status:",
+        ),
+        "vertex-k8s-hook": (
+            "  backend: vertex\n  kubeflow:\n    webhook: {secret: ops-hooks, key: url}\n",
+            "run_config.kubeflow.webhook: Vertex AI tasks read no Kubernetes secrets: give the URL's Secret Manager "
+            "reference as notifications.webhook instead, or run on backend 'kubeflow'",
+        ),
     }
     for env, (yml, _) in cases.items():
         folder = demo_project / "conf" / env
         folder.mkdir()
-        host = "host: https://kubeflow.example.com/pipeline\n" if env == "kubeflow" else ""
+        host = "host: https://kubeflow.example.com/pipeline\n" if env.startswith("kubeflow") else ""
         (folder / "vertexai.yml").write_text(f"{host}run_config:\n{yml}")
     # e-mail on the local backend: compiled without the e-mail task, with one warning line
     (demo_project / "conf" / "mail").mkdir()

@@ -13,6 +13,8 @@ import pytest
 from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
 from fake_vertex import BILLING_LABEL, FakeVertex
 
+from kedro_vertex_runner.timings import record_task
+
 pytestmark = pytest.mark.slow
 
 PROJECT, REGION = "demo-gcp", "europe-west1"
@@ -83,16 +85,24 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
         (["schedules", "delete", " "], "NAME: give a schedule's name as list-pipelines shows it"),
         (["schedules", "pause", "nope"], "schedule 'nope': there is no such schedule in projects/demo-gcp/locations"),
     ]
+    # the original's tasks recorded their run under the root for their job (as a task's record_task does); a failed
+    # job whose tasks recorded nothing is rerun on its billing id label's run, with one warning line
+    recorded_run = "7410852963074108529"
+    record_task(
+        "gs://test-bucket/root", recorded_run, ["__default__"], {"clean_houses": 1.5}, f"{PARENT}/x/{original_id}"
+    )
+    unrecorded = fake.add_job(f"{PARENT}/pipelineJobs/unrecorded-1", spec, "FAILED")
+    unrecorded_billing = fake.jobs[f"{PARENT}/pipelineJobs/{unrecorded}"]["labels"][BILLING_LABEL]
     fake.script_next_job("RUNNING", {"state": "FAILED", "tasks": {"model-train-model": ("FAILED", "KeyError")}})
     followed = ["rerun", original_id, "--params", "learning_rate=0.3"]
-    no_wait = ["rerun", original_id, "--no-wait", "--params", "learning_rate=0.2"]
+    no_wait = ["rerun", unrecorded, "--no-wait", "--params", "learning_rate=0.2"]
     rerun, later, *results = kedro_batch(
         [(project, ["vertexai", *args]) for args in [followed, no_wait, *(a for a, _ in refusals)]], env()
     )
     # followed like any job: the same one-line error and exit code as run-once
     assert_one_line_error(rerun, "FAILED: task model.train_model failed: KeyError")
     assert rerun.returncode == 1
-    create, _ = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
+    create, create_later = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
     body = create["body"]
     assert create["query"]["pipelineJobId"] != original_id
     assert body["originalPipelineJobId"] in (billing_id, int(billing_id))
@@ -106,13 +116,24 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
     assert [e["taskName"] for e in got if e["skipTask"]] == ["clean_houses + … + model.split_data (4 nodes)"]
     # the tasks read the original run's folder and carry the original job's name; the parameters given
     args = [a for e in body["pipelineSpec"]["deploymentSpec"]["executors"].values() for a in e["container"]["args"]]
-    assert f"--run-id={billing_id}" in args and f"--job-name={original_id}" in args
+    assert f"--run-id={recorded_run}" in args and f"--job-name={original_id}" in args
+    assert "data is taken to be under" not in rerun.stdout + rerun.stderr
     assert "{{$." not in json.dumps(args).replace("{{$.inputs.parameters", "")
     assert body["runtimeConfig"]["parameterValues"]["learning_rate"] == 0.3
     assert f"a rerun of job {original_id}" in rerun.stdout
     # --no-wait returns once the rerun is submitted
     assert later.returncode == 0, later.stderr
     assert "Submitted Vertex AI pipeline job" in later.stdout and not re.search(r"Job \S+ succeeded", later.stdout)
+    executors = create_later["body"]["pipelineSpec"]["deploymentSpec"]["executors"].values()
+    assert {a for e in executors for a in e["container"]["args"] if a.startswith("--run-id")} == {
+        f"--run-id={unrecorded_billing}"
+    }
+    warnings = [line for line in (later.stdout + later.stderr).splitlines() if "data is taken" in line]
+    assert warnings == [
+        f"Warning: job {unrecorded}: its tasks recorded no run under gs://test-bucket/root "
+        f"(gs://test-bucket/root/timings/jobs/{unrecorded}.txt does not exist); its tasks' data is taken to be under "
+        f"run {unrecorded_billing}, its {BILLING_LABEL} label (Vertex AI's job uuid is believed to be that number)"
+    ], later.stderr
     # refusals, in one line each, and nothing created or cancelled
     for result, (_, message) in zip(results, refusals, strict=True):
         assert_one_line_error(result, message)

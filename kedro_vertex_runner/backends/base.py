@@ -304,6 +304,11 @@ class Backend:
     #: `dsl.PipelineTaskFinalStatus`)
     task_final_status: ClassVar[bool] = True
 
+    @classmethod
+    def compiles_final_status(cls, run_config: Any) -> bool:
+        """Whether the exit task of a pipeline compiled with ``run_config`` gets the job's final status."""
+        return cls.task_final_status
+
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config
         self.reporter: Reporter = reporter or SilentReporter()

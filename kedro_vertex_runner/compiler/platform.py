@@ -50,16 +50,23 @@ def pod_key(run_config: RunConfig, node: Node) -> str:
 
 
 def with_platform_spec(
-    spec: dict[str, Any], run_config: RunConfig, executors: Mapping[str, Sequence[Node]]
+    spec: dict[str, Any],
+    run_config: RunConfig,
+    executors: Mapping[str, Sequence[Node]],
+    webhook_executor: str | None = None,
 ) -> dict[str, Any]:
     """``spec`` with the platform spec of its tasks (``executors``: executor label → the nodes its task runs) when
-    the backend is Kubeflow Pipelines and pods have settings or runs a TTL; else ``spec`` unchanged.
+    the backend is Kubeflow Pipelines and pods have settings, runs a TTL or the exit task (``webhook_executor``)
+    posts to ``run_config.kubeflow.webhook``; else ``spec`` unchanged. The webhook's Secret is the exit task's
+    environment variable :data:`~kedro_vertex_runner.secret_manager.WEBHOOK_URL_ENV`, as
+    ``kfp.kubernetes.use_secret_as_env`` writes it: only the Secret's name and key are in the spec.
 
     Raises:
         PluginError: the nodes of one task have different pod settings (a grouping that ignores them, ``tags`` or
             ``namespace``), naming the task and what to change.
     """
-    if run_config.backend != "kubeflow" or not (run_config.kubeflow.pod or run_config.kubeflow.ttl):
+    hook = run_config.kubeflow.webhook if webhook_executor else None
+    if run_config.backend != "kubeflow" or not (run_config.kubeflow.pod or run_config.kubeflow.ttl or hook):
         return spec
     configs: dict[str, Any] = {}
     for label, nodes in executors.items():
@@ -77,6 +84,18 @@ def with_platform_spec(
             config = executor_config(settings)
             if config:
                 configs[label] = config
+    if hook is not None and webhook_executor is not None:
+        from ..secret_manager import WEBHOOK_URL_ENV
+
+        config = configs.setdefault(webhook_executor, {})
+        config.setdefault("secretAsEnv", []).append(
+            {
+                "keyToEnv": [{"envVar": WEBHOOK_URL_ENV, "secretKey": hook.key}],
+                "optional": False,
+                "secretName": hook.secret,
+                "secretNameParameter": _name_parameter(hook.secret),
+            }
+        )
     kubernetes: dict[str, Any] = {}
     if configs:
         kubernetes["deploymentSpec"] = {"executors": configs}

@@ -50,6 +50,7 @@ from ..pipeline_spec import (
     documents,
 )
 from ..secret_check import find_secret, secret_message, secret_reason
+from ..secret_manager import KUBERNETES_WEBHOOK
 from ..task_contract import (
     JOB_ID_INPUTS,
     JOB_NAME_INPUT,
@@ -85,6 +86,12 @@ FINAL_STATUS_PLACEHOLDER = "{{$.inputs.parameters['status']}}"
 EMAIL_TASK = "vertex-pipelines-notification-email"
 EMAIL_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
 EMAIL_MODULE = "google_cloud_pipeline_components.container.v1.vertex_notification_email.executor"
+#: with both an exit task of ours and the e-mail task: kfp puts no two exit tasks on one ``dsl.ExitHandler``, and
+#: nests exit handlers only through a sub-pipeline, so the job's tasks and our exit task are a sub-pipeline
+#: (``kedro-pipeline``) with its own exit handler (kfp's ``comp-exit-handler-1-2``), inside the handler the e-mail
+#: task watches
+INNER_PIPELINE_TASK = "kedro-pipeline"
+INNER_HANDLER_COMPONENT = "comp-exit-handler-1-2"
 
 
 def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
@@ -109,10 +116,10 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
-    webhook = run_config.notifications.webhook
+    webhook = webhook_argument(run_config)
     email = list(run_config.notifications.email) if backend_class(run_config.backend).email_notifications else []
     labels = [_task_base_name(group) for group in groups]
-    reserved = {EXIT_HANDLER_TASK}
+    reserved = {EXIT_HANDLER_TASK, INNER_PIPELINE_TASK}
     if exit_group is not None:
         labels.append(f"on-exit-{exit_group.key}")
     elif webhook:
@@ -173,30 +180,29 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         components[f"comp-{exit_name}"] = component
         executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
         machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
+    for exit_task in exit_tasks.values():
+        exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
+        exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
     if email:
         email_name = exit_names.pop(0)
-        exit_tasks[email_name], components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(
-            email_name, email
-        )
+        email_task, components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(email_name, email)
+        email_task["dependentTasks"] = [EXIT_HANDLER_TASK]
+        email_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
+        if exit_tasks:  # kfp's nested exit handlers: ours in a sub-pipeline, the e-mail's around it
+            components[INNER_HANDLER_COMPONENT] = _dag_component(tasks, params)
+            inner_handler = _dag_task(INNER_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params)
+            components[f"comp-{INNER_PIPELINE_TASK}"] = _dag_component(
+                {EXIT_HANDLER_TASK: inner_handler, **exit_tasks}, params
+            )
+            tasks = {INNER_PIPELINE_TASK: _dag_task(f"comp-{INNER_PIPELINE_TASK}", INNER_PIPELINE_TASK, params)}
+            exit_tasks = {}
+        exit_tasks[email_name] = email_task
     if not exit_tasks:
         root_tasks = tasks
     else:
-        for exit_task in exit_tasks.values():
-            exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-            exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
-        # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component; the sub-DAG declares the
-        # pipeline parameters as its own inputs (same names) and the tasks inside read them from there
-        handler_component: dict[str, Any] = {"dag": {"tasks": tasks}}
-        if params:
-            handler_component["inputDefinitions"] = {"parameters": {p.name: p.type_only() for p in params}}
-        components[EXIT_HANDLER_COMPONENT] = handler_component
-        handler_task: dict[str, Any] = {
-            "componentRef": {"name": EXIT_HANDLER_COMPONENT},
-            "taskInfo": {"name": EXIT_HANDLER_TASK},
-        }
-        if params:
-            handler_task["inputs"] = _task_inputs(params)
-        root_tasks = {EXIT_HANDLER_TASK: handler_task, **exit_tasks}
+        # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component
+        components[EXIT_HANDLER_COMPONENT] = _dag_component(tasks, params)
+        root_tasks = {EXIT_HANDLER_TASK: _dag_task(EXIT_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params), **exit_tasks}
 
     if machine_tasks and run_config.backend != "vertex":
         note_ignored(run_config.backend, machine_tasks)
@@ -217,7 +223,35 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
     task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
     if exit_group is not None:
         task_nodes[f"exec-{names[len(groups)]}"] = exit_group.nodes
-    return with_platform_spec(spec, run_config, task_nodes)
+    webhook_executor = f"exec-{names[len(groups)]}" if webhook else None
+    return with_platform_spec(spec, run_config, task_nodes, webhook_executor)
+
+
+def webhook_argument(run_config: Any) -> str | None:
+    """The exit task's ``--webhook``: the Secret Manager reference of ``notifications.webhook``, or on Kubeflow
+    Pipelines ``run_config.kubeflow.webhook`` as ``k8s:<secret>/<key>`` (the platform spec puts the Secret's value
+    into the exit task's environment, see :func:`.platform.with_platform_spec`)."""
+    hook = run_config.kubeflow.webhook if run_config.backend == "kubeflow" else None
+    if hook is not None:
+        return f"{KUBERNETES_WEBHOOK}{hook.secret}/{hook.key}"
+    return run_config.notifications.webhook
+
+
+def _dag_component(tasks: dict[str, Any], params: list[_Parameter]) -> dict[str, Any]:
+    """A sub-DAG component (an exit handler's, a sub-pipeline's) of ``tasks``: it declares the pipeline parameters
+    as its own inputs (same names) and the tasks inside read them from there."""
+    component: dict[str, Any] = {"dag": {"tasks": tasks}}
+    if params:
+        component["inputDefinitions"] = {"parameters": {p.name: p.type_only() for p in params}}
+    return component
+
+
+def _dag_task(component: str, name: str, params: list[_Parameter]) -> dict[str, Any]:
+    """The task running sub-DAG ``component``, passing it the pipeline parameters."""
+    task: dict[str, Any] = {"componentRef": {"name": component}, "taskInfo": {"name": name}}
+    if params:
+        task["inputs"] = _task_inputs(params)
+    return task
 
 
 def _final_status_input(task: dict[str, Any], component: dict[str, Any]) -> None:
@@ -821,13 +855,13 @@ class _CommonArgs:
             code_uri=request.code_uri,
         )
         #: whether the exit task gets the job's final status (``--final-status``)
-        self.final_status = backend_class(run_config.backend).task_final_status
+        self.final_status = backend_class(run_config.backend).compiles_final_status(run_config)
         self.exit = replace(
             self.main,
             pipelines=(str(run_config.on_exit_pipeline),) if run_config.on_exit_pipeline else (),
             exit_handler=True,
             final_status=FINAL_STATUS_PLACEHOLDER if self.final_status else None,
-            webhook=run_config.notifications.webhook,
+            webhook=webhook_argument(run_config),
         )
         self.env = _task_env(request, groups, exit_handler)
         self.node_pipeline = _NodePipelineIndex(request.registered, request.pipeline_names)

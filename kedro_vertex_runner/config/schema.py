@@ -45,6 +45,7 @@ from .machines import (
 from .pod import (
     KUBERNETES_GPU,
     PodSettings,
+    SecretRef,
     check_extended_resource,
     check_ttl,
     is_kubernetes_resource,
@@ -531,6 +532,16 @@ class KubeflowConfig(_Model):
     )
     ttl: int | None = Field(
         None, description="Seconds a finished run's workflow and pods stay on the cluster before KFP deletes them."
+    )
+    final_status: bool = Field(
+        True,
+        description="Pass the exit task the job's final status (KFP 2.14 or later; false for an older KFP: the exit "
+        "nodes' `params:job_final_status` is then None).",
+    )
+    webhook: SecretRef | None = Field(
+        None,
+        description="Kubernetes Secret holding the URL the exit task POSTs the job's final status to, as JSON: "
+        "{secret, key} (Kubeflow's form of `notifications.webhook`; the value is never read here).",
     )
 
     @field_validator("namespace")

@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 SUCCEEDED_STATES = frozenset({"SUCCEEDED", "SKIPPED"})
 FAILED_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
+#: the first Kubeflow Pipelines release whose driver fills an exit task's `taskFinalStatus` input
+#: (kubeflow/pipelines#11953); an older one fails the run with "task final status not supported yet"
+FINAL_STATUS_SINCE = (2, 14, 0)
 # task_details entries that are KFP's own machinery (the root DAG, executors), not tasks of ours
 _HIDDEN_TASKS = frozenset({"", "root", "executor"})
 
@@ -85,11 +88,16 @@ class KubeflowBackend(Backend):
         "preflight_validations": "a Vertex AI check; KFP has none",
         "notifications.email": "the e-mail notification component works only on Vertex AI Pipelines",
     }
-    #: Kubeflow Pipelines' driver does not resolve `taskFinalStatus` inputs in every release: not compiled
-    task_final_status: ClassVar[bool] = False
     secrets_refused: ClassVar[str | None] = (
-        "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
+        "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env (the webhook's "
+        "URL as run_config.kubeflow.webhook: {secret, key})"
     )
+
+    @classmethod
+    def compiles_final_status(cls, run_config: Any) -> bool:
+        """KFP's driver fills a `taskFinalStatus` input from :data:`FINAL_STATUS_SINCE` on; an older one fails the
+        run, so ``run_config.kubeflow.final_status: false`` compiles the exit task without it."""
+        return bool(run_config.kubeflow.final_status)
 
     @classmethod
     def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
@@ -113,6 +121,8 @@ class KubeflowBackend(Backend):
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         super().__init__(config, reporter)
         self._kfp: Any = None
+        #: the API's health answer (``tag_name``: the installation's version), read with the client
+        self._healthz: dict[str, Any] = {}
         #: run id → {task key, as KFP reports tasks: the task's name in the spec}, for the runs started here
         self._task_names: dict[str, dict[str, str]] = {}
 
@@ -153,7 +163,7 @@ class KubeflowBackend(Backend):
 
             host = self.host
             auth = kfp_auth.authenticate(host)
-            kfp_auth.check_access(host, auth)
+            self._healthz = kfp_auth.check_access(host, auth)
             with _quiet():
                 import kfp
 
@@ -386,6 +396,7 @@ class KubeflowBackend(Backend):
         self.require(Capability.UPLOAD)
         name = pipeline_name(spec, name)
         client = self.client()
+        self._check_final_status(spec)
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
         version = f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{digest}"
         description = self.config.run_config.description or ""
@@ -436,7 +447,30 @@ class KubeflowBackend(Backend):
         from ..submission import parameter_values, with_default_caching
 
         values = parameter_values(dict(spec), dict(params))
+        self._check_final_status(spec)
         return with_default_caching(dict(spec), self.config.run_config.caching), values
+
+    def _check_final_status(self, spec: Mapping[str, Any]) -> None:
+        """Refuse, before anything is created, a spec whose exit task takes the job's final status when the
+        installation (its health answer's ``tag_name``) is older than :data:`FINAL_STATUS_SINCE`: such a run would
+        fail at its exit task. A version that cannot be read (``unknown``: a build of its own) is one warning."""
+        if not _takes_final_status(spec):
+            return
+        self.client()
+        tag = str(self._healthz.get("tag_name") or "unknown")
+        version = _version(tag)
+        since = ".".join(map(str, FINAL_STATUS_SINCE))
+        if version is None:
+            self.reporter.warn(
+                f"Kubeflow Pipelines at {self.host} does not say its version (tag_name {tag!r}): the exit task "
+                f"takes the job's final status, which needs KFP {since} or later"
+            )
+        elif version < FINAL_STATUS_SINCE:
+            raise PluginError(
+                f"Kubeflow Pipelines at {self.host} is version {tag}, older than {since}, the first that passes an "
+                "exit task the job's final status: upgrade it, or set run_config.kubeflow.final_status: false "
+                "(the exit nodes' params:job_final_status is then None)"
+            )
 
     def _experiment_id(self) -> str:
         """Get or create ``run_config.experiment_name`` (KFP's ``Default`` when unset) in the namespace."""
@@ -453,6 +487,28 @@ class KubeflowBackend(Backend):
 
 # ------------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def _takes_final_status(spec: Mapping[str, Any]) -> bool:
+    """Whether a task of ``spec`` takes a job's final status (a `taskFinalStatus` input)."""
+    from ...pipeline_spec import dags
+
+    return any(
+        "taskFinalStatus" in source
+        for dag in dags(spec)
+        for task in (dag.get("tasks") or {}).values()
+        for source in ((task.get("inputs") or {}).get("parameters") or {}).values()
+    )
+
+
+def _version(tag: str) -> tuple[int, int, int] | None:
+    """``2.14.0`` (or ``v2.14.0``, ``2.14.0-rc.1``) as numbers; None for what is not a release number."""
+    import re
+
+    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag.strip())
+    if not match:
+        return None
+    return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
 def kfp_cron(expression: str) -> str:

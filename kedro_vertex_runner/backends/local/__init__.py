@@ -107,6 +107,7 @@ class LocalBackend(Backend):
     takes_run_id: ClassVar[bool] = True
     unsupported_keys: ClassVar[dict[str, str]] = {
         "notifications.email": "Vertex AI sends the e-mail: a local run sends none (notifications.webhook works)",
+        "kubeflow.webhook": "a Kubernetes secret is read only on Kubeflow Pipelines (notifications.webhook works)",
     }
     job_noun: ClassVar[str] = "run"
     engine: ClassVar[str] = "this machine"

@@ -91,6 +91,11 @@ class VertexBackend(Backend):
                 "Vertex AI runs no Kubernetes pods you can place: remove the key (choose machines with "
                 "resources.<name>.cpu, memory, gpu and accelerator), or run on backend 'kubeflow'"
             )
+        if run_config.kubeflow.webhook is not None:
+            return "kubeflow.webhook", (
+                "Vertex AI tasks read no Kubernetes secrets: give the URL's Secret Manager reference as "
+                "notifications.webhook instead, or run on backend 'kubeflow'"
+            )
         experiment = run_config.experiment_name
         if experiment is not None:
             from ...config.rules import check_vertex_experiment

@@ -8,8 +8,10 @@ name) and ``skipTask`` for the tasks that succeeded. Vertex AI then runs the fai
 The spec is the pipeline compiled now (a new image or fixed code reaches the rerun), refused when its tasks or its
 runtime parameters' names are not the original's. Its tasks must read what the original's tasks stored under ``<root>/<run id>/``, but a rerun
 has ids of its own, so the job's ids are fixed in every task's arguments: ``--run-id`` is the original's run id
-(Vertex AI's numeric job uuid, which is also the billing id label's value) and ``--job-name`` the original job's
-id.
+and ``--job-name`` the original job's id. The run id is the one the original's tasks recorded under the root for
+their job (``<root>/timings/jobs/<job id>.txt``, see :func:`kedro_vertex_runner.timings.run_of_job`); only when
+they recorded none (no task of the original got that far) is it taken to be the billing id label's value, which
+Vertex AI's numeric job uuid is believed to equal, with one warning line.
 """
 
 from __future__ import annotations
@@ -126,7 +128,16 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} ran with the runtime parameters {given} (now: {now}): pass --params with the "
             "same names (e.g. the values above), as the tasks take them from the spec"
         )
-    spec = _fixed_ids(spec, billing_id, original_id)
+    from ...timings import run_of_job
+
+    run_id, why = run_of_job(config.run_config.root, original_id)
+    if run_id is None:
+        reporter.warn(
+            f"job {original_id}: {why}; its tasks' data is taken to be under run {billing_id}, its {BILLING_LABEL} "
+            "label (Vertex AI's job uuid is believed to be that number)"
+        )
+        run_id = billing_id
+    spec = _fixed_ids(spec, run_id, original_id)
     body = build_pipeline_job(spec, config, display_name=_display_name(spec))
     body["original_pipeline_job_id"] = int(billing_id)
     body["pipeline_task_rerun_configs"] = [
@@ -151,7 +162,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
     handle = handle_for(config, job_id)
     reporter.info(
         f"Submitted Vertex AI pipeline job {job_id}: a rerun of job {original_id} ({skipped} succeeded task"
-        f"{'s' if skipped != 1 else ''} not run again; its tasks read run {billing_id}'s data)"
+        f"{'s' if skipped != 1 else ''} not run again; its tasks read run {run_id}'s data)"
     )
     reporter.info(f"View it at {handle.url}")
     return handle
