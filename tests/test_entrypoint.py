@@ -414,7 +414,7 @@ def test_undeclared_dataset_on_gcs(project: Path, gcs_emulator: str):
 
 WRAPPER = """
 import json, sys
-from kedro_vertex_runner.entrypoint import main
+from kedro_vertex_runner.task.entrypoint import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
     json.dump(sorted(sys.modules), out)
@@ -501,7 +501,7 @@ def test_project_dir_option_and_console_script(project: Path, tmp_path: Path):
 
 
 def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
-    from kedro_vertex_runner.entrypoint import mlflow_wanted
+    from kedro_vertex_runner.task.entrypoint import mlflow_wanted
 
     conf = tmp_path / "conf"
     (conf / "base").mkdir(parents=True)
@@ -535,7 +535,7 @@ def test_values_starting_with_a_dash_arrive_intact(project: Path, tmp_path: Path
 
 def test_a_run_id_starting_with_a_dash_is_one_line(capsys: pytest.CaptureFixture[str]):
     """It arrives intact, and is refused: a run id names a folder and must start with a letter or digit."""
-    from kedro_vertex_runner.entrypoint import main
+    from kedro_vertex_runner.task.entrypoint import main
 
     assert main(["--node=x", "--run-id=-run"]) == 1
     error = capsys.readouterr().err.strip()
@@ -544,7 +544,7 @@ def test_a_run_id_starting_with_a_dash_is_one_line(capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize("flag", ["--run-id", "--job-name"])
 def test_an_unsubstituted_placeholder_is_refused(flag: str, capsys: pytest.CaptureFixture[str]):
-    from kedro_vertex_runner.entrypoint import main
+    from kedro_vertex_runner.task.entrypoint import main
 
     value = "{{$.pipeline_job_uuid}}" if flag == "--run-id" else "{{$.pipeline_job_name}}"
     assert main(["--node=x", f"{flag}={value}"]) == 1
@@ -554,7 +554,7 @@ def test_an_unsubstituted_placeholder_is_refused(flag: str, capsys: pytest.Captu
 
 
 def test_a_killed_task_leaves_the_running_node_in_its_report(project: Path, tmp_path: Path):
-    from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
+    from kedro_vertex_runner.task.contract import TASK_REPORT_ENV, TaskReport
 
     report = tmp_path / "report.json"
     proc = subprocess.Popen(

@@ -21,7 +21,7 @@ from kedro_vertex_runner.compiler.grouping import (
     optimal_key_of,
 )
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.timings import last_run_durations, record_task
+from kedro_vertex_runner.task.timings import last_run_durations, record_task
 
 
 def step(*values):
@@ -454,7 +454,7 @@ def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project
     `compile --explain` names that run."""
     from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
 
-    from kedro_vertex_runner.timings import last_run
+    from kedro_vertex_runner.task.timings import last_run
 
     root = f"gs://test-bucket/timings-{tmp_path.name}"
     assert last_run(root, ["__default__"]) == (None, {})

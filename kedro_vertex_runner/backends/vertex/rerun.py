@@ -18,7 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from ...task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
+from ...task.contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
 from ..submission import job_id_for
 from .api import _FINAL_STATES, VertexApi, _call, _short_state, api_endpoint, check_root_bucket
 from .jobs import _display_name, build_pipeline_job, handle_for
