@@ -962,7 +962,7 @@ def test_compiling_does_not_import_kfp():
 
 
 def test_mlflow_tracking_tells_every_task_about_the_shared_run():
-    from kedro_vertex_runner.mlflow_tracking import task_key
+    from kedro_vertex_runner.task.mlflow_run import task_key
 
     on_exit = Pipeline([node(step, "params:title", None, name="notify")])
     spec = compile_(DIAMOND, on_exit_pipeline="notify", request_args={"mlflow": True, "on_exit": on_exit})

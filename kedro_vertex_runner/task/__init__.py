@@ -11,4 +11,5 @@ module level.
 - ``resolvers``: the ``${vertex:…}`` config resolvers; ``secret_manager``: secrets and the exit task's webhook
 - ``artifacts``: the Vertex AI artifacts a task writes; ``timings``: node times a task records
 - ``processes``: a task's process tree (subreaper, descendants, exit)
+- ``mlflow_run``: a task joining the job's MLflow run; ``code_unpack``: fetching and unpacking uploaded code
 """

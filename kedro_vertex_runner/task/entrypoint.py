@@ -30,7 +30,7 @@ intact::
     --project-dir=DIR          the Kedro project (default: the working directory)
     --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
                                unpack it into a scratch directory and run the project from there (see
-                               kedro_vertex_runner.code_upload)
+                               kedro_vertex_runner.task.code_unpack)
     --secret=NAME=REFERENCE    set environment variable NAME to the Secret Manager secret REFERENCE
                                (projects/<p>/secrets/<s>/versions/<v>), read at start-up with the task's credentials
                                (repeatable; see kedro_vertex_runner.task.secret_manager)
@@ -637,7 +637,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
         _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
     if code_uri:
-        from ..code_upload import unpack
+        from .code_unpack import unpack
 
         project_dir = unpack(code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
     resolvers.set_run_context(run_id, task.job_name)
@@ -666,7 +666,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         from kedro.framework.session import KedroSession
 
         from ..kedro_compat import hook_manager
-        from ..mlflow_tracking import task_run
+        from .mlflow_run import task_run
         from .runners import task_runner
 
         session: KedroSession
@@ -802,7 +802,7 @@ def _raise_missing_module(exc: BaseException, code_uri: str | None, node: str | 
     """With code upload, a module the uploaded code imports but the image lacks is one line naming it."""
     if not code_uri:
         return
-    from ..code_upload import missing_module, missing_module_message
+    from .code_unpack import missing_module, missing_module_message
 
     module = missing_module(exc)
     if module:

@@ -430,7 +430,7 @@ def _preload(project_dir: Path, remote_root: bool, project_imported: bool = Fals
         lambda: __import__("kedro.config"),
         lambda: __import__("pydantic").BaseModel,  # imported lazily when Kedro validates parameters
         lambda: __import__("kedro_vertex_runner.task.persistence"),
-        lambda: __import__("kedro_vertex_runner.mlflow_tracking"),
+        lambda: __import__("kedro_vertex_runner.task.mlflow_run"),
         lambda: _import_project(project_dir, node_modules=not project_imported),
         lambda: _import_hook_plugins(project_dir),
         lambda: _import_dataset_types(project_dir),
