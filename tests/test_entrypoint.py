@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, subprocess_env
+from test_task_package import SHARED
 
 pytestmark = pytest.mark.slow
 
 ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
+SHARED_MODULES = tuple(f"kedro_vertex_runner.{name}" for name in SHARED)
 
 VTEST_NODES = '''
 """Test-only nodes: report values, fail, sleep, fetch, write slowly."""
@@ -422,9 +424,22 @@ sys.exit(code)
 """
 
 
+#: WRAPPER, then every module of kedro_vertex_runner.task imported as well
+TASK_PACKAGE_WRAPPER = WRAPPER.replace(
+    "with open(sys.argv[1]",
+    "import importlib, pkgutil, kedro_vertex_runner.task as task\n"
+    "ran = sorted(sys.modules)\n"
+    "for found in pkgutil.iter_modules(task.__path__):\n"
+    "    importlib.import_module(f'kedro_vertex_runner.task.{found.name}')\n"
+    "with open(sys.argv[1]",
+).replace("json.dump(sorted(sys.modules), out)", "json.dump([ran, sorted(sys.modules)], out)")
+
+
 def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Path):
+    # nor the launcher, the compiler, the CLI or a backend: what a task loads of the plugin is task/ and the shared
+    # modules (tests/test_task_package.py reads the same rule from the source)
     wrapper = tmp_path / "wrapper.py"
-    wrapper.write_text(WRAPPER)
+    wrapper.write_text(TASK_PACKAGE_WRAPPER)
     dump = tmp_path / "modules.json"
     result = subprocess.run(
         [PYTHON, str(wrapper), str(dump), "--pipeline", "__default__", "--node", "summarize_raw_data",
@@ -432,11 +447,15 @@ def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Pa
         cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    modules = json.loads(dump.read_text())
-    assert "demo_project.pipelines.reporting.nodes" in modules  # the task did run
+    ran, modules = json.loads(dump.read_text())
+    assert "demo_project.pipelines.reporting.nodes" in ran  # the task did run
+    assert {"kedro_vertex_runner.task.mlflow_run", "kedro_vertex_runner.task.code_unpack"} <= set(modules)
     unwanted = [m for m in modules if m.split(".")[0] in {"kfp", "mlflow", "kedro_mlflow"}]
     unwanted += [m for m in modules if m.startswith("google.cloud.aiplatform")]
     assert unwanted == []
+    plugin = [m for m in ran if m.startswith("kedro_vertex_runner.")]
+    allowed = ("kedro_vertex_runner.task", *SHARED_MODULES)
+    assert [m for m in plugin if m not in allowed and not m.startswith(tuple(f"{a}." for a in allowed))] == []
 
 
 def test_node_pipeline_imports_only_the_node_modules_it_needs(project: Path, tmp_path: Path):

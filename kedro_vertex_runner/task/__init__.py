@@ -2,9 +2,9 @@
 
 The rule: a module here imports only this package and the shared modules of the package root (``errors``,
 ``values``, ``network``, ``storage``, ``kedro_compat``), never the launcher, the compiler, the CLI or a backend
-(``tests/test_task_package.py`` checks it); the launcher, the compiler and the backends may import from here. A
-task starts with nothing but this package loaded, so none of it imports kfp, google-cloud-aiplatform or mlflow at
-module level.
+(``tests/test_task_package.py`` reads it from the source); the launcher, the compiler and the backends may import
+from here. None of it imports kfp, google-cloud-aiplatform or mlflow at module level (``tests/test_entrypoint.py``
+runs a task and checks what it loaded).
 
 - ``entrypoint``: the task itself (arguments, session, exit status); ``contract``: its arguments and report file
 - ``runners``: how a task runs its nodes; ``persistence``: what crosses a task's boundary and where it is stored
