@@ -31,7 +31,7 @@ from pathlib import Path
 from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner.compiler.grouping import CostModel, TaskGroup, estimate, group_nodes, optimal_key_of
-from kedro_vertex_runner.task_runners import MIN_WORKERS
+from kedro_vertex_runner.task.runners import MIN_WORKERS
 
 MODES = ("makespan", "chains", "none")
 STARTUP = 120.0
@@ -144,7 +144,7 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
 
         from kedro_vertex_runner.compiler.spec import task_settings
         from kedro_vertex_runner.config import validate_config
-        from kedro_vertex_runner.timings import last_run_durations
+        from kedro_vertex_runner.task.timings import last_run_durations
     except ImportError:
         return None
     bootstrap_project(project)
@@ -154,8 +154,8 @@ def example_project() -> tuple[Pipeline, CostModel, object] | None:
     # as compile models it: nodes linked by a value kept in memory run in one process, one after another
     from kedro.framework.session import KedroSession
 
-    from kedro_vertex_runner.persistence import held_in_memory
-    from kedro_vertex_runner.task_runners import FORK_COST
+    from kedro_vertex_runner.task.persistence import held_in_memory
+    from kedro_vertex_runner.task.runners import FORK_COST
 
     with KedroSession.create(project_path=project) as session:
         catalog = session.load_context().catalog

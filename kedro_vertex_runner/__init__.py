@@ -4,6 +4,11 @@ Importing this package is cheap: it does not import kfp, google-cloud-aiplatform
 loaded on first access. Importing it also hides a few warnings that libraries raise about their own code (see
 :func:`quiet_library_warnings`); every way into the plugin (the ``kedro vertexai`` commands, the hooks, the runner,
 a task's entrypoint) imports it before Kedro creates its config loader.
+
+Where code runs: ``task/`` holds what runs inside a task (``python -m kedro_vertex_runner.entrypoint``, whose name
+``entrypoint/`` keeps) and imports nothing else of the plugin but the shared ``errors``, ``values``, ``network``,
+``storage`` and ``kedro_compat``; everything else runs in the launching process: ``runner``, ``cli``, ``hooks``,
+``project`` and the modules they use, ``config/``, ``compiler/`` and ``backends/``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Kedro hooks of the plugin, auto-registered through the ``kedro.hooks`` entry point.
 
 They stay thin: importing this module registers the ``${vertex:…}`` config resolvers (see
-:mod:`kedro_vertex_runner.resolvers`) before any config loader resolves a value; the hooks themselves only
+:mod:`kedro_vertex_runner.task.resolvers`) before any config loader resolves a value; the hooks themselves only
 remember the context and the run parameters so that :class:`~kedro_vertex_runner.runner.VertexRunner`, which Kedro
 builds before the session exists, can find them; and register the ``vertexai`` config pattern.
 
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
 
-from . import resolvers  # noqa: F401 - registers the ${vertex:...} resolvers on import
 from .config import register_config_pattern
 from .errors import PluginError, exit_with
+from .task import resolvers  # noqa: F401 - registers the ${vertex:...} resolvers on import
 
 if TYPE_CHECKING:
     from kedro.framework.context import KedroContext

@@ -606,7 +606,7 @@ def _spec_names(spec: Mapping[str, Any]) -> dict[str, str]:
 
 def _spec_nodes(spec: Mapping[str, Any]) -> dict[str, list[str]]:
     """Task key → the Kedro nodes its container runs (its ``--node`` / ``--nodes`` arguments)."""
-    from .task_contract import TaskContract
+    from .task.contract import TaskContract
 
     executors = ((spec.get("deploymentSpec") or {}).get("executors")) or {}
     components = spec.get("components") or {}

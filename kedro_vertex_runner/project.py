@@ -130,7 +130,7 @@ def check_free_inputs(
     from kedro.framework.project import pipelines
     from kedro.pipeline import Pipeline as KedroPipeline
 
-    from .persistence import TaskBoundary, dataset_path
+    from .task.persistence import TaskBoundary, dataset_path
 
     @functools.cache
     def job() -> KedroPipeline:  # Kedro built the same sum for the run, so it cannot fail here
@@ -284,7 +284,7 @@ def recorded_timings(
 
     if scheme(root) not in {"gs", "gcs", "s3", "s3a"}:
         return {}, ""
-    from .timings import pipeline_key
+    from .task.timings import pipeline_key
 
     key = pipeline_key(pipeline_names)
     if online and _storage_credentials(scheme(root)):
@@ -318,12 +318,12 @@ CLOUD_TIMINGS_WAIT = 5.0
 
 
 def _read_cloud_timings(root: str, pipeline_names: Any) -> tuple[str | None, dict[str, float]] | None:
-    """:func:`~kedro_vertex_runner.timings.last_run` under ``root``, given at most :data:`CLOUD_TIMINGS_WAIT`
+    """:func:`~kedro_vertex_runner.task.timings.last_run` under ``root``, given at most :data:`CLOUD_TIMINGS_WAIT`
     seconds: the times only refine the grouping, so storage that is slow to answer never holds a job back (one
     warning line, then the copy kept from an earlier read, if any). None when it took too long."""
     import threading
 
-    from .timings import _warn, last_run
+    from .task.timings import _warn, last_run
 
     result: list[tuple[str | None, dict[str, float]]] = []
     reader = threading.Thread(
@@ -340,7 +340,7 @@ def _read_cloud_timings(root: str, pipeline_names: Any) -> tuple[str | None, dic
 def _keep_cloud_timings(key: str, root: str, run_id: str | None, durations: dict[str, float]) -> None:
     import json
 
-    from .timings import _warn, write_inside
+    from .task.timings import _warn, write_inside
 
     base = _cloud_timings_cache(root)
     body = json.dumps({"root": root, "run_id": run_id, "nodes": durations}, sort_keys=True)
@@ -354,7 +354,7 @@ def _kept_cloud_timings(key: str, root: str) -> tuple[str | None, dict[str, floa
     """The copy :func:`_keep_cloud_timings` made for ``root``; nothing when absent, for another root, or not sane."""
     import json
 
-    from .timings import _read_inside, _sane
+    from .task.timings import _read_inside, _sane
 
     try:
         record = json.loads(_read_inside(_cloud_timings_cache(root), (f"{key}.json",)))
@@ -397,7 +397,7 @@ def recorded_durations(project_path: Path, config: PluginConfig, pipeline_names:
     for the ``makespan`` grouping; empty when timings are off or there was no such run."""
     if not config.run_config.grouping_options.use_timings:
         return {}
-    from .timings import last_run_durations
+    from .task.timings import last_run_durations
 
     base = _local_root(project_path, config)  # the runs that record node times here are those on this machine
     return {} if base is None else last_run_durations(str(base), pipeline_names)
@@ -457,7 +457,7 @@ def _catalog_facts(
     task may be cached — those whose entry uses a ``per_run`` value. Nothing is known (``declared`` None) when the
     catalog cannot be built here (e.g. credentials only available in the container)."""
     from .backends import backend_class
-    from .persistence import _is_parameter, held_in_memory
+    from .task.persistence import _is_parameter, held_in_memory
 
     if catalog is None:
         try:
@@ -488,8 +488,8 @@ def catalog_artifacts(catalog: Any, names: Iterable[str], remote_only: bool) -> 
     """
     from fsspec.implementations.local import LocalFileSystem
 
-    from .artifacts import artifact_type
-    from .persistence import _is_parameter
+    from .task.artifacts import artifact_type
+    from .task.persistence import _is_parameter
 
     built = getattr(catalog, "_datasets", None)
     resolver = getattr(catalog, "config_resolver", None)
@@ -533,7 +533,7 @@ def per_run_datasets(context: KedroContext, catalog: Any, names: frozenset[str])
     """
     import secrets
 
-    from .resolvers import JOB_NAME_ENV, RUN_ID_ENV
+    from .task.resolvers import JOB_NAME_ENV, RUN_ID_ENV
 
     marker = f"kedro-vertex-per-run-{secrets.token_hex(6)}"
     from .kedro_compat import globals_resolved_again

@@ -152,7 +152,7 @@ class VertexRunner(AbstractRunner):
             exit_with(exc)
         self._prestart_warm_tasks()
         if self.run_id is not None:
-            from .resolvers import RUN_ID_ENV
+            from .task.resolvers import RUN_ID_ENV
 
             # Kedro builds the runner before the session: config loaded from here on resolves ${vertex:run_id} to it
             os.environ[RUN_ID_ENV] = self.run_id
@@ -248,7 +248,7 @@ class VertexRunner(AbstractRunner):
         check_mlflow_backend(request, context, backend)
         spec = resumed.spec if resumed.spec is not None else compile_spec(request)
         from .backends.base import JobFailed
-        from .resolvers import current_run_id
+        from .task.resolvers import current_run_id
 
         try:
             run_on_backend(
@@ -349,7 +349,7 @@ def _resume_starts(task_nodes: list[str], failed: str, pipeline: Pipeline, catal
             if parent not in upstream:
                 upstream.add(parent)
                 todo.append(parent)
-    from .persistence import TaskBoundary
+    from .task.persistence import TaskBoundary
 
     # the entrypoint's rule: a dataset held in memory, made and read inside the task and read by no other task,
     # was never stored
@@ -600,7 +600,7 @@ def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:
     """The newest other run under a local ``root`` whose folder holds every one of ``datasets``, or None."""
     if "://" in root:
         return None
-    from .persistence import file_name
+    from .task.persistence import file_name
 
     try:
         runs = [path for path in Path(root).iterdir() if path.is_dir() and path.name != run_id and _usable(path.name)]

@@ -233,7 +233,7 @@ def fake_logging():
 
 def task_by_node(spec: dict, node_name: str) -> str:
     """Name of the compiled task whose args run ``node_name``."""
-    from kedro_vertex_runner.task_contract import TaskContract
+    from kedro_vertex_runner.task.contract import TaskContract
 
     for name, executor in spec["deploymentSpec"]["executors"].items():
         if node_name in TaskContract.from_args(executor["container"]["args"]).nodes:

@@ -15,11 +15,11 @@ import yaml
 from conftest import PYTHON, subprocess_env
 from kedro.pipeline import Pipeline, node
 
-from kedro_vertex_runner.artifacts import DATASET, METRICS, MODEL, artifact_name
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.project import catalog_artifacts
+from kedro_vertex_runner.task.artifacts import DATASET, METRICS, MODEL, artifact_name
 
 ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
 
@@ -216,7 +216,7 @@ def test_a_task_writes_the_executor_output_kfp_reads(demo_project_with_outputs: 
     from kfp.dsl.executor import Executor, create_artifact_instance
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    from kedro_vertex_runner.artifacts import MOUNT_ENV
+    from kedro_vertex_runner.task.artifacts import MOUNT_ENV
 
     project = demo_project_with_outputs
     root = tmp_path / "root"
@@ -301,7 +301,7 @@ def test_artifact_local_paths_are_kfps():
     """Where a task writes an artifact's pointer file: KFP's mapping of its URI, under the overridable mount."""
     from kfp import dsl
 
-    from kedro_vertex_runner.artifacts import MOUNT_ENV, local_path
+    from kedro_vertex_runner.task.artifacts import MOUNT_ENV, local_path
 
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(MOUNT_ENV, raising=False)

@@ -17,10 +17,11 @@ from conftest import PYTHON, kedro_cmd, subprocess_env
 from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner import code_upload
-from kedro_vertex_runner.code_upload import package_project, project_files, unpack, upload
+from kedro_vertex_runner.code_upload import package_project, project_files, upload
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.task.code_unpack import unpack
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

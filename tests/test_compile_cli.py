@@ -46,7 +46,7 @@ def tasks_of(spec: dict) -> dict:
 
 def node_args(spec: dict) -> list[list[str]]:
     """The ``--node`` values of every executor."""
-    from kedro_vertex_runner.task_contract import TaskContract
+    from kedro_vertex_runner.task.contract import TaskContract
 
     executors = spec["deploymentSpec"]["executors"].values()
     return [list(TaskContract.from_args(e["container"]["args"]).nodes) for e in executors]

@@ -14,7 +14,7 @@ from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.compiler.spec import write_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.task_contract import HostAlias, TaskContract, TaskParam
+from kedro_vertex_runner.task.contract import HostAlias, TaskContract, TaskParam
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/image:1"
 
@@ -262,7 +262,7 @@ def awkward_text(rng, allow_empty=True, forbid=""):
 
 
 def random_contract(rng):
-    from kedro_vertex_runner.task_contract import PARAM_TYPES
+    from kedro_vertex_runner.task.contract import PARAM_TYPES
 
     def some(make, most=3):
         return tuple(make() for _ in range(rng.randint(0, most)))
@@ -958,7 +958,7 @@ def test_compiling_does_not_import_kfp():
 
 
 def test_mlflow_tracking_tells_every_task_about_the_shared_run():
-    from kedro_vertex_runner.mlflow_tracking import task_key
+    from kedro_vertex_runner.task.mlflow_run import task_key
 
     on_exit = Pipeline([node(step, "params:title", None, name="notify")])
     spec = compile_(DIAMOND, on_exit_pipeline="notify", request_args={"mlflow": True, "on_exit": on_exit})
@@ -1001,7 +1001,7 @@ def test_no_node_pipeline_when_the_jobs_pipeline_is_not_registered():
 def test_makespan_grouping_uses_the_last_local_runs_node_times(tmp_path):
     from kedro_vertex_runner.compiler import explain
     from kedro_vertex_runner.project import recorded_durations
-    from kedro_vertex_runner.timings import record_task
+    from kedro_vertex_runner.task.timings import record_task
 
     fork = Pipeline(
         [

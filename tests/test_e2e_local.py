@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import installed_metadata, kedro_cmd, subprocess_env
 
-from kedro_vertex_runner.artifacts import artifact_name
+from kedro_vertex_runner.task.artifacts import artifact_name
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, subprocess_env
+from test_task_package import SHARED
 
 pytestmark = pytest.mark.slow
 
 ENTRYPOINT = [PYTHON, "-m", "kedro_vertex_runner.entrypoint"]
+SHARED_MODULES = tuple(f"kedro_vertex_runner.{name}" for name in SHARED)
 
 VTEST_NODES = '''
 """Test-only nodes: report values, fail, sleep, fetch, write slowly."""
@@ -414,7 +416,7 @@ def test_undeclared_dataset_on_gcs(project: Path, gcs_emulator: str):
 
 WRAPPER = """
 import json, sys
-from kedro_vertex_runner.entrypoint import main
+from kedro_vertex_runner.task.entrypoint import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
     json.dump(sorted(sys.modules), out)
@@ -422,9 +424,22 @@ sys.exit(code)
 """
 
 
+#: WRAPPER, then every module of kedro_vertex_runner.task imported as well
+TASK_PACKAGE_WRAPPER = WRAPPER.replace(
+    "with open(sys.argv[1]",
+    "import importlib, pkgutil, kedro_vertex_runner.task as task\n"
+    "ran = sorted(sys.modules)\n"
+    "for found in pkgutil.iter_modules(task.__path__):\n"
+    "    importlib.import_module(f'kedro_vertex_runner.task.{found.name}')\n"
+    "with open(sys.argv[1]",
+).replace("json.dump(sorted(sys.modules), out)", "json.dump([ran, sorted(sys.modules)], out)")
+
+
 def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Path):
+    # nor the launcher, the compiler, the CLI or a backend: what a task loads of the plugin is task/ and the shared
+    # modules (tests/test_task_package.py reads the same rule from the source)
     wrapper = tmp_path / "wrapper.py"
-    wrapper.write_text(WRAPPER)
+    wrapper.write_text(TASK_PACKAGE_WRAPPER)
     dump = tmp_path / "modules.json"
     result = subprocess.run(
         [PYTHON, str(wrapper), str(dump), "--pipeline", "__default__", "--node", "summarize_raw_data",
@@ -432,11 +447,15 @@ def test_task_never_imports_kfp_aiplatform_or_mlflow(project: Path, tmp_path: Pa
         cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    modules = json.loads(dump.read_text())
-    assert "demo_project.pipelines.reporting.nodes" in modules  # the task did run
+    ran, modules = json.loads(dump.read_text())
+    assert "demo_project.pipelines.reporting.nodes" in ran  # the task did run
+    assert {"kedro_vertex_runner.task.mlflow_run", "kedro_vertex_runner.task.code_unpack"} <= set(modules)
     unwanted = [m for m in modules if m.split(".")[0] in {"kfp", "mlflow", "kedro_mlflow"}]
     unwanted += [m for m in modules if m.startswith("google.cloud.aiplatform")]
     assert unwanted == []
+    plugin = [m for m in ran if m.startswith("kedro_vertex_runner.")]
+    allowed = ("kedro_vertex_runner.task", *SHARED_MODULES)
+    assert [m for m in plugin if m not in allowed and not m.startswith(tuple(f"{a}." for a in allowed))] == []
 
 
 def test_node_pipeline_imports_only_the_node_modules_it_needs(project: Path, tmp_path: Path):
@@ -501,7 +520,7 @@ def test_project_dir_option_and_console_script(project: Path, tmp_path: Path):
 
 
 def test_mlflow_hooks_follow_project_config(tmp_path: Path, monkeypatch):
-    from kedro_vertex_runner.entrypoint import mlflow_wanted
+    from kedro_vertex_runner.task.entrypoint import mlflow_wanted
 
     conf = tmp_path / "conf"
     (conf / "base").mkdir(parents=True)
@@ -535,7 +554,7 @@ def test_values_starting_with_a_dash_arrive_intact(project: Path, tmp_path: Path
 
 def test_a_run_id_starting_with_a_dash_is_one_line(capsys: pytest.CaptureFixture[str]):
     """It arrives intact, and is refused: a run id names a folder and must start with a letter or digit."""
-    from kedro_vertex_runner.entrypoint import main
+    from kedro_vertex_runner.task.entrypoint import main
 
     assert main(["--node=x", "--run-id=-run"]) == 1
     error = capsys.readouterr().err.strip()
@@ -544,7 +563,7 @@ def test_a_run_id_starting_with_a_dash_is_one_line(capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize("flag", ["--run-id", "--job-name"])
 def test_an_unsubstituted_placeholder_is_refused(flag: str, capsys: pytest.CaptureFixture[str]):
-    from kedro_vertex_runner.entrypoint import main
+    from kedro_vertex_runner.task.entrypoint import main
 
     value = "{{$.pipeline_job_uuid}}" if flag == "--run-id" else "{{$.pipeline_job_name}}"
     assert main(["--node=x", f"{flag}={value}"]) == 1
@@ -554,7 +573,7 @@ def test_an_unsubstituted_placeholder_is_refused(flag: str, capsys: pytest.Captu
 
 
 def test_a_killed_task_leaves_the_running_node_in_its_report(project: Path, tmp_path: Path):
-    from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
+    from kedro_vertex_runner.task.contract import TASK_REPORT_ENV, TaskReport
 
     report = tmp_path / "report.json"
     proc = subprocess.Popen(

@@ -21,7 +21,7 @@ from kedro_vertex_runner.compiler.grouping import (
     optimal_key_of,
 )
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.timings import last_run_durations, record_task
+from kedro_vertex_runner.task.timings import last_run_durations, record_task
 
 
 def step(*values):
@@ -448,7 +448,7 @@ def test_local_runs_record_node_times_and_the_latest_run_of_a_pipeline_is_read(t
     stored = json.loads((tmp_path / "runs" / "local-2" / "timings" / "a.json").read_text())
     assert stored == {"nodes": {"a": 3.0}, "pipeline": "__default__"}
     # a task that knows its job's name records its run for that job too (what a rerun of the job reads)
-    from kedro_vertex_runner.timings import run_of_job
+    from kedro_vertex_runner.task.timings import run_of_job
 
     record_task(root, "8412", ["model"], {"m": 8.0}, "projects/p/locations/l/pipelineJobs/job-7")
     assert run_of_job(root, "job-7") == ("8412", "")
@@ -464,7 +464,7 @@ def test_cloud_runs_record_node_times_under_a_gs_root(gcs_emulator, demo_project
     `compile --explain` names that run."""
     from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
 
-    from kedro_vertex_runner.timings import last_run
+    from kedro_vertex_runner.task.timings import last_run
 
     root = f"gs://test-bucket/timings-{tmp_path.name}"
     assert last_run(root, ["__default__"]) == (None, {})

@@ -23,7 +23,7 @@ from kedro.pipeline import Pipeline, node
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.task_contract import TaskContract
+from kedro_vertex_runner.task.contract import TaskContract
 
 GOLDEN = Path(__file__).parent / "golden" / "gcpc_notification_email.yaml"
 NESTED = Path(__file__).parent / "golden" / "gcpc_nested_exit_handlers.yaml"

@@ -24,8 +24,8 @@ from kedro_vertex_runner.backends.base import JobRequest, SilentReporter
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError
 from kedro_vertex_runner.pipeline_spec import PLATFORM_SPEC_KEY
-from kedro_vertex_runner.secret_manager import WEBHOOK_URL_ENV
-from kedro_vertex_runner.task_contract import TaskContract
+from kedro_vertex_runner.task.contract import TaskContract
+from kedro_vertex_runner.task.secret_manager import WEBHOOK_URL_ENV
 
 HOOK = {"secret": "ops-hooks", "key": "url"}
 

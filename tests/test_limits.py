@@ -16,8 +16,8 @@ from kedro.pipeline import node
 
 from kedro_vertex_runner.config import ConfigError, validate_config
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.task_runners import mode_for
-from kedro_vertex_runner.timings import last_run_durations, record_task
+from kedro_vertex_runner.task.runners import mode_for
+from kedro_vertex_runner.task.timings import last_run_durations, record_task
 from kedro_vertex_runner.values import check_environment
 
 BASE: dict[str, Any] = {

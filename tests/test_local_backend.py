@@ -346,7 +346,7 @@ def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run:
 
 
 # a task says which node failed, or was running when it ended, in its report file (task_contract.TaskReport)
-REPORTS = "from kedro_vertex_runner.task_contract import TaskReport, report_path\n"
+REPORTS = "from kedro_vertex_runner.task.contract import TaskReport, report_path\n"
 
 
 def test_failed_node_of_a_multi_node_task_is_named(run: Run):
@@ -817,7 +817,7 @@ def test_the_live_table_shows_the_node_each_running_task_is_at(tmp_path: Path):
     from kedro_vertex_runner.backends.local.display import _Display
     from kedro_vertex_runner.backends.local.plan import _Task
     from kedro_vertex_runner.console import task_table
-    from kedro_vertex_runner.task_contract import TASK_REPORT_ENV, TaskReport
+    from kedro_vertex_runner.task.contract import TASK_REPORT_ENV, TaskReport
 
     def task(name: str, nodes: tuple[str, ...], state: str, report: TaskReport | None) -> _Task:
         path = tmp_path / f"{name}.json"

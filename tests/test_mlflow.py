@@ -1,4 +1,5 @@
-"""MLflow tracking: one run per job execution, joined by every task (kedro_vertex_runner.mlflow_tracking).
+"""MLflow tracking: one run per job execution, joined by every task (kedro_vertex_runner.task.mlflow_run,
+kedro_vertex_runner.mlflow_tracking).
 
 Tasks are simulated by real subprocesses talking to a real ``mlflow server``; identity tokens come from a local
 fake GCE metadata server through google-auth. The end-to-end test at the bottom needs the entrypoint, the
@@ -33,6 +34,7 @@ from kedro_vertex_runner.backends.vertex.cloud_logging import LOGGING_ENDPOINT_E
 from kedro_vertex_runner.config import validate_config
 from kedro_vertex_runner.errors import PluginError, exit_with
 from kedro_vertex_runner.project import close_mlflow_run
+from kedro_vertex_runner.task import mlflow_run as mr
 
 # the ``mlflow_server`` fixture
 pytest_plugins = ("mlflow_fixtures",)
@@ -43,17 +45,17 @@ TASK_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
     import mlflow
-    from kedro_vertex_runner import mlflow_tracking as mt
+    from kedro_vertex_runner.task import mlflow_run as mr
 
     spec = json.loads(sys.argv[1])
     mlflow.set_tracking_uri(spec["uri"])
     experiment = mlflow.get_experiment_by_name(spec["experiment"])
     time.sleep(spec.get("start_delay", 0))
-    tags = mt.job_tags(job_id=spec["job_id"], job_name=spec["job_name"], kedro_env="base",
+    tags = mr.job_tags(job_id=spec["job_id"], job_name=spec["job_name"], kedro_env="base",
                        pipeline_names=["__default__"], commit_id="abc123",
                        console_url="https://console.example/runs/{job_name}")
-    key = mt.task_key(spec["nodes"])
-    run_id = mt.start_task(spec["job_id"], experiment_id=experiment.experiment_id, tags=tags, key=key,
+    key = mr.task_key(spec["nodes"])
+    run_id = mr.start_task(spec["job_id"], experiment_id=experiment.experiment_id, tags=tags, key=key,
                            create=spec["create"], exit_handler=spec.get("exit_handler", False), wait=60)
     ok = False
     try:
@@ -66,7 +68,7 @@ TASK_SCRIPT = textwrap.dedent(
             raise RuntimeError("node failed")
         ok = True
     finally:
-        status = mt.end_task(run_id, key=key, ok=ok, expected_tasks=spec["expected"],
+        status = mr.end_task(run_id, key=key, ok=ok, expected_tasks=spec["expected"],
                              finalizer=spec.get("finalizer", "tasks"), exit_handler=spec.get("exit_handler", False))
         print(json.dumps({"run_id": run_id, "status": status}))
     """
@@ -119,7 +121,7 @@ def _run_tasks(uri: str, job_id: str, tasks: list[dict], tmp_path: Path) -> list
 
 
 def _job_runs(client, experiment_id: str, job_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string=f"tags.`{mt.TAG_JOB_ID}` = '{job_id}'")
+    return client.search_runs([experiment_id], filter_string=f"tags.`{mr.TAG_JOB_ID}` = '{job_id}'")
 
 
 def test_parallel_tasks_share_one_finished_run(mlflow_server, experiment_id, client, tmp_path):
@@ -141,10 +143,10 @@ def test_parallel_tasks_share_one_finished_run(mlflow_server, experiment_id, cli
     assert set(run.data.metrics) == {"m_train", "m_split", "m_report"}
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"train.txt", "split.txt", "report.txt"}
     tags = run.data.tags
-    assert tags[mt.TAG_JOB_NAME] == f"demo-{job_id[:8]}" == run.info.run_name
-    assert tags[mt.TAG_CONSOLE_URL] == f"https://console.example/runs/demo-{job_id[:8]}"
-    assert tags[mt.TAG_ENV] == "base" and tags[mt.TAG_PIPELINE] == "__default__"
-    assert tags[mt.TAG_COMMIT] == tags["mlflow.source.git.commit"] == "abc123"
+    assert tags[mr.TAG_JOB_NAME] == f"demo-{job_id[:8]}" == run.info.run_name
+    assert tags[mr.TAG_CONSOLE_URL] == f"https://console.example/runs/demo-{job_id[:8]}"
+    assert tags[mr.TAG_ENV] == "base" and tags[mr.TAG_PIPELINE] == "__default__"
+    assert tags[mr.TAG_COMMIT] == tags["mlflow.source.git.commit"] == "abc123"
 
 
 def test_concurrent_creators_converge_on_one_run(mlflow_server, experiment_id, client, tmp_path):
@@ -200,14 +202,14 @@ def test_two_executions_get_two_runs(mlflow_server, experiment_id, client, tmp_p
 
 
 def test_job_status_rules():
-    assert mt.job_status({}, 2) == "RUNNING"
-    assert mt.job_status({"a": "FINISHED"}, 2) == "RUNNING"
-    assert mt.job_status({"a": "FINISHED", "b": "FINISHED"}, 2) == "FINISHED"
-    assert mt.job_status({"a": "FINISHED", "b": "FINISHED"}, None) == "RUNNING"  # the exit handler decides
-    assert mt.job_status({"a": "FAILED", "b": "FINISHED"}, 2) == "FAILED"
-    assert mt.exit_handler_status({"a": "FINISHED"}, True) == "FINISHED"  # b cached or skipped: not counted
-    assert mt.exit_handler_status({"a": "FINISHED", "b": "RUNNING"}, True) == "FAILED"  # b was killed
-    assert mt.exit_handler_status({"a": "FINISHED"}, False) == "FAILED"  # the on-exit nodes failed
+    assert mr.job_status({}, 2) == "RUNNING"
+    assert mr.job_status({"a": "FINISHED"}, 2) == "RUNNING"
+    assert mr.job_status({"a": "FINISHED", "b": "FINISHED"}, 2) == "FINISHED"
+    assert mr.job_status({"a": "FINISHED", "b": "FINISHED"}, None) == "RUNNING"  # the exit handler decides
+    assert mr.job_status({"a": "FAILED", "b": "FINISHED"}, 2) == "FAILED"
+    assert mr.exit_handler_status({"a": "FINISHED"}, True) == "FINISHED"  # b cached or skipped: not counted
+    assert mr.exit_handler_status({"a": "FINISHED", "b": "RUNNING"}, True) == "FAILED"  # b was killed
+    assert mr.exit_handler_status({"a": "FINISHED"}, False) == "FAILED"  # the on-exit nodes failed
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -216,11 +218,11 @@ def test_job_status_rules():
 TOKEN_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from kedro_vertex_runner import mlflow_tracking as mt
+    from kedro_vertex_runner.task import mlflow_run as mr
     from kedro_vertex_runner.errors import PluginError
     from mlflow.utils.credentials import get_default_host_creds
     try:
-        mt.use_identity_token(sys.argv[1])
+        mr.use_identity_token(sys.argv[1])
     except PluginError as exc:
         print("ERROR", exc)
         sys.exit(3)
@@ -276,8 +278,8 @@ def test_audience_only_in_compiled_env():
         region="europe-west1",
         audience="https://mlflow.example",
     )
-    assert env[mt.ENV_AUDIENCE] == "https://mlflow.example"
-    assert env[mt.ENV_CREATOR] == mt.task_key(["a"]) and env[mt.ENV_TASKS] == "2"
+    assert env[mr.ENV_AUDIENCE] == "https://mlflow.example"
+    assert env[mr.ENV_CREATOR] == mr.task_key(["a"]) and env[mr.ENV_TASKS] == "2"
     assert not any("TOKEN" in name for name in env)
 
 
@@ -405,9 +407,9 @@ def test_check_leaves_a_broken_mlflow_yml_to_kedro_mlflow(tmp_path):
 
 def test_kedro_mlflow_default_env_tag(tmp_path):
     context = _loader(tmp_path, "{}\n")
-    assert mt.kedro_env(context) == "local"
+    assert mr.kedro_env(context) == "local"
     context.env = "prod"
-    assert mt.kedro_env(context) == "prod"
+    assert mr.kedro_env(context) == "prod"
 
 
 HOOK_SCRIPT = textwrap.dedent(
@@ -502,8 +504,9 @@ def test_compile_path_imports_no_mlflow():
         """
         import sys
         from kedro_vertex_runner import mlflow_tracking as mt
+        from kedro_vertex_runner.task import mlflow_run as mr
         mt.compiled_task_env(tasks=[["a"]], roots=[["a"]], exit_handler=True, project_id="p", region="r")
-        with mt.task_run(None, job_id="j", job_name="n", node_names=["a"], environ={}) as run:
+        with mr.task_run(None, job_id="j", job_name="n", node_names=["a"], environ={}) as run:
             assert run is None
         bad = [m for m in sys.modules if m.split(".")[0] in ("mlflow", "kedro_mlflow") or m.startswith("google.auth")]
         assert not bad, bad
@@ -584,15 +587,15 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     run = runs[0]
     assert run.info.status == "FINISHED"
     tags = run.data.tags
-    job_id = tags[mt.TAG_JOB_ID]
-    assert job_id.startswith("local-") and run.info.run_name == tags[mt.TAG_JOB_NAME]
-    assert tags[mt.TAG_PIPELINE] == "__default__" and tags[mt.TAG_ENV] == "local"
-    assert tags[mt.TAG_COMMIT] == tags["mlflow.source.git.commit"] == COMMIT
-    assert mt.TAG_CONSOLE_URL not in tags  # a local run has no console page (the Vertex part is tested below)
+    job_id = tags[mr.TAG_JOB_ID]
+    assert job_id.startswith("local-") and run.info.run_name == tags[mr.TAG_JOB_NAME]
+    assert tags[mr.TAG_PIPELINE] == "__default__" and tags[mr.TAG_ENV] == "local"
+    assert tags[mr.TAG_COMMIT] == tags["mlflow.source.git.commit"] == COMMIT
+    assert mr.TAG_CONSOLE_URL not in tags  # a local run has no console page (the Vertex part is tested below)
     # several tasks, the independent ones started together: each reported, each logged its nodes' parameters
     succeeded = re.search(r"finished: (\d+) tasks succeeded", done.stdout + done.stderr)
     assert succeeded and int(succeeded[1]) > 3, done.stdout[-2000:]
-    task_tags = {k: v for k, v in tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
+    task_tags = {k: v for k, v in tags.items() if k.startswith(mr.TASK_TAG_PREFIX)}
     assert len(task_tags) == int(succeeded[1]) and set(task_tags.values()) == {"FINISHED"}
     params = run.data.params
     for name in ("max_age", "n_price_buckets", "model.model_options", "report_title"):  # from four tasks
@@ -609,8 +612,8 @@ def test_e2e_vertex_runner_local_backend_one_run_per_execution(mlflow_server, cl
     assert len(runs) == 2, [r.data.tags for r in runs]
     assert runs[0].info.run_id == run.info.run_id and runs[0].info.status == "FINISHED"
     second = runs[1]
-    assert second.info.status == "FAILED" and second.data.tags[mt.TAG_JOB_ID] != job_id
-    assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mt.TASK_TAG_PREFIX)}
+    assert second.info.status == "FAILED" and second.data.tags[mr.TAG_JOB_ID] != job_id
+    assert "FAILED" in {v for k, v in second.data.tags.items() if k.startswith(mr.TASK_TAG_PREFIX)}
 
 
 VERTEX_YML = (
@@ -656,14 +659,14 @@ def test_run_once_on_vertex_compiles_tracking_and_no_token(mlflow_server, client
     envs = [{e["name"]: e["value"] for e in executor["container"]["env"]} for executor in executors]
     assert len(envs) == len(tasks) > 1
     for task_env in envs:
-        assert task_env[mt.ENV_ENABLED] == "1" and task_env[mt.ENV_TASKS] == str(len(tasks))
-        assert task_env[mt.ENV_AUDIENCE] == "https://mlflow-abc123-ew.a.run.app"
-        assert task_env[mt.ENV_CONSOLE_URL] == (
+        assert task_env[mr.ENV_ENABLED] == "1" and task_env[mr.ENV_TASKS] == str(len(tasks))
+        assert task_env[mr.ENV_AUDIENCE] == "https://mlflow-abc123-ew.a.run.app"
+        assert task_env[mr.ENV_CONSOLE_URL] == (
             "https://console.cloud.google.com/vertex-ai/locations/europe-west1/pipelines/runs/{job_name}"
             "?project=demo-gcp"
         )
-        assert task_env[mt.ENV_FINALIZER] == "tasks"
-    assert len({e[mt.ENV_CREATOR] for e in envs}) == 1 and len(roots) >= 1
+        assert task_env[mr.ENV_FINALIZER] == "tasks"
+    assert len({e[mr.ENV_CREATOR] for e in envs}) == 1 and len(roots) >= 1
     # the tasks find the job's run by the job's uuid: a new one for every execution (schedules included)
     commands = json.dumps(spec["deploymentSpec"])
     assert "{{$.pipeline_job_uuid}}" in commands and "{{$.pipeline_job_name}}" in commands
@@ -687,7 +690,7 @@ def test_failed_vertex_job_marks_its_run_failed(command, mlflow_server, client, 
 
     def open_run_like_a_task(job_id: str) -> None:
         experiment = client.get_experiment_by_name(experiment_name)  # prepared by the launcher before creating
-        run = client.create_run(experiment.experiment_id, tags={mt.TAG_JOB_NAME: job_id, mt.TAG_JOB_ID: "uuid-1"})
+        run = client.create_run(experiment.experiment_id, tags={mr.TAG_JOB_NAME: job_id, mr.TAG_JOB_ID: "uuid-1"})
         opened.append(run.info.run_id)
 
     fake.on_create = open_run_like_a_task
@@ -831,7 +834,7 @@ def drive(
 
     def open_run(job: JobHandle) -> None:
         key, value = next(iter(job.run_key.items()))
-        tag = mt.TAG_JOB_ID if key == "job_id" else mt.TAG_JOB_NAME
+        tag = mr.TAG_JOB_ID if key == "job_id" else mr.TAG_JOB_NAME
         opened.append(client.create_run(tracking["experiment_id"], tags={tag: value}).info.run_id)
 
     monkeypatch.setenv("KEDRO_VERTEX_POLL_INTERVAL", "0.02")

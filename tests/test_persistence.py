@@ -11,7 +11,7 @@ from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.persistence import (
+from kedro_vertex_runner.task.persistence import (
     PersistedDataset,
     TaskBoundary,
     boundary_datasets,

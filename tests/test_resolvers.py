@@ -11,8 +11,8 @@ import pytest
 from conftest import PYTHON, subprocess_env
 from omegaconf import OmegaConf
 
-from kedro_vertex_runner import resolvers
 from kedro_vertex_runner.errors import PluginError
+from kedro_vertex_runner.task import resolvers
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def test_run_context_wins_and_reaches_child_processes(monkeypatch):
     assert resolve("gs://b/${vertex:run_id}/x") == "gs://b/6f1c0a2e-uuid/x"
     assert resolve("${vertex:job_name}") == "my-pipeline-20250101"
     child = subprocess.run(
-        [PYTHON, "-c", "from kedro_vertex_runner.resolvers import current_run_id; print(current_run_id())"],
+        [PYTHON, "-c", "from kedro_vertex_runner.task.resolvers import current_run_id; print(current_run_id())"],
         env=subprocess_env(KEDRO_VERTEX_RUN_ID="6f1c0a2e-uuid"), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert child.stdout.strip() == "6f1c0a2e-uuid"

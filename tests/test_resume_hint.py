@@ -125,7 +125,7 @@ def test_the_first_changed_option_is_named_with_both_values():
 def test_hint_after_missing_stored_data_names_an_earlier_run_never_this_one(capsys, tmp_path):
     import shlex
 
-    from kedro_vertex_runner.persistence import file_name
+    from kedro_vertex_runner.task.persistence import file_name
 
     failed = TaskResult(name="t", nodes=("e",), state="FAILED", failed_node="e", missing_data="x")
     failure = SimpleNamespace(result=SimpleNamespace(run_id="new-run", root=str(tmp_path), tasks={"t": failed}))

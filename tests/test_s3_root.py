@@ -154,7 +154,7 @@ def test_the_local_backend_runs_it_with_its_data_in_the_bucket(kubeflow_run, pro
     assert "raw_data_summary.pkl" in stored and "save_version" in stored, stored
     assert {name for name in stored if name.endswith(".log")} == {f"{task}.log" for task in result.tasks}
     # every task recorded its nodes' run times in the bucket, and the run is its pipeline's latest there
-    from kedro_vertex_runner.timings import last_run
+    from kedro_vertex_runner.task.timings import last_run
 
     assert fs.cat_file(f"{BUCKET}/jobs/timings/__default__.txt").decode().strip() == RUN_ID
     run_id, durations = last_run(ROOT, ["__default__"])
@@ -191,7 +191,7 @@ def test_a_task_with_an_s3_root_and_no_s3fs_is_one_line(project: Path):
     done = _without_s3fs(
         project,
         f"""
-        from kedro_vertex_runner.entrypoint import main
+        from kedro_vertex_runner.task.entrypoint import main
         sys.exit(main(["--node=summarize_raw_data", "--run-id=no-s3fs", "--root={ROOT}"]))
         """,
     )

@@ -18,7 +18,7 @@ import pytest
 from conftest import PYTHON, _clean_example, subprocess_env
 from test_e2e_local import _processes_in, kedro_run, output_of, set_config
 
-from kedro_vertex_runner.task_contract import TaskReport
+from kedro_vertex_runner.task.contract import TaskReport
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")]
 
@@ -246,7 +246,7 @@ def test_a_node_that_exits_fails_its_task_with_threads_too(exit_project: Path, t
 
 HANGING_EXIT = """
 import atexit, subprocess, sys, time
-from kedro_vertex_runner.backends.local import processes
+from kedro_vertex_runner.task import processes
 
 processes.EXIT_GRACE = 0.5
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

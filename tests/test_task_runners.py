@@ -14,8 +14,8 @@ from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
 from kedro_vertex_runner.config import validate_config
-from kedro_vertex_runner.task_contract import TaskContract, TaskReport
-from kedro_vertex_runner.task_runners import mode_for
+from kedro_vertex_runner.task.contract import TaskContract, TaskReport
+from kedro_vertex_runner.task.runners import mode_for
 
 # ---------------------------------------------------------------------------------------------------------------
 # which mode a task gets
@@ -73,7 +73,7 @@ def test_a_node_tag_sets_the_mode_of_its_task_and_the_most_conservative_wins():
 
 
 def test_nodes_linked_in_memory_share_a_process_and_groups_never_wait_for_each_other():
-    from kedro_vertex_runner.task_runners import can_overlap, memory_groups
+    from kedro_vertex_runner.task.runners import can_overlap, memory_groups
 
     def names(groups):
         return [[n.name for n in group] for group in groups]
@@ -350,7 +350,7 @@ def test_only_spark_in_use_keeps_a_task_in_one_process(tmp_path: Path, monkeypat
     import importlib
     import sys
 
-    from kedro_vertex_runner.task_runners import uses_spark
+    from kedro_vertex_runner.task.runners import uses_spark
 
     pytest.importorskip("pyspark.sql")
     import mlflow  # noqa: F401 - imports parts of pyspark wherever pyspark is installed
@@ -419,7 +419,7 @@ def test_a_forked_process_draws_its_own_numbers_repeatably_when_the_project_seed
 
     import numpy as np
 
-    from kedro_vertex_runner.task_runners import fresh_random_state
+    from kedro_vertex_runner.task.runners import fresh_random_state
 
     def draws(key: str, seed: int | None) -> tuple[float, float]:
         random.seed(seed)  # the parent's state: seeded by the project, or from the OS's entropy (None)

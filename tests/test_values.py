@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kedro_vertex_runner.errors import PluginError
-from kedro_vertex_runner.task_contract import parse_param
+from kedro_vertex_runner.task.contract import parse_param
 from kedro_vertex_runner.values import (
     check_run_id,
     memory_quantity,

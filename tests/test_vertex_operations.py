@@ -13,7 +13,7 @@ import pytest
 from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
 from fake_vertex import BILLING_LABEL, FakeVertex
 
-from kedro_vertex_runner.timings import record_task
+from kedro_vertex_runner.task.timings import record_task
 
 pytestmark = pytest.mark.slow
 

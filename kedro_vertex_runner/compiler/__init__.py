@@ -43,13 +43,13 @@ class CompileRequest:
         durations: node run times in seconds recorded by the last local run of the pipeline (used by the
             ``makespan`` grouping unless ``run_config.grouping_options.use_timings`` is false).
         in_memory: those of ``declared`` the catalog declares as memory datasets. They are stored per run like
-            undeclared ones when they pass between tasks (see :class:`kedro_vertex_runner.persistence.TaskBoundary`);
+            undeclared ones when they pass between tasks (see :class:`kedro_vertex_runner.task.persistence.TaskBoundary`);
             the compiler warns about each one that does.
         per_run: those of ``declared`` whose catalog entry uses a per-run value (``${vertex:run_id}``,
             ``${vertex:job_name}``): a task writing one is never cached either.
         code_uri: with code upload, the URI of the project's uploaded code; every task unpacks and runs it.
         artifacts: the artifact schema (``system.Dataset``, ``system.Model``, ``system.Metrics``) of each of
-            ``declared`` that is an artifact by :func:`kedro_vertex_runner.artifacts.artifact_type`; the task
+            ``declared`` that is an artifact by :func:`kedro_vertex_runner.task.artifacts.artifact_type`; the task
             writing it declares it as an output artifact, the tasks reading it as an input artifact.
     """
 
@@ -97,7 +97,7 @@ def cost_model(request: CompileRequest) -> CostModel:
 
     options = request.config.run_config.grouping_options
     durations = dict(request.durations) if options.use_timings else {}
-    from ..task_runners import FORK_COST, MIN_WORKERS, SEQUENTIAL
+    from ..task.runners import FORK_COST, MIN_WORKERS, SEQUENTIAL
 
     # a task runs independent nodes side by side unless the job says sequential (a node's tag may still say so:
     # the model assumes the job's setting); at least MIN_WORKERS at once, whatever machine the task gets

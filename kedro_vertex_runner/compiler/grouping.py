@@ -35,13 +35,13 @@ The model
 The job is a DAG of tasks. A task starts when every task it depends on has ended, then costs ``task_startup``
 (default 120 s: scheduling, image pull, container and Kedro start) plus its nodes' run time: the length of their
 schedule on ``task_workers`` workers (2 by default, since a task runs independent nodes side by side — see
-:mod:`kedro_vertex_runner.task_runners`; 1, the sum, with ``task_runner: sequential``) plus ``parallel_cost``, or
+:mod:`kedro_vertex_runner.task.runners`; 1, the sum, with ``task_runner: sequential``) plus ``parallel_cost``, or
 the sum when that is shorter (the task then runs its nodes one after another, as the compiled spec says); its
 outputs are visible to
 other tasks only once it ends. (The greedy below still reasons with sums; the exact scoring of its candidates, the
 merge pass and the exhaustive optimum use the schedule.) With as many machines as tasks (Vertex AI runs every ready
 task at once), the job's *makespan* is the longest path through the task DAG weighted that way. Node run times
-come from the last local run of the same pipeline (see :mod:`kedro_vertex_runner.timings`), otherwise a default
+come from the last local run of the same pipeline (see :mod:`kedro_vertex_runner.task.timings`), otherwise a default
 ``node_duration`` (10 s: a typical node of a Kedro project runs for seconds; one that trains a model for
 minutes, which a single local run then records). A grouping is valid when every node is in exactly one task, nodes
 of one task have equal settings, and the contracted task graph is acyclic.
@@ -129,14 +129,14 @@ class CostModel:
         task_workers: how many nodes of one task run at once (``run_config.task_runner``: 1 when sequential);
             a task's run time is then the length of its nodes' schedule on that many workers (see :func:`_span`).
         parallel_cost: seconds a task loses when it runs nodes side by side (processes forked, libraries' pools
-            set up again; ``kedro_vertex_runner.task_runners.FORK_COST``): a task whose schedule plus this is not
+            set up again; ``kedro_vertex_runner.task.runners.FORK_COST``): a task whose schedule plus this is not
             shorter than the sum of its nodes runs them one after another, and costs the sum.
         extra_startup: seconds a node's task spends on top of ``task_startup`` (a task with machine settings
             waits for its own machine); counted once per task by :func:`estimate`, with each such node's run time
             by the grouping search (so it fuses such nodes no more eagerly than others).
         transient: datasets that stay in memory between the nodes of a task (undeclared, or memory datasets);
             nodes linked by one run in one process, one after another (see
-            ``kedro_vertex_runner.task_runners.memory_groups``), so only such groups overlap. None: unknown, every
+            ``kedro_vertex_runner.task.runners.memory_groups``), so only such groups overlap. None: unknown, every
             node overlaps on its own.
     """
 
@@ -325,7 +325,7 @@ def _task_span(
     if workers > 1 and transient and any(name in transient for node in nodes for name in node.inputs):
         from types import SimpleNamespace
 
-        from ..task_runners import memory_groups
+        from ..task.runners import memory_groups
 
         units = memory_groups(SimpleNamespace(nodes=list(nodes)), transient.__contains__)
         if len(units) < len(nodes):

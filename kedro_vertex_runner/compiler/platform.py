@@ -58,7 +58,7 @@ def with_platform_spec(
     """``spec`` with the platform spec of its tasks (``executors``: executor label → the nodes its task runs) when
     the backend is Kubeflow Pipelines and pods have settings, runs a TTL or the exit task (``webhook_executor``)
     posts to ``run_config.kubeflow.webhook``; else ``spec`` unchanged. The webhook's Secret is the exit task's
-    environment variable :data:`~kedro_vertex_runner.secret_manager.WEBHOOK_URL_ENV`, as
+    environment variable :data:`~kedro_vertex_runner.task.secret_manager.WEBHOOK_URL_ENV`, as
     ``kfp.kubernetes.use_secret_as_env`` writes it: only the Secret's name and key are in the spec.
 
     Raises:
@@ -85,7 +85,7 @@ def with_platform_spec(
             if config:
                 configs[label] = config
     if hook is not None and webhook_executor is not None:
-        from ..secret_manager import WEBHOOK_URL_ENV
+        from ..task.secret_manager import WEBHOOK_URL_ENV
 
         config = configs.setdefault(webhook_executor, {})
         config.setdefault("secretAsEnv", []).append(

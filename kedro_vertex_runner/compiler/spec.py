@@ -6,7 +6,7 @@ layout copies what kfp 2.17 itself emits (``resources``, ``retryPolicy``, ``dsl.
 kfp's own parser accept it.
 
 Each task runs ``python -m kedro_vertex_runner.entrypoint`` with its arguments in exec form — one value per list
-item, never a shell — rendered from a :class:`~kedro_vertex_runner.task_contract.TaskContract` as ``--option=value``
+item, never a shell — rendered from a :class:`~kedro_vertex_runner.task.contract.TaskContract` as ``--option=value``
 items, so node names such as ``f([a;b]) -> [c]`` or ``--help`` and a parameter ``-draft`` arrive intact and inert.
 Runtime parameters (``--params``) become typed pipeline parameters whose values reach every task through
 placeholders; the project's full parameter set stays in the image's ``conf/`` and is never copied into the spec.
@@ -33,9 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..artifacts import DATASET as DATASET_ARTIFACT
-from ..artifacts import EXECUTOR_INPUT_PLACEHOLDER, artifact_name
-from ..artifacts import definition as artifact_definition
 from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
 from ..config.machines import Machine
@@ -50,8 +47,10 @@ from ..pipeline_spec import (
     documents,
 )
 from ..secret_check import find_secret, secret_message, secret_reason
-from ..secret_manager import KUBERNETES_WEBHOOK
-from ..task_contract import (
+from ..task.artifacts import DATASET as DATASET_ARTIFACT
+from ..task.artifacts import EXECUTOR_INPUT_PLACEHOLDER, artifact_name
+from ..task.artifacts import definition as artifact_definition
+from ..task.contract import (
     JOB_ID_INPUTS,
     JOB_NAME_INPUT,
     JOB_NAME_PLACEHOLDER,
@@ -63,7 +62,8 @@ from ..task_contract import (
     TaskParam,
     input_placeholder,
 )
-from ..task_runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mode_for
+from ..task.runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mode_for
+from ..task.secret_manager import KUBERNETES_WEBHOOK
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
@@ -594,7 +594,7 @@ _PER_RUN_PATH = "is stored under a per-run path (its catalog entry uses ${vertex
 
 class _PerRunOutputs:
     """Datasets a task stores under the job's run id, through the one rule of
-    :class:`kedro_vertex_runner.persistence.TaskBoundary`:
+    :class:`kedro_vertex_runner.task.persistence.TaskBoundary`:
 
     * a task producing one that other tasks read (or one the catalog itself puts under a ``${vertex:run_id}``
       path) cannot be served from Vertex AI's cache: it would not run, and the data would not exist for the new
@@ -604,7 +604,7 @@ class _PerRunOutputs:
     """
 
     def __init__(self, request: CompileRequest, groups: list[TaskGroup], task_name_of: dict[str, str]):
-        from ..persistence import TaskBoundary
+        from ..task.persistence import TaskBoundary
 
         declared = request.declared
         self.known = declared is not None
@@ -668,7 +668,7 @@ class _PerRunOutputs:
 
 class _Artifacts:
     """The catalog datasets each task declares as output artifacts, and the input artifacts of the tasks that read
-    them (``taskOutputArtifact``), per the rule of :mod:`kedro_vertex_runner.artifacts`: the catalog's datasets
+    them (``taskOutputArtifact``), per the rule of :mod:`kedro_vertex_runner.task.artifacts`: the catalog's datasets
     with a location, metrics and models (``request.artifacts``), and the intermediates stored under
     ``<root>/<run id>/`` because they leave a task. Nothing when the catalog is unknown (``request.declared`` None).
     Linear: a dict look-up per output and input of every node.
@@ -882,7 +882,7 @@ class _CommonArgs:
 
     def side_by_side_pays(self, group: TaskGroup) -> bool:
         """Whether the task's nodes, in groups linked by values kept in memory (each group one process, see
-        :func:`kedro_vertex_runner.task_runners.memory_groups`), finish sooner side by side, on the workers the
+        :func:`kedro_vertex_runner.task.runners.memory_groups`), finish sooner side by side, on the workers the
         cost model assumes and with its cost of forking, than one after another, by the cost model's node times
         (the last local run's, or the default). Where the catalog is unknown, every node is a group of its own."""
         from types import SimpleNamespace
@@ -894,7 +894,7 @@ class _CommonArgs:
         kept: set[str] = set()
         if request.declared is not None:
             if self._boundary is None:
-                from ..persistence import TaskBoundary
+                from ..task.persistence import TaskBoundary
 
                 self._boundary = TaskBoundary(
                     request.pipeline, request.declared.__contains__, request.in_memory.__contains__

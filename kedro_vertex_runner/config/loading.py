@@ -54,7 +54,7 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     """
     from kedro.config import MissingConfigException
 
-    from .. import resolvers  # noqa: F401 - ${vertex:…} values (e.g. the image init writes) resolve in any caller
+    from ..task import resolvers  # noqa: F401 - ${vertex:…} values (e.g. the image init writes) resolve in any caller
 
     register_config_pattern(config_loader)
     source = Path(conf_source or getattr(config_loader, "conf_source", None) or "conf")

@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
-from ..secret_manager import check_reference
+from ..task.secret_manager import check_reference
 from ..values import MAX_WORKERS
 from .machines import (
     BootDisk,

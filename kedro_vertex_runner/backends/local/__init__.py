@@ -22,7 +22,7 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   only slows the edit-run loop; ``--timeout=N`` in a task's args kills the task after N seconds;
 * each task runs in its own process group, so a timeout or Ctrl-C (or SIGTERM) also stops whatever the task
   started, and a finished task leaves nothing behind — as when Vertex AI tears down a task's container. That
-  includes descendants that left the group with ``setsid`` (see :mod:`.processes`), and holds when the launcher
+  includes descendants that left the group with ``setsid`` (see ``task/processes.py``), and holds when the launcher
   itself is killed (SIGKILL included): task processes watch for it and stop; temporary files of writes a kill
   interrupted are removed when the run ends;
 * tasks that run the task entrypoint start *warm* by default: forked from a process that has already imported
@@ -32,8 +32,8 @@ to behave like Vertex AI Pipelines where that matters for debugging a job before
   nothing instead, as does a platform without ``fork``.
 
 A task's nodes and timeout are read from its arguments through the task contract
-(:class:`~kedro_vertex_runner.task_contract.TaskContract`), and which node failed from the task's report file
-(:class:`~kedro_vertex_runner.task_contract.TaskReport`, whose path every task gets in ``KEDRO_VERTEX_TASK_REPORT``):
+(:class:`~kedro_vertex_runner.task.contract.TaskContract`), and which node failed from the task's report file
+(:class:`~kedro_vertex_runner.task.contract.TaskReport`, whose path every task gets in ``KEDRO_VERTEX_TASK_REPORT``):
 the entrypoint names each node there before it runs, so a node that ends its process hard (``os._exit``, a signal,
 a timeout) is named too. Nothing is read back from a task's log but the lines shown to the user.
 

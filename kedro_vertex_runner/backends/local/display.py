@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...task_contract import TASK_REPORT_ENV, TaskReport
+from ...task.contract import TASK_REPORT_ENV, TaskReport
 from ..base import JobHandle, TaskLog, TaskState
 from .plan import (
     EARLIER_RUN,

@@ -16,10 +16,10 @@ from typing import IO, TYPE_CHECKING, Any
 from ...errors import PluginError
 from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS, typed_value
 from ...pipeline_spec import parameter_values as pipeline_parameter_values
-from ...secret_manager import LOCAL_TASK_ENV
-from ...task_contract import TaskContract, keep_nodes
+from ...task.contract import TaskContract, keep_nodes
+from ...task.processes import Descendants
+from ...task.secret_manager import LOCAL_TASK_ENV
 from ..base import JobFailed, JobHandle
-from .processes import Descendants
 
 if TYPE_CHECKING:
     from .display import (

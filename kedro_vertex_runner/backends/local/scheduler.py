@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ...errors import PluginError
-from ...task_contract import TASK_REPORT_ENV, TaskReport, _number
+from ...task.contract import TASK_REPORT_ENV, TaskReport, _number
+from ...task.entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ...values import check_run_id
 from ..base import SilentReporter
 from .display import (
@@ -249,7 +249,7 @@ class _Scheduler:
         if self._zygote is not None:
             self._zygote.close()
             self._zygote = None
-        from ...persistence import sweep_temp_files
+        from ...task.persistence import sweep_temp_files
 
         sweep_temp_files(self.storage.run_dir)
 
@@ -406,7 +406,7 @@ class _Scheduler:
     def _ended_mid_node(self, task: _Task) -> str | None:
         """Why a task that exited with 0 failed all the same: its report still names a node as running (the
         process ended inside that node without a word, e.g. a C extension's ``_exit(0)``), else None."""
-        from ...task_contract import RUNNING as NODE_RUNNING
+        from ...task.contract import RUNNING as NODE_RUNNING
 
         report = TaskReport.read(self.storage.report_path(task.name))
         if report is None or report.state != NODE_RUNNING:

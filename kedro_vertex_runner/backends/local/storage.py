@@ -236,7 +236,7 @@ class _Storage:
             return
         import secrets
 
-        from ...persistence import open_new
+        from ...task.persistence import open_new
 
         target = Path(self.run_dir) / RUN_RECORD
         temp = target.parent / f".{RUN_RECORD}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # swept if a kill leaves it

@@ -20,8 +20,9 @@ session and process group (``setsid``), the kernel's parent-death signal, subrea
 stays the task's), stdout/stderr into the task's log, stdin from ``/dev/null``, the task's environment (replacing
 the zygote's), working directory, default signal handlers, fresh random seeds (``random`` and numpy's global
 generator). The task's argv format is the entrypoint's business: the zygote passes it through unchanged. When the
-entrypoint returns, the child ends as a fresh interpreter would (:func:`.processes.finish`: threading's shutdown
-hooks, then the ``atexit`` handlers, then whatever is left running is killed), never waiting on a library's workers.
+entrypoint returns, the child ends as a fresh interpreter would (:func:`~kedro_vertex_runner.task.processes.finish`:
+threading's shutdown hooks, then the ``atexit`` handlers, then whatever is left running is killed), never waiting on
+a library's workers.
 
 Protocol, one JSON object per line: the launcher writes ``{"key", "argv", "env", "cwd", "log"}`` to the zygote's
 stdin; the zygote answers ``{"key", "pid"}`` (or ``{"key", "error"}``) once forked and ``{"pid", "status"}`` when
@@ -420,7 +421,7 @@ def enabled(option: bool | None) -> bool:
 
 def _preload(project_dir: Path, remote_root: bool, project_imported: bool = False) -> None:
     """Import what tasks import, and nothing that holds run state (see the module docstring)."""
-    from ... import entrypoint
+    from ...task import entrypoint
 
     entrypoint._plain_logging(project_dir)  # before kedro.framework.project, which configures logging on import
     steps = [
@@ -428,8 +429,8 @@ def _preload(project_dir: Path, remote_root: bool, project_imported: bool = Fals
         lambda: __import__("kedro.runner"),
         lambda: __import__("kedro.config"),
         lambda: __import__("pydantic").BaseModel,  # imported lazily when Kedro validates parameters
-        lambda: __import__("kedro_vertex_runner.persistence"),
-        lambda: __import__("kedro_vertex_runner.mlflow_tracking"),
+        lambda: __import__("kedro_vertex_runner.task.persistence"),
+        lambda: __import__("kedro_vertex_runner.task.mlflow_run"),
         lambda: _import_project(project_dir, node_modules=not project_imported),
         lambda: _import_hook_plugins(project_dir),
         lambda: _import_dataset_types(project_dir),
@@ -471,7 +472,7 @@ def _import_hook_plugins(project_dir: Path) -> None:
 
     from kedro.framework.project import settings
 
-    from ... import entrypoint
+    from ...task import entrypoint
 
     # kedro-telemetry: every compiled task sets DO_NOT_TRACK, so tasks never load it
     skip = {"kedro-vertex-runner", "kedro-telemetry"}
@@ -521,7 +522,7 @@ def _run_child(
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()
-        from .processes import become_subreaper, die_with_parent
+        from ...task.processes import become_subreaper, die_with_parent
 
         die_with_parent(signal.SIGKILL)
         if os.getppid() != zygote_pid:  # the zygote died before the flag was set
@@ -542,7 +543,7 @@ def _run_child(
         os.environ.clear()
         os.environ.update(request["env"])
         _reseed("\0".join(request["argv"]), python_state)
-        from ... import entrypoint
+        from ...task import entrypoint
 
         sys.argv = [entrypoint.__file__ or ENTRYPOINT_MODULE, *request["argv"]]
         _configure_logging(Path(request["cwd"]))
@@ -557,7 +558,7 @@ def _run_child(
         traceback.print_exc()
         code = 1
     finally:
-        from .processes import finish
+        from ...task.processes import finish
 
         # what a fresh interpreter runs at exit, threading's shutdown hooks first: without them multiprocessing's
         # exit handler waited for loky's idle workers (GridSearchCV(n_jobs=-1)) for their 300 s timeout
@@ -583,8 +584,8 @@ def _unbuffered_stdio() -> None:
 
 def _reseed(key: str, python_state: Any) -> None:
     """Random state of the task's own, derived from the warm-start process's and the task's arguments (see
-    :func:`~kedro_vertex_runner.task_runners.fresh_random_state`)."""
-    from ...task_runners import fresh_random_state
+    :func:`~kedro_vertex_runner.task.runners.fresh_random_state`)."""
+    from ...task.runners import fresh_random_state
 
     fresh_random_state(key, python_state)
 
@@ -594,7 +595,7 @@ def _configure_logging(project_dir: Path) -> None:
     project = sys.modules.get("kedro.framework.project")
     if project is None:
         return
-    from ... import entrypoint
+    from ...task import entrypoint
 
     entrypoint._plain_logging(project_dir, reconfigure=True)
     project.LOGGING.__init__()  # reads KEDRO_LOGGING_CONFIG / conf/logging.yml / the default again
@@ -649,7 +650,7 @@ class _Server:
         self.send({"key": request["key"], "pid": pid})
 
     def reap(self) -> None:
-        from .processes import children, kill, kill_tree
+        from ...task.processes import children, kill, kill_tree
 
         while True:
             try:
@@ -671,7 +672,7 @@ class _Server:
                 kill(child)
 
     def shutdown(self) -> None:
-        from .processes import Descendants, children, kill_tree
+        from ...task.processes import Descendants, children, kill_tree
 
         # stopping already: a further SIGTERM (the launcher's death and a stop request can both send one) must not
         # interrupt the clean-up below
@@ -699,7 +700,7 @@ class _Server:
         tree.kill_left()
         self.reap_quietly()
         if self.sweep:
-            from ...persistence import sweep_temp_files
+            from ...task.persistence import sweep_temp_files
 
             sweep_temp_files(self.sweep)
 
@@ -748,7 +749,7 @@ def _serve(project_dir: Path, remote_root: bool, requests: int, replies: int, pr
 
     ``project_imported``: forked from a launcher that has bootstrapped the project and imported its node modules
     (:func:`_import_node_modules`), so the zygote need not do that again."""
-    from .processes import become_subreaper, die_with_parent
+    from ...task.processes import become_subreaper, die_with_parent
 
     die_with_parent(signal.SIGTERM)
     become_subreaper()

@@ -9,7 +9,7 @@ The spec is the pipeline compiled now (a new image or fixed code reaches the rer
 runtime parameters' names are not the original's. Its tasks must read what the original's tasks stored under ``<root>/<run id>/``, but a rerun
 has ids of its own, so the job's ids are fixed in every task's arguments: ``--run-id`` is the original's run id
 and ``--job-name`` the original job's id. The run id is the one the original's tasks recorded under the root for
-their job (``<root>/timings/jobs/<job id>.txt``, see :func:`kedro_vertex_runner.timings.run_of_job`); only when
+their job (``<root>/timings/jobs/<job id>.txt``, see :func:`kedro_vertex_runner.task.timings.run_of_job`); only when
 they recorded none (no task of the original got that far) is it taken to be the billing id label's value, which
 Vertex AI's numeric job uuid is believed to equal, with one warning line.
 """
@@ -20,7 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from ...task_contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
+from ...task.contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
 from ..submission import job_id_for
 from .api import _FINAL_STATES, VertexApi, _call, _short_state, api_endpoint, check_root_bucket
 from .jobs import _display_name, build_pipeline_job, handle_for
@@ -128,7 +128,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} ran with the runtime parameters {given} (now: {now}): pass --params with the "
             "same names (e.g. the values above), as the tasks take them from the spec"
         )
-    from ...timings import run_of_job
+    from ...task.timings import run_of_job
 
     run_id, why = run_of_job(config.run_config.root, original_id)
     if run_id is None:

@@ -56,7 +56,7 @@ from urllib.parse import quote
 
 from kedro.io import AbstractDataset, DatasetError
 
-from .errors import PluginError
+from ..errors import PluginError
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -78,7 +78,7 @@ def file_name(dataset_name: str) -> str:
 
 def run_dir(root: str, run_id: str) -> str:
     """``<root>/<run id>``; the run id must be usable as a single path segment."""
-    from .values import check_run_id
+    from ..values import check_run_id
 
     check_run_id(run_id)
     return f"{str(root).rstrip('/')}/{run_id}"
@@ -136,7 +136,7 @@ class PersistedDataset(AbstractDataset[Any, Any]):
         return {"name": self._name, "path": self._path}
 
     def _fs(self) -> tuple[Any, str]:
-        from .storage import url_to_fs
+        from ..storage import url_to_fs
 
         return url_to_fs(self._path, **self._storage_options)
 
@@ -497,7 +497,7 @@ def _read_version(path: str) -> str | None:
             with open(_local(path), "rb") as stream:
                 text = stream.read()
         else:
-            from .storage import url_to_fs
+            from ..storage import url_to_fs
 
             fs, remote = url_to_fs(path)
             text = fs.cat_file(remote)
@@ -509,7 +509,7 @@ def _read_version(path: str) -> str | None:
 def _create_exclusive(path: str, payload: bytes) -> bool:
     """Write ``payload`` at ``path`` unless something is there already; False when another writer was first."""
     if not _is_local(path):
-        from .storage import url_to_fs
+        from ..storage import url_to_fs
 
         fs, remote = url_to_fs(path)
         try:
@@ -546,7 +546,7 @@ def pin_versions(catalog: Any, group: Pipeline, version: Callable[[], str]) -> d
     """
     from kedro.io.core import Version
 
-    from .kedro_compat import dataset_version, is_versioned, pin_version
+    from ..kedro_compat import dataset_version, is_versioned, pin_version
 
     produced = set(group.all_outputs())
     pinned: dict[str, str] = {}
@@ -576,7 +576,7 @@ def _safe_exists(dataset: Any) -> bool:
 def clear_version(dataset: Any, version: str) -> None:
     """Remove what an earlier attempt of this job saved at ``version`` (a retried task, a resumed run): Kedro
     refuses to save a version that exists, and that data came from this very job."""
-    from .kedro_compat import remove_version
+    from ..kedro_compat import remove_version
 
     remove_version(dataset, version)
 

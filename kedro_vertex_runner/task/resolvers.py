@@ -43,8 +43,8 @@ import threading
 import time
 from typing import Any
 
-from .errors import PluginError
-from .values import check_run_id, is_on
+from ..errors import PluginError
+from ..values import check_run_id, is_on
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Process-tree helpers for the local backend: a task is its process and everything descended from it.
+"""Process-tree helpers for a task and the local backend: a task is its process and everything descended from it.
 
 A task's processes must never outlive it, as when Vertex AI tears down a task's container. Killing the task's
 process group is not enough: a child that calls ``setsid`` (a daemon, a server started with

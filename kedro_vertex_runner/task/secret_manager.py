@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import PluginError
-from .values import is_on
+from ..errors import PluginError
+from ..values import is_on
 
 ENDPOINT_ENV = "KEDRO_VERTEX_SECRET_MANAGER_ENDPOINT"
 DEFAULT_ENDPOINT = "https://secretmanager.googleapis.com"

@@ -120,7 +120,7 @@ def make_runner(mode: str, pipeline: Any, tracker: Any, catalog: Any = None) -> 
     task runs in-process, one node after another, when no two groups could overlap or the task uses Spark."""
     from kedro.runner import SequentialRunner, ThreadRunner
 
-    from .kedro_compat import without_resume_suggestion
+    from ..kedro_compat import without_resume_suggestion
 
     if mode == SEQUENTIAL or len(pipeline.nodes) < 2 or is_chain(pipeline):
         return without_resume_suggestion(SequentialRunner)()
@@ -596,7 +596,7 @@ def _child(task: Any, write_end: int, tracker: Any, python_state: Any = None) ->
 
     from kedro.io import MemoryDataset
 
-    from .backends.local.processes import finish
+    from .processes import finish
 
     inherited_hooks = len(getattr(threading, "_threading_atexits", []))
     atexit._clear()  # the task's handlers (its MLflow run, its logging) are the task's, not this node's

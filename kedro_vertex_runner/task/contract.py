@@ -35,8 +35,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .errors import PluginError
-from .values import PARAMETER_TYPE_WORDS, typed_parameter
+from ..errors import PluginError
+from ..values import PARAMETER_TYPE_WORDS, typed_parameter
 
 if TYPE_CHECKING:
     import argparse

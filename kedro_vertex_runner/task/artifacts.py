@@ -116,7 +116,7 @@ def dataset_uri(dataset: Any, version: str | None = None) -> str | None:
     if path is None:
         return None
     if version is not None:
-        from .kedro_compat import versioned_path
+        from ..kedro_compat import versioned_path
 
         path = versioned_path(dataset, version) or path  # else the unversioned location still names the data
     text = str(path)

@@ -3,7 +3,7 @@
 
 The compiled PipelineSpec starts it in every container on Vertex AI, and the local backend starts it as a
 subprocess with the project directory as working directory. Its arguments are the task contract
-(:mod:`kedro_vertex_runner.task_contract`), every option one ``--option=value`` item so that any value arrives
+(:mod:`kedro_vertex_runner.task.contract`), every option one ``--option=value`` item so that any value arrives
 intact::
 
     --pipeline=NAME            registered pipeline the nodes come from (repeatable; nodes are looked up in the union)
@@ -17,23 +17,23 @@ intact::
     --run-id=RUN_ID            the job's run id (default: KEDRO_VERTEX_RUN_ID, else a generated local id)
     --job-name=JOB_NAME        the job's name (exposed as ${vertex:job_name})
     --root=ROOT                where undeclared intermediates live: gs://bucket/path or a directory (relative to
-                               the project directory); see kedro_vertex_runner.persistence
+                               the project directory); see kedro_vertex_runner.task.persistence
     --param=TYPE:KEY=VALUE     a runtime parameter, typed: TYPE is STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN,
                                LIST or STRUCT; VALUE is the text Vertex AI substitutes (raw string, JSON number,
                                true/false, JSON list/object). A dotted KEY sets a nested parameter, as --params does.
     --timeout=SECONDS          fail the task with "node 'X' timed out after N s"
     --task-runner=MODE         how nodes that do not depend on each other run: processes (each group of nodes
                                linked in memory in a forked process), threads or sequential (default); see
-                               kedro_vertex_runner.task_runners
+                               kedro_vertex_runner.task.runners
     --host-alias=IP=H1,H2      make hostnames H1, H2 resolve to IP inside this process (repeatable)
     --exit-handler             this task belongs to the on-exit pipeline (it runs like any other task)
     --project-dir=DIR          the Kedro project (default: the working directory)
     --code-uri=URI             code upload: fetch the project's code and conf/ from URI (<root>/code/<sha256>/…),
                                unpack it into a scratch directory and run the project from there (see
-                               kedro_vertex_runner.code_upload)
+                               kedro_vertex_runner.task.code_unpack)
     --secret=NAME=REFERENCE    set environment variable NAME to the Secret Manager secret REFERENCE
                                (projects/<p>/secrets/<s>/versions/<v>), read at start-up with the task's credentials
-                               (repeatable; see kedro_vertex_runner.secret_manager)
+                               (repeatable; see kedro_vertex_runner.task.secret_manager)
     --final-status=JSON        exit task: the job's final status (KFP's PipelineTaskFinalStatus), which its nodes
                                read as the parameter ``job_final_status``
     --webhook=REFERENCE        exit task: POST the final status as JSON to the URL held by this secret, after its
@@ -45,7 +45,7 @@ is refused, since every job would then share one folder.
 Exit status: 0 on success; 1 when a node fails, with ``Error: node '<name>' failed: <Type>: <message>`` as the last
 line on stderr (after the traceback); 124 on timeout; 1 or 2 with one ``Error: …`` line for bad input. When
 ``KEDRO_VERTEX_TASK_REPORT`` names a file, the task also keeps its ``TaskReport`` there (see
-:mod:`kedro_vertex_runner.task_contract`): which node is running, written before each node starts so that a hard
+:mod:`kedro_vertex_runner.task.contract`): which node is running, written before each node starts so that a hard
 exit still names it, and how the task ended.
 
 Why not ``kedro run --nodes …``: a task should start fast (Vertex AI already spends minutes starting a container),
@@ -76,8 +76,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import PluginError, report_error
-from .task_contract import (
+from ..errors import PluginError, report_error
+from ..values import is_on, switch
+from .contract import (
     FAILED,
     PLACEHOLDER_START,
     RUNNING,
@@ -88,7 +89,6 @@ from .task_contract import (
     TaskReport,
     report_path,
 )
-from .values import is_on, switch
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -194,14 +194,14 @@ class _Watchdog:
             self._hard.cancel()
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        from .task_runners import kill_node_processes
+        from .runners import kill_node_processes
 
         self._expired = self.describe()
         kill_node_processes()
         raise TaskTimeout(self.message())
 
     def _hard_exit(self) -> None:
-        from .task_runners import kill_node_processes
+        from .runners import kill_node_processes
 
         self._expired = self._expired or self.describe()
         kill_node_processes()
@@ -261,7 +261,7 @@ def _disable_plugins(plugins: set[str]) -> None:
 
     if not blocked:
         return
-    from .kedro_compat import block_hook_plugins
+    from ..kedro_compat import block_hook_plugins
 
     block_hook_plugins(blocked)
 
@@ -274,7 +274,7 @@ def _skip_needless_imports() -> None:
     the same answer without the import. A task whose nodes use pandas imports it anyway; one that does not (a
     notification, a model deploy) starts that much sooner.
     """
-    from .kedro_compat import replace_copy_mode
+    from ..kedro_compat import replace_copy_mode
 
     def infer_copy_mode(data: Any) -> Literal["deepcopy", "copy", "assign"]:
         pd, np, ibis = (sys.modules.get(name) for name in ("pandas", "numpy", "ibis"))
@@ -323,7 +323,7 @@ class _TaskHooks:
             self._started[node_name] = time.perf_counter()
             TaskReport(RUNNING, node_name).write(self.report)
 
-    # -- nodes in processes of their own (kedro_vertex_runner.task_runners.ForkExecutor) -------------------
+    # -- nodes in processes of their own (kedro_vertex_runner.task.runners.ForkExecutor) -------------------
 
     def started(self, node_name: str) -> None:
         self.running.append(node_name)
@@ -595,7 +595,7 @@ def _refuse_placeholders(task: TaskContract) -> None:
                 f"{flag}=VALUE"
             )
     if task.run_id is not None:
-        from .values import check_run_id
+        from ..values import check_run_id
 
         check_run_id(task.run_id)  # it names the run's folder: refused before the project is even loaded
 
@@ -605,7 +605,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
     if not task.nodes:
         raise PluginError("no --node given: name at least one node to run")
-    from .task_runners import MODES, SEQUENTIAL
+    from .runners import MODES, SEQUENTIAL
 
     mode = task.task_runner or SEQUENTIAL
     if mode not in MODES:
@@ -630,14 +630,14 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     run_id = task.run_id or resolvers.current_run_id()
     root = _resolve_root(task.root, project_dir)
     if root is not None:
+        from ..storage import require
         from .persistence import run_dir
-        from .storage import require
 
         require(root)  # s3:// without s3fs: one line before any node runs
 
         _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
     if code_uri:
-        from .code_upload import unpack
+        from .code_unpack import unpack
 
         project_dir = unpack(code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
     resolvers.set_run_context(run_id, task.job_name)
@@ -665,9 +665,9 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
 
         from kedro.framework.session import KedroSession
 
-        from .kedro_compat import hook_manager
-        from .mlflow_tracking import task_run
-        from .task_runners import task_runner
+        from ..kedro_compat import hook_manager
+        from .mlflow_run import task_run
+        from .runners import task_runner
 
         session: KedroSession
         with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
@@ -700,7 +700,7 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         _raise_missing_module(exc, code_uri)
         raise
     except SystemExit as exc:  # a node called sys.exit: that node failed, the task's later nodes did not run
-        from .task_runners import NodeExited
+        from .runners import NodeExited
 
         node = _exiting_node(exc) or hooks.failed_node or hooks.current_node
         if node is None:  # not from a node (no node had started): the exit it asks for
@@ -780,7 +780,7 @@ class _ExitGuard:
             report_error(f"node {node!r} failed: {reason}" if node else reason)
             sys.stderr.flush()
         finally:
-            from .backends.local.processes import finish
+            from .processes import finish
 
             finish(1)  # as the task would have ended: exit handlers, then whatever it started is killed
 
@@ -802,7 +802,7 @@ def _raise_missing_module(exc: BaseException, code_uri: str | None, node: str | 
     """With code upload, a module the uploaded code imports but the image lacks is one line naming it."""
     if not code_uri:
         return
-    from .code_upload import missing_module, missing_module_message
+    from .code_unpack import missing_module, missing_module_message
 
     module = missing_module(exc)
     if module:
@@ -855,7 +855,7 @@ def _prepare_project(
 
     Returns ``(sources, full)``: the pipeline names to take ``nodes`` from (``node_pipelines`` when they hold every
     node, else ``pipeline_names``), and the union of ``pipeline_names`` — or, when ``sources`` is smaller, a
-    function loading it on demand (see :func:`kedro_vertex_runner.persistence.boundary_datasets`).
+    function loading it on demand (see :func:`kedro_vertex_runner.task.persistence.boundary_datasets`).
     """
     _plain_logging(project_dir)
     from kedro.framework.startup import bootstrap_project
@@ -1004,7 +1004,7 @@ def _watch_launcher() -> None:
         return
     if launcher <= 0 or not hasattr(os, "killpg") or os.getppid() != launcher:
         return
-    from .backends.local.processes import become_subreaper, descendants, kill
+    from .processes import become_subreaper, descendants, kill
 
     become_subreaper()
 
@@ -1050,7 +1050,7 @@ def _sweep_when_gone(folder: str) -> None:
 
 def _main_and_exit() -> None:
     """``python -m kedro_vertex_runner.entrypoint``: run the task, then end as a warm-started task does
-    (:func:`~kedro_vertex_runner.backends.local.processes.finish`): exit handlers run, no thread or worker is waited for."""
+    (:func:`~kedro_vertex_runner.task.processes.finish`): exit handlers run, no thread or worker is waited for."""
     code = 1
     try:
         code = main()
@@ -1063,7 +1063,7 @@ def _main_and_exit() -> None:
 
         traceback.print_exc()
     finally:
-        from .backends.local.processes import finish
+        from .processes import finish
 
         finish(code)
 

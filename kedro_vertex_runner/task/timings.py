@@ -183,7 +183,7 @@ def record_task(
 
 
 def _remote_fs(root: str) -> tuple[Any, str]:
-    from .storage import bounded_options, url_to_fs
+    from ..storage import bounded_options, url_to_fs
 
     return url_to_fs(root, **bounded_options(root))
 
