@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ...errors import PluginError
+from ...pipeline_spec import pipeline_name as spec_pipeline_name
 from ...task_contract import TASK_REPORT_ENV, TaskReport, _number
 from ...values import check_run_id
 from ..base import SilentReporter
@@ -130,7 +131,7 @@ def run_spec(
     run_id = str(run_id) if run_id else str(uuid.uuid4())
     check_run_id(run_id)
     if job_name is None:
-        pipeline_name = str(spec.get("pipelineInfo", {}).get("name") or "pipeline")
+        pipeline_name = spec_pipeline_name(spec, "pipeline")
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
     storage = _Storage(str(root), run_id, project)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
 from ...network import is_loopback, network_timeout, no_answer, redact, refuse_userinfo, require_https, scrub
+from ...pipeline_spec import looks_compiled
 from ...values import is_on
 
 if TYPE_CHECKING:
@@ -200,6 +201,6 @@ def fetch_template(uri: str, config: PluginConfig) -> dict[str, Any]:
         raise PluginError(f"template {redact(uri)}: not a pipeline spec ({_brief(exc)})") from None
     if isinstance(spec, dict) and "pipelineSpec" in spec:  # a PipelineJob-style wrapper
         spec = spec["pipelineSpec"]
-    if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
+    if not isinstance(spec, dict) or not looks_compiled(spec):
         raise PluginError(f"template {redact(uri)}: not a pipeline spec (no root/pipelineInfo): check the URI")
     return spec
