@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginError
+from .files import replace_file
 
 CODE_DIR = "code"
 ARCHIVE_NAME = "code.tar.gz"
@@ -414,9 +415,7 @@ def upload(package: CodePackage, uri: str) -> bool:
         if "://" in uri:
             fs.pipe_file(path, package.data)
         else:
-            temp = f"{path}.{os.getpid()}.tmp"
-            fs.pipe_file(temp, package.data)
-            os.replace(temp, path)
+            replace_file(path, package.data)
     except PluginError:
         raise
     except Exception as exc:

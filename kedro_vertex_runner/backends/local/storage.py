@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...errors import PluginError
+from ...files import replace_file
 from ...values import check_run_id
 from ..base import Reporter
 from .plan import (
@@ -234,19 +235,8 @@ class _Storage:
             fs = self._filesystem()
             fs.pipe_file(fs._strip_protocol(f"{self.run_dir}/{RUN_RECORD}"), data)
             return
-        import secrets
-
-        from ...persistence import open_new
-
-        target = Path(self.run_dir) / RUN_RECORD
-        temp = target.parent / f".{RUN_RECORD}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # swept if a kill leaves it
-        try:
-            with open_new(str(temp)) as stream:  # O_EXCL | O_NOFOLLOW, mode 0o666 less the umask
-                stream.write(data)
-            os.replace(temp, target)  # a link at the record's name is replaced, never written through
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        # a link at the record's name is replaced, never written through; a kill leaves a temporary file, swept
+        replace_file(Path(self.run_dir) / RUN_RECORD, data)
 
     def local_log(self, task: str) -> Path:
         if not task or task in {".", ".."} or "/" in task or "\\" in task or "\0" in task:
