@@ -173,7 +173,7 @@ class KubeflowBackend(Backend):
                 from ...network import no_answer
 
                 raise no_answer(self.host, f"to {action}") from None
-            raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
+            raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_kfp_error(exc)}") from None
 
     # ---------------------------------------------------------------------------------------------------------
     # runs
@@ -543,7 +543,7 @@ def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
     return job_id_for(pipeline_name, dict(spec))
 
 
-def _brief(exc: BaseException) -> str:
+def _kfp_error(exc: BaseException) -> str:
     """One secret-free line for a KFP client error: the HTTP status and KFP's own message, or the error's class."""
     status = getattr(exc, "status", None)
     if status:
@@ -560,9 +560,9 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        from ...network import scrub
+        from ...network import brief
 
-        return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
+        return brief(exc, limit=300) or "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
 
 
