@@ -170,7 +170,6 @@ class SpecView:
 
     #: ``pipelineInfo.name``: the project, then the Kedro pipeline unless ``__default__``; "" when there is none
     name: str
-    description: str | None
     #: the root DAG's tasks by key
     root: Mapping[str, Task]
     #: the pipeline's parameters (``root.inputDefinitions``), typed as the spec declares them
@@ -204,7 +203,6 @@ class SpecView:
         }
         return cls(
             name=str(info.get("name") or ""),
-            description=info.get("description"),
             root=_tasks(root.get("dag")),
             parameters=_parameters(root.get("inputDefinitions")),
             components=components,
