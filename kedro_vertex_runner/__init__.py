@@ -7,7 +7,7 @@ a task's entrypoint) imports it before Kedro creates its config loader.
 
 Where code runs: ``task/`` holds what runs inside a task (``python -m kedro_vertex_runner.entrypoint``, whose name
 ``entrypoint/`` keeps) and imports nothing else of the plugin but the shared ``errors``, ``values``, ``network``,
-``storage`` and ``kedro_compat``; everything else runs in the launching process: ``runner``, ``cli``, ``hooks``,
+``storage``, ``kedro_compat`` and ``files``; everything else runs in the launching process: ``runner``, ``cli``, ``hooks``,
 ``project`` and the modules they use, ``config/``, ``compiler/`` and ``backends/``.
 """
 

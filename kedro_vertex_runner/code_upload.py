@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginError
+from .files import replace_file
 from .task.code_unpack import ARCHIVE_NAME, CODE_DIR
 
 DEFAULT_MAX_FILE_SIZE = 20_000_000  # bytes: run_config.code_upload.max_file_size
@@ -404,9 +405,7 @@ def upload(package: CodePackage, uri: str) -> bool:
         if "://" in uri:
             fs.pipe_file(path, package.data)
         else:
-            temp = f"{path}.{os.getpid()}.tmp"
-            fs.pipe_file(temp, package.data)
-            os.replace(temp, path)
+            replace_file(path, package.data)
     except PluginError:
         raise
     except Exception as exc:

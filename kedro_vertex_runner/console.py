@@ -18,6 +18,7 @@ import click
 
 from .backends import DEFAULT_BACKEND, backend_class, get_backend
 from .backends.base import JobHandle, JobRequest, JobSummary, ScheduleRequest, ScheduleSummary, TaskLog
+from .pipeline_spec import pipeline_name as spec_pipeline_name
 
 if TYPE_CHECKING:
     from .backends.base import Backend, TaskState
@@ -238,7 +239,7 @@ def create_schedule(
 ) -> str:
     """Schedule ``spec`` on ``cron``, replacing schedules of the same display name (``run_config.scheduled_run_name``
     or the compiled pipeline's name); returns the new schedule's id."""
-    name = config.run_config.scheduled_run_name or (spec.get("pipelineInfo") or {}).get("name") or "kedro"
+    name = config.run_config.scheduled_run_name or spec_pipeline_name(spec)
     request = ScheduleRequest(
         spec=spec,
         name=name,

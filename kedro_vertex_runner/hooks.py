@@ -30,10 +30,6 @@ class _SessionState:
     context: KedroContext | None = None
     run_params: dict[str, Any] | None = None
 
-    def reset(self) -> None:
-        self.context = None
-        self.run_params = None
-
 
 state = _SessionState()
 

@@ -114,6 +114,18 @@ def scrub(text: str) -> str:
     return _USERINFO.sub("", text)
 
 
+def brief(exc: BaseException, *, named: bool = False, limit: int | None = None) -> str:
+    """A library error quoted in one of our one-line messages: its message (a Google API error's ``message``, else
+    ``str(exc)``) on one line, without the request line Google's REST transport puts in front (``POST https://…:
+    ``) and without secrets (:func:`scrub`); ``named``: after the error's class name (``ConnectionError: …``);
+    at most ``limit`` characters."""
+    message = " ".join(str(getattr(exc, "message", None) or exc).split())
+    message = re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", message)
+    if named:
+        message = f"{type(exc).__name__}: {message}"
+    return scrub(message)[:limit]
+
+
 def is_loopback(url: str) -> bool:
     """Whether ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
     host = (urlsplit(url if "://" in url else f"//{url}").hostname or "").lower()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginError
+from .pipeline_spec import SpecView
 
 #: node names listed in a task's box before ``+N more``
 NODES_PER_BOX = 6
@@ -485,13 +486,7 @@ def local_run_tasks(
 
 
 def _spec_dependencies(spec: Mapping[str, Any]) -> dict[str, list[str]]:
-    deps: dict[str, list[str]] = {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [c.get("dag") or {} for c in (spec.get("components") or {}).values() if isinstance(c, Mapping)]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            deps[key] = [str(d) for d in task.get("dependentTasks") or ()]
-    return deps
+    return {task.key: list(task.dependencies) for task in SpecView.of(spec).tasks()}
 
 
 def read_node_times(run_dir: Path) -> dict[str, float]:
@@ -595,36 +590,23 @@ def cloud_run_page(
 
 
 def _spec_names(spec: Mapping[str, Any]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [c.get("dag") or {} for c in (spec.get("components") or {}).values() if isinstance(c, Mapping)]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            names[key] = str((task.get("taskInfo") or {}).get("name") or key)
-    return names
+    return SpecView.of(spec).task_names()
 
 
 def _spec_nodes(spec: Mapping[str, Any]) -> dict[str, list[str]]:
     """Task key → the Kedro nodes its container runs (its ``--node`` / ``--nodes`` arguments)."""
     from .task.contract import TaskContract
 
-    executors = ((spec.get("deploymentSpec") or {}).get("executors")) or {}
-    components = spec.get("components") or {}
+    view = SpecView.of(spec)
     found: dict[str, list[str]] = {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [c.get("dag") or {} for c in components.values() if isinstance(c, Mapping)]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            component = components.get(((task.get("componentRef") or {}).get("name")) or "") or {}
-            executor = executors.get(component.get("executorLabel") or "") or {}
-            container = executor.get("container") or {}
-            args = [str(a) for a in container.get("args") or []]
-            try:
-                nodes = TaskContract.from_args(args, strict=False).nodes
-            except Exception:
-                continue
-            if nodes:
-                found[key] = list(nodes)
+    for task in view.tasks():
+        container = view.workload(task)
+        try:
+            nodes = TaskContract.from_args(list(container.args if container else ()), strict=False).nodes
+        except Exception:
+            continue
+        if nodes:
+            found[task.key] = list(nodes)
     return found
 
 

@@ -418,7 +418,7 @@ def test_on_exit_and_schedule_pipelines_must_be_registered(conf):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the README's key table
+# the configuration reference's key table (docs/reference.md)
 
 
 def test_config_reference_is_a_well_formed_table_of_every_key():
@@ -1137,8 +1137,8 @@ def test_kubeflow_reads_a_root_without_scheme_as_a_bucket(conf):
 def test_kubeflow_config_without_host_is_one_line(conf):
     write(conf, KUBEFLOW.replace("host: https://kubeflow.example.com/pipeline\n", ""))
     assert load_error(conf) == (
-        "conf/base/vertexai.yml: host: required key is missing for backend 'kubeflow': add it (see the README's "
-        "configuration reference)"
+        "conf/base/vertexai.yml: host: required key is missing for backend 'kubeflow': add it (see the "
+        "configuration reference, docs/reference.md)"
     )
 
 
@@ -1203,8 +1203,8 @@ def test_switching_a_kubeflow_config_to_vertex_asks_for_the_project(conf):
     with pytest.raises(ConfigError) as info:
         config.with_backend("vertex")
     assert str(info.value) == (
-        "conf/base/vertexai.yml: project_id: required key is missing for backend 'vertex': add it (see the README's "
-        "configuration reference) (the job runs on backend 'vertex')"
+        "conf/base/vertexai.yml: project_id: required key is missing for backend 'vertex': add it (see the "
+        "configuration reference, docs/reference.md) (the job runs on backend 'vertex')"
     )
     write(conf, "project_id: my-project\nregion: europe-west1\n" + KUBEFLOW.replace("s3://", "gs://"))
     switched = load(conf).with_backend("vertex")

@@ -345,7 +345,7 @@ def test_fail_fast_starts_no_task_after_a_failure_but_runs_the_exit_handler(run:
     assert "later (node_later): SKIPPED (failure_policy fast: broken failed)" in run.output
 
 
-# a task says which node failed, or was running when it ended, in its report file (task_contract.TaskReport)
+# a task says which node failed, or was running when it ended, in its report file (task.contract.TaskReport)
 REPORTS = "from kedro_vertex_runner.task.contract import TaskReport, report_path\n"
 
 

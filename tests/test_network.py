@@ -333,6 +333,19 @@ def test_urls_in_messages_lose_their_credentials_and_a_bad_limit_is_one_line(mon
     assert network_timeout() == 2.5
 
 
+def test_a_library_error_is_quoted_on_one_line_without_credentials() -> None:
+    """One way every backend quotes a library's error: Google's request line dropped, secrets scrubbed, one line."""
+    from google.api_core.exceptions import NotFound
+
+    from kedro_vertex_runner.network import brief
+
+    google = NotFound("POST https://europe-west4-aiplatform.googleapis.com/v1/x: Job\n  not found")
+    assert brief(google) == "Job not found"
+    assert brief(google, named=True) == "NotFound: Job not found"
+    proxy = ConnectionError(f"via http://me:{PASSWORD}@proxy:3128:\nrefused")
+    assert brief(proxy, named=True, limit=40) == "ConnectionError: via http://proxy:3128: refused"[:40]
+
+
 def test_a_kfp_health_check_or_dex_login_that_never_answers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEDRO_VERTEX_NETWORK_TIMEOUT", "1")
     with silent_socket() as port:

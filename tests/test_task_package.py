@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kedro_vertex_runner"
 #: modules of the package root that both sides use; they import only each other
-SHARED = ("errors", "values", "network", "storage", "kedro_compat")
+SHARED = ("errors", "values", "network", "storage", "kedro_compat", "files")
 ALLOWED = ("kedro_vertex_runner.task", *(f"kedro_vertex_runner.{name}" for name in SHARED))
 
 

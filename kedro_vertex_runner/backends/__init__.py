@@ -1,5 +1,5 @@
 """Backends: where a compiled PipelineSpec runs, one package each, looked up by name in :data:`REGISTRY` (see
-the README's "Architecture: backends")."""
+docs/architecture.md, "Architecture: backends")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The backend seam: what every backend is, does and returns.
 
-What a backend is, the algorithms every backend shares and the reporter rule are written in the README
-("Architecture: backends"); this module is their code: the data a backend returns (:class:`JobHandle`,
+What a backend is, the algorithms every backend shares and the reporter rule are written in
+docs/architecture.md ("Architecture: backends"); this module is their code: the data a backend returns (:class:`JobHandle`,
 :class:`JobStatus`, :class:`TaskLog`…), the :class:`Reporter` it talks to the user through, and :class:`Backend`,
 whose :meth:`~Backend.run`, :meth:`~Backend.follow` and :meth:`~Backend.replace_schedule` hold the shared
 algorithms on the primitives each backend supplies.

@@ -1,5 +1,5 @@
-"""What every backend does to a compiled spec before it becomes a job: the job's typed parameter values (typed in
-:mod:`kedro_vertex_runner.pipeline_spec`), the job-wide caching default, and a unique job id. Engine-neutral (Vertex AI and Kubeflow Pipelines read the same
+"""What every backend does to a compiled spec before it becomes a job: the job's typed parameter values and the
+job-wide caching default (both in :mod:`kedro_vertex_runner.pipeline_spec`), and a unique job id. Engine-neutral (Vertex AI and Kubeflow Pipelines read the same
 PipelineSpec fields); no client library is imported."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import string
 from datetime import datetime, timezone
 from typing import Any
 
-from ..pipeline_spec import dags, parameter_values
+from ..pipeline_spec import parameter_values, with_default_caching
 from ..pipeline_spec import pipeline_name as spec_pipeline_name
 
 
@@ -30,21 +30,6 @@ def job_id_for(pipeline_name: str, spec: dict[str, Any] | None = None, now: date
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
     suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
     return f"{base[:100].rstrip('-')}-{stamp}-{suffix}"
-
-
-def with_default_caching(spec: dict[str, Any], enabled: bool) -> dict[str, Any]:
-    """``run_config.caching`` for every task the compiler left without its own ``cachingOptions``.
-
-    Unlike ``aiplatform``'s ``enable_caching`` this never overrides a per-node setting from ``resources``.
-    """
-
-    import copy
-
-    spec = copy.deepcopy(spec)
-    for dag in dags(spec):
-        for task in (dag.get("tasks") or {}).values():
-            task.setdefault("cachingOptions", {"enableCache": enabled})
-    return spec
 
 
 __all__ = ["job_id_for", "parameter_values", "with_default_caching"]

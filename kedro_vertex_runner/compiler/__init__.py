@@ -1,10 +1,12 @@
 """Kedro pipeline → Kubeflow v2 / Vertex AI PipelineSpec.
 
-:func:`compile_spec` is a pure function of its request: no network, no credentials, no GCP client, no timestamps,
-no kfp import; the same request compiles to byte-identical JSON (what it needs from git, the project and the last
-run's timings is gathered into the request by its callers). :mod:`.grouping` decides which nodes share a task;
-:mod:`.spec` turns the groups into the spec, and its :func:`~.spec.write_spec` and
-:func:`~.spec.check_output_path` are the only functions here that touch the file system.
+:func:`compile_spec` depends on its request alone: no network, no credentials, no GCP client, no timestamps, no
+kfp import; the same request compiles to byte-identical JSON (what it needs from git, the project and the last
+run's timings is gathered into the request by its callers). Its one effect besides the spec is warning lines on
+stderr (a memory dataset passed between tasks, tasks left uncached, machine settings the backend ignores).
+:mod:`.grouping` decides which nodes share a task; :mod:`.spec` turns the groups into the spec, and its
+:func:`~.spec.write_spec` and :func:`~.spec.check_output_path` are the only functions here that touch the file
+system.
 """
 
 from __future__ import annotations

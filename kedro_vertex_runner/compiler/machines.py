@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..backends import backend_class
 from ..config.machines import Machine, check_machine_combination
 from ..errors import PluginError
 
@@ -199,9 +200,9 @@ def note_ignored(backend: str, tasks: int) -> None:
 
 
 def custom_job_startup(pipeline: Any, run_config: RunConfig) -> dict[str, float]:
-    """``grouping_options.custom_job_startup`` for each node whose task runs as a CustomJob (vertex backend only:
-    elsewhere machine settings change nothing)."""
-    if run_config.backend != "vertex" or not any(
+    """``grouping_options.custom_job_startup`` for each node whose task runs as a CustomJob (on a backend whose
+    ``machines_as_custom_jobs``: elsewhere machine settings change nothing)."""
+    if not backend_class(run_config.backend).machines_as_custom_jobs or not any(
         getattr(settings, key, None) is not None for settings in run_config.resources.values() for key in _KEYS
     ):
         return {}

@@ -26,7 +26,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..backends import backend_class
 from ..config import cpu_cores, normalise_root
 from ..config.machines import Machine
 from ..errors import PluginError
+from ..files import replace_file
 from ..pipeline_spec import (
     ENTRYPOINT_COMMAND,
     EXIT_HANDLER_COMPONENT,
@@ -204,7 +204,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         components[EXIT_HANDLER_COMPONENT] = _dag_component(tasks, params)
         root_tasks = {EXIT_HANDLER_TASK: _dag_task(EXIT_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params), **exit_tasks}
 
-    if machine_tasks and run_config.backend != "vertex":
+    if machine_tasks and not backend_class(run_config.backend).machines_as_custom_jobs:
         note_ignored(run_config.backend, machine_tasks)
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
@@ -320,30 +320,17 @@ def write_spec(spec: dict[str, Any], path: str | Path) -> Path:
         text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
     else:
         text = _to_yaml(pipeline_spec) + (f"---\n{_to_yaml(platform)}" if platform else "")
-    tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             raise IsADirectoryError(str(path))
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it 0600: give it what open() would
-        os.replace(tmp_name, path)
+        replace_file(path, text)
     except OSError as exc:
-        if tmp_name and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
         reason = exc.strerror or type(exc).__name__
         raise PluginError(
             f"cannot write the compiled pipeline to {str(path)!r}: {reason}; choose another -o/--output path"
         ) from None
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def check_output_path(path: str | Path) -> str:
@@ -679,7 +666,8 @@ class _Artifacts:
         self.known = request.declared is not None
         self.catalog = request.artifacts
         self.stored = bool(normalise_root(run_config.root))  # no root: nothing is stored between tasks
-        self.custom_jobs = run_config.backend == "vertex"  # a CustomJob task's component is GCPC's: none there
+        # a CustomJob task's component is GCPC's: no artifacts there
+        self.custom_jobs = backend_class(run_config.backend).machines_as_custom_jobs
         self.boundary = boundary
         self.producer: dict[str, tuple[str, str, str]] = {}  # dataset → (task, artifact name, schema)
 

@@ -212,11 +212,14 @@ def _describe(error: ErrorDetails, loc: tuple[str, ...] = ()) -> str:
     kind = error["type"]
     got = _short_repr(error.get("input"))
     if kind == "missing":
-        return "required key is missing: add it (see `kedro vertexai init` or the README's configuration reference)"
+        return (
+            "required key is missing: add it (see `kedro vertexai init` or the configuration reference, "
+            "docs/reference.md)"
+        )
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if model and loc else []
-        hint = f"did you mean {close[0]!r}?" if close else "see the README's configuration reference"
+        hint = f"did you mean {close[0]!r}?" if close else "see the configuration reference, docs/reference.md"
         return f"unknown key: remove it or fix its spelling ({hint})"
     if kind == "literal_error":
         expected = str(error.get("ctx", {}).get("expected", ""))

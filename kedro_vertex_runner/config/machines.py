@@ -65,7 +65,6 @@ _BUILT_IN = {
     ("ct5lp", "hightpu"): "TPU_V5_LITEPOD",
 }
 _G2_GPUS = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}  # g2-standard-<vCPUs> → L4 GPUs
-BOOT_DISK_TYPES = ("pd-ssd", "pd-standard", "pd-balanced", "hyperdisk-balanced")
 MIN_BOOT_DISK_GB = 100  # Vertex AI's minimum for a custom job's boot disk
 MAX_BOOT_DISK_GB = 64_000
 MAX_WAIT_SECONDS = 7 * 86400  # FLEX_START waits at most 7 days

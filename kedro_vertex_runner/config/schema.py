@@ -962,7 +962,7 @@ def check_for_backend(config: PluginConfig, files: list[Path], context: str = ""
         if getattr(config, key) is None:
             raise ConfigError(
                 f"{file_defining(files, ())}: {key}: required key is missing for backend {backend!r}: add it "
-                f"(see the README's configuration reference){context}"
+                f"(see the configuration reference, docs/reference.md){context}"
             )
     refused = cls.refuse_run_config(
         config.run_config

@@ -1,7 +1,7 @@
 """What runs inside a task: ``python -m kedro_vertex_runner.entrypoint`` and every module it needs.
 
 The rule: a module here imports only this package and the shared modules of the package root (``errors``,
-``values``, ``network``, ``storage``, ``kedro_compat``), never the launcher, the compiler, the CLI or a backend
+``values``, ``network``, ``storage``, ``kedro_compat``, ``files``), never the launcher, the compiler, the CLI or a backend
 (``tests/test_task_package.py`` reads it from the source); the launcher, the compiler and the backends may import
 from here. None of it imports kfp, google-cloud-aiplatform or mlflow at module level (``tests/test_entrypoint.py``
 runs a task and checks what it loaded).

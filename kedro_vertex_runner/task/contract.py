@@ -452,16 +452,13 @@ class TaskReport:
         """Replace the report at ``path`` (nothing when None); never raises: a lost report must not fail a task."""
         if not path:
             return
-        tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+        from ..files import replace_file
+
+        text = json.dumps({k: v for k, v in self.__dict__.items() if v is not None}, ensure_ascii=False)
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump({k: v for k, v in self.__dict__.items() if v is not None}, handle, ensure_ascii=False)
-            os.replace(tmp, path)
+            replace_file(path, text, durable=False)  # rewritten at each node: only the launcher reads it, now
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> TaskReport | None:

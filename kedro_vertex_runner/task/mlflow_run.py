@@ -246,13 +246,6 @@ def exit_handler_status(states: Mapping[str, str], ok: bool) -> str:
     return FINISHED if ok and not {RUNNING, FAILED} & set(states.values()) else FAILED
 
 
-def finish_job_run(run_id: str, status: str, tracking_uri: str | None = None) -> None:
-    """Set the job run's final status (``FINISHED`` or ``FAILED``)."""
-    if status not in (FINISHED, FAILED, "KILLED"):
-        raise PluginError(f"MLflow run status must be FINISHED, FAILED or KILLED, got {status!r}")
-    _client(tracking_uri).set_terminated(run_id, status)
-
-
 def start_task(
     job_id: str,
     *,
@@ -391,7 +384,6 @@ def task_run(
 __all__ = [
     "end_task",
     "exit_handler_status",
-    "finish_job_run",
     "job_status",
     "job_tags",
     "join_job_run",

@@ -57,6 +57,7 @@ from urllib.parse import quote
 from kedro.io import AbstractDataset, DatasetError
 
 from ..errors import PluginError
+from ..files import replace_file
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -219,21 +220,8 @@ class PersistedDataset(AbstractDataset[Any, Any]):
 
     def _save_local(self, data: Any) -> None:
         target = _local(self._path)
-        directory, base = os.path.split(target)
-        os.makedirs(directory or ".", exist_ok=True)
-        temp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open_new(temp) as stream:
-                self._pickled(data, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        replace_file(target, lambda stream: self._pickled(data, stream))
 
     def _save_remote(self, data: Any) -> None:
         payload = self._pickled(data)

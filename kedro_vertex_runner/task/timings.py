@@ -26,13 +26,14 @@ import errno
 import json
 import math
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from ..files import NOFOLLOW, replace_file
 
 TIMINGS_DIR = "timings"
 #: ``<root>/timings/jobs/<job>.txt``: the run id of job ``<job>`` (its run folder's name)
@@ -41,8 +42,6 @@ _SAFE = "-_.+"
 #: a node time beyond this (30 days, the longest task timeout) is not a measurement
 MAX_NODE_SECONDS = 30 * 86400.0
 _MAX_RECORD_BYTES = 4 * 2**20  # a timing record larger than this is not one
-#: flags that never follow a link at the last path component (``O_NOFOLLOW``; 0 where the OS has none)
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW
 # timings need folders opened relative to their parent without following links (POSIX); elsewhere none are kept
 _SAFE_PATHS = NOFOLLOW != 0 and {os.open, os.mkdir, os.stat, os.rename, os.unlink} <= os.supports_dir_fd
@@ -98,19 +97,8 @@ def write_inside(base: Path, parts: tuple[str, ...], text: str) -> None:
     *folders, name = parts
     base.mkdir(parents=True, exist_ok=True)
     fd = _open_dir(base, tuple(folders), create=True)
-    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
     try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o666, dir_fd=fd)
-        try:
-            with os.fdopen(out, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)  # a link at `name` is replaced, not followed
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except OSError:
-                pass
-            raise
+        replace_file(name, text, dir_fd=fd)  # a link at `name` is replaced, not followed
     finally:
         os.close(fd)
 

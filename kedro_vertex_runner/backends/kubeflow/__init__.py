@@ -183,7 +183,7 @@ class KubeflowBackend(Backend):
                 from ...network import no_answer
 
                 raise no_answer(self.host, f"to {action}") from None
-            raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_brief(exc)}") from None
+            raise PluginError(f"Kubeflow Pipelines at {self.host}: {action} failed: {_kfp_error(exc)}") from None
 
     # ---------------------------------------------------------------------------------------------------------
     # runs
@@ -491,14 +491,9 @@ class KubeflowBackend(Backend):
 
 def _takes_final_status(spec: Mapping[str, Any]) -> bool:
     """Whether a task of ``spec`` takes a job's final status (a `taskFinalStatus` input)."""
-    from ...pipeline_spec import dags
+    from ...pipeline_spec import SpecView
 
-    return any(
-        "taskFinalStatus" in source
-        for dag in dags(spec)
-        for task in (dag.get("tasks") or {}).values()
-        for source in ((task.get("inputs") or {}).get("parameters") or {}).values()
-    )
+    return any("taskFinalStatus" in source for task in SpecView.of(spec).tasks() for source in task.inputs.values())
 
 
 def _version(tag: str) -> tuple[int, int, int] | None:
@@ -599,7 +594,7 @@ def _run_name(pipeline_name: str, spec: Mapping[str, Any]) -> str:
     return job_id_for(pipeline_name, dict(spec))
 
 
-def _brief(exc: BaseException) -> str:
+def _kfp_error(exc: BaseException) -> str:
     """One secret-free line for a KFP client error: the HTTP status and KFP's own message, or the error's class."""
     status = getattr(exc, "status", None)
     if status:
@@ -616,9 +611,9 @@ def _brief(exc: BaseException) -> str:
             + hint
         )
     if isinstance(exc, ValueError):
-        from ...network import scrub
+        from ...network import brief
 
-        return scrub(str(exc).splitlines()[0])[:300] if str(exc) else "ValueError"
+        return brief(exc, limit=300) or "ValueError"
     return f"{type(exc).__name__} (is `host:` reachable?)"
 
 

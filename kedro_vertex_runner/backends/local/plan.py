@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from ...pipeline_spec import RUN_ALWAYS, RUN_ON_SUCCESS, typed_value
+from ...pipeline_spec import Component, Container, SpecView, Task, typed_value
 from ...pipeline_spec import parameter_values as pipeline_parameter_values
 from ...task.contract import TaskContract, keep_nodes
 from ...task.processes import Descendants
@@ -204,43 +204,39 @@ def _plan(
     A task inside a sub-DAG inherits the sub-DAG task's dependencies; a task depending on a sub-DAG task depends on
     every task inside it, so an exit task waits until the whole guarded DAG has ended.
     """
-    try:
-        root_dag = spec["root"]["dag"]
-        components = spec["components"]
-        executors = spec["deploymentSpec"]["executors"]
-    except (KeyError, TypeError) as exc:
+    missing = SpecView.missing(spec)
+    if missing:
         raise PluginError(
-            f"not a compiled pipeline spec: missing {exc} (expected root.dag, components, deploymentSpec.executors)"
-        ) from None
+            f"not a compiled pipeline spec: missing {missing} (expected root.dag, components, deploymentSpec.executors)"
+        )
+    view = SpecView.of(spec)
     values = pipeline_parameter_values(spec, parameter_values)
     context = {"pipeline_job_uuid": run_id, "pipeline_job_name": job_name, "pipeline_root": pipeline_root}
     tasks: dict[str, _Task] = {}
 
-    def expand(dag: Mapping[str, Any], scope: dict[str, Any], outer_deps: tuple[str, ...], where: str) -> list[str]:
-        """Add the tasks of ``dag``; return the names of all leaf tasks it holds."""
-        local = dag.get("tasks") or {}
+    def expand(local: Mapping[str, Task], scope: dict[str, Any], outer_deps: tuple[str, ...], where: str) -> list[str]:
+        """Add the tasks of the DAG ``local``; return the names of all leaf tasks it holds."""
         members: dict[str, list[str]] = {}
         for name in _topological(local, where):
             task = local[name]
             deps = list(outer_deps)
-            for dep in task.get("dependentTasks") or []:
+            for dep in task.dependencies:
                 deps += members[dep]
-            ref = (task.get("componentRef") or {}).get("name")
-            component = components.get(ref) if ref else None
+            component = view.component_of(task)
             if component is None:
-                raise PluginError(f"task {name!r}{where}: component {ref!r} is not in the spec's components")
+                raise PluginError(f"task {name!r}{where}: component {task.component!r} is not in the spec's components")
             inputs = _task_inputs(task, component, scope, name, {**context, "pipeline_task_name": name})
-            trigger = task.get("triggerPolicy") or {}
-            if trigger.get("condition"):
+            if task.condition:
                 raise PluginError(f"task {name!r}: conditions (triggerPolicy.condition) are not supported locally")
-            run_always = trigger.get("strategy", RUN_ON_SUCCESS) == RUN_ALWAYS
-            if "dag" in component:
-                members[name] = expand(component["dag"], inputs, tuple(dict.fromkeys(deps)), f" (in {name!r})")
+            run_always = task.runs_always
+            if component.dag is not None:
+                members[name] = expand(component.dag, inputs, tuple(dict.fromkeys(deps)), f" (in {name!r})")
                 continue
             if name in tasks:
                 raise PluginError(f"task name {name!r} appears twice in the spec: task names must be unique")
-            label = component.get("executorLabel")
-            container = (executors.get(label) or {}).get("container") if label else None
+            label = component.executor
+            executor = view.executors.get(label) if label else None
+            container = executor.container if executor else None
             if not container:
                 raise PluginError(f"task {name!r}: executor {label!r} has no container in deploymentSpec.executors")
             own_context = {**context, "": _executor_input(name, component, context, outputs_dir, artifacts_dir)}
@@ -256,12 +252,12 @@ def _plan(
             members[name] = [name]
         return [leaf for names in members.values() for leaf in names]
 
-    expand(root_dag, values, (), "")
+    expand(view.root, values, (), "")
     return tasks
 
 
 def _executor_input(
-    name: str, component: Mapping[str, Any], context: dict[str, str], outputs_dir: str, artifacts_dir: str = ""
+    name: str, component: Component, context: dict[str, str], outputs_dir: str, artifacts_dir: str = ""
 ) -> str:
     """``{{$}}``, KFP's executor input, for a task: its output artifacts (URIs under ``artifacts_dir``, by default
     ``<root>/<run id>/artifacts/``, as KFP's launcher makes them under the pipeline root; the task writes a pointer
@@ -269,15 +265,14 @@ def _executor_input(
     artifacts = {}
     default = f"{context['pipeline_root'].rstrip('/')}/{context['pipeline_job_uuid']}/artifacts"
     base = f"{(artifacts_dir or default).rstrip('/')}/{name}"
-    for key, definition in ((component.get("outputDefinitions") or {}).get("artifacts") or {}).items():
-        kind = (definition or {}).get("artifactType") or {}
-        runtime = {"name": key, "type": {"schemaTitle": kind.get("schemaTitle", "system.Artifact")}}
+    for key, schema_title in component.output_artifacts.items():
+        runtime = {"name": key, "type": {"schemaTitle": schema_title}}
         artifacts[key] = {"artifacts": [{**runtime, "uri": f"{base}/{key}", "metadata": {}}]}
     output_file = os.path.join(outputs_dir or ".", f"{name}.executor_output.json")
     return json.dumps({"outputs": {"artifacts": artifacts, "outputFile": output_file}}, separators=(",", ":"))
 
 
-def _topological(local: Mapping[str, Any], where: str) -> list[str]:
+def _topological(local: Mapping[str, Task], where: str) -> list[str]:
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
 
@@ -287,7 +282,7 @@ def _topological(local: Mapping[str, Any], where: str) -> list[str]:
         if state.get(name) == 1:
             raise PluginError(f"tasks{where} depend on each other in a cycle: {' -> '.join((*chain, name))}")
         state[name] = 1
-        for dep in local[name].get("dependentTasks") or []:
+        for dep in local[name].dependencies:
             if dep not in local:
                 raise PluginError(f"task {name!r}{where} depends on {dep!r}, which is not a task of the same DAG")
             visit(dep, (*chain, name))
@@ -299,11 +294,9 @@ def _topological(local: Mapping[str, Any], where: str) -> list[str]:
     return order
 
 
-def _task_inputs(
-    task: Mapping[str, Any], component: Mapping[str, Any], scope: dict[str, Any], name: str, context: dict[str, str]
-) -> dict:
+def _task_inputs(task: Task, component: Component, scope: dict[str, Any], name: str, context: dict[str, str]) -> dict:
     values: dict[str, Any] = {}
-    for key, source in ((task.get("inputs") or {}).get("parameters") or {}).items():
+    for key, source in task.inputs.items():
         if "componentInputParameter" in source:
             parent_key = source["componentInputParameter"]
             if parent_key not in scope:
@@ -318,11 +311,11 @@ def _task_inputs(
         else:
             kinds = ", ".join(sorted(source)) or "nothing"
             raise PluginError(f"task {name!r}: input {key!r} comes from {kinds}, which the local backend cannot run")
-    for key, definition in ((component.get("inputDefinitions") or {}).get("parameters") or {}).items():
-        if key not in values and "defaultValue" in definition:
-            values[key] = definition["defaultValue"]
+    for key, parameter in component.parameters.items():
+        if key not in values and parameter.has_default:
+            values[key] = parameter.default
         if key in values:
-            values[key] = typed_value(values[key], definition.get("parameterType"), f"task {name!r}: input {key!r}")
+            values[key] = typed_value(values[key], parameter.type, f"task {name!r}: input {key!r}")
     return values
 
 
@@ -362,8 +355,8 @@ def _runtime_constant(value: Any, context: dict[str, str]) -> Any:
 
 def _make_task(
     name: str,
-    task: Mapping[str, Any],
-    container: Mapping[str, Any],
+    task: Task,
+    container: Container,
     inputs: dict[str, Any],
     deps: list[str],
     run_always: bool,
@@ -375,8 +368,8 @@ def _make_task(
     def substitute(text: Any) -> str:
         return _substitute(str(text), local_context, inputs, f"task {name!r}")
 
-    args = [substitute(part) for part in container.get("args") or []]
-    argv = [substitute(part) for part in container.get("command") or []] + args
+    args = [substitute(part) for part in container.args]
+    argv = [substitute(part) for part in container.command] + args
     if not argv:
         raise PluginError(f"task {name!r}: its container has neither command nor args")
     if argv[0] in {"python", "python3"}:
@@ -385,11 +378,11 @@ def _make_task(
     env.update({"PYTHONUNBUFFERED": "1", "DO_NOT_TRACK": "1", LOCAL_TASK_ENV: "1"})
     # a task's output goes to a file, where rich would wrap tracebacks at 80 columns; keep them readable
     env.setdefault("COLUMNS", "160")
-    for item in container.get("env") or []:
-        env[str(item["name"])] = substitute(item.get("value", ""))
+    for key, value in container.env:
+        env[key] = substitute(value)
     env.update({str(k): str(v) for k, v in extra_env.items()})
 
-    retry = task.get("retryPolicy") or {}
+    retry = task.retry
     try:
         max_retries = int(retry.get("maxRetryCount") or 0)
         backoff = _seconds(retry.get("backoffDuration", "0s"))
@@ -401,7 +394,7 @@ def _make_task(
         contract = TaskContract.from_args(args, strict=False)
     except PluginError as exc:
         raise PluginError(f"task {name!r}: {exc}") from None
-    nodes = contract.nodes or (str((task.get("taskInfo") or {}).get("name") or name),)
+    nodes = contract.nodes or (task.name,)
     timeout = contract.timeout
     return _Task(
         name=name,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
+from ...pipeline_spec import pipeline_name as spec_pipeline_name
 from ...task.contract import TASK_REPORT_ENV, TaskReport, _number
 from ...task.entrypoint import LAUNCHER_PID_ENV, TIMEOUT_EXIT_CODE
 from ...values import check_run_id
@@ -130,7 +131,7 @@ def run_spec(
     run_id = str(run_id) if run_id else str(uuid.uuid4())
     check_run_id(run_id)
     if job_name is None:
-        pipeline_name = str(spec.get("pipelineInfo", {}).get("name") or "pipeline")
+        pipeline_name = spec_pipeline_name(spec, "pipeline")
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
     storage = _Storage(str(root), run_id, project)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...errors import PluginError
+from ...files import replace_file
 from ...values import check_run_id
 from ..base import Reporter
 from .plan import (
@@ -154,7 +155,7 @@ class _Storage:
             self.logs_dir = Path(self.root) / run_id / "logs"
         self.run_dir = f"{self.root}/{run_id}"
         self._remote_logs = f"{self.run_dir}/logs"
-        # the tasks' reports (task_contract.TaskReport): private to this run, gone when it ends
+        # the tasks' reports (task.contract.TaskReport): private to this run, gone when it ends
         self._reports = tempfile.TemporaryDirectory(prefix="vertex-reports-")
         self._lock_fd: int | None = None
         self._uploads: queue.Queue[str | None] | None = None
@@ -234,19 +235,8 @@ class _Storage:
             fs = self._filesystem()
             fs.pipe_file(fs._strip_protocol(f"{self.run_dir}/{RUN_RECORD}"), data)
             return
-        import secrets
-
-        from ...task.persistence import open_new
-
-        target = Path(self.run_dir) / RUN_RECORD
-        temp = target.parent / f".{RUN_RECORD}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # swept if a kill leaves it
-        try:
-            with open_new(str(temp)) as stream:  # O_EXCL | O_NOFOLLOW, mode 0o666 less the umask
-                stream.write(data)
-            os.replace(temp, target)  # a link at the record's name is replaced, never written through
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        # a link at the record's name is replaced, never written through; a kill leaves a temporary file, swept
+        replace_file(Path(self.run_dir) / RUN_RECORD, data)
 
     def local_log(self, task: str) -> Path:
         if not task or task in {".", ".."} or "/" in task or "\\" in task or "\0" in task:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...errors import PluginError
-from ...network import refuse_userinfo, require_https, scrub, timeout_setting
+from ...network import brief, refuse_userinfo, require_https, timeout_setting
 from ...values import is_on
 
 if TYPE_CHECKING:
@@ -252,18 +252,12 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient)
 
 
-def _brief(exc: BaseException) -> str:
-    """The error's message on one line, without the request line the REST transport puts in front."""
-    message = scrub(" ".join(str(getattr(exc, "message", None) or exc).split()))
-    return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", message)
-
-
 def _api_error(exc: BaseException, action: str, config: PluginConfig) -> PluginError:
     """One line for a refused or failed API call."""
     from google.api_core import exceptions as api
     from google.auth.exceptions import RefreshError
 
-    message = _brief(exc)
+    message = brief(exc)
     if isinstance(exc, RefreshError):
         return PluginError(f"{action}: Google Cloud credentials could not be refreshed ({message}): {_LOGIN_HINT}")
     if isinstance(exc, api.Unauthorized):
@@ -342,7 +336,7 @@ def check_root_bucket(config: PluginConfig, credentials: Any) -> str:
         cause = getattr(exc, "cause", None) or exc
         raise PluginError(
             f"checking bucket gs://{bucket}: no answer from Google Cloud within {timeout:.0f} s "
-            f"({type(cause).__name__}: {_brief(cause)}): check the network connection and credentials "
+            f"({brief(cause, named=True)}): check the network connection and credentials "
             "(`gcloud auth application-default login`); nothing was submitted"
         ) from None
     except api.NotFound:

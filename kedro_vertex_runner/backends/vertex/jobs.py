@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
+from ...network import brief
 from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name
 from ..base import JobFailed, JobHandle, JobStatus, TaskLog, TaskState, Unanswered, poll_interval
 from ..submission import parameter_values, with_default_caching
@@ -26,7 +27,6 @@ from .api import (
     VertexApi,
     _anonymous,
     _api_error,
-    _brief,
     _call,
     _is_local_endpoint,
     _is_transient,
@@ -127,9 +127,9 @@ def create_job(api: VertexApi, body: dict[str, Any], job_id: str, reporter: Repo
             return _call(action, api.config, api.pipelines.get_pipeline_job, name=name)
         except Exception as exc:
             if attempt == attempts - 1 or not _is_transient(exc):
-                raise preflight_error(exc, body, _brief(exc)) or _api_error(exc, action, api.config) from None
+                raise preflight_error(exc, body, brief(exc)) or _api_error(exc, action, api.config) from None
             delay = min(poll_interval(), 2.0**attempt)
-            reporter.notice(f"Vertex AI did not answer ({_brief(exc)[:200]}); retrying in {delay:g}s")
+            reporter.notice(f"Vertex AI did not answer ({brief(exc)[:200]}); retrying in {delay:g}s")
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -149,7 +149,7 @@ def read_job(api: VertexApi, handle: JobHandle) -> JobStatus:
             raise _api_error(exc, f"following job {handle.job_id}", api.config) from None
         code = getattr(exc, "code", None)
         status = f"{int(code)} " if isinstance(code, int) else ""
-        raise Unanswered(f"Vertex AI did not answer ({status}{_brief(exc)[:200]})") from None
+        raise Unanswered(f"Vertex AI did not answer ({status}{brief(exc)[:200]})") from None
     state = _short_state(job.state)
     return JobStatus(state=state, tasks=task_states(job), ended=state in _FINAL_STATES, detail=job)
 

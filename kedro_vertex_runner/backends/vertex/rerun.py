@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
+from ...pipeline_spec import SpecView, with_job_ids
 from ...task.contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
 from ..submission import job_id_for
 from .api import _FINAL_STATES, VertexApi, _call, _short_state, api_endpoint, check_root_bucket
@@ -45,30 +46,7 @@ def _job_id(job_ref: str) -> str:
 
 def task_names(spec: dict[str, Any]) -> set[str]:
     """The ``taskInfo.name`` of every task of ``spec``, those of sub-DAGs (the exit handler's) included."""
-    names: set[str] = set()
-    components = spec.get("components") or {}
-    dags = [(spec.get("root") or {}).get("dag") or {}]
-    dags += [c["dag"] for c in components.values() if isinstance(c, dict) and "dag" in c]
-    for dag in dags:
-        for key, task in (dag.get("tasks") or {}).items():
-            names.add((task.get("taskInfo") or {}).get("name") or key)
-    return names
-
-
-def _fixed_ids(spec: dict[str, Any], run_id: str, job_name: str) -> dict[str, Any]:
-    """``spec`` with the job's id placeholders in every container's args replaced by the original job's ids."""
-    import copy
-
-    spec = copy.deepcopy(spec)
-    executors = ((spec.get("deploymentSpec") or {}).get("executors")) or {}
-    for executor in executors.values():
-        container = executor.get("container") or {}
-        if "args" in container:
-            container["args"] = [
-                str(arg).replace(RUN_ID_PLACEHOLDER, run_id).replace(JOB_NAME_PLACEHOLDER, job_name)
-                for arg in container["args"]
-            ]
-    return spec
+    return set(SpecView.of(spec).task_names().values())
 
 
 def _brief_list(names: set[str]) -> str:
@@ -96,8 +74,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
         raise PluginError(f"job {original_id} is {state}, not FAILED: only a failed job's tasks can be rerun; {what}")
     original_spec = MessageToDict(type(original).pb(original).pipeline_spec)
     spec = dict(request.spec)
-    ran = (original_spec.get("pipelineInfo") or {}).get("name") or ""
-    now = (spec.get("pipelineInfo") or {}).get("name") or ""
+    ran, now = SpecView.of(original_spec).name, SpecView.of(spec).name
     if ran != now:
         raise PluginError(
             f"job {original_id} ran pipeline {ran!r}, not {now!r}: pass the -p/--pipeline (and -e) it ran with"
@@ -119,7 +96,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} has no {BILLING_LABEL} label Vertex AI could rerun it by: run it anew with "
             "`kedro vertexai run-once`"
         )
-    declared = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
+    declared = SpecView.of(spec).parameters
     ran_with = dict(original.runtime_config.parameter_values or {})
     if set(ran_with) != set(declared):
         given = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(ran_with.items())) or "none"
@@ -137,7 +114,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             "label (Vertex AI's job uuid is believed to be that number)"
         )
         run_id = billing_id
-    spec = _fixed_ids(spec, run_id, original_id)
+    spec = with_job_ids(spec, {RUN_ID_PLACEHOLDER: run_id, JOB_NAME_PLACEHOLDER: original_id})
     body = build_pipeline_job(spec, config, display_name=_display_name(spec))
     body["original_pipeline_job_id"] = int(billing_id)
     body["pipeline_task_rerun_configs"] = [

@@ -19,7 +19,8 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
-from ...network import is_loopback, network_timeout, no_answer, redact, refuse_userinfo, require_https, scrub
+from ...network import brief, is_loopback, network_timeout, no_answer, redact, refuse_userinfo, require_https
+from ...pipeline_spec import looks_compiled
 from ...values import is_on
 
 if TYPE_CHECKING:
@@ -89,12 +90,10 @@ def _bearer(url: str, config: PluginConfig) -> dict[str, str]:
     try:
         credentials.refresh(timed_auth_request())
     except Exception as exc:
-        raise PluginError(f"cannot get a Google Cloud access token for {url} ({_brief(exc)})") from None
+        raise PluginError(
+            f"cannot get a Google Cloud access token for {url} ({brief(exc, named=True, limit=300)})"
+        ) from None
     return {"Authorization": f"Bearer {credentials.token}"}
-
-
-def _brief(exc: BaseException) -> str:
-    return scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
 
 
 def _http_error(exc: Exception, action: str, url: str) -> PluginError:
@@ -109,7 +108,7 @@ def _http_error(exc: Exception, action: str, url: str) -> PluginError:
         hint = {401: "check your credentials", 403: "you need roles/artifactregistry.writer (upload) or .reader",
                 404: "check the repository URL, package and tag"}.get(response.status_code, "try again")  # fmt: skip
         return PluginError(f"{action} {url}: HTTP {response.status_code} {detail}: {hint}")
-    return PluginError(f"{action} {url}: {_brief(exc)}: check the URL and your network")
+    return PluginError(f"{action} {url}: {brief(exc, named=True, limit=300)}: check the URL and your network")
 
 
 def upload_template(spec: dict[str, Any], config: PluginConfig, tags: list[str]) -> tuple[str, str, str]:
@@ -197,9 +196,11 @@ def fetch_template(uri: str, config: PluginConfig) -> dict[str, Any]:
     try:
         spec = yaml.safe_load(response.content)
     except yaml.YAMLError as exc:
-        raise PluginError(f"template {redact(uri)}: not a pipeline spec ({_brief(exc)})") from None
+        raise PluginError(
+            f"template {redact(uri)}: not a pipeline spec ({brief(exc, named=True, limit=300)})"
+        ) from None
     if isinstance(spec, dict) and "pipelineSpec" in spec:  # a PipelineJob-style wrapper
         spec = spec["pipelineSpec"]
-    if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
+    if not isinstance(spec, dict) or not looks_compiled(spec):
         raise PluginError(f"template {redact(uri)}: not a pipeline spec (no root/pipelineInfo): check the URI")
     return spec
