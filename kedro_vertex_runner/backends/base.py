@@ -298,6 +298,10 @@ class Backend:
     secrets_refused: ClassVar[str | None] = None
     #: a task with machine settings (`resources.<name>.machine_type`…) runs as a Vertex AI CustomJob
     machines_as_custom_jobs: ClassVar[bool] = False
+    #: a `gpu` count without an `accelerator` means nvidia.com/gpu (else the engine needs a type, as Vertex AI does)
+    gpu_count_alone: ClassVar[bool] = True
+    #: tasks run as Kubernetes pods the compiled spec places (`run_config.kubeflow.pod`, `.ttl`: the platform spec)
+    kubernetes_pods: ClassVar[bool] = False
     #: the engine sends `run_config.notifications.email` (Google's e-mail exit task)
     email_notifications: ClassVar[bool] = False
     #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's

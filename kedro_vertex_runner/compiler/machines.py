@@ -201,7 +201,9 @@ def note_ignored(backend: str, tasks: int) -> None:
 def custom_job_startup(pipeline: Any, run_config: RunConfig) -> dict[str, float]:
     """``grouping_options.custom_job_startup`` for each node whose task runs as a CustomJob (vertex backend only:
     elsewhere machine settings change nothing)."""
-    if run_config.backend != "vertex" or not any(
+    from ..backends import backend_class
+
+    if not backend_class(run_config.backend).machines_as_custom_jobs or not any(
         getattr(settings, key, None) is not None for settings in run_config.resources.values() for key in _KEYS
     ):
         return {}

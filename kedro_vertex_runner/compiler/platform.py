@@ -59,7 +59,11 @@ def with_platform_spec(
         PluginError: the nodes of one task have different pod settings (a grouping that ignores them, ``tags`` or
             ``namespace``), naming the task and what to change.
     """
-    if run_config.backend != "kubeflow" or not (run_config.kubeflow.pod or run_config.kubeflow.ttl):
+    from ..backends import backend_class
+
+    if not backend_class(run_config.backend).kubernetes_pods or not (
+        run_config.kubeflow.pod or run_config.kubeflow.ttl
+    ):
         return spec
     configs: dict[str, Any] = {}
     for label, nodes in executors.items():

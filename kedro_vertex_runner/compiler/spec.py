@@ -198,7 +198,7 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             handler_task["inputs"] = _task_inputs(params)
         root_tasks = {EXIT_HANDLER_TASK: handler_task, **exit_tasks}
 
-    if machine_tasks and run_config.backend != "vertex":
+    if machine_tasks and not backend_class(run_config.backend).machines_as_custom_jobs:
         note_ignored(run_config.backend, machine_tasks)
     root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
     if root_inputs:
@@ -645,7 +645,8 @@ class _Artifacts:
         self.known = request.declared is not None
         self.catalog = request.artifacts
         self.stored = bool(normalise_root(run_config.root))  # no root: nothing is stored between tasks
-        self.custom_jobs = run_config.backend == "vertex"  # a CustomJob task's component is GCPC's: none there
+        # a CustomJob task's component is GCPC's: none there
+        self.custom_jobs = backend_class(run_config.backend).machines_as_custom_jobs
         self.boundary = boundary
         self.producer: dict[str, tuple[str, str, str]] = {}  # dataset → (task, artifact name, schema)
 

@@ -48,8 +48,6 @@ from .schema import (
     DnsPeering,
     GroupingOptions,
     HostAlias,
-    KubeflowConfig,
-    LocalConfig,
     MlflowConfig,
     NetworkConfig,
     PluginConfig,
@@ -59,6 +57,7 @@ from .schema import (
     ScheduleConfig,
     TaskSettings,
     check_for_backend,
+    plugin_config_model,
     warn_ignored_keys,
 )
 from .sources import file_defining
@@ -81,8 +80,6 @@ __all__ = [
     "DnsPeering",
     "GroupingOptions",
     "HostAlias",
-    "KubeflowConfig",
-    "LocalConfig",
     "MlflowConfig",
     "NetworkConfig",
     "PluginConfig",
@@ -108,6 +105,7 @@ __all__ = [
     "memory_bytes",
     "normalise_root",
     "parse_duration",
+    "plugin_config_model",
     "register_config_pattern",
     "root_schemes",
     "validate_config",

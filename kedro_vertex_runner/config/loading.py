@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .schema import PluginConfig, warn_ignored_keys
+from .schema import PluginConfig, plugin_config_model, warn_ignored_keys
 from .sources import _config_files, _display, _key_path, _short_repr, file_defining
 from .table import _nested_model, _strip_optional
 
@@ -122,7 +122,7 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
     files = list(files or [])
     _check_values(raw, files)
     try:
-        config = PluginConfig.model_validate(raw, context={"files": files})
+        config = plugin_config_model().model_validate(raw, context={"files": files})
     except ValidationError as exc:
         # a misspelt key also makes the real one "missing": the unknown key is the better clue
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -235,7 +235,7 @@ def _describe(error: ErrorDetails, loc: tuple[str, ...] = ()) -> str:
 
 def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     """The model that validates the mapping at ``loc`` (to suggest the key a typo meant)."""
-    model: Any = PluginConfig
+    model: Any = plugin_config_model()
     parts = list(loc)
     while parts:
         field = (

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
-from .schema import PluginConfig, RetryPolicy
+from .schema import RetryPolicy, plugin_config_model
 
 # fields whose accepted values are wider than their Python type
 _TYPE_OVERRIDES = {
@@ -65,7 +65,7 @@ def config_reference() -> str:
                 kind += ", optional" if optional else ""
                 rows.append(f"| `{key}` | {kind} | {default} | {description} |")
 
-    walk(PluginConfig, "")
+    walk(plugin_config_model(), "")
     return "\n".join(rows)
 
 

@@ -87,6 +87,7 @@ class KubeflowBackend(Backend):
     }
     #: Kubeflow Pipelines' driver does not resolve `taskFinalStatus` inputs in every release: not compiled
     task_final_status: ClassVar[bool] = False
+    kubernetes_pods: ClassVar[bool] = True
     secrets_refused: ClassVar[str | None] = (
         "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env"
     )

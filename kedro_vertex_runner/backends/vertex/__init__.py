@@ -69,6 +69,7 @@ class VertexBackend(Backend):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
     engine: ClassVar[str] = "Vertex AI"
     machines_as_custom_jobs: ClassVar[bool] = True
+    gpu_count_alone: ClassVar[bool] = False
     email_notifications: ClassVar[bool] = True
 
     _api: VertexApi | None = None
