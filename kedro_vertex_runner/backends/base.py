@@ -593,6 +593,11 @@ class Backend:
         """``pause``, ``resume`` or ``delete`` (``action``) the schedules called ``name``; one line each."""
         raise PluginError(f"backend {self.name!r} cannot {action} a schedule: use --backend vertex")
 
+    def report_page(self, ref: str, path: Path) -> str:
+        """``kedro vertexai report REF``: the HTML page picturing run or job ``ref`` (the page is written to
+        ``path``: a local run's page links its logs relative to it)."""
+        raise PluginError(f"backend {self.name!r} cannot draw a run's picture: use --backend vertex")
+
 
 _VERBS = {
     Capability.RUN: "run a job and wait for it",

@@ -10,7 +10,9 @@ backend code) that may define:
 * ``TEMPLATE``: the lines ``kedro vertexai init`` writes for ``run_config.<name>`` (default: generated from
   ``SETTINGS``, every key commented out with its description);
 * ``translate_reference_keys(value, tr)``: translate another plugin's ``run_config`` keys that mean something on
-  this backend, before the models see them.
+  this backend, before the models see them;
+* ``OTHER_PLUGIN_CONFIG``: ``(config key, plugin)`` of the file another plugin wrote for this engine (kedro-kubeflow's
+  ``kubeflow.yml``), read for this backend when a project has no ``vertexai.yml``.
 
 :func:`settings_module` finds it as ``<the registered module>.settings``; a backend without one has no section and
 no runner params of its own. From these models come validation, ``docs/reference.md`` and ``init``'s template.
@@ -23,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import PluginError
 from ..values import check_max_workers, check_run_id, switch
@@ -58,9 +60,10 @@ def workers(key: str, value: Any) -> int:
 
 
 class ParamsModel(BaseModel):
-    """Base of a runner-params model: every field optional (None: not given), each checked by the rule its
-    ``json_schema_extra["check"]`` names (so the one error line is the rule's own), with an ``example`` value for
-    ``give a value, e.g. key=…``."""
+    """Base of a runner-params model: every field optional (None: not given), with an ``example`` value (in
+    ``json_schema_extra``) for ``give a value, e.g. key=…``. A field is checked by its type and constraints, or by
+    the rule ``json_schema_extra["check"]`` names (``flag``, ``workers``, ``run_id``…, or a function ``(key,
+    value)`` raising :class:`~kedro_vertex_runner.errors.PluginError`), whose one error line is the rule's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,7 +79,38 @@ class ParamsModel(BaseModel):
             return None
         extra = cls.model_fields[info.field_name].json_schema_extra
         check = extra.get("check") if isinstance(extra, Mapping) else None
+        if callable(check):
+            return check(info.field_name, value)
         return _CHECKS[str(check)](info.field_name, value) if check else value
+
+    @classmethod
+    def read(cls, given: Mapping[str, Any]) -> ParamsModel:
+        """The model of the keys of ``given`` it declares.
+
+        Raises:
+            PluginError: ``--runner-params <key>=<value>: <what is expected>`` for the first value it refuses.
+        """
+        try:
+            return cls(**{key: value for key, value in given.items() if key in cls.model_fields})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0])
+            words = _TYPE_WORDS.get(error["type"])
+            message = f"expected {words}" if words else str(error["msg"]).removeprefix("Value error, ")
+            message = message.replace("Input should be", "expected").replace("Input", "the value")
+            raise PluginError(f"--runner-params {key}={given[key]!a}: {message}") from None
+
+
+_TYPE_WORDS = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+}
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -205,12 +239,11 @@ def read_runner_params(given: Mapping[str, Any]) -> GivenParams:
         if key in given and (value is None or (isinstance(value, str) and not value.strip())):
             model = RunnerParams if key in RunnerParams.model_fields else models[owners[key][0]]
             raise PluginError(f"--runner-params {key}=: give a value, e.g. {key}={model.example(key)}")
-    common = RunnerParams(**{key: value for key, value in given.items() if key in RunnerParams.model_fields})
+    common = cast(RunnerParams, RunnerParams.read(given))
     own: dict[str, Any] = {}
     for name, model in models.items():
         if name != RunnerParams.__name__:
-            checked = model(**{key: value for key, value in given.items() if key in model.model_fields})
-            own.update(checked.model_dump(exclude_unset=True))
+            own.update(model.read(given).model_dump(exclude_unset=True))
     return GivenParams(common, own, {key: owners[key] for key in own})
 
 

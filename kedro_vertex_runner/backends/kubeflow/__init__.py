@@ -30,6 +30,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ConfigError, PluginError
@@ -450,6 +451,11 @@ class KubeflowBackend(Backend):
             namespace=self.namespace,
         )
         return str(experiment.experiment_id)
+
+    def report_page(self, ref: str, path: Path) -> str:
+        from ...pictures import kubeflow_report
+
+        return kubeflow_report(self, ref)
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -56,6 +56,9 @@ def translate_reference_keys(value: dict[str, Any], tr: _Translation) -> None:
 
 
 SETTINGS = KubeflowConfig
+#: the configuration the Kedro Kubeflow plugin wrote (``conf/<env>/kubeflow.yml``: its config key, and the plugin's
+#: name), read for this backend when a project has no vertexai.yml
+OTHER_PLUGIN_CONFIG = ("kubeflow", "kedro-kubeflow")
 TEMPLATE = """\
   # Kubeflow Pipelines backend (`backend: kubeflow`, with `host` above). It ignores service_account, network,
   # encryption_key, failure_policy and labels (one warning line each when they are set).

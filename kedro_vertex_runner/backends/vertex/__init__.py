@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import PluginError
@@ -285,6 +286,11 @@ class VertexBackend(Backend):
         from .template_registry import registry_url
 
         registry_url(self.config)
+
+    def report_page(self, ref: str, path: Path) -> str:
+        from ...pictures import vertex_report
+
+        return vertex_report(self, ref)
 
 
 __all__ = [
