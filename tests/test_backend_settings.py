@@ -16,7 +16,7 @@ import pytest
 
 from kedro_vertex_runner.backends import REGISTRY, backend_class
 from kedro_vertex_runner.backends.settings import read_runner_params
-from kedro_vertex_runner.config import ConfigError, config_reference, validate_config
+from kedro_vertex_runner.config import ConfigError, config_reference, runner_params_reference, validate_config
 from kedro_vertex_runner.errors import PluginError
 
 
@@ -118,6 +118,11 @@ def test_the_reference_and_the_init_template_list_a_backends_section(relay: str)
         "| `run_config.relay.queue` | one of `default`, `fast` | `default` | Relay queue the jobs go to. |" in reference
     )
     assert "| `run_config.relay.priority` | integer, optional |  | Job priority, 1 to 9. |" in reference
+
+    params = runner_params_reference().splitlines()
+    assert "| `priority=` | `relay` | integer | Job priority for this run, 1 to 9. |" in params
+    assert "| `express=` | `relay` | boolean | Skip the queue. |" in params
+    assert "| `max_workers=` | `local` | integer | Tasks run at once, 1 to 1024 (default: " in "\n".join(params)
 
     # init's template has the sections where the backends' settings put them
     assert "\n{{ backend_settings }}\n" in (REPO / "conf_templates" / "vertexai.yml").read_text()

@@ -144,37 +144,44 @@ class RunnerParams(ParamsModel):
 
     backend: str | None = Field(
         None,
-        description="A registered backend's name; overrides `run_config.backend`.",
+        description="Override `run_config.backend`: a registered backend's name.",
         json_schema_extra={"check": "backend"},
     )
     wait: bool | None = Field(
         None,
-        description="Follow the job until it ends (default: true).",
+        description="Follow the job until it ends (default: true); `false` on a backend that only runs jobs to their "
+        "end is refused.",
         json_schema_extra={"check": "flag", "example": "false"},
     )
     cancel_on_interrupt: bool | None = Field(
         None,
-        description="Cancel the job on Ctrl-C without asking.",
+        description="Cancel the job on Ctrl-C without asking (a backend that submits jobs).",
         json_schema_extra={"check": "flag", "example": "true"},
     )
     run_id: str | None = Field(
         None,
-        description="The run id, e.g. an earlier run's to reuse its stored intermediates (a backend that takes one).",
+        description="The run id (default: a new one), on a backend that takes one (local): up to 128 letters, digits, "
+        "`-`, `_` or `.`, starting with a letter or digit. Reuse a failed run's id with `--from-nodes` to re-run nodes "
+        "by hand: tasks read its stored intermediates (refused while another run holds that id).",
         json_schema_extra={"check": "run_id", "example": "local-20240101-120000-abc123"},
     )
     code: Literal["image", "upload"] | None = Field(
         None,
-        description="Overrides `run_config.code` (upload: ship the code with the job).",
+        description="Override `run_config.code`: `upload` ships the project's code and `conf/` with the job "
+        "([Code upload](deployment.md#code-upload)).",
         json_schema_extra={"check": "code", "example": "upload"},
     )
     resume: str | None = Field(
         None,
-        description="The id of a failed run to resume (a backend that resumes runs).",
+        description="Resume failed run `ID` (the command printed after a failure), on a backend that resumes runs "
+        "(local): only its failed tasks and what depends on them run, with its recorded options and tasks "
+        "([Failures](local.md)).",
         json_schema_extra={"check": "run_id", "example": "local-20240101-120000-abc123"},
     )
     resume_changed: bool | None = Field(
         None,
-        description="With `resume`: resume even though `--params`/`--env`/the pipeline or filters differ.",
+        description="With `resume=`: resume even though `--params`, `--env`, the pipeline or a filter differs from the "
+        "recorded run.",
         json_schema_extra={"check": "flag", "example": "true"},
     )
 

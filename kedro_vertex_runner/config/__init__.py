@@ -61,7 +61,7 @@ from .schema import (
     warn_ignored_keys,
 )
 from .sources import file_defining
-from .table import config_reference
+from .table import config_reference, runner_params_reference
 
 __all__ = [
     "ACCELERATOR_TYPES",
@@ -108,6 +108,7 @@ __all__ = [
     "plugin_config_model",
     "register_config_pattern",
     "root_schemes",
+    "runner_params_reference",
     "validate_config",
     "validate_cron",
     "warn_ignored_keys",

@@ -38,7 +38,7 @@ class LocalRunnerParams(ParamsModel):
 
     max_workers: int | None = Field(
         None,
-        description=f"Tasks run at once, 1 to {MAX_WORKERS} (default: `run_config.local.max_workers`, else CPUs).",
+        description=f"Tasks run at once, 1 to {MAX_WORKERS} (default: `run_config.local.max_workers`, else CPU count).",
         json_schema_extra={"check": "workers", "example": "4"},
     )
     warm_start: bool | None = Field(
