@@ -1,7 +1,7 @@
 """What a backend declares about its configuration, and the runner params every backend takes.
 
-Each backend package has a light ``settings`` module (pydantic and the config rules only: no client library, no
-backend code) that may define:
+Each backend package has a light ``settings`` module (pydantic and the plugin's config rules only; it loads no
+client library, and neither does the package's ``__init__``, which Python imports first) that may define:
 
 * ``SETTINGS``: the model of ``run_config.<name>`` (e.g. ``run_config.local``), its docstring the section's one-line
   description; :func:`~kedro_vertex_runner.config.schema.plugin_config_model` mounts it there;
@@ -229,7 +229,7 @@ def read_runner_params(given: Mapping[str, Any]) -> GivenParams:
     """
     from . import names
 
-    models: dict[str, type[ParamsModel]] = {RunnerParams.__name__: RunnerParams}
+    models: dict[str, type[ParamsModel]] = {}  # backend → its own runner-params model
     owners: dict[str, tuple[str, ...]] = {}
     for name in names():
         model = params_model(name)
@@ -248,9 +248,8 @@ def read_runner_params(given: Mapping[str, Any]) -> GivenParams:
             raise PluginError(f"--runner-params {key}=: give a value, e.g. {key}={model.example(key)}")
     common = cast(RunnerParams, RunnerParams.read(given))
     own: dict[str, Any] = {}
-    for name, model in models.items():
-        if name != RunnerParams.__name__:
-            own.update(model.read(given).model_dump(exclude_unset=True))
+    for model in models.values():
+        own.update(model.read(given).model_dump(exclude_unset=True))
     return GivenParams(common, own, {key: owners[key] for key in own})
 
 
