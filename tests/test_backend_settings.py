@@ -53,6 +53,24 @@ def test_a_backends_section_is_validated_by_its_model(relay: str) -> None:
     )
 
 
+def test_a_backends_entries_naming_nodes_are_checked_against_the_pipeline(relay: str) -> None:
+    from kedro.pipeline import Pipeline, node
+
+    from kedro_vertex_runner.config import check_against_pipeline
+
+    def step(a: Any) -> Any:
+        return a
+
+    pipeline = Pipeline([node(step, "a", "b", name="train", tags=["gpu"])])
+    check_against_pipeline(_config({"backend": "relay", "relay": {"lanes": {"train": 2, "gpu": 1}}}), pipeline)
+    with pytest.raises(ConfigError) as info:
+        check_against_pipeline(_config({"backend": "relay", "relay": {"lanes": {"trian": 2}}}), pipeline)
+    assert str(info.value) == (
+        "vertexai.yml: run_config.relay.lanes.trian: names no node or tag of pipeline '__default__' (did you mean "
+        "'train'?)"
+    )
+
+
 def test_an_unregistered_backends_section_is_an_unknown_key() -> None:
     assert _error({"backend": "local", "relay": {"queue": "fast"}}).startswith(
         "vertexai.yml: run_config.relay: unknown key"
@@ -133,9 +151,10 @@ def test_the_reference_and_the_init_template_list_a_backends_section(relay: str)
         "  # relay:",
         '  #   queue: "default"   # Relay queue the jobs go to.',
         "  #   priority:   # Job priority, 1 to 9.",
+        "  #   lanes: {}   # Lanes per node name, tag or __default__.",
     ]
     assert text.startswith("  # Local backend (`backend: local`") and "\n  # kubeflow:\n" in text  # their own text
-    uncommented = "\n".join(line.replace("  # ", "  ", 1).split("   #")[0] for line in section[1:4])
+    uncommented = "\n".join(line.replace("  # ", "  ", 1).split("   #")[0] for line in section[1:])
     config = _config({"backend": "relay", **yaml.safe_load(uncommented.replace("  ", "", 1))})
     assert config.run_config.relay.queue == "default"
 

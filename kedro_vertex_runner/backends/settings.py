@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -37,6 +37,9 @@ class SettingsModel(BaseModel):
     """Base of a ``run_config.<name>`` model: unknown keys refused, no NaN or infinity."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    #: mapping fields whose entries name a node, a tag or ``__default__``, like ``run_config.resources`` (a name
+    #: that is none of them is refused in one line when the config is checked against the pipeline)
+    node_keyed: ClassVar[tuple[str, ...]] = ()
 
 
 def flag(key: str, value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,9 @@ class RelayConfig(SettingsModel):
 
     queue: Literal["default", "fast"] = Field("default", description="Relay queue the jobs go to.")
     priority: int | None = Field(None, ge=1, le=9, description="Job priority, 1 to 9.")
+    lanes: dict[str, int] = Field(default_factory=dict, description="Lanes per node name, tag or __default__.")
+
+    node_keyed: ClassVar[tuple[str, ...]] = ("lanes",)
 
 
 class RelayRunnerParams(ParamsModel):

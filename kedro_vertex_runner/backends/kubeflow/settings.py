@@ -6,7 +6,7 @@ Light: pydantic and the plugin's config rules only (see :mod:`kedro_vertex_runne
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 class KubeflowConfig(SettingsModel):
     """Kubeflow Pipelines settings."""
+
+    node_keyed: ClassVar[tuple[str, ...]] = ("pod",)
 
     namespace: str | None = Field(
         None,
