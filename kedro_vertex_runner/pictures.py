@@ -666,24 +666,22 @@ def write_run_report(
 
 
 def run_report(config: Any, backend: str, ref: str, path: Path) -> Path:
-    """``kedro vertexai report RUN_OR_JOB``: the picture of local run ``ref`` (backend ``local``: its run.json
-    under ``run_config.root``), of Vertex AI job ``ref``, or of Kubeflow run ``ref``, written to ``path``.
+    """``kedro vertexai report RUN_OR_JOB``: the picture of run or job ``ref`` as ``backend`` draws it
+    (:meth:`~.backends.base.Backend.report_page`: a local run from its run.json under ``run_config.root``, a Vertex
+    AI job or a Kubeflow run from its API), written to ``path``.
 
     Raises:
         PluginError: an unknown run or job, an unreachable API, or a file that cannot be written.
     """
     if path.is_dir():
         raise PluginError(f"-o {path}: it is a folder; give a file name, e.g. {path / 'report.html'}")
-    if backend == "local":
-        text = _local_report(config, ref, path)
-    elif backend == "kubeflow":
-        text = _kubeflow_report(config, ref)
-    else:
-        text = _vertex_report(config, ref)
-    return write_page(text, path)
+    from .console import open_backend
+
+    return write_page(open_backend(config, backend).report_page(ref, path), path)
 
 
-def _local_report(config: Any, ref: str, path: Path) -> str:
+def local_report(config: Any, ref: str, path: Path) -> str:
+    """The page of local run ``ref`` (:meth:`.backends.local.LocalBackend.report_page`)."""
     from .backends.local import read_run_record
     from .values import check_run_id
 
@@ -706,7 +704,8 @@ def _bars(record: Mapping[str, Any]) -> list[TaskBar]:
     return local_run_tasks(record.get("spec") or {}, record.get("tasks") or {}, {}, {})[0]
 
 
-def _vertex_report(config: Any, ref: str) -> str:
+def vertex_report(backend: Any, ref: str) -> str:
+    """The page of Vertex AI job ``ref`` (:meth:`.backends.vertex.VertexBackend.report_page`)."""
     from google.protobuf.json_format import MessageToDict
 
     from .backends.vertex.api import _call, _short_state
@@ -717,9 +716,7 @@ def _vertex_report(config: Any, ref: str) -> str:
         job_id = check_job_id(ref)
     except ValueError as exc:
         raise PluginError(f"RUN_OR_JOB {exc}") from None
-    from .console import open_backend
-
-    api = open_backend(config, "vertex").api  # type: ignore[attr-defined]
+    config, api = backend.config, backend.api
     job = _call(
         f"reading job {job_id}", config, api.pipelines.get_pipeline_job, name=f"{api.parent}/pipelineJobs/{job_id}"
     )
@@ -737,11 +734,10 @@ def _vertex_report(config: Any, ref: str) -> str:
     return cloud_run_page("Vertex AI", job_id, _short_state(job.state), spec, rows)
 
 
-def _kubeflow_report(config: Any, ref: str) -> str:
+def kubeflow_report(backend: Any, ref: str) -> str:
+    """The page of Kubeflow run ``ref`` (:meth:`.backends.kubeflow.KubeflowBackend.report_page`)."""
     from .backends.kubeflow import _state, _task_rows
-    from .console import open_backend
 
-    backend: Any = open_backend(config, "kubeflow")
     run = backend._call(f"reading run {ref}", backend.client().get_run, run_id=ref)
     spec = getattr(run, "pipeline_spec", None) or {}
     if "pipeline_spec" in spec:  # {pipeline_spec, platform_spec}

@@ -7,10 +7,10 @@ on this machine, Vertex AI Pipelines…), chosen by ``run_config.backend`` or ``
 ``--params``/``--env`` reach it through the plugin's hooks. User-facing problems are printed as one line and end
 the command with a non-zero exit code.
 
-Runner params (``--runner-params k=v,…``): ``backend=NAME`` (a name of :data:`.backends.REGISTRY`),
-``wait=true|false`` (a backend that can submit), ``max_workers=N`` and ``warm_start=true|false`` (the local backend's
-options), ``cancel_on_interrupt=true``, ``run_id=ID`` (a backend that resumes runs), ``code=image|upload``
-(overrides ``run_config.code``), ``resume=ID`` and ``resume_changed=true`` (the local backend).
+Runner params (``--runner-params k=v,…``) are the keys every backend takes
+(:class:`~.backends.settings.RunnerParams`: ``backend=NAME``, ``wait=``, ``cancel_on_interrupt=``, ``run_id=``,
+``code=``, ``resume=``, ``resume_changed=``) and those a backend declares in its settings module (the local backend's
+``max_workers=`` and ``warm_start=``), each checked by its model; a backend's own key is refused on another backend.
 
 ``resume=ID`` resumes a failed local run exactly: the run's options, spec and task states are recorded in
 ``<root>/<ID>/run.json``; the command printed after a failure repeats every option and runs only the failed tasks
@@ -32,66 +32,31 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kedro.runner import AbstractRunner
 
-from .backends import DEFAULT_BACKEND, REGISTRY, backend_class, names
+from .backends import DEFAULT_BACKEND, REGISTRY, backend_class
+from .backends.settings import RunnerParams, read_runner_params
 from .errors import PluginError, exit_with
-from .values import check_environment, check_max_workers, check_run_id, switch
+from .values import check_environment, check_run_id
 
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol
     from kedro.pipeline import Pipeline
     from pluggy import PluginManager
 
-_UNSET: Any = object()  # a runner param not given (`run_id=` on the command line arrives as None)
-# example values in "give a value" errors; `backend=` names the backend that runs on this machine (_rehearsal_backend)
-_EXAMPLES = {
-    "wait": "false",
-    "max_workers": "4",
-    "cancel_on_interrupt": "true",
-    "run_id": "local-20240101-120000-abc123",
-    "warm_start": "false",
-    "code": "upload",
-    "resume": "local-20240101-120000-abc123",
-    "resume_changed": "true",
-}
 
-
-def _as_bool(name: str, value: Any) -> bool:
-    flag = switch(value)
-    if flag is None:
-        raise PluginError(f"--runner-params {name}={value!a}: expected true or false")
-    return flag
+_UNSET: Any = object()  # a recorded option that was not given
 
 
 class VertexRunner(AbstractRunner):
     """Compile the filtered pipeline to a Vertex AI PipelineSpec and run it on the configured backend."""
 
-    def __init__(
-        self,
-        is_async: bool = False,
-        backend: Any = _UNSET,
-        wait: Any = _UNSET,
-        max_workers: Any = _UNSET,
-        cancel_on_interrupt: Any = _UNSET,
-        run_id: Any = _UNSET,
-        warm_start: Any = _UNSET,
-        code: Any = _UNSET,
-        resume: Any = _UNSET,
-        resume_changed: Any = _UNSET,
-        **unknown: Any,
-    ):
+    def __init__(self, is_async: bool = False, **params: Any):
         """Args:
         is_async: refused (``--async``): tasks always run in their own processes.
-        backend: a registered backend's name; overrides ``run_config.backend``.
-        wait: (vertex) follow the job until it ends; default: true.
-        max_workers: (local) how many tasks run at once; default: ``run_config.local.max_workers`` or CPUs.
-        cancel_on_interrupt: (vertex) cancel the job on Ctrl-C without asking.
-        run_id: (local) the run id, e.g. an earlier run's to reuse its stored intermediates; default: a new one.
-        warm_start: (local) fork tasks from a process that has preloaded the project; default:
-            ``run_config.local.warm_start``, else ``KEDRO_VERTEX_WARM_START``, else on.
-        code: ``image`` or ``upload``; overrides ``run_config.code`` (upload: ship the code with the job).
-        resume: (local) the id of a failed run to resume: its failed tasks and what depends on them run again, with
-            its recorded spec (see :func:`_resumed_run`).
-        resume_changed: with ``resume``: resume even though ``--params``/``--env``/the pipeline or filters differ.
+        params: ``--runner-params``: the keys of :class:`~.backends.settings.RunnerParams` (``backend``, ``wait``,
+            ``cancel_on_interrupt``, ``run_id``, ``code``, ``resume``, ``resume_changed``) and those a backend
+            declares in its settings module (the local backend's ``max_workers`` and ``warm_start``), checked
+            through those models (:func:`~.backends.settings.read_runner_params`); a backend's own key is refused
+            on another backend once the job's backend is known.
         """
         super().__init__(is_async=is_async)
         try:
@@ -101,45 +66,17 @@ class VertexRunner(AbstractRunner):
                     "--async: VertexRunner runs every task in its own process, which loads and saves that task's "
                     "datasets itself; --async does not apply: drop it"
                 )
-            if unknown:
-                known = (
-                    "backend, wait, max_workers, cancel_on_interrupt, run_id, warm_start, code, resume, resume_changed"
-                )
-                raise PluginError(f"--runner-params: unknown key {sorted(unknown)[0]!a}; VertexRunner takes {known}")
-            given = {
-                "backend": backend,
-                "wait": wait,
-                "max_workers": max_workers,
-                "cancel_on_interrupt": cancel_on_interrupt,
-                "run_id": run_id,
-                "warm_start": warm_start,
-                "code": code,
-                "resume": resume,
-                "resume_changed": resume_changed,
-            }
-            for name, value in given.items():
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    example = _rehearsal_backend() if name == "backend" else _EXAMPLES[name]
-                    raise PluginError(f"--runner-params {name}=: give a value, e.g. {name}={example}")
-            backend, wait, max_workers, run_id = (
-                None if value is _UNSET else value for value in (backend, wait, max_workers, run_id)
-            )
-            cancel_on_interrupt = False if cancel_on_interrupt is _UNSET else cancel_on_interrupt
-            if backend is not None and backend not in REGISTRY:
-                raise PluginError(f"--runner-params backend={backend!a}: expected {_one_of(names())}")
-            self.backend = backend
-            self.code = None if code is _UNSET else str(code).strip()
-            if self.code is not None and self.code not in ("image", "upload"):
-                raise PluginError(f"--runner-params code={code!r}: expected 'image' or 'upload'")
-            self.wait = None if wait is None else _as_bool("wait", wait)
-            self.cancel_on_interrupt = _as_bool("cancel_on_interrupt", cancel_on_interrupt)
-            self.warm_start = None if warm_start is _UNSET else _as_bool("warm_start", warm_start)
-            if max_workers is not None:
-                max_workers = check_max_workers(max_workers)
-            self.max_workers = max_workers
-            self.run_id = None if run_id is None else _run_id(run_id)
-            self.resume = None if resume is _UNSET else _run_id(resume, "resume")
-            self.resume_changed = False if resume_changed is _UNSET else _as_bool("resume_changed", resume_changed)
+            given = read_runner_params(params)
+            common = given.common
+            self.params = given
+            self.backend = common.backend
+            self.code = common.code
+            self.wait = common.wait
+            self.cancel_on_interrupt = bool(common.cancel_on_interrupt)
+            self.options = given.own  # the backend's own params, e.g. {"max_workers": 4}
+            self.run_id = common.run_id
+            self.resume = common.resume
+            self.resume_changed = bool(common.resume_changed)
             if self.resume is not None and self.run_id not in (None, self.resume):
                 raise PluginError(
                     f"--runner-params resume={self.resume},run_id={self.run_id}: a resumed run keeps its run id; "
@@ -167,7 +104,7 @@ class VertexRunner(AbstractRunner):
         raw = _raw_run_config(project)
         backend = self.backend or raw.get("backend") or DEFAULT_BACKEND
         if isinstance(backend, str) and backend in REGISTRY:  # else the config check says what is wrong
-            backend_class(backend).prestart(project, raw, {"warm_start": self.warm_start})
+            backend_class(backend).prestart(project, raw, self.options)
 
     def run(
         self,
@@ -219,6 +156,7 @@ class VertexRunner(AbstractRunner):
         _check_run_options(run_params, context)
         config = load_config(context.config_loader)
         backend = self.backend or config.run_config.backend
+        self.params.refuse_foreign(backend)
         config = config.with_backend(backend)
         if self.code is not None:
             config = config.model_copy(update={"run_config": config.run_config.model_copy(update={"code": self.code})})
@@ -259,7 +197,7 @@ class VertexRunner(AbstractRunner):
                 wait=True if self.wait is None else self.wait,
                 cancel_on_interrupt=self.cancel_on_interrupt,
                 run_id=current_run_id() if engine.takes_run_id else None,
-                options={"max_workers": self.max_workers, "warm_start": self.warm_start, **resumed.options},
+                options={**self.options, **resumed.options},
             )
         except JobFailed as exc:
             if getattr(exc, "result", None) is not None:  # a run whose tasks' data stays: say how to resume it
@@ -269,7 +207,7 @@ class VertexRunner(AbstractRunner):
 
 def _rehearsal_backend() -> str:
     """The backend whose tasks run on this machine (the usual `backend=` a user types), for examples."""
-    return next((name for name in names() if not backend_class(name).remote_tasks), DEFAULT_BACKEND)
+    return RunnerParams.example("backend")
 
 
 def _project_dir() -> Path | None:
@@ -609,8 +547,3 @@ def _earlier_run(root: str, run_id: str, datasets: set[str]) -> str | None:
     except OSError:
         return None
     return newest.name if newest is not None else None
-
-
-def _one_of(choices: tuple[str, ...]) -> str:
-    quoted = [repr(choice) for choice in choices]
-    return " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"

@@ -8,6 +8,7 @@ reported at once instead of at the first compile. Existing files are never overw
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from importlib import resources
@@ -117,7 +118,32 @@ def template_values(project_id: str, region: str, package_name: str) -> dict[str
         "root": f"gs://{project_id.rpartition(':')[2]}-vertex-pipelines/{slug}",
         "experiment": slug,
         "plugin_requirement": f"=={__version__}" if "dev" not in __version__ else "",
+        "backend_settings": backend_settings_template(),
     }
+
+
+def backend_settings_template() -> str:
+    """The ``run_config.<name>`` sections of the config template, one per registered backend with settings: the
+    ``TEMPLATE`` its settings module writes, else every key of its ``SETTINGS`` model commented out with its
+    description (see :mod:`.backends.settings`)."""
+    from .backends import names
+    from .backends.settings import section_model, settings_module
+
+    sections = []
+    for name in names():
+        text = getattr(settings_module(name), "TEMPLATE", None)
+        model = section_model(name)
+        if text is None and model is not None:
+            title = (model.__doc__ or f"Backend {name}").strip().splitlines()[0].rstrip(".")
+            lines = [f"  # {title} (`backend: {name}`).", f"  # {name}:"]
+            for key, field in model.model_fields.items():
+                default = field.get_default(call_default_factory=True)
+                shown = "" if default is None else f" {json.dumps(default)}"
+                lines.append(f"  #   {key}:{shown}   # {field.description or ''}".rstrip())
+            text = "\n".join(lines)
+        if text:
+            sections.append(text.rstrip("\n"))
+    return "\n\n".join(sections)
 
 
 def render(template_name: str, values: dict[str, str]) -> str:

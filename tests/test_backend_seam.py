@@ -176,3 +176,67 @@ def test_no_backend_is_named_outside_the_backends(module: str) -> None:
 def test_the_literal_check_sees_a_name() -> None:
     sample = PACKAGE.parent / "tests" / "test_backend_seam.py"
     assert any("'local'" in hit for hit in _backend_literals(sample))
+
+
+def _backend_branches(source: str, where: str) -> list[str]:
+    """The places of ``source`` that decide something by a registered backend's name: a comparison of a backend
+    with a name (``backend == "local"``, ``run_config.backend not in ("vertex", …)``), a backend looked up or
+    passed by a literal name (``open_backend(config, "vertex")``, ``backend="kubeflow"``), a mapping setting
+    ``"backend": "kubeflow"``, or a ``match`` case on one."""
+
+    def names_one(node: ast.AST | None) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in REGISTRY
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(names_one(item) for item in node.elts)
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            hit = "backend" in ast.unparse(node) and any(names_one(side) for side in [node.left, *node.comparators])
+        elif isinstance(node, ast.Call):
+            hit = ("backend" in ast.unparse(node.func).lower() and any(names_one(arg) for arg in node.args)) or any(
+                "backend" in (keyword.arg or "") and names_one(keyword.value) for keyword in node.keywords
+            )
+        elif isinstance(node, ast.Dict):
+            hit = any(
+                isinstance(key, ast.Constant) and key.value == "backend" and names_one(value)
+                for key, value in zip(node.keys, node.values, strict=True)
+            )
+        elif isinstance(node, ast.match_case):
+            hit = isinstance(node.pattern, ast.MatchValue) and names_one(node.pattern.value)
+        else:
+            continue
+        if hit:
+            line = node.pattern.lineno if isinstance(node, ast.match_case) else node.lineno
+            found.append(f"{where}:{line}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_outside_the_backends_branches_on_a_backend_name() -> None:
+    """What differs between backends is a class attribute, a hook or a settings module of the backend itself."""
+    outside = [path for path in sorted(PACKAGE.rglob("*.py")) if "backends" not in path.relative_to(PACKAGE).parts]
+    assert len(outside) > 30  # the whole package, not a chosen few
+    found = [
+        hit
+        for path in outside
+        for hit in _backend_branches(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE)))
+    ]
+    assert found == []
+
+
+def test_the_branch_check_sees_each_kind_of_branch() -> None:
+    sample = """
+if run_config.backend != "vertex": pass
+if value.get("backend") == "kubeflow": pass
+if backend in ("local", "other"): pass
+open_backend(config, "vertex")
+get(backend="kubeflow")
+raw = {"backend": "kubeflow", **raw}
+match backend:
+    case "local": pass
+if protocol not in ("file", "local"): pass  # fsspec's "local", not a backend
+resolver = "vertex"
+"""
+    assert [hit.split(":")[1] for hit in _backend_branches(sample, "sample")] == [
+        "2", "3", "4", "5", "6", "7", "9"
+    ]  # fmt: skip

@@ -213,6 +213,7 @@ REFUSALS = dict(
             "conf-source",
             "option-like-run-id",
             "secret-param",
+            "other-backends-param",
         ],
         [
             (["--runner-params", "run_id="], "Error: --runner-params run_id=: give a value, e.g. run_id=local-"),
@@ -234,6 +235,11 @@ REFUSALS = dict(
                     "Error: --params db_password: looks like a secret (its name contains 'PASSW') and must never be stored",
                     "Secret Manager",
                 ),
+            ),
+            (
+                ["--runner-params", "backend=vertex,max_workers=4"],
+                "Error: --runner-params max_workers=4: an option of backend 'local', and this run is on backend "
+                "'vertex': drop it, or add backend=local",
             ),
         ],
         strict=True,

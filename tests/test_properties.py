@@ -26,7 +26,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from kedro_vertex_runner.config import ConfigError, load_config, validate_config
-from kedro_vertex_runner.config.schema import PluginConfig
+from kedro_vertex_runner.config.schema import PluginConfig, plugin_config_model
 
 
 def profile(max_examples: int) -> settings:
@@ -180,7 +180,7 @@ def _model(draw: st.DrawFn, model: type[BaseModel], depth: int = 0) -> dict[str,
     """A mapping for ``model``: its required fields (mostly) and a random subset of the others."""
     fields = model.model_fields
     required = {name for name, field in fields.items() if field.is_required()}
-    if model is PluginConfig:
+    if issubclass(model, PluginConfig):
         required |= {"project_id", "region"}  # what the default backend needs
     chosen = set(draw(st.lists(st.sampled_from(sorted(fields)), max_size=6, unique=True)))
     if draw(st.integers(0, 19)) < 19:
@@ -229,7 +229,7 @@ def _value(name: str, annotation: Any, depth: int) -> st.SearchStrategy[Any]:
 
 
 def _configs() -> st.SearchStrategy[dict[str, Any]]:
-    return _model(PluginConfig)
+    return _model(plugin_config_model())  # with the backends' sections (run_config.local, …)
 
 
 def _one_line_or_valid(raw: dict[str, Any], loader: Any) -> None:

@@ -27,10 +27,12 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_the_configuration_reference_page_is_the_table_generated_from_the_models():
-    from kedro_vertex_runner.config import config_reference
+    from kedro_vertex_runner.config import config_reference, runner_params_reference
 
     page = (REPO / "docs" / "reference.md").read_text()
-    assert page.split("\n\n", 2)[2] == config_reference() + "\n"
+    keys, params = page.split("\n\n", 2)[2].split("\n\n## Runner params\n\n")
+    assert keys == config_reference()
+    assert params.split("\n\n", 1)[1] == runner_params_reference() + "\n"
 
 
 def test_the_readme_is_a_front_page_whose_links_lead_to_files_that_exist():

@@ -298,6 +298,10 @@ class Backend:
     secrets_refused: ClassVar[str | None] = None
     #: a task with machine settings (`resources.<name>.machine_type`…) runs as a Vertex AI CustomJob
     machines_as_custom_jobs: ClassVar[bool] = False
+    #: a `gpu` count without an `accelerator` means nvidia.com/gpu (else the engine needs a type, as Vertex AI does)
+    gpu_count_alone: ClassVar[bool] = True
+    #: tasks run as Kubernetes pods the compiled spec places (`run_config.kubeflow.pod`, `.ttl`: the platform spec)
+    kubernetes_pods: ClassVar[bool] = False
     #: the engine sends `run_config.notifications.email` (Google's e-mail exit task)
     email_notifications: ClassVar[bool] = False
     #: the engine passes an exit task the job's final status (a `taskFinalStatus` input, KFP's
@@ -308,6 +312,12 @@ class Backend:
     def compiles_final_status(cls, run_config: Any) -> bool:
         """Whether the exit task of a pipeline compiled with ``run_config`` gets the job's final status."""
         return cls.task_final_status
+
+    @classmethod
+    def webhook_argument(cls, run_config: Any) -> str | None:
+        """The exit task's ``--webhook`` (where it reads the URL the job's final status is posted to): the Secret
+        Manager reference of ``run_config.notifications.webhook``; None without a webhook."""
+        return run_config.notifications.webhook
 
     def __init__(self, config: PluginConfig, reporter: Reporter | None = None) -> None:
         self.config = config
@@ -593,6 +603,11 @@ class Backend:
     def change_schedule(self, name: str, action: str, *, catch_up: bool = False) -> list[str]:
         """``pause``, ``resume`` or ``delete`` (``action``) the schedules called ``name``; one line each."""
         raise PluginError(f"backend {self.name!r} cannot {action} a schedule: use --backend vertex")
+
+    def report_page(self, ref: str, path: Path) -> str:
+        """``kedro vertexai report REF``: the HTML page picturing run or job ``ref`` (the page is written to
+        ``path``: a local run's page links its logs relative to it)."""
+        raise PluginError(f"backend {self.name!r} cannot draw a run's picture: use --backend vertex")
 
 
 _VERBS = {

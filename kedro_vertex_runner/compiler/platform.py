@@ -65,8 +65,12 @@ def with_platform_spec(
         PluginError: the nodes of one task have different pod settings (a grouping that ignores them, ``tags`` or
             ``namespace``), naming the task and what to change.
     """
+    from ..backends import backend_class
+
     hook = run_config.kubeflow.webhook if webhook_executor else None
-    if run_config.backend != "kubeflow" or not (run_config.kubeflow.pod or run_config.kubeflow.ttl or hook):
+    if not backend_class(run_config.backend).kubernetes_pods or not (
+        run_config.kubeflow.pod or run_config.kubeflow.ttl or hook
+    ):
         return spec
     configs: dict[str, Any] = {}
     for label, nodes in executors.items():

@@ -63,7 +63,6 @@ from ..task.contract import (
     input_placeholder,
 )
 from ..task.runners import PROCESSES, SEQUENTIAL, can_overlap, memory_groups, mode_for
-from ..task.secret_manager import KUBERNETES_WEBHOOK
 from ..values import memory_quantity, memory_quantity_bytes, parameter_type
 from . import cost_model
 from .grouping import TaskGroup, group_nodes
@@ -228,13 +227,8 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
 
 
 def webhook_argument(run_config: Any) -> str | None:
-    """The exit task's ``--webhook``: the Secret Manager reference of ``notifications.webhook``, or on Kubeflow
-    Pipelines ``run_config.kubeflow.webhook`` as ``k8s:<secret>/<key>`` (the platform spec puts the Secret's value
-    into the exit task's environment, see :func:`.platform.with_platform_spec`)."""
-    hook = run_config.kubeflow.webhook if run_config.backend == "kubeflow" else None
-    if hook is not None:
-        return f"{KUBERNETES_WEBHOOK}{hook.secret}/{hook.key}"
-    return run_config.notifications.webhook
+    """The exit task's ``--webhook``, as the backend gives it (:meth:`.backends.base.Backend.webhook_argument`)."""
+    return backend_class(run_config.backend).webhook_argument(run_config)
 
 
 def _dag_component(tasks: dict[str, Any], params: list[_Parameter]) -> dict[str, Any]:

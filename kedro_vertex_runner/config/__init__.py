@@ -48,8 +48,6 @@ from .schema import (
     DnsPeering,
     GroupingOptions,
     HostAlias,
-    KubeflowConfig,
-    LocalConfig,
     MlflowConfig,
     NetworkConfig,
     PluginConfig,
@@ -59,10 +57,11 @@ from .schema import (
     ScheduleConfig,
     TaskSettings,
     check_for_backend,
+    plugin_config_model,
     warn_ignored_keys,
 )
 from .sources import file_defining
-from .table import config_reference
+from .table import config_reference, runner_params_reference
 
 __all__ = [
     "ACCELERATOR_TYPES",
@@ -81,8 +80,6 @@ __all__ = [
     "DnsPeering",
     "GroupingOptions",
     "HostAlias",
-    "KubeflowConfig",
-    "LocalConfig",
     "MlflowConfig",
     "NetworkConfig",
     "PluginConfig",
@@ -108,8 +105,10 @@ __all__ = [
     "memory_bytes",
     "normalise_root",
     "parse_duration",
+    "plugin_config_model",
     "register_config_pattern",
     "root_schemes",
+    "runner_params_reference",
     "validate_config",
     "validate_cron",
     "warn_ignored_keys",

@@ -49,9 +49,10 @@ def check_against_pipeline(
     named = [node for source in (names_from if names_from is not None else (pipeline,)) for node in source.nodes]
     node_names = {node.name for node in named}
     tags = {tag for node in named for tag in node.tags}
-    # run_config.kubeflow.pod entries name nodes and tags the same way
+    # a backend's section may have entries named the same way (run_config.kubeflow.pod: its `node_keyed` fields)
     entries = [("resources", key) for key in run_config.resources]
-    entries += [("kubeflow.pod", key) for key in run_config.kubeflow.pod]
+    for backend, section in _node_keyed_sections(run_config):
+        entries += [(f"{backend}.{field}", key) for field in section.node_keyed for key in getattr(section, field)]
     for section, key in entries:
         if key == DEFAULT_KEY or key in node_names or key in tags:
             continue
@@ -71,6 +72,14 @@ def check_against_pipeline(
                 f"{where}: run_config.resources.{key}.gpu: a GPU count needs an accelerator type: add e.g. "
                 f"`accelerator: NVIDIA_TESLA_T4` to this entry (node {node.name!r} has none)"
             )
+
+
+def _node_keyed_sections(run_config: RunConfig) -> list[tuple[str, Any]]:
+    """The backends' sections with fields whose entries name nodes and tags (``node_keyed``), by backend name."""
+    from ..backends import names
+
+    sections = [(name, getattr(run_config, name, None)) for name in names()]
+    return [(name, section) for name, section in sections if getattr(section, "node_keyed", ())]
 
 
 def _check_no_gpu_with_accelerator(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .schema import PluginConfig, warn_ignored_keys
+from .schema import PluginConfig, plugin_config_model, warn_ignored_keys
 from .sources import _config_files, _display, _key_path, _short_repr, file_defining
 from .table import _nested_model, _strip_optional
 
@@ -68,7 +68,7 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     except Exception as exc:  # YAML syntax errors, interpolation errors, duplicate keys, a file not in UTF-8
         raise ConfigError(_not_utf8(files) or _loader_error(exc, files)) from None
     if not raw:
-        raw, files = _kubeflow_plugin_config(config_loader, source, files)
+        raw, files = _other_plugin_config(config_loader, source, files)
     if not raw:
         raise ConfigError(
             f"no vertexai.yml found in {_display(source / 'base')} or the run env: run "
@@ -77,40 +77,53 @@ def load_config(config_loader: AbstractConfigLoader, conf_source: str | Path | N
     return validate_config(dict(raw), files)
 
 
-KUBEFLOW_PLUGIN_KEY = "kubeflow"
-KUBEFLOW_PLUGIN_PATTERNS = ["kubeflow*", "kubeflow*/**", "**/kubeflow*"]
+def _other_plugin_config(config_loader: Any, source: Path, files: list[Path]) -> tuple[Any, list[Path]]:
+    """Without a ``vertexai.yml``: the configuration another plugin wrote for a backend's engine, as the backend's
+    settings module declares it (``OTHER_PLUGIN_CONFIG``: the ``kubeflow.yml`` of the Kedro Kubeflow plugin), for
+    that backend unless it says otherwise (its keys are translated by the backend's ``translate_reference_keys``);
+    else nothing."""
+    from ..backends import names
+    from ..backends.settings import settings_module
+
+    for backend in names():
+        declared = getattr(settings_module(backend), "OTHER_PLUGIN_CONFIG", None)
+        if declared:
+            raw, found = _plugin_config(config_loader, source, backend, *declared)
+            if raw:
+                return raw, found
+    return None, files
 
 
-def _kubeflow_plugin_config(config_loader: Any, source: Path, files: list[Path]) -> tuple[Any, list[Path]]:
-    """Without a ``vertexai.yml``: the ``kubeflow.yml`` a project wrote for the Kedro Kubeflow plugin, for backend
-    ``kubeflow`` unless it says otherwise (its keys are translated by :mod:`.kubeflow_plugin`); else nothing."""
+def _plugin_config(config_loader: Any, source: Path, backend: str, key: str, plugin: str) -> tuple[Any, list[Path]]:
+    """The files ``<key>*`` of ``conf/<env>`` (another plugin's configuration), read for ``backend``."""
     from kedro.config import MissingConfigException
 
     patterns = getattr(config_loader, "config_patterns", None)
-    kubeflow_files = _config_files(source, getattr(config_loader, "env", None), config_loader, "kubeflow")
-    if not isinstance(patterns, dict) or not kubeflow_files:
-        return None, files
-    patterns.setdefault(KUBEFLOW_PLUGIN_KEY, list(KUBEFLOW_PLUGIN_PATTERNS))
+    found = _config_files(source, getattr(config_loader, "env", None), config_loader, key)
+    if not isinstance(patterns, dict) or not found:
+        return None, []
+    patterns.setdefault(key, [f"{key}*", f"{key}*/**", f"**/{key}*"])
     strategies = getattr(config_loader, "merge_strategy", None)
     if isinstance(strategies, dict):
-        strategies.setdefault(KUBEFLOW_PLUGIN_KEY, "soft")
+        strategies.setdefault(key, "soft")
     try:
-        raw = config_loader[KUBEFLOW_PLUGIN_KEY]
+        raw = config_loader[key]
     except MissingConfigException:
-        return None, files
+        return None, []
     except Exception as exc:
-        raise ConfigError(_not_utf8(kubeflow_files) or _loader_error(exc, kubeflow_files)) from None
+        raise ConfigError(_not_utf8(found) or _loader_error(exc, found)) from None
     if not raw:
-        return None, files
+        return None, []
     raw = dict(raw)
     if isinstance(raw.get("run_config"), dict):
-        raw["run_config"] = {"backend": "kubeflow", **raw["run_config"]}
+        raw["run_config"] = {"backend": backend, **raw["run_config"]}
     logger.warning(
-        "%s: read as this plugin's configuration (written for kedro-kubeflow, and there is no vertexai.yml): "
+        "%s: read as this plugin's configuration (written for %s, and there is no vertexai.yml): "
         "rename it to vertexai.yml once its keys are translated",
-        _display(kubeflow_files[-1]),
+        _display(found[-1]),
+        plugin,
     )
-    return raw, kubeflow_files
+    return raw, found
 
 
 def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> PluginConfig:
@@ -122,7 +135,7 @@ def validate_config(raw: dict[str, Any], files: list[Path] | None = None) -> Plu
     files = list(files or [])
     _check_values(raw, files)
     try:
-        config = PluginConfig.model_validate(raw, context={"files": files})
+        config = plugin_config_model().model_validate(raw, context={"files": files})
     except ValidationError as exc:
         # a misspelt key also makes the real one "missing": the unknown key is the better clue
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -238,7 +251,7 @@ def _describe(error: ErrorDetails, loc: tuple[str, ...] = ()) -> str:
 
 def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     """The model that validates the mapping at ``loc`` (to suggest the key a typo meant)."""
-    model: Any = PluginConfig
+    model: Any = plugin_config_model()
     parts = list(loc)
     while parts:
         field = (

@@ -74,10 +74,9 @@ class _Translation:
 def _translate_reference_keys(value: dict[str, Any], files: list[Path]) -> dict[str, Any]:
     value = dict(value)
     tr = _Translation(files)
-    if value.get("backend") == "kubeflow":  # kedro-kubeflow's keys mean something there (see .kubeflow_plugin)
-        from .kubeflow_plugin import translate_kubeflow_keys
-
-        translate_kubeflow_keys(value, tr)
+    translate = _backend_translation(value.get("backend"))
+    if translate is not None:  # another plugin's keys that mean something on this backend (kedro-kubeflow's)
+        translate(value, tr)
     for key in IGNORED_RUN_CONFIG_KEYS:
         if key in value:
             value.pop(key)
@@ -227,3 +226,13 @@ def _translate_schedule(name: str, entry: dict[str, Any], tr: _Translation) -> d
     if "cron_expression" in entry:
         tr.moved(entry, ("schedules", name, "cron_expression"), "cron", ("schedules", name))
     return entry
+
+
+def _backend_translation(backend: Any) -> Any:
+    """The ``translate_reference_keys`` hook of backend ``backend``'s settings module, if it has one."""
+    from ..backends import REGISTRY
+    from ..backends.settings import settings_module
+
+    if not isinstance(backend, str) or backend not in REGISTRY:
+        return None
+    return getattr(settings_module(backend), "translate_reference_keys", None)

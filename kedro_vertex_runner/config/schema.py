@@ -4,18 +4,21 @@ description the configuration reference (docs/reference.md) is generated from.
 Value rules live in :mod:`.rules`; the keys of the reference plugin are translated (:mod:`.reference`) before a
 model sees them; what depends on the backend (which keys it requires, which storage it can use, which keys it
 ignores) is read from the backend's class in :mod:`kedro_vertex_runner.backends`, looked up when a config is
-validated, never at import.
+validated, never at import. So are the backends' own sections, ``run_config.<name>``: each backend declares its
+model in its settings module, and :func:`plugin_config_model` mounts them on :class:`RunConfig`.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import ipaddress
 import logging
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +27,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -31,7 +35,6 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from ..task.secret_manager import check_reference
-from ..values import MAX_WORKERS
 from .machines import (
     BootDisk,
     PersistentResource,
@@ -44,10 +47,7 @@ from .machines import (
 )
 from .pod import (
     KUBERNETES_GPU,
-    PodSettings,
-    SecretRef,
     check_extended_resource,
-    check_ttl,
     is_kubernetes_resource,
 )
 from .reference import _translate_reference_keys
@@ -75,7 +75,6 @@ from .rules import (
     check_dns_domain,
     check_host,
     check_label_count,
-    check_namespace,
     check_network_name,
     check_project_id,
     check_region,
@@ -480,26 +479,6 @@ class GroupingOptions(_Model):
         return parse_duration(value)
 
 
-class LocalConfig(_Model):
-    max_workers: int | None = Field(
-        None,
-        gt=0,
-        le=MAX_WORKERS,
-        description=f"Tasks run at once by the local backend, 1 to {MAX_WORKERS} (default: CPUs).",
-    )
-    warm_start: bool | None = Field(
-        None,
-        description="Fork tasks from a process that has already imported the project (default: "
-        "`KEDRO_VERTEX_WARM_START`, else on where `fork` exists).",
-    )
-    root: str | None = Field(
-        None,
-        min_length=1,
-        description="Storage root of the local backend (a folder relative to the project, file:// or gs://) in "
-        "place of `root`, so a project whose `root` is on Cloud Storage rehearses on a machine without access to it.",
-    )
-
-
 class CodeUploadConfig(_Model):
     max_file_size: int = Field(
         20_000_000,
@@ -516,43 +495,6 @@ class CodeUploadConfig(_Model):
         if size <= 0:
             raise ValueError(f"expected a positive size such as '50M' or '1Gi', got {value!r}")
         return size
-
-
-class KubeflowConfig(_Model):
-    namespace: str | None = Field(
-        None,
-        description="Kubernetes namespace of the runs on a multi-user Kubeflow Pipelines (a profile's namespace, "
-        "e.g. 'kubeflow-user-example-com'); default: the installation's own.",
-    )
-
-    pod: dict[str, PodSettings] = Field(
-        default_factory=dict,
-        description="Kubernetes pod settings per node name, tag or '__default__' (see 'Kubeflow: placing "
-        "pods' in the docs).",
-    )
-    ttl: int | None = Field(
-        None, description="Seconds a finished run's workflow and pods stay on the cluster before KFP deletes them."
-    )
-    final_status: bool = Field(
-        True,
-        description="Pass the exit task the job's final status (KFP 2.14 or later; false for an older KFP: the exit "
-        "nodes' `params:job_final_status` is then None).",
-    )
-    webhook: SecretRef | None = Field(
-        None,
-        description="Kubernetes Secret holding the URL the exit task POSTs the job's final status to, as JSON: "
-        "{secret, key} (Kubeflow's form of `notifications.webhook`; the value is never read here).",
-    )
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str | None) -> str | None:
-        return None if value is None else check_namespace(value)
-
-    @field_validator("ttl", mode="before")
-    @classmethod
-    def _ttl(cls, value: Any) -> Any:
-        return check_ttl(value)
 
 
 class NotificationsConfig(_Model):
@@ -690,8 +632,12 @@ class RunConfig(_Model):
     )
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Named schedules.")
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking through kedro-mlflow.")
-    local: LocalConfig = Field(default_factory=LocalConfig, description="Local backend settings.")
-    kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig, description="Kubeflow Pipelines settings.")
+    # run_config.<backend name>: each backend's own section, mounted by plugin_config_model() from its settings
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:  # a backend's section, e.g. `run_config.local`
+            ...
 
     @model_validator(mode="before")
     @classmethod
@@ -802,7 +748,7 @@ class RunConfig(_Model):
         merged["secrets"] = secrets or None
         if merged.get("accelerator") and not merged.get("gpu"):
             merged["gpu"] = 1
-        if merged.get("gpu") and not merged.get("accelerator") and self.backend != "vertex":
+        if merged.get("gpu") and not merged.get("accelerator") and _backend_class(self.backend).gpu_count_alone:
             merged["accelerator"] = KUBERNETES_GPU
         if isinstance(merged.get("boot_disk"), dict):
             merged["boot_disk"] = BootDisk(**merged["boot_disk"])
@@ -930,6 +876,40 @@ class PluginConfig(_Model):
     def source_files(self) -> list[Path]:
         """The ``vertexai.yml`` files this config was read from, lowest precedence first (may be empty)."""
         return list(self._files)
+
+
+def plugin_config_model() -> type[PluginConfig]:
+    """:class:`PluginConfig` with each registered backend's section mounted at ``run_config.<name>`` (the
+    ``SETTINGS`` model of its settings module, see :mod:`kedro_vertex_runner.backends.settings`): the model a
+    ``vertexai.yml`` is validated with and the configuration reference is generated from."""
+    from ..backends import REGISTRY
+
+    return _plugin_config_model(tuple(REGISTRY.items()))
+
+
+@functools.cache
+def _plugin_config_model(registry: tuple[tuple[str, str], ...]) -> type[PluginConfig]:
+    from ..backends.settings import section_model
+
+    sections: dict[str, Any] = {}
+    for name, _ in registry:
+        model = section_model(name)
+        if model is not None:
+            description = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+            sections[name] = (model, Field(default_factory=model, description=description))
+    run_config = create_model("RunConfig", __base__=RunConfig, __module__=__name__, **sections)
+    return create_model(
+        "PluginConfig",
+        __base__=PluginConfig,
+        __module__=__name__,
+        run_config=(run_config, Field(description=PluginConfig.model_fields["run_config"].description)),
+    )
+
+
+def _backend_class(name: str) -> Any:
+    from ..backends import backend_class
+
+    return backend_class(name)
 
 
 def _default_backend() -> str:

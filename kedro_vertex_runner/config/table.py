@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
-from .schema import PluginConfig, RetryPolicy
+from .schema import RetryPolicy, plugin_config_model
 
 # fields whose accepted values are wider than their Python type
 _TYPE_OVERRIDES = {
@@ -65,7 +65,30 @@ def config_reference() -> str:
                 kind += ", optional" if optional else ""
                 rows.append(f"| `{key}` | {kind} | {default} | {description} |")
 
-    walk(PluginConfig, "")
+    walk(plugin_config_model(), "")
+    return "\n".join(rows)
+
+
+def runner_params_reference() -> str:
+    """Markdown table of every ``--runner-params`` key, generated from the runner-params models: the keys every
+    backend takes (:class:`~kedro_vertex_runner.backends.settings.RunnerParams`), then each backend's own ones (the
+    ``RUNNER_PARAMS`` of its settings module)."""
+    from ..backends import names
+    from ..backends.settings import RunnerParams, params_model
+
+    rows = ["| param | backend | type | meaning |", "|---|---|---|---|"]
+    owners: dict[str, list[str]] = {}
+    fields: dict[str, Any] = dict(RunnerParams.model_fields)
+    for name in names():
+        model = params_model(name)
+        for key, field in (model.model_fields if model is not None else {}).items():
+            owners.setdefault(key, []).append(name)
+            fields.setdefault(key, field)
+    for key, field in fields.items():
+        where = ", ".join(f"`{name}`" for name in owners[key]) if key in owners else "every"
+        kind = _type_name(_strip_optional(field.annotation))
+        description = (field.description or "").replace("|", "/")
+        rows.append(f"| `{key}=` | {where} | {kind} | {description} |")
     return "\n".join(rows)
 
 

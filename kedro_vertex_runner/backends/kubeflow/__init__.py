@@ -30,6 +30,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ConfigError, PluginError
@@ -88,6 +89,7 @@ class KubeflowBackend(Backend):
         "preflight_validations": "a Vertex AI check; KFP has none",
         "notifications.email": "the e-mail notification component works only on Vertex AI Pipelines",
     }
+    kubernetes_pods: ClassVar[bool] = True
     secrets_refused: ClassVar[str | None] = (
         "give the tasks Kubernetes secrets instead, as run_config.kubeflow.pod.<name>.secrets_as_env (the webhook's "
         "URL as run_config.kubeflow.webhook: {secret, key})"
@@ -98,6 +100,16 @@ class KubeflowBackend(Backend):
         """KFP's driver fills a `taskFinalStatus` input from :data:`FINAL_STATUS_SINCE` on; an older one fails the
         run, so ``run_config.kubeflow.final_status: false`` compiles the exit task without it."""
         return bool(run_config.kubeflow.final_status)
+
+    @classmethod
+    def webhook_argument(cls, run_config: Any) -> str | None:
+        """``run_config.kubeflow.webhook`` as ``k8s:<secret>/<key>``: KFP's tasks cannot read Secret Manager, so the
+        platform spec puts the Secret's value into the exit task's environment (see
+        :func:`kedro_vertex_runner.compiler.platform.with_platform_spec`)."""
+        from ...task.secret_manager import KUBERNETES_WEBHOOK
+
+        hook = run_config.kubeflow.webhook
+        return None if hook is None else f"{KUBERNETES_WEBHOOK}{hook.secret}/{hook.key}"
 
     @classmethod
     def refuse_accelerator(cls, accelerator: str, name: str) -> str | None:
@@ -483,6 +495,11 @@ class KubeflowBackend(Backend):
             namespace=self.namespace,
         )
         return str(experiment.experiment_id)
+
+    def report_page(self, ref: str, path: Path) -> str:
+        from ...pictures import kubeflow_report
+
+        return kubeflow_report(self, ref)
 
 
 # ------------------------------------------------------------------------------------------------------------------

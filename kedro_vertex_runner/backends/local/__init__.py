@@ -155,3 +155,8 @@ class LocalBackend(Backend):
 
     def launcher_job(self, job: JobRequest) -> JobHandle:
         return _handle(job.run_id or "")
+
+    def report_page(self, ref: str, path: Path) -> str:
+        from ...pictures import local_report
+
+        return local_report(self.config, ref, path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import PluginError
@@ -69,6 +70,7 @@ class VertexBackend(Backend):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
     engine: ClassVar[str] = "Vertex AI"
     machines_as_custom_jobs: ClassVar[bool] = True
+    gpu_count_alone: ClassVar[bool] = False
     email_notifications: ClassVar[bool] = True
 
     _api: VertexApi | None = None
@@ -289,6 +291,11 @@ class VertexBackend(Backend):
         from .template_registry import registry_url
 
         registry_url(self.config)
+
+    def report_page(self, ref: str, path: Path) -> str:
+        from ...pictures import vertex_report
+
+        return vertex_report(self, ref)
 
 
 __all__ = [
