@@ -470,7 +470,7 @@ class KubeflowBackend(Backend):
             return
         self.client()
         tag = str(self._healthz.get("tag_name") or "unknown")
-        version = _version(tag)
+        version = _release_number(tag)
         since = ".".join(map(str, FINAL_STATUS_SINCE))
         if version is None:
             self.reporter.warn(
@@ -513,7 +513,7 @@ def _takes_final_status(spec: Mapping[str, Any]) -> bool:
     return any("taskFinalStatus" in source for task in SpecView.of(spec).tasks() for source in task.inputs.values())
 
 
-def _version(tag: str) -> tuple[int, int, int] | None:
+def _release_number(tag: str) -> tuple[int, int, int] | None:
     """``2.14.0`` (or ``v2.14.0``, ``2.14.0-rc.1``) as numbers; None for what is not a release number."""
     import re
 
