@@ -101,22 +101,54 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
             or accelerators, a cyclic grouping, or an environment variable that looks like a secret.
     """
     run_config = request.config.run_config
-    pipeline = request.pipeline
-    if not pipeline.nodes:
-        raise PluginError(
-            f"pipeline {'+'.join(request.pipeline_names)!r} has no nodes to compile: check the pipeline name and "
-            "any --tags/--nodes/--from-nodes/--to-nodes filters"
-        )
+    _refuse_empty(request)
     job_ids = _job_ids_as_inputs(run_config.backend)
     params = _pipeline_parameters(request.runtime_params, reserved=JOB_ID_INPUTS if job_ids else ())
     settings = task_settings(run_config)
-    groups = group_nodes(pipeline, run_config.grouping, fusable=settings.same, model=cost_model(request))
-
+    groups = group_nodes(request.pipeline, run_config.grouping, fusable=settings.same, model=cost_model(request))
     exit_group = None
     if request.on_exit is not None:
         exit_group = _exit_group(request.on_exit, run_config.on_exit_pipeline)
     webhook = webhook_argument(run_config)
     email = list(run_config.notifications.email) if backend_class(run_config.backend).email_notifications else []
+    names = _spec_task_names(groups, exit_group, webhook, email)
+    task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
+    exit_names = names[len(groups) :]  # our exit task's name, then the e-mail task's
+
+    common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
+    parts = _SpecParts(run_config, settings, params, job_ids, common)
+    tasks = parts.job_tasks(request, groups, task_name_of)
+    exit_tasks: dict[str, Any] = {}
+    exit_name = None
+    if exit_group is not None or webhook:
+        exit_name = exit_names.pop(0)
+        exit_tasks[exit_name], exit_group = parts.exit_task(exit_name, exit_group)
+    email_task = None
+    if email:
+        email_task = parts.email_task(exit_names.pop(0), email)
+    root_tasks = parts.root_tasks(tasks, exit_tasks, email_task)
+
+    task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
+    if exit_group is not None:
+        task_nodes[f"exec-{exit_name}"] = exit_group.nodes
+    webhook_executor = f"exec-{exit_name}" if webhook else None
+    return with_platform_spec(parts.spec(request, root_tasks), run_config, task_nodes, webhook_executor)
+
+
+def _refuse_empty(request: CompileRequest) -> None:
+    """A pipeline with no node (a wrong name or filters that keep nothing) is refused: there is nothing to run."""
+    if not request.pipeline.nodes:
+        raise PluginError(
+            f"pipeline {'+'.join(request.pipeline_names)!r} has no nodes to compile: check the pipeline name and "
+            "any --tags/--nodes/--from-nodes/--to-nodes filters"
+        )
+
+
+def _spec_task_names(
+    groups: list[TaskGroup], exit_group: TaskGroup | None, webhook: str | None, email: list[str]
+) -> list[str]:
+    """Every task's name, unique and never one of the names the exit-handler layout reserves: the job's tasks in
+    group order, then our exit task (the on-exit pipeline's, or the webhook's alone), then the e-mail task."""
     labels = [_task_base_name(group) for group in groups]
     reserved = {EXIT_HANDLER_TASK, INNER_PIPELINE_TASK}
     if exit_group is not None:
@@ -125,105 +157,142 @@ def build_pipeline_spec(request: CompileRequest) -> dict[str, Any]:
         labels.append("on-exit-webhook")
     if email:
         labels.append(EMAIL_TASK)
-    names = _unique_task_names(labels, reserved)
-    # the exit task's name, last in ``names``, has no group here
-    task_name_of = {group.key: name for group, name in zip(groups, names[: len(groups)], strict=True)}
+    return _unique_task_names(labels, reserved)
 
-    common = _CommonArgs(request, params, groups, exit_handler=exit_group is not None, job_ids=job_ids)
-    components: dict[str, Any] = {}
-    executors: dict[str, Any] = {}
-    tasks: dict[str, Any] = {}
-    boundary = _PerRunOutputs(request, groups, task_name_of)
-    artifacts = _Artifacts(request, boundary)
-    not_cached: list[tuple[str, str, str]] = []
-    machine_tasks = 0
-    for group in groups:
-        name = task_name_of[group.key]
-        group_settings = settings.combine(group)
-        boundary.warn_memory_crossing(group)
-        if group_settings.caching:
-            shared = boundary.uncacheable(group)
-            if shared:
-                group_settings = replace(group_settings, caching=False)
-                not_cached.append((name, *shared))
-        task = _task(name, _display_name(group), group_settings, params, job_ids)
-        if group.dependencies:
-            task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
-        tasks[name] = task
-        components[f"comp-{name}"] = component = _component(name, params, job_ids)
-        declares = artifacts.declare(group, name, task, component, group_settings.machine is not None)
-        executors[f"exec-{name}"] = _executor(group, group_settings, common, exit_handler=False, artifacts=declares)
-        machine_tasks += _on_machine(name, group_settings, components, executors, run_config)
 
-    boundary.print_warnings()  # only once every task compiled: an error is then the one line printed
-    if not_cached:
-        _warn_not_cached(not_cached)
-    root_inputs = {"parameters": {p.name: p.definition() for p in params}} if params else None
-    exit_tasks: dict[str, Any] = {}
-    exit_names = names[len(groups) :]
-    if exit_group is not None or webhook:
-        exit_name = exit_names.pop(0)
+def _after_exit_handler(task: dict[str, Any]) -> None:
+    """Make ``task`` an exit task: it runs once the exit handler's tasks have ended, whatever their outcome."""
+    task["dependentTasks"] = [EXIT_HANDLER_TASK]
+    task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
+
+
+class _SpecParts:
+    """The components and executors of one spec as its tasks are compiled, and how many tasks asked for a machine."""
+
+    def __init__(
+        self,
+        run_config: RunConfig,
+        settings: _SettingsCache,
+        params: list[_Parameter],
+        job_ids: bool,
+        common: _CommonArgs,
+    ):
+        self.run_config, self.settings, self.common = run_config, settings, common
+        self.params, self.job_ids = params, job_ids
+        self.components: dict[str, Any] = {}
+        self.executors: dict[str, Any] = {}
+        self.machine_tasks = 0
+
+    def job_tasks(
+        self, request: CompileRequest, groups: list[TaskGroup], task_name_of: dict[str, str]
+    ) -> dict[str, Any]:
+        """One task per group, after the groups it depends on. A task that would be served from cache although it
+        reads or writes a per-run output is not cached; the warnings about memory datasets crossing tasks and
+        about those uncached tasks are printed only once every task compiled (an error is then the one line
+        printed)."""
+        tasks: dict[str, Any] = {}
+        boundary = _PerRunOutputs(request, groups, task_name_of)
+        artifacts = _Artifacts(request, boundary)
+        not_cached: list[tuple[str, str, str]] = []
+        for group in groups:
+            name = task_name_of[group.key]
+            group_settings = self.settings.combine(group)
+            boundary.warn_memory_crossing(group)
+            if group_settings.caching:
+                shared = boundary.uncacheable(group)
+                if shared:
+                    group_settings = replace(group_settings, caching=False)
+                    not_cached.append((name, *shared))
+            task = _task(name, _display_name(group), group_settings, self.params, self.job_ids)
+            if group.dependencies:
+                task["dependentTasks"] = sorted(task_name_of[dep] for dep in group.dependencies)
+            tasks[name] = task
+            self.components[f"comp-{name}"] = component = _component(name, self.params, self.job_ids)
+            declares = artifacts.declare(group, name, task, component, group_settings.machine is not None)
+            self.executors[f"exec-{name}"] = _executor(
+                group, group_settings, self.common, exit_handler=False, artifacts=declares
+            )
+            self._count_machine(name, group_settings)
+
+        boundary.print_warnings()
+        if not_cached:
+            _warn_not_cached(not_cached)
+        return tasks
+
+    def exit_task(self, name: str, exit_group: TaskGroup | None) -> tuple[dict[str, Any], TaskGroup]:
+        """Our exit task and the group it runs: the on-exit pipeline's nodes, never served from cache (the exit
+        handler must run after every execution, whatever its outcome), or, with only a webhook, no node at all.
+        It takes the job's final status where the backend gives one."""
         if exit_group is not None:
-            # never served from cache: the exit handler must run after every execution, whatever its outcome
-            exit_settings = replace(settings.combine(exit_group), caching=False)
+            exit_settings = replace(self.settings.combine(exit_group), caching=False)
             display = f"on exit: {_node_summary(exit_group)}"
         else:  # only the webhook: a task running no node
             exit_group = TaskGroup("webhook", (), (), "on_exit")
-            exit_settings = _GroupSettings(run_config.image, None, None, 0, None, None, None, False, "webhook")
+            exit_settings = _GroupSettings(self.run_config.image, None, None, 0, None, None, None, False, "webhook")
             display = "on exit: webhook"
-        exit_task = _task(exit_name, display, exit_settings, params, job_ids)
-        component = _component(exit_name, params, job_ids)
-        if common.final_status:
+        exit_task = _task(name, display, exit_settings, self.params, self.job_ids)
+        component = _component(name, self.params, self.job_ids)
+        if self.common.final_status:
             _final_status_input(exit_task, component)
-        exit_tasks[exit_name] = exit_task
-        components[f"comp-{exit_name}"] = component
-        executors[f"exec-{exit_name}"] = _executor(exit_group, exit_settings, common, exit_handler=True)
-        machine_tasks += _on_machine(exit_name, exit_settings, components, executors, run_config)
-    for exit_task in exit_tasks.values():
-        exit_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        exit_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
-    if email:
-        email_name = exit_names.pop(0)
-        email_task, components[f"comp-{email_name}"], executors[f"exec-{email_name}"] = _email_task(email_name, email)
-        email_task["dependentTasks"] = [EXIT_HANDLER_TASK]
-        email_task["triggerPolicy"] = {"strategy": RUN_ALWAYS}
-        if exit_tasks:  # kfp's nested exit handlers: ours in a sub-pipeline, the e-mail's around it
-            components[INNER_HANDLER_COMPONENT] = _dag_component(tasks, params)
-            inner_handler = _dag_task(INNER_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params)
-            components[f"comp-{INNER_PIPELINE_TASK}"] = _dag_component(
-                {EXIT_HANDLER_TASK: inner_handler, **exit_tasks}, params
-            )
-            tasks = {INNER_PIPELINE_TASK: _dag_task(f"comp-{INNER_PIPELINE_TASK}", INNER_PIPELINE_TASK, params)}
-            exit_tasks = {}
-        exit_tasks[email_name] = email_task
-    if not exit_tasks:
-        root_tasks = tasks
-    else:
-        # kfp's dsl.ExitHandler layout: the normal tasks live in a sub-DAG component
-        components[EXIT_HANDLER_COMPONENT] = _dag_component(tasks, params)
-        root_tasks = {EXIT_HANDLER_TASK: _dag_task(EXIT_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params), **exit_tasks}
+        _after_exit_handler(exit_task)
+        self.components[f"comp-{name}"] = component
+        self.executors[f"exec-{name}"] = _executor(exit_group, exit_settings, self.common, exit_handler=True)
+        self._count_machine(name, exit_settings)
+        return exit_task, exit_group
 
-    if machine_tasks and not backend_class(run_config.backend).machines_as_custom_jobs:
-        note_ignored(run_config.backend, machine_tasks)
-    root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
-    if root_inputs:
-        root["inputDefinitions"] = root_inputs
-    pipeline_info = {"name": _pipeline_name(request.project_name, request.pipeline_names)}
-    if run_config.description:
-        pipeline_info["description"] = run_config.description
-    spec = {
-        "components": components,
-        "deploymentSpec": {"executors": executors},
-        "pipelineInfo": pipeline_info,
-        "root": root,
-        "schemaVersion": SCHEMA_VERSION,
-        "sdkVersion": f"kedro-vertex-runner-{__version__}",
-    }
-    task_nodes = {f"exec-{task_name_of[group.key]}": group.nodes for group in groups}
-    if exit_group is not None:
-        task_nodes[f"exec-{names[len(groups)]}"] = exit_group.nodes
-    webhook_executor = f"exec-{names[len(groups)]}" if webhook else None
-    return with_platform_spec(spec, run_config, task_nodes, webhook_executor)
+    def email_task(self, name: str, recipients: list[str]) -> tuple[str, dict[str, Any]]:
+        """Google's e-mail notification exit task, by name."""
+        task, self.components[f"comp-{name}"], self.executors[f"exec-{name}"] = _email_task(name, recipients)
+        _after_exit_handler(task)
+        return name, task
+
+    def root_tasks(
+        self, tasks: dict[str, Any], exit_tasks: dict[str, Any], email_task: tuple[str, dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """The root DAG's tasks. Without an exit task, the job's tasks. With one, kfp's ``dsl.ExitHandler`` layout:
+        the job's tasks in a sub-DAG component, the exit task beside it. With our exit task and the e-mail task,
+        kfp's nested exit handlers: the job's tasks and ours in a sub-pipeline, the e-mail's handler around it."""
+        params = self.params
+        if email_task is not None:
+            if exit_tasks:
+                self.components[INNER_HANDLER_COMPONENT] = _dag_component(tasks, params)
+                inner_handler = _dag_task(INNER_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params)
+                self.components[f"comp-{INNER_PIPELINE_TASK}"] = _dag_component(
+                    {EXIT_HANDLER_TASK: inner_handler, **exit_tasks}, params
+                )
+                tasks = {INNER_PIPELINE_TASK: _dag_task(f"comp-{INNER_PIPELINE_TASK}", INNER_PIPELINE_TASK, params)}
+                exit_tasks = {}
+            email_name, email = email_task
+            exit_tasks[email_name] = email
+        if not exit_tasks:
+            return tasks
+        self.components[EXIT_HANDLER_COMPONENT] = _dag_component(tasks, params)
+        return {EXIT_HANDLER_TASK: _dag_task(EXIT_HANDLER_COMPONENT, EXIT_HANDLER_TASK, params), **exit_tasks}
+
+    def spec(self, request: CompileRequest, root_tasks: dict[str, Any]) -> dict[str, Any]:
+        """The PipelineSpec around ``root_tasks``, before its platform spec; says once that this backend runs the
+        tasks with machine settings as ordinary tasks."""
+        run_config = self.run_config
+        if self.machine_tasks and not backend_class(run_config.backend).machines_as_custom_jobs:
+            note_ignored(run_config.backend, self.machine_tasks)
+        root: dict[str, Any] = {"dag": {"tasks": root_tasks}}
+        if self.params:
+            root["inputDefinitions"] = {"parameters": {p.name: p.definition() for p in self.params}}
+        pipeline_info = {"name": _pipeline_name(request.project_name, request.pipeline_names)}
+        if run_config.description:
+            pipeline_info["description"] = run_config.description
+        return {
+            "components": self.components,
+            "deploymentSpec": {"executors": self.executors},
+            "pipelineInfo": pipeline_info,
+            "root": root,
+            "schemaVersion": SCHEMA_VERSION,
+            "sdkVersion": f"kedro-vertex-runner-{__version__}",
+        }
+
+    def _count_machine(self, name: str, settings: _GroupSettings) -> None:
+        """A task with machine settings: a CustomJob where the backend runs them so (:func:`_on_machine`)."""
+        self.machine_tasks += _on_machine(name, settings, self.components, self.executors, self.run_config)
 
 
 def webhook_argument(run_config: Any) -> str | None:

@@ -601,8 +601,58 @@ def _refuse_placeholders(task: TaskContract) -> None:
 
 
 def _run(task: TaskContract, hooks: _TaskHooks) -> int:
+    """Run the task's nodes; returns the exit status. What needs no project is checked first; then the run's context
+    is set up (secrets, storage, code, resolvers) and the nodes run within ``--timeout``; a node's failure or
+    ``sys.exit`` and the timeout are reported here and become the status."""
     from . import resolvers
 
+    mode = _task_runner_mode(task)
+    if task.secrets:
+        from .secret_manager import load_secrets
+
+        load_secrets(task.secrets)  # one line naming the variable and the reference if one cannot be read
+    nodes = list(task.nodes)
+    pipeline_names = list(task.pipelines) or ["__default__"]
+    project_dir = _project_dir(task)
+    params = _session_params(task)
+    install_host_aliases(task.host_aliases)
+    run_id = task.run_id or resolvers.current_run_id()
+    root = _run_root(task.root, project_dir, run_id)
+    project_dir = _enter_project(task, project_dir, run_id)
+    hooks.root, hooks.run_id = root, run_id
+    executor_output = _output_artifacts(task, hooks)
+    # the timeout covers the whole task, start-up included, as a Vertex AI task timeout would
+    watchdog = None
+    if task.timeout:
+        watchdog = _Watchdog(task.timeout, lambda: hooks.current_node or nodes[0], hooks.report)
+    try:
+        if watchdog:
+            watchdog.start()
+        _run_nodes(task, hooks, mode, project_dir, pipeline_names, nodes, params, root, run_id, executor_output)
+    except TaskTimeout as exc:
+        return _timed_out(exc, watchdog, hooks)
+    except PluginError as exc:
+        _raise_missing_module(exc, task.code_uri)
+        raise
+    except SystemExit as exc:  # a node called sys.exit: that node failed, the task's later nodes did not run
+        node = _exiting_node(exc) or hooks.failed_node or hooks.current_node
+        if node is None:  # not from a node (no node had started): the exit it asks for
+            raise
+        return _node_exited(exc, node, nodes, hooks)
+    except Exception as exc:
+        cause = _plugin_cause(exc)
+        if cause is not None:
+            raise cause from None
+        return _node_failed(exc, nodes, hooks, task.code_uri)
+    finally:
+        if watchdog:
+            watchdog.stop()
+    return 0
+
+
+def _task_runner_mode(task: TaskContract) -> str:
+    """The task runner (``--task-runner``, sequential by default), once the arguments that need no project are
+    checked: at least one node, a known task runner, a run id and job name the backend substituted."""
     if not task.nodes:
         raise PluginError("no --node given: name at least one node to run")
     from .runners import MODES, SEQUENTIAL
@@ -611,24 +661,33 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
     if mode not in MODES:
         raise PluginError(f"--task-runner={mode}: expected one of {', '.join(MODES)}", exit_code=2)
     _refuse_placeholders(task)
-    if task.secrets:
-        from .secret_manager import load_secrets
+    return mode
 
-        load_secrets(task.secrets)  # one line naming the variable and the reference if one cannot be read
-    nodes = list(task.nodes)
-    pipeline_names = list(task.pipelines) or ["__default__"]
+
+def _project_dir(task: TaskContract) -> Path:
+    """The project the task runs in (``--project-dir``, else the working directory), which must be a Kedro project
+    unless the code is uploaded (``--code-uri``)."""
     project_dir = Path(task.project_dir or os.getcwd()).expanduser().resolve()
-    code_uri = task.code_uri
-    if not code_uri and not (project_dir / "pyproject.toml").is_file():
+    if not task.code_uri and not (project_dir / "pyproject.toml").is_file():
         raise PluginError(f"{project_dir} is not a Kedro project (no pyproject.toml); pass --project-dir")
+    return project_dir
+
+
+def _session_params(task: TaskContract) -> dict[str, Any]:
+    """The session's runtime parameters: the task's ``--params``, and for the exit handler the job's final status
+    (None where the backend gives none)."""
     params = task.runtime_params()
-    if task.exit_handler:  # None where the backend gives no final status
+    if task.exit_handler:
         from .secret_manager import final_status
 
         params[FINAL_STATUS_PARAM] = final_status(task.final_status)
-    install_host_aliases(task.host_aliases)
-    run_id = task.run_id or resolvers.current_run_id()
-    root = _resolve_root(task.root, project_dir)
+    return params
+
+
+def _run_root(root_arg: str | None, project_dir: Path, run_id: str) -> str | None:
+    """The run's storage root (``--root``), checked before any node runs: its storage package installed, the run id
+    usable as a folder name. Its run folder is kept for the clean-up after the launcher died."""
+    root = _resolve_root(root_arg, project_dir)
     if root is not None:
         from ..storage import require
         from .persistence import run_dir
@@ -636,94 +695,117 @@ def _run(task: TaskContract, hooks: _TaskHooks) -> int:
         require(root)  # s3:// without s3fs: one line before any node runs
 
         _RUN_FOLDER[:] = [run_dir(root, run_id)]  # validates the run id as a path segment before any node runs
-    if code_uri:
+    return root
+
+
+def _enter_project(task: TaskContract, project_dir: Path, run_id: str) -> Path:
+    """Make the project the working directory (catalog paths are relative to it), after the uploaded code and
+    ``conf/`` (``--code-uri``) replaced the working directory's, with the resolvers knowing the job's ids. Returns
+    the project directory."""
+    from . import resolvers
+
+    if task.code_uri:
         from .code_unpack import unpack
 
-        project_dir = unpack(code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
+        project_dir = unpack(task.code_uri, project_dir)  # the uploaded code and conf/ replace the working directory's
     resolvers.set_run_context(run_id, task.job_name)
     resolvers.register_resolvers()
     os.chdir(project_dir)  # catalog paths are relative to the project directory
+    return project_dir
 
-    hooks.root, hooks.run_id = root, run_id
+
+def _output_artifacts(task: TaskContract, hooks: _TaskHooks) -> tuple[str, dict[str, dict[str, Any]]] | None:
+    """The task's output artifacts from KFP's executor input, given to ``hooks``: ``(output file, artifacts)``, or
+    None without an executor input."""
     from .artifacts import output_artifacts
 
     executor_output = output_artifacts(task.executor_input)  # KFP's executor input: the task's output artifacts
     if executor_output is not None:
         hooks.artifacts = executor_output[1]
-    # the timeout covers the whole task, start-up included, as a Vertex AI task timeout would
-    watchdog = None
-    if task.timeout:
-        watchdog = _Watchdog(task.timeout, lambda: hooks.current_node or nodes[0], hooks.report)
-    try:
-        if watchdog:
-            watchdog.start()
-        sources, hooks.full = _prepare_project(project_dir, pipeline_names, nodes, list(task.node_pipelines))
-        if task.exit_handler:
-            import logging
+    return executor_output
 
-            logging.getLogger("kedro_vertex_runner.entrypoint").info("Running as the job's exit handler")
 
-        from kedro.framework.session import KedroSession
+def _run_nodes(
+    task: TaskContract,
+    hooks: _TaskHooks,
+    mode: str,
+    project_dir: Path,
+    pipeline_names: list[str],
+    nodes: list[str],
+    params: dict[str, Any],
+    root: str | None,
+    run_id: str,
+    executor_output: tuple[str, dict[str, dict[str, Any]]] | None,
+) -> None:
+    """Load the project and run ``nodes`` in one Kedro session, inside the job's MLflow run when it has one; then
+    write the task's output artifacts and, for a task of the job (not its exit handler), its node timings."""
+    sources, hooks.full = _prepare_project(project_dir, pipeline_names, nodes, list(task.node_pipelines))
+    if task.exit_handler:
+        import logging
 
-        from ..kedro_compat import hook_manager
-        from .mlflow_run import task_run
-        from .runners import task_runner
+        logging.getLogger("kedro_vertex_runner.entrypoint").info("Running as the job's exit handler")
 
-        session: KedroSession
-        with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
-            hooks.register(hook_manager(session))
-            # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
-            with task_run(
-                session,
-                job_id=run_id,
-                job_name=resolvers.current_job_name(),
-                node_names=nodes,
-                pipeline_names=pipeline_names,
-                exit_handler=task.exit_handler,
-            ):
-                runner = task_runner(mode, hooks)
-                with _ExitGuard(hooks, nodes):
-                    session.run(pipeline_names=sources, node_names=nodes, runner=runner)
-                if executor_output is not None:
-                    hooks.write_artifacts(executor_output[0])
-        if not task.exit_handler:
-            from .timings import record_task
+    from kedro.framework.session import KedroSession
 
-            record_task(root, run_id, pipeline_names, hooks.durations, task.job_name)
-    except TaskTimeout as exc:
-        _flush()
-        assert watchdog is not None
-        TaskReport(FAILED, watchdog.node(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
-        report_error(exc)
-        return TIMEOUT_EXIT_CODE
-    except PluginError as exc:
-        _raise_missing_module(exc, code_uri)
-        raise
-    except SystemExit as exc:  # a node called sys.exit: that node failed, the task's later nodes did not run
-        from .runners import NodeExited
+    from ..kedro_compat import hook_manager
+    from . import resolvers
+    from .mlflow_run import task_run
+    from .runners import task_runner
 
-        node = _exiting_node(exc) or hooks.failed_node or hooks.current_node
-        if node is None:  # not from a node (no node had started): the exit it asks for
-            raise
-        failure = NodeExited(exc.code)
-        TaskReport(FAILED, node, _one_line(failure)).write(hooks.report)
-        _report_not_run(nodes, hooks, node)
-        _report_failure(failure, node, "".join(_user_traceback(exc)))
-        return 1
-    except Exception as exc:
-        cause = _plugin_cause(exc)
-        if cause is not None:
-            raise cause from None
-        node = hooks.failed_node or hooks.current_node
-        TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
-        _raise_missing_module(exc, code_uri, node)
-        _report_not_run(nodes, hooks, node)
-        _report_failure(exc, node, hooks.tracebacks.get(node or ""))
-        return 1
-    finally:
-        if watchdog:
-            watchdog.stop()
-    return 0
+    session: KedroSession
+    with KedroSession.create(project_path=project_dir, env=task.env, runtime_params=params) as session:  # type: ignore[assignment]  # create() is typed as the abstract session
+        hooks.register(hook_manager(session))
+        # joins the job's shared MLflow run when the job was compiled with MLflow (KEDRO_VERTEX_MLFLOW=1)
+        with task_run(
+            session,
+            job_id=run_id,
+            job_name=resolvers.current_job_name(),
+            node_names=nodes,
+            pipeline_names=pipeline_names,
+            exit_handler=task.exit_handler,
+        ):
+            runner = task_runner(mode, hooks)
+            with _ExitGuard(hooks, nodes):
+                session.run(pipeline_names=sources, node_names=nodes, runner=runner)
+            if executor_output is not None:
+                hooks.write_artifacts(executor_output[0])
+    if not task.exit_handler:
+        from .timings import record_task
+
+        record_task(root, run_id, pipeline_names, hooks.durations, task.job_name)
+
+
+def _timed_out(exc: TaskTimeout, watchdog: _Watchdog | None, hooks: _TaskHooks) -> int:
+    """``--timeout`` expired: the task report names the node it stopped, the error is one line, the status 124."""
+    _flush()
+    assert watchdog is not None
+    TaskReport(FAILED, watchdog.node(), f"timed out after {watchdog.seconds:g} s").write(hooks.report)
+    report_error(exc)
+    return TIMEOUT_EXIT_CODE
+
+
+def _node_exited(exc: SystemExit, node: str, nodes: list[str], hooks: _TaskHooks) -> int:
+    """``node`` called ``sys.exit``: it failed (its traceback, then one line), the task's later nodes are named as
+    not run; status 1."""
+    from .runners import NodeExited
+
+    failure = NodeExited(exc.code)
+    TaskReport(FAILED, node, _one_line(failure)).write(hooks.report)
+    _report_not_run(nodes, hooks, node)
+    _report_failure(failure, node, "".join(_user_traceback(exc)))
+    return 1
+
+
+def _node_failed(exc: Exception, nodes: list[str], hooks: _TaskHooks, code_uri: str | None) -> int:
+    """A node (or the project around it) raised ``exc``: the task report names the node and a dataset missing from
+    the run's storage, a module the uploaded code lacks is one line, else the task's later nodes are named as not
+    run and the failure reported; status 1."""
+    node = hooks.failed_node or hooks.current_node
+    TaskReport(FAILED, node, _one_line(exc), _missing_data(exc)).write(hooks.report)
+    _raise_missing_module(exc, code_uri, node)
+    _report_not_run(nodes, hooks, node)
+    _report_failure(exc, node, hooks.tracebacks.get(node or ""))
+    return 1
 
 
 def _exiting_node(exc: BaseException) -> str | None:

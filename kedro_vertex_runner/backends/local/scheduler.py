@@ -124,49 +124,26 @@ def run_spec(
     reporter = reporter if reporter is not None else SilentReporter()
     spec = _load_spec(spec)
     project = Path(project_dir).resolve()
-    if max_workers is None:
-        max_workers = _cpu_count()
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise PluginError(f"max_workers={max_workers!r}: expected a whole number ≥ 1")
+    max_workers = _check_max_workers(max_workers)
     run_id = str(run_id) if run_id else str(uuid.uuid4())
     check_run_id(run_id)
     if job_name is None:
         pipeline_name = spec_pipeline_name(spec, "pipeline")
         job_name = f"{pipeline_name}-{run_id}"[:128]
 
-    storage = _Storage(str(root), run_id, project)
-    previous_sigterm: Any = _NOT_INSTALLED
-    scheduler: _Scheduler | None = None
-    writer: _RecordWriter | None = None
+    held = _Held(_Storage(str(root), run_id, project))
+    storage = held.storage
     try:
-        tasks = _plan(
-            spec,
-            run_id=run_id,
-            job_name=job_name,
-            pipeline_root=storage.root,
-            parameter_values=dict(parameter_values or {}),
-            extra_env=dict(extra_env or {}),
-            outputs_dir=str(storage.logs_dir),
-            # local paths, so each task's artifact pointer files land in the run's folder (for a remote root: beside
-            # the staged logs), never under /gcs
-            artifacts_dir=str(storage.logs_dir / "artifacts") if storage.remote else f"{storage.run_dir}/artifacts",
-        )
-        for task in tasks.values():
-            task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
+        tasks = _plan_tasks(spec, storage, run_id, job_name, parameter_values, extra_env)
         result = LocalRunResult(run_id=run_id, root=storage.root, run_dir=storage.run_dir)
         result.tasks = {name: task.result for name, task in tasks.items()}
         display = _Display(reporter, tasks, _handle(run_id))
-        previous_sigterm = _sigterm_as_interrupt()
+        held.previous_sigterm = _sigterm_as_interrupt()
         storage.prepare()
-        planned = {name: list(task.nodes) for name, task in tasks.items()}  # recorded: the spec's, never narrowed
-        _mark_earlier(tasks, earlier or {}, display)
-        _keep_nodes(tasks, resume_nodes or {})
-        record_writer = _RecordWriter(storage, spec, dict(record or {}), result, planned, reporter)
-        record_writer.write(first=True)
-        writer = record_writer
+        held.writer = _start_record(spec, tasks, storage, result, display, reporter, record, earlier, resume_nodes)
         from . import warm
 
-        scheduler = _Scheduler(
+        held.scheduler = _Scheduler(
             tasks,
             project,
             storage,
@@ -175,26 +152,104 @@ def run_spec(
             max_backoff,
             fail_fast=fail_fast,
             warm_start=warm.enabled(warm_start),
-            on_task_end=record_writer.write,
+            on_task_end=held.writer.write,
         )
-        scheduler.run()
-        scheduler.close()
+        held.scheduler.run()
+        held.scheduler.close()
         warning = storage.finish()
         if warning:
             display.warn(warning)
         return _report(result, storage, display)
     finally:
-        if scheduler is not None:
-            scheduler.close()
-        if writer is not None:
-            writer.write(last=True)
+        held.release()
+
+
+def _check_max_workers(max_workers: int | None) -> int:
+    """``max_workers`` as given, or the number of CPUs available; anything but a whole number ≥ 1 is refused."""
+    if max_workers is None:
+        max_workers = _cpu_count()
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise PluginError(f"max_workers={max_workers!r}: expected a whole number ≥ 1")
+    return max_workers
+
+
+def _plan_tasks(
+    spec: Mapping[str, Any],
+    storage: _Storage,
+    run_id: str,
+    job_name: str,
+    parameter_values: Mapping[str, Any] | None,
+    extra_env: Mapping[str, str] | None,
+) -> dict[str, _Task]:
+    """The spec's tasks in topological order, each with its command, its environment and the file in the run's
+    storage where it reports its state."""
+    tasks = _plan(
+        spec,
+        run_id=run_id,
+        job_name=job_name,
+        pipeline_root=storage.root,
+        parameter_values=dict(parameter_values or {}),
+        extra_env=dict(extra_env or {}),
+        outputs_dir=str(storage.logs_dir),
+        # local paths, so each task's artifact pointer files land in the run's folder (for a remote root: beside
+        # the staged logs), never under /gcs
+        artifacts_dir=str(storage.logs_dir / "artifacts") if storage.remote else f"{storage.run_dir}/artifacts",
+    )
+    for task in tasks.values():
+        task.env[TASK_REPORT_ENV] = str(storage.report_path(task.name))
+    return tasks
+
+
+def _start_record(
+    spec: Mapping[str, Any],
+    tasks: dict[str, _Task],
+    storage: _Storage,
+    result: LocalRunResult,
+    display: _Display,
+    reporter: Reporter,
+    record: Mapping[str, Any] | None,
+    earlier: Mapping[str, Collection[str]] | None,
+    resume_nodes: Mapping[str, Collection[str]] | None,
+) -> _RecordWriter:
+    """Apply a resume and write the run record before any task starts. The record keeps every task's nodes as
+    the spec plans them; then tasks that succeeded in an earlier run of this run id count as done, and a failed
+    one runs only from its failed node."""
+    planned = {name: list(task.nodes) for name, task in tasks.items()}  # recorded: the spec's, never narrowed
+    _mark_earlier(tasks, earlier or {}, display)
+    _keep_nodes(tasks, resume_nodes or {})
+    record_writer = _RecordWriter(storage, spec, dict(record or {}), result, planned, reporter)
+    record_writer.write(first=True)
+    return record_writer
+
+
+class _Held:
+    """What a local run has set up so far, so that :meth:`release` undoes it however the run ends."""
+
+    def __init__(self, storage: _Storage):
+        self.storage = storage
+        self.previous_sigterm: Any = _NOT_INSTALLED
+        self.scheduler: _Scheduler | None = None
+        self.writer: _RecordWriter | None = None
+
+    def release(self) -> None:
+        """Stop the scheduler's warm-start process, write the run record a last time and the run report from it,
+        put back SIGTERM's previous handler, then close the storage (its lock, its staged logs)."""
+        storage = self.storage
+        if self.scheduler is not None:
+            self.scheduler.close()
+        if self.writer is not None:
+            self.writer.write(last=True)
             from ...pictures import write_run_report
 
             write_run_report(
-                json.loads(writer.payload()), storage.run_dir, storage.logs_dir, storage.remote, storage._upload_error
+                json.loads(self.writer.payload()),
+                storage.run_dir,
+                storage.logs_dir,
+                storage.remote,
+                storage._upload_error,
             )
-        if previous_sigterm is not _NOT_INSTALLED:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        if self.previous_sigterm is not _NOT_INSTALLED:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
         storage.close()
 
 
