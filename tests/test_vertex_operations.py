@@ -93,16 +93,24 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
     )
     unrecorded = fake.add_job(f"{PARENT}/pipelineJobs/unrecorded-1", spec, "FAILED")
     unrecorded_billing = fake.jobs[f"{PARENT}/pipelineJobs/{unrecorded}"]["labels"][BILLING_LABEL]
+    # a failed rerun: its tasks had the first job's ids fixed in their arguments, and a rerun of it keeps them
+    rerun_spec = json.loads(
+        json.dumps(spec)
+        .replace("--run-id={{$.pipeline_job_uuid}}", "--run-id=5550001")
+        .replace("--job-name={{$.pipeline_job_name}}", "--job-name=first-job-1")
+    )
+    failed_rerun = fake.add_job(f"{PARENT}/pipelineJobs/failed-rerun-1", rerun_spec, "FAILED")
     fake.script_next_job("RUNNING", {"state": "FAILED", "tasks": {"model-train-model": ("FAILED", "KeyError")}})
     followed = ["rerun", original_id, "--params", "learning_rate=0.3"]
     no_wait = ["rerun", unrecorded, "--no-wait", "--params", "learning_rate=0.2"]
-    rerun, later, *results = kedro_batch(
-        [(project, ["vertexai", *args]) for args in [followed, no_wait, *(a for a, _ in refusals)]], env()
+    again = ["rerun", failed_rerun, "--no-wait", "--params", "learning_rate=0.2"]
+    rerun, later, second, *results = kedro_batch(
+        [(project, ["vertexai", *args]) for args in [followed, no_wait, again, *(a for a, _ in refusals)]], env()
     )
     # followed like any job: the same one-line error and exit code as run-once
     assert_one_line_error(rerun, "FAILED: task model.train_model failed: KeyError")
     assert rerun.returncode == 1
-    create, create_later = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
+    create, create_later, create_again = fake.calls("POST", r"^/v1beta1/.*/pipelineJobs$")
     body = create["body"]
     assert create["query"]["pipelineJobId"] != original_id
     assert body["originalPipelineJobId"] in (billing_id, int(billing_id))
@@ -134,10 +142,15 @@ def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fa
         f"(gs://test-bucket/root/timings/jobs/{unrecorded}.txt does not exist); its tasks' data is taken to be under "
         f"run {unrecorded_billing}, its {BILLING_LABEL} label (Vertex AI's job uuid is believed to be that number)"
     ], later.stderr
+    assert second.returncode == 0, second.stderr
+    executors = create_again["body"]["pipelineSpec"]["deploymentSpec"]["executors"].values()
+    fixed = {a for e in executors for a in e["container"]["args"] if a.startswith(("--run-id", "--job-name"))}
+    assert fixed == {"--run-id=5550001", "--job-name=first-job-1"}
+    assert "data is taken" not in second.stdout + second.stderr
     # refusals, in one line each, and nothing created or cancelled
     for result, (_, message) in zip(results, refusals, strict=True):
         assert_one_line_error(result, message)
-    assert len(fake.calls("POST", r"pipelineJobs$")) == 3
+    assert len(fake.calls("POST", r"pipelineJobs$")) == 4
     assert fake.calls("POST", r":cancel$") == []
 
 

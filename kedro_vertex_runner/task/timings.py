@@ -7,7 +7,7 @@ nodes have run, and records the run as the latest of its pipeline in the index `
 the same pipeline later reads the timing files of that run. A task that knows its job's name (``--job-name``)
 also writes ``<root>/timings/jobs/<job>.txt`` (``<job>``: the name's last ``/`` segment), holding the run id: a
 rerun of that job finds the original's run folder by it (:func:`run_of_job`). A ``gs://`` or ``s3://`` root (a Vertex AI or
-Kubeflow job's) gets the same files through fsspec, two small uploads per task; compiling reads them only when
+Kubeflow job's) gets the same files through fsspec, up to three small uploads per task; compiling reads them only when
 there is no local run (see :func:`kedro_vertex_runner.project.recorded_timings`), each request bounded by the
 network time limit.
 

@@ -11,7 +11,8 @@ has ids of its own, so the job's ids are fixed in every task's arguments: ``--ru
 and ``--job-name`` the original job's id. The run id is the one the original's tasks recorded under the root for
 their job (``<root>/timings/jobs/<job id>.txt``, see :func:`kedro_vertex_runner.task.timings.run_of_job`); only when
 they recorded none (no task of the original got that far) is it taken to be the billing id label's value, which
-Vertex AI's numeric job uuid is believed to equal, with one warning line.
+Vertex AI's numeric job uuid is believed to equal, with one warning line. A rerun of a rerun keeps the ids the
+first rerun fixed (its tasks read and wrote the first job's run, under that job's name).
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ def _job_id(job_ref: str) -> str:
 def task_names(spec: dict[str, Any]) -> set[str]:
     """The ``taskInfo.name`` of every task of ``spec``, those of sub-DAGs (the exit handler's) included."""
     return set(SpecView.of(spec).task_names().values())
+
+
+def _fixed_job_ids(spec: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The run id and job name fixed in the tasks' arguments of ``spec`` when it is itself a rerun's (its tasks
+    read and wrote the first job's run, under that job's name), else ``(None, None)``."""
+    fixed: dict[str, str] = {}
+    view = SpecView.of(spec)
+    for task in view.tasks():
+        container = view.workload(task)
+        for arg in container.args if container is not None else ():
+            flag, _, value = arg.partition("=")
+            if flag in ("--run-id", "--job-name") and value and "{{" not in value:
+                fixed.setdefault(flag, value)
+    if "--run-id" not in fixed:
+        return None, None
+    return fixed["--run-id"], fixed.get("--job-name")
 
 
 def _brief_list(names: set[str]) -> str:
@@ -105,16 +122,18 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} ran with the runtime parameters {given} (now: {now}): pass --params with the "
             "same names (e.g. the values above), as the tasks take them from the spec"
         )
-    from ...task.timings import run_of_job
-
-    run_id, why = run_of_job(config.run_config.root, original_id)
+    run_id, job_name = _fixed_job_ids(original_spec)
     if run_id is None:
-        reporter.warn(
-            f"job {original_id}: {why}; its tasks' data is taken to be under run {billing_id}, its {BILLING_LABEL} "
-            "label (Vertex AI's job uuid is believed to be that number)"
-        )
-        run_id = billing_id
-    spec = with_job_ids(spec, {RUN_ID_PLACEHOLDER: run_id, JOB_NAME_PLACEHOLDER: original_id})
+        from ...task.timings import run_of_job
+
+        run_id, why = run_of_job(config.run_config.root, original_id)
+        if run_id is None:
+            reporter.warn(
+                f"job {original_id}: {why}; its tasks' data is taken to be under run {billing_id}, its "
+                f"{BILLING_LABEL} label (Vertex AI's job uuid is believed to be that number)"
+            )
+            run_id = billing_id
+    spec = with_job_ids(spec, {RUN_ID_PLACEHOLDER: run_id, JOB_NAME_PLACEHOLDER: job_name or original_id})
     body = build_pipeline_job(spec, config, display_name=_display_name(spec))
     body["original_pipeline_job_id"] = int(billing_id)
     body["pipeline_task_rerun_configs"] = [
