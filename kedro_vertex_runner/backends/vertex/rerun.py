@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
 from ...pipeline_spec import SpecView, with_job_ids
-from ...task.contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER
+from ...task.contract import JOB_NAME_PLACEHOLDER, RUN_ID_PLACEHOLDER, TaskContract
 from ..submission import job_id_for
 from .api import _FINAL_STATES, VertexApi, _call, _short_state, api_endpoint, check_root_bucket
 from .jobs import _display_name, build_pipeline_job, handle_for
@@ -53,17 +53,15 @@ def task_names(spec: dict[str, Any]) -> set[str]:
 def _fixed_job_ids(spec: dict[str, Any]) -> tuple[str | None, str | None]:
     """The run id and job name fixed in the tasks' arguments of ``spec`` when it is itself a rerun's (its tasks
     read and wrote the first job's run, under that job's name), else ``(None, None)``."""
-    fixed: dict[str, str] = {}
     view = SpecView.of(spec)
     for task in view.tasks():
         container = view.workload(task)
-        for arg in container.args if container is not None else ():
-            flag, _, value = arg.partition("=")
-            if flag in ("--run-id", "--job-name") and value and "{{" not in value:
-                fixed.setdefault(flag, value)
-    if "--run-id" not in fixed:
-        return None, None
-    return fixed["--run-id"], fixed.get("--job-name")
+        if container is None:
+            continue
+        ids = TaskContract.from_args(container.args, strict=False)
+        if ids.run_id and "{{" not in ids.run_id:
+            return ids.run_id, ids.job_name if ids.job_name and "{{" not in ids.job_name else None
+    return None, None
 
 
 def _brief_list(names: set[str]) -> str:
