@@ -67,6 +67,14 @@ def installed_metadata(directory: Path) -> str:
     return os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")])
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    """``result`` failed with one ``Error:`` line containing ``text`` on stderr, and no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and text in errors[0], result.stderr
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -213,6 +221,28 @@ def fake():
     from fake_vertex import FakeVertex
 
     server = FakeVertex().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def without_kfp_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Reach Kubeflow Pipelines without a login: no IAP, Dex or Google credentials in the environment, no gcloud
+    credentials of the machine, nor a ~/.config/kfp/context.json."""
+    for name in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.fixture
+def kfp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake Kubeflow Pipelines API (tests/fake_kfp.py) on 127.0.0.1, reached without a login."""
+    from fake_kfp import FakeKfp
+
+    without_kfp_login(monkeypatch, tmp_path)
+    server = FakeKfp().start()
     try:
         yield server
     finally:

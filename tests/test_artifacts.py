@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PYTHON, subprocess_env
+from fake_kfp import FakeKfp
 from kedro.pipeline import Pipeline, node
 
 from kedro_vertex_runner.compiler import CompileRequest, compile_spec
@@ -314,28 +315,18 @@ def test_artifact_local_paths_are_kfps():
         assert [local_path(uri) for uri in ("oci://reg/model", "https://x/y", "relative/a", "")] == [None] * 4
 
 
-def test_kfp_client_submits_the_kubeflow_spec_with_its_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_kfp_client_submits_the_kubeflow_spec_with_its_artifacts(kfp: FakeKfp):
     """The Kubeflow form (job ids as runtimeValue inputs) with artifacts goes through kfp.Client unchanged."""
-    from fake_kfp import FakeKfp
-
     from kedro_vertex_runner.backends import get_backend
     from kedro_vertex_runner.backends.base import JobRequest, SilentReporter
 
-    for name in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    server = FakeKfp().start()
-    try:
-        spec = compile_("kubeflow")
-        run_config = {"image": "img:1", "root": "gs://bucket/runs", "backend": "kubeflow"}
-        plugin_config = validate_config({"host": server.base_url, "run_config": run_config})
-        server.script_next_run({"state": "RUNNING"})
-        get_backend("kubeflow", plugin_config, SilentReporter()).run(JobRequest(spec=spec), wait=False)
-        (request,) = server.requests_to("POST", r"/apis/v2beta1/runs")
-        sent = json.loads(request["body"])["pipeline_spec"]
-        assert sent["components"]["comp-use"] == spec["components"]["comp-use"]
-        assert sent["root"]["dag"]["tasks"]["use"]["inputs"] == spec["root"]["dag"]["tasks"]["use"]["inputs"]
-        assert server.unknown == []
-    finally:
-        server.stop()
+    spec = compile_("kubeflow")
+    run_config = {"image": "img:1", "root": "gs://bucket/runs", "backend": "kubeflow"}
+    plugin_config = validate_config({"host": kfp.base_url, "run_config": run_config})
+    kfp.script_next_run({"state": "RUNNING"})
+    get_backend("kubeflow", plugin_config, SilentReporter()).run(JobRequest(spec=spec), wait=False)
+    (request,) = kfp.requests_to("POST", r"/apis/v2beta1/runs")
+    sent = json.loads(request["body"])["pipeline_spec"]
+    assert sent["components"]["comp-use"] == spec["components"]["comp-use"]
+    assert sent["root"]["dag"]["tasks"]["use"]["inputs"] == spec["root"]["dag"]["tasks"]["use"]["inputs"]
+    assert kfp.unknown == []

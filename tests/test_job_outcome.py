@@ -65,12 +65,19 @@ def args_of(spec, task):
 # the compiled spec
 
 
-def _kfp_exit_status_reference(tmp_path: Path) -> dict:
-    """What kfp 2.17 compiles for an exit-handler task taking ``status: dsl.PipelineTaskFinalStatus``."""
+def kfp_exit_status_reference(tmp_path: Path, webhook_env: str | None = None) -> list[dict]:
+    """What kfp 2.17 compiles for an exit-handler task taking ``status: dsl.PipelineTaskFinalStatus``: the
+    PipelineSpec, then (with ``webhook_env``, where kfp-kubernetes puts Secret ``ops-hooks``' key ``url`` into that
+    variable of the exit task) the platform spec."""
+    secret = (
+        f'kubernetes.use_secret_as_env(exit_task, secret_name="ops-hooks", secret_key_to_env={{"url": "{webhook_env}"}})'
+        if webhook_env
+        else ""
+    )
     script = textwrap.dedent(
         """
         import sys
-        from kfp import compiler, dsl
+        from kfp import compiler, dsl, kubernetes
 
         @dsl.container_component
         def notify(status: dsl.PipelineTaskFinalStatus):
@@ -82,22 +89,24 @@ def _kfp_exit_status_reference(tmp_path: Path) -> dict:
 
         @dsl.pipeline(name="p")
         def p():
-            with dsl.ExitHandler(notify()):
+            exit_task = notify()
+            SECRET
+            with dsl.ExitHandler(exit_task):
                 work()
 
         compiler.Compiler().compile(p, sys.argv[1])
         """
-    )
+    ).replace("SECRET", secret)
     out = tmp_path / "kfp.yaml"
     subprocess.run([PYTHON, "-c", script, str(out)], check=True, capture_output=True, timeout=120)
-    return yaml.safe_load(out.read_text())
+    return list(yaml.safe_load_all(out.read_text()))
 
 
 def test_exit_tasks_take_the_final_status_as_kfp_and_gcpc_compile_it(tmp_path: Path):
     spec = compile_(
         secrets={"API_TOKEN": TOKEN_REF}, notifications={"email": ["ops@example.com", "ml-team@example.com"]}
     )
-    kfp = _kfp_exit_status_reference(tmp_path)
+    (kfp,) = kfp_exit_status_reference(tmp_path)
     nested = yaml.safe_load(NESTED.read_text())
     root = spec["root"]["dag"]["tasks"]
     # both exit tasks: kfp's nested exit handlers (GCPC's e-mail task around a sub-pipeline with an exit handler

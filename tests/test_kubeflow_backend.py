@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import without_kfp_login
 from fake_dex import FakeDexProxy, FakeTokenEndpoint
 from fake_kfp import FakeKfp
 from fake_metadata import FakeMetadataServer
@@ -82,10 +83,7 @@ def kfp_server() -> Iterator[FakeKfp]:
 @pytest.fixture
 def kfp(kfp_server: FakeKfp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKfp]:
     kfp_server.reset()
-    for name in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud credentials of the machine
-    monkeypatch.setenv("HOME", str(tmp_path))  # nor a ~/.config/kfp/context.json
+    without_kfp_login(monkeypatch, tmp_path)
     monkeypatch.setenv("KEDRO_VERTEX_POLL_INTERVAL", "0.01")
     yield kfp_server
     assert kfp_server.unknown == [], "the client used endpoints the fake does not implement"

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import yaml
 from conftest import PYTHON, free_port, subprocess_env
 from fake_kfp import FakeKfp
 from fake_secret_manager import WebhookReceiver
-from test_job_outcome import args_of, compile_
+from test_job_outcome import args_of, compile_, kfp_exit_status_reference
 
 from kedro_vertex_runner.backends import get_backend
 from kedro_vertex_runner.backends.base import JobRequest, SilentReporter
@@ -30,41 +26,9 @@ from kedro_vertex_runner.task.secret_manager import WEBHOOK_URL_ENV
 HOOK = {"secret": "ops-hooks", "key": "url"}
 
 
-def _kfp_reference(tmp_path: Path) -> tuple[dict, dict]:
-    """What kfp 2.17 and kfp-kubernetes compile for an exit task taking ``dsl.PipelineTaskFinalStatus`` and a
-    Secret's key as an environment variable."""
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from kfp import compiler, dsl, kubernetes
-
-        @dsl.container_component
-        def notify(status: dsl.PipelineTaskFinalStatus):
-            return dsl.ContainerSpec(image="img:1", command=["python"], args=["--final-status", status])
-
-        @dsl.container_component
-        def work():
-            return dsl.ContainerSpec(image="img:1", command=["true"])
-
-        @dsl.pipeline(name="p")
-        def p():
-            exit_task = notify()
-            kubernetes.use_secret_as_env(exit_task, secret_name="ops-hooks", secret_key_to_env={{"url": "{WEBHOOK_URL_ENV}"}})
-            with dsl.ExitHandler(exit_task):
-                work()
-
-        compiler.Compiler().compile(p, sys.argv[1])
-        """
-    )
-    out = tmp_path / "kfp.yaml"
-    subprocess.run([PYTHON, "-c", script, str(out)], check=True, capture_output=True, timeout=120)
-    spec, platform = yaml.safe_load_all(out.read_text())
-    return spec, platform
-
-
 def test_kubeflow_exit_task_takes_the_final_status_and_the_webhook_secret_as_kfp_compiles_them(tmp_path: Path):
     spec = compile_(backend="kubeflow", kubeflow={"webhook": HOOK})
-    kfp, kfp_platform = _kfp_reference(tmp_path)
+    kfp, kfp_platform = kfp_exit_status_reference(tmp_path, WEBHOOK_URL_ENV)
     ours, theirs = spec["root"]["dag"]["tasks"]["on-exit-notify"], kfp["root"]["dag"]["tasks"]["notify"]
     assert ours["inputs"]["parameters"]["status"] == theirs["inputs"]["parameters"]["status"]
     for key in ("dependentTasks", "triggerPolicy"):
@@ -147,19 +111,6 @@ def test_the_exit_task_posts_kfp_states_named_as_on_vertex_with_the_url_from_the
 
 # ---------------------------------------------------------------------------------------------------------------
 # the installation's version, from its health answer
-
-
-@pytest.fixture
-def kfp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKfp]:
-    for name in ("IAP_CLIENT_ID", "DEX_USERNAME", "DEX_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    server = FakeKfp().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Warnings(SilentReporter):

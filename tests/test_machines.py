@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, assert_one_line_error, kedro_batch, subprocess_env
 from fake_vertex import FakeVertex
 from google.cloud.aiplatform_v1beta1 import PipelineJob
 from kedro.pipeline import Pipeline, node
@@ -462,10 +462,7 @@ def test_run_once_carries_the_runtime_and_the_custom_job_bad_values_submit_nothi
     assert len(notes) == 1, local_run.stderr
     assert (local / "data" / "02_intermediate" / "houses_clean.parquet").is_file()
     for bad_result, (_, text) in zip(refused, BAD_CASES, strict=True):
-        assert bad_result.returncode != 0
-        errors = [line for line in bad_result.stderr.splitlines() if line.startswith("Error: ")]
-        assert len(errors) == 1 and text in errors[0], bad_result.stderr
-        assert "Traceback" not in bad_result.stderr
+        assert_one_line_error(bad_result, text)
 
     assert result.returncode == 0, result.stderr
     (create,) = fake.calls("POST", r"/pipelineJobs$")  # the refused ones sent nothing

@@ -106,7 +106,7 @@ def test_a_thousand_node_plan_stays_small_and_quick():
 
 @pytest.mark.slow
 def test_compile_html_and_report_of_a_vertex_job(demo_project: Path, fake, gcs_emulator: str, tmp_path: Path):
-    from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
+    from conftest import VERTEX_CONFIG_HEAD, assert_one_line_error, kedro_batch, subprocess_env
 
     fake.reset()
     (demo_project / "conf" / "base" / "vertexai.yml").write_text(VERTEX_CONFIG_HEAD.format(endpoint=fake.endpoint))
@@ -153,6 +153,4 @@ def test_compile_html_and_report_of_a_vertex_job(demo_project: Path, fake, gcs_e
         (unknown_job, "reading job no-such-job"),
         (unwritable, f"-o {tmp_path / 'missing' / 'r.html'}: cannot write it (No such file or directory)"),
     ]:
-        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-        assert result.returncode != 0 and len(errors) == 1 and text in errors[0], result.stderr
-        assert "Traceback" not in result.stderr
+        assert_one_line_error(result, text)

@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VERTEX_CONFIG_HEAD, failure_policy, kedro_batch, kedro_cmd, subprocess_env
+from conftest import (
+    VERTEX_CONFIG_HEAD,
+    assert_one_line_error,
+    failure_policy,
+    kedro_batch,
+    kedro_cmd,
+    subprocess_env,
+)
 from fake_logging import FakeLogging
 from fake_vertex import FakeVertex, custom_job_id
 
@@ -70,13 +77,6 @@ def run(project: Path, *args: str, environ: dict[str, str] | None = None) -> sub
     return subprocess.run(
         kedro_cmd(*args), cwd=project, env=environ or env(), capture_output=True, text=True, timeout=180
     )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and text in errors[0], result.stderr
 
 
 def test_run_once_waits_and_succeeds(project: Path, fake: FakeVertex) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VERTEX_CONFIG_HEAD, kedro_batch, subprocess_env
+from conftest import VERTEX_CONFIG_HEAD, assert_one_line_error, kedro_batch, subprocess_env
 from fake_vertex import BILLING_LABEL, FakeVertex
 
 from kedro_vertex_runner.task.timings import record_task
@@ -42,13 +41,6 @@ def project(demo_project: Path, fake: FakeVertex, gcs_emulator: str) -> Path:
 
 def env() -> dict[str, str]:
     return subprocess_env(KEDRO_VERTEX_ANONYMOUS_CREDENTIALS="1", KEDRO_VERTEX_POLL_INTERVAL="0.05")
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and text in errors[0], result.stderr
 
 
 def test_rerun_runs_the_failed_tasks_on_the_original_runs_data(project: Path, fake: FakeVertex) -> None:
