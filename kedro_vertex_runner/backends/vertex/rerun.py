@@ -45,15 +45,14 @@ def _job_id(job_ref: str) -> str:
     return job_ref.rstrip("/").rsplit("/", 1)[-1]
 
 
-def task_names(spec: dict[str, Any]) -> set[str]:
-    """The ``taskInfo.name`` of every task of ``spec``, those of sub-DAGs (the exit handler's) included."""
-    return set(SpecView.of(spec).task_names().values())
+def task_names(view: SpecView) -> set[str]:
+    """The ``taskInfo.name`` of every task of the spec, those of sub-DAGs (the exit handler's) included."""
+    return set(view.task_names().values())
 
 
-def _fixed_job_ids(spec: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The run id and job name fixed in the tasks' arguments of ``spec`` when it is itself a rerun's (its tasks
+def _fixed_job_ids(view: SpecView) -> tuple[str | None, str | None]:
+    """The run id and job name fixed in the tasks' arguments of the spec when it is itself a rerun's (its tasks
     read and wrote the first job's run, under that job's name), else ``(None, None)``."""
-    view = SpecView.of(spec)
     for task in view.tasks():
         container = view.workload(task)
         if container is None:
@@ -89,12 +88,13 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
         raise PluginError(f"job {original_id} is {state}, not FAILED: only a failed job's tasks can be rerun; {what}")
     original_spec = MessageToDict(type(original).pb(original).pipeline_spec)
     spec = dict(request.spec)
-    ran, now = SpecView.of(original_spec).name, SpecView.of(spec).name
+    original_view, view = SpecView.of(original_spec), SpecView.of(spec)
+    ran, now = original_view.name, view.name
     if ran != now:
         raise PluginError(
             f"job {original_id} ran pipeline {ran!r}, not {now!r}: pass the -p/--pipeline (and -e) it ran with"
         )
-    before, after = task_names(original_spec), task_names(spec)
+    before, after = task_names(original_view), task_names(view)
     if before != after:
         gone, new = before - after, after - before
         parts = [
@@ -111,7 +111,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} has no {BILLING_LABEL} label Vertex AI could rerun it by: run it anew with "
             "`kedro vertexai run-once`"
         )
-    declared = SpecView.of(spec).parameters
+    declared = view.parameters
     ran_with = dict(original.runtime_config.parameter_values or {})
     if set(ran_with) != set(declared):
         given = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(ran_with.items())) or "none"
@@ -120,7 +120,7 @@ def rerun_job(api: VertexApi, job_ref: str, request: JobRequest, reporter: Repor
             f"job {original_id} ran with the runtime parameters {given} (now: {now}): pass --params with the "
             "same names (e.g. the values above), as the tasks take them from the spec"
         )
-    run_id, job_name = _fixed_job_ids(original_spec)
+    run_id, job_name = _fixed_job_ids(original_view)
     if run_id is None:
         from ...task.timings import run_of_job
 
