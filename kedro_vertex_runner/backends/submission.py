@@ -1,6 +1,5 @@
-"""What every backend does to a compiled spec before it becomes a job: the job's typed parameter values and the
-job-wide caching default (both in :mod:`kedro_vertex_runner.pipeline_spec`), and a unique job id. Engine-neutral (Vertex AI and Kubeflow Pipelines read the same
-PipelineSpec fields); no client library is imported."""
+"""A unique job id for a remote job (the job's typed parameter values and caching default are in
+:mod:`kedro_vertex_runner.pipeline_spec`). Engine-neutral; no client library is imported."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import string
 from datetime import datetime, timezone
 from typing import Any
 
-from ..pipeline_spec import parameter_values, with_default_caching
 from ..pipeline_spec import pipeline_name as spec_pipeline_name
 
 
@@ -32,4 +30,4 @@ def job_id_for(pipeline_name: str, spec: dict[str, Any] | None = None, now: date
     return f"{base[:100].rstrip('-')}-{stamp}-{suffix}"
 
 
-__all__ = ["job_id_for", "parameter_values", "with_default_caching"]
+__all__ = ["job_id_for"]

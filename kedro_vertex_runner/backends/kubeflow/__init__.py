@@ -456,7 +456,7 @@ class KubeflowBackend(Backend):
 
     def _prepared(self, spec: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The spec with ``run_config.caching`` as the default of every task, and typed parameter values."""
-        from ..submission import parameter_values, with_default_caching
+        from ...pipeline_spec import parameter_values, with_default_caching
 
         values = parameter_values(dict(spec), dict(params))
         self._check_final_status(spec)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import PluginError
+from ...pipeline_spec import parameter_values
 from ..base import (
     POLL_INTERVAL_ENV,
     Backend,
@@ -31,7 +32,7 @@ from ..base import (
     UploadedPipeline,
     when,
 )
-from ..submission import job_id_for, parameter_values
+from ..submission import job_id_for
 from .api import (
     ANONYMOUS_ENV,
     API_TIMEOUT,

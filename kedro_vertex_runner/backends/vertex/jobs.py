@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import PluginError
 from ...network import brief
-from ...pipeline_spec import EXIT_HANDLER_TASK, pipeline_name
+from ...pipeline_spec import EXIT_HANDLER_TASK, parameter_values, pipeline_name, with_default_caching
 from ..base import JobFailed, JobHandle, JobStatus, TaskLog, TaskState, Unanswered, poll_interval
-from ..submission import parameter_values, with_default_caching
 from .api import (
     _FINAL_STATES,
     ANONYMOUS_ENV,
